@@ -1,0 +1,61 @@
+"""Typed errors of the core. The CLI turns each into a one-line message and an exit code."""
+
+from __future__ import annotations
+
+
+class RecombeeCliError(Exception):
+    """Base class of every error the core raises on purpose."""
+
+
+class ConfigError(RecombeeCliError):
+    """The configuration cannot be used (exit 2). Carries where, so the message can name it."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 mapping: str | None = None, field: str | None = None):
+        self.message = message
+        self.file = file
+        self.line = line
+        self.mapping = mapping
+        self.field = field
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        where = []
+        if self.file:
+            where.append(f"{self.file}:{self.line}" if self.line else self.file)
+        if self.mapping:
+            where.append(f"mapping {self.mapping!r}")
+        if self.field:
+            where.append(f"field {self.field!r}")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+class TriggerSyntaxError(RecombeeCliError):
+    """A trigger Segment's runtime cannot parse (Segment would never match it)."""
+
+
+class MappingError(RecombeeCliError):
+    """A mapping-kit directive failed on a payload, or a mapping failed validation.
+
+    `errors` holds every message (validation aggregates several); str() joins them.
+    """
+
+    def __init__(self, message: str | list[str]):
+        self.errors = [message] if isinstance(message, str) else list(message)
+        super().__init__("; ".join(self.errors))
+
+
+class PayloadInvalid(RecombeeCliError):
+    """An event cannot become a valid request (missing required field, bad ID, bad timestamp...)."""
+
+
+class AuthenticationError(RecombeeCliError):
+    """Recombee refused our credentials (401/403): stop at once (exit 3)."""
+
+
+class ServiceError(RecombeeCliError):
+    """Recombee failed in a way retries did not fix and that is not per-request (exit 3)."""
+
+
+class InputError(RecombeeCliError):
+    """An input argument names nothing readable (usage error, exit 2)."""

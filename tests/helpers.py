@@ -1,0 +1,31 @@
+"""Shared test helpers: running the CLI with CliRunner and reading its output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from recombee_cli.cli import Environment, main
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFORMANCE = ROOT / "tests" / "conformance"
+DATA = ROOT / "tests" / "data"
+SAMPLES = ROOT / "sample_events"
+
+
+def load_json(name: str):
+    return json.loads((CONFORMANCE / name).read_text())
+
+
+def invoke(args: list[str], *, input: bytes | str | None = None, env: dict | None = None):
+    """Run the CLI in-process; returns click's Result (stdout and stderr kept apart)."""
+    runner = CliRunner()
+    environ = dict(env or {})
+    return runner.invoke(main, args, input=input, env=environ, obj=Environment(environ=environ),
+                         catch_exceptions=False)
+
+
+def ndjson(text: str) -> list:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

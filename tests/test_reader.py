@@ -1,0 +1,135 @@
+"""Reading: inputs, compression sniffing, envelopes, origins, bad input that must not stop a run."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import os
+
+import pytest
+import zstandard
+from hypothesis import given, settings, strategies as st
+
+from recombee_cli.decode import decode
+from recombee_cli.errors import InputError
+from recombee_cli.reader import Source, expand_inputs, read_lines
+
+
+def _source(data: bytes, name: str = "mem") -> Source:
+    return Source(name, lambda: io.BytesIO(data), len(data))
+
+
+def _lines(data: bytes, **kw):
+    return list(read_lines(_source(data), **kw))
+
+
+PLAIN = b'{"a":1}\n\n{"b":2}\r\n   \n{"c":3}'
+
+
+@pytest.mark.parametrize("compress", [lambda b: b, gzip.compress, bz2.compress,
+                                      lambda b: zstandard.ZstdCompressor().compress(b)],
+                         ids=["plain", "gzip", "bz2", "zstd"])
+def test_compression_is_sniffed_from_content_not_name(compress):
+    lines = _lines(compress(PLAIN))
+    assert [(l.number, l.data) for l in lines] == [(1, b'{"a":1}'), (3, b'{"b":2}'), (5, b'{"c":3}')]
+    assert [l.offset for l in lines] == [0, 9, 22]
+
+
+def test_offsets_point_at_line_starts():
+    lines = _lines(PLAIN)
+    for line in lines:
+        assert PLAIN[line.offset:].startswith(line.data)
+
+
+def test_start_offset_skips_an_acknowledged_prefix_but_keeps_line_numbers():
+    lines = _lines(PLAIN, start_offset=9)
+    assert [(l.number, l.data) for l in lines] == [(3, b'{"b":2}'), (5, b'{"c":3}')]
+
+
+def test_overlong_line_is_reported_not_buffered():
+    data = b'{"a":1}\n' + b'{"x":"' + b"y" * 5_000_000 + b'"}\n{"b":2}\n'
+    lines = _lines(data, max_line_bytes=1_000_000)
+    assert [l.data for l in lines if not l.error] == [b'{"a":1}', b'{"b":2}']
+    errors = [l for l in lines if l.error]
+    assert len(errors) == 1 and errors[0].number == 2 and "longer than" in errors[0].error
+    assert lines[-1].number == 3
+
+
+def test_a_5mb_line_within_the_limit_is_an_event():
+    big = b'{"type":"track","properties":{"blob":"' + b"z" * 5_000_000 + b'"}}'
+    (line,) = _lines(big + b"\n")
+    assert decode(line.data)[0]["properties"]["blob"][:3] == "zzz"
+
+
+def test_truncated_gzip_reports_the_file_and_keeps_what_was_read():
+    data = b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, os.urandom(16).hex().encode()) for i in range(50_000))
+    full = gzip.compress(data)
+    lines = _lines(full[: len(full) // 2])
+    assert lines[-1].error and "truncated" in lines[-1].error
+    good = [l for l in lines if not l.error]
+    assert 10_000 < len(good) < 50_000
+
+
+def test_empty_file_has_no_lines():
+    assert _lines(b"") == []
+    assert _lines(gzip.compress(b"")) == []
+
+
+def test_decode_reasons_are_clear():
+    assert decode(b'{"type":"track"')[0].startswith("truncated JSON")
+    assert decode(b'[1,2]') == ["not a JSON object (got an array)"]
+    assert decode(b'"x"') == ["not a JSON object (got a string)"]
+    assert decode(b'{"a":"\xff\xfe"}') == ["invalid UTF-8 at byte 6"]
+    assert decode(b'\xef\xbb\xbf{"a":1}') == [{"a": 1}]
+
+
+def test_batch_envelope_expands_with_outer_context_as_default():
+    line = (b'{"batch":[{"type":"track","event":"A","context":{"ip":"1"}},{"type":"page"}, 5],'
+            b'"context":{"ip":"0","locale":"cs"},"integrations":{"All":false}}')
+    first, second, third = decode(line)
+    assert first["context"] == {"ip": "1", "locale": "cs"}
+    assert second["context"] == {"ip": "0", "locale": "cs"}
+    assert second["integrations"] == {"All": False}
+    assert third == "batch element is a number, not a JSON object"
+    assert decode(b'{"batch":[]}') == ["empty batch envelope"]
+
+
+def test_inputs_folders_are_recursive_and_sorted(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "2.ndjson").write_text("{}\n")
+    (tmp_path / "a.ndjson").write_text("{}\n")
+    (tmp_path / "b" / "1.gz").write_bytes(gzip.compress(b"{}\n"))
+    (tmp_path / ".hidden").write_text("{}\n")
+    names = [os.path.relpath(s.name, tmp_path) for s in expand_inputs([str(tmp_path)])]
+    assert names == ["a.ndjson", os.path.join("b", "1.gz"), os.path.join("b", "2.ndjson")]
+    globbed = [os.path.basename(s.name) for s in expand_inputs([str(tmp_path / "**" / "*.ndjson")])]
+    assert globbed == ["a.ndjson", "2.ndjson"]
+
+
+def test_missing_input_is_a_usage_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        expand_inputs([str(tmp_path / "nope.gz")])
+    with pytest.raises(InputError, match="matches no file"):
+        expand_inputs([str(tmp_path / "*.gz")])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.just(b""), st.binary(max_size=40).filter(lambda b: b"\n" not in b)),
+                max_size=60),
+       st.sampled_from([1, 7, 64]), st.booleans())
+def test_reading_never_loses_or_duplicates_a_line(parts, chunk, gz):
+    """Whatever the chunk boundaries, every non-blank line comes out once, in order."""
+    import recombee_cli.reader as reader
+
+    data = b"\n".join(parts)
+    raw = gzip.compress(data) if gz else data
+    old = reader.CHUNK_SIZE
+    reader.CHUNK_SIZE = chunk
+    try:
+        lines = list(read_lines(_source(raw)))
+    finally:
+        reader.CHUNK_SIZE = old
+    expected = [(i + 1, p[:-1] if p.endswith(b"\r") else p) for i, p in enumerate(parts)
+                if p and not p.isspace()]
+    assert [(l.number, l.data) for l in lines] == expected

@@ -1,0 +1,52 @@
+"""Timestamp conversion: the table Segment's destination produced on Node 20 (destination-behaviour.md §2.3)."""
+
+import pytest
+
+from recombee_cli.errors import PayloadInvalid
+from recombee_cli.timestamps import to_epoch_seconds
+
+SEGMENT_TABLE = [
+    ("2021-09-01T00:00:00.000Z", 1630454400),
+    ("2024-03-01T14:00:00+02:00", 1709294400),
+    ("2024-03-01T12:00:00", 1709294400),
+    ("2024-03-01 12:00:00", 1709294400),
+    ("2024-03-01T12:00", 1709294400),
+    ("2024-03-01T12:00:00.123Z", 1709294400.123),
+    ("2024-03-01T12:00:00.123456Z", 1709294400.123),
+    ("2024-03-01T12:00:00z", 1709294400),
+    ("2024-03-01T12:00:00+0200", 1709287200),
+    ("2024-03-01", 1709251200),
+    ("2024-02-30T00:00:00Z", 1709251200),
+    (1630454000000, 1630454000),
+    ("1709294400000", 1709294400),
+    (1630454000.5, 1630454000.5),
+    ("1709294400", 1709294400),
+    (" 1709294400 ", 1709294400),
+    (9999999999, 9999999999),
+    (10000000000, 10000000),
+    (0, 0),
+    ("0", 0),
+]
+
+SEGMENT_ERRORS = [
+    ("2024-03-01T12:00:00+02", "Invalid timestamp provided: 2024-03-01T12:00:00+02"),
+    ("Fri, 01 Mar 2024 12:00:00 GMT", "Invalid timestamp provided: Fri, 01 Mar 2024 12:00:00 GMT"),
+    ("2024-13-01T00:00:00Z", "Invalid timestamp provided: 2024-13-01T00:00:00Z"),
+    (-5, "Timestamp cannot be negative."),
+    ("yesterday", "Invalid timestamp provided: yesterday"),
+    ("", "Invalid timestamp provided: "),
+]
+
+
+@pytest.mark.parametrize("value,expected", SEGMENT_TABLE, ids=repr)
+def test_converts_like_segment(value, expected):
+    result = to_epoch_seconds(value)
+    assert result == expected
+    assert isinstance(result, int) == isinstance(expected, int)  # integral values print without .0
+
+
+@pytest.mark.parametrize("value,message", SEGMENT_ERRORS, ids=repr)
+def test_refuses_like_segment(value, message):
+    with pytest.raises(PayloadInvalid) as info:
+        to_epoch_seconds(value)
+    assert str(info.value) == message
