@@ -120,6 +120,44 @@ class _Prefixed(io.RawIOBase):
         return n
 
 
+class _ZstdStream(io.RawIOBase):
+    """zstd frames one after another. zstandard's own stream reader treats a truncated frame as a
+    normal end of file; this one reports it, like gzip and bz2 do."""
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        self._raw = raw
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._frame = None        # the frame being decoded; None between frames
+        self._out = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        while not self._out:
+            chunk = self._raw.read(CHUNK_SIZE)
+            if not chunk:
+                if self._frame is not None:
+                    raise EOFError("zstd stream ends in the middle of a frame")
+                return 0
+            out = []
+            while chunk:
+                if self._frame is None:
+                    self._frame = self._new()
+                out.append(self._frame.decompress(chunk))
+                chunk = b""
+                if self._frame.eof:
+                    chunk = self._frame.unused_data
+                    self._frame = None
+            self._out = b"".join(out)
+        n = min(len(buf), len(self._out))
+        buf[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+
 def decompressed(raw: BinaryIO) -> BinaryIO:
     """Wrap a raw byte stream in the decompressor its magic bytes call for."""
     head = raw.read(4)
@@ -127,9 +165,7 @@ def decompressed(raw: BinaryIO) -> BinaryIO:
     if head.startswith(GZIP_MAGIC):
         return _gzip.GzipFile(fileobj=stream, mode="rb")
     if head.startswith(ZSTD_MAGIC):
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+        return io.BufferedReader(_ZstdStream(stream), CHUNK_SIZE)
     if head.startswith(BZ2_MAGIC):
         return bz2.BZ2File(stream, "rb")
     return stream
@@ -185,7 +221,7 @@ def read_lines(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
             error = None
             try:
                 chunk = stream.read(CHUNK_SIZE)
-            except (OSError, EOFError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any decoder error ends this source, not the run
                 chunk, error = b"", _describe_read_error(exc)
             if not chunk:
                 if skipping:

@@ -71,6 +71,22 @@ def test_truncated_gzip_reports_the_file_and_keeps_what_was_read():
     assert 10_000 < len(good) < 50_000
 
 
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress,
+                                      lambda b: zstandard.ZstdCompressor().compress(b)],
+                         ids=["gzip", "bz2", "zstd"])
+def test_truncation_is_reported_for_every_compression(compress):
+    data = b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, os.urandom(16).hex().encode()) for i in range(50_000))
+    packed = compress(data)
+    lines = _lines(packed[: len(packed) // 2])
+    assert lines[-1].error, lines[-1]
+    assert lines[-1].number == len(lines)
+
+
+def test_concatenated_zstd_frames_are_one_stream():
+    frames = b"".join(zstandard.ZstdCompressor().compress(b'{"n":%d}\n' % i) for i in range(3))
+    assert [l.data for l in _lines(frames)] == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+
+
 def test_empty_file_has_no_lines():
     assert _lines(b"") == []
     assert _lines(gzip.compress(b"")) == []
@@ -115,8 +131,8 @@ def test_missing_input_is_a_usage_error(tmp_path):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(st.just(b""), st.binary(max_size=40).filter(lambda b: b"\n" not in b)),
-                max_size=60),
+@given(st.lists(st.one_of(st.just(b""), st.text(alphabet='{}"ab:1 \r\t\u00e9', max_size=40)
+                          .map(lambda t: t.encode("utf-8"))), max_size=60),
        st.sampled_from([1, 7, 64]), st.booleans())
 def test_reading_never_loses_or_duplicates_a_line(parts, chunk, gz):
     """Whatever the chunk boundaries, every non-blank line comes out once, in order."""
