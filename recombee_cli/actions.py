@@ -1,0 +1,392 @@
+"""Actions: Segment's Recombee destination actions, their fields, and how each builds requests.
+
+A request is the object that goes into a Batch's `requests` array: `{"method", "path", "params"}`.
+Deletes and merges carry their parameters in `params` with JSON types (the official SDK's style;
+Segment's destination puts them in the path's query string instead; Recombee accepts both).
+
+Before an action builds anything, the resolved payload goes through what Segment's runtime applies
+(actions-core): empty values dropped, values coerced to the field's type, required fields checked.
+Two deliberate improvements over Segment (documented in docs/behaviour.md): an add-type interaction
+never goes out without a timestamp (fallback to originalTimestamp, receivedAt, sentAt), and IDs and
+value ranges Recombee would refuse are caught here instead of being sent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import PayloadInvalid
+from .jsvalues import js_string
+from .timestamps import js_number, to_epoch_seconds, try_epoch_seconds
+
+ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-:@.]+")
+_id_ok = ID_PATTERN.fullmatch
+
+NO_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str                      # string | number | integer | datetime | object
+    required: bool = False
+    default: Any = NO_DEFAULT      # a mapping-kit value
+    multiple: bool = False         # an array of `type`
+    properties: tuple["FieldSpec", ...] = ()
+    maximum: float | None = None   # Segment enforces only truthy maxima (see docs)
+    description: str = ""
+
+
+def _path(p: str) -> dict:
+    return {"@path": p}
+
+
+def _first_of(a: str, b: str) -> dict:
+    return {"@if": {"exists": _path(a), "then": _path(a), "else": _path(b)}}
+
+
+USER_ID = FieldSpec("userId", "string", True, _first_of("$.userId", "$.anonymousId"),
+                    description="The user's ID (userId, else anonymousId).")
+ITEM_ID = FieldSpec("itemId", "string", True, _first_of("$.properties.product_id", "$.properties.asset_id"),
+                    description="The item's ID.")
+ADD_TIMESTAMP = FieldSpec("timestamp", "datetime", False,
+                          _first_of("$.properties.timestamp", "$.timestamp"),
+                          description="When the interaction happened.")
+DELETE_TIMESTAMP = FieldSpec("timestamp", "datetime", False, _path("$.properties.timestamp"),
+                             description="Timestamp of the interaction to delete; without it Recombee "
+                                         "deletes every such interaction of the user and item.")
+RECOMM_ID = FieldSpec("recommId", "string", False, _path("$.properties.recomm_id"),
+                      description="ID of the recommendation that led to the interaction.")
+INTERNAL_DATA = FieldSpec("internalAdditionalData", "object", False,
+                          {"segmentEventType": _path("$.type"),
+                           "segmentEventName": _first_of("$.event", "$.name")},
+                          description="Segment's hidden field: event type and name.")
+ADDITIONAL_DATA = FieldSpec("additionalData", "object", False,
+                            description="Extra data stored with the interaction.")
+SESSION_ID = FieldSpec("sessionId", "string", False, _path("$.properties.session"),
+                       description="Viewing session ID.")
+
+ECOMMERCE_ID = _first_of("$.properties.product_id", "$.properties.sku")
+VIDEO_ID = _first_of("$.properties.content_asset_id", "$.properties.content_asset_ids[0]")
+
+
+@dataclass(frozen=True)
+class Action:
+    slug: str
+    title: str
+    fields: tuple[FieldSpec, ...]
+    build: Callable[[dict, dict], list[dict]] = field(repr=False)
+    default_trigger: str | None = None
+    barrier: bool = False          # touches more than one user's order (merge, delete user)
+
+    def field(self, name: str) -> FieldSpec | None:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        return None
+
+    def default_mapping(self) -> dict:
+        return {f.name: f.default for f in self.fields if f.default is not NO_DEFAULT}
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks shared by the builders
+
+def check_id(name: str, value: str) -> None:
+    if not _id_ok(value):
+        raise PayloadInvalid(
+            f"{name} {value!r} is not a valid Recombee ID (allowed: letters, digits, _ - : @ .)")
+
+
+_FALLBACK_TIMESTAMPS = ("originalTimestamp", "receivedAt", "sentAt")
+
+
+def interaction_timestamp(payload: dict, event: dict) -> float | int:
+    """The mapped timestamp, else the event's own clock fields: history is never stored as 'now'."""
+    value = payload.get("timestamp")
+    if value is not None:
+        return to_epoch_seconds(value)
+    for key in _FALLBACK_TIMESTAMPS:
+        candidate = event.get(key)
+        if candidate is not None:
+            seconds = try_epoch_seconds(candidate)
+            if seconds is not None:
+                return seconds
+    raise PayloadInvalid("no usable timestamp (the mapped timestamp is missing and none of "
+                         "originalTimestamp, receivedAt, sentAt parses); Recombee would store it as now")
+
+
+_SKIP_IN_BODY = frozenset(("timestamp", "additionalData", "internalAdditionalData"))
+
+
+def _add_params(payload: dict, event: dict, first: dict | None = None) -> dict:
+    """createAddInteractionData: timestamp, cascadeCreate, additionalData, then the rest in order."""
+    params = {"timestamp": interaction_timestamp(payload, event), "cascadeCreate": True}
+    extra = payload.get("additionalData")
+    internal = payload.get("internalAdditionalData")
+    if extra and internal:
+        params["additionalData"] = {**extra, **internal}
+    else:
+        params["additionalData"] = dict(extra or internal or {})
+    if first:
+        params.update(first)
+    for key, value in payload.items():
+        if key not in _SKIP_IN_BODY and key not in params:
+            params[key] = value
+    check_id("userId", params["userId"])
+    if "itemId" in params:
+        check_id("itemId", params["itemId"])
+    if "sessionId" in params:
+        check_id("sessionId", params["sessionId"])
+    return params
+
+
+def _simple_add(path: str) -> Callable[[dict, dict], list[dict]]:
+    def build(payload: dict, event: dict) -> list[dict]:
+        return [{"method": "POST", "path": path, "params": _add_params(payload, event)}]
+    return build
+
+
+def _build_rating(payload: dict, event: dict) -> list[dict]:
+    rating = payload["rating"]
+    if not -1 <= rating <= 1:
+        raise PayloadInvalid(f"rating {js_string(rating)} is outside [-1, 1] (rescale it, e.g. (stars-3)/2)")
+    return [{"method": "POST", "path": "/ratings/", "params": _add_params(payload, event)}]
+
+
+def _check_portion(portion: float) -> None:
+    if not 0 <= portion <= 1:
+        raise PayloadInvalid(f"portion {js_string(portion)} is outside [0, 1]")
+
+
+def _build_view_portion(payload: dict, event: dict) -> list[dict]:
+    _check_portion(payload["portion"])
+    return [{"method": "POST", "path": "/viewportions/", "params": _add_params(payload, event)}]
+
+
+def _build_view_portion_from_watch_time(payload: dict, event: dict) -> list[dict]:
+    times = payload["portion"]
+    total, watched = times["totalLength"], times["watchTime"]
+    if total == 0:
+        raise PayloadInvalid("The total length of the item cannot be zero.")
+    if watched > total:
+        raise PayloadInvalid("The watch time of the item cannot be greater than the total length of the item.")
+    portion = watched / total
+    _check_portion(portion)
+    return [{"method": "POST", "path": "/viewportions/",
+             "params": _add_params(payload, event, {"portion": portion})}]
+
+
+def _line_item(item: dict, with_profit: bool) -> dict:
+    """Recombee wants line totals: price (and profit) times amount when both are present."""
+    out = {"itemId": item["itemId"]}
+    amount = item.get("amount")
+    if amount is not None:
+        out["amount"] = amount
+    for key in ("price", "profit") if with_profit else ("price",):
+        value = item.get(key)
+        if value is not None:
+            out[key] = value * amount if amount is not None else value
+    return out
+
+
+def _build_cart_addition(payload: dict, event: dict) -> list[dict]:
+    first = _line_item(payload["item"], with_profit=False)
+    rest = {k: v for k, v in payload.items() if k != "item"}
+    return [{"method": "POST", "path": "/cartadditions/", "params": _add_params(rest, event, first)}]
+
+
+def _build_purchase(payload: dict, event: dict) -> list[dict]:
+    rest = {k: v for k, v in payload.items() if k != "items"}
+    return [{"method": "POST", "path": "/purchases/",
+             "params": _add_params(rest, event, _line_item(item, with_profit=True))}
+            for item in payload["items"]]
+
+
+def _delete_interaction(path: str) -> Callable[[dict, dict], list[dict]]:
+    def build(payload: dict, event: dict) -> list[dict]:
+        params = {"userId": payload["userId"], "itemId": payload["itemId"]}
+        check_id("userId", params["userId"])
+        check_id("itemId", params["itemId"])
+        if payload.get("timestamp") is not None:
+            params["timestamp"] = to_epoch_seconds(payload["timestamp"])
+        return [{"method": "DELETE", "path": path, "params": params}]
+    return build
+
+
+def _build_merge(payload: dict, event: dict) -> list[dict]:
+    target, source = payload["targetUserId"], payload["sourceUserId"]
+    check_id("targetUserId", target)
+    check_id("sourceUserId", source)
+    return [{"method": "PUT", "path": f"/users/{target}/merge/{source}", "params": {"cascadeCreate": True}}]
+
+
+def _build_delete_user(payload: dict, event: dict) -> list[dict]:
+    user = payload["userId"]
+    check_id("userId", user)
+    return [{"method": "DELETE", "path": f"/users/{user}", "params": {}}]
+
+
+_ADD_COMMON_TAIL = (RECOMM_ID, INTERNAL_DATA, ADDITIONAL_DATA)
+
+ACTIONS: dict[str, Action] = {a.slug: a for a in (
+    Action("addDetailView", "Add Detail View",
+           (USER_ID, ITEM_ID, ADD_TIMESTAMP,
+            FieldSpec("duration", "integer", description="Duration of the view in seconds."),
+            *_ADD_COMMON_TAIL),
+           _simple_add("/detailviews/")),
+    Action("addBookmark", "Add Bookmark", (USER_ID, ITEM_ID, ADD_TIMESTAMP, *_ADD_COMMON_TAIL),
+           _simple_add("/bookmarks/"), 'type = "track" and event = "Product Added to Wishlist"'),
+    Action("deleteBookmark", "Delete Bookmark", (USER_ID, ITEM_ID, DELETE_TIMESTAMP),
+           _delete_interaction("/bookmarks/"), 'type = "track" and event = "Product Removed from Wishlist"'),
+    Action("addCartAddition", "Add Cart Addition",
+           (USER_ID,
+            FieldSpec("item", "object", True,
+                      {"itemId": ECOMMERCE_ID, "amount": _path("$.properties.quantity"),
+                       "price": _path("$.properties.price")},
+                      properties=(FieldSpec("itemId", "string", True), FieldSpec("amount", "number"),
+                                  FieldSpec("price", "number")),
+                      description="The product added: itemId, amount, price per item."),
+            ADD_TIMESTAMP, *_ADD_COMMON_TAIL),
+           _build_cart_addition, 'type = "track" and event = "Product Added"'),
+    Action("deleteCartAddition", "Delete Cart Addition", (USER_ID, ITEM_ID, DELETE_TIMESTAMP),
+           _delete_interaction("/cartadditions/"), 'type = "track" and event = "Product Removed"'),
+    Action("addPurchase", "Add Purchase",
+           (USER_ID,
+            FieldSpec("items", "object", True,
+                      {"@arrayPath": ["$.properties.products",
+                                      {"itemId": _first_of("$.product_id", "$.sku"),
+                                       "amount": _path("$.quantity"), "price": _path("$.price"),
+                                       "profit": _path("$.profit")}]},
+                      multiple=True,
+                      properties=(FieldSpec("itemId", "string", True), FieldSpec("amount", "number"),
+                                  FieldSpec("price", "number"), FieldSpec("profit", "number")),
+                      description="The products bought: one purchase each."),
+            ADD_TIMESTAMP, *_ADD_COMMON_TAIL),
+           _build_purchase),
+    Action("addRating", "Add Rating",
+           (USER_ID, ITEM_ID, ADD_TIMESTAMP,
+            FieldSpec("rating", "number", True, _path("$.properties.rating"),
+                      description="Rating in [-1, 1]."),
+            *_ADD_COMMON_TAIL),
+           _build_rating),
+    Action("setViewPortion", "Set View Portion",
+           (USER_ID, ITEM_ID, ADD_TIMESTAMP,
+            FieldSpec("portion", "number", True, _path("$.properties.portion"), maximum=1,
+                      description="Viewed portion in [0, 1]."),
+            SESSION_ID, *_ADD_COMMON_TAIL),
+           _build_view_portion),
+    Action("setViewPortionFromWatchTime", "Set View Portion from Watch Time",
+           (USER_ID, ITEM_ID, ADD_TIMESTAMP,
+            FieldSpec("portion", "object", True,
+                      {"totalLength": _path("$.properties.total_length"),
+                       "watchTime": _path("$.properties.position")},
+                      properties=(FieldSpec("totalLength", "number", True),
+                                  FieldSpec("watchTime", "number", True)),
+                      description="totalLength and watchTime; portion = watchTime / totalLength."),
+            SESSION_ID, *_ADD_COMMON_TAIL),
+           _build_view_portion_from_watch_time),
+    Action("mergeUsers", "Merge Users",
+           (FieldSpec("targetUserId", "string", True, _path("$.userId"), description="The user kept."),
+            FieldSpec("sourceUserId", "string", True, _path("$.previousId"),
+                      description="The user merged into the target and deleted.")),
+           _build_merge, 'type = "alias"', barrier=True),
+    Action("deleteUser", "Delete User",
+           (FieldSpec("userId", "string", True, _path("$.userId"), description="The user to delete."),),
+           _build_delete_user, barrier=True),
+)}
+
+
+# ---------------------------------------------------------------------------------------------
+# What actions-core does between mapping and action: removeEmptyValues, AJV coercion, required.
+
+def _where(path: str) -> str:
+    return f"The value at {path}" if path else "The root value"
+
+
+def _coerce_scalar(spec: FieldSpec, value: Any, path: str) -> Any:
+    kind = spec.type
+    if isinstance(value, list) and len(value) == 1 and kind != "object":
+        value = value[0]  # AJV coerceTypes 'array' unwraps a one-element array
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (bool, int, float)):
+            return js_string(value)
+        raise PayloadInvalid(f"{_where(path)} must be string.")
+    if kind in ("number", "integer"):
+        if isinstance(value, bool):
+            value = 1 if value else 0
+        elif isinstance(value, str):
+            number = js_number(value) if value.strip() else None
+            if number is None or number != number or number in (float("inf"), float("-inf")):
+                raise PayloadInvalid(f"{_where(path)} must be {kind}.")
+            value = int(number) if number == int(number) else number
+        elif not isinstance(value, (int, float)):
+            raise PayloadInvalid(f"{_where(path)} must be {kind}.")
+        if kind == "integer":
+            if value != int(value):
+                raise PayloadInvalid(f"{_where(path)} must be integer.")
+            value = int(value)
+        if spec.maximum and value > spec.maximum:
+            raise PayloadInvalid(f"{_where(path)} must be <= {js_string(spec.maximum)} (schema maximum)")
+        return value
+    if kind == "datetime":
+        if isinstance(value, bool):
+            return js_string(value)
+        if isinstance(value, (str, int, float)):
+            return value
+        raise PayloadInvalid(f"{_where(path)} must be a date-like string or number.")
+    if kind == "object":
+        if isinstance(value, dict):
+            return value
+        raise PayloadInvalid(f"{_where(path)} must be object.")
+    raise AssertionError(kind)
+
+
+def _clean_object(spec: FieldSpec, value: dict, path: str) -> dict:
+    """Declared-property objects: nulls dropped, '' dropped unless the property is a string,
+    undeclared keys removed (AJV removeAdditional), then coercion and required checks."""
+    out = {}
+    for prop in spec.properties:
+        v = value.get(prop.name)
+        if v is None or (v == "" and prop.type != "string"):
+            continue
+        out[prop.name] = _coerce_scalar(prop, v, f"{path}/{prop.name}")
+    for prop in spec.properties:
+        if prop.required and prop.name not in out:
+            raise PayloadInvalid(f"{_where(path)} is missing the required field '{prop.name}'.")
+    return out
+
+
+def _coerce_field(spec: FieldSpec, value: Any) -> Any:
+    path = "/" + spec.name
+    if spec.multiple:
+        items = value if isinstance(value, list) else [value]
+        out = []
+        for index, item in enumerate(items):
+            item_path = f"{path}/{index}"
+            if not isinstance(item, dict):
+                raise PayloadInvalid(f"{_where(item_path)} must be object.")
+            out.append(_clean_object(spec, item, item_path) if spec.properties else item)
+        return out
+    if spec.type == "object" and spec.properties:
+        if not isinstance(value, dict):
+            raise PayloadInvalid(f"{_where(path)} must be object.")
+        return _clean_object(spec, value, path)
+    return _coerce_scalar(spec, value, path)
+
+
+def prepare_payload(action: Action, resolved: dict) -> dict:
+    """Apply Segment's post-mapping steps to a resolved payload (root level), in field order."""
+    payload = {}
+    for spec in action.fields:
+        value = resolved.get(spec.name)
+        if value is None or value == "":
+            if spec.required:
+                raise PayloadInvalid(f"The root value is missing the required field '{spec.name}'.")
+            continue
+        payload[spec.name] = _coerce_field(spec, value)
+    return payload

@@ -1,0 +1,333 @@
+"""Configuration: TOML files, Segment subscription JSON, presets, and their compilation.
+
+Loading never looks at events; compiling turns every mapping into a trigger and field resolvers
+once, so the per-event path does no configuration work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .actions import ACTIONS, INTERNAL_DATA, Action
+from .errors import ConfigError, MappingError, TriggerSyntaxError
+from .mappingkit import compile_value, validate_mapping
+from .presets import PRESETS, PRESETS_BY_NAME
+from .triggers import Trigger, compile_trigger
+
+REGIONS = ("eu-west", "us-west", "ap-se", "ca-east")
+
+
+@dataclass
+class MappingSpec:
+    """A mapping as written: where it came from, its trigger, action and field mapping."""
+
+    name: str
+    trigger: str
+    action: str
+    fields: dict
+    origin: str = "preset"            # "preset", or "file:line" of the definition
+    file: str | None = None
+    line: int | None = None
+    enabled: bool = True
+
+
+@dataclass
+class RecombeeSettings:
+    database_id: str | None = None
+    region: str | None = None
+    base_uri: str | None = None
+    token: str | None = field(default=None, repr=False)
+    token_file: str | None = None
+
+
+@dataclass
+class ReplaySettings:
+    presets: bool = True
+    disable_presets: list[str] = field(default_factory=list)
+    batch_size: int | None = None
+    concurrency: int | None = None
+    rejects: str | None = None
+
+
+@dataclass
+class Config:
+    recombee: RecombeeSettings = field(default_factory=RecombeeSettings)
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
+    mappings: list[MappingSpec] = field(default_factory=list)   # custom and imported, in file order
+    file: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def effective_mappings(self) -> list[MappingSpec]:
+        """Presets (unless off or disabled), then custom mappings; a custom mapping named like a
+        preset replaces it in place."""
+        custom = {m.name: m for m in self.mappings}
+        out: list[MappingSpec] = []
+        if self.replay.presets:
+            disabled = set(self.replay.disable_presets)
+            for preset in PRESETS:
+                if preset.name in custom:
+                    out.append(custom.pop(preset.name))
+                elif preset.name not in disabled:
+                    out.append(MappingSpec(preset.name, preset.trigger, preset.action, preset.mapping()))
+        out.extend(m for m in self.mappings if m.name in custom)
+        return [m for m in out if m.enabled]
+
+
+# ---------------------------------------------------------------------------------------------
+# Short forms
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and (value == "$" or value.startswith("$."))
+
+
+def expand_short_forms(value: Any) -> Any:
+    """`"$.a.b"` -> `{"@path": "$.a.b"}`; `["$.a", "$.b"]` -> first of them that exists;
+    plain objects are expanded recursively; directives are left exactly as written."""
+    if _is_path(value):
+        return {"@path": value}
+    if isinstance(value, list) and value and all(_is_path(v) for v in value):
+        result = {"@path": value[-1]}
+        for path in reversed(value[:-1]):
+            result = {"@if": {"exists": {"@path": path}, "then": {"@path": path}, "else": result}}
+        return result
+    if isinstance(value, dict):
+        if any(isinstance(k, str) and k.startswith("@") for k in value):
+            return value
+        return {k: expand_short_forms(v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+_ALLOWED = {
+    "": {"recombee", "replay", "mappings", "segment_subscriptions"},
+    "recombee": {"database_id", "region", "base_uri", "token", "token_file"},
+    "replay": {"presets", "disable_presets", "batch_size", "concurrency", "rejects"},
+    "mappings": {"name", "trigger", "action", "fields", "enabled", "use_defaults"},
+}
+
+
+def _check_keys(table: dict, section: str, file: str, line: int | None = None) -> None:
+    unknown = set(table) - _ALLOWED[section]
+    if unknown:
+        where = f"[{section}]" if section else "the top level"
+        raise ConfigError(f"unknown key {sorted(unknown)[0]!r} in {where} "
+                          f"(known: {', '.join(sorted(_ALLOWED[section]))})", file=file, line=line)
+
+
+def _mapping_header_lines(text: str) -> list[int]:
+    return [i + 1 for i, line in enumerate(text.splitlines())
+            if re.match(r"\s*\[\[\s*mappings\s*\]\]", line)]
+
+
+def _expect(value: Any, kind: type | tuple, what: str, file: str, line: int | None = None,
+            mapping: str | None = None) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{what} must be a {name}", file=file, line=line, mapping=mapping)
+    return value
+
+
+def load_config(path: str | None) -> Config:
+    """Read a TOML config (None = defaults: the 14 presets only)."""
+    config = Config()
+    if path is None:
+        return config
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+)", str(exc))
+        raise ConfigError(f"invalid TOML: {str(exc).split(' (at line')[0]}", file=path,
+                          line=int(m.group(1)) if m else None) from None
+    config.file = path
+    _check_keys(data, "", path)
+
+    rec = data.get("recombee", {})
+    _expect(rec, dict, "[recombee]", path)
+    _check_keys(rec, "recombee", path)
+    for key in ("database_id", "region", "base_uri", "token", "token_file"):
+        if key in rec:
+            setattr(config.recombee, key, _expect(rec[key], str, f"recombee.{key}", path))
+    if config.recombee.region and config.recombee.region not in REGIONS:
+        raise ConfigError(f"recombee.region {config.recombee.region!r} is not one of {', '.join(REGIONS)}",
+                          file=path)
+    if config.recombee.token_file:
+        config.recombee.token_file = os.path.join(os.path.dirname(path), os.path.expanduser(
+            config.recombee.token_file))
+    if config.recombee.token:
+        if os.name == "posix" and os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH):
+            config.warnings.append(f"{path}: holds the private token and is readable by other users "
+                                   f"(chmod 600 it, or use RECOMBEE_PRIVATE_TOKEN)")
+
+    rep = data.get("replay", {})
+    _expect(rep, dict, "[replay]", path)
+    _check_keys(rep, "replay", path)
+    if "presets" in rep:
+        config.replay.presets = _expect(rep["presets"], bool, "replay.presets", path)
+    if "disable_presets" in rep:
+        names = _expect(rep["disable_presets"], list, "replay.disable_presets", path)
+        for name in names:
+            if name not in PRESETS_BY_NAME:
+                raise ConfigError(f"replay.disable_presets names {name!r}, which is not a preset "
+                                  f"(see `recombee-cli presets`)", file=path)
+        config.replay.disable_presets = list(names)
+    for key in ("batch_size", "concurrency"):
+        if key in rep:
+            setattr(config.replay, key, _expect(rep[key], int, f"replay.{key}", path))
+    if "rejects" in rep:
+        config.replay.rejects = _expect(rep["rejects"], str, "replay.rejects", path)
+
+    lines = _mapping_header_lines(text)
+    mappings = data.get("mappings", [])
+    _expect(mappings, list, "mappings", path)
+    for index, table in enumerate(mappings):
+        line = lines[index] if index < len(lines) else None
+        config.mappings.append(_mapping_from_toml(table, path, line))
+
+    includes = data.get("segment_subscriptions", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    for include in _expect(includes, list, "segment_subscriptions", path):
+        full = os.path.join(os.path.dirname(path), include)
+        config.mappings.extend(load_segment_subscriptions(full))
+
+    seen: dict[str, str] = {}
+    for m in config.mappings:
+        if m.name in seen:
+            raise ConfigError(f"mapping name {m.name!r} is used twice (also at {seen[m.name]})",
+                              file=m.file, line=m.line)
+        seen[m.name] = m.origin
+    return config
+
+
+def _mapping_from_toml(table: Any, path: str, line: int | None) -> MappingSpec:
+    _expect(table, dict, "each [[mappings]] entry", path, line)
+    name = table.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError("a mapping needs a name", file=path, line=line)
+    _check_keys(table, "mappings", path, line)
+    preset = PRESETS_BY_NAME.get(name)
+    action = table.get("action", preset.action if preset else None)
+    if not isinstance(action, str):
+        raise ConfigError("needs an action", file=path, line=line, mapping=name)
+    if action not in ACTIONS:
+        raise ConfigError(f"unknown action {action!r} (actions: {', '.join(ACTIONS)})",
+                          file=path, line=line, mapping=name)
+    trigger = table.get("trigger", preset.trigger if preset and preset.action == action
+                        else ACTIONS[action].default_trigger)
+    if not isinstance(trigger, str):
+        raise ConfigError("needs a trigger (Segment's subscription syntax, e.g. "
+                          "'type = \"track\" and event = \"Product Viewed\"')",
+                          file=path, line=line, mapping=name)
+    fields = _expect(table.get("fields", {}), dict, "fields", path, line, name)
+    use_defaults = table.get("use_defaults", True)
+    base = (preset.mapping() if preset and preset.action == action
+            else ACTIONS[action].default_mapping()) if use_defaults else {}
+    base.update(expand_short_forms(fields))
+    return MappingSpec(name, trigger, action, base, origin=f"{path}:{line}" if line else path,
+                       file=path, line=line, enabled=bool(table.get("enabled", True)))
+
+
+def parse_segment_subscriptions(data: Any, file: str) -> list[MappingSpec]:
+    """Segment's Public API shape ({"data": {"subscriptions": [...]}}, actionSlug/trigger/settings)
+    or the runtime shape (partnerAction/subscribe/mapping), one object or a list."""
+    if isinstance(data, dict) and isinstance(data.get("data"), dict):
+        data = data["data"]
+    if isinstance(data, dict) and "subscriptions" in data:
+        data = data["subscriptions"]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise ConfigError("expected Segment subscriptions: a list, or {\"data\": {\"subscriptions\": "
+                          "[...]}}", file=file)
+    specs = []
+    for index, sub in enumerate(data):
+        if not isinstance(sub, dict):
+            raise ConfigError(f"subscription #{index + 1} is not an object", file=file)
+        name = sub.get("name") or sub.get("id") or f"subscription {index + 1}"
+        action = sub.get("actionSlug") or sub.get("partnerAction")
+        trigger = sub.get("trigger") if "trigger" in sub else sub.get("subscribe")
+        mapping = sub.get("settings") if "settings" in sub else sub.get("mapping")
+        if action not in ACTIONS:
+            raise ConfigError(f"unknown action {action!r} (actions: {', '.join(ACTIONS)})",
+                              file=file, mapping=name)
+        if not isinstance(trigger, str):
+            raise ConfigError("has no trigger", file=file, mapping=name)
+        if not isinstance(mapping, dict):
+            raise ConfigError("has no mapping (settings)", file=file, mapping=name)
+        fields = dict(mapping)
+        # internalAdditionalData is hidden in Segment's UI and filled from its default.
+        if ACTIONS[action].field("internalAdditionalData") and "internalAdditionalData" not in fields:
+            fields["internalAdditionalData"] = INTERNAL_DATA.default
+        specs.append(MappingSpec(name, trigger, action, fields, origin=file, file=file,
+                                 enabled=sub.get("enabled", True) is not False))
+    return specs
+
+
+def load_segment_subscriptions(path: str) -> list[MappingSpec]:
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read())
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    except ValueError as exc:
+        raise ConfigError(f"invalid JSON: {exc}", file=path) from None
+    return parse_segment_subscriptions(data, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    name: str
+    trigger: Trigger
+    action: Action
+    resolvers: tuple[tuple[str, Callable[[dict], Any]], ...]
+    spec: MappingSpec
+
+
+def compile_mapping(spec: MappingSpec) -> CompiledMapping:
+    where = dict(file=spec.file, line=spec.line, mapping=spec.name)
+    try:
+        trigger = compile_trigger(spec.trigger)
+    except TriggerSyntaxError as exc:
+        raise ConfigError(f"Segment cannot parse this trigger ({exc}): {spec.trigger!r}",
+                          field="trigger", **where) from None
+    action = ACTIONS.get(spec.action)
+    if action is None:
+        raise ConfigError(f"unknown action {spec.action!r}", **where)
+    resolvers = []
+    for name, value in spec.fields.items():
+        if action.field(name) is None:
+            known = ", ".join(f.name for f in action.fields)
+            raise ConfigError(f"{spec.action} has no field {name!r} (fields: {known})", field=name, **where)
+        problems = validate_mapping(value)
+        if problems:
+            raise ConfigError("; ".join(problems), field=name, **where)
+        try:
+            resolvers.append((name, compile_value(value)))
+        except MappingError as exc:
+            raise ConfigError(str(exc), field=name, **where) from None
+    return CompiledMapping(spec.name, trigger, action, tuple(resolvers), spec)
+
+
+def compile_config(config: Config) -> list[CompiledMapping]:
+    return [compile_mapping(spec) for spec in config.effective_mappings()]
+
+
+def trigger_warnings(mappings: list[CompiledMapping]) -> list[str]:
+    return [f"mapping {m.name!r}: {w}" for m in mappings for w in m.trigger.warnings]
