@@ -18,3 +18,9 @@ for name in ("RECOMBEE_PRIVATE_TOKEN", "RECOMBEE_CLI_CONFIG", "RECOMBEE_DATABASE
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path, monkeypatch):
+    """Each test gets its own default state directory: no test sees another's state file."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))

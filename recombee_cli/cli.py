@@ -1,0 +1,558 @@
+"""The command line: parses options, wires the pipeline stages together, and turns typed errors
+into one-line messages and documented exit codes. No pipeline logic lives here."""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import BinaryIO, TextIO
+
+import click
+import orjson
+
+from . import __version__
+from .config import Config, compile_config, load_config, load_segment_subscriptions, trigger_warnings
+from .errors import (AuthenticationError, ConfigError, InputError, RecombeeCliError,
+                     ServiceError)
+from .pipeline import Recorder, RunReport, run
+from .presets import PRESETS
+from .reader import DEFAULT_MAX_LINE_BYTES, expand_inputs, read_lines
+from .rejects import RejectsWriter
+from .jsvalues import orjson_default
+from .filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
+from .sinks import DryRunPrinter
+from .state import Checkpoints, StateStore, default_state_path, describe_command
+from .translate import Translator
+from . import ui
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0                    # all done (unmatched events are fine)
+    FINISHED_WITH_ERRORS = 1  # finished, but some events were invalid or failed
+    USAGE = 2                 # usage or configuration error
+    ABORTED = 3               # authentication failure or unrecoverable service error
+    INTERRUPTED = 130         # Ctrl-C; the checkpoint is saved
+
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    all done (unmatched events are fine)
+  1    finished, but some events were invalid or failed (see --rejects)
+  2    usage or configuration error
+  3    aborted: authentication failed or Recombee kept failing
+  130  interrupted (Ctrl-C); the checkpoint is saved"""
+
+
+@dataclass
+class Environment:
+    """Everything the commands touch outside themselves; tests replace it.
+
+    The streams are looked up when used, so that click's test runner can swap them."""
+
+    environ: dict = field(default_factory=lambda: os.environ)
+    out: BinaryIO | None = None
+    err: TextIO | None = None
+    log_json: bool = False      # --log-format json: people-facing lines become JSON objects
+
+    @property
+    def stdout(self) -> BinaryIO:
+        return self.out or sys.stdout.buffer
+
+    @property
+    def stderr(self) -> TextIO:
+        return self.err or sys.stderr
+
+
+class Abort(Exception):
+    """Raised inside commands to end with a message and an exit code."""
+
+    def __init__(self, message: str, code: ExitCode):
+        super().__init__(message)
+        self.code = code
+
+
+def _say(env: Environment, level: str, message: str) -> None:
+    if env.log_json:
+        env.stderr.write(orjson.dumps({"level": level, "message": message}).decode() + "\n")
+    else:
+        env.stderr.write(f"recombee-cli: {level}: {message}\n")
+
+
+def _fail(env: Environment, message: str, code: ExitCode) -> None:
+    _say(env, "error", message)
+    env.stderr.flush()
+    sys.exit(int(code))
+
+
+class _Command(click.Command):
+    """Every command: typed core errors become one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        env: Environment = ctx.ensure_object(Environment)
+        try:
+            return super().invoke(ctx)
+        except Abort as exc:
+            _fail(env, str(exc), exc.code)
+        except (ConfigError, InputError) as exc:
+            _fail(env, str(exc), ExitCode.USAGE)
+        except AuthenticationError as exc:
+            _fail(env, str(exc), ExitCode.ABORTED)
+        except ServiceError as exc:
+            _fail(env, str(exc), ExitCode.ABORTED)
+        except RecombeeCliError as exc:
+            _fail(env, str(exc), ExitCode.USAGE)
+        except KeyboardInterrupt:
+            _say(env, "error", "interrupted; what was acknowledged is saved, run the same command to go on")
+            sys.exit(int(ExitCode.INTERRUPTED))
+        except BrokenPipeError:
+            # `recombee-cli replay --dry-run ... | head`: the reader went away; that is not an error.
+            try:
+                sys.stdout = open(os.devnull, "w")
+            finally:
+                sys.exit(0)
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
+@click.group(cls=_Group, epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="recombee-cli")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Replay Segment event exports into Recombee, as Segment's Recombee (Actions) destination
+    would have sent them.
+
+    Start with `recombee-cli replay --dry-run EXPORTS` to see the requests, `recombee-cli presets`
+    for a config to edit, and `recombee-cli validate --config FILE EXPORTS` to check a mapping.
+    """
+    ctx.ensure_object(Environment)
+
+
+config_option = click.option(
+    "--config", "-c", "config_path", type=click.Path(dir_okay=False), envvar="RECOMBEE_CLI_CONFIG",
+    help="TOML configuration (mappings, presets, [recombee] settings). Without it: Segment's 14 presets.")
+max_line_option = click.option(
+    "--max-line-bytes", type=click.IntRange(min=1024), default=DEFAULT_MAX_LINE_BYTES, show_default=True,
+    help="Longer lines are reported as invalid instead of being read into memory.")
+
+
+def _load(env: Environment, config_path: str | None, quiet: bool = False) -> tuple[Config, Translator]:
+    config = load_config(config_path)
+    mappings = compile_config(config)
+    if not quiet:
+        for warning in config.warnings + trigger_warnings(mappings):
+            _say(env, "warning", warning)
+    return config, Translator(mappings)
+
+
+def _write_report(path: str | None, report: RunReport) -> None:
+    if path:
+        with open(path, "wb") as fh:
+            fh.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _exit_for(report: RunReport) -> ExitCode:
+    return ExitCode.OK if report.ok else ExitCode.FINISHED_WITH_ERRORS
+
+
+# ---------------------------------------------------------------------------------------------
+# replay
+
+def _read_token(env: Environment, config: Config, token_file: str | None) -> str:
+    """The private token: RECOMBEE_PRIVATE_TOKEN, else --token-file / config token_file, else the
+    config's token (warned about at load time when the file is readable by others)."""
+    token = env.environ.get("RECOMBEE_PRIVATE_TOKEN")
+    path = token_file or config.recombee.token_file
+    if not token and path:
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            raise Abort(f"cannot read the token file {path}: {exc.strerror or exc}", ExitCode.USAGE) from None
+    token = token or config.recombee.token
+    if not token:
+        raise Abort("no private token: set RECOMBEE_PRIVATE_TOKEN, or use --token-file "
+                    "(or --dry-run to only print the requests)", ExitCode.USAGE)
+    return token
+
+
+def _make_sender(env: Environment, config: Config, *, database_id, region, base_uri, token_file,
+                 allow_http, batch_size, concurrency):
+    from .client import RecombeeClient, base_url_for
+    from .sender import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, RecombeeSender
+
+    database_id = database_id or config.recombee.database_id
+    if not database_id:
+        raise Abort("no database id: pass --database-id or set [recombee] database_id in the config",
+                    ExitCode.USAGE)
+    if base_uri and region:
+        raise Abort("--base-uri and --region cannot be used together", ExitCode.USAGE)
+    if not base_uri and not region:
+        base_uri, region = config.recombee.base_uri, config.recombee.region
+    try:
+        base_url = base_url_for(region, base_uri, allow_http=allow_http)
+    except ServiceError as exc:
+        raise Abort(str(exc), ExitCode.USAGE) from None
+    token = _read_token(env, config, token_file)
+    batch_size = batch_size or config.replay.batch_size or DEFAULT_BATCH_SIZE
+    concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY
+    if not 1 <= batch_size <= 10_000:
+        raise Abort("--batch-size must be between 1 and 10000 (Recombee's limit)", ExitCode.USAGE)
+    client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
+    return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("inputs", nargs=-1, required=True)
+@config_option
+@click.option("--dry-run", is_flag=True,
+              help="Print the requests (one JSON object per line, as in a Batch's `requests`) "
+                   "instead of sending them. Needs no token.")
+@click.option("--database-id", envvar="RECOMBEE_DATABASE_ID", help="Recombee database id.")
+@click.option("--region", type=click.Choice(["eu-west", "us-west", "ap-se", "ca-east"]),
+              envvar="RECOMBEE_REGION", help="Recombee region (default eu-west).")
+@click.option("--base-uri", envvar="RECOMBEE_BASE_URI",
+              help="Custom API address instead of a region, e.g. https://rapi.example.com.")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="File holding the private token (else RECOMBEE_PRIVATE_TOKEN).")
+@click.option("--allow-http", is_flag=True, help="Allow a plain http:// base URI (local testing only).")
+@click.option("--batch-size", type=click.IntRange(1, 10_000),
+              help="Requests per Batch call (default 1000, Recombee's maximum 10000).")
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Batch calls in flight (default 4).")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
+              help="Append invalid and failed events here (NDJSON, replayable).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write the run's figures as JSON.")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False),
+              help="State file (SQLite) for resume and incremental runs; default: one per database id "
+                   "under $XDG_STATE_HOME/recombee-cli/.")
+@click.option("--no-state", is_flag=True, help="Neither skip done files nor record progress.")
+@click.option("--reprocess", is_flag=True, help="Process files the state file marks as done again.")
+@click.option("--since", type=str, help="Only events at or after this time (ISO date or epoch); "
+              "such a run leaves the state file alone.")
+@click.option("--until", type=str, help="Only events before this time; leaves the state file alone.")
+@click.option("--dedupe", is_flag=True, help="Drop repeated messageIds (counted as filtered).")
+@click.option("--dedupe-window", type=click.IntRange(min=1), default=DEFAULT_DEDUPE_WINDOW, show_default=True,
+              help="How many recent messageIds --dedupe remembers.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: warnings, errors and the summary as JSON lines on stderr (log collectors).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something failed.")
+@max_line_option
+@click.pass_obj
+def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
+           allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
+           since, until, dedupe, dedupe_window, log_format, quiet, max_line_bytes) -> None:
+    """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
+
+    INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
+    gzip, zstd and bz2 are detected from the content. The private token is read from
+    RECOMBEE_PRIVATE_TOKEN or --token-file and never printed.
+
+    Sending runs keep a state file: the same command after a crash, Ctrl-C or kill continues where
+    it stopped, and a nightly run over the same folder reads only the files that are new.
+    """
+    env.log_json = log_format == "json"
+    config, translator = _load(env, config_path, quiet)
+    window = since is not None or until is not None
+    event_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"),
+                               dedupe=Deduplicator(dedupe_window) if dedupe else None)
+    sources = expand_inputs(list(inputs))
+    if dry_run:
+        sink = DryRunPrinter(env.stdout)
+    else:
+        sink = _make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
+                            token_file=token_file, allow_http=allow_http, batch_size=batch_size,
+                            concurrency=concurrency)
+    store = checkpoints = run_id = None
+    if not dry_run and not no_state and not window:
+        store = StateStore(state_path or default_state_path(sink.client.database_id))
+        try:
+            store.lock(describe_command())
+        except BaseException:
+            store.db.close()
+            sink.abort()
+            raise
+        checkpoints = Checkpoints(store, reprocess=reprocess, warn=lambda m: _say(env, "warning", m))
+        run_id = store.start_run(describe_command())
+    rejects_path = rejects_path or config.replay.rejects
+    rejects = RejectsWriter(rejects_path) if rejects_path else None
+    observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=_total(sources))
+    report = RunReport(dry_run=dry_run)
+    recorder = Recorder(report, rejects)
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with observer:
+            run(sources, translator, sink, observer=observer, recorder=recorder, event_filter=event_filter,
+                max_line_bytes=max_line_bytes, checkpoints=checkpoints)
+    except BaseException as exc:
+        # Stop the senders first; then say what was really done before the error is reported.
+        if not dry_run:
+            sink.abort()
+        if isinstance(exc, (RecombeeCliError, KeyboardInterrupt)):
+            report.extra["aborted"] = exc.__class__.__name__
+            _finish_replay(env, report, sink, dry_run, report_path, rejects_path, quiet=False)
+        if store is not None:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "aborted"
+            store.finish_run(run_id, status, report.to_dict())
+            store.close()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        if rejects:
+            rejects.close()
+    if checkpoints is not None:
+        report.extra["resumed_sources"] = checkpoints.resumed
+    _finish_replay(env, report, sink, dry_run, report_path, rejects_path, quiet=quiet)
+    if store is not None:
+        store.finish_run(run_id, "done" if report.ok else "failed", report.to_dict())
+        store.close()
+    sys.exit(int(_exit_for(report)))
+
+
+def _raise_interrupt(signum, frame) -> None:
+    """SIGTERM (cron, systemd, kill) stops a run like Ctrl-C: the checkpoint is saved."""
+    raise KeyboardInterrupt
+
+
+def _moment(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    from .errors import PayloadInvalid
+    from .timestamps import to_epoch_seconds
+
+    try:
+        return float(to_epoch_seconds(text))
+    except PayloadInvalid:
+        raise Abort(f"{option} {text!r} is not a date (use e.g. 2024-01-01 or 2024-01-01T12:00:00Z)",
+                    ExitCode.USAGE) from None
+
+
+def _finish_replay(env: Environment, report: RunReport, sink, dry_run: bool, report_path: str | None,
+                   rejects_path: str | None, *, quiet: bool) -> None:
+    import time as _time
+
+    report.elapsed = report.elapsed or (_time.monotonic() - report.started)
+    if not dry_run:
+        report.extra.update(sink.stats)
+        report.extra["http_calls"] = sink.client.http_calls
+        report.extra["bytes_sent"] = sink.client.bytes_sent
+    _write_report(report_path, report)
+    if env.log_json:
+        env.stderr.write(orjson.dumps({"level": "info" if report.ok else "error", "message": "summary",
+                                       "report": report.to_dict()}).decode() + "\n")
+    elif not quiet or not report.ok or "aborted" in report.extra:
+        ui.print_summary(env.stderr, report, rejects_path=rejects_path)
+
+
+def _total(sources) -> int | None:
+    sizes = [s.size for s in sources]
+    return sum(sizes) if sizes and all(s is not None for s in sizes) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# validate
+
+class _NullSink:
+    """Accepts everything and prints nothing: `validate` only wants the counts."""
+
+    def drain(self):
+        return self.poll()
+
+    def __init__(self) -> None:
+        self._done = []
+
+    def submit(self, ticket) -> None:
+        ticket.codes = [200] * len(ticket.requests)
+        ticket.messages = [None] * len(ticket.requests)
+        self._done.append(ticket)
+
+    def poll(self):
+        done, self._done = self._done, []
+        return done
+
+    close = poll
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("inputs", nargs=-1)
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@max_line_option
+@click.pass_obj
+def validate(env: Environment, inputs, config_path, as_json, max_line_bytes) -> None:
+    """Check a configuration; with INPUTS, also report per mapping what it does with them:
+    events matched, requests built, invalid by reason, and the top unmatched event names."""
+    config, translator = _load(env, config_path)
+    names = [m.name for m in translator.mappings]
+    if not inputs:
+        if as_json:
+            env.stdout.write(orjson.dumps({"config": config.file, "mappings": names}) + b"\n")
+        else:
+            env.stderr.write(f"{config.file or 'built-in presets'}: OK, {len(names)} mappings\n")
+        return
+    report = run(expand_inputs(list(inputs)), translator, _NullSink(), dry_run=True,
+                 max_line_bytes=max_line_bytes)
+    if as_json:
+        env.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        ui.print_validation(env.stderr, report)
+    sys.exit(int(_exit_for(report)))
+
+
+# ---------------------------------------------------------------------------------------------
+# explain
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("inputs", nargs=-1, required=True)
+@config_option
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per event on stdout: origin, matched mappings, requests, outcome.")
+@max_line_option
+@click.pass_obj
+def explain(env: Environment, inputs, config_path, as_json, max_line_bytes) -> None:
+    """Show, for each event in INPUTS, which triggers matched and how each field resolved."""
+    from .decode import decode
+    from .pipeline import unmatched_name
+
+    config, translator = _load(env, config_path, quiet=as_json)
+    for source in expand_inputs(list(inputs)):
+        for line in read_lines(source, max_line_bytes=max_line_bytes):
+            items = [line.error] if line.error else decode(line.data)
+            for item in items:
+                origin = {"source": line.source, "line": line.number}
+                if isinstance(item, str):
+                    record = {**origin, "matched": [], "requests": [], "outcome": "invalid", "reason": item}
+                    traces = []
+                else:
+                    traces = translator.explain(item)
+                    errors = [f"mapping {t.mapping!r}: {t.error}" for t in traces if t.error]
+                    requests = [r for t in traces for r in t.requests]
+                    if not traces:
+                        outcome, reason = "unmatched", f"no trigger matched ({unmatched_name(item)})"
+                    elif errors or not requests:
+                        outcome = "invalid"
+                        reason = errors[0] if errors else "nothing to send"
+                    else:
+                        outcome, reason = "sent", None
+                    record = {**origin, "matched": [t.mapping for t in traces], "requests": requests,
+                              "outcome": outcome, "reason": reason}
+                if as_json:
+                    env.stdout.write(orjson.dumps(record, default=orjson_default) + b"\n")
+                else:
+                    ui.print_explanation(env.stdout, record, traces)
+
+
+# ---------------------------------------------------------------------------------------------
+# presets and import
+
+@main.command()
+@click.pass_obj
+def presets(env: Environment) -> None:
+    """Print Segment's 14 built-in presets as a TOML configuration to start from."""
+    from .config import MappingSpec
+    from .tomlout import mappings_toml
+
+    specs = [MappingSpec(p.name, p.trigger, p.action, p.mapping()) for p in PRESETS]
+    header = ("# recombee-cli configuration: Segment's Recombee (Actions) presets, written out.\n"
+              "# Edit a mapping, delete the ones you do not want, add your own [[mappings]].\n"
+              "# Reference: docs/configuration.md\n\n"
+              "[recombee]\n# database_id = \"my-database\"\n# region = \"eu-west\"   "
+              "# eu-west, us-west, ap-se, ca-east; or base_uri = \"...\"\n"
+              "# The private token comes from RECOMBEE_PRIVATE_TOKEN or token_file, not from here.")
+    env.stdout.write(mappings_toml(specs, header, presets=False).encode())
+
+
+@main.command("import-segment")
+@click.argument("subscriptions", type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+def import_segment(env: Environment, subscriptions) -> None:
+    """Convert Segment subscriptions JSON (Public API or runtime shape) into a TOML config."""
+    from .tomlout import mappings_toml
+
+    specs = load_segment_subscriptions(subscriptions)
+    for spec in specs:  # fail now, not at the first replay
+        from .config import compile_mapping
+        compile_mapping(spec)
+    header = (f"# Imported from {os.path.basename(subscriptions)} by recombee-cli import-segment.\n"
+              "# Each mapping is Segment's, verbatim.")
+    env.stdout.write(mappings_toml(specs, header, presets=False).encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# sandbox
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8910, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--database-id", default="demo", show_default=True)
+@click.option("--token", default="sandbox-token", show_default=True,
+              help="The private token the sandbox accepts (a throwaway, not a real one).")
+@click.option("--store", type=click.Path(dir_okay=False),
+              help="SQLite file to keep what was sent (default: in memory).")
+@click.option("--fast", is_flag=True, help="Accept and count only, store nothing (benchmarks).")
+@click.option("--latency-ms", type=float, default=0.0, help="Delay every HTTP call by this much.")
+@click.option("--p-5xx", type=click.FloatRange(0, 1), default=0.0, help="Probability of a 503 per call.")
+@click.option("--p-429", type=click.FloatRange(0, 1), default=0.0, help="Probability of a 429 per call.")
+@click.option("--p-drop", type=click.FloatRange(0, 1), default=0.0,
+              help="Probability of dropping the connection mid-reply (after executing).")
+@click.pass_obj
+def sandbox(env: Environment, host, port, database_id, token, store, fast, latency_ms, p_5xx, p_429,
+            p_drop) -> None:
+    """Run a local Recombee emulator to try everything offline.
+
+    \b
+    recombee-cli sandbox &
+    RECOMBEE_PRIVATE_TOKEN=sandbox-token recombee-cli replay \\
+        --base-uri http://127.0.0.1:8910 --allow-http --database-id demo sample_events/
+    """
+    from .emulator import Emulator, Faults
+
+    faults = Faults(p_503=p_5xx, p_429=p_429, p_drop=p_drop)
+    emulator = Emulator(database_id, token, store_path=store, fast=fast, faults=faults, host=host,
+                        port=port, latency=latency_ms)
+
+    def ready(emu) -> None:
+        env.stderr.write(f"Recombee emulator on {emu.base_uri} (database {database_id!r}, "
+                         f"store {store or 'in memory'}); Ctrl-C to stop\n")
+        env.stderr.flush()
+
+    try:
+        emulator.serve_forever(on_ready=ready)
+    except OSError as exc:
+        raise Abort(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.USAGE) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+@main.command()
+@click.option("--state", "state_path", type=click.Path(dir_okay=False),
+              help="State file; default: the one for --database-id.")
+@click.option("--database-id", envvar="RECOMBEE_DATABASE_ID", help="Picks the default state file.")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON on stdout.")
+@click.pass_obj
+def status(env: Environment, state_path, database_id, config_path, as_json) -> None:
+    """Show what the state file knows: files done or part-done, the last runs, totals."""
+    if not state_path:
+        database_id = database_id or load_config(config_path).recombee.database_id
+        state_path = default_state_path(database_id)
+    if not os.path.exists(state_path):
+        raise Abort(f"no state file at {state_path} (nothing has been sent with it yet)", ExitCode.USAGE)
+    store = StateStore(state_path)
+    try:
+        files = store.files()
+        runs = store.runs(10)
+    finally:
+        store.db.close()
+    if as_json:
+        env.stdout.write(orjson.dumps({
+            "state": state_path,
+            "files": [{"path": f.path, "done": f.done, "offset": f.offset, "updated": f.updated} for f in files],
+            "runs": runs}, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    ui.print_status(env.stderr, state_path, files, runs)

@@ -1,0 +1,259 @@
+"""The replay pipeline, top to bottom: read -> decode -> trigger/map/build -> sink -> record.
+
+`run()` owns the accounting: every line read ends in exactly one outcome per event it holds,
+and the counts add up to the events read (a test checks it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+
+from .decode import decode
+from .reader import DEFAULT_MAX_LINE_BYTES, Line, ReadProgress, Source, read_lines
+from .rejects import RejectsWriter
+from .sinks import Sink, Ticket
+from .translate import Translator
+
+if TYPE_CHECKING:
+    from .state import Checkpoints
+
+OUTCOMES = ("sent", "duplicate", "unmatched", "filtered", "invalid", "failed")
+_REASON_LIMIT = 200   # distinct reasons kept per counter; the rest are summed under "other"
+_POLL_EVERY = 256
+
+
+class Observer(Protocol):
+    """What the pipeline tells the outside world while it runs (progress bars, logs)."""
+
+    def source_started(self, source: Source) -> None: ...
+    def progress(self, report: "RunReport", raw_bytes_done: int) -> None: ...
+
+
+class _Silent:
+    def source_started(self, source: Source) -> None:
+        pass
+
+    def progress(self, report: "RunReport", raw_bytes_done: int) -> None:
+        pass
+
+
+def _bounded_add(counter: Counter, key: str, n: int = 1) -> None:
+    if key in counter or len(counter) < _REASON_LIMIT:
+        counter[key] += n
+    else:
+        counter["(other reasons)"] += n
+
+
+@dataclass
+class MappingStats:
+    matched: int = 0
+    built: int = 0
+    invalid: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class RunReport:
+    dry_run: bool = False
+    sources: int = 0
+    skipped_sources: int = 0     # already done in an earlier run (state)
+    lines: int = 0
+    events: int = 0
+    outcomes: Counter = field(default_factory=lambda: Counter({k: 0 for k in OUTCOMES}))
+    requests: Counter = field(default_factory=lambda: Counter({"sent": 0, "duplicate": 0, "failed": 0}))
+    unmatched: Counter = field(default_factory=Counter)
+    invalid_reasons: Counter = field(default_factory=Counter)
+    failed_reasons: Counter = field(default_factory=Counter)
+    mappings: dict[str, MappingStats] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    elapsed: float = 0.0
+    extra: dict = field(default_factory=dict)   # sink figures: retries, batches, bytes sent...
+
+    @property
+    def ok(self) -> bool:
+        return self.outcomes["invalid"] == 0 and self.outcomes["failed"] == 0
+
+    def to_dict(self) -> dict:
+        events_per_s = self.events / self.elapsed if self.elapsed else 0.0
+        return {
+            "dry_run": self.dry_run,
+            "sources": self.sources,
+            "skipped_sources": self.skipped_sources,
+            "lines": self.lines,
+            "events": self.events,
+            "outcomes": dict(self.outcomes),
+            "requests": dict(self.requests),
+            "unmatched_top": dict(self.unmatched.most_common(20)),
+            "invalid_reasons": dict(self.invalid_reasons.most_common(50)),
+            "failed_reasons": dict(self.failed_reasons.most_common(50)),
+            "mappings": {name: {"matched": s.matched, "built": s.built, "invalid": dict(s.invalid)}
+                         for name, s in self.mappings.items()},
+            "elapsed_seconds": round(self.elapsed, 3),
+            "events_per_second": round(events_per_s, 1),
+            **self.extra,
+        }
+
+
+def unmatched_name(event: dict) -> str:
+    kind = event.get("type")
+    name = event.get("event")
+    if kind == "track" or (kind is None and name is not None):
+        return f"track: {name}"
+    return str(kind) if kind is not None else "(no type)"
+
+
+def _outcome_of(ticket: Ticket) -> tuple[str, str | None, int | None]:
+    """Event outcome from its requests' answers: invalid > failed > sent > duplicate."""
+    failed = None
+    any_sent = False
+    for code, message in zip(ticket.codes, ticket.messages):
+        if code == 200 or code == 201:
+            any_sent = True
+        elif code != 409 and failed is None:
+            failed = (code, message)
+    if ticket.errors:
+        name, reason = ticket.errors[0]
+        return "invalid", f"mapping {name!r}: {reason}", None
+    if failed is not None:
+        return "failed", f"Recombee answered {failed[0]}: {failed[1] or 'no message'}", failed[0]
+    return ("sent" if any_sent else "duplicate"), None, None
+
+
+class Recorder:
+    """Turns finished events into counts and rejects records (single-threaded)."""
+
+    def __init__(self, report: RunReport, rejects: RejectsWriter | None,
+                 on_done: Callable[[Ticket, str], None] | None = None):
+        self.report = report
+        self.rejects = rejects
+        self.on_done = on_done
+
+    def invalid(self, line: Line, event: dict | None, reason: str, mapping: str | None = None) -> None:
+        self.report.outcomes["invalid"] += 1
+        _bounded_add(self.report.invalid_reasons, f"mapping {mapping!r}: {reason}" if mapping else reason)
+        if self.rejects is not None:
+            self.rejects.write(line, event, "invalid", reason if not mapping else f"mapping {mapping!r}: {reason}",
+                               mapping=mapping)
+
+    def finished(self, ticket: Ticket) -> None:
+        report = self.report
+        for code in ticket.codes:
+            if code == 200 or code == 201:
+                report.requests["sent"] += 1
+            elif code == 409:
+                report.requests["duplicate"] += 1
+            else:
+                report.requests["failed"] += 1
+        outcome, reason, status = _outcome_of(ticket)
+        report.outcomes[outcome] += 1
+        if outcome == "invalid":
+            _bounded_add(report.invalid_reasons, reason)
+        elif outcome == "failed":
+            _bounded_add(report.failed_reasons, reason)
+        if reason and self.rejects is not None:
+            self.rejects.write(ticket.line, ticket.event, outcome, reason, status=status)
+        if self.on_done is not None:
+            self.on_done(ticket, outcome)
+
+
+EventFilter = Callable[[dict], "str | None"]
+
+
+def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
+        rejects: RejectsWriter | None = None, event_filter: EventFilter | None = None,
+        observer: Observer | None = None, dry_run: bool = False,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
+        checkpoints: "Checkpoints | None" = None) -> RunReport:
+    report = recorder.report if recorder else RunReport(dry_run=dry_run)
+    recorder = recorder or Recorder(report, rejects)
+    observer = observer or _Silent()
+    progress = ReadProgress()
+    stats = report.mappings
+    for mapping in translator.mappings:
+        stats.setdefault(mapping.name, MappingStats())
+    translate = translator.translate
+    submit = sink.submit
+    outcomes = report.outcomes
+    countdown = _POLL_EVERY
+
+    def finish(tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            recorder.finished(ticket)
+            if checkpoints is not None:
+                checkpoints.answered(ticket.line.source, ticket.line.offset)
+
+    try:
+        for source in sources:
+            start = 0
+            if checkpoints is not None:
+                start = checkpoints.begin(source)
+                if start is None:
+                    report.skipped_sources += 1
+                    continue
+            report.sources += 1
+            observer.source_started(source)
+            name = source.name
+            line = None
+            for line in read_lines(source, max_line_bytes=max_line_bytes, start_offset=start,
+                                   progress=progress):
+                report.lines += 1
+                if line.error is not None:
+                    report.events += 1
+                    recorder.invalid(line, None, line.error)
+                    continue
+                for index, event in enumerate(decode(line.data)):
+                    report.events += 1
+                    if type(event) is str:
+                        recorder.invalid(line, None, event)
+                        continue
+                    if event_filter is not None:
+                        why = event_filter(event)
+                        if why is not None:
+                            outcomes["filtered"] += 1
+                            continue
+                    result = translate(event)
+                    if not result.matched:
+                        outcomes["unmatched"] += 1
+                        _bounded_add(report.unmatched, unmatched_name(event))
+                        continue
+                    for mapping_name in result.matched:
+                        stats[mapping_name].matched += 1
+                    for mapping_name in result.built:
+                        stats[mapping_name].built += 1
+                    for mapping_name, reason in result.errors:
+                        _bounded_add(stats[mapping_name].invalid, reason)
+                    if not result.requests:
+                        mapping_name, reason = result.errors[0]
+                        recorder.invalid(line, event, reason, mapping=mapping_name)
+                        continue
+                    if checkpoints is not None:
+                        checkpoints.submitted(name, line.offset)
+                    submit(Ticket(line, event, result.requests, result.errors or None, index))
+                countdown -= 1
+                if not countdown:
+                    countdown = _POLL_EVERY
+                    finish(sink.poll())
+                    if checkpoints is not None:
+                        checkpoints.read_past(name, line.offset)
+                        checkpoints.maybe_flush()
+                    observer.progress(report, progress.done)
+            if checkpoints is not None:
+                if line is not None:
+                    checkpoints.read_past(name, line.offset)
+                checkpoints.source_read(name)
+            progress.finish_source(source.size)
+        finish(sink.close())
+    except BaseException:
+        # Ctrl-C, authentication failure, a crash: what was answered still counts and is saved.
+        finish(sink.drain())
+        if checkpoints is not None:
+            checkpoints.flush()
+        report.elapsed = time.monotonic() - report.started
+        raise
+    if checkpoints is not None:
+        checkpoints.flush()
+    report.elapsed = time.monotonic() - report.started
+    observer.progress(report, progress.done)
+    return report

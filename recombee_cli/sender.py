@@ -1,0 +1,330 @@
+"""The Recombee sender: the sink that delivers requests in concurrent, ordered Batch calls.
+
+Order: every request is routed to a *lane* by its user (hash of userId). A lane sends one Batch at
+a time, in input order, so one user's requests take effect in input order while `concurrency`
+lanes work in parallel. A merge touches two users: it goes to the target's lane, and the source's
+lane gets a *fence* — the merge waits until the source lane has finished everything before the
+fence, and the source lane waits at the fence until the merge is done. Every wait points back to
+earlier input, so there is no cycle.
+
+Retries: a whole call that fails (connection, timeout, 429, 5xx) is sent again, re-signed, with
+exponential backoff and jitter. A request that fails with 429/5xx inside an answered Batch is sent
+again *together with every later request of the same user in that Batch*, so that the user's
+requests still take effect in input order (an add retried after its delete would revive it).
+Re-sent adds answer 409 and re-sent deletes 404; both count as `duplicate` (already applied).
+
+Memory stays flat: each lane holds at most `2 * batch_size` requests; `submit` waits when full.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+
+from .client import RecombeeClient, Retryable, RetryPolicy
+from .errors import AuthenticationError, ServiceError
+from .sinks import Ticket
+
+DEFAULT_BATCH_SIZE = 1000
+DEFAULT_CONCURRENCY = 4
+LINGER_SECONDS = 0.5        # a partly filled batch waits this long for more requests
+_FAILED_BATCHES_TO_ABORT = 3
+
+
+def request_users(request: dict) -> tuple[str, ...]:
+    """The users whose order a request takes part in."""
+    params = request.get("params") or {}
+    user = params.get("userId")
+    if user is not None:
+        return (user,)
+    parts = request["path"].split("/")       # /users/{t}/merge/{s}  or  /users/{u}
+    if len(parts) >= 5 and parts[3] == "merge":
+        return (parts[2], parts[4])
+    if len(parts) >= 3 and parts[1] == "users":
+        return (parts[2],)
+    return ()
+
+
+def classify(request: dict, code: int) -> int:
+    """Map an answer to the code we record: 404 on a delete or merge means already applied."""
+    if code == 404 and (request["method"] == "DELETE" or "/merge/" in request["path"]):
+        return 409
+    return code
+
+
+class _Fence:
+    __slots__ = ("reached", "released")
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()    # the source lane finished everything before it
+        self.released = threading.Event()   # the merge is done
+
+
+@dataclass
+class _Item:
+    ticket: Ticket
+    index: int
+    request: dict
+    users: tuple[str, ...]
+    fence: _Fence | None = None        # for a merge: the fence in the other user's lane
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class _Lane:
+    def __init__(self, sender: "RecombeeSender", number: int):
+        self.sender = sender
+        self.number = number
+        self.queue: deque = deque()
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._work, name=f"recombee-lane-{number}", daemon=True)
+
+    # -- producer side -------------------------------------------------------------------------
+    def put(self, entry) -> None:
+        with self.cond:
+            while len(self.queue) >= self.sender.lane_capacity and not self.sender.stopping:
+                self.cond.wait(0.1)
+            self.queue.append(entry)
+            self.cond.notify_all()
+
+    # -- worker side ---------------------------------------------------------------------------
+    def _take(self) -> list[_Item] | None:
+        """Wait for a batch worth sending; None when the sender is closing and the lane is empty."""
+        sender = self.sender
+        while True:
+            with self.cond:
+                while True:
+                    if sender.stopping:
+                        return None
+                    if not self.queue:
+                        if sender.closing:
+                            return None
+                        self.cond.wait(0.1)
+                        continue
+                    front = self.queue[0]
+                    if isinstance(front, _Fence):
+                        self.queue.popleft()
+                        self.cond.notify_all()
+                        fence = front
+                        break
+                    batch = []
+                    for entry in self.queue:
+                        if isinstance(entry, _Fence) or len(batch) >= sender.batch_size:
+                            break
+                        if entry.fence is not None and batch:
+                            break  # a merge starts its own batch, once its fence is reached
+                        batch.append(entry)
+                        if entry.fence is not None:
+                            break
+                    cut = len(batch) >= sender.batch_size or len(batch) < len(self.queue)
+                    lingered = time.monotonic() - batch[0].enqueued >= LINGER_SECONDS
+                    if not (cut or lingered or sender.closing):
+                        self.cond.wait(LINGER_SECONDS / 5)
+                        continue
+                    if batch[0].fence is not None and not batch[0].fence.reached.is_set():
+                        self.cond.wait(0.05)
+                        continue
+                    for _ in batch:
+                        self.queue.popleft()
+                    self.cond.notify_all()
+                    return batch
+            # Everything before the fence in this lane is done: let the merge go, wait for it.
+            fence.reached.set()
+            while not fence.released.wait(0.1):
+                if sender.stopping:
+                    return None
+
+    def _work(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                self.sender.deliver(batch)
+            except BaseException as exc:   # noqa: BLE001 - handed to the main thread
+                self.sender.fail(exc)
+                return
+            finally:
+                for item in batch:
+                    if item.fence is not None:
+                        item.fence.released.set()
+
+
+class RecombeeSender:
+    """A Sink: submit tickets, poll finished ones, close to flush and wait."""
+
+    def __init__(self, client: RecombeeClient, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
+                 seed: int | None = None):
+        if not 1 <= batch_size <= 10_000:
+            raise ValueError("batch size must be between 1 and 10,000")
+        self.client = client
+        self.batch_size = batch_size
+        self.lane_capacity = 2 * batch_size
+        self.retry = retry or RetryPolicy()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._done: list[Ticket] = []
+        self._pending: dict[int, int] = {}     # id(ticket) -> requests not yet answered
+        self._error: BaseException | None = None
+        self._failed_in_a_row = 0
+        self.stopping = False
+        self.closing = False
+        self.stats = {"batches": 0, "retries": 0, "requests_retried": 0}
+        self.lanes = [_Lane(self, n) for n in range(concurrency)]
+        for lane in self.lanes:
+            lane.thread.start()
+
+    # -- the Sink interface --------------------------------------------------------------------
+    def submit(self, ticket: Ticket) -> None:
+        self._raise_if_failed()
+        n = len(ticket.requests)
+        ticket.codes = [0] * n
+        ticket.messages = [None] * n
+        with self._lock:
+            self._pending[id(ticket)] = n
+        lanes = self.lanes
+        for index, request in enumerate(ticket.requests):
+            users = request_users(request)
+            home = lanes[self._lane_of(users[0])] if users else lanes[0]
+            if len(users) == 2 and self._lane_of(users[1]) != home.number:
+                fence = _Fence()
+                lanes[self._lane_of(users[1])].put(fence)
+                home.put(_Item(ticket, index, request, users, fence))
+            else:
+                home.put(_Item(ticket, index, request, users))
+
+    def poll(self) -> list[Ticket]:
+        self._raise_if_failed()
+        with self._lock:
+            done, self._done = self._done, []
+        return done
+
+    def close(self) -> list[Ticket]:
+        self.closing = True
+        for lane in self.lanes:
+            with lane.cond:
+                lane.cond.notify_all()
+        for lane in self.lanes:
+            while lane.thread.is_alive():
+                lane.thread.join(0.2)
+                if self._error is not None:
+                    self.abort()
+        self._raise_if_failed()
+        self.client.close()
+        return self.poll()
+
+    def drain(self) -> list[Ticket]:
+        """After an error: stop the lanes and hand back what was answered; never raises."""
+        self.abort()
+        for lane in self.lanes:
+            lane.thread.join(2.0)
+        with self._lock:
+            done, self._done = self._done, []
+        return done
+
+    def abort(self) -> None:
+        """Stop every lane now (Ctrl-C, authentication failure); unanswered requests stay unanswered."""
+        self.stopping = True
+        for lane in self.lanes:
+            with lane.cond:
+                lane.cond.notify_all()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _lane_of(self, user: str) -> int:
+        return zlib.crc32(user.encode("utf-8", "replace")) % len(self.lanes)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            self.abort()
+            raise self._error
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._error is None:
+                self._error = exc
+        self.abort()
+
+    def _answer(self, item: _Item, code: int, message: str | None) -> None:
+        ticket = item.ticket
+        ticket.codes[item.index] = code
+        ticket.messages[item.index] = message
+        with self._lock:
+            left = self._pending[id(ticket)] - 1
+            if left:
+                self._pending[id(ticket)] = left
+            else:
+                del self._pending[id(ticket)]
+                self._done.append(ticket)
+
+    def deliver(self, batch: list[_Item]) -> None:
+        """Send one lane's batch until every request has a final answer (or give up)."""
+        todo = batch
+        attempt = 0
+        started = time.monotonic()
+        policy = self.retry
+        while todo:
+            if self.stopping:
+                return
+            attempt += 1
+            self._count("batches")
+            try:
+                results = self.client.batch([item.request for item in todo])
+                self._failed_in_a_row = 0
+            except Retryable as exc:
+                if attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total:
+                    for item in todo:
+                        self._answer(item, 503, f"gave up after {attempt} attempts: {exc}")
+                    return
+                self._pause(policy.delay(attempt, exc.retry_after, self._rng))
+                self._count("retries")
+                continue
+            except ServiceError as exc:
+                self._failed_in_a_row += 1
+                if self._failed_in_a_row >= _FAILED_BATCHES_TO_ABORT:
+                    raise ServiceError(f"{exc}; {_FAILED_BATCHES_TO_ABORT} Batch calls in a row were "
+                                       f"refused, stopping") from None
+                for item in todo:
+                    self._answer(item, 400, str(exc))
+                return
+            retry: list[_Item] = []
+            blocked_users: set[str] = set()
+            retry_after = None
+            for item, result in zip(todo, results):
+                code = result.get("code", 500) if isinstance(result, dict) else 500
+                if code == 429 or code >= 500 or blocked_users.intersection(item.users):
+                    # A failed request, or a later request of a user whose earlier one failed:
+                    # both go again, in their order, so the user's history stays in order.
+                    retry.append(item)
+                    blocked_users.update(item.users)
+                    continue
+                message = None
+                if code not in (200, 201, 409):
+                    body = result.get("json") if isinstance(result, dict) else None
+                    message = str(body.get("error", body)) if isinstance(body, dict) else str(body)
+                self._answer(item, classify(item.request, code), message)
+            if retry:
+                if attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total:
+                    for item in retry:
+                        self._answer(item, 503, f"gave up after {attempt} attempts")
+                    return
+                self._count("retries")
+                self._count("requests_retried", len(retry))
+                self._pause(policy.delay(attempt, retry_after, self._rng))
+            todo = retry
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.stats[name] += n
+
+    def _pause(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < end:
+            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+
+__all__ = ["RecombeeSender", "DEFAULT_BATCH_SIZE", "DEFAULT_CONCURRENCY", "request_users",
+           "classify", "AuthenticationError"]

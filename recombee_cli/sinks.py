@@ -1,0 +1,87 @@
+"""Sinks: where built requests go. The dry-run printer and the Recombee sender are two
+implementations of one interface, so the pipeline does not know which one it feeds.
+
+The pipeline hands a sink one `Ticket` per event (its requests, in input order). The sink fills
+in a status code per request and hands finished tickets back from `poll()` / `close()`; only then
+does the pipeline decide the event's outcome, write rejects, and advance checkpoints.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Protocol
+
+import orjson
+
+from .jsvalues import orjson_default
+from .reader import Line
+
+
+class Ticket:
+    """One event on its way through a sink."""
+
+    __slots__ = ("line", "event", "requests", "codes", "messages", "errors", "index")
+
+    def __init__(self, line: Line, event: dict | None, requests: list[dict],
+                 errors: list[tuple[str, str]] | None = None, index: int = 0):
+        self.line = line
+        self.event = event
+        self.requests = requests
+        self.codes: list[int] = []           # one per request once answered
+        self.messages: list[str | None] = []  # Recombee's message for a failed request
+        self.errors = errors                  # translation errors (the event is invalid)
+        self.index = index                    # position inside a batch envelope line
+
+
+class Sink(Protocol):
+    def submit(self, ticket: Ticket) -> None: ...
+    def poll(self) -> list[Ticket]: ...     # tickets answered since the last call
+    def close(self) -> list[Ticket]: ...    # send what is left, wait, return the rest
+    def drain(self) -> list[Ticket]: ...    # after an error: answered tickets, never raises
+
+
+class DryRunPrinter:
+    """Prints each request as one JSON object per line, exactly as it would go into a Batch's
+    `requests` array, and answers every request as accepted."""
+
+    _FLUSH_EVERY = 512
+
+    def __init__(self, out: BinaryIO):
+        self._out = out
+        self._pending: list[bytes] = []
+        self._done: list[Ticket] = []
+        self.requests_printed = 0
+
+    def submit(self, ticket: Ticket) -> None:
+        dumps = orjson.dumps
+        pending = self._pending
+        for request in ticket.requests:
+            pending.append(dumps(request, default=orjson_default))
+        n = len(ticket.requests)
+        ticket.codes = [200] * n
+        ticket.messages = [None] * n
+        self.requests_printed += n
+        self._done.append(ticket)
+        if len(pending) >= self._FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._pending.append(b"")
+            self._out.write(b"\n".join(self._pending))
+            self._pending = []
+
+    def poll(self) -> list[Ticket]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> list[Ticket]:
+        self._flush()
+        self._out.flush()
+        return self.poll()
+
+    def drain(self) -> list[Ticket]:
+        try:
+            self._flush()
+        except OSError:
+            pass
+        return self.poll()

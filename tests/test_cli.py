@@ -1,0 +1,246 @@
+"""The command line, through click's CliRunner: every command, its help, its exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tomllib
+
+import pytest
+
+from helpers import ROOT, SAMPLES, invoke, ndjson
+from recombee_cli.cli import ExitCode, main
+
+
+def test_every_command_has_help_text():
+    for name, command in main.commands.items():
+        result = invoke([name, "--help"])
+        assert result.exit_code == 0, name
+        assert command.help and len(command.help.strip()) > 20, f"{name} has no real help text"
+    top = invoke(["--help"])
+    for code in ("0 ", "1 ", "2 ", "3 ", "130"):
+        assert code in top.stdout   # exit codes are documented in --help
+
+
+def test_exit_codes_are_the_documented_ones():
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 130]
+
+
+def test_dry_run_on_the_samples_prints_batch_request_objects():
+    result = invoke(["replay", "--dry-run", str(SAMPLES)])
+    requests = ndjson(result.stdout)
+    assert result.exit_code == 1          # sample_events holds a few bad lines on purpose
+    assert requests and all(set(r) == {"method", "path", "params"} for r in requests)
+    paths = {r["path"].split("/")[1] if r["path"].startswith("/users") else r["path"] for r in requests}
+    assert {"/detailviews/", "/purchases/", "/cartadditions/", "/bookmarks/", "/viewportions/", "users"} <= paths
+    assert "outcome" in result.stderr and "invalid" in result.stderr   # the summary goes to stderr
+    assert "{" not in result.stderr.split("outcome")[0]                # no data on stderr
+
+
+def test_dry_run_from_stdin_and_gzip_give_the_same_requests(tmp_path):
+    lines = (SAMPLES / "hand-written.ndjson").read_bytes()
+    plain = invoke(["replay", "--dry-run", "-"], input=lines)
+    (tmp_path / "x.bin").write_bytes(gzip.compress(lines))
+    zipped = invoke(["replay", "--dry-run", str(tmp_path / "x.bin")])
+    assert plain.stdout == zipped.stdout and ndjson(plain.stdout)
+
+
+def test_report_counts_add_up_and_rejects_are_replayable(tmp_path):
+    rejects = tmp_path / "rejects.ndjson"
+    report_path = tmp_path / "report.json"
+    result = invoke(["replay", "--dry-run", "--quiet", "--rejects", str(rejects), "--report", str(report_path),
+                     str(SAMPLES / "hand-written.ndjson")])
+    assert result.exit_code == ExitCode.FINISHED_WITH_ERRORS
+    report = json.loads(report_path.read_text())
+    assert sum(report["outcomes"].values()) == report["events"]
+    assert report["lines"] == 10 and report["events"] == 11          # one envelope line holds two
+    records = ndjson(rejects.read_text())
+    assert len(records) == report["outcomes"]["invalid"] == 4
+    for record in records:
+        assert record["source"].endswith("hand-written.ndjson") and record["line"] > 0 and record["reason"]
+    # Replaying the rejects reproduces the same reasons: nothing is lost on the way back.
+    again = invoke(["replay", "--dry-run", "--quiet", "--report", str(report_path), str(rejects)])
+    assert json.loads(report_path.read_text())["outcomes"]["invalid"] == 4
+    assert again.exit_code == 1
+
+
+def test_quiet_run_prints_nothing_on_success(tmp_path):
+    good = tmp_path / "good.ndjson"
+    good.write_text(json.dumps({"type": "page", "name": "home", "userId": "u1",
+                                "timestamp": "2024-01-01T00:00:00Z"}) + "\n")
+    result = invoke(["replay", "--dry-run", "--quiet", str(good)])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert len(ndjson(result.stdout)) == 1
+
+
+def test_bad_inputs_each_get_a_reason_and_the_run_goes_on(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a-truncated-json.ndjson").write_bytes(b'{"type":"page","name":"home"\n')
+    (folder / "b-not-object.ndjson").write_bytes(b'[1,2,3]\n')
+    (folder / "c-bad-utf8.ndjson").write_bytes(b'{"type":"page","name":"\xff"}\n')
+    data = gzip.compress(b"".join(b'{"type":"page","name":"p%d","userId":"u","timestamp":"2024-01-01T00:00:00Z"}\n'
+                                  % i for i in range(20000)))
+    (folder / "d-truncated.gz").write_bytes(data[: len(data) // 2])
+    (folder / "e-empty.ndjson").write_bytes(b"")
+    (folder / "f-good.ndjson").write_bytes(
+        b'{"type":"page","name":"home","userId":"u","timestamp":"2024-01-01T00:00:00Z"}\n')
+    big = b'{"type":"page","name":"big","userId":"u","timestamp":"2024-01-01T00:00:00Z","properties":{"x":"' \
+        + b"y" * 5_000_000 + b'"}}\n'
+    (folder / "g-big-line.ndjson").write_bytes(big)
+    rejects = tmp_path / "rejects.ndjson"
+    result = invoke(["replay", "--dry-run", "--rejects", str(rejects), str(folder)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    reasons = {r["source"].rsplit("/", 1)[-1]: r["reason"] for r in ndjson(rejects.read_text())}
+    assert reasons["a-truncated-json.ndjson"].startswith("truncated JSON")
+    assert reasons["b-not-object.ndjson"] == "not a JSON object (got an array)"
+    assert reasons["c-bad-utf8.ndjson"].startswith("invalid UTF-8")
+    assert "truncated" in reasons["d-truncated.gz"]
+    printed = ndjson(result.stdout)
+    assert {"home", "big"} <= {r["params"]["itemId"] for r in printed}   # later files still ran
+
+
+def test_folder_with_no_events_is_fine(tmp_path):
+    (tmp_path / "empty.ndjson").write_text("\n\n")
+    result = invoke(["replay", "--dry-run", str(tmp_path)])
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_missing_input_is_exit_2_with_one_line():
+    result = invoke(["replay", "--dry-run", "/nonexistent/exports"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "no such file" in result.stderr
+
+
+def test_config_errors_name_file_line_mapping_and_field(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[replay]\npresets = false\n\n[[mappings]]\nname = "Rated"\naction = "addRating"\n'
+                      'trigger = \'type = "track" and event = "Rated"\'\n[mappings.fields]\n'
+                      'rating = { "@path" = 5 }\n')
+    result = invoke(["validate", "--config", str(config)])
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert str(config) + ":4" in message and "'Rated'" in message and "'rating'" in message
+    assert "Traceback" not in message
+
+
+def test_unparseable_trigger_is_a_configuration_error(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[[mappings]]\nname = "Broken"\naction = "addBookmark"\ntrigger = \'type = "track\'\n')
+    result = invoke(["replay", "--dry-run", "--config", str(config), str(SAMPLES)])
+    assert result.exit_code == 2 and "Segment cannot parse" in result.stderr and "'Broken'" in result.stderr
+
+
+def test_invalid_toml_names_the_line(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[replay]\npresets = tru\n")
+    result = invoke(["validate", "--config", str(config)])
+    assert result.exit_code == 2 and f"{config}:2" in result.stderr
+
+
+def test_quirky_trigger_warns_and_behaves_like_segment(tmp_path):
+    config = tmp_path / "quirk.toml"
+    config.write_text('[replay]\npresets = false\n[[mappings]]\nname = "Mixed"\naction = "addBookmark"\n'
+                      'trigger = \'type = "track" and event = "A" or event = "B"\'\n')
+    events = tmp_path / "e.ndjson"
+    events.write_text(json.dumps({"type": "identify", "event": "B", "userId": "u",
+                                  "properties": {"product_id": "p"}, "timestamp": 1}) + "\n")
+    result = invoke(["replay", "--dry-run", "--config", str(config), str(events)])
+    assert "warning" in result.stderr and "Mixed" in result.stderr
+    assert len(ndjson(result.stdout)) == 1   # Segment reads it as an OR of all three
+
+
+def test_validate_reports_per_mapping(tmp_path):
+    result = invoke(["validate", "--json", str(SAMPLES)])
+    report = json.loads(result.stdout)
+    pages = report["mappings"]["Page - Viewed"]
+    assert pages["matched"] > 0 and pages["built"] > 0
+    assert report["unmatched_top"]
+    human = invoke(["validate", str(SAMPLES)])
+    assert "Page - Viewed" in human.stderr and "unmatched" in human.stderr
+
+
+def test_validate_without_inputs_checks_the_config():
+    result = invoke(["validate", "--config", str(ROOT / "mappings.example.toml")])
+    assert result.exit_code == 0, result.stderr
+    assert "OK" in result.stderr
+
+
+def test_explain_json_names_origin_mappings_requests_and_outcome():
+    result = invoke(["explain", "--json", str(SAMPLES / "hand-written.ndjson")])
+    records = ndjson(result.stdout)
+    assert len(records) == 11
+    first = records[0]
+    assert first["source"].endswith("hand-written.ndjson") and first["line"] == 1
+    assert first["matched"] == ["Ecommerce - Product Viewed"]
+    assert first["requests"][0]["path"] == "/detailviews/" and first["outcome"] == "sent"
+    by_line = {r["line"]: r for r in records}
+    assert by_line[8]["outcome"] == "invalid" and "userId" in by_line[8]["reason"]
+    assert by_line[11]["outcome"] == "unmatched"
+    human = invoke(["explain", str(SAMPLES / "hand-written.ndjson")])
+    assert "itemId = " in human.stdout
+
+
+def test_presets_output_is_a_config_that_reproduces_the_presets(tmp_path):
+    result = invoke(["presets"])
+    config = tmp_path / "presets.toml"
+    config.write_text(result.stdout)
+    assert len(tomllib.loads(result.stdout)["mappings"]) == 14
+    builtin = invoke(["replay", "--dry-run", "--quiet", str(SAMPLES)])
+    written = invoke(["replay", "--dry-run", "--quiet", "--config", str(config), str(SAMPLES)])
+    assert written.stdout == builtin.stdout and builtin.stdout
+
+
+def test_import_segment_writes_a_working_config(tmp_path):
+    result = invoke(["import-segment", str(ROOT / "docs" / "segment-subscriptions.example.json")])
+    assert result.exit_code == 0
+    config = tmp_path / "imported.toml"
+    config.write_text(result.stdout)
+    events = tmp_path / "e.ndjson"
+    events.write_text(json.dumps({"type": "track", "event": "Checkout Step Viewed", "userId": "u1",
+                                  "properties": {"step": 2}, "timestamp": "2024-01-01T00:00:00Z"}) + "\n")
+    out = invoke(["replay", "--dry-run", "--config", str(config), str(events)])
+    (request,) = ndjson(out.stdout)
+    assert request["params"]["itemId"] == "checkout-step-2"
+
+
+def test_runtime_shape_subscriptions_are_accepted_by_reference(tmp_path):
+    subs = tmp_path / "subs.json"
+    subs.write_text(json.dumps([{"name": "Viewed", "partnerAction": "addDetailView",
+                                 "subscribe": 'type = "track" and event = "Seen"',
+                                 "mapping": {"userId": {"@path": "$.userId"},
+                                             "itemId": {"@path": "$.properties.sku"},
+                                             "timestamp": {"@path": "$.timestamp"}}}]))
+    config = tmp_path / "c.toml"
+    config.write_text('segment_subscriptions = ["subs.json"]\n[replay]\npresets = false\n')
+    events = tmp_path / "e.ndjson"
+    events.write_text(json.dumps({"type": "track", "event": "Seen", "userId": "u1", "properties": {"sku": 7},
+                                  "timestamp": "2024-01-01T00:00:00Z"}) + "\n")
+    (request,) = ndjson(invoke(["replay", "--dry-run", "--config", str(config), str(events)]).stdout)
+    assert request["params"]["itemId"] == "7"            # a number in a string field becomes a string
+    assert request["params"]["additionalData"] == {"segmentEventType": "track", "segmentEventName": "Seen"}
+
+
+def test_python_api():
+    import recombee_cli
+
+    event = {"type": "track", "event": "Product Viewed", "userId": "u1", "properties": {"sku": "s-1"},
+             "timestamp": "2024-03-01T12:00:00Z"}
+    assert recombee_cli.compile_trigger('event = "Product Viewed"').matches(event)
+    assert recombee_cli.resolve_mapping({"@path": "$.properties.sku"}, event) == "s-1"
+    (request,) = recombee_cli.translate_event(event)
+    assert request["params"]["itemId"] == "s-1" and request["params"]["timestamp"] == 1709294400
+    with pytest.raises(recombee_cli.PayloadInvalid, match="itemId"):
+        recombee_cli.translate_event({**event, "properties": {}})
+    with pytest.raises(recombee_cli.MappingError):
+        recombee_cli.resolve_mapping({"@path": 5}, event)
+
+
+def test_python_module_entry_point():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "recombee_cli", "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "recombee-cli" in result.stdout

@@ -1,0 +1,223 @@
+"""Sending, end to end over 127.0.0.1 into the local Recombee emulator: real sockets, real signatures."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import threading
+import time
+
+import pytest
+
+from helpers import ROOT, invoke, ndjson
+from recombee_cli.client import RecombeeClient, RetryPolicy
+from recombee_cli.config import Config, compile_config
+from recombee_cli.emulator import Emulator, Faults
+from recombee_cli.errors import AuthenticationError
+from recombee_cli.pipeline import Recorder, RunReport, run
+from recombee_cli.reader import expand_inputs
+from recombee_cli.sender import RecombeeSender
+from recombee_cli.translate import Translator
+
+sys.path.insert(0, str(ROOT))
+from bench.generate import write as write_archive  # noqa: E402
+
+DB = "e2e-db"
+TOKEN = "e2e-secret-token-7f3a"
+FAST_RETRY = RetryPolicy(max_attempts=30, base_delay=0.01, max_delay=0.1, max_total=60)
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    path = tmp_path_factory.mktemp("archive") / "events.ndjson.gz"
+    with gzip.open(path, "wb") as fh:
+        write_archive(20_000, fh, seed=11)
+    return str(path)
+
+
+def replay_into(emu: Emulator, path: str, *, batch_size=500, concurrency=4, report=None):
+    translator = Translator(compile_config(Config()))
+    client = RecombeeClient(DB, TOKEN, emu.base_uri, concurrency=concurrency, timeout=5)
+    sender = RecombeeSender(client, batch_size=batch_size, concurrency=concurrency, retry=FAST_RETRY, seed=5)
+    report = report or RunReport()
+    try:
+        run(expand_inputs([path]), translator, sender, recorder=Recorder(report, None))
+    except BaseException:
+        sender.abort()
+        raise
+    return report, sender
+
+
+def _requests_answered(report: RunReport) -> int:
+    return report.requests["sent"] + report.requests["duplicate"] + report.requests["failed"]
+
+
+@pytest.fixture(scope="module")
+def clean_run(archive):
+    with Emulator(DB, TOKEN) as emu:
+        report, _ = replay_into(emu, archive)
+        return report, emu.snapshot()
+
+
+def test_clean_run_accounts_for_every_event(clean_run):
+    report, snapshot = clean_run
+    assert report.events == 20_000
+    assert sum(report.outcomes.values()) == report.events
+    assert report.outcomes["failed"] == 0
+    assert report.outcomes["sent"] > 10_000
+    assert sum(len(rows) for name, rows in snapshot.items() if name not in ("users", "items")) > 5_000
+
+
+def test_faults_change_nothing_in_the_store(archive, clean_run):
+    clean_report, clean_snapshot = clean_run
+    faults = Faults(p_500=0.04, p_503=0.04, p_429=0.04, retry_after=0.02, p_slow=0.02, slow_seconds=0.2,
+                    p_drop=0.04, p_drop_before=0.02, p_sub_5xx=0.01, seed=3)
+    with Emulator(DB, TOKEN, faults=faults) as emu:
+        report, sender = replay_into(emu, archive)
+        stats = emu.stats
+        snapshot = emu.snapshot()
+    assert sum(stats.faults.values()) > 20, stats.faults      # the faults really happened
+    assert set(stats.faults) >= {"500", "503", "429", "drop", "drop_before", "sub_5xx"}, stats.faults
+    assert sender.stats["retries"] > 0
+    assert snapshot == clean_snapshot                            # nothing missing, nothing doubled
+    assert sum(report.outcomes.values()) == report.events == 20_000
+    assert report.outcomes["failed"] == 0
+    assert _requests_answered(report) == _requests_answered(clean_report)
+    # A re-sent request already applied comes back 409: sent + duplicate covers every request.
+    assert report.requests["sent"] + report.requests["duplicate"] == \
+        clean_report.requests["sent"] + clean_report.requests["duplicate"]
+
+
+def test_second_replay_is_all_duplicate_and_changes_nothing(tmp_path):
+    """Without deletes or merges in the history, a replay is answered 409 request for request."""
+    import orjson
+    from bench.generate import events as generate
+
+    kept = [e for e in generate(5_000, seed=12) if e.get("type") != "alias"
+            and e.get("event") not in ("Product Removed", "Product Removed from Wishlist")]
+    path = _write_events(tmp_path / "adds-only.ndjson", kept)
+    with Emulator(DB, TOKEN) as emu:
+        first, _ = replay_into(emu, path)
+        before = emu.snapshot()
+        second, _ = replay_into(emu, path)
+        assert emu.snapshot() == before
+    assert first.requests["sent"] > 2_000
+    assert second.requests["sent"] == 0
+    assert second.requests["duplicate"] == _requests_answered(first)
+    assert second.outcomes["duplicate"] == first.outcomes["sent"] + first.outcomes["duplicate"]
+
+
+def test_second_replay_with_deletes_and_merges_leaves_the_store_unchanged(archive, clean_run):
+    """A history with deletes and merges is re-executed in order (an add re-added, then deleted
+    again), so some requests are `sent` again; the final state is the same."""
+    _, clean_snapshot = clean_run
+    with Emulator(DB, TOKEN) as emu:
+        replay_into(emu, archive)
+        second, _ = replay_into(emu, archive)
+        assert emu.snapshot() == clean_snapshot
+    assert second.requests["duplicate"] > 5 * second.requests["sent"]
+    assert second.outcomes["failed"] == 0
+
+
+def _write_events(path, events):
+    import orjson
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return str(path)
+
+
+def test_add_then_delete_across_batches_ends_deleted(tmp_path):
+    events = []
+    for n in range(40):
+        stamp = f"2024-03-01T00:00:{n:02d}.000Z"
+        events.append({"type": "track", "event": "Product Added to Wishlist", "userId": f"u{n % 3}",
+                       "properties": {"product_id": f"p{n}"}, "timestamp": stamp})
+        events.append({"type": "track", "event": "Product Removed from Wishlist", "userId": f"u{n % 3}",
+                       "properties": {"product_id": f"p{n}", "timestamp": stamp}, "timestamp": stamp})
+    path = _write_events(tmp_path / "pairs.ndjson", events)
+    with Emulator(DB, TOKEN) as emu:
+        report, _ = replay_into(emu, path, batch_size=3, concurrency=4)
+        assert emu.snapshot()["bookmarks"] == []
+    assert report.outcomes["sent"] == 80
+
+
+def test_merge_lands_after_the_source_users_earlier_interactions(tmp_path):
+    events = []
+    for n in range(30):   # many anonymous views, in batches of 4 across 4 lanes
+        events.append({"type": "track", "event": "Product Viewed", "anonymousId": f"anon-{n % 5}",
+                       "properties": {"product_id": f"p{n}"}, "timestamp": f"2024-03-01T00:00:{n:02d}Z"})
+    for n in range(5):
+        events.append({"type": "alias", "previousId": f"anon-{n}", "userId": f"known-{n}",
+                       "timestamp": "2024-03-01T00:01:00Z"})
+    path = _write_events(tmp_path / "merge.ndjson", events)
+    with Emulator(DB, TOKEN) as emu:
+        report, _ = replay_into(emu, path, batch_size=4, concurrency=4)
+        snapshot = emu.snapshot()
+    users_with_views = {row[0] for row in snapshot["detailviews"]}
+    assert users_with_views == {f"known-{n}" for n in range(5)}
+    assert len(snapshot["detailviews"]) == 30
+    assert report.outcomes["sent"] == 35
+
+
+def test_401_mid_run_stops_at_once_and_reports_only_what_was_sent(archive):
+    with Emulator(DB, TOKEN) as emu:
+        original = RecombeeClient.batch
+        calls = {"n": 0}
+
+        def batch(self, requests):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                emu.reject_all_auth = True
+            return original(self, requests)
+
+        report = RunReport()
+        RecombeeClient.batch = batch
+        try:
+            with pytest.raises(AuthenticationError, match="token"):
+                replay_into(emu, archive, batch_size=200, concurrency=2, report=report)
+        finally:
+            RecombeeClient.batch = original
+        stored = sum(len(rows) for name, rows in emu.snapshot().items() if name not in ("users", "items"))
+        accepted = emu.stats.sub_codes[200] + emu.stats.sub_codes[201]
+    assert 0 < report.requests["sent"] <= accepted
+    assert report.requests["sent"] <= 3 * 200
+    assert stored <= accepted
+
+
+def test_cli_sends_and_never_shows_the_token(tmp_path):
+    rejects = tmp_path / "rejects.ndjson"
+    report_file = tmp_path / "report.json"
+    with Emulator(DB, TOKEN) as emu:
+        result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB,
+                         "--rejects", str(rejects), "--report", str(report_file), str(ROOT / "sample_events")],
+                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        stored = emu.snapshot()
+    assert result.exit_code == 1, result.stderr     # the samples hold a few bad lines on purpose
+    assert result.stdout == ""                       # sending prints no data
+    assert stored["purchases"] and stored["detailviews"] and stored["bookmarks"]
+    outputs = [result.stdout, result.stderr, rejects.read_text(), report_file.read_text()]
+    for text in outputs:
+        assert TOKEN not in text
+        assert "hmac_sign" not in text
+    report = __import__("json").loads(report_file.read_text())
+    assert report["requests"]["sent"] > 0 and report["batches"] >= 1
+
+
+def test_cli_401_exits_3_with_a_clear_message(tmp_path):
+    with Emulator(DB, TOKEN) as emu:
+        result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB,
+                         str(ROOT / "sample_events")], env={"RECOMBEE_PRIVATE_TOKEN": "wrong-token"})
+    assert result.exit_code == 3
+    assert "private token" in result.stderr and "database id" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "wrong-token" not in result.stderr
+
+
+def test_plain_http_needs_to_be_asked_for():
+    result = invoke(["replay", "--base-uri", "http://127.0.0.1:9", "--database-id", DB,
+                     str(ROOT / "sample_events")], env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+    assert result.exit_code == 2 and "--allow-http" in result.stderr
+
+
+def test_missing_token_is_a_usage_error():
+    result = invoke(["replay", "--database-id", DB, str(ROOT / "sample_events")])
+    assert result.exit_code == 2 and "RECOMBEE_PRIVATE_TOKEN" in result.stderr

@@ -1,0 +1,238 @@
+"""Resume, incremental runs, the run lock, time windows, de-duplication — real processes,
+real SIGKILLs, the emulator over 127.0.0.1."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from helpers import ROOT, invoke, ndjson
+from recombee_cli.emulator import Emulator
+from recombee_cli.state import StateStore
+
+sys.path.insert(0, str(ROOT))
+from bench.generate import events as generate  # noqa: E402
+
+DB = "state-db"
+TOKEN = "state-test-token-91c2"
+
+
+def _write_gz(path, events) -> str:
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return str(path)
+
+
+def _archive(folder, files: int, per_file: int, seed: int) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    stream = generate(files * per_file, seed=seed)
+    return [_write_gz(folder / f"part-{n:04d}.gz", [next(stream) for _ in range(per_file)])
+            for n in range(files)]
+
+
+def _replay_args(emu: Emulator, state, *inputs, extra=()):
+    return ["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB,
+            "--state", str(state), "--batch-size", "100", "--concurrency", "3", *extra, *map(str, inputs)]
+
+
+def _cli(args, *, env=None, timeout=120) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "recombee_cli", *args], capture_output=True, text=True,
+                          env=environ, timeout=timeout)
+
+
+def test_incremental_run_reads_only_new_files(tmp_path):
+    folder = tmp_path / "segment-logs" / "SRC"
+    day1 = _archive(folder / "1709251200000", 3, 300, seed=1)
+    state = tmp_path / "state.sqlite"
+    report = tmp_path / "report.json"
+    with Emulator(DB, TOKEN) as emu:
+        first = invoke(_replay_args(emu, state, folder, extra=["--report", str(report)]),
+                       env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        assert first.exit_code in (0, 1), first.stderr
+        assert json.loads(report.read_text())["sources"] == 3
+        _archive(folder / "1709337600000", 2, 300, seed=2)
+        received_before = emu.stats.sub_requests
+        second = invoke(_replay_args(emu, state, folder, extra=["--report", str(report), "--quiet"]),
+                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        figures = json.loads(report.read_text())
+        assert figures["sources"] == 2 and figures["skipped_sources"] == 3
+        assert figures["lines"] == 600
+        # Recombee received exactly the requests of the two new files, nothing of day 1.
+        assert emu.stats.sub_requests - received_before == sum(figures["requests"].values())
+        # --reprocess reads everything again (and Recombee answers 409)
+        invoke(_replay_args(emu, state, folder, extra=["--report", str(report), "--quiet", "--reprocess"]),
+               env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        assert json.loads(report.read_text())["sources"] == 5
+    assert second.exit_code in (0, 1)
+    assert day1
+
+
+def test_a_changed_file_is_processed_again_with_a_warning(tmp_path):
+    path = _write_gz(tmp_path / "a.gz", list(generate(50, seed=3)))
+    state = tmp_path / "s.sqlite"
+    with Emulator(DB, TOKEN) as emu:
+        invoke(_replay_args(emu, state, path), env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        _write_gz(tmp_path / "a.gz", list(generate(60, seed=3)))
+        again = invoke(_replay_args(emu, state, path), env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+    assert "changed since it was last read" in again.stderr
+
+
+def _store_after_uninterrupted(files) -> dict:
+    with Emulator(DB, TOKEN) as emu:
+        state = files[0] + ".clean-state"
+        result = _cli(_replay_args(emu, state, *files, extra=["--quiet"]))
+        assert result.returncode in (0, 1), result.stderr
+        return emu.snapshot()
+
+
+def test_killed_replays_resume_to_the_same_store(tmp_path):
+    files = _archive(tmp_path / "in", 3, 2000, seed=4)
+    expected = _store_after_uninterrupted(files)
+    rng = random.Random(99)
+    state = tmp_path / "state.sqlite"
+    report = tmp_path / "final.json"
+    with Emulator(DB, TOKEN, latency=60) as emu:    # slow enough to be killed halfway (~6 s a run)
+        args = _replay_args(emu, state, *files)
+        kills = 0
+        for attempt in range(4):                     # bounded: 3 kills, then run to completion
+            if attempt == 3:
+                break
+            proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", *args], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
+            time.sleep(rng.uniform(1.0, 2.5))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(timeout=30)
+        final = _cli(args + ["--report", str(report)], timeout=300)
+        assert final.returncode in (0, 1), final.stderr
+        snapshot = emu.snapshot()
+    assert kills == 3
+    assert snapshot == expected                      # nothing missing, nothing doubled
+    figures = json.loads(report.read_text())
+    assert figures["skipped_sources"] + figures["resumed_sources"] >= 1   # it really resumed
+    assert sum(figures["outcomes"].values()) == figures["events"]
+    assert figures["outcomes"]["failed"] == 0
+
+
+def test_ctrl_c_saves_the_checkpoint_and_exits_130(tmp_path):
+    files = _archive(tmp_path / "in", 2, 2000, seed=5)
+    state = tmp_path / "state.sqlite"
+    with Emulator(DB, TOKEN, latency=20) as emu:
+        proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", *_replay_args(emu, state, *files)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    store = StateStore(str(state))
+    try:
+        offsets = [f.offset for f in store.files()]
+        assert offsets and max(offsets) > 0
+        assert store.runs(1)[0]["status"] == "interrupted"
+    finally:
+        store.db.close()
+
+
+def test_two_runs_on_one_state_the_second_exits_with_the_lock_message(tmp_path):
+    files = _archive(tmp_path / "in", 1, 3000, seed=6)
+    state = tmp_path / "state.sqlite"
+    with Emulator(DB, TOKEN, latency=20) as emu:
+        args = _replay_args(emu, state, *files)
+        first = subprocess.Popen([sys.executable, "-m", "recombee_cli", *args], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        deadline = time.monotonic() + 30
+        while not os.path.exists(str(state) + ".lock") or not open(str(state) + ".lock").read():
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = _cli(args)
+        first.wait(timeout=120)
+    assert second.returncode == 2
+    assert "another run is using the state file" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert first.returncode in (0, 1)
+
+
+def test_a_dead_runs_lock_is_taken_over(tmp_path):
+    files = _archive(tmp_path / "in", 1, 3000, seed=7)
+    state = tmp_path / "state.sqlite"
+    with Emulator(DB, TOKEN, latency=20) as emu:
+        args = _replay_args(emu, state, *files)
+        first = subprocess.Popen([sys.executable, "-m", "recombee_cli", *args], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        time.sleep(1.0)
+        first.kill()
+        first.wait(timeout=30)
+        second = _cli(args)
+    assert second.returncode in (0, 1), second.stderr
+
+
+def test_time_window_leaves_the_checkpoint_alone(tmp_path):
+    events = [{"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": f"m{n}",
+               "properties": {"product_id": f"p{n}"}, "timestamp": f"2024-0{1 + n % 3}-10T00:00:00Z"}
+              for n in range(30)]
+    path = _write_gz(tmp_path / "w.gz", events)
+    state = tmp_path / "state.sqlite"
+    report = tmp_path / "r.json"
+    with Emulator(DB, TOKEN) as emu:
+        invoke(_replay_args(emu, state, path, extra=["--since", "2024-02-01", "--until", "2024-03-01",
+                                                     "--report", str(report)]),
+               env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        figures = json.loads(report.read_text())
+        assert figures["outcomes"]["sent"] == 10 and figures["outcomes"]["filtered"] == 20
+        assert not state.exists() or StateStore(str(state)).files() == []
+        # a normal run afterwards still reads the whole file
+        invoke(_replay_args(emu, state, path, extra=["--report", str(report)]),
+               env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        figures = json.loads(report.read_text())
+    assert figures["outcomes"]["sent"] == 20 and figures["outcomes"]["duplicate"] == 10
+
+
+def test_dedupe_drops_repeated_message_ids(tmp_path):
+    event = {"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": "same",
+             "properties": {"product_id": "p1"}, "timestamp": "2024-01-01T00:00:00Z"}
+    path = tmp_path / "d.ndjson"
+    path.write_text("\n".join(json.dumps(e) for e in [event, event, {**event, "messageId": "other"}]) + "\n")
+    report = tmp_path / "r.json"
+    result = invoke(["replay", "--dry-run", "--dedupe", "--report", str(report), str(path)])
+    assert len(ndjson(result.stdout)) == 2
+    assert json.loads(report.read_text())["outcomes"]["filtered"] == 1
+
+
+def test_status_shows_files_and_runs(tmp_path):
+    path = _write_gz(tmp_path / "a.gz", list(generate(100, seed=8)))
+    state = tmp_path / "state.sqlite"
+    with Emulator(DB, TOKEN) as emu:
+        invoke(_replay_args(emu, state, path), env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+    result = invoke(["status", "--state", str(state), "--json"])
+    data = json.loads(result.stdout)
+    assert data["files"][0]["done"] and data["files"][0]["path"] == path
+    assert data["runs"][0]["status"] in ("done", "failed") and data["runs"][0]["report"]["events"] == 100
+    human = invoke(["status", "--state", str(state)])
+    assert "1 files done" in human.stderr
+
+
+def test_quiet_cron_run_prints_nothing_on_success_and_json_logs(tmp_path):
+    events = [{"type": "track", "event": "Product Viewed", "userId": "u1", "properties": {"product_id": "p1"},
+               "timestamp": "2024-01-01T00:00:00Z"}]
+    path = _write_gz(tmp_path / "ok.gz", events)
+    with Emulator(DB, TOKEN) as emu:
+        quiet = invoke(_replay_args(emu, tmp_path / "s1", path, extra=["--quiet"]),
+                       env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        logged = invoke(_replay_args(emu, tmp_path / "s2", path, extra=["--log-format", "json"]),
+                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
+    (line,) = logged.stderr.splitlines()
+    record = json.loads(line)
+    assert record["message"] == "summary" and record["report"]["outcomes"]["duplicate"] == 1
