@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .actions import ACTIONS, INTERNAL_DATA, Action
+from .actions import ACTIONS, INTERNAL_DATA, Action, make_preparer
 from .errors import ConfigError, MappingError, TriggerSyntaxError
 from .mappingkit import compile_value, validate_mapping
 from .presets import PRESETS, PRESETS_BY_NAME
@@ -298,6 +298,7 @@ class CompiledMapping:
     action: Action
     resolvers: tuple[tuple[str, Callable[[dict], Any]], ...]
     spec: MappingSpec
+    prepare: Callable[[dict], dict]      # event -> payload ready for the action (hot path)
 
 
 def compile_mapping(spec: MappingSpec) -> CompiledMapping:
@@ -322,7 +323,8 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
             resolvers.append((name, compile_value(value)))
         except MappingError as exc:
             raise ConfigError(str(exc), field=name, **where) from None
-    return CompiledMapping(spec.name, trigger, action, tuple(resolvers), spec)
+    return CompiledMapping(spec.name, trigger, action, tuple(resolvers), spec,
+                           make_preparer(action, resolvers))
 
 
 def compile_config(config: Config) -> list[CompiledMapping]:

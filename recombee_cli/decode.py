@@ -51,6 +51,12 @@ def _expand_envelope(envelope: dict) -> list:
 
 def decode(data: bytes) -> list:
     """Events in a line: each element is a dict (an event) or a str (why it is not one)."""
+    try:   # the common case first: one plain event object
+        value = orjson.loads(data)
+        if type(value) is dict and "batch" not in value and REJECT_MARKER not in value:
+            return [value]
+    except orjson.JSONDecodeError:
+        pass
     if data[:3] == _BOM:
         data = data[3:]
     try:

@@ -222,6 +222,19 @@ def _path_resolver(path: str) -> Resolver:
                 return _copy(v) if type(v) in (dict, list) else v
             return get1
 
+    if len(keys) == 2 and keys[0][1] is None and keys[1][1] is None:
+        (key1, _), (key2, _) = keys
+
+        def get2(p: Any) -> Any:   # `$.properties.x`, the most common path: two dict lookups
+            if type(p) is dict:
+                v = p.get(key1, UNDEFINED)
+                if type(v) is dict:
+                    v = v.get(key2, UNDEFINED)
+                    return _copy(v) if type(v) in (dict, list) else v
+            v = _walk(p, keys)
+            return _copy(v) if type(v) in (dict, list) else v
+        return get2
+
     def get_n(p: Any) -> Any:
         v = _walk(p, keys)
         return _copy(v) if type(v) in (dict, list) else v
@@ -580,6 +593,16 @@ def _c_if(opts: Any, keep: bool) -> Resolver:
     cond = _compile(blank if use_blank else exists, False)
     then_f = _compile(opts["then"], keep) if "then" in opts else None
     else_f = _compile(opts["else"], keep) if js_truthy(opts.get("else")) else None
+
+    if (not use_blank and type(exists) is dict and len(exists) == 1 and type(exists.get("@path")) is str
+            and opts.get("then") == exists):
+        # The UI's "coalesce" (`exists X then X else Y`): resolve X once, not twice.
+        def resolve_coalesce(p: Any) -> Any:
+            v = cond(p)
+            if v is not None and v is not UNDEFINED:
+                return v
+            return else_f(p) if else_f is not None else UNDEFINED
+        return resolve_coalesce
 
     def resolve_if(p: Any) -> Any:
         v = cond(p)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import math
 import re
+from datetime import datetime
 
 from .errors import PayloadInvalid
 
@@ -87,8 +88,33 @@ def _parse_date_string(text: str) -> float | None:
     return total_ms / 1000
 
 
+_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
+
+
+def _fast_canonical(text: str) -> float | int | None:
+    """Segment's own format, `2024-03-01T12:00:00.123Z` (or `+00:00`): nearly every timestamp in
+    an archive looks like this, and the C parser reads it in well under a microsecond. The shape is
+    checked first, so every other form (and every V8 quirk) goes through the general parser."""
+    n = len(text)
+    if not ((n == 24 and text[23] == "Z") or (n == 29 and text.endswith("+00:00"))):
+        return None
+    if text[10] != "T" or text[19] != "." or text[4] != "-" or text[7] != "-":
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None   # e.g. 2024-02-30, which V8 rolls over: the general parser handles it
+    millis = ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600 + moment.minute * 60
+              + moment.second) * 1000 + moment.microsecond // 1000
+    return millis // 1000 if millis % 1000 == 0 else millis / 1000
+
+
 def to_epoch_seconds(value) -> float | int:
     """Segment's `datetimeToEpochSeconds`; raises PayloadInvalid with Segment's message."""
+    if type(value) is str:
+        fast = _fast_canonical(value)
+        if fast is not None:
+            return fast
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise PayloadInvalid(f"Invalid timestamp provided: {value}")
     if isinstance(value, str):

@@ -76,12 +76,7 @@ class Translator:
                 continue
             result.matched.append(mapping.name)
             try:
-                resolved = {}
-                for name, resolve in mapping.resolvers:
-                    value = resolve(event)
-                    if value is not UNDEFINED:
-                        resolved[name] = value
-                requests = mapping.action.build(prepare_payload(mapping.action, resolved), event)
+                requests = mapping.action.build(mapping.prepare(event), event)
             except (PayloadInvalid, MappingError) as exc:
                 result.errors.append((mapping.name, str(exc)))
                 continue

@@ -50,3 +50,24 @@ def test_refuses_like_segment(value, message):
     with pytest.raises(PayloadInvalid) as info:
         to_epoch_seconds(value)
     assert str(info.value) == message
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from recombee_cli.timestamps import _fast_canonical, _normalise, _parse_date_string  # noqa: E402
+
+
+@given(st.datetimes(min_value=__import__("datetime").datetime(1970, 1, 1),
+                    max_value=__import__("datetime").datetime(2200, 12, 31)),
+       st.sampled_from(["Z", "+00:00"]))
+def test_fast_path_for_segments_format_agrees_with_the_general_parser(moment, zone):
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}" + zone
+    fast = _fast_canonical(text)
+    assert fast is not None
+    slow = _normalise(_parse_date_string(text))
+    assert fast == slow and type(fast) is type(slow)
+
+
+def test_fast_path_leaves_quirky_forms_to_the_general_parser():
+    assert _fast_canonical("2024-02-30T00:00:00.000Z") is None       # V8 rolls over; fromisoformat refuses
+    assert to_epoch_seconds("2024-02-30T00:00:00.000Z") == 1709251200
