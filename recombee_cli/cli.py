@@ -23,6 +23,7 @@ from .reader import DEFAULT_MAX_LINE_BYTES, expand_inputs, read_lines
 from .rejects import RejectsWriter
 from .jsvalues import orjson_default
 from .filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
+from .parallel import TranslatorPool
 from .sinks import DryRunPrinter
 from .state import Checkpoints, StateStore, default_state_path, describe_command
 from .translate import Translator
@@ -238,6 +239,9 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.option("--dedupe", is_flag=True, help="Drop repeated messageIds (counted as filtered).")
 @click.option("--dedupe-window", type=click.IntRange(min=1), default=DEFAULT_DEDUPE_WINDOW, show_default=True,
               help="How many recent messageIds --dedupe remembers.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes that translate events (use the number of cores for big archives); "
+                   "output and counts are the same as with one.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: warnings, errors and the summary as JSON lines on stderr (log collectors).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something failed.")
@@ -245,7 +249,7 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.pass_obj
 def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
            allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
-           since, until, dedupe, dedupe_window, log_format, quiet, max_line_bytes) -> None:
+           since, until, dedupe, dedupe_window, workers, log_format, quiet, max_line_bytes) -> None:
     """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
 
     INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
@@ -258,9 +262,34 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     env.log_json = log_format == "json"
     config, translator = _load(env, config_path, quiet)
     window = since is not None or until is not None
-    event_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"),
-                               dedupe=Deduplicator(dedupe_window) if dedupe else None)
+    window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
+    deduplicator = Deduplicator(dedupe_window) if dedupe else None
     sources = expand_inputs(list(inputs))
+    from .sender import DEFAULT_CONCURRENCY
+
+    concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY
+    if workers > 1 and dedupe:
+        _say(env, "warning", "--dedupe needs every event in input order: translating in one process")
+        workers = 1
+    # Fork the translators before any sender thread exists.
+    pool = TranslatorPool(translator, workers, window_filter=window_filter,
+                          lanes=0 if dry_run else concurrency) if workers > 1 else None
+    try:
+        _replay(env, config, translator, sources, pool, window_filter, deduplicator, window,
+                dry_run=dry_run, database_id=database_id, region=region, base_uri=base_uri,
+                token_file=token_file, allow_http=allow_http, batch_size=batch_size,
+                concurrency=concurrency, rejects_path=rejects_path, report_path=report_path,
+                state_path=state_path, no_state=no_state, reprocess=reprocess, quiet=quiet,
+                max_line_bytes=max_line_bytes)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _replay(env: Environment, config: Config, translator: Translator, sources, pool, window_filter,
+            deduplicator, window: bool, *, dry_run, database_id, region, base_uri, token_file, allow_http,
+            batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess, quiet,
+            max_line_bytes) -> None:
     if dry_run:
         sink = DryRunPrinter(env.stdout)
     else:
@@ -286,8 +315,8 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with observer:
-            run(sources, translator, sink, observer=observer, recorder=recorder, event_filter=event_filter,
-                max_line_bytes=max_line_bytes, checkpoints=checkpoints)
+            run(sources, translator, sink, observer=observer, recorder=recorder, window_filter=window_filter,
+                dedupe=deduplicator, max_line_bytes=max_line_bytes, checkpoints=checkpoints, pool=pool)
     except BaseException as exc:
         # Stop the senders first; then say what was really done before the error is reported.
         if not dry_run:

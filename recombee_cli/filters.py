@@ -49,6 +49,7 @@ class Deduplicator:
 
 def make_filter(*, since: float | None = None, until: float | None = None,
                 dedupe: Deduplicator | None = None) -> Callable[[dict], str | None] | None:
+    """(The pipeline applies --dedupe itself, in input order; `dedupe` here is for library use.)"""
     """A function returning why an event is filtered out, or None to keep it."""
     if since is None and until is None and dedupe is None:
         return None

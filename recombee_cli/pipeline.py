@@ -9,15 +9,18 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
 from .decode import decode
+from .parallel import CHUNK_LINES
 from .reader import DEFAULT_MAX_LINE_BYTES, Line, ReadProgress, Source, read_lines
 from .rejects import RejectsWriter
 from .sinks import Sink, Ticket
 from .translate import Translator
 
 if TYPE_CHECKING:
+    from .filters import Deduplicator
+    from .parallel import TranslatorPool
     from .state import Checkpoints
 
 OUTCOMES = ("sent", "duplicate", "unmatched", "filtered", "invalid", "failed")
@@ -121,6 +124,15 @@ def _outcome_of(ticket: Ticket) -> tuple[str, str | None, int | None]:
     return ("sent" if any_sent else "duplicate"), None, None
 
 
+def _event_at(line: Line, index: int) -> dict | None:
+    """The event a line holds at `index`, decoded again (parallel runs keep no event objects)."""
+    if not line.data:
+        return None
+    items = decode(line.data)
+    event = items[index] if index < len(items) else None
+    return event if isinstance(event, dict) else None
+
+
 class Recorder:
     """Turns finished events into counts and rejects records (single-threaded)."""
 
@@ -130,16 +142,36 @@ class Recorder:
         self.rejects = rejects
         self.on_done = on_done
 
-    def invalid(self, line: Line, event: dict | None, reason: str, mapping: str | None = None) -> None:
+    def invalid(self, line: Line, event: dict | None, reason: str, mapping: str | None = None,
+                index: int = 0, decodable: bool = False) -> None:
         self.report.outcomes["invalid"] += 1
-        _bounded_add(self.report.invalid_reasons, f"mapping {mapping!r}: {reason}" if mapping else reason)
+        text = f"mapping {mapping!r}: {reason}" if mapping else reason
+        _bounded_add(self.report.invalid_reasons, text)
         if self.rejects is not None:
-            self.rejects.write(line, event, "invalid", reason if not mapping else f"mapping {mapping!r}: {reason}",
-                               mapping=mapping)
+            if event is None and decodable:
+                event = _event_at(line, index)
+            self.rejects.write(line, event, "invalid", text, mapping=mapping)
 
     def finished(self, ticket: Ticket) -> None:
         report = self.report
-        for code in ticket.codes:
+        codes = ticket.codes
+        if ticket.events is not None:   # a chunk from translator workers: one outcome per event
+            if codes.count(200) == len(codes) and not any(e[4] for e in ticket.events):
+                report.requests["sent"] += len(codes)
+                report.outcomes["sent"] += len(ticket.events)
+                return
+            for line, index, first, end, errors in ticket.events:
+                single = Ticket(line, None, ticket.requests[first:end], errors, index)
+                single.codes, single.messages = codes[first:end], ticket.messages[first:end]
+                self.finished(single)
+            return
+        if not ticket.errors and codes.count(200) == len(codes):   # the common case, quickly
+            report.requests["sent"] += len(codes)
+            report.outcomes["sent"] += 1
+            if self.on_done is not None:
+                self.on_done(ticket, "sent")
+            return
+        for code in codes:
             if code == 200 or code == 201:
                 report.requests["sent"] += 1
             elif code == 409:
@@ -153,19 +185,19 @@ class Recorder:
         elif outcome == "failed":
             _bounded_add(report.failed_reasons, reason)
         if reason and self.rejects is not None:
-            self.rejects.write(ticket.line, ticket.event, outcome, reason, status=status)
+            event = ticket.event if ticket.event is not None else _event_at(ticket.line, ticket.index)
+            self.rejects.write(ticket.line, event, outcome, reason, status=status)
         if self.on_done is not None:
             self.on_done(ticket, outcome)
 
 
-EventFilter = Callable[[dict], "str | None"]
-
-
 def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
-        rejects: RejectsWriter | None = None, event_filter: EventFilter | None = None,
-        observer: Observer | None = None, dry_run: bool = False,
+        rejects: RejectsWriter | None = None, observer: Observer | None = None, dry_run: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
-        checkpoints: "Checkpoints | None" = None) -> RunReport:
+        checkpoints: "Checkpoints | None" = None, window_filter: EventFilter | None = None,
+        dedupe: "Deduplicator | None" = None, pool: "TranslatorPool | None" = None) -> RunReport:
+    """Replay `sources` into `sink`. With `pool`, translation runs in worker processes; the
+    results, their order and every count are the same."""
     report = recorder.report if recorder else RunReport(dry_run=dry_run)
     recorder = recorder or Recorder(report, rejects)
     observer = observer or _Silent()
@@ -173,16 +205,121 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
     stats = report.mappings
     for mapping in translator.mappings:
         stats.setdefault(mapping.name, MappingStats())
-    translate = translator.translate
     submit = sink.submit
     outcomes = report.outcomes
-    countdown = _POLL_EVERY
+    unmatched = report.unmatched
+    polls = [_POLL_EVERY]
 
     def finish(tickets: list[Ticket]) -> None:
         for ticket in tickets:
             recorder.finished(ticket)
             if checkpoints is not None:
                 checkpoints.answered(ticket.line.source, ticket.line.offset)
+
+    def translated(line: Line, index: int, event: dict | None, matched, built, errors, requests,
+                   routes=None) -> None:
+        for name in matched:
+            stats[name].matched += 1
+        for name in built:
+            stats[name].built += 1
+        for name, reason in errors:
+            _bounded_add(stats[name].invalid, reason)
+        if not requests:
+            name, reason = errors[0]
+            recorder.invalid(line, event, reason, mapping=name, index=index, decodable=True)
+            return
+        if checkpoints is not None:
+            checkpoints.submitted(line.source, line.offset)
+        submit(Ticket(line, event, requests, errors or None, index, routes))
+
+    def line_done(line: Line) -> None:
+        polls[0] -= 1
+        if polls[0] <= 0:
+            polls[0] = _POLL_EVERY
+            finish(sink.poll())
+            if checkpoints is not None:
+                checkpoints.read_past(line.source, line.offset)
+                checkpoints.maybe_flush()
+            observer.progress(report, progress.done)
+
+    def lines_done(line: Line, count: int) -> None:
+        polls[0] -= count - 1
+        line_done(line)
+
+    def lines_of(source: Source, start: int) -> Iterator[Line]:
+        for line in read_lines(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress):
+            report.lines += 1
+            if line.error is not None:
+                report.events += 1
+                recorder.invalid(line, None, line.error)
+                if pool is None:
+                    line_done(line)
+                continue
+            yield line
+
+    def serial(source: Source, start: int) -> Line | None:
+        translate = translator.translate
+        last = None
+        for line in lines_of(source, start):
+            last = line
+            for index, event in enumerate(decode(line.data)):
+                report.events += 1
+                if type(event) is str:
+                    recorder.invalid(line, None, event)
+                    continue
+                if window_filter is not None and window_filter(event) is not None:
+                    outcomes["filtered"] += 1
+                    continue
+                if dedupe is not None:
+                    mid = event.get("messageId")
+                    if type(mid) is str and dedupe.seen(mid):
+                        outcomes["filtered"] += 1
+                        continue
+                result = translate(event)
+                if not result.matched:
+                    outcomes["unmatched"] += 1
+                    _bounded_add(unmatched, unmatched_name(event))
+                    continue
+                translated(line, index, event, result.matched, result.built, result.errors, result.requests)
+            line_done(line)
+        return last
+
+    def chunks(source: Source, start: int) -> Iterator[tuple[list[Line], bytes]]:
+        batch: list[Line] = []
+        for line in lines_of(source, start):
+            batch.append(line)
+            if len(batch) >= CHUNK_LINES:
+                yield batch, b"\n".join(l.data for l in batch)
+                batch = []
+        if batch:
+            yield batch, b"\n".join(l.data for l in batch)
+
+    def parallel(source: Source, start: int) -> Line | None:
+        last = None
+        for lines, summary, bodies in pool.map_ordered(chunks(source, start)):
+            report.events += summary["n"]
+            outcomes["filtered"] += summary["filtered"]
+            for name, count in summary["unmatched"].items():
+                outcomes["unmatched"] += count
+                _bounded_add(unmatched, name, count)
+            for name, (matched, built) in summary["stats"].items():
+                stats[name].matched += matched
+                stats[name].built += built
+            for name, reason in summary["mapping_errors"]:
+                _bounded_add(stats[name].invalid, reason)
+            for number, index, reason, mapping in summary["invalid"]:
+                recorder.invalid(lines[number], None, reason, mapping=mapping, index=index,
+                                 decodable=mapping is not None)
+            if bodies:
+                ticket = Ticket(lines[0], None, bodies, None, 0, summary["routes"] or None)
+                ticket.events = [(lines[number], index, first, end, [tuple(e) for e in errors] if errors else None)
+                                 for number, index, first, end, errors in summary["events"]]
+                if checkpoints is not None:
+                    checkpoints.submitted(source.name, lines[0].offset)
+                submit(ticket)
+            last = lines[-1]
+            lines_done(last, len(lines))
+        return last
 
     try:
         for source in sources:
@@ -194,55 +331,11 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                     continue
             report.sources += 1
             observer.source_started(source)
-            name = source.name
-            line = None
-            for line in read_lines(source, max_line_bytes=max_line_bytes, start_offset=start,
-                                   progress=progress):
-                report.lines += 1
-                if line.error is not None:
-                    report.events += 1
-                    recorder.invalid(line, None, line.error)
-                    continue
-                for index, event in enumerate(decode(line.data)):
-                    report.events += 1
-                    if type(event) is str:
-                        recorder.invalid(line, None, event)
-                        continue
-                    if event_filter is not None:
-                        why = event_filter(event)
-                        if why is not None:
-                            outcomes["filtered"] += 1
-                            continue
-                    result = translate(event)
-                    if not result.matched:
-                        outcomes["unmatched"] += 1
-                        _bounded_add(report.unmatched, unmatched_name(event))
-                        continue
-                    for mapping_name in result.matched:
-                        stats[mapping_name].matched += 1
-                    for mapping_name in result.built:
-                        stats[mapping_name].built += 1
-                    for mapping_name, reason in result.errors:
-                        _bounded_add(stats[mapping_name].invalid, reason)
-                    if not result.requests:
-                        mapping_name, reason = result.errors[0]
-                        recorder.invalid(line, event, reason, mapping=mapping_name)
-                        continue
-                    if checkpoints is not None:
-                        checkpoints.submitted(name, line.offset)
-                    submit(Ticket(line, event, result.requests, result.errors or None, index))
-                countdown -= 1
-                if not countdown:
-                    countdown = _POLL_EVERY
-                    finish(sink.poll())
-                    if checkpoints is not None:
-                        checkpoints.read_past(name, line.offset)
-                        checkpoints.maybe_flush()
-                    observer.progress(report, progress.done)
+            last = parallel(source, start) if pool is not None else serial(source, start)
             if checkpoints is not None:
-                if line is not None:
-                    checkpoints.read_past(name, line.offset)
-                checkpoints.source_read(name)
+                if last is not None:
+                    checkpoints.read_past(source.name, last.offset)
+                checkpoints.source_read(source.name)
             progress.finish_source(source.size)
         finish(sink.close())
     except BaseException:

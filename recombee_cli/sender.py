@@ -25,7 +25,10 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field
 
+import orjson
+
 from .client import RecombeeClient, Retryable, RetryPolicy
+from .jsvalues import orjson_default
 from .errors import AuthenticationError, ServiceError
 from .sinks import Ticket
 
@@ -49,11 +52,14 @@ def request_users(request: dict) -> tuple[str, ...]:
     return ()
 
 
-def classify(request: dict, code: int) -> int:
+def lenient_404(request: dict) -> bool:
+    """A delete or merge answered 404 has nothing left to do: the state is the intended one."""
+    return request["method"] == "DELETE" or "/merge/" in request["path"]
+
+
+def classify(lenient: bool, code: int) -> int:
     """Map an answer to the code we record: 404 on a delete or merge means already applied."""
-    if code == 404 and (request["method"] == "DELETE" or "/merge/" in request["path"]):
-        return 409
-    return code
+    return 409 if code == 404 and lenient else code
 
 
 class _Fence:
@@ -68,8 +74,9 @@ class _Fence:
 class _Item:
     ticket: Ticket
     index: int
-    request: dict
+    body: bytes                        # the request, serialised
     users: tuple[str, ...]
+    lenient: bool                      # 404 means already done (deletes, merges)
     fence: _Fence | None = None        # for a merge: the fence in the other user's lane
     enqueued: float = field(default_factory=time.monotonic)
 
@@ -187,15 +194,25 @@ class RecombeeSender:
         with self._lock:
             self._pending[id(ticket)] = n
         lanes = self.lanes
+        routes = ticket.routes
         for index, request in enumerate(ticket.requests):
-            users = request_users(request)
-            home = lanes[self._lane_of(users[0])] if users else lanes[0]
-            if len(users) == 2 and self._lane_of(users[1]) != home.number:
+            if routes is None:
+                users = request_users(request)
+                lenient = lenient_404(request)
+                body = orjson.dumps(request, default=orjson_default)
+                lane = self._lane_of(users[0]) if users else 0
+                other = self._lane_of(users[1]) if len(users) > 1 else -1
+            else:   # from translator workers: serialised, lanes already computed
+                lane, other, lenient = routes[index]
+                body = request
+                users = (lane, other) if other >= 0 else (lane,)
+            home = lanes[lane]
+            if other >= 0 and other != lane:
                 fence = _Fence()
-                lanes[self._lane_of(users[1])].put(fence)
-                home.put(_Item(ticket, index, request, users, fence))
+                lanes[other].put(fence)
+                home.put(_Item(ticket, index, body, users, lenient, fence))
             else:
-                home.put(_Item(ticket, index, request, users))
+                home.put(_Item(ticket, index, body, users, lenient))
 
     def poll(self) -> list[Ticket]:
         self._raise_if_failed()
@@ -272,7 +289,7 @@ class RecombeeSender:
             attempt += 1
             self._count("batches")
             try:
-                results = self.client.batch([item.request for item in todo])
+                results = self.client.batch([item.body for item in todo])
                 self._failed_in_a_row = 0
             except Retryable as exc:
                 if attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total:
@@ -305,7 +322,7 @@ class RecombeeSender:
                 if code not in (200, 201, 409):
                     body = result.get("json") if isinstance(result, dict) else None
                     message = str(body.get("error", body)) if isinstance(body, dict) else str(body)
-                self._answer(item, classify(item.request, code), message)
+                self._answer(item, classify(item.lenient, code), message)
             if retry:
                 if attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total:
                     for item in retry:

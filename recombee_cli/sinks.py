@@ -17,15 +17,20 @@ from .reader import Line
 
 
 class Ticket:
-    """One event on its way through a sink."""
+    """One event on its way through a sink.
 
-    __slots__ = ("line", "event", "requests", "codes", "messages", "errors", "index")
+    `requests` are Batch request objects, or — from translator worker processes — the same already
+    serialised as JSON bytes, for a whole chunk of events at once (`events` says which are whose)."""
 
-    def __init__(self, line: Line, event: dict | None, requests: list[dict],
-                 errors: list[tuple[str, str]] | None = None, index: int = 0):
+    __slots__ = ("line", "event", "requests", "codes", "messages", "errors", "index", "routes", "events")
+
+    def __init__(self, line: Line, event: dict | None, requests: list,
+                 errors: list[tuple[str, str]] | None = None, index: int = 0, routes: list | None = None):
         self.line = line
         self.event = event
         self.requests = requests
+        self.routes = routes   # per request (lane, second lane or -1, 404 means done), from workers
+        self.events = None     # a chunk from workers: [(line, index, first, end, errors)] per event
         self.codes: list[int] = []           # one per request once answered
         self.messages: list[str | None] = []  # Recombee's message for a failed request
         self.errors = errors                  # translation errors (the event is invalid)
@@ -55,7 +60,7 @@ class DryRunPrinter:
         dumps = orjson.dumps
         pending = self._pending
         for request in ticket.requests:
-            pending.append(dumps(request, default=orjson_default))
+            pending.append(request if type(request) is bytes else dumps(request, default=orjson_default))
         n = len(ticket.requests)
         ticket.codes = [200] * n
         ticket.messages = [None] * n

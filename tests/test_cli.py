@@ -244,3 +244,24 @@ def test_python_module_entry_point():
     result = subprocess.run([sys.executable, "-m", "recombee_cli", "--version"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "recombee-cli" in result.stdout
+
+
+def _report_without_timing(path):
+    report = json.loads(path.read_text())
+    for key in ("elapsed_seconds", "events_per_second"):
+        report.pop(key)
+    return report
+
+
+@pytest.mark.parametrize("inputs", [[str(SAMPLES)], [str(ROOT / "tests" / "data" / "segment-export-dirty-20k.ndjson.gz")]],
+                         ids=["samples", "dirty-20k"])
+def test_workers_give_identical_output_counts_and_rejects(tmp_path, inputs):
+    runs = {}
+    for workers in ("1", "2"):
+        report = tmp_path / f"r{workers}.json"
+        rejects = tmp_path / f"x{workers}.ndjson"
+        result = invoke(["replay", "--dry-run", "--quiet", "--workers", workers, "--report", str(report),
+                         "--rejects", str(rejects), *inputs])
+        runs[workers] = (result.exit_code, result.stdout, _report_without_timing(report), rejects.read_text())
+    assert runs["1"] == runs["2"]
+    assert runs["1"][2]["outcomes"]["invalid"] > 0 and runs["1"][1]

@@ -221,3 +221,17 @@ def test_plain_http_needs_to_be_asked_for():
 def test_missing_token_is_a_usage_error():
     result = invoke(["replay", "--database-id", DB, str(ROOT / "sample_events")])
     assert result.exit_code == 2 and "RECOMBEE_PRIVATE_TOKEN" in result.stderr
+
+
+def test_workers_store_the_same_as_one_process(archive, clean_run, tmp_path):
+    _, clean_snapshot = clean_run
+    report = tmp_path / "r.json"
+    with Emulator(DB, TOKEN) as emu:
+        result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB, "--no-state",
+                         "--workers", "2", "--batch-size", "500", "--report", str(report), archive],
+                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        snapshot = emu.snapshot()
+    assert result.exit_code in (0, 1), result.stderr
+    assert snapshot == clean_snapshot
+    figures = __import__("json").loads(report.read_text())
+    assert sum(figures["outcomes"].values()) == figures["events"] == 20_000
