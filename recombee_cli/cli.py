@@ -23,7 +23,7 @@ from .reader import DEFAULT_MAX_LINE_BYTES, expand_inputs, read_lines
 from .rejects import RejectsWriter
 from .jsvalues import orjson_default
 from .filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
-from .parallel import TranslatorPool
+from .parallel import CHUNK_LINES, TranslatorPool
 from .sinks import DryRunPrinter
 from .state import Checkpoints, StateStore, default_state_path, describe_command
 from .translate import Translator
@@ -316,13 +316,15 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
     try:
         with observer:
             run(sources, translator, sink, observer=observer, recorder=recorder, window_filter=window_filter,
-                dedupe=deduplicator, max_line_bytes=max_line_bytes, checkpoints=checkpoints, pool=pool)
+                dedupe=deduplicator, max_line_bytes=max_line_bytes, checkpoints=checkpoints, pool=pool,
+                chunk_lines=CHUNK_LINES if dry_run else max(50, min(CHUNK_LINES, sink.batch_size)))
     except BaseException as exc:
         # Stop the senders first; then say what was really done before the error is reported.
         if not dry_run:
             sink.abort()
         if isinstance(exc, (RecombeeCliError, KeyboardInterrupt)):
             report.extra["aborted"] = exc.__class__.__name__
+            report.extra["not_answered"] = report.events - sum(report.outcomes.values())
             _finish_replay(env, report, sink, dry_run, report_path, rejects_path, quiet=False)
         if store is not None:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "aborted"

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import httpx
-import orjson
 
 from .errors import AuthenticationError, ServiceError
 from .signing import REGION_HOSTS, sign

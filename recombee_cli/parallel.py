@@ -1,5 +1,6 @@
-"""Translation on several cores: worker processes decode and translate chunks of lines; the main
-process reads, keeps the order, and does the accounting and the sending exactly as in one process.
+"""Translate stage, by chunks of lines: in this process, or on several cores in worker processes
+that decode and translate while the main process reads, keeps the order, and does the accounting
+and the sending exactly as in one process.
 
 Workers are forked after the translator is compiled, so they inherit it (closures cannot be
 pickled). A chunk of lines goes out as one bytes blob and comes back as a summary (counts, the
@@ -12,7 +13,6 @@ process.
 from __future__ import annotations
 
 import multiprocessing
-import zlib
 from collections import deque
 from typing import Callable, Iterator
 
@@ -28,24 +28,18 @@ _window_filter = None
 _lanes = 0                # the sender's lane count (0: dry run, no routing needed)
 
 
-def _lane(user: str) -> int:
-    return zlib.crc32(user.encode("utf-8", "replace")) % _lanes
+def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes: int = 0) -> tuple[dict, list[bytes]]:
+    """Translate a chunk of lines: a summary and the serialised requests.
 
-
-def _translate_chunk(blob: bytes) -> tuple[bytes, bytes]:
-    """Lines in; a chunk summary and the serialised requests out.
-
-    The summary carries counts, not events: the main process's work per chunk must stay small,
-    or it becomes the bottleneck. Requests come back serialised, one per line of the second
-    blob, so the main process never parses or re-serialises them; when sending, each carries its
-    sender lane(s), computed here the way the sender would."""
+    The summary carries counts, not events, so that the accounting per chunk stays small: the
+    invalid events (line, index, reason, mapping), where each event's requests are (line, index,
+    first, end, errors), and, when sending, each request's sender lane(s), computed here the way
+    the sender would. Requests are serialised here, once: the printer and the sender use bytes."""
     from .pipeline import unmatched_name
-    from .sender import lenient_404, request_users
+    from .sender import lane_of, lenient_404, request_users
 
-    translate = _translator.translate
-    keep = _window_filter
+    translate = translator.translate
     dumps = orjson.dumps
-    lanes = _lanes
     n = filtered = 0
     unmatched: dict[str, int] = {}
     stats: dict[str, list[int]] = {}
@@ -54,44 +48,77 @@ def _translate_chunk(blob: bytes) -> tuple[bytes, bytes]:
     events: list = []      # [line, index, first request, end, errors or None]
     routes: list = []      # per request: [lane, second lane or -1, 404 means done]
     bodies: list[bytes] = []
-    for number, data in enumerate(blob.split(b"\n")):
+    for number, data in enumerate(datas):
         for index, event in enumerate(decode(data)):
             n += 1
             if type(event) is str:
                 invalid.append((number, index, event, None))
                 continue
-            if keep is not None and keep(event) is not None:
+            if window_filter is not None and window_filter(event) is not None:
                 filtered += 1
                 continue
+            if dedupe is not None:
+                mid = event.get("messageId")
+                if type(mid) is str and dedupe.seen(mid):
+                    filtered += 1
+                    continue
             result = translate(event)
             if not result.matched:
                 name = unmatched_name(event)
                 unmatched[name] = unmatched.get(name, 0) + 1
                 continue
             for name in result.matched:
-                stats.setdefault(name, [0, 0])[0] += 1
+                entry = stats.get(name)
+                if entry is None:
+                    entry = stats[name] = [0, 0]
+                entry[0] += 1
             for name in result.built:
                 stats[name][1] += 1
-            mapping_errors.extend(result.errors)
-            if not result.requests:
-                name, reason = result.errors[0]
-                invalid.append((number, index, reason, name))
-                continue
+            if result.errors:
+                mapping_errors.extend(result.errors)
+                if not result.requests:
+                    name, reason = result.errors[0]
+                    invalid.append((number, index, reason, name))
+                    continue
             first = len(bodies)
             for request in result.requests:
                 bodies.append(dumps(request, default=orjson_default))
                 if lanes:
                     users = request_users(request)
-                    routes.append((_lane(users[0]) if users else 0,
-                                   _lane(users[1]) if len(users) > 1 else -1, lenient_404(request)))
+                    routes.append((lane_of(users[0], lanes) if users else 0,
+                                   lane_of(users[1], lanes) if len(users) > 1 else -1, lenient_404(request)))
             events.append((number, index, first, len(bodies), result.errors or None))
     summary = {"n": n, "filtered": filtered, "unmatched": unmatched, "stats": stats,
                "mapping_errors": mapping_errors, "invalid": invalid, "events": events, "routes": routes}
+    return summary, bodies
+
+
+def _translate_chunk(blob: bytes) -> tuple[bytes, bytes]:
+    summary, bodies = translate_lines(blob.split(b"\n"), _translator, window_filter=_window_filter,
+                                      lanes=_lanes)
     return orjson.dumps(summary), b"\n".join(bodies)
+
+
+class InlineTranslator:
+    """Chunks translated in this process (one core); the same interface as the pool."""
+
+    def __init__(self, translator, *, window_filter=None, dedupe=None, lanes: int = 0):
+        self._args = dict(window_filter=window_filter, dedupe=dedupe, lanes=lanes)
+        self._translator = translator
+
+    def map_ordered(self, chunks):
+        for lines, datas in chunks:
+            summary, bodies = translate_lines(datas, self._translator, **self._args)
+            yield lines, summary, bodies
+
+    def close(self) -> None:
+        pass
 
 
 class TranslatorPool:
     """A pool of forked translator processes; create it before any thread is started."""
+
+    joins = True   # chunks travel as one joined blob
 
     def __init__(self, translator, workers: int, *, window_filter: Callable | None = None, lanes: int = 0):
         global _translator, _window_filter, _lanes
@@ -104,12 +131,13 @@ class TranslatorPool:
         self.lanes = lanes
         self._pool = context.Pool(workers)
 
-    def map_ordered(self, chunks: Iterator[tuple[object, bytes]]) -> Iterator[tuple[object, dict, list[bytes]]]:
-        """Translate (context, blob) chunks; yield (context, summary, request bodies) in order,
+    def map_ordered(self, chunks: Iterator[tuple[object, list[bytes]]]) -> Iterator[tuple[object, dict, list[bytes]]]:
+        """Translate (context, lines) chunks; yield (context, summary, request bodies) in order,
         with a bounded number in flight."""
         in_flight: deque = deque()
         limit = 2 * self.workers + 2
-        for context, blob in chunks:
+        for context, datas in chunks:
+            blob = b"\n".join(datas)
             in_flight.append((context, self._pool.apply_async(_translate_chunk, (blob,))))
             if len(in_flight) >= limit:
                 yield self._unpack(*in_flight.popleft())

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
 from .decode import decode
-from .parallel import CHUNK_LINES
+from .parallel import CHUNK_LINES, InlineTranslator
 from .reader import DEFAULT_MAX_LINE_BYTES, Line, ReadProgress, Source, read_lines
 from .rejects import RejectsWriter
 from .sinks import Sink, Ticket
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 OUTCOMES = ("sent", "duplicate", "unmatched", "filtered", "invalid", "failed")
 _REASON_LIMIT = 200   # distinct reasons kept per counter; the rest are summed under "other"
-_POLL_EVERY = 256
 
 
 class Observer(Protocol):
@@ -153,9 +152,12 @@ class Recorder:
             self.rejects.write(line, event, "invalid", text, mapping=mapping)
 
     def finished(self, ticket: Ticket) -> None:
+        """Count a ticket's events. After an abort a ticket may be partly answered (code 0): its
+        events with an unanswered request are not counted at all — nothing is reported as sent
+        that was not."""
         report = self.report
         codes = ticket.codes
-        if ticket.events is not None:   # a chunk from translator workers: one outcome per event
+        if ticket.events is not None:   # a chunk: one outcome per event
             if codes.count(200) == len(codes) and not any(e[4] for e in ticket.events):
                 report.requests["sent"] += len(codes)
                 report.outcomes["sent"] += len(ticket.events)
@@ -164,6 +166,8 @@ class Recorder:
                 single = Ticket(line, None, ticket.requests[first:end], errors, index)
                 single.codes, single.messages = codes[first:end], ticket.messages[first:end]
                 self.finished(single)
+            return
+        if 0 in codes:
             return
         if not ticket.errors and codes.count(200) == len(codes):   # the common case, quickly
             report.requests["sent"] += len(codes)
@@ -191,13 +195,20 @@ class Recorder:
             self.on_done(ticket, outcome)
 
 
+EventFilter = Callable[[dict], "str | None"]
+
+
 def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         rejects: RejectsWriter | None = None, observer: Observer | None = None, dry_run: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
         checkpoints: "Checkpoints | None" = None, window_filter: EventFilter | None = None,
-        dedupe: "Deduplicator | None" = None, pool: "TranslatorPool | None" = None) -> RunReport:
-    """Replay `sources` into `sink`. With `pool`, translation runs in worker processes; the
-    results, their order and every count are the same."""
+        dedupe: "Deduplicator | None" = None, pool: "TranslatorPool | None" = None,
+        chunk_lines: int = CHUNK_LINES) -> RunReport:
+    """Replay `sources` into `sink`, translating chunks of lines in this process or, with `pool`,
+    in worker processes; the results, their order and every count are the same.
+
+    A chunk is acknowledged as a whole, so `chunk_lines` is also how much a crash can make a run
+    send again; senders use about one Batch's worth."""
     report = recorder.report if recorder else RunReport(dry_run=dry_run)
     recorder = recorder or Recorder(report, rejects)
     observer = observer or _Silent()
@@ -208,118 +219,57 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
     submit = sink.submit
     outcomes = report.outcomes
     unmatched = report.unmatched
-    polls = [_POLL_EVERY]
+    engine = pool or InlineTranslator(translator, window_filter=window_filter, dedupe=dedupe,
+                                      lanes=getattr(sink, "lane_count", 0))
 
     def finish(tickets: list[Ticket]) -> None:
         for ticket in tickets:
             recorder.finished(ticket)
-            if checkpoints is not None:
+            if checkpoints is not None and 0 not in ticket.codes:
                 checkpoints.answered(ticket.line.source, ticket.line.offset)
 
-    def translated(line: Line, index: int, event: dict | None, matched, built, errors, requests,
-                   routes=None) -> None:
-        for name in matched:
-            stats[name].matched += 1
-        for name in built:
-            stats[name].built += 1
-        for name, reason in errors:
-            _bounded_add(stats[name].invalid, reason)
-        if not requests:
-            name, reason = errors[0]
-            recorder.invalid(line, event, reason, mapping=name, index=index, decodable=True)
-            return
-        if checkpoints is not None:
-            checkpoints.submitted(line.source, line.offset)
-        submit(Ticket(line, event, requests, errors or None, index, routes))
-
-    def line_done(line: Line) -> None:
-        polls[0] -= 1
-        if polls[0] <= 0:
-            polls[0] = _POLL_EVERY
-            finish(sink.poll())
-            if checkpoints is not None:
-                checkpoints.read_past(line.source, line.offset)
-                checkpoints.maybe_flush()
-            observer.progress(report, progress.done)
-
-    def lines_done(line: Line, count: int) -> None:
-        polls[0] -= count - 1
-        line_done(line)
-
-    def lines_of(source: Source, start: int) -> Iterator[Line]:
+    def chunks(source: Source, start: int) -> Iterator[tuple[list[Line], list[bytes]]]:
+        lines: list[Line] = []
         for line in read_lines(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress):
-            report.lines += 1
-            if line.error is not None:
+            if line.error is not None:   # an unreadable stretch: counted here, never translated
+                report.lines += 1
                 report.events += 1
                 recorder.invalid(line, None, line.error)
-                if pool is None:
-                    line_done(line)
                 continue
-            yield line
+            lines.append(line)
+            if len(lines) >= chunk_lines:
+                yield lines, [l.data for l in lines]
+                lines = []
+        if lines:
+            yield lines, [l.data for l in lines]
 
-    def serial(source: Source, start: int) -> Line | None:
-        translate = translator.translate
-        last = None
-        for line in lines_of(source, start):
-            last = line
-            for index, event in enumerate(decode(line.data)):
-                report.events += 1
-                if type(event) is str:
-                    recorder.invalid(line, None, event)
-                    continue
-                if window_filter is not None and window_filter(event) is not None:
-                    outcomes["filtered"] += 1
-                    continue
-                if dedupe is not None:
-                    mid = event.get("messageId")
-                    if type(mid) is str and dedupe.seen(mid):
-                        outcomes["filtered"] += 1
-                        continue
-                result = translate(event)
-                if not result.matched:
-                    outcomes["unmatched"] += 1
-                    _bounded_add(unmatched, unmatched_name(event))
-                    continue
-                translated(line, index, event, result.matched, result.built, result.errors, result.requests)
-            line_done(line)
-        return last
-
-    def chunks(source: Source, start: int) -> Iterator[tuple[list[Line], bytes]]:
-        batch: list[Line] = []
-        for line in lines_of(source, start):
-            batch.append(line)
-            if len(batch) >= CHUNK_LINES:
-                yield batch, b"\n".join(l.data for l in batch)
-                batch = []
-        if batch:
-            yield batch, b"\n".join(l.data for l in batch)
-
-    def parallel(source: Source, start: int) -> Line | None:
-        last = None
-        for lines, summary, bodies in pool.map_ordered(chunks(source, start)):
-            report.events += summary["n"]
-            outcomes["filtered"] += summary["filtered"]
-            for name, count in summary["unmatched"].items():
-                outcomes["unmatched"] += count
-                _bounded_add(unmatched, name, count)
-            for name, (matched, built) in summary["stats"].items():
-                stats[name].matched += matched
-                stats[name].built += built
-            for name, reason in summary["mapping_errors"]:
-                _bounded_add(stats[name].invalid, reason)
-            for number, index, reason, mapping in summary["invalid"]:
-                recorder.invalid(lines[number], None, reason, mapping=mapping, index=index,
-                                 decodable=mapping is not None)
-            if bodies:
-                ticket = Ticket(lines[0], None, bodies, None, 0, summary["routes"] or None)
-                ticket.events = [(lines[number], index, first, end, [tuple(e) for e in errors] if errors else None)
-                                 for number, index, first, end, errors in summary["events"]]
-                if checkpoints is not None:
-                    checkpoints.submitted(source.name, lines[0].offset)
-                submit(ticket)
-            last = lines[-1]
-            lines_done(last, len(lines))
-        return last
+    def account(source: Source, lines: list[Line], summary: dict, bodies: list[bytes]) -> None:
+        report.lines += len(lines)
+        report.events += summary["n"]
+        outcomes["filtered"] += summary["filtered"]
+        for name, count in summary["unmatched"].items():
+            outcomes["unmatched"] += count
+            _bounded_add(unmatched, name, count)
+        for name, (matched, built) in summary["stats"].items():
+            stats[name].matched += matched
+            stats[name].built += built
+        for name, reason in summary["mapping_errors"]:
+            _bounded_add(stats[name].invalid, reason)
+        for number, index, reason, mapping in summary["invalid"]:
+            recorder.invalid(lines[number], None, reason, mapping=mapping, index=index,
+                             decodable=mapping is not None)
+        if bodies:
+            ticket = Ticket(lines[0], None, bodies, None, 0, summary["routes"] or None)
+            ticket.events = [(lines[number], index, first, end, [tuple(e) for e in errors] if errors else None)
+                             for number, index, first, end, errors in summary["events"]]
+            if checkpoints is not None:
+                checkpoints.submitted(source.name, lines[0].offset)
+            submit(ticket)
+        finish(sink.poll())
+        if checkpoints is not None:
+            checkpoints.read_past(source.name, lines[-1].offset)
+            checkpoints.maybe_flush()
+        observer.progress(report, progress.done)
 
     try:
         for source in sources:
@@ -331,10 +281,9 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                     continue
             report.sources += 1
             observer.source_started(source)
-            last = parallel(source, start) if pool is not None else serial(source, start)
+            for lines, summary, bodies in engine.map_ordered(chunks(source, start)):
+                account(source, lines, summary, bodies)
             if checkpoints is not None:
-                if last is not None:
-                    checkpoints.read_past(source.name, last.offset)
                 checkpoints.source_read(source.name)
             progress.finish_source(source.size)
         finish(sink.close())

@@ -38,6 +38,10 @@ LINGER_SECONDS = 0.5        # a partly filled batch waits this long for more req
 _FAILED_BATCHES_TO_ABORT = 3
 
 
+def lane_of(user: str, lanes: int) -> int:
+    return zlib.crc32(user.encode("utf-8", "replace")) % lanes
+
+
 def request_users(request: dict) -> tuple[str, ...]:
     """The users whose order a request takes part in."""
     params = request.get("params") or {}
@@ -175,13 +179,14 @@ class RecombeeSender:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._done: list[Ticket] = []
-        self._pending: dict[int, int] = {}     # id(ticket) -> requests not yet answered
+        self._pending: dict[int, list] = {}    # id(ticket) -> [ticket, requests not yet answered]
         self._error: BaseException | None = None
         self._failed_in_a_row = 0
         self.stopping = False
         self.closing = False
         self.stats = {"batches": 0, "retries": 0, "requests_retried": 0}
         self.lanes = [_Lane(self, n) for n in range(concurrency)]
+        self.lane_count = concurrency
         for lane in self.lanes:
             lane.thread.start()
 
@@ -192,7 +197,7 @@ class RecombeeSender:
         ticket.codes = [0] * n
         ticket.messages = [None] * n
         with self._lock:
-            self._pending[id(ticket)] = n
+            self._pending[id(ticket)] = [ticket, n]
         lanes = self.lanes
         routes = ticket.routes
         for index, request in enumerate(ticket.requests):
@@ -235,12 +240,15 @@ class RecombeeSender:
         return self.poll()
 
     def drain(self) -> list[Ticket]:
-        """After an error: stop the lanes and hand back what was answered; never raises."""
+        """After an error: stop the lanes and hand back what was answered — finished tickets, and
+        tickets partly answered (unanswered requests keep code 0); never raises."""
         self.abort()
         for lane in self.lanes:
             lane.thread.join(2.0)
         with self._lock:
             done, self._done = self._done, []
+            done += [ticket for ticket, left in self._pending.values() if left < len(ticket.codes)]
+            self._pending.clear()
         return done
 
     def abort(self) -> None:
@@ -252,7 +260,7 @@ class RecombeeSender:
 
     # -- internals -----------------------------------------------------------------------------
     def _lane_of(self, user: str) -> int:
-        return zlib.crc32(user.encode("utf-8", "replace")) % len(self.lanes)
+        return lane_of(user, len(self.lanes))
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -270,10 +278,9 @@ class RecombeeSender:
         ticket.codes[item.index] = code
         ticket.messages[item.index] = message
         with self._lock:
-            left = self._pending[id(ticket)] - 1
-            if left:
-                self._pending[id(ticket)] = left
-            else:
+            entry = self._pending[id(ticket)]
+            entry[1] -= 1
+            if not entry[1]:
                 del self._pending[id(ticket)]
                 self._done.append(ticket)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import gzip
 import sys
-import threading
-import time
 
+import orjson
 import pytest
 
-from helpers import ROOT, invoke, ndjson
+from helpers import ROOT, invoke
 from recombee_cli.client import RecombeeClient, RetryPolicy
 from recombee_cli.config import Config, compile_config
 from recombee_cli.emulator import Emulator, Faults
@@ -90,7 +89,6 @@ def test_faults_change_nothing_in_the_store(archive, clean_run):
 
 def test_second_replay_is_all_duplicate_and_changes_nothing(tmp_path):
     """Without deletes or merges in the history, a replay is answered 409 request for request."""
-    import orjson
     from bench.generate import events as generate
 
     kept = [e for e in generate(5_000, seed=12) if e.get("type") != "alias"
@@ -120,7 +118,6 @@ def test_second_replay_with_deletes_and_merges_leaves_the_store_unchanged(archiv
 
 
 def _write_events(path, events):
-    import orjson
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
     return str(path)
 

@@ -13,7 +13,6 @@ import sys
 import time
 
 import orjson
-import pytest
 
 from helpers import ROOT, invoke, ndjson
 from recombee_cli.emulator import Emulator
