@@ -340,6 +340,10 @@ class Bench:
                 if proc.returncode != 0:
                     result.error = fail_text(proc, "floor.py")
                     break
+                counted = json.loads(proc.stdout)
+                if mode in ("orjson", "orjson-gzip", "json") and counted["events"] != events:
+                    result.error = f"floor.py counted {counted['events']} events, expected {events}"
+                    break
                 result.add(proc)
             self.rows.append(Row(result))
 
@@ -497,12 +501,12 @@ class Bench:
         s, c = sdk.info.get("sdk"), cli.info.get("report")
         if not s or not c:
             return
-        sent = c.get("requests", {}).get("sent")
         self.notes.append(
-            f"requests ({what}): recombee-cli {sent:,} sent in {cli.info.get('emulator_calls'):,} Batch calls "
-            f"(emulator counted {cli.info.get('emulator_sub_requests'):,}; {c['outcomes'].get('invalid', 0):,} "
-            f"events invalid, not sent); SDK script {s['requests']:,} in {s['batches']:,} calls "
-            f"(emulator counted {s['emulator_sub_requests']:,}; it validates nothing)")
+            f"requests ({what}): recombee-cli {_n(c.get('requests', {}).get('sent'))} sent in "
+            f"{_n(cli.info.get('emulator_calls'))} Batch calls (emulator counted "
+            f"{_n(cli.info.get('emulator_sub_requests'))}; {_n(c.get('outcomes', {}).get('invalid'))} events "
+            f"invalid, not sent); SDK script {_n(s.get('requests'))} in {_n(s.get('batches'))} calls "
+            f"(emulator counted {_n(s.get('emulator_sub_requests'))}; it validates nothing)")
 
     def e2e(self, plain: Path, events: int, size: int) -> None:
         self.section("End to end into the local emulator (fast mode, 127.0.0.1, in the benchmark process)")
@@ -560,7 +564,11 @@ class Bench:
                 continue
             started = time.perf_counter()
             print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
-            step()
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - one broken section should not lose the others
+                self.rows.append(Row(label=f"{name}: {type(e).__name__}: {e}"[:120], verdict="ERROR"))
+                print(f"  {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
             self.timings[name] = time.perf_counter() - started
 
     def _sized(self, count: int) -> tuple[Path, int, int]:
@@ -575,6 +583,10 @@ class Bench:
 def _default_cli() -> list[str]:
     script = Path(PYTHON).parent / "recombee-cli"
     return [str(script)] if script.exists() else [PYTHON, "-m", "recombee_cli"]
+
+
+def _n(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
 
 
 def _pct(ratio: float | None) -> str:
