@@ -169,9 +169,12 @@ def _read_token(env: Environment, config: Config, token_file: str | None) -> str
     token = env.environ.get("RECOMBEE_PRIVATE_TOKEN")
     path = token_file or config.recombee.token_file
     if not token and path:
+        path = os.path.expanduser(path)
         try:
-            with open(os.path.expanduser(path), encoding="utf-8") as fh:
+            with open(path, encoding="utf-8") as fh:
                 token = fh.read().strip()
+            if os.name == "posix" and os.stat(path).st_mode & 0o044:
+                _say(env, "warning", f"the token file {path} is readable by other users (chmod 600 it)")
         except OSError as exc:
             raise Abort(f"cannot read the token file {path}: {exc.strerror or exc}", ExitCode.USAGE) from None
     token = token or config.recombee.token

@@ -46,7 +46,7 @@ class _ProgressBar(_NoProgress):
     def __init__(self, console: Console, total_bytes: int | None):
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TextColumn("{task.fields[rate]:>9} ev/s  sent {task.fields[sent]}  failed {task.fields[failed]}"),
+            TextColumn("{task.fields[rate]} ev/s, sent {task.fields[sent]:,}, failed {task.fields[failed]:,}"),
             TimeRemainingColumn(), console=console, transient=True)
         self._task = self._bar.add_task("replay", total=total_bytes, rate="-", sent=0, failed=0)
         self._last = 0.0
@@ -59,7 +59,7 @@ class _ProgressBar(_NoProgress):
         self._bar.stop()
 
     def source_started(self, source: Source) -> None:
-        name = source.name if len(source.name) < 40 else "…" + source.name[-39:]
+        name = source.name if len(source.name) <= 24 else "…" + source.name[-23:]
         self._bar.update(self._task, description=name)
 
     def progress(self, report: RunReport, raw_bytes_done: int) -> None:

@@ -232,3 +232,44 @@ def test_workers_store_the_same_as_one_process(archive, clean_run, tmp_path):
     assert snapshot == clean_snapshot
     figures = __import__("json").loads(report.read_text())
     assert sum(figures["outcomes"].values()) == figures["events"] == 20_000
+
+
+def test_token_file_is_used_and_a_readable_one_is_warned_about(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o644)
+    with Emulator(DB, TOKEN) as emu:
+        result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB, "--no-state",
+                         "--token-file", str(token_file), "--quiet", str(ROOT / "sample_events" / "hand-written.ndjson")])
+        assert emu.snapshot()["purchases"]
+    assert "readable by other users" in result.stderr and TOKEN not in result.stderr
+
+
+def test_sandbox_command_serves_a_replay(tmp_path):
+    import re
+    import subprocess
+    import time as clock
+
+    store = tmp_path / "sandbox.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", "sandbox", "--port", "0", "--database-id", "demo",
+                             "--token", "sandbox-token", "--store", str(store)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stderr.readline()          # "Recombee emulator on http://127.0.0.1:PORT ..."
+        match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        assert match, line
+        deadline = clock.monotonic() + 60
+        report = tmp_path / "report.json"
+        result = invoke(["replay", "--base-uri", match.group(1), "--allow-http", "--database-id", "demo",
+                         "--no-state", "--quiet", "--report", str(report), str(ROOT / "sample_events")],
+                        env={"RECOMBEE_PRIVATE_TOKEN": "sandbox-token"})
+        assert clock.monotonic() < deadline
+        assert result.exit_code == 1, result.stderr        # the samples' bad lines, nothing else
+        figures = __import__("json").loads(report.read_text())
+        assert figures["outcomes"]["failed"] == 0 and figures["outcomes"]["sent"] > 50
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    import sqlite3
+    rows = sqlite3.connect(store).execute("SELECT count(*) FROM detailviews").fetchone()[0]
+    assert rows > 0
