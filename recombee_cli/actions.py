@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from .errors import PayloadInvalid
 from .jsvalues import UNDEFINED, js_string
-from .timestamps import js_number, to_epoch_seconds, try_epoch_seconds
+from .timestamps import first_epoch_seconds, js_number, to_epoch_seconds
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-:@.]+")
 _id_ok = ID_PATTERN.fullmatch
@@ -108,12 +108,9 @@ def interaction_timestamp(payload: dict, event: dict) -> float | int:
     value = payload.get("timestamp")
     if value is not None:
         return to_epoch_seconds(value)
-    for key in _FALLBACK_TIMESTAMPS:
-        candidate = event.get(key)
-        if candidate is not None:
-            seconds = try_epoch_seconds(candidate)
-            if seconds is not None:
-                return seconds
+    seconds = first_epoch_seconds(event, _FALLBACK_TIMESTAMPS)
+    if seconds is not None:
+        return seconds
     raise PayloadInvalid("no usable timestamp (the mapped timestamp is missing and none of "
                          "originalTimestamp, receivedAt, sentAt parses); Recombee would store it as now")
 

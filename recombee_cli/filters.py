@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable
 
-from .timestamps import try_epoch_seconds
+from .timestamps import first_epoch_seconds
 
 DEFAULT_DEDUPE_WINDOW = 250_000   # messageIds remembered (about 15 MB)
 
@@ -15,13 +15,7 @@ _TIME_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
 
 def event_time(event: dict) -> float | None:
     """The event's own time: `timestamp`, else the other clock fields Segment records."""
-    for key in _TIME_FIELDS:
-        value = event.get(key)
-        if value is not None:
-            seconds = try_epoch_seconds(value)
-            if seconds is not None:
-                return seconds
-    return None
+    return first_epoch_seconds(event, _TIME_FIELDS)
 
 
 class Deduplicator:

@@ -141,3 +141,14 @@ def try_epoch_seconds(value) -> float | int | None:
         return to_epoch_seconds(value)
     except PayloadInvalid:
         return None
+
+
+def first_epoch_seconds(event: dict, keys: tuple[str, ...]) -> float | int | None:
+    """Epoch seconds of the first of `keys` in the event that holds a usable timestamp."""
+    for key in keys:
+        value = event.get(key)
+        if value is not None:
+            seconds = try_epoch_seconds(value)
+            if seconds is not None:
+                return seconds
+    return None
