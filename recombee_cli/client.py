@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import httpx
+import orjson
 
 from .errors import AuthenticationError, ServiceError
 from .signing import REGION_HOSTS, sign
@@ -122,8 +123,8 @@ class RecombeeClient:
         status = response.status_code
         if status == 200:
             try:
-                results = response.json()
-            except ValueError:
+                results = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
                 raise Retryable("Recombee answered 200 with a body that is not JSON") from None
             if not isinstance(results, list) or len(results) != len(requests):
                 raise Retryable("Recombee's Batch answer does not have one result per request")

@@ -33,10 +33,10 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
 
     The summary carries counts, not events, so that the accounting per chunk stays small: the
     invalid events (line, index, reason, mapping), where each event's requests are (line, index,
-    first, end, errors), and, when sending, each request's sender lane(s), computed here the way
-    the sender would. Requests are serialised here, once: the printer and the sender use bytes."""
+    first, end, errors), and, when sending, each request's users (for the sender's ordering).
+    Requests are serialised here, once: the printer and the sender use bytes."""
     from .pipeline import unmatched_name
-    from .sender import lane_of, lenient_404, request_users
+    from .sender import lenient_404, request_users
 
     translate = translator.translate
     dumps = orjson.dumps
@@ -46,7 +46,7 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
     mapping_errors: list = []
     invalid: list = []     # [line, index, reason, mapping or None]
     events: list = []      # [line, index, first request, end, errors or None]
-    routes: list = []      # per request: [lane, second lane or -1, 404 means done]
+    routes: list = []      # when sending, per request: [its users, 404 means done]
     bodies: list[bytes] = []
     for number, data in enumerate(datas):
         for index, event in enumerate(decode(data)):
@@ -84,9 +84,7 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
             for request in result.requests:
                 bodies.append(dumps(request, default=orjson_default))
                 if lanes:
-                    users = request_users(request)
-                    routes.append((lane_of(users[0], lanes) if users else 0,
-                                   lane_of(users[1], lanes) if len(users) > 1 else -1, lenient_404(request)))
+                    routes.append((request_users(request), lenient_404(request)))
             events.append((number, index, first, len(bodies), result.errors or None))
     summary = {"n": n, "filtered": filtered, "unmatched": unmatched, "stats": stats,
                "mapping_errors": mapping_errors, "invalid": invalid, "events": events, "routes": routes}

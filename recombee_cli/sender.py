@@ -2,10 +2,12 @@
 
 Order: every request is routed to a *lane* by its user (hash of userId). A lane sends one Batch at
 a time, in input order, so one user's requests take effect in input order while `concurrency`
-lanes work in parallel. A merge touches two users: it goes to the target's lane, and the source's
-lane gets a *fence* — the merge waits until the source lane has finished everything before the
-fence, and the source lane waits at the fence until the merge is done. Every wait points back to
-earlier input, so there is no cycle.
+lanes work in parallel. A merge touches two users: it is *held*, with every later request of
+either user, in one ordered queue. When that queue holds a Batch's worth, or a few Batches per
+lane have gone past it, or it has waited HOLD_SECONDS, or at the end, a *barrier* lets every lane
+finish what it was given — everything that came before — and sends the held requests in input
+order; then those users flow through the lanes again. Barriers come every few Batches per lane at
+most, so Batches stay full, and a crash re-sends at most about that much.
 
 Retries: a whole call that fails (connection, timeout, 429, 5xx) is sent again, re-signed, with
 exponential backoff and jitter. A request that fails with 429/5xx inside an answered Batch is sent
@@ -35,6 +37,8 @@ from .sinks import Ticket
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_CONCURRENCY = 4
 LINGER_SECONDS = 0.5        # a partly filled batch waits this long for more requests
+HOLD_SECONDS = 2.0          # merges wait at most this long for a barrier...
+BATCHES_PER_BARRIER = 4     # ...or until this many Batches per lane have gone past them
 _FAILED_BATCHES_TO_ABORT = 3
 
 
@@ -66,14 +70,6 @@ def classify(lenient: bool, code: int) -> int:
     return 409 if code == 404 and lenient else code
 
 
-class _Fence:
-    __slots__ = ("reached", "released")
-
-    def __init__(self) -> None:
-        self.reached = threading.Event()    # the source lane finished everything before it
-        self.released = threading.Event()   # the merge is done
-
-
 @dataclass
 class _Item:
     ticket: Ticket
@@ -81,7 +77,6 @@ class _Item:
     body: bytes                        # the request, serialised
     users: tuple[str, ...]
     lenient: bool                      # 404 means already done (deletes, merges)
-    fence: _Fence | None = None        # for a merge: the fence in the other user's lane
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -89,64 +84,43 @@ class _Lane:
     def __init__(self, sender: "RecombeeSender", number: int):
         self.sender = sender
         self.number = number
-        self.queue: deque = deque()
+        self.queue: deque[_Item] = deque()
+        self.busy = False
         self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._work, name=f"recombee-lane-{number}", daemon=True)
 
-    # -- producer side -------------------------------------------------------------------------
-    def put(self, entry) -> None:
+    def put(self, item: _Item) -> None:
         with self.cond:
             while len(self.queue) >= self.sender.lane_capacity and not self.sender.stopping:
                 self.cond.wait(0.1)
-            self.queue.append(entry)
+            self.queue.append(item)
             self.cond.notify_all()
 
-    # -- worker side ---------------------------------------------------------------------------
+    def idle(self) -> bool:
+        with self.cond:
+            return not self.queue and not self.busy
+
     def _take(self) -> list[_Item] | None:
         """Wait for a batch worth sending; None when the sender is closing and the lane is empty."""
         sender = self.sender
-        while True:
-            with self.cond:
-                while True:
-                    if sender.stopping:
-                        return None
-                    if not self.queue:
-                        if sender.closing:
-                            return None
-                        self.cond.wait(0.1)
-                        continue
-                    front = self.queue[0]
-                    if isinstance(front, _Fence):
-                        self.queue.popleft()
-                        self.cond.notify_all()
-                        fence = front
-                        break
-                    batch = []
-                    for entry in self.queue:
-                        if isinstance(entry, _Fence) or len(batch) >= sender.batch_size:
-                            break
-                        if entry.fence is not None and batch:
-                            break  # a merge starts its own batch, once its fence is reached
-                        batch.append(entry)
-                        if entry.fence is not None:
-                            break
-                    cut = len(batch) >= sender.batch_size or len(batch) < len(self.queue)
-                    lingered = time.monotonic() - batch[0].enqueued >= LINGER_SECONDS
-                    if not (cut or lingered or sender.closing):
-                        self.cond.wait(LINGER_SECONDS / 5)
-                        continue
-                    if batch[0].fence is not None and not batch[0].fence.reached.is_set():
-                        self.cond.wait(0.05)
-                        continue
-                    for _ in batch:
-                        self.queue.popleft()
-                    self.cond.notify_all()
-                    return batch
-            # Everything before the fence in this lane is done: let the merge go, wait for it.
-            fence.reached.set()
-            while not fence.released.wait(0.1):
+        with self.cond:
+            while True:
                 if sender.stopping:
                     return None
+                if self.queue:
+                    full = len(self.queue) >= sender.batch_size
+                    lingered = time.monotonic() - self.queue[0].enqueued >= LINGER_SECONDS
+                    if full or lingered or sender.flushing or sender.closing:
+                        n = min(len(self.queue), sender.batch_size)
+                        batch = [self.queue.popleft() for _ in range(n)]
+                        self.busy = True
+                        self.cond.notify_all()
+                        return batch
+                    self.cond.wait(LINGER_SECONDS / 5)
+                elif sender.closing:
+                    return None
+                else:
+                    self.cond.wait(0.1)
 
     def _work(self) -> None:
         while True:
@@ -159,9 +133,9 @@ class _Lane:
                 self.sender.fail(exc)
                 return
             finally:
-                for item in batch:
-                    if item.fence is not None:
-                        item.fence.released.set()
+                with self.cond:
+                    self.busy = False
+                    self.cond.notify_all()
 
 
 class RecombeeSender:
@@ -184,7 +158,12 @@ class RecombeeSender:
         self._failed_in_a_row = 0
         self.stopping = False
         self.closing = False
-        self.stats = {"batches": 0, "retries": 0, "requests_retried": 0}
+        self.flushing = False                  # lanes send partial batches at once (a barrier)
+        self._held: set[str] = set()           # users whose requests wait for the next barrier
+        self._barrier: list[_Item] = []        # merges and held users' requests, in input order
+        self._barrier_since = 0.0
+        self._passed_since = 0                 # requests sent to lanes since the oldest held one
+        self.stats = {"batches": 0, "retries": 0, "requests_retried": 0, "barriers": 0}
         self.lanes = [_Lane(self, n) for n in range(concurrency)]
         self.lane_count = concurrency
         for lane in self.lanes:
@@ -199,33 +178,44 @@ class RecombeeSender:
         with self._lock:
             self._pending[id(ticket)] = [ticket, n]
         lanes = self.lanes
+        held = self._held
         routes = ticket.routes
         for index, request in enumerate(ticket.requests):
             if routes is None:
                 users = request_users(request)
                 lenient = lenient_404(request)
                 body = orjson.dumps(request, default=orjson_default)
-                lane = self._lane_of(users[0]) if users else 0
-                other = self._lane_of(users[1]) if len(users) > 1 else -1
-            else:   # from translator workers: serialised, lanes already computed
-                lane, other, lenient = routes[index]
+            else:   # from translator workers: already serialised
+                users, lenient = routes[index]
                 body = request
-                users = (lane, other) if other >= 0 else (lane,)
-            home = lanes[lane]
-            if other >= 0 and other != lane:
-                fence = _Fence()
-                lanes[other].put(fence)
-                home.put(_Item(ticket, index, body, users, lenient, fence))
+            item = _Item(ticket, index, body, users, lenient)
+            if len(users) > 1 or (held and any(u in held for u in users)):
+                # A merge, or a later request of a user a pending merge touches: in order, at the
+                # next barrier, after everything sent before it.
+                if not self._barrier:
+                    self._barrier_since = time.monotonic()
+                    self._passed_since = 0
+                self._barrier.append(item)
+                held.update(users)
             else:
-                home.put(_Item(ticket, index, body, users, lenient))
+                lanes[self._lane_of(users[0]) if users else 0].put(item)
+                self._passed_since += 1
+        # A held merge holds back the checkpoint too: do not let more than a few Batches per lane
+        # pass it, so that a crash re-sends little.
+        if self._barrier and (len(self._barrier) >= self.batch_size
+                              or self._passed_since >= BATCHES_PER_BARRIER * self.batch_size * self.lane_count):
+            self._run_barrier()
 
     def poll(self) -> list[Ticket]:
         self._raise_if_failed()
+        if self._barrier and time.monotonic() - self._barrier_since >= HOLD_SECONDS:
+            self._run_barrier()
         with self._lock:
             done, self._done = self._done, []
         return done
 
     def close(self) -> list[Ticket]:
+        self._run_barrier()
         self.closing = True
         for lane in self.lanes:
             with lane.cond:
@@ -238,6 +228,29 @@ class RecombeeSender:
         self._raise_if_failed()
         self.client.close()
         return self.poll()
+
+    def _run_barrier(self) -> None:
+        """Let every lane finish what it holds, then send the held requests in input order."""
+        if not self._barrier:
+            return
+        self.flushing = True
+        try:
+            for lane in self.lanes:
+                with lane.cond:
+                    lane.cond.notify_all()
+            while not all(lane.idle() for lane in self.lanes):
+                self._raise_if_failed()
+                if self.stopping:
+                    return
+                time.sleep(0.002)
+        finally:
+            self.flushing = False
+        held, self._barrier = self._barrier, []
+        self._held = set()
+        self._count("barriers")
+        for start in range(0, len(held), self.batch_size):
+            self.deliver(held[start:start + self.batch_size])
+        self._raise_if_failed()
 
     def drain(self) -> list[Ticket]:
         """After an error: stop the lanes and hand back what was answered — finished tickets, and
@@ -260,7 +273,7 @@ class RecombeeSender:
 
     # -- internals -----------------------------------------------------------------------------
     def _lane_of(self, user: str) -> int:
-        return lane_of(user, len(self.lanes))
+        return lane_of(user, self.lane_count)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:

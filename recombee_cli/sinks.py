@@ -29,7 +29,7 @@ class Ticket:
         self.line = line
         self.event = event
         self.requests = requests
-        self.routes = routes   # per request (lane, second lane or -1, 404 means done), from workers
+        self.routes = routes   # per request (users, 404 means done), when requests are bytes
         self.events = None     # a chunk from workers: [(line, index, first, end, errors)] per event
         self.codes: list[int] = []           # one per request once answered
         self.messages: list[str | None] = []  # Recombee's message for a failed request

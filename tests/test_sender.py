@@ -72,7 +72,7 @@ def test_faults_change_nothing_in_the_store(archive, clean_run):
     faults = Faults(p_500=0.04, p_503=0.04, p_429=0.04, retry_after=0.02, p_slow=0.02, slow_seconds=0.2,
                     p_drop=0.04, p_drop_before=0.02, p_sub_5xx=0.01, seed=3)
     with Emulator(DB, TOKEN, faults=faults) as emu:
-        report, sender = replay_into(emu, archive)
+        report, sender = replay_into(emu, archive, batch_size=100)   # many calls: every fault kind happens
         stats = emu.stats
         snapshot = emu.snapshot()
     assert sum(stats.faults.values()) > 20, stats.faults      # the faults really happened
