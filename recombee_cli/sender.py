@@ -92,6 +92,8 @@ class _Lane:
     def put(self, item: _Item) -> None:
         with self.cond:
             while len(self.queue) >= self.sender.lane_capacity and not self.sender.stopping:
+                if not self.thread.is_alive():   # cannot happen; if it did, waiting would hang
+                    raise RuntimeError(f"sender lane {self.number} stopped unexpectedly")
                 self.cond.wait(0.1)
             self.queue.append(item)
             self.cond.notify_all()
@@ -123,19 +125,19 @@ class _Lane:
                     self.cond.wait(0.1)
 
     def _work(self) -> None:
-        while True:
-            batch = self._take()
-            if batch is None:
-                return
-            try:
-                self.sender.deliver(batch)
-            except BaseException as exc:   # noqa: BLE001 - handed to the main thread
-                self.sender.fail(exc)
-                return
-            finally:
-                with self.cond:
-                    self.busy = False
-                    self.cond.notify_all()
+        try:
+            while True:
+                batch = self._take()
+                if batch is None:
+                    return
+                try:
+                    self.sender.deliver(batch)
+                finally:
+                    with self.cond:
+                        self.busy = False
+                        self.cond.notify_all()
+        except BaseException as exc:   # noqa: BLE001 - handed to the main thread, never lost
+            self.sender.fail(exc)
 
 
 class RecombeeSender:
