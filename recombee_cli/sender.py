@@ -191,7 +191,7 @@ class RecombeeSender:
                 users, lenient = routes[index]
                 body = request
             item = _Item(ticket, index, body, users, lenient)
-            if len(users) > 1 or (held and any(u in held for u in users)):
+            if len(users) > 1 or (held and not held.isdisjoint(users)):
                 # A merge, or a later request of a user a pending merge touches: in order, at the
                 # next barrier, after everything sent before it.
                 if not self._barrier:
