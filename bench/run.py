@@ -20,6 +20,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import signal
@@ -159,6 +160,41 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+class LoadMeter:
+    """CPU used by everything except this benchmark and the processes it started, in cores on
+    average since start: the machine's busy time (/proc/stat, steal included) minus our own and our
+    waited-for children's (getrusage). Near 0 on an idle machine; more means the figures are disturbed."""
+
+    def __init__(self) -> None:
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float]:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+            user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+            busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError):
+            busy = float("nan")
+        own = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))
+        return time.perf_counter(), busy, own
+
+    def others(self) -> float:
+        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._read()
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0)) if t1 > t0 else 0.0
+
+
+def source_fingerprint() -> str:
+    """git HEAD and a hash of recombee_cli/*.py: the code under test, to notice it changing mid-run."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip() or "-"
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "recombee_cli").rglob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"git {commit}, sources {digest.hexdigest()[:10]}"
+
+
 # ----------------------------------------------------------------------------------------------
 # Results and rows
 # ----------------------------------------------------------------------------------------------
@@ -276,6 +312,9 @@ class Bench:
         self.rows: list[Row] = []
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
+        self.others: dict[str, float] = {}       # per section: cores used by other processes
+        self.code_before = source_fingerprint()
+        self.code_after = self.code_before
         self.workers_available = "--workers" in self._help()
         self.env = dict(os.environ, RECOMBEE_PRIVATE_TOKEN=TOKEN)
         self.env.pop("RAPI_URI", None)          # the SDK would prefer it to options["base_uri"]
@@ -308,7 +347,7 @@ class Bench:
         try:
             data = json.loads(report.read_text())
         except (OSError, ValueError) as e:
-            result.error = f"no readable --report: {e}"
+            result.error = fail_text(proc, f"no readable --report ({type(e).__name__}); recombee-cli")
             return None
         if expect_events is not None and data.get("events") != expect_events:
             result.error = f"read {data.get('events')} events, expected {expect_events}"
@@ -562,7 +601,7 @@ class Bench:
         for name, step in steps:
             if name not in only and not (name == "dryrun" and "config" in only):
                 continue
-            started = time.perf_counter()
+            started, meter = time.perf_counter(), LoadMeter()
             print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
             try:
                 step()
@@ -570,6 +609,8 @@ class Bench:
                 self.rows.append(Row(label=f"{name}: {type(e).__name__}: {e}"[:120], verdict="ERROR"))
                 print(f"  {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
             self.timings[name] = time.perf_counter() - started
+            self.others[name] = meter.others()
+        self.code_after = source_fingerprint()
 
     def _sized(self, count: int) -> tuple[Path, int, int]:
         count = min(count, self.args.events)
@@ -618,8 +659,6 @@ def machine_header(bench: Bench) -> list[str]:
         except importlib.metadata.PackageNotFoundError:
             return "-"
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip() or "-"
     mem = ""
     try:
         kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
@@ -633,13 +672,23 @@ def machine_header(bench: Bench) -> list[str]:
         f"recombee-cli benchmark, {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"machine : {cpu}, {os.cpu_count()} cores ({usable} usable){mem}, {platform.system()} {platform.release()}",
         f"python  : {platform.python_implementation()} {platform.python_version()}; orjson {version('orjson')}, "
-        f"httpx {version('httpx')}, isal {version('isal')}, recombee-cli {version('recombee-cli')} (git {commit}), "
+        f"httpx {version('httpx')}, isal {version('isal')}, recombee-cli {version('recombee-cli')}, "
         f"recombee-api-client {version('recombee-api-client')}",
+        f"code    : {bench.code_before}" + ("" if bench.code_after == bench.code_before else
+                                             f" -> CHANGED DURING THE RUN to {bench.code_after}"),
         f"input   : {a.events:,} events (seed {a.seed}), {size / 1e6:,.0f} MB plain, {gz_size / 1e6:,.0f} MB .gz; "
         f"{size / a.events:.0f} bytes/event; best of {a.repeat} runs; --workers "
         f"{'available' if bench.workers_available else 'not available'}",
         "RSS     : ru_maxrss of the measured process from os.wait4 (kernel peak); Σ = sampled sum over its process tree",
-    ]
+    ] + _disturbance(bench)
+
+
+def _disturbance(bench: Bench) -> list[str]:
+    busy = {name: load for name, load in bench.others.items() if load >= 0.15}
+    if not busy:
+        return ["load    : no other CPU load seen during the run (< 0.15 cores in every section)"]
+    return ["WARNING : other processes used CPU during " + ", ".join(f"{n} ({l:.2f} cores)" for n, l in busy.items())
+            + ": those figures are disturbed"]
 
 
 def _fmt_rss(result: Result | None) -> str:
@@ -683,13 +732,14 @@ def render(bench: Bench) -> str:
         out += [f"error: {label}: {e}" for label, e in errors]
     spent = sum(bench.timings.values())
     out.append("")
-    out.append("time per section: " + ", ".join(f"{k} {v:.0f}s" for k, v in bench.timings.items())
-               + f"; total {spent / 60:.1f} min")
+    out.append("time per section (other load, cores): " + ", ".join(
+        f"{k} {v:.0f}s ({bench.others.get(k, 0):.2f})" for k, v in bench.timings.items()) + f"; total {spent / 60:.1f} min")
     return "\n".join(out)
 
 
 def to_json(bench: Bench) -> dict:
-    return {"header": machine_header(bench), "timings": bench.timings, "notes": bench.notes,
+    return {"header": machine_header(bench), "timings": bench.timings, "other_load": bench.others,
+            "notes": bench.notes,
             "results": {k: {"label": r.label, "events": r.events, "bytes": r.size, "seconds": r.seconds,
                             "runs": r.runs, "events_per_s": r.rate, "mb_per_s": r.mbps,
                             "peak_rss_kb": r.rss_kb, "tree_rss_kb": r.tree_rss_kb, "error": r.error}
