@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -181,11 +180,7 @@ def test_captured_sdk_batch_body_is_accepted(emu, http):
 
 
 def test_sdk_batch_over_tls_untouched(monkeypatch):
-    try:
-        import cryptography  # noqa: F401
-    except ImportError:
-        if shutil.which("openssl") is None:
-            pytest.skip("TLS needs the cryptography package or the openssl command")
+    # The certificate comes from `cryptography` (a test dependency) or the openssl command.
     with Emulator(DB, TOKEN, tls=True) as emu:
         assert emu.base_uri.startswith("https://")
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", emu.cert_path)   # requests trusts our cert
@@ -578,18 +573,18 @@ def test_slow_fault_executes_then_delays(emu, http):
     assert len(emu.snapshot()["users"]) == emu.stats.http_calls
 
 
+def _connection_breaks(emu) -> bool:
+    with httpx.Client(timeout=5) as http:
+        try:
+            call(emu, http, "PUT", f"/users/u{emu.stats.http_calls}")
+        except httpx.TransportError:
+            return True
+    return False
+
+
 def test_drop_after_executing(emu):
     emu.faults = Faults(p_drop=0.5, seed=5)
-
-    def attempt():
-        with httpx.Client(timeout=5) as http:
-            try:
-                call(emu, http, "PUT", f"/users/u{emu.stats.http_calls}")
-            except httpx.TransportError:
-                return True
-        return False
-
-    until(attempt)
+    until(lambda: _connection_breaks(emu))
     assert emu.stats.faults["drop"] >= 1
     # Executed although the client saw a broken connection.
     assert len(emu.snapshot()["users"]) == emu.stats.http_calls
@@ -597,16 +592,7 @@ def test_drop_after_executing(emu):
 
 def test_drop_before_executing(emu):
     emu.faults = Faults(p_drop_before=0.5, seed=6)
-
-    def attempt():
-        with httpx.Client(timeout=5) as http:
-            try:
-                call(emu, http, "PUT", f"/users/u{emu.stats.http_calls}")
-            except httpx.TransportError:
-                return True
-        return False
-
-    until(attempt)
+    until(lambda: _connection_breaks(emu))
     dropped = emu.stats.faults["drop_before"]
     assert dropped >= 1
     assert len(emu.snapshot()["users"]) == emu.stats.http_calls - dropped

@@ -248,7 +248,6 @@ def test_token_file_is_used_and_a_readable_one_is_warned_about(tmp_path):
 def test_sandbox_command_serves_a_replay(tmp_path):
     import re
     import subprocess
-    import time as clock
 
     store = tmp_path / "sandbox.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", "sandbox", "--port", "0", "--database-id", "demo",
@@ -258,12 +257,10 @@ def test_sandbox_command_serves_a_replay(tmp_path):
         line = proc.stderr.readline()          # "Recombee emulator on http://127.0.0.1:PORT ..."
         match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
         assert match, line
-        deadline = clock.monotonic() + 60
         report = tmp_path / "report.json"
         result = invoke(["replay", "--base-uri", match.group(1), "--allow-http", "--database-id", "demo",
                          "--no-state", "--quiet", "--report", str(report), str(ROOT / "sample_events")],
                         env={"RECOMBEE_PRIVATE_TOKEN": "sandbox-token"})
-        assert clock.monotonic() < deadline
         assert result.exit_code == 1, result.stderr        # the samples' bad lines, nothing else
         figures = __import__("json").loads(report.read_text())
         assert figures["outcomes"]["failed"] == 0 and figures["outcomes"]["sent"] > 50

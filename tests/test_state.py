@@ -13,6 +13,7 @@ import sys
 import time
 
 import orjson
+import pytest
 
 from helpers import ROOT, invoke, ndjson
 from recombee_cli.emulator import Emulator
@@ -152,10 +153,14 @@ def test_two_runs_on_one_state_the_second_exits_with_the_lock_message(tmp_path):
         args = _replay_args(emu, state, *files)
         first = subprocess.Popen([sys.executable, "-m", "recombee_cli", *args], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
-        deadline = time.monotonic() + 30
-        while not os.path.exists(str(state) + ".lock") or not open(str(state) + ".lock").read():
-            assert time.monotonic() < deadline and first.poll() is None
+        lock = str(state) + ".lock"
+        for _ in range(600):                    # bounded wait (<= 30 s) for the first run's lock
+            if os.path.exists(lock) and open(lock).read():
+                break
             time.sleep(0.05)
+        else:
+            pytest.fail("the first run never took the lock")
+        assert first.poll() is None, "the first run ended before the second started"
         second = _cli(args)
         first.wait(timeout=120)
     assert second.returncode == 2
