@@ -376,27 +376,13 @@ def _coerce_field(spec: FieldSpec, value: Any) -> Any:
     return _coerce_scalar(spec, value, path)
 
 
-def prepare_payload(action: Action, resolved: dict) -> dict:
-    """Apply Segment's post-mapping steps to a resolved payload (root level), in field order."""
-    payload = {}
-    for spec in action.fields:
-        value = resolved.get(spec.name)
-        if value is None or value == "":
-            if spec.required:
-                raise PayloadInvalid(f"The root value is missing the required field '{spec.name}'.")
-            continue
-        payload[spec.name] = _coerce_field(spec, value)
-    return payload
-
-
 _PASS_THROUGH = {"string": (str,), "number": (int, float), "integer": (int,), "datetime": (str, int, float)}
 
 
 def make_preparer(action: Action, resolvers) -> Callable[[dict], dict]:
-    """Resolve a mapping's fields and apply `prepare_payload` in one pass (the hot path).
-
-    Values that already have their field's type pass straight through; anything else goes through
-    the same coercion as `prepare_payload`, so both give identical results."""
+    """Resolve a mapping's fields and apply Segment's post-mapping steps in one pass: empty values
+    dropped (null anywhere, "" at the root), values coerced to the field's type, required fields
+    checked. Values that already have their field's type pass straight through."""
     by_name = dict(resolvers)
     plan = []
     for spec in action.fields:

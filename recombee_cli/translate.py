@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .actions import prepare_payload
 from .config import CompiledMapping
 from .errors import MappingError, PayloadInvalid
 from .jsvalues import UNDEFINED
@@ -98,11 +97,11 @@ class Translator:
             requests: list[dict] = []
             error = None
             try:
-                for name, resolve in mapping.resolvers:
+                for name, resolve in mapping.resolvers:   # for display: each field as resolved
                     value = resolve(event)
                     if value is not UNDEFINED:
                         resolved[name] = value
-                payload = prepare_payload(mapping.action, resolved)
+                payload = mapping.prepare(event)          # the very path a replay takes
                 requests = mapping.action.build(payload, event)
             except (PayloadInvalid, MappingError) as exc:
                 error = str(exc)
