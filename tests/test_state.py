@@ -44,6 +44,12 @@ def _replay_args(emu: Emulator, state, *inputs, extra=()):
             "--state", str(state), "--batch-size", "100", "--concurrency", "3", *extra, *map(str, inputs)]
 
 
+def _start(args) -> subprocess.Popen:
+    """A replay in its own process, as cron would start it."""
+    return subprocess.Popen([sys.executable, "-m", "recombee_cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
+
+
 def _cli(args, *, env=None, timeout=120) -> subprocess.CompletedProcess:
     environ = {**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN, **(env or {})}
     return subprocess.run([sys.executable, "-m", "recombee_cli", *args], capture_output=True, text=True,
@@ -107,8 +113,7 @@ def test_killed_replays_resume_to_the_same_store(tmp_path):
         for attempt in range(4):                     # bounded: 3 kills, then run to completion
             if attempt == 3:
                 break
-            proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", *args], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
+            proc = _start(args)
             time.sleep(rng.uniform(1.5, 3.5))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -151,8 +156,7 @@ def test_two_runs_on_one_state_the_second_exits_with_the_lock_message(tmp_path):
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN, latency=150) as emu:   # long enough to overlap
         args = _replay_args(emu, state, *files)
-        first = subprocess.Popen([sys.executable, "-m", "recombee_cli", *args], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        first = _start(args)
         lock = str(state) + ".lock"
         for _ in range(600):                    # bounded wait (<= 30 s) for the first run's lock
             if os.path.exists(lock) and open(lock).read():
@@ -173,8 +177,7 @@ def test_a_dead_runs_lock_is_taken_over(tmp_path):
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN, latency=150) as emu:   # long enough to overlap
         args = _replay_args(emu, state, *files)
-        first = subprocess.Popen([sys.executable, "-m", "recombee_cli", *args], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        first = _start(args)
         time.sleep(1.0)
         first.kill()
         first.wait(timeout=30)
