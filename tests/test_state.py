@@ -110,9 +110,7 @@ def test_killed_replays_resume_to_the_same_store(tmp_path):
     with Emulator(DB, TOKEN, latency=150) as emu:   # slow enough to be killed halfway (~5 s a run)
         args = _replay_args(emu, state, *files)
         kills = 0
-        for attempt in range(4):                     # bounded: 3 kills, then run to completion
-            if attempt == 3:
-                break
+        for _ in range(3):                           # bounded: 3 kills, then run to completion
             proc = _start(args)
             time.sleep(rng.uniform(1.5, 3.5))
             if proc.poll() is None:
