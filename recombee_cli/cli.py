@@ -25,6 +25,7 @@ from .jsvalues import orjson_default
 from .filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from .parallel import CHUNK_LINES, TranslatorPool
 from .sinks import DryRunPrinter
+from .sender import DEFAULT_CONCURRENCY
 from .state import Checkpoints, StateStore, default_state_path, describe_command
 from .translate import Translator
 from . import ui
@@ -187,7 +188,7 @@ def _read_token(env: Environment, config: Config, token_file: str | None) -> str
 def _make_sender(env: Environment, config: Config, *, database_id, region, base_uri, token_file,
                  allow_http, batch_size, concurrency):
     from .client import RecombeeClient, base_url_for
-    from .sender import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, RecombeeSender
+    from .sender import DEFAULT_BATCH_SIZE, RecombeeSender
 
     database_id = database_id or config.recombee.database_id
     if not database_id:
@@ -203,7 +204,6 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
         raise Abort(str(exc), ExitCode.USAGE) from None
     token = _read_token(env, config, token_file)
     batch_size = batch_size or config.replay.batch_size or DEFAULT_BATCH_SIZE
-    concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY
     if not 1 <= batch_size <= 10_000:
         raise Abort("--batch-size must be between 1 and 10000 (Recombee's limit)", ExitCode.USAGE)
     client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
@@ -268,9 +268,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     sources = expand_inputs(list(inputs))
-    from .sender import DEFAULT_CONCURRENCY
-
-    concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY
+    concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
     if workers > 1 and dedupe:
         _say(env, "warning", "--dedupe needs every event in input order: translating in one process")
         workers = 1
