@@ -100,7 +100,9 @@ def check_id(name: str, value: str) -> None:
             f"{name} {value!r} is not a valid Recombee ID (allowed: letters, digits, _ - : @ .)")
 
 
-_FALLBACK_TIMESTAMPS = ("originalTimestamp", "receivedAt", "sentAt")
+FALLBACK_TIMESTAMPS = ("originalTimestamp", "receivedAt", "sentAt")
+NO_TIMESTAMP = ("no usable timestamp (the mapped timestamp is missing and none of "
+                "originalTimestamp, receivedAt, sentAt parses); Recombee would store it as now")
 
 
 def interaction_timestamp(payload: dict, event: dict) -> float | int:
@@ -108,14 +110,13 @@ def interaction_timestamp(payload: dict, event: dict) -> float | int:
     value = payload.get("timestamp")
     if value is not None:
         return to_epoch_seconds(value)
-    seconds = first_epoch_seconds(event, _FALLBACK_TIMESTAMPS)
+    seconds = first_epoch_seconds(event, FALLBACK_TIMESTAMPS)
     if seconds is not None:
         return seconds
-    raise PayloadInvalid("no usable timestamp (the mapped timestamp is missing and none of "
-                         "originalTimestamp, receivedAt, sentAt parses); Recombee would store it as now")
+    raise PayloadInvalid(NO_TIMESTAMP)
 
 
-_SKIP_IN_BODY = frozenset(("timestamp", "additionalData", "internalAdditionalData"))
+SKIP_IN_BODY = frozenset(("timestamp", "additionalData", "internalAdditionalData"))
 
 
 def _add_params(payload: dict, event: dict, first: dict | None = None) -> dict:
@@ -130,7 +131,7 @@ def _add_params(payload: dict, event: dict, first: dict | None = None) -> dict:
     if first:
         params.update(first)
     for key, value in payload.items():
-        if key not in _SKIP_IN_BODY and key not in params:
+        if key not in SKIP_IN_BODY and key not in params:
             params[key] = value
     check_id("userId", params["userId"])
     if "itemId" in params:
@@ -140,27 +141,33 @@ def _add_params(payload: dict, event: dict, first: dict | None = None) -> dict:
     return params
 
 
-def _simple_add(path: str) -> Callable[[dict, dict], list[dict]]:
-    def build(payload: dict, event: dict) -> list[dict]:
-        return [{"method": "POST", "path": path, "params": _add_params(payload, event)}]
-    return build
+class AddBuilder:
+    """The builder of the plain add-type interactions: one POST of the add parameters, after an
+    optional range check of one field. A class, not a closure, so that the compiled fast path
+    (fastpath.py) can read `path` and `checked_field` and inline the same steps."""
+
+    __slots__ = ("path", "checked_field", "check")
+
+    def __init__(self, path: str, checked_field: str | None = None,
+                 check: Callable[[Any], None] | None = None):
+        self.path = path
+        self.checked_field = checked_field
+        self.check = check
+
+    def __call__(self, payload: dict, event: dict) -> list[dict]:
+        if self.check is not None:
+            self.check(payload[self.checked_field])
+        return [{"method": "POST", "path": self.path, "params": _add_params(payload, event)}]
 
 
-def _build_rating(payload: dict, event: dict) -> list[dict]:
-    rating = payload["rating"]
+def check_rating(rating: float) -> None:
     if not -1 <= rating <= 1:
         raise PayloadInvalid(f"rating {js_string(rating)} is outside [-1, 1] (rescale it, e.g. (stars-3)/2)")
-    return [{"method": "POST", "path": "/ratings/", "params": _add_params(payload, event)}]
 
 
-def _check_portion(portion: float) -> None:
+def check_portion(portion: float) -> None:
     if not 0 <= portion <= 1:
         raise PayloadInvalid(f"portion {js_string(portion)} is outside [0, 1]")
-
-
-def _build_view_portion(payload: dict, event: dict) -> list[dict]:
-    _check_portion(payload["portion"])
-    return [{"method": "POST", "path": "/viewportions/", "params": _add_params(payload, event)}]
 
 
 def _build_view_portion_from_watch_time(payload: dict, event: dict) -> list[dict]:
@@ -171,7 +178,7 @@ def _build_view_portion_from_watch_time(payload: dict, event: dict) -> list[dict
     if watched > total:
         raise PayloadInvalid("The watch time of the item cannot be greater than the total length of the item.")
     portion = watched / total
-    _check_portion(portion)
+    check_portion(portion)
     return [{"method": "POST", "path": "/viewportions/",
              "params": _add_params(payload, event, {"portion": portion})}]
 
@@ -233,9 +240,9 @@ ACTIONS: dict[str, Action] = {a.slug: a for a in (
            (USER_ID, ITEM_ID, ADD_TIMESTAMP,
             FieldSpec("duration", "integer", description="Duration of the view in seconds."),
             *_ADD_COMMON_TAIL),
-           _simple_add("/detailviews/")),
+           AddBuilder("/detailviews/")),
     Action("addBookmark", "Add Bookmark", (USER_ID, ITEM_ID, ADD_TIMESTAMP, *_ADD_COMMON_TAIL),
-           _simple_add("/bookmarks/"), 'type = "track" and event = "Product Added to Wishlist"'),
+           AddBuilder("/bookmarks/"), 'type = "track" and event = "Product Added to Wishlist"'),
     Action("deleteBookmark", "Delete Bookmark", (USER_ID, ITEM_ID, DELETE_TIMESTAMP),
            _delete_interaction("/bookmarks/"), 'type = "track" and event = "Product Removed from Wishlist"'),
     Action("addCartAddition", "Add Cart Addition",
@@ -268,13 +275,13 @@ ACTIONS: dict[str, Action] = {a.slug: a for a in (
             FieldSpec("rating", "number", True, _path("$.properties.rating"),
                       description="Rating in [-1, 1]."),
             *_ADD_COMMON_TAIL),
-           _build_rating),
+           AddBuilder("/ratings/", "rating", check_rating)),
     Action("setViewPortion", "Set View Portion",
            (USER_ID, ITEM_ID, ADD_TIMESTAMP,
             FieldSpec("portion", "number", True, _path("$.properties.portion"), maximum=1,
                       description="Viewed portion in [0, 1]."),
             SESSION_ID, *_ADD_COMMON_TAIL),
-           _build_view_portion),
+           AddBuilder("/viewportions/", "portion", check_portion)),
     Action("setViewPortionFromWatchTime", "Set View Portion from Watch Time",
            (USER_ID, ITEM_ID, ADD_TIMESTAMP,
             FieldSpec("portion", "object", True,
@@ -358,7 +365,7 @@ def _clean_object(spec: FieldSpec, value: dict, path: str) -> dict:
     return out
 
 
-def _coerce_field(spec: FieldSpec, value: Any) -> Any:
+def coerce_field(spec: FieldSpec, value: Any) -> Any:
     path = "/" + spec.name
     if spec.multiple:
         items = value if isinstance(value, list) else [value]
@@ -379,12 +386,14 @@ def _coerce_field(spec: FieldSpec, value: Any) -> Any:
 _PASS_THROUGH = {"string": (str,), "number": (int, float), "integer": (int,), "datetime": (str, int, float)}
 
 
-def make_preparer(action: Action, resolvers) -> Callable[[dict], dict]:
-    """Resolve a mapping's fields and apply Segment's post-mapping steps in one pass: empty values
-    dropped (null anywhere, "" at the root), values coerced to the field's type, required fields
-    checked. Values that already have their field's type pass straight through."""
+PlanStep = tuple[str, Callable[[dict], Any], FieldSpec, "tuple[type, ...] | None"]
+
+
+def preparer_plan(action: Action, resolvers) -> tuple[list[PlanStep], list[str]]:
+    """The mapped fields in the action's order, each (name, resolver, spec, the types that pass
+    through uncoerced or None), and the required fields the mapping leaves unmapped."""
     by_name = dict(resolvers)
-    plan = []
+    plan: list[PlanStep] = []
     for spec in action.fields:
         resolve = by_name.get(spec.name)
         if resolve is None:
@@ -394,22 +403,34 @@ def make_preparer(action: Action, resolvers) -> Callable[[dict], dict]:
             plain = (dict,)
         plan.append((spec.name, resolve, spec, plain))
     unmapped = [spec.name for spec in action.fields if spec.required and spec.name not in by_name]
+    return plan, unmapped
+
+
+def missing_field(name: str) -> str:
+    return f"The root value is missing the required field '{name}'."
+
+
+def make_preparer(action: Action, resolvers) -> Callable[[dict], dict]:
+    """Resolve a mapping's fields and apply Segment's post-mapping steps in one pass: empty values
+    dropped (null anywhere, "" at the root), values coerced to the field's type, required fields
+    checked. Values that already have their field's type pass straight through."""
+    plan, unmapped = preparer_plan(action, resolvers)
     undefined = UNDEFINED
 
     def prepare(event: dict) -> dict:
         if unmapped:
-            raise PayloadInvalid(f"The root value is missing the required field '{unmapped[0]}'.")
+            raise PayloadInvalid(missing_field(unmapped[0]))
         payload = {}
         for name, resolve, spec, plain in plan:
             value = resolve(event)
             if value is undefined or value is None or value == "":
                 if spec.required:
-                    raise PayloadInvalid(f"The root value is missing the required field '{name}'.")
+                    raise PayloadInvalid(missing_field(name))
                 continue
             if plain is not None and type(value) in plain:   # (bool is not int here: type() is exact)
                 payload[name] = value
             else:
-                payload[name] = _coerce_field(spec, value)
+                payload[name] = coerce_field(spec, value)
         return payload
 
     return prepare

@@ -6,6 +6,7 @@ once, so the per-event path does no configuration work.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from typing import Any, Callable
 
 from .actions import ACTIONS, INTERNAL_DATA, Action, make_preparer
 from .errors import ConfigError, MappingError, TriggerSyntaxError
+from .fastpath import compile_mapping_function
 from .mappingkit import compile_value, validate_mapping
 from .presets import PRESETS, PRESETS_BY_NAME
 from .triggers import Trigger, compile_trigger
@@ -298,7 +300,8 @@ class CompiledMapping:
     action: Action
     resolvers: tuple[tuple[str, Callable[[dict], Any]], ...]
     spec: MappingSpec
-    prepare: Callable[[dict], dict]      # event -> payload ready for the action (hot path)
+    prepare: Callable[[dict], dict]      # event -> payload ready for the action (the reference)
+    run: Callable[[dict], list[dict]] | None = None   # event -> requests, compiled (the hot path)
 
 
 def compile_mapping(spec: MappingSpec) -> CompiledMapping:
@@ -323,8 +326,9 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
             resolvers.append((name, compile_value(value)))
         except MappingError as exc:
             raise ConfigError(str(exc), field=name, **where) from None
-    return CompiledMapping(spec.name, trigger, action, tuple(resolvers), spec,
-                           make_preparer(action, resolvers))
+    compiled = CompiledMapping(spec.name, trigger, action, tuple(resolvers), spec,
+                               make_preparer(action, resolvers))
+    return dataclasses.replace(compiled, run=compile_mapping_function(compiled))
 
 
 def compile_config(config: Config) -> list[CompiledMapping]:

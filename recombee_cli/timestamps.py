@@ -91,21 +91,47 @@ def _parse_date_string(text: str) -> float | None:
 _EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 
 
+_HOUR_MILLIS: dict[str, int | None] = {}   # "2024-03-01T12" -> epoch ms of that hour (None: invalid)
+_HOUR_CACHE_LIMIT = 1 << 16                # an hour per entry: about 7 years of history
+
+
+def _hour_millis(prefix: str) -> int | None:
+    try:
+        moment = datetime.fromisoformat(prefix + ":00:00")
+    except ValueError:
+        return None   # e.g. 2024-02-30, which V8 rolls over: the general parser handles it
+    return ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600) * 1000
+
+
 def _fast_canonical(text: str) -> float | int | None:
     """Segment's own format, `2024-03-01T12:00:00.123Z` (or `+00:00`): nearly every timestamp in
-    an archive looks like this, and the C parser reads it in well under a microsecond. The shape is
-    checked first, so every other form (and every V8 quirk) goes through the general parser."""
+    an archive looks like this. The shape is checked, the hour looked up in a cache (an archive
+    has few distinct hours per million events) and minutes, seconds and milliseconds added as
+    integers, as V8 does. Every other form (and every V8 quirk) goes through the general parser."""
     n = len(text)
     if not ((n == 24 and text[23] == "Z") or (n == 29 and text.endswith("+00:00"))):
         return None
-    if text[10] != "T" or text[19] != "." or text[4] != "-" or text[7] != "-":
+    if text[13] != ":" or text[16] != ":" or text[19] != ".":
         return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None   # e.g. 2024-02-30, which V8 rolls over: the general parser handles it
-    millis = ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600 + moment.minute * 60
-              + moment.second) * 1000 + moment.microsecond // 1000
+    digits = text[14:16] + text[17:19] + text[20:23]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    prefix = text[:13]
+    base = _HOUR_MILLIS.get(prefix, -1)
+    if base == -1:
+        date_digits = text[:4] + text[5:7] + text[8:10] + text[11:13]
+        if text[10] != "T" or text[4] != "-" or text[7] != "-" or not (date_digits.isascii() and date_digits.isdigit()):
+            return None
+        base = _hour_millis(prefix)
+        if len(_HOUR_MILLIS) < _HOUR_CACHE_LIMIT:
+            _HOUR_MILLIS[prefix] = base
+    if base is None:
+        return None
+    minute = int(digits[:2])
+    second = int(digits[2:4])
+    if minute > 59 or second > 59:
+        return None
+    millis = base + minute * 60000 + second * 1000 + int(digits[4:])
     return millis // 1000 if millis % 1000 == 0 else millis / 1000
 
 

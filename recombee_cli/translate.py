@@ -75,7 +75,7 @@ class Translator:
                 continue
             result.matched.append(mapping.name)
             try:
-                requests = mapping.action.build(mapping.prepare(event), event)
+                requests = mapping.run(event)
             except (PayloadInvalid, MappingError) as exc:
                 result.errors.append((mapping.name, str(exc)))
                 continue

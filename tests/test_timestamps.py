@@ -71,3 +71,32 @@ def test_fast_path_for_segments_format_agrees_with_the_general_parser(moment, zo
 def test_fast_path_leaves_quirky_forms_to_the_general_parser():
     assert _fast_canonical("2024-02-30T00:00:00.000Z") is None       # V8 rolls over; fromisoformat refuses
     assert to_epoch_seconds("2024-02-30T00:00:00.000Z") == 1709251200
+
+
+@given(st.datetimes(min_value=__import__("datetime").datetime(1970, 1, 1),
+                    max_value=__import__("datetime").datetime(2200, 12, 31)),
+       st.lists(st.tuples(st.integers(0, 23), st.sampled_from(list("0123456789:.-TZ +_٣"))), max_size=2),
+       st.booleans())
+def test_fast_path_never_disagrees_on_near_canonical_strings(moment, changes, offset_zone):
+    """Segment's format with a character or two changed: the fast path either declines or gives
+    the general parser's answer (the hour cache included: hypothesis repeats prefixes)."""
+    chars = list(moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z")
+    for position, char in changes:
+        chars[position] = char
+    text = "".join(chars)
+    if offset_zone:
+        text = text[:23] + "+00:00"
+    fast = _fast_canonical(text)
+    slow = _parse_date_string(text)
+    if fast is not None:
+        assert slow is not None and fast == _normalise(slow) and type(fast) is type(_normalise(slow))
+    elif not changes:
+        raise AssertionError(f"the fast path declined Segment's own format: {text}")
+
+
+def test_fast_path_reads_digits_only_where_the_general_parser_does():
+    for text in ("2024-03-01T12:0٣:00.000Z", "2024-03-01T12:00:00.+12Z", "2024-03-01T12:60:00.000Z",
+                 "2024-03-01T24:00:00.000Z", "2024-03-01 12:00:00.000Z"):
+        assert _fast_canonical(text) is None
+    assert _fast_canonical("2024-03-01T12:34:56.789Z") == 1709296496.789
+    assert _fast_canonical("2024-03-01T12:34:56.000+00:00") == 1709296496

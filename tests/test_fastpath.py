@@ -1,0 +1,190 @@
+"""The compiled mapping functions (fastpath.py) against the interpreter they replace on the hot
+path: the same requests, or the same first error with the same message, event by event."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from types import SimpleNamespace
+
+import orjson
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from helpers import DATA, SAMPLES, load_json
+from recombee_cli.config import MappingSpec, compile_mapping
+from recombee_cli.errors import MappingError, PayloadInvalid
+from recombee_cli.fastpath import compile_mapping_function
+from recombee_cli.jsvalues import orjson_default
+from recombee_cli.presets import PRESETS
+
+
+def _outcome(fn, event):
+    """What a user sees: the requests as printed (key order matters), or the error."""
+    try:
+        return "requests", [orjson.dumps(r, default=orjson_default) for r in fn(event)]
+    except (PayloadInvalid, MappingError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+def _reference(mapping):
+    return lambda event: mapping.action.build(mapping.prepare(event), event)
+
+
+def _preset_mappings():
+    return [compile_mapping(MappingSpec(p.name, p.trigger, p.action, p.mapping(), "preset"))
+            for p in PRESETS]
+
+
+def _objects(lines):
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except ValueError:   # the dirty files hold broken lines on purpose
+            continue
+        if isinstance(value, dict):
+            yield value
+
+
+def _corpus():
+    events = []
+    for name in ("segment-export-20k.ndjson.gz", "segment-export-dirty-20k.ndjson.gz"):
+        with gzip.open(DATA / name, "rb") as f:
+            events += _objects(f)
+    vectors = load_json("destination.json")
+    events += [case["event"] for key in ("unit_test_replays", "preset_vectors") for case in vectors[key]]
+    for path in sorted(SAMPLES.glob("*.ndjson")):
+        events += _objects(path.read_bytes().splitlines())
+    return events
+
+
+def test_presets_agree_with_the_interpreter_on_every_event_we_have():
+    mappings = _preset_mappings()
+    events = _corpus()
+    assert len(events) > 35_000
+    compared = 0
+    for i, event in enumerate(events):
+        for mapping in mappings:
+            # every matching mapping, and every mapping on a slice: the function must not rely
+            # on its trigger (an event of another type is just another shape)
+            if i % 20 == 0 or mapping.trigger.matches(event):
+                assert _outcome(mapping.run, event) == _outcome(_reference(mapping), event), \
+                    (mapping.name, event)
+                compared += 1
+    assert compared > 50_000
+
+
+def test_every_preset_is_compiled_and_resolves_common_events_without_the_interpreter():
+    """A normal event is resolved by the inlined lookups: resolvers that explode prove it; an
+    event whose `properties` is not an object takes the resolvers' path and still agrees."""
+    event = {"type": "track", "event": "Product Viewed", "userId": "u1", "name": "home",
+             "timestamp": "2024-03-01T12:00:00.000Z",
+             "properties": {"product_id": "p1", "content_asset_id": "v1", "total_length": 10,
+                            "position": 5, "products": [{"product_id": "p2"}], "price": 3}}
+
+    def explode(_event):
+        raise AssertionError("the interpreter's resolver was called")
+
+    for mapping in _preset_mappings():
+        assert "def run(event)" in mapping.run.source
+        if mapping.action.slug == "addPurchase":   # @arrayPath is left to its resolver
+            continue
+        spied = SimpleNamespace(name=mapping.name, action=mapping.action, spec=mapping.spec,
+                                prepare=mapping.prepare,
+                                resolvers=tuple((name, explode) for name, _ in mapping.resolvers))
+        assert _outcome(compile_mapping_function(spied), event) == _outcome(_reference(mapping), event)
+        odd = dict(event, properties=["not", "an", "object"])
+        assert _outcome(mapping.run, odd) == _outcome(_reference(mapping), odd)
+
+
+# --- custom mappings over generated events -----------------------------------------------------
+
+_CUSTOM = [
+    ("addRating", {
+        "userId": {"@if": {"exists": {"@path": "$.context.traits.id"}, "then": {"@path": "$.context.traits.id"},
+                           "else": {"@path": "$.userId"}}},
+        "itemId": {"@path": "$.properties.item.id"},
+        "rating": {"@path": "$.properties.rating"},
+        "timestamp": {"@path": "$.properties.when"},
+        "recommId": "constant-recomm",
+        "additionalData": {"source": {"@path": "$.properties.source"}, "fixed": 1, "none": None,
+                           "2": {"@literal": "two"},
+                           "nested": {"deep": {"@path": "$.properties.item.id"}, "k": "v"},
+                           "pick": {"@if": {"exists": {"@path": "$.properties.a.b"},
+                                            "then": {"@path": "$.properties.a.b"},
+                                            "else": {"@path": "$.properties.source"}}}},
+    }),
+    ("setViewPortion", {
+        "userId": {"@path": "$.properties.items[0]"},
+        "itemId": {"@template": "{{properties.source}}"},          # not inlined: its resolver
+        "portion": {"@literal": 0.5},
+        "sessionId": {"@path": "$.properties.session"},
+        "internalAdditionalData": {"constant": {"a": 1, "1": 2}},  # an object without directives
+    }),
+    ("addCartAddition", {
+        "userId": {"@path": "$.userId"},
+        "item": {"itemId": {"@path": "$.properties.item.id"}, "amount": {"@path": "$.properties.rating"},
+                 "price": {"@path": "$.properties.price"}},
+        "additionalData": {"@path": "$.properties.a"},
+    }),
+    ("deleteBookmark", {
+        "userId": {"@path": "$.userId"},
+        "itemId": {"@case": {"operator": "lower", "value": {"@path": "$.properties.source"}}},
+        "timestamp": {"@path": "$.properties.when"},
+    }),
+    ("addDetailView", {
+        "userId": {"@path": "$.userId"},
+        "itemId": {"@path": "$.properties.item.id"},
+        "duration": {"@path": "$.properties.price"},
+    }),
+]
+
+_SCALAR = st.one_of(
+    st.sampled_from(["", "p-1", "u_2", "has space", "0", "1e3", "0.5", "-1", "2024-03-01T12:00:00.000Z",
+                     "2024-02-30T00:00:00.000Z", "yesterday"]),
+    st.integers(-3, 3), st.sampled_from([0.25, 1.5, -0.5, 1.7e12]), st.booleans(), st.none())
+_VALUE = st.recursive(_SCALAR, lambda inner: st.one_of(
+    st.lists(inner, max_size=2), st.dictionaries(st.sampled_from(["id", "b", "x"]), inner, max_size=2)),
+    max_leaves=4)
+
+
+def _maybe(key, value):
+    return st.one_of(st.just({}), st.builds(lambda v: {key: v}, value))
+
+
+def _merge(*parts):
+    out = {}
+    for part in parts:
+        out.update(part)
+    return out
+
+
+_PROPERTIES = st.builds(_merge, *[_maybe(k, _VALUE) for k in
+                                  ("item", "rating", "when", "source", "a", "items", "session", "price")])
+_EVENTS = st.builds(
+    _merge,
+    _maybe("userId", _VALUE), _maybe("timestamp", _SCALAR), _maybe("originalTimestamp", _SCALAR),
+    _maybe("context", st.one_of(_VALUE, st.builds(lambda v: {"traits": {"id": v}}, _VALUE))),
+    _maybe("properties", st.one_of(_PROPERTIES, _VALUE)),
+    st.just({"type": "track", "event": "Anything"}))
+
+_CUSTOM_MAPPINGS = [compile_mapping(MappingSpec(f"custom {i}", 'type = "track"', action, fields, "test"))
+                    for i, (action, fields) in enumerate(_CUSTOM)]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_EVENTS)
+def test_custom_mappings_agree_with_the_interpreter_on_any_event_shape(event):
+    for mapping in _CUSTOM_MAPPINGS:
+        assert _outcome(mapping.run, event) == _outcome(_reference(mapping), event), mapping.spec.fields
+
+
+def test_custom_mappings_produce_requests_for_a_well_formed_event():
+    """So that the property test above compares requests, not only errors."""
+    event = {"type": "track", "event": "Anything", "userId": "u1", "timestamp": "2024-03-01T12:00:00.000Z",
+             "originalTimestamp": "2024-03-01T11:59:59.500Z",
+             "properties": {"item": {"id": "p1"}, "rating": 0.5, "source": "Web", "items": ["u2"],
+                            "when": "2024-03-01T12:00:01.000Z", "a": {"b": "x"}, "price": 2}}
+    for mapping in _CUSTOM_MAPPINGS:
+        kind, requests = _outcome(mapping.run, event)
+        assert kind == "requests" and requests, (mapping.name, requests)
+        assert requests == _outcome(_reference(mapping), event)[1]
