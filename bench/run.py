@@ -318,6 +318,11 @@ class Bench:
         self.workers_available = "--workers" in self._help()
         self.env = dict(os.environ, RECOMBEE_PRIVATE_TOKEN=TOKEN)
         self.env.pop("RAPI_URI", None)          # the SDK would prefer it to options["base_uri"]
+        # An installed tool starts from compiled bytecode; an editable checkout under
+        # PYTHONDONTWRITEBYTECODE (set on some machines) would compile its source at every start.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        subprocess.run([PYTHON, "-m", "compileall", "-q", str(ROOT / "recombee_cli")],
+                       stdout=subprocess.DEVNULL, check=False)
         self._report_n = 0
 
     def _help(self) -> str:

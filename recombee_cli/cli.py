@@ -25,7 +25,7 @@ from .jsvalues import orjson_default
 from .filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from .parallel import CHUNK_LINES, TranslatorPool
 from .sinks import DryRunPrinter
-from .sender import DEFAULT_CONCURRENCY
+from .routing import DEFAULT_CONCURRENCY
 from .state import Checkpoints, StateStore, default_state_path, describe_command
 from .translate import Translator
 from . import ui

@@ -18,8 +18,10 @@ from typing import Callable, Iterator
 
 import orjson
 
-from .decode import decode
+from .decode import REJECT_MARKER, decode
+from .errors import MappingError, PayloadInvalid
 from .jsvalues import orjson_default
+from .translate import NOTHING_TO_SEND
 
 CHUNK_LINES = 2000
 
@@ -34,22 +36,34 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
     The summary carries counts, not events, so that the accounting per chunk stays small: the
     invalid events (line, index, reason, mapping), where each event's requests are (line, index,
     first, end, errors), and, when sending, each request's users (for the sender's ordering).
-    Requests are serialised here, once: the printer and the sender use bytes."""
-    from .pipeline import unmatched_name
-    from .sender import lenient_404, request_users
+    Requests are serialised here, once: the printer and the sender use bytes.
 
-    translate = translator.translate
-    dumps = orjson.dumps
+    This is the hot loop of a replay: it does per event what `Translator.translate` does, with
+    the plan cached per (event, type) and the counts kept per mapping position."""
+    from .pipeline import unmatched_name
+    from .routing import lenient_404, request_users
+
+    plan_for = translator.plan
+    loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
     n = filtered = 0
     unmatched: dict[str, int] = {}
-    stats: dict[str, list[int]] = {}
+    counts = [[0, 0] for _ in translator.mappings]   # per mapping: matched, built
+    names = translator.names
     mapping_errors: list = []
     invalid: list = []     # [line, index, reason, mapping or None]
     events: list = []      # [line, index, first request, end, errors or None]
     routes: list = []      # when sending, per request: [its users, 404 means done]
     bodies: list[bytes] = []
     for number, data in enumerate(datas):
-        for index, event in enumerate(decode(data)):
+        try:
+            value = loads(data)
+        except decode_error:
+            value = None
+        if type(value) is dict and "batch" not in value and REJECT_MARKER not in value:
+            items = (value,)   # one plain event: the common case
+        else:
+            items = decode(data)
+        for index, event in enumerate(items):
             n += 1
             if type(event) is str:
                 invalid.append((number, index, event, None))
@@ -62,30 +76,40 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
                 if type(mid) is str and dedupe.seen(mid):
                     filtered += 1
                     continue
-            result = translate(event)
-            if not result.matched:
+            matched = False
+            requests = errors = None
+            for position, matches, run in plan_for(event):
+                if matches is not None and not matches(event):
+                    continue
+                matched = True
+                entry = counts[position]
+                entry[0] += 1
+                try:
+                    built = run(event)
+                except (PayloadInvalid, MappingError) as exc:
+                    (errors := errors or []).append((names[position], str(exc)))
+                    continue
+                if built:
+                    entry[1] += 1
+                    requests = built if requests is None else requests + built
+                else:
+                    (errors := errors or []).append((names[position], NOTHING_TO_SEND))
+            if not matched:
                 name = unmatched_name(event)
                 unmatched[name] = unmatched.get(name, 0) + 1
                 continue
-            for name in result.matched:
-                entry = stats.get(name)
-                if entry is None:
-                    entry = stats[name] = [0, 0]
-                entry[0] += 1
-            for name in result.built:
-                stats[name][1] += 1
-            if result.errors:
-                mapping_errors.extend(result.errors)
-                if not result.requests:
-                    name, reason = result.errors[0]
-                    invalid.append((number, index, reason, name))
+            if errors:
+                mapping_errors.extend(errors)
+                if requests is None:
+                    invalid.append((number, index, errors[0][1], errors[0][0]))
                     continue
             first = len(bodies)
-            for request in result.requests:
+            for request in requests:
                 bodies.append(dumps(request, default=orjson_default))
                 if lanes:
                     routes.append((request_users(request), lenient_404(request)))
-            events.append((number, index, first, len(bodies), result.errors or None))
+            events.append((number, index, first, len(bodies), errors))
+    stats = {names[p]: entry for p, entry in enumerate(counts) if entry[0]}
     summary = {"n": n, "filtered": filtered, "unmatched": unmatched, "stats": stats,
                "mapping_errors": mapping_errors, "invalid": invalid, "events": events, "routes": routes}
     return summary, bodies

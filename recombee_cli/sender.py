@@ -23,7 +23,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import zlib
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -31,38 +30,15 @@ import orjson
 
 from .client import RecombeeClient, Retryable, RetryPolicy
 from .jsvalues import orjson_default
+from .routing import DEFAULT_CONCURRENCY, lane_of, lenient_404, request_users
 from .errors import AuthenticationError, ServiceError
 from .sinks import Ticket
 
 DEFAULT_BATCH_SIZE = 1000
-DEFAULT_CONCURRENCY = 4
 LINGER_SECONDS = 0.5        # a partly filled batch waits this long for more requests
 HOLD_SECONDS = 2.0          # merges wait at most this long for a barrier...
 BATCHES_PER_BARRIER = 4     # ...or until this many Batches per lane have gone past them
 _FAILED_BATCHES_TO_ABORT = 3
-
-
-def lane_of(user: str, lanes: int) -> int:
-    return zlib.crc32(user.encode("utf-8", "replace")) % lanes
-
-
-def request_users(request: dict) -> tuple[str, ...]:
-    """The users whose order a request takes part in."""
-    params = request.get("params") or {}
-    user = params.get("userId")
-    if user is not None:
-        return (user,)
-    parts = request["path"].split("/")       # /users/{t}/merge/{s}  or  /users/{u}
-    if len(parts) >= 5 and parts[3] == "merge":
-        return (parts[2], parts[4])
-    if len(parts) >= 3 and parts[1] == "users":
-        return (parts[2],)
-    return ()
-
-
-def lenient_404(request: dict) -> bool:
-    """A delete or merge answered 404 has nothing left to do: the state is the intended one."""
-    return request["method"] == "DELETE" or "/merge/" in request["path"]
 
 
 def classify(lenient: bool, code: int) -> int:

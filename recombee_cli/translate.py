@@ -7,13 +7,15 @@ tested against the mappings that can match it: 50 mappings cost about as much as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .config import CompiledMapping
 from .errors import MappingError, PayloadInvalid
 from .jsvalues import UNDEFINED
+from .triggers import key_only
 
 _CACHE_LIMIT = 4096
+NOTHING_TO_SEND = "nothing to send (e.g. an order with no products)"
 
 
 @dataclass(slots=True)
@@ -36,9 +38,17 @@ class FieldTrace:
     error: str | None
 
 
+_MISSING = object()
+
+# A step of a plan: (mapping position, its trigger or None when the key already decided it, the
+# mapping's compiled function).
+Plan = tuple[tuple[int, "Callable[[dict], bool] | None", "Callable[[dict], list[dict]]"], ...]
+
+
 class Translator:
     def __init__(self, mappings: list[CompiledMapping]):
         self.mappings = mappings
+        self.names = [m.name for m in mappings]
         self._by_event: dict[str, list[int]] = {}
         self._by_type: dict[str, list[int]] = {}
         self._always: list[int] = []
@@ -51,6 +61,16 @@ class Translator:
             for value in hint[1]:
                 table.setdefault(value, []).append(position)
         self._cache: dict[tuple, tuple[CompiledMapping, ...]] = {}
+        self._plans: dict[tuple, Plan] = {}
+        self._key_only = [key_only(m.trigger.ast) for m in mappings]
+
+    def _positions(self, name, kind) -> list[int]:
+        positions = set(self._always)
+        if type(name) is str:
+            positions.update(self._by_event.get(name, ()))
+        if type(kind) is str:
+            positions.update(self._by_type.get(kind, ()))
+        return sorted(positions)
 
     def candidates(self, event: dict) -> tuple[CompiledMapping, ...]:
         name = event.get("event")
@@ -58,32 +78,53 @@ class Translator:
         key = (name if type(name) is str else None, kind if type(kind) is str else None)
         found = self._cache.get(key)
         if found is None:
-            positions = set(self._always)
-            if key[0] is not None:
-                positions.update(self._by_event.get(key[0], ()))
-            if key[1] is not None:
-                positions.update(self._by_type.get(key[1], ()))
-            found = tuple(self.mappings[p] for p in sorted(positions))
+            found = tuple(self.mappings[p] for p in self._positions(*key))
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[key] = found
         return found
 
+    def plan(self, event: dict) -> Plan:
+        """The mappings to run for an event, as a plan cached per (event, type). Triggers that
+        read nothing but `event` and `type` are decided once per key, not per event."""
+        name = event.get("event", _MISSING)
+        kind = event.get("type", _MISSING)
+        if not ((type(name) is str or name is _MISSING) and (type(kind) is str or kind is _MISSING)):
+            return tuple((p, m.trigger.matches, m.run) for m in self.candidates(event)
+                         for p in (self.mappings.index(m),))
+        key = (name, kind)
+        plan = self._plans.get(key)
+        if plan is None:
+            probe = {k: v for k, v in (("event", name), ("type", kind)) if v is not _MISSING}
+            steps = []
+            for position in self._positions(name, kind):
+                mapping = self.mappings[position]
+                if not self._key_only[position]:
+                    steps.append((position, mapping.trigger.matches, mapping.run))
+                elif mapping.trigger.matches(probe):
+                    steps.append((position, None, mapping.run))
+            plan = tuple(steps)
+            if len(self._plans) < _CACHE_LIMIT:
+                self._plans[key] = plan
+        return plan
+
     def translate(self, event: dict) -> Translation:
         result = Translation()
-        for mapping in self.candidates(event):
-            if not mapping.trigger.matches(event):
+        mappings = self.mappings
+        for position, matches, run in self.plan(event):
+            if matches is not None and not matches(event):
                 continue
-            result.matched.append(mapping.name)
+            name = mappings[position].name
+            result.matched.append(name)
             try:
-                requests = mapping.run(event)
+                requests = run(event)
             except (PayloadInvalid, MappingError) as exc:
-                result.errors.append((mapping.name, str(exc)))
+                result.errors.append((name, str(exc)))
                 continue
             if requests:
-                result.built.append(mapping.name)
+                result.built.append(name)
                 result.requests.extend(requests)
             else:
-                result.errors.append((mapping.name, "nothing to send (e.g. an order with no products)"))
+                result.errors.append((name, NOTHING_TO_SEND))
         return result
 
     def explain(self, event: dict) -> list[FieldTrace]:

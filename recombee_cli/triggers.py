@@ -861,6 +861,14 @@ def _hints(node: dict) -> dict[str, frozenset[str]]:
     return {}
 
 
+def key_only(node: dict) -> bool:
+    """True when the trigger reads nothing but the top-level `event` and `type`: its result is
+    then the same for every event with the same string values (or absence) of those two."""
+    if node["type"] == "group":
+        return all(key_only(child) for child in node["children"])
+    return node["type"] in ("event", "event-type")
+
+
 def _index_hint(root: dict) -> tuple[str, frozenset[str]] | None:
     hints = _hints(root)
     for field in ("event", "type"):  # `event` is the more selective key

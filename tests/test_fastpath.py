@@ -188,3 +188,30 @@ def test_custom_mappings_produce_requests_for_a_well_formed_event():
         kind, requests = _outcome(mapping.run, event)
         assert kind == "requests" and requests, (mapping.name, requests)
         assert requests == _outcome(_reference(mapping), event)[1]
+
+
+# --- plans: triggers decided once per (event, type) --------------------------------------------
+
+_TRIGGERS = ['type = "track" and event = "Order Completed"', 'type = "page"', 'event = "A" or event = "B"',
+             'type != "track"', 'event exists', 'type = "track" and !(event = "A")', 'event contains "Prod"',
+             'type = "track" and properties.x = 1', 'name = "Home"', 'event = "A" or type = "page"']
+_PLAN_MAPPINGS = [compile_mapping(MappingSpec(f"t{i}", trigger, "addDetailView",
+                                              {"userId": {"@path": "$.userId"}, "itemId": {"@path": "$.name"}},
+                                              "test"))
+                  for i, trigger in enumerate(_TRIGGERS)]
+_KEY_VALUE = st.one_of(st.none(), st.integers(0, 1), st.booleans(), st.just(["A"]),
+                       st.sampled_from(["track", "page", "A", "B", "Order Completed", "Product Viewed", ""]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["type", "event", "name"]), _KEY_VALUE),
+       st.dictionaries(st.sampled_from(["x"]), _KEY_VALUE))
+def test_a_cached_plan_runs_exactly_the_mappings_whose_trigger_matches(event, properties):
+    from recombee_cli.translate import Translator
+
+    event = dict(event, properties=properties)
+    translator = Translator(_PLAN_MAPPINGS)
+    for _ in range(2):   # the second time from the cache
+        ran = [translator.names[p] for p, matches, _run in translator.plan(event)
+               if matches is None or matches(event)]
+        assert ran == [m.name for m in _PLAN_MAPPINGS if m.trigger.matches(event)]
