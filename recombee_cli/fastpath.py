@@ -22,7 +22,7 @@ from .actions import (FALLBACK_TIMESTAMPS, NO_TIMESTAMP, SKIP_IN_BODY, AddBuilde
 from .errors import PayloadInvalid
 from .jsvalues import UNDEFINED
 from .mappingkit import _compile, _compile_path, _copy, _has_directive, is_directive, js_keys
-from .timestamps import first_epoch_seconds, to_epoch_seconds
+from .timestamps import _fast_canonical, first_epoch_seconds, to_epoch_seconds
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -35,6 +35,7 @@ class _Writer:
         self.names: dict[str, Any] = {
             "U": UNDEFINED, "PayloadInvalid": PayloadInvalid, "coerce_field": coerce_field,
             "_copy": _copy, "CONTAINERS": (dict, list), "to_epoch_seconds": to_epoch_seconds,
+            "fast_timestamp": _fast_canonical,
             "first_epoch_seconds": first_epoch_seconds, "FALLBACK": FALLBACK_TIMESTAMPS,
             "NO_TIMESTAMP": NO_TIMESTAMP, "_id_ok": _id_ok, "check_id": check_id,
         }
@@ -187,7 +188,10 @@ def _emit_add(w: _Writer, build: AddBuilder, fields: list[tuple[str, str, bool]]
         w.line(1, f"{w.ref(build.check, 'C')}({local[build.checked_field][0]})")
     if "timestamp" in local:
         w.line(1, f"if {local['timestamp'][0]} is not None:")
-        w.line(2, f"ts = to_epoch_seconds({local['timestamp'][0]})")
+        stamp = local["timestamp"][0]
+        w.line(2, f"ts = fast_timestamp({stamp}) if type({stamp}) is str else None")
+        w.line(2, "if ts is None:")
+        w.line(3, f"ts = to_epoch_seconds({stamp})")
         w.line(1, "else:")
         depth = 2
     else:

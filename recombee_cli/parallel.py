@@ -45,7 +45,7 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
 
     plan_for = translator.plan
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
-    n = filtered = 0
+    n = filtered = blank = 0
     unmatched: dict[str, int] = {}
     counts = [[0, 0] for _ in translator.mappings]   # per mapping: matched, built
     names = translator.names
@@ -61,8 +61,11 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
             value = None
         if type(value) is dict and "batch" not in value and REJECT_MARKER not in value:
             items = (value,)   # one plain event: the common case
+        elif value is None and (not data or data.isspace()):
+            blank += 1         # blank lines (and unreadable ones, which the reader reported) are no events
+            continue
         else:
-            items = decode(data)
+            items = decode(data[:-1] if data[-1:] == b"\r" else data)
         for index, event in enumerate(items):
             n += 1
             if type(event) is str:
@@ -110,7 +113,7 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
                     routes.append((request_users(request), lenient_404(request)))
             events.append((number, index, first, len(bodies), errors))
     stats = {names[p]: entry for p, entry in enumerate(counts) if entry[0]}
-    summary = {"n": n, "filtered": filtered, "unmatched": unmatched, "stats": stats,
+    summary = {"n": n, "blank": blank, "filtered": filtered, "unmatched": unmatched, "stats": stats,
                "mapping_errors": mapping_errors, "invalid": invalid, "events": events, "routes": routes}
     return summary, bodies
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
 from .decode import decode
 from .parallel import CHUNK_LINES, InlineTranslator
-from .reader import DEFAULT_MAX_LINE_BYTES, Line, ReadProgress, Source, read_lines
+from .reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, read_blocks
 from .rejects import RejectsWriter
 from .sinks import Sink, Ticket
 from .translate import Translator
@@ -162,8 +162,10 @@ class Recorder:
                 report.requests["sent"] += len(codes)
                 report.outcomes["sent"] += len(ticket.events)
                 return
-            for line, index, first, end, errors in ticket.events:
-                single = Ticket(line, None, ticket.requests[first:end], errors, index)
+            block = ticket.block
+            for number, index, first, end, errors in ticket.events:
+                single = Ticket(block.line(number), None, ticket.requests[first:end],
+                                [tuple(e) for e in errors] if errors else None, index)
                 single.codes, single.messages = codes[first:end], ticket.messages[first:end]
                 self.finished(single)
             return
@@ -228,23 +230,23 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
             if checkpoints is not None and 0 not in ticket.codes:
                 checkpoints.answered(ticket.line.source, ticket.line.offset)
 
-    def chunks(source: Source, start: int) -> Iterator[tuple[list[Line], list[bytes]]]:
-        lines: list[Line] = []
-        for line in read_lines(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress):
-            if line.error is not None:   # an unreadable stretch: counted here, never translated
-                report.lines += 1
-                report.events += 1
-                recorder.invalid(line, None, line.error)
+    def chunks(source: Source, start: int) -> Iterator[tuple[Block, list[bytes]]]:
+        for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress):
+            if block.errors:   # unreadable stretches: counted here, never translated
+                for position, reason in block.errors.items():
+                    report.lines += 1
+                    report.events += 1
+                    recorder.invalid(block.line(position), None, reason)
+            size = len(block.lines)
+            if size <= chunk_lines:
+                yield block, block.lines
                 continue
-            lines.append(line)
-            if len(lines) >= chunk_lines:
-                yield lines, [l.data for l in lines]
-                lines = []
-        if lines:
-            yield lines, [l.data for l in lines]
+            for begin in range(0, size, chunk_lines):
+                part = block.slice(begin, begin + chunk_lines)
+                yield part, part.lines
 
-    def account(source: Source, lines: list[Line], summary: dict, bodies: list[bytes]) -> None:
-        report.lines += len(lines)
+    def account(source: Source, block: Block, summary: dict, bodies: list[bytes]) -> None:
+        report.lines += len(block.lines) - summary["blank"]
         report.events += summary["n"]
         outcomes["filtered"] += summary["filtered"]
         for name, count in summary["unmatched"].items():
@@ -256,18 +258,18 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         for name, reason in summary["mapping_errors"]:
             _bounded_add(stats[name].invalid, reason)
         for number, index, reason, mapping in summary["invalid"]:
-            recorder.invalid(lines[number], None, reason, mapping=mapping, index=index,
+            recorder.invalid(block.line(number), None, reason, mapping=mapping, index=index,
                              decodable=mapping is not None)
         if bodies:
-            ticket = Ticket(lines[0], None, bodies, None, 0, summary["routes"] or None)
-            ticket.events = [(lines[number], index, first, end, [tuple(e) for e in errors] if errors else None)
-                             for number, index, first, end, errors in summary["events"]]
+            ticket = Ticket(block.line(0), None, bodies, None, 0, summary["routes"] or None)
+            ticket.events = summary["events"]
+            ticket.block = block
             if checkpoints is not None:
-                checkpoints.submitted(source.name, lines[0].offset)
+                checkpoints.submitted(source.name, block.offset)
             submit(ticket)
         finish(sink.poll())
         if checkpoints is not None:
-            checkpoints.read_past(source.name, lines[-1].offset)
+            checkpoints.read_past(source.name, block.start_of(len(block.lines) - 1))
             checkpoints.maybe_flush()
         observer.progress(report, progress.done)
 
@@ -281,8 +283,8 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                     continue
             report.sources += 1
             observer.source_started(source)
-            for lines, summary, bodies in engine.map_ordered(chunks(source, start)):
-                account(source, lines, summary, bodies)
+            for block, summary, bodies in engine.map_ordered(chunks(source, start)):
+                account(source, block, summary, bodies)
             if checkpoints is not None:
                 checkpoints.source_read(source.name)
             progress.finish_source(source.size)

@@ -14,6 +14,7 @@ import io
 import os
 import sys
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import BinaryIO, Callable, Iterator
 
 from .errors import InputError
@@ -196,25 +197,88 @@ class ReadProgress:
         self.done = self._base
 
 
-def read_lines(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-               start_offset: int = 0, progress: ReadProgress | None = None) -> Iterator[Line]:
-    """Yield the non-blank lines of a source, with 1-based line numbers and byte offsets.
+class Block:
+    """Consecutive physical lines of one source as read, blank ones included: the unit the
+    pipeline works in. Lines are cut by `bytes.split` (in C); a `Line`, with its byte offset, is
+    made only for the few lines someone asks about (invalid events, failures, checkpoints)."""
 
-    A read error (truncated gzip, corrupt zstd...) ends the source with one `Line` carrying
-    `error`, so the caller can count and report it; the run goes on with the next source.
-    Lines that start before `start_offset` (an already acknowledged prefix) are not yielded.
+    __slots__ = ("source", "number", "offset", "lines", "errors", "_lengths", "_starts")
+
+    def __init__(self, source: str, number: int, offset: int, lines: list[bytes],
+                 errors: dict[int, str] | None = None, lengths: dict[int, int] | None = None):
+        self.source = source
+        self.number = number       # line number of lines[0]
+        self.offset = offset       # byte offset where lines[0] starts
+        self.lines = lines         # each line without its newline; b"" where it is unreadable
+        self.errors = errors       # {position: why that line is unreadable}, or None
+        self._lengths = lengths    # {position: real length} where the data is not the whole line
+        self._starts: list[int] | None = None
+
+    def _sizes(self) -> list[int]:
+        sizes = list(map(len, self.lines))
+        if self._lengths:
+            for position, length in self._lengths.items():
+                sizes[position] = length
+        return sizes
+
+    def start_of(self, position: int) -> int:
+        """Byte offset where a line starts."""
+        if position == 0:
+            return self.offset
+        if self._starts is None:   # each line is followed by its newline
+            self._starts = list(accumulate(map((1).__add__, self._sizes()[:-1]), initial=self.offset))
+        return self._starts[position]
+
+    def end(self) -> int:
+        """Byte offset just past the last line's newline."""
+        if self._lengths:
+            return self.offset + sum(self._sizes()) + len(self.lines)
+        return self.offset + sum(map(len, self.lines)) + len(self.lines)
+
+    def line(self, position: int) -> Line:
+        data = self.lines[position]
+        return Line(self.source, self.number + position, self.start_of(position),
+                    data[:-1] if data[-1:] == b"\r" else data,
+                    self.errors.get(position) if self.errors else None)
+
+    def slice(self, begin: int, end: int) -> "Block":
+        errors = lengths = None
+        if self.errors:
+            errors = {p - begin: r for p, r in self.errors.items() if begin <= p < end} or None
+            lengths = {p - begin: n for p, n in (self._lengths or {}).items() if begin <= p < end} or None
+        return Block(self.source, self.number + begin, self.start_of(begin), self.lines[begin:end],
+                     errors, lengths)
+
+
+def _starting_at(block: Block, start_offset: int) -> Block | None:
+    """The part of a block that starts at or after `start_offset` (resuming a source)."""
+    if block.offset >= start_offset:
+        return block
+    for position in range(len(block.lines)):
+        if block.start_of(position) >= start_offset:
+            return block.slice(position, len(block.lines))
+    return None
+
+
+def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                start_offset: int = 0, progress: ReadProgress | None = None) -> Iterator[Block]:
+    """Yield a source's physical lines in blocks of one read (about CHUNK_SIZE bytes each).
+
+    A line longer than `max_line_bytes` is not buffered: it becomes an error entry. A read error
+    (truncated gzip, corrupt zstd...) ends the source with an error entry, so the caller can count
+    and report it; the run goes on with the next source. Lines that start before `start_offset`
+    (an already acknowledged prefix) are left out.
     """
     name = source.name
     try:
         raw = source.open()
     except OSError as exc:
-        yield Line(name, 0, 0, b"", f"cannot open: {exc.strerror or exc}")
+        yield Block(name, 0, 0, [b""], {0: f"cannot open: {exc.strerror or exc}"})
         return
-    number = 0          # physical lines completed so far
-    offset = 0          # byte offset where `pending` starts
+    number = 1          # line number of the next line
+    offset = 0          # byte offset where the next line (`pending`) starts
     pending = b""       # the start of a line whose newline has not been read yet
-    skipping = False    # inside an over-long line that we discard instead of buffering
-    skip_len = 0
+    skipping = 0        # > 0: the bytes so far of an over-long line being discarded
     too_long = f"line longer than {max_line_bytes} bytes (skipped)"
     try:
         stream = decompressed(raw)
@@ -228,43 +292,67 @@ def read_lines(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
             except Exception as exc:  # noqa: BLE001 - any decoder error ends this source, not the run
                 chunk, error = b"", _describe_read_error(exc)
             if not chunk:
+                lines: list[bytes] = []
+                errors: dict[int, str] = {}
+                lengths: dict[int, int] = {}
                 if skipping:
-                    number += 1
-                    yield Line(name, number, offset, b"", too_long)
-                    offset += skip_len
+                    errors[0], lengths[0] = too_long, skipping
+                    lines.append(b"")
                 elif pending:
-                    number += 1
-                    if offset >= start_offset and not pending.isspace():
-                        yield Line(name, number, offset, pending[:-1] if pending[-1:] == b"\r" else pending)
-                    offset += len(pending)
+                    lines.append(pending)
                 if error:
-                    yield Line(name, number + 1, offset, b"", error)
+                    errors[len(lines)] = error
+                    lines.append(b"")
+                if lines:
+                    block = _starting_at(Block(name, number, offset, lines, errors or None, lengths or None),
+                                         start_offset)
+                    if block is not None:
+                        yield block
                 return
             parts = chunk.split(b"\n")
-            last = parts.pop()
-            for part in parts:
-                number += 1
+            rest = parts.pop()
+            if not parts:   # no newline in this read
                 if skipping:
-                    if offset >= start_offset:
-                        yield Line(name, number, offset, b"", too_long)
-                    offset += skip_len + len(part) + 1
-                    skipping = False
-                    continue
-                if pending:
-                    part = pending + part
-                    pending = b""
-                if part and offset >= start_offset and not part.isspace():
-                    if len(part) > max_line_bytes:
-                        yield Line(name, number, offset, b"", too_long)
-                    else:
-                        yield Line(name, number, offset, part[:-1] if part[-1:] == b"\r" else part)
-                offset += len(part) + 1
+                    skipping += len(rest)
+                else:
+                    pending += rest
+                    if len(pending) > max_line_bytes:
+                        skipping, pending = len(pending), b""
+                continue
+            errors = lengths = None
             if skipping:
-                skip_len += len(last)
-            elif last:
-                pending = pending + last if pending else last
-                if len(pending) > max_line_bytes:
-                    skipping, skip_len, pending = True, len(pending), b""
+                errors, lengths = {0: too_long}, {0: skipping + len(parts[0])}
+                parts[0] = b""
+                skipping = 0
+            elif pending:
+                parts[0] = pending + parts[0]
+            if max(map(len, parts)) > max_line_bytes:
+                errors, lengths = errors or {}, lengths or {}
+                for position, part in enumerate(parts):
+                    if len(part) > max_line_bytes:
+                        errors[position], lengths[position] = too_long, len(part)
+                        parts[position] = b""
+            block = Block(name, number, offset, parts, errors, lengths)
+            number += len(parts)
+            offset = block.end()
+            pending = rest
+            if len(pending) > max_line_bytes:
+                skipping, pending = len(pending), b""
+            block = _starting_at(block, start_offset)
+            if block is not None:
+                yield block
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+def read_lines(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+               start_offset: int = 0, progress: ReadProgress | None = None) -> Iterator[Line]:
+    """Yield the non-blank lines of a source, with 1-based line numbers and byte offsets, and one
+    `Line` carrying `error` for each unreadable stretch (see read_blocks)."""
+    for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start_offset,
+                             progress=progress):
+        errors = block.errors or {}
+        for position, data in enumerate(block.lines):
+            if position in errors or (data and not data.isspace()):
+                yield block.line(position)

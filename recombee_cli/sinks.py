@@ -22,7 +22,8 @@ class Ticket:
     `requests` are Batch request objects, or — from translator worker processes — the same already
     serialised as JSON bytes, for a whole chunk of events at once (`events` says which are whose)."""
 
-    __slots__ = ("line", "event", "requests", "codes", "messages", "errors", "index", "routes", "events")
+    __slots__ = ("line", "event", "requests", "codes", "messages", "errors", "index", "routes", "events",
+                 "block")
 
     def __init__(self, line: Line, event: dict | None, requests: list,
                  errors: list[tuple[str, str]] | None = None, index: int = 0, routes: list | None = None):
@@ -30,7 +31,8 @@ class Ticket:
         self.event = event
         self.requests = requests
         self.routes = routes   # per request (users, 404 means done), when requests are bytes
-        self.events = None     # a chunk from workers: [(line, index, first, end, errors)] per event
+        self.events = None     # a chunk: [(line number in block, index, first, end, errors)] per event
+        self.block = None      # ...and the block those line numbers are in
         self.codes: list[int] = []           # one per request once answered
         self.messages: list[str | None] = []  # Recombee's message for a failed request
         self.errors = errors                  # translation errors (the event is invalid)

@@ -109,30 +109,37 @@ def _fast_canonical(text: str) -> float | int | None:
     has few distinct hours per million events) and minutes, seconds and milliseconds added as
     integers, as V8 does. Every other form (and every V8 quirk) goes through the general parser."""
     n = len(text)
-    if not ((n == 24 and text[23] == "Z") or (n == 29 and text.endswith("+00:00"))):
+    if n == 24:
+        if text[23] != "Z":
+            return None
+    elif n != 29 or text[23:] != "+00:00":
         return None
     if text[13] != ":" or text[16] != ":" or text[19] != ".":
         return None
-    digits = text[14:16] + text[17:19] + text[20:23]
-    if not (digits.isascii() and digits.isdigit()):
+    digits = text[14:16] + text[17:19] + text[20:23]     # mmssfff
+    if not (digits.isdigit() and digits.isascii()):
         return None
-    prefix = text[:13]
-    base = _HOUR_MILLIS.get(prefix, -1)
+    base = _HOUR_MILLIS.get(text[:13], -1)
     if base == -1:
-        date_digits = text[:4] + text[5:7] + text[8:10] + text[11:13]
-        if text[10] != "T" or text[4] != "-" or text[7] != "-" or not (date_digits.isascii() and date_digits.isdigit()):
-            return None
-        base = _hour_millis(prefix)
-        if len(_HOUR_MILLIS) < _HOUR_CACHE_LIMIT:
-            _HOUR_MILLIS[prefix] = base
+        base = _learn_hour(text[:13])
     if base is None:
         return None
-    minute = int(digits[:2])
-    second = int(digits[2:4])
-    if minute > 59 or second > 59:
+    value = int(digits)
+    minute, millis = divmod(value, 100000)               # millis: ssfff, seconds in milliseconds
+    if minute > 59 or millis >= 60000:
         return None
-    millis = base + minute * 60000 + second * 1000 + int(digits[4:])
+    millis += base + minute * 60000
     return millis // 1000 if millis % 1000 == 0 else millis / 1000
+
+
+def _learn_hour(prefix: str) -> int | None:
+    digits = prefix[:4] + prefix[5:7] + prefix[8:10] + prefix[11:13]
+    if prefix[10] != "T" or prefix[4] != "-" or prefix[7] != "-" or not (digits.isascii() and digits.isdigit()):
+        return None
+    base = _hour_millis(prefix)
+    if len(_HOUR_MILLIS) < _HOUR_CACHE_LIMIT:
+        _HOUR_MILLIS[prefix] = base
+    return base
 
 
 def to_epoch_seconds(value) -> float | int:
