@@ -45,7 +45,7 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
 
     plan_for = translator.plan
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
-    n = filtered = blank = 0
+    n = filtered = blank = with_errors = 0
     unmatched: dict[str, int] = {}
     counts = [[0, 0] for _ in translator.mappings]   # per mapping: matched, built
     names = translator.names
@@ -112,9 +112,11 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
                 if lanes:
                     routes.append((request_users(request), lenient_404(request)))
             events.append((number, index, first, len(bodies), errors))
+            if errors:
+                with_errors += 1
     stats = {names[p]: entry for p, entry in enumerate(counts) if entry[0]}
     summary = {"n": n, "blank": blank, "filtered": filtered, "unmatched": unmatched, "stats": stats,
-               "mapping_errors": mapping_errors, "invalid": invalid, "events": events, "routes": routes}
+               "mapping_errors": mapping_errors, "invalid": invalid, "events": events, "events_with_errors": with_errors, "routes": routes}
     return summary, bodies
 
 

@@ -143,13 +143,25 @@ class Recorder:
 
     def invalid(self, line: Line, event: dict | None, reason: str, mapping: str | None = None,
                 index: int = 0, decodable: bool = False) -> None:
-        self.report.outcomes["invalid"] += 1
-        text = f"mapping {mapping!r}: {reason}" if mapping else reason
-        _bounded_add(self.report.invalid_reasons, text)
+        text = self._count_invalid(reason, mapping)
         if self.rejects is not None:
             if event is None and decodable:
                 event = _event_at(line, index)
             self.rejects.write(line, event, "invalid", text, mapping=mapping)
+
+    def invalid_in(self, block: Block, position: int, reason: str, mapping: str | None = None,
+                   index: int = 0) -> None:
+        """An invalid event of a block's line; the Line is made only for the rejects file."""
+        if self.rejects is None:
+            self._count_invalid(reason, mapping)
+        else:
+            self.invalid(block.line(position), None, reason, mapping, index, decodable=mapping is not None)
+
+    def _count_invalid(self, reason: str, mapping: str | None) -> str:
+        self.report.outcomes["invalid"] += 1
+        text = f"mapping {mapping!r}: {reason}" if mapping else reason
+        _bounded_add(self.report.invalid_reasons, text)
+        return text
 
     def finished(self, ticket: Ticket) -> None:
         """Count a ticket's events. After an abort a ticket may be partly answered (code 0): its
@@ -158,7 +170,7 @@ class Recorder:
         report = self.report
         codes = ticket.codes
         if ticket.events is not None:   # a chunk: one outcome per event
-            if codes.count(200) == len(codes) and not any(e[4] for e in ticket.events):
+            if codes.count(200) == len(codes) and not ticket.events_with_errors:
                 report.requests["sent"] += len(codes)
                 report.outcomes["sent"] += len(ticket.events)
                 return
@@ -258,11 +270,11 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         for name, reason in summary["mapping_errors"]:
             _bounded_add(stats[name].invalid, reason)
         for number, index, reason, mapping in summary["invalid"]:
-            recorder.invalid(block.line(number), None, reason, mapping=mapping, index=index,
-                             decodable=mapping is not None)
+            recorder.invalid_in(block, number, reason, mapping, index)
         if bodies:
             ticket = Ticket(block.line(0), None, bodies, None, 0, summary["routes"] or None)
             ticket.events = summary["events"]
+            ticket.events_with_errors = summary["events_with_errors"]
             ticket.block = block
             if checkpoints is not None:
                 checkpoints.submitted(source.name, block.offset)

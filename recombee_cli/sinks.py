@@ -23,7 +23,7 @@ class Ticket:
     serialised as JSON bytes, for a whole chunk of events at once (`events` says which are whose)."""
 
     __slots__ = ("line", "event", "requests", "codes", "messages", "errors", "index", "routes", "events",
-                 "block")
+                 "events_with_errors", "block")
 
     def __init__(self, line: Line, event: dict | None, requests: list,
                  errors: list[tuple[str, str]] | None = None, index: int = 0, routes: list | None = None):
@@ -33,6 +33,7 @@ class Ticket:
         self.routes = routes   # per request (users, 404 means done), when requests are bytes
         self.events = None     # a chunk: [(line number in block, index, first, end, errors)] per event
         self.block = None      # ...and the block those line numbers are in
+        self.events_with_errors = 0
         self.codes: list[int] = []           # one per request once answered
         self.messages: list[str | None] = []  # Recombee's message for a failed request
         self.errors = errors                  # translation errors (the event is invalid)

@@ -64,6 +64,29 @@ def test_report_counts_add_up_and_rejects_are_replayable(tmp_path):
     assert again.exit_code == 1
 
 
+def test_an_event_one_mapping_builds_and_another_refuses_is_invalid_and_rejected(tmp_path):
+    """Two mappings match; one builds, the other refuses: the request is printed, and the event
+    still counts as invalid and goes to the rejects file (nothing refused goes unreported)."""
+    config = tmp_path / "two.toml"
+    config.write_text('[replay]\npresets = false\n'
+                      '[[mappings]]\nname = "Good"\naction = "addBookmark"\ntrigger = \'type = "track"\'\n'
+                      '[[mappings]]\nname = "Rated"\naction = "addRating"\ntrigger = \'type = "track"\'\n')
+    events = tmp_path / "events.ndjson"
+    event = {"type": "track", "event": "Product Shared", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z",
+             "properties": {"product_id": "p1"}}
+    events.write_text(json.dumps(event) + "\n" + json.dumps(dict(event, properties={"product_id": "p2", "rating": 1}))
+                      + "\n")
+    rejects, report_path = tmp_path / "rejects.ndjson", tmp_path / "report.json"
+    result = invoke(["replay", "--dry-run", "--quiet", "--config", str(config), "--rejects", str(rejects),
+                     "--report", str(report_path), str(events)])
+    assert result.exit_code == ExitCode.FINISHED_WITH_ERRORS
+    assert [r["path"] for r in ndjson(result.stdout)] == ["/bookmarks/", "/bookmarks/", "/ratings/"]
+    report = json.loads(report_path.read_text())
+    assert report["outcomes"]["invalid"] == 1 and report["outcomes"]["sent"] == 1
+    [record] = ndjson(rejects.read_text())
+    assert record["line"] == 1 and "Rated" in record["reason"] and "rating" in record["reason"]
+
+
 def test_quiet_run_prints_nothing_on_success(tmp_path):
     good = tmp_path / "good.ndjson"
     good.write_text(json.dumps({"type": "page", "name": "home", "userId": "u1",
