@@ -16,7 +16,7 @@ import orjson
 from . import __version__
 from .config import Config, compile_config, load_config, load_segment_subscriptions, trigger_warnings
 from .errors import (AuthenticationError, ConfigError, InputError, RecombeeCliError,
-                     ServiceError)
+                     ServiceError, WorkerError)
 from .pipeline import Recorder, RunReport, run
 from .presets import PRESETS
 from .reader import DEFAULT_MAX_LINE_BYTES, expand_inputs, read_lines
@@ -35,7 +35,7 @@ class ExitCode(enum.IntEnum):
     OK = 0                    # all done (unmatched events are fine)
     FINISHED_WITH_ERRORS = 1  # finished, but some events were invalid or failed
     USAGE = 2                 # usage or configuration error
-    ABORTED = 3               # authentication failure or unrecoverable service error
+    ABORTED = 3               # authentication failure, unrecoverable service error, a worker died
     INTERRUPTED = 130         # Ctrl-C; the checkpoint is saved
 
 
@@ -102,7 +102,7 @@ class _Command(click.Command):
             _fail(env, str(exc), ExitCode.USAGE)
         except AuthenticationError as exc:
             _fail(env, str(exc), ExitCode.ABORTED)
-        except ServiceError as exc:
+        except (ServiceError, WorkerError) as exc:
             _fail(env, str(exc), ExitCode.ABORTED)
         except RecombeeCliError as exc:
             _fail(env, str(exc), ExitCode.USAGE)

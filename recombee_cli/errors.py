@@ -59,3 +59,7 @@ class ServiceError(RecombeeCliError):
 
 class InputError(RecombeeCliError):
     """An input argument names nothing readable (usage error, exit 2)."""
+
+
+class WorkerError(RecombeeCliError):
+    """A translator worker process (--workers) died or failed: the run stops (exit 3)."""

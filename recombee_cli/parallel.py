@@ -13,15 +13,21 @@ process.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
+import signal
+from array import array
 from collections import deque
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import orjson
 
 from .decode import REJECT_MARKER, decode
-from .errors import MappingError, PayloadInvalid
+from .errors import MappingError, PayloadInvalid, WorkerError
 from .jsvalues import orjson_default
 from .translate import NOTHING_TO_SEND
+
+if TYPE_CHECKING:
+    from .reader import Block
 
 CHUNK_LINES = 2000
 
@@ -45,13 +51,14 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
 
     plan_for = translator.plan
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
-    n = filtered = blank = with_errors = 0
+    n = filtered = blank = 0
     unmatched: dict[str, int] = {}
     counts = [[0, 0] for _ in translator.mappings]   # per mapping: matched, built
     names = translator.names
     mapping_errors: list = []
     invalid: list = []     # [line, index, reason, mapping or None]
-    events: list = []      # [line, index, first request, end, errors or None]
+    events = array("l")    # per event: line, index, first request, end (flat: one buffer, not objects)
+    event_errors: dict[int, list] = {}   # event position -> its mapping errors
     routes: list = []      # when sending, per request: [its users, 404 means done]
     bodies: list[bytes] = []
     for number, data in enumerate(datas):
@@ -111,41 +118,63 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
                 bodies.append(dumps(request, default=orjson_default))
                 if lanes:
                     routes.append((request_users(request), lenient_404(request)))
-            events.append((number, index, first, len(bodies), errors))
             if errors:
-                with_errors += 1
+                event_errors[len(events) // 4] = errors
+            events.extend((number, index, first, len(bodies)))
     stats = {names[p]: entry for p, entry in enumerate(counts) if entry[0]}
     summary = {"n": n, "blank": blank, "filtered": filtered, "unmatched": unmatched, "stats": stats,
-               "mapping_errors": mapping_errors, "invalid": invalid, "events": events, "events_with_errors": with_errors, "routes": routes}
+               "mapping_errors": mapping_errors, "invalid": invalid, "events": events, "event_errors": event_errors, "routes": routes}
     return summary, bodies
 
 
-def _translate_chunk(blob: bytes) -> tuple[bytes, bytes]:
-    summary, bodies = translate_lines(blob.split(b"\n"), _translator, window_filter=_window_filter,
-                                      lanes=_lanes)
-    return orjson.dumps(summary), b"\n".join(bodies)
+def _serve(conn, inherited: list) -> None:
+    """A worker: blocks in, (summary, requests blob) out, until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    for other in inherited:   # the parent's ends (ours and earlier workers'): they would keep pipes open
+        other.close()
+    while True:
+        try:
+            blob = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            summary, bodies = translate_lines(blob.split(b"\n"), _translator, window_filter=_window_filter,
+                                              lanes=_lanes)
+            head = pickle.dumps(summary, protocol=pickle.HIGHEST_PROTOCOL)
+            blob = b"\n".join(bodies)
+        except BaseException as exc:  # noqa: BLE001 - reported by the parent, which stops the run
+            head, blob = pickle.dumps(f"{type(exc).__name__}: {exc}"), b""
+        try:
+            conn.send_bytes(head)
+            conn.send_bytes(blob)
+        except OSError:   # the parent is gone or stopped reading (Ctrl-C, an error): nothing to say
+            return
 
 
 class InlineTranslator:
-    """Chunks translated in this process (one core); the same interface as the pool."""
+    """Blocks translated in this process (one core); the same interface as the pool."""
 
     def __init__(self, translator, *, window_filter=None, dedupe=None, lanes: int = 0):
         self._args = dict(window_filter=window_filter, dedupe=dedupe, lanes=lanes)
         self._translator = translator
 
-    def map_ordered(self, chunks):
-        for lines, datas in chunks:
-            summary, bodies = translate_lines(datas, self._translator, **self._args)
-            yield lines, summary, bodies
+    def map_ordered(self, blocks):
+        for block in blocks:
+            summary, bodies = translate_lines(block.lines, self._translator, **self._args)
+            yield block, summary, bodies
 
     def close(self) -> None:
         pass
 
 
 class TranslatorPool:
-    """A pool of forked translator processes; create it before any thread is started."""
+    """Forked translator processes, each fed over its own pipe; create it before any thread.
 
-    joins = True   # chunks travel as one joined blob
+    Blocks go round-robin, one in flight per worker, and come back in the same order. The main
+    process is a single thread that only moves bytes: it sends a worker its next block as soon as
+    it has taken that worker's result, so a worker is never writing while the parent writes to it
+    (no deadlock on full pipes) and waits only for that hand-over. (multiprocessing.Pool's helper
+    threads cost the main process more than the translation it saved.)"""
 
     def __init__(self, translator, workers: int, *, window_filter: Callable | None = None, lanes: int = 0):
         global _translator, _window_filter, _lanes
@@ -156,26 +185,55 @@ class TranslatorPool:
         _translator, _window_filter, _lanes = translator, window_filter, lanes
         self.workers = workers
         self.lanes = lanes
-        self._pool = context.Pool(workers)
+        self._conns = []
+        self._procs = []
+        for _ in range(workers):
+            ours, theirs = context.Pipe(duplex=True)
+            process = context.Process(target=_serve, args=(theirs, [*self._conns, ours]), daemon=True)
+            process.start()
+            theirs.close()
+            self._conns.append(ours)
+            self._procs.append(process)
 
-    def map_ordered(self, chunks: Iterator[tuple[object, list[bytes]]]) -> Iterator[tuple[object, dict, list[bytes]]]:
-        """Translate (context, lines) chunks; yield (context, summary, request bodies) in order,
-        with a bounded number in flight."""
-        in_flight: deque = deque()
-        limit = 2 * self.workers + 2
-        for context, datas in chunks:
-            blob = b"\n".join(datas)
-            in_flight.append((context, self._pool.apply_async(_translate_chunk, (blob,))))
-            if len(in_flight) >= limit:
-                yield self._unpack(*in_flight.popleft())
+    def map_ordered(self, blocks: Iterator[Block]) -> Iterator[tuple[Block, dict, bytes]]:
+        """Translate blocks; yield (block, summary, the requests joined by newlines) in order.
+        The main process does no per-line work: a block goes out as the bytes read, its requests
+        come back as one blob."""
+        conns = self._conns
+        in_flight: deque = deque()   # (block, worker index), in input order
+        blocks = iter(blocks)
+        for index, conn in enumerate(conns):
+            block = next(blocks, None)
+            if block is None:
+                break
+            conn.send_bytes(block.raw())
+            in_flight.append((block, index))
         while in_flight:
-            yield self._unpack(*in_flight.popleft())
+            block, index = in_flight.popleft()
+            summary, bodies = self._receive(conns[index])
+            following = next(blocks, None)
+            if following is not None:   # first keep the worker busy, then do our part
+                conns[index].send_bytes(following.raw())
+                in_flight.append((following, index))
+            yield block, summary, bodies
 
     @staticmethod
-    def _unpack(context, pending) -> tuple[object, dict, list[bytes]]:
-        summary, bodies = pending.get()
-        return context, orjson.loads(summary), bodies.split(b"\n") if bodies else []
+    def _receive(conn) -> tuple[dict, bytes]:
+        try:
+            summary = pickle.loads(conn.recv_bytes())
+            bodies = conn.recv_bytes()
+        except (EOFError, OSError):
+            raise WorkerError("a translator worker process died (out of memory?); "
+                              "what was acknowledged is saved, run the same command to go on") from None
+        if type(summary) is str:
+            raise WorkerError(f"a translator worker failed: {summary}")
+        return summary, bodies
 
     def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
+        for conn in self._conns:
+            conn.close()
+        for process in self._procs:
+            process.join(timeout=2)
+            if process.is_alive():
+                process.kill()
+                process.join()

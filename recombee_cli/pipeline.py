@@ -170,13 +170,16 @@ class Recorder:
         report = self.report
         codes = ticket.codes
         if ticket.events is not None:   # a chunk: one outcome per event
-            if codes.count(200) == len(codes) and not ticket.events_with_errors:
+            events = ticket.events
+            if codes.count(200) == len(codes) and not ticket.event_errors:
                 report.requests["sent"] += len(codes)
-                report.outcomes["sent"] += len(ticket.events)
+                report.outcomes["sent"] += len(events) // 4
                 return
-            block = ticket.block
-            for number, index, first, end, errors in ticket.events:
-                single = Ticket(block.line(number), None, ticket.requests[first:end],
+            block, requests, event_errors = ticket.block, ticket.requests, ticket.event_errors or {}
+            for k in range(len(events) // 4):
+                number, index, first, end = events[4 * k:4 * k + 4]
+                errors = event_errors.get(k)
+                single = Ticket(block.line(number), None, requests[first:end],
                                 [tuple(e) for e in errors] if errors else None, index)
                 single.codes, single.messages = codes[first:end], ticket.messages[first:end]
                 self.finished(single)
@@ -242,23 +245,21 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
             if checkpoints is not None and 0 not in ticket.codes:
                 checkpoints.answered(ticket.line.source, ticket.line.offset)
 
-    def chunks(source: Source, start: int) -> Iterator[tuple[Block, list[bytes]]]:
+    def chunks(source: Source, start: int) -> Iterator[Block]:
         for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress):
             if block.errors:   # unreadable stretches: counted here, never translated
                 for position, reason in block.errors.items():
                     report.lines += 1
                     report.events += 1
                     recorder.invalid(block.line(position), None, reason)
-            size = len(block.lines)
-            if size <= chunk_lines:
-                yield block, block.lines
+            if block.count <= chunk_lines:
+                yield block
                 continue
-            for begin in range(0, size, chunk_lines):
-                part = block.slice(begin, begin + chunk_lines)
-                yield part, part.lines
+            for begin in range(0, block.count, chunk_lines):
+                yield block.slice(begin, begin + chunk_lines)
 
     def account(source: Source, block: Block, summary: dict, bodies: list[bytes]) -> None:
-        report.lines += len(block.lines) - summary["blank"]
+        report.lines += block.count - summary["blank"]
         report.events += summary["n"]
         outcomes["filtered"] += summary["filtered"]
         for name, count in summary["unmatched"].items():
@@ -272,16 +273,19 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         for number, index, reason, mapping in summary["invalid"]:
             recorder.invalid_in(block, number, reason, mapping, index)
         if bodies:
-            ticket = Ticket(block.line(0), None, bodies, None, 0, summary["routes"] or None)
+            # bodies: a list of serialised requests, or from workers the same joined in one blob
+            ticket = Ticket(Line(source.name, block.number, block.offset, b""), None,
+                            bodies if type(bodies) is list else None, None, 0, summary["routes"] or None,
+                            blob=bodies if type(bodies) is bytes else None)
             ticket.events = summary["events"]
-            ticket.events_with_errors = summary["events_with_errors"]
+            ticket.event_errors = summary["event_errors"]
             ticket.block = block
             if checkpoints is not None:
                 checkpoints.submitted(source.name, block.offset)
             submit(ticket)
         finish(sink.poll())
         if checkpoints is not None:
-            checkpoints.read_past(source.name, block.start_of(len(block.lines) - 1))
+            checkpoints.read_past(source.name, block.end() - 1)   # past the start of its last line
             checkpoints.maybe_flush()
         observer.progress(report, progress.done)
 

@@ -199,20 +199,37 @@ class ReadProgress:
 
 class Block:
     """Consecutive physical lines of one source as read, blank ones included: the unit the
-    pipeline works in. Lines are cut by `bytes.split` (in C); a `Line`, with its byte offset, is
-    made only for the few lines someone asks about (invalid events, failures, checkpoints)."""
+    pipeline works in. A block keeps the bytes as read; they are cut into lines (`bytes.split`, in
+    C) where they are translated, which with --workers is another process. A `Line`, with its byte
+    offset, is made only for the few lines someone asks about (invalid events, failures)."""
 
-    __slots__ = ("source", "number", "offset", "lines", "errors", "_lengths", "_starts")
+    __slots__ = ("source", "number", "offset", "count", "data", "errors", "_lines", "_lengths", "_starts")
 
-    def __init__(self, source: str, number: int, offset: int, lines: list[bytes],
-                 errors: dict[int, str] | None = None, lengths: dict[int, int] | None = None):
+    def __init__(self, source: str, number: int, offset: int, *, data: bytes | None = None,
+                 lines: list[bytes] | None = None, errors: dict[int, str] | None = None,
+                 lengths: dict[int, int] | None = None):
         self.source = source
-        self.number = number       # line number of lines[0]
-        self.offset = offset       # byte offset where lines[0] starts
-        self.lines = lines         # each line without its newline; b"" where it is unreadable
+        self.number = number       # line number of the first line
+        self.offset = offset       # byte offset where the first line starts
+        self.data = data           # the lines joined by "\n" as read (None: see `lines`)
+        self._lines = lines        # each line without its newline; b"" where it is unreadable
+        self.count = len(lines) if lines is not None else data.count(b"\n") + 1
         self.errors = errors       # {position: why that line is unreadable}, or None
         self._lengths = lengths    # {position: real length} where the data is not the whole line
         self._starts: list[int] | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def lines(self) -> list[bytes]:
+        if self._lines is None:
+            self._lines = self.data.split(b"\n")
+        return self._lines
+
+    def raw(self) -> bytes:
+        """The lines joined by newlines (unreadable ones empty): what a translator worker gets."""
+        return self.data if self.data is not None else b"\n".join(self.lines)
 
     def _sizes(self) -> list[int]:
         sizes = list(map(len, self.lines))
@@ -231,9 +248,9 @@ class Block:
 
     def end(self) -> int:
         """Byte offset just past the last line's newline."""
-        if self._lengths:
-            return self.offset + sum(self._sizes()) + len(self.lines)
-        return self.offset + sum(map(len, self.lines)) + len(self.lines)
+        if self.data is not None and not self._lengths:
+            return self.offset + len(self.data) + 1
+        return self.offset + sum(self._sizes()) + self.count
 
     def line(self, position: int) -> Line:
         data = self.lines[position]
@@ -246,17 +263,30 @@ class Block:
         if self.errors:
             errors = {p - begin: r for p, r in self.errors.items() if begin <= p < end} or None
             lengths = {p - begin: n for p, n in (self._lengths or {}).items() if begin <= p < end} or None
-        return Block(self.source, self.number + begin, self.start_of(begin), self.lines[begin:end],
-                     errors, lengths)
+        return Block(self.source, self.number + begin, self.start_of(begin), lines=self.lines[begin:end],
+                     errors=errors, lengths=lengths)
+
+    def mark_too_long(self, max_line_bytes: int, reason: str) -> None:
+        """Blank out lines longer than the limit and record them as errors."""
+        lines = self.lines
+        if max(map(len, lines)) <= max_line_bytes:
+            return
+        self.errors = self.errors or {}
+        self._lengths = self._lengths or {}
+        for position, line in enumerate(lines):
+            if len(line) > max_line_bytes:
+                self.errors[position], self._lengths[position] = reason, len(line)
+                lines[position] = b""
+        self.data = None   # no longer what the lines are
 
 
 def _starting_at(block: Block, start_offset: int) -> Block | None:
     """The part of a block that starts at or after `start_offset` (resuming a source)."""
     if block.offset >= start_offset:
         return block
-    for position in range(len(block.lines)):
+    for position in range(block.count):
         if block.start_of(position) >= start_offset:
-            return block.slice(position, len(block.lines))
+            return block.slice(position, block.count)
     return None
 
 
@@ -273,7 +303,7 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     try:
         raw = source.open()
     except OSError as exc:
-        yield Block(name, 0, 0, [b""], {0: f"cannot open: {exc.strerror or exc}"})
+        yield Block(name, 0, 0, lines=[b""], errors={0: f"cannot open: {exc.strerror or exc}"})
         return
     number = 1          # line number of the next line
     offset = 0          # byte offset where the next line (`pending`) starts
@@ -304,38 +334,34 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                     errors[len(lines)] = error
                     lines.append(b"")
                 if lines:
-                    block = _starting_at(Block(name, number, offset, lines, errors or None, lengths or None),
-                                         start_offset)
+                    block = _starting_at(Block(name, number, offset, lines=lines, errors=errors or None,
+                                               lengths=lengths or None), start_offset)
                     if block is not None:
                         yield block
                 return
-            parts = chunk.split(b"\n")
-            rest = parts.pop()
-            if not parts:   # no newline in this read
+            cut = chunk.rfind(b"\n")
+            if cut < 0:   # no newline in this read
                 if skipping:
-                    skipping += len(rest)
+                    skipping += len(chunk)
                 else:
-                    pending += rest
+                    pending += chunk
                     if len(pending) > max_line_bytes:
                         skipping, pending = len(pending), b""
                 continue
-            errors = lengths = None
-            if skipping:
-                errors, lengths = {0: too_long}, {0: skipping + len(parts[0])}
-                parts[0] = b""
+            head = chunk[:cut]
+            if skipping:   # the rest of an over-long line ends here: it stays an empty line
+                first = head.find(b"\n")
+                first = len(head) if first < 0 else first
+                block = Block(name, number, offset, data=head[first:], errors={0: too_long},
+                              lengths={0: skipping + first})
                 skipping = 0
-            elif pending:
-                parts[0] = pending + parts[0]
-            if max(map(len, parts)) > max_line_bytes:
-                errors, lengths = errors or {}, lengths or {}
-                for position, part in enumerate(parts):
-                    if len(part) > max_line_bytes:
-                        errors[position], lengths[position] = too_long, len(part)
-                        parts[position] = b""
-            block = Block(name, number, offset, parts, errors, lengths)
-            number += len(parts)
+            else:
+                block = Block(name, number, offset, data=pending + head if pending else head)
+            if len(head) + len(pending) > max_line_bytes:
+                block.mark_too_long(max_line_bytes, too_long)
+            number += block.count
             offset = block.end()
-            pending = rest
+            pending = chunk[cut + 1:]
             if len(pending) > max_line_bytes:
                 skipping, pending = len(pending), b""
             block = _starting_at(block, start_offset)

@@ -17,27 +17,41 @@ from .reader import Line
 
 
 class Ticket:
-    """One event on its way through a sink.
+    """One event on its way through a sink, or a chunk of events (`events` set).
 
-    `requests` are Batch request objects, or — from translator worker processes — the same already
-    serialised as JSON bytes, for a whole chunk of events at once (`events` says which are whose)."""
+    `requests` are Batch request objects or the same already serialised as JSON bytes; a chunk
+    from translator workers carries them as one newline-joined `blob`, split only if a sink asks
+    for the list (the printer writes the blob as it is)."""
 
-    __slots__ = ("line", "event", "requests", "codes", "messages", "errors", "index", "routes", "events",
-                 "events_with_errors", "block")
+    __slots__ = ("line", "event", "_requests", "blob", "codes", "messages", "errors", "index", "routes",
+                 "events", "event_errors", "block")
 
-    def __init__(self, line: Line, event: dict | None, requests: list,
-                 errors: list[tuple[str, str]] | None = None, index: int = 0, routes: list | None = None):
+    def __init__(self, line: Line, event: dict | None, requests: list | None,
+                 errors: list[tuple[str, str]] | None = None, index: int = 0, routes: list | None = None,
+                 blob: bytes | None = None):
         self.line = line
         self.event = event
-        self.requests = requests
+        self._requests = requests
+        self.blob = blob
         self.routes = routes   # per request (users, 404 means done), when requests are bytes
-        self.events = None     # a chunk: [(line number in block, index, first, end, errors)] per event
+        self.events = None     # a chunk: flat (line number in block, index, first, end) per event
+        self.event_errors: dict[int, list] | None = None   # ...event position -> its mapping errors
         self.block = None      # ...and the block those line numbers are in
-        self.events_with_errors = 0
         self.codes: list[int] = []           # one per request once answered
         self.messages: list[str | None] = []  # Recombee's message for a failed request
         self.errors = errors                  # translation errors (the event is invalid)
         self.index = index                    # position inside a batch envelope line
+
+    @property
+    def requests(self) -> list:
+        if self._requests is None:
+            self._requests = self.blob.split(b"\n") if self.blob else []
+        return self._requests
+
+    def request_count(self) -> int:
+        if self._requests is None and self.blob is not None:
+            return self.blob.count(b"\n") + 1   # JSON bodies never hold a raw newline
+        return len(self.requests)
 
 
 class Sink(Protocol):
@@ -60,11 +74,16 @@ class DryRunPrinter:
         self.requests_printed = 0
 
     def submit(self, ticket: Ticket) -> None:
-        dumps = orjson.dumps
         pending = self._pending
-        for request in ticket.requests:
-            pending.append(request if type(request) is bytes else dumps(request, default=orjson_default))
-        n = len(ticket.requests)
+        n = ticket.request_count()
+        if ticket.blob is not None and ticket._requests is None:
+            pending.append(ticket.blob)
+        elif ticket.events is not None:   # a chunk: its requests are serialised already
+            pending.extend(ticket.requests)
+        else:
+            dumps = orjson.dumps
+            for request in ticket.requests:
+                pending.append(request if type(request) is bytes else dumps(request, default=orjson_default))
         ticket.codes = [200] * n
         ticket.messages = [None] * n
         self.requests_printed += n

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import tomllib
 
 import pytest
@@ -288,3 +289,22 @@ def test_workers_give_identical_output_counts_and_rejects(tmp_path, inputs):
         runs[workers] = (result.exit_code, result.stdout, _report_without_timing(report), rejects.read_text())
     assert runs["1"] == runs["2"]
     assert runs["1"][2]["outcomes"]["invalid"] > 0 and runs["1"][1]
+
+
+@pytest.mark.parametrize("failure", ["dies", "raises"])
+def test_a_failing_translator_worker_stops_the_run_with_one_line(tmp_path, monkeypatch, failure):
+    """Workers are forked from this process, so they run the patched function."""
+    from recombee_cli import parallel
+
+    def broken(*args, **kwargs):
+        if failure == "dies":
+            os._exit(9)
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(parallel, "translate_lines", broken)
+    result = invoke(["replay", "--dry-run", "--quiet", "--workers", "2", str(SAMPLES)])
+    assert result.exit_code == ExitCode.ABORTED
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]   # after the summary of what was done
+    assert message.startswith("recombee-cli: error: a translator worker")
+    assert ("process died" in message) if failure == "dies" else ("ZeroDivisionError: a bug" in message)
