@@ -78,18 +78,24 @@ class DryRunPrinter:
         n = ticket.request_count()
         if ticket.blob is not None and ticket._requests is None:
             pending.append(ticket.blob)
-        elif ticket.events is not None:   # a chunk: its requests are serialised already
+            self._flush()   # a whole chunk at once: hold no more than that
+            self._done.append(self._answered(ticket, n))
+            return
+        if ticket.events is not None:   # a chunk: its requests are serialised already
             pending.extend(ticket.requests)
         else:
             dumps = orjson.dumps
             for request in ticket.requests:
                 pending.append(request if type(request) is bytes else dumps(request, default=orjson_default))
+        self._done.append(self._answered(ticket, n))
+        if len(pending) >= self._FLUSH_EVERY:
+            self._flush()
+
+    def _answered(self, ticket: Ticket, n: int) -> Ticket:
         ticket.codes = [200] * n
         ticket.messages = [None] * n
         self.requests_printed += n
-        self._done.append(ticket)
-        if len(pending) >= self._FLUSH_EVERY:
-            self._flush()
+        return ticket
 
     def _flush(self) -> None:
         if self._pending:
