@@ -348,15 +348,15 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                     if len(pending) > max_line_bytes:
                         skipping, pending = len(pending), b""
                 continue
-            head = chunk[:cut]
+            head = memoryview(chunk)[:cut]   # copied once, below, into the block's bytes
             if skipping:   # the rest of an over-long line ends here: it stays an empty line
-                first = head.find(b"\n")
-                first = len(head) if first < 0 else first
-                block = Block(name, number, offset, data=head[first:], errors={0: too_long},
+                first = chunk.find(b"\n", 0, cut)
+                first = cut if first < 0 else first
+                block = Block(name, number, offset, data=bytes(head[first:]), errors={0: too_long},
                               lengths={0: skipping + first})
                 skipping = 0
             else:
-                block = Block(name, number, offset, data=pending + head if pending else head)
+                block = Block(name, number, offset, data=b"".join((pending, head)))
             if len(head) + len(pending) > max_line_bytes:
                 block.mark_too_long(max_line_bytes, too_long)
             number += block.count

@@ -9,7 +9,7 @@ import os
 
 import pytest
 import zstandard
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from recombee_cli.decode import decode
 from recombee_cli.errors import InputError
@@ -149,3 +149,43 @@ def test_reading_never_loses_or_duplicates_a_line(parts, chunk, gz):
     expected = [(i + 1, p[:-1] if p.endswith(b"\r") else p) for i, p in enumerate(parts)
                 if p and not p.isspace()]
     assert [(l.number, l.data) for l in lines] == expected
+
+
+def _reference_lines(data: bytes, max_line_bytes: int, start_offset: int):
+    """What reading must give, written the slow and obvious way."""
+    pieces = data.split(b"\n")
+    if pieces and pieces[-1] == b"":
+        pieces.pop()   # the final newline ends the last line; it starts none
+    out, offset = [], 0
+    for number, piece in enumerate(pieces, 1):
+        if offset >= start_offset:
+            if len(piece) > max_line_bytes:
+                out.append((number, offset, b"", True))
+            elif piece and not piece.isspace():
+                out.append((number, offset, piece[:-1] if piece.endswith(b"\r") else piece, False))
+        offset += len(piece) + 1
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.just(b""), st.binary(max_size=3).map(lambda b: b.replace(b"\n", b"")),
+                          st.integers(0, 40).map(lambda n: b"x" * n),
+                          st.text(alphabet='{}"ab:1 \r\t', max_size=30).map(lambda t: t.encode())),
+                max_size=40),
+       st.sampled_from([1, 5, 16, 4096]), st.sampled_from([3, 8, 25, 1 << 20]), st.integers(0, 300),
+       st.booleans())
+@example([b"abcdefghijkl", b"xy", b"z"], 5, 3, 0, True)      # an over-long line ends inside a read
+@example([b"a", b"b" * 30, b"c", b"d"], 16, 8, 3, False)       # ...and resuming past it
+def test_line_numbers_offsets_and_overlong_lines_whatever_the_reads(parts, chunk, max_line_bytes, start,
+                                                                    final_newline):
+    import recombee_cli.reader as reader
+
+    data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
+    old = reader.CHUNK_SIZE
+    reader.CHUNK_SIZE = chunk
+    try:
+        lines = list(read_lines(_source(data), max_line_bytes=max_line_bytes, start_offset=start))
+    finally:
+        reader.CHUNK_SIZE = old
+    got = [(l.number, l.offset, l.data, l.error is not None) for l in lines]
+    assert got == _reference_lines(data, max_line_bytes, start)
