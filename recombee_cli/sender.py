@@ -46,14 +46,14 @@ def classify(lenient: bool, code: int) -> int:
     return 409 if code == 404 and lenient else code
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     ticket: Ticket
     index: int
     body: bytes                        # the request, serialised
     users: tuple[str, ...]
     lenient: bool                      # 404 means already done (deletes, merges)
-    enqueued: float = field(default_factory=time.monotonic)
+    enqueued: float                    # time.monotonic() when submitted
 
 
 class _Lane:
@@ -65,14 +65,28 @@ class _Lane:
         self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._work, name=f"recombee-lane-{number}", daemon=True)
 
-    def put(self, item: _Item) -> None:
+    def put(self, items: list[_Item]) -> None:
+        """Queue a ticket's requests for this lane, waiting while the lane is full. The lane is
+        woken only when it has a Batch's worth (or is full): waking it per request cost more
+        than the sending (it finds the batch short and waits again); a partial batch leaves
+        after LINGER_SECONDS, or at a barrier or the close, which wake it themselves."""
+        sender = self.sender
+        queue = self.queue
         with self.cond:
-            while len(self.queue) >= self.sender.lane_capacity and not self.sender.stopping:
-                if not self.thread.is_alive():   # cannot happen; if it did, waiting would hang
-                    raise RuntimeError(f"sender lane {self.number} stopped unexpectedly")
-                self.cond.wait(0.1)
-            self.queue.append(item)
-            self.cond.notify_all()
+            start = 0
+            while start < len(items):
+                room = sender.lane_capacity - len(queue)
+                if room <= 0 and not sender.stopping:
+                    if not self.thread.is_alive():   # cannot happen; if it did, waiting would hang
+                        raise RuntimeError(f"sender lane {self.number} stopped unexpectedly")
+                    self.cond.notify_all()
+                    self.cond.wait(0.1)
+                    continue
+                end = len(items) if sender.stopping else start + room
+                queue.extend(items[start:end])
+                start = end
+            if len(queue) >= sender.batch_size:
+                self.cond.notify_all()
 
     def idle(self) -> bool:
         with self.cond:
@@ -156,17 +170,19 @@ class RecombeeSender:
         with self._lock:
             self._pending[id(ticket)] = [ticket, n]
         lanes = self.lanes
+        per_lane: list[list[_Item]] = [[] for _ in lanes]
         held = self._held
         routes = ticket.routes
+        now = time.monotonic()
         for index, request in enumerate(ticket.requests):
             if routes is None:
                 users = request_users(request)
                 lenient = lenient_404(request)
                 body = orjson.dumps(request, default=orjson_default)
-            else:   # from translator workers: already serialised
+            else:   # already serialised and routed by the translate stage
                 users, lenient = routes[index]
                 body = request
-            item = _Item(ticket, index, body, users, lenient)
+            item = _Item(ticket, index, body, users, lenient, now)
             if len(users) > 1 or (held and not held.isdisjoint(users)):
                 # A merge, or a later request of a user a pending merge touches: in order, at the
                 # next barrier, after everything sent before it.
@@ -176,8 +192,11 @@ class RecombeeSender:
                 self._barrier.append(item)
                 held.update(users)
             else:
-                lanes[self._lane_of(users[0]) if users else 0].put(item)
+                per_lane[self._lane_of(users[0]) if users else 0].append(item)
                 self._passed_since += 1
+        for lane, items in zip(lanes, per_lane):
+            if items:
+                lane.put(items)
         # A held merge holds back the checkpoint too: do not let more than a few Batches per lane
         # pass it, so that a crash re-sends little.
         if self._barrier and (len(self._barrier) >= self.batch_size
