@@ -142,22 +142,36 @@ def _add_params(payload: dict, event: dict, first: dict | None = None) -> dict:
 
 
 class AddBuilder:
-    """The builder of the plain add-type interactions: one POST of the add parameters, after an
-    optional range check of one field. A class, not a closure, so that the compiled fast path
-    (fastpath.py) can read `path` and `checked_field` and inline the same steps."""
+    """The builder of the add-type interactions: after an optional range check of one field,
+    one POST of the add parameters — or, where one field becomes the first parameters (a cart
+    line, a portion from watch time), one POST per value it gives (a purchase: per product).
+    A class, not a closure, so that the compiled fast path (fastpath.py) can read its parts and
+    inline the same steps."""
 
-    __slots__ = ("path", "checked_field", "check")
+    __slots__ = ("path", "checked_field", "check", "first_field", "first", "first_keys", "each")
 
     def __init__(self, path: str, checked_field: str | None = None,
-                 check: Callable[[Any], None] | None = None):
+                 check: Callable[[Any], None] | None = None, *, first_field: str | None = None,
+                 first: Callable[[Any], dict] | None = None, first_keys: frozenset[str] = frozenset(),
+                 each: bool = False):
         self.path = path
         self.checked_field = checked_field
         self.check = check
+        self.first_field = first_field   # the field that becomes the first parameters...
+        self.first = first               # ...through this (per element when `each`)...
+        self.first_keys = first_keys     # ...which sets at most these keys
+        self.each = each
 
     def __call__(self, payload: dict, event: dict) -> list[dict]:
         if self.check is not None:
             self.check(payload[self.checked_field])
-        return [{"method": "POST", "path": self.path, "params": _add_params(payload, event)}]
+        if self.first_field is None:
+            return [{"method": "POST", "path": self.path, "params": _add_params(payload, event)}]
+        value = payload[self.first_field]
+        rest = {k: v for k, v in payload.items() if k != self.first_field}
+        values = value if self.each else [value]
+        return [{"method": "POST", "path": self.path, "params": _add_params(rest, event, self.first(v))}
+                for v in values]
 
 
 def check_rating(rating: float) -> None:
@@ -170,8 +184,7 @@ def check_portion(portion: float) -> None:
         raise PayloadInvalid(f"portion {js_string(portion)} is outside [0, 1]")
 
 
-def _build_view_portion_from_watch_time(payload: dict, event: dict) -> list[dict]:
-    times = payload["portion"]
+def portion_from_watch_time(times: dict) -> dict:
     total, watched = times["totalLength"], times["watchTime"]
     if total == 0:
         raise PayloadInvalid("The total length of the item cannot be zero.")
@@ -179,8 +192,7 @@ def _build_view_portion_from_watch_time(payload: dict, event: dict) -> list[dict
         raise PayloadInvalid("The watch time of the item cannot be greater than the total length of the item.")
     portion = watched / total
     check_portion(portion)
-    return [{"method": "POST", "path": "/viewportions/",
-             "params": _add_params(payload, event, {"portion": portion})}]
+    return {"portion": portion}
 
 
 def _line_item(item: dict, with_profit: bool) -> dict:
@@ -196,17 +208,15 @@ def _line_item(item: dict, with_profit: bool) -> dict:
     return out
 
 
-def _build_cart_addition(payload: dict, event: dict) -> list[dict]:
-    first = _line_item(payload["item"], with_profit=False)
-    rest = {k: v for k, v in payload.items() if k != "item"}
-    return [{"method": "POST", "path": "/cartadditions/", "params": _add_params(rest, event, first)}]
+def cart_line(item: dict) -> dict:
+    return _line_item(item, with_profit=False)
 
 
-def _build_purchase(payload: dict, event: dict) -> list[dict]:
-    rest = {k: v for k, v in payload.items() if k != "items"}
-    return [{"method": "POST", "path": "/purchases/",
-             "params": _add_params(rest, event, _line_item(item, with_profit=True))}
-            for item in payload["items"]]
+def purchase_line(item: dict) -> dict:
+    return _line_item(item, with_profit=True)
+
+
+_LINE_KEYS = frozenset(("itemId", "amount", "price", "profit"))
 
 
 def _delete_interaction(path: str) -> Callable[[dict, dict], list[dict]]:
@@ -254,7 +264,8 @@ ACTIONS: dict[str, Action] = {a.slug: a for a in (
                                   FieldSpec("price", "number")),
                       description="The product added: itemId, amount, price per item."),
             ADD_TIMESTAMP, *_ADD_COMMON_TAIL),
-           _build_cart_addition, 'type = "track" and event = "Product Added"'),
+           AddBuilder("/cartadditions/", first_field="item", first=cart_line, first_keys=_LINE_KEYS),
+           'type = "track" and event = "Product Added"'),
     Action("deleteCartAddition", "Delete Cart Addition", (USER_ID, ITEM_ID, DELETE_TIMESTAMP),
            _delete_interaction("/cartadditions/"), 'type = "track" and event = "Product Removed"'),
     Action("addPurchase", "Add Purchase",
@@ -269,7 +280,8 @@ ACTIONS: dict[str, Action] = {a.slug: a for a in (
                                   FieldSpec("price", "number"), FieldSpec("profit", "number")),
                       description="The products bought: one purchase each."),
             ADD_TIMESTAMP, *_ADD_COMMON_TAIL),
-           _build_purchase),
+           AddBuilder("/purchases/", first_field="items", first=purchase_line, first_keys=_LINE_KEYS,
+                      each=True)),
     Action("addRating", "Add Rating",
            (USER_ID, ITEM_ID, ADD_TIMESTAMP,
             FieldSpec("rating", "number", True, _path("$.properties.rating"),
@@ -291,7 +303,8 @@ ACTIONS: dict[str, Action] = {a.slug: a for a in (
                                   FieldSpec("watchTime", "number", True)),
                       description="totalLength and watchTime; portion = watchTime / totalLength."),
             SESSION_ID, *_ADD_COMMON_TAIL),
-           _build_view_portion_from_watch_time),
+           AddBuilder("/viewportions/", first_field="portion", first=portion_from_watch_time,
+                      first_keys=frozenset(("portion",)))),
     Action("mergeUsers", "Merge Users",
            (FieldSpec("targetUserId", "string", True, _path("$.userId"), description="The user kept."),
             FieldSpec("sourceUserId", "string", True, _path("$.previousId"),

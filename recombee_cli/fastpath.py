@@ -162,7 +162,8 @@ def compile_mapping_function(mapping) -> Callable[[dict], list[dict]]:
         w.line(2, f"{local} = coerce_field({w.ref(spec, 'S')}, {local})")
         fields.append((name, local, spec.required))
     build = action.build
-    if type(build) is AddBuilder:
+    others = {name for name, _, _ in fields} - {build.first_field} if type(build) is AddBuilder else set()
+    if type(build) is AddBuilder and not build.first_keys & others:   # (no key set twice)
         _emit_add(w, build, fields)
     else:
         w.line(1, "payload = {}")
@@ -186,9 +187,17 @@ def _emit_add(w: _Writer, build: AddBuilder, fields: list[tuple[str, str, bool]]
     local = {name: (var, required) for name, var, required in fields}
     if build.check is not None:
         w.line(1, f"{w.ref(build.check, 'C')}({local[build.checked_field][0]})")
+    if build.first_field is not None:
+        # the first parameters of each request, all of them before the timestamp (as the
+        # builder: a purchase with no products sends nothing and needs no timestamp)
+        value = local[build.first_field][0]
+        first = w.ref(build.first, "F")
+        w.line(1, f"firsts = [{first}(v) for v in {value}]" if build.each else f"firsts = [{first}({value})]")
+        w.line(1, "if not firsts:")
+        w.line(2, "return []")
     if "timestamp" in local:
-        w.line(1, f"if {local['timestamp'][0]} is not None:")
         stamp = local["timestamp"][0]
+        w.line(1, f"if {stamp} is not None:")
         w.line(2, f"ts = fast_timestamp({stamp}) if type({stamp}) is str else None")
         w.line(2, "if ts is None:")
         w.line(3, f"ts = to_epoch_seconds({stamp})")
@@ -207,19 +216,39 @@ def _emit_add(w: _Writer, build: AddBuilder, fields: list[tuple[str, str, bool]]
         w.line(2, f"extra = dict({given[0]} or {given[1]} or {{}})")
     else:
         w.line(1, f"extra = dict({given[0]}) if {given[0]} else {{}}" if given else "extra = {}")
-    w.line(1, "params = {'timestamp': ts, 'cascadeCreate': True, 'additionalData': extra}")
+    request = f"{{'method': 'POST', 'path': {build.path!r}, 'params': params}}"
+    if build.first_field is None:
+        _emit_params(w, 1, fields, local, None)
+        w.line(1, f"return [{request}]")
+        return
+    w.line(1, "requests = []")
+    w.line(1, "for first in firsts:")
+    _emit_params(w, 2, [f for f in fields if f[0] != build.first_field], local, "first")
+    w.line(2, f"requests.append({request})")
+    w.line(1, "return requests")
+
+
+def _emit_params(w: _Writer, depth: int, fields, local, first: str | None) -> None:
+    """params: timestamp, cascadeCreate, additionalData, the first parameters, then the rest
+    in field order; then the IDs checked."""
+    w.line(depth, "params = {'timestamp': ts, 'cascadeCreate': True, 'additionalData': extra}")
+    if first is not None:
+        w.line(depth, f"if {first}:")
+        w.line(depth + 1, f"params.update({first})")
     for name, var, required in fields:
         if name in SKIP_IN_BODY:
             continue
         if required:
-            w.line(1, f"params[{name!r}] = {var}")
+            w.line(depth, f"params[{name!r}] = {var}")
         else:
-            w.line(1, f"if {var} is not None:")
-            w.line(2, f"params[{name!r}] = {var}")
+            w.line(depth, f"if {var} is not None:")
+            w.line(depth + 1, f"params[{name!r}] = {var}")
     for name in ("userId", "itemId", "sessionId"):
-        if name in local:
+        if name in local and first is None:
             var, required = local[name]
             guard = "" if required else f"{var} is not None and "
-            w.line(1, f"if {guard}not _id_ok({var}):")
-            w.line(2, f"check_id({name!r}, {var})")
-    w.line(1, f"return [{{'method': 'POST', 'path': {build.path!r}, 'params': params}}]")
+            w.line(depth, f"if {guard}not _id_ok({var}):")
+            w.line(depth + 1, f"check_id({name!r}, {var})")
+        elif first is not None:   # the first parameters may bring an itemId
+            w.line(depth, f"if {name!r} in params and not _id_ok(params[{name!r}]):")
+            w.line(depth + 1, f"check_id({name!r}, params[{name!r}])")

@@ -8,7 +8,7 @@ import json
 from types import SimpleNamespace
 
 import orjson
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from helpers import DATA, SAMPLES, load_json
 from recombee_cli.config import MappingSpec, compile_mapping
@@ -136,6 +136,18 @@ _CUSTOM = [
         "itemId": {"@path": "$.properties.item.id"},
         "duration": {"@path": "$.properties.price"},
     }),
+    ("addPurchase", {   # no timestamp mapped: the event's own clock fields, unless nothing is sent
+        "userId": {"@path": "$.userId"},
+        "items": {"@arrayPath": ["$.properties.lines", {"itemId": {"@path": "$.id"}, "amount": {"@path": "$.b"},
+                                                        "price": {"@path": "$.x"}, "profit": 1}]},
+    }),
+    ("setViewPortionFromWatchTime", {
+        "userId": {"@path": "$.userId"},
+        "itemId": {"@path": "$.properties.source"},
+        "portion": {"totalLength": {"@path": "$.properties.price"}, "watchTime": {"@path": "$.properties.rating"}},
+        "sessionId": {"@path": "$.properties.session"},
+        "timestamp": {"@path": "$.properties.when"},
+    }),
 ]
 
 _SCALAR = st.one_of(
@@ -158,8 +170,9 @@ def _merge(*parts):
     return out
 
 
-_PROPERTIES = st.builds(_merge, *[_maybe(k, _VALUE) for k in
-                                  ("item", "rating", "when", "source", "a", "items", "session", "price")])
+_LINES = st.lists(st.dictionaries(st.sampled_from(["id", "b", "x"]), _SCALAR, max_size=3), max_size=3)
+_PROPERTIES = st.builds(_merge, _maybe("lines", _LINES), *[_maybe(k, _VALUE) for k in
+                                  ("item", "rating", "when", "source", "a", "items", "session", "price", "lines")])
 _EVENTS = st.builds(
     _merge,
     _maybe("userId", _VALUE), _maybe("timestamp", _SCALAR), _maybe("originalTimestamp", _SCALAR),
@@ -173,6 +186,8 @@ _CUSTOM_MAPPINGS = [compile_mapping(MappingSpec(f"custom {i}", 'type = "track"',
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_EVENTS)
+@example({"type": "track", "event": "Anything", "userId": "u1", "properties": {"lines": []}})  # no clock, nothing to send
+@example({"type": "track", "event": "Anything", "userId": "u1", "properties": {"price": 0, "rating": 1}})
 def test_custom_mappings_agree_with_the_interpreter_on_any_event_shape(event):
     for mapping in _CUSTOM_MAPPINGS:
         assert _outcome(mapping.run, event) == _outcome(_reference(mapping), event), mapping.spec.fields
@@ -182,7 +197,8 @@ def test_custom_mappings_produce_requests_for_a_well_formed_event():
     """So that the property test above compares requests, not only errors."""
     event = {"type": "track", "event": "Anything", "userId": "u1", "timestamp": "2024-03-01T12:00:00.000Z",
              "originalTimestamp": "2024-03-01T11:59:59.500Z",
-             "properties": {"item": {"id": "p1"}, "rating": 0.5, "source": "Web", "items": ["u2"],
+             "properties": {"item": {"id": "p1"}, "rating": 0.5, "source": "Web", "session": "s-1",
+                            "items": ["u2"], "lines": [{"id": "u2", "b": 2, "x": 1.5}, {"id": "u3"}],
                             "when": "2024-03-01T12:00:01.000Z", "a": {"b": "x"}, "price": 2}}
     for mapping in _CUSTOM_MAPPINGS:
         kind, requests = _outcome(mapping.run, event)
