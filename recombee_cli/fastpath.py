@@ -25,6 +25,7 @@ from .mappingkit import _compile, _compile_path, _copy, _has_directive, is_direc
 from .timestamps import _fast_canonical, first_epoch_seconds, to_epoch_seconds
 
 _SCALARS = (str, int, float, bool, type(None))
+_VALID_IDS: set[str] = set()   # IDs that passed actions.ID_PATTERN (shared by every mapping)
 
 
 class _Writer:
@@ -38,6 +39,7 @@ class _Writer:
             "fast_timestamp": _fast_canonical,
             "first_epoch_seconds": first_epoch_seconds, "FALLBACK": FALLBACK_TIMESTAMPS,
             "NO_TIMESTAMP": NO_TIMESTAMP, "_id_ok": _id_ok, "check_id": check_id,
+            "VALID_IDS": _VALID_IDS, "VALID_IDS_LIMIT": 1 << 18,
         }
         self._temps = 0
 
@@ -247,8 +249,13 @@ def _emit_params(w: _Writer, depth: int, fields, local, first: str | None) -> No
         if name in local and first is None:
             var, required = local[name]
             guard = "" if required else f"{var} is not None and "
-            w.line(depth, f"if {guard}not _id_ok({var}):")
-            w.line(depth + 1, f"check_id({name!r}, {var})")
         elif first is not None:   # the first parameters may bring an itemId
-            w.line(depth, f"if {name!r} in params and not _id_ok(params[{name!r}]):")
-            w.line(depth + 1, f"check_id({name!r}, params[{name!r}])")
+            var, guard = f"params[{name!r}]", f"{name!r} in params and "
+        else:
+            continue
+        # IDs repeat (users, products): a set of those seen valid saves the regular expression
+        w.line(depth, f"if {guard}{var} not in VALID_IDS:")
+        w.line(depth + 1, f"if not _id_ok({var}):")
+        w.line(depth + 2, f"check_id({name!r}, {var})")
+        w.line(depth + 1, "if len(VALID_IDS) < VALID_IDS_LIMIT:")
+        w.line(depth + 2, f"VALID_IDS.add({var})")
