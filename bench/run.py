@@ -562,7 +562,8 @@ class Bench:
                      "replay -> emulator (fast), one option changed")
         settings = [("default (--concurrency 4 --batch-size 1000)", ())] + \
             [(f"--concurrency {c}", ("--concurrency", str(c))) for c in (1, 8)] + \
-            [(f"--batch-size {b}", ("--batch-size", str(b))) for b in (100, 5000)]
+            [(f"--batch-size {b}", ("--batch-size", str(b))) for b in (100, 5000)] + \
+            [("--workers 2", ("--workers", "2"))]
         with Emulator(DATABASE, TOKEN, fast=True) as emu:
             base = None
             for label, extra in settings:
