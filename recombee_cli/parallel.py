@@ -1,13 +1,12 @@
-"""Translate stage, by chunks of lines: in this process, or on several cores in worker processes
+"""Translate stage, by blocks of lines: in this process, or on several cores in worker processes
 that decode and translate while the main process reads, keeps the order, and does the accounting
 and the sending exactly as in one process.
 
 Workers are forked after the translator is compiled, so they inherit it (closures cannot be
-pickled). A chunk of lines goes out as one bytes blob and comes back as a summary (counts, the
-invalid events, where each event's requests are) plus the requests already serialised; the main
-process then does per chunk what it would do per event. At most `2 * workers + 2` chunks are in
-flight, so memory stays flat. `--dedupe` needs every event in input order, so it runs in one
-process.
+pickled). A block goes out as the bytes read and comes back as a summary (counts, the invalid
+events, where each event's requests are) plus the requests already serialised in one blob; the
+main process then does per block what it would do per event. One block is in flight per worker,
+so memory stays flat. `--dedupe` needs every event in input order, so it runs in one process.
 """
 
 from __future__ import annotations
@@ -41,8 +40,9 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
 
     The summary carries counts, not events, so that the accounting per chunk stays small: the
     invalid events (line, index, reason, mapping), where each event's requests are (line, index,
-    first, end, errors), and, when sending, each request's users (for the sender's ordering).
-    Requests are serialised here, once: the printer and the sender use bytes.
+    first, end as four numbers per event in one array; mapping errors by event position), and,
+    when sending, each request's users (for the sender's ordering). Requests are serialised
+    here, once: the printer and the sender use bytes.
 
     This is the hot loop of a replay: it does per event what `Translator.translate` does, with
     the plan cached per (event, type) and the counts kept per mapping position."""
@@ -123,7 +123,8 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
             events.extend((number, index, first, len(bodies)))
     stats = {names[p]: entry for p, entry in enumerate(counts) if entry[0]}
     summary = {"n": n, "blank": blank, "filtered": filtered, "unmatched": unmatched, "stats": stats,
-               "mapping_errors": mapping_errors, "invalid": invalid, "events": events, "event_errors": event_errors, "routes": routes}
+               "mapping_errors": mapping_errors, "invalid": invalid, "events": events,
+               "event_errors": event_errors, "routes": routes}
     return summary, bodies
 
 

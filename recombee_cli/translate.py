@@ -42,7 +42,7 @@ _MISSING = object()
 
 # A step of a plan: (mapping position, its trigger or None when the key already decided it, the
 # mapping's compiled function).
-Plan = tuple[tuple[int, "Callable[[dict], bool] | None", "Callable[[dict], list[dict]]"], ...]
+Plan = tuple[tuple[int, Callable[[dict], bool] | None, Callable[[dict], list[dict]]], ...]
 
 
 class Translator:
@@ -60,7 +60,6 @@ class Translator:
             table = self._by_event if hint[0] == "event" else self._by_type
             for value in hint[1]:
                 table.setdefault(value, []).append(position)
-        self._cache: dict[tuple, tuple[CompiledMapping, ...]] = {}
         self._plans: dict[tuple, Plan] = {}
         self._key_only = [key_only(m.trigger.ast) for m in mappings]
 
@@ -72,25 +71,15 @@ class Translator:
             positions.update(self._by_type.get(kind, ()))
         return sorted(positions)
 
-    def candidates(self, event: dict) -> tuple[CompiledMapping, ...]:
-        name = event.get("event")
-        kind = event.get("type")
-        key = (name if type(name) is str else None, kind if type(kind) is str else None)
-        found = self._cache.get(key)
-        if found is None:
-            found = tuple(self.mappings[p] for p in self._positions(*key))
-            if len(self._cache) < _CACHE_LIMIT:
-                self._cache[key] = found
-        return found
-
     def plan(self, event: dict) -> Plan:
         """The mappings to run for an event, as a plan cached per (event, type). Triggers that
         read nothing but `event` and `type` are decided once per key, not per event."""
         name = event.get("event", _MISSING)
         kind = event.get("type", _MISSING)
         if not ((type(name) is str or name is _MISSING) and (type(kind) is str or kind is _MISSING)):
-            return tuple((p, m.trigger.matches, m.run) for m in self.candidates(event)
-                         for p in (self.mappings.index(m),))
+            # a null, number, list... as event or type: no cache, every candidate's trigger asked
+            return tuple((p, self.mappings[p].trigger.matches, self.mappings[p].run)
+                         for p in self._positions(name, kind))
         key = (name, kind)
         plan = self._plans.get(key)
         if plan is None:
