@@ -130,7 +130,11 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
 
 def _serve(conn, inherited: list) -> None:
     """A worker: blocks in, (summary, requests blob) out, until the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    # Ctrl-C and SIGTERM reach the whole process group: they are the parent's to handle (it saves
+    # what was acknowledged and closes our pipe, which ends us); a worker killed first would look
+    # like a crash.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for other in inherited:   # the parent's ends (ours and earlier workers'): they would keep pipes open
         other.close()
     while True:
