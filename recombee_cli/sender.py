@@ -294,6 +294,26 @@ class RecombeeSender:
                 del self._pending[id(ticket)]
                 self._done.append(ticket)
 
+    def _answer_all(self, answers: list[tuple[_Item, int, str | None]]) -> None:
+        """_answer for a whole Batch's answers, taking the lock once (it was per request)."""
+        left: dict[int, list] = {}
+        for item, code, message in answers:
+            ticket = item.ticket
+            ticket.codes[item.index] = code      # each index has one writer: its lane
+            ticket.messages[item.index] = message
+            counted = left.get(id(ticket))
+            if counted is None:
+                left[id(ticket)] = [ticket, 1]
+            else:
+                counted[1] += 1
+        with self._lock:
+            for key, (ticket, answered) in left.items():
+                entry = self._pending[key]
+                entry[1] -= answered
+                if not entry[1]:
+                    del self._pending[key]
+                    self._done.append(ticket)
+
     def deliver(self, batch: list[_Item]) -> None:
         """Send one lane's batch until every request has a final answer (or give up)."""
         todo = batch
@@ -327,9 +347,10 @@ class RecombeeSender:
             retry: list[_Item] = []
             blocked_users: set[str] = set()
             retry_after = None
+            answers: list[tuple[_Item, int, str | None]] = []
             for item, result in zip(todo, results):
-                code = result.get("code", 500) if isinstance(result, dict) else 500
-                if code == 429 or code >= 500 or blocked_users.intersection(item.users):
+                code = result.get("code", 500) if type(result) is dict else 500
+                if code == 429 or code >= 500 or (blocked_users and not blocked_users.isdisjoint(item.users)):
                     # A failed request, or a later request of a user whose earlier one failed:
                     # both go again, in their order, so the user's history stays in order.
                     retry.append(item)
@@ -339,7 +360,8 @@ class RecombeeSender:
                 if code not in (200, 201, 409):
                     body = result.get("json") if isinstance(result, dict) else None
                     message = str(body.get("error", body)) if isinstance(body, dict) else str(body)
-                self._answer(item, classify(item.lenient, code), message)
+                answers.append((item, classify(item.lenient, code), message))
+            self._answer_all(answers)
             if retry:
                 if attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total:
                     for item in retry:
