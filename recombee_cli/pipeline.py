@@ -246,7 +246,8 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                 checkpoints.answered(ticket.line.source, ticket.line.offset)
 
     def chunks(source: Source, start: int) -> Iterator[Block]:
-        for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress):
+        for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress,
+                                 split=pool is None):
             if block.errors:   # unreadable stretches: counted here, never translated
                 for position, reason in block.errors.items():
                     report.lines += 1

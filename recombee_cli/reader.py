@@ -213,6 +213,7 @@ class Block:
         self.offset = offset       # byte offset where the first line starts
         self.data = data           # the lines joined by "\n" as read (None: see `lines`)
         self._lines = lines        # each line without its newline; b"" where it is unreadable
+        # counting newlines is a pass over the bytes of its own: skipped where they are cut anyway
         self.count = len(lines) if lines is not None else data.count(b"\n") + 1
         self.errors = errors       # {position: why that line is unreadable}, or None
         self._lengths = lengths    # {position: real length} where the data is not the whole line
@@ -291,13 +292,16 @@ def _starting_at(block: Block, start_offset: int) -> Block | None:
 
 
 def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-                start_offset: int = 0, progress: ReadProgress | None = None) -> Iterator[Block]:
+                start_offset: int = 0, progress: ReadProgress | None = None,
+                split: bool = True) -> Iterator[Block]:
     """Yield a source's physical lines in blocks of one read (about CHUNK_SIZE bytes each).
 
     A line longer than `max_line_bytes` is not buffered: it becomes an error entry. A read error
     (truncated gzip, corrupt zstd...) ends the source with an error entry, so the caller can count
     and report it; the run goes on with the next source. Lines that start before `start_offset`
-    (an already acknowledged prefix) are left out.
+    (an already acknowledged prefix) are left out. With `split`, blocks come already cut into
+    lines (what this process will do next anyway); without, they keep the bytes as read and only
+    count their lines (for another process to cut).
     """
     name = source.name
     try:
@@ -356,7 +360,8 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                               lengths={0: skipping + first})
                 skipping = 0
             else:
-                block = Block(name, number, offset, data=b"".join((pending, head)))
+                data = b"".join((pending, head))
+                block = Block(name, number, offset, data=data, lines=data.split(b"\n") if split else None)
             if len(head) + len(pending) > max_line_bytes:
                 block.mark_too_long(max_line_bytes, too_long)
             number += block.count
@@ -373,11 +378,12 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 
 
 def read_lines(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-               start_offset: int = 0, progress: ReadProgress | None = None) -> Iterator[Line]:
+               start_offset: int = 0, progress: ReadProgress | None = None,
+               split: bool = True) -> Iterator[Line]:
     """Yield the non-blank lines of a source, with 1-based line numbers and byte offsets, and one
     `Line` carrying `error` for each unreadable stretch (see read_blocks)."""
     for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start_offset,
-                             progress=progress):
+                             progress=progress, split=split):
         errors = block.errors or {}
         for position, data in enumerate(block.lines):
             if position in errors or (data and not data.isspace()):

@@ -173,11 +173,12 @@ def _reference_lines(data: bytes, max_line_bytes: int, start_offset: int):
                           st.text(alphabet='{}"ab:1 \r\t', max_size=30).map(lambda t: t.encode())),
                 max_size=40),
        st.sampled_from([1, 5, 16, 4096]), st.sampled_from([3, 8, 25, 1 << 20]), st.integers(0, 300),
-       st.booleans())
-@example([b"abcdefghijkl", b"xy", b"z"], 5, 3, 0, True)      # an over-long line ends inside a read
-@example([b"a", b"b" * 30, b"c", b"d"], 16, 8, 3, False)       # ...and resuming past it
+       st.booleans(), st.booleans())
+@example([b"abcdefghijkl", b"xy", b"z"], 5, 3, 0, True, True)      # an over-long line ends inside a read
+@example([b"a", b"b" * 30, b"c", b"d"], 16, 8, 3, False, False)      # ...and resuming past it
 def test_line_numbers_offsets_and_overlong_lines_whatever_the_reads(parts, chunk, max_line_bytes, start,
-                                                                    final_newline):
+                                                                    final_newline, split):
+    """`split`: blocks cut into lines as read (one process), or kept as bytes (for --workers)."""
     import recombee_cli.reader as reader
 
     data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
@@ -186,7 +187,7 @@ def test_line_numbers_offsets_and_overlong_lines_whatever_the_reads(parts, chunk
     old = reader.CHUNK_SIZE
     reader.CHUNK_SIZE = chunk
     try:
-        lines = list(read_lines(_source(data), max_line_bytes=max_line_bytes, start_offset=start))
+        lines = list(read_lines(_source(data), max_line_bytes=max_line_bytes, start_offset=start, split=split))
     finally:
         reader.CHUNK_SIZE = old
     got = [(l.number, l.offset, l.data, l.error is not None) for l in lines]
