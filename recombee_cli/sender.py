@@ -3,11 +3,13 @@
 Order: every request is routed to a *lane* by its user (hash of userId). A lane sends one Batch at
 a time, in input order, so one user's requests take effect in input order while `concurrency`
 lanes work in parallel. A merge touches two users: it is *held*, with every later request of
-either user, in one ordered queue. When that queue holds a Batch's worth, or a few Batches per
-lane have gone past it, or it has waited HOLD_SECONDS, or at the end, a *barrier* lets every lane
-finish what it was given — everything that came before — and sends the held requests in input
-order; then those users flow through the lanes again. Barriers come every few Batches per lane at
-most, so Batches stay full, and a crash re-sends at most about that much.
+either user, in an ordered *group*. When the group holds a Batch's worth, or a few Batches per lane
+have gone past it, or it has waited HOLD_SECONDS, or at the end, it is closed: it notes how far
+each lane had been given requests, and the *barrier* thread sends it, in input order, once every
+lane has answered that far — everything that came before it. Meanwhile reading and the lanes go
+on with everyone else (only the held users wait), so a merge costs no pause; then those users
+flow through the lanes again. Groups close every few Batches per lane at most, so Batches stay
+full, and a crash re-sends at most about that much.
 
 Retries: a whole call that fails (connection, timeout, 429, 5xx) is sent again, re-signed, with
 exponential backoff and jitter. A request that fails with 429/5xx inside an answered Batch is sent
@@ -15,7 +17,8 @@ again *together with every later request of the same user in that Batch*, so tha
 requests still take effect in input order (an add retried after its delete would revive it).
 Re-sent adds answer 409 and re-sent deletes 404; both count as `duplicate` (already applied).
 
-Memory stays flat: each lane holds at most `2 * batch_size` requests; `submit` waits when full.
+Memory stays flat: each lane holds at most `2 * batch_size` requests, and at most
+MAX_CLOSED_GROUPS groups of at most a Batch each wait for the barrier; `submit` waits when full.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ DEFAULT_BATCH_SIZE = 1000
 LINGER_SECONDS = 0.5        # a partly filled batch waits this long for more requests
 HOLD_SECONDS = 2.0          # merges wait at most this long for a barrier...
 BATCHES_PER_BARRIER = 4     # ...or until this many Batches per lane have gone past them
+MAX_CLOSED_GROUPS = 2       # closed groups waiting for the barrier thread before submit waits
 _FAILED_BATCHES_TO_ABORT = 3
 
 
@@ -61,7 +65,13 @@ class _Lane:
         self.sender = sender
         self.number = number
         self.queue: deque[_Item] = deque()
-        self.busy = False
+        # Counts since the start, in this lane's order: requests given to it, taken into a Batch,
+        # and answered (their Batch finished). A closed group waits until `done` reaches the
+        # `given` it noted; `flush_to` makes the lane send a short Batch to get there sooner.
+        self.given = 0
+        self.taken = 0
+        self.done = 0
+        self.flush_to = 0
         self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._work, name=f"recombee-lane-{number}", daemon=True)
 
@@ -82,15 +92,20 @@ class _Lane:
                     self.cond.notify_all()
                     self.cond.wait(0.1)
                     continue
-                end = len(items) if sender.stopping else start + room
+                end = len(items) if sender.stopping else min(len(items), start + room)
                 queue.extend(items[start:end])
+                self.given += end - start
                 start = end
             if len(queue) >= sender.batch_size:
                 self.cond.notify_all()
 
-    def idle(self) -> bool:
+    def need_up_to(self, given: int) -> None:
+        """A closed group waits for this lane to answer its first `given` requests."""
         with self.cond:
-            return not self.queue and not self.busy
+            if given > self.flush_to:
+                self.flush_to = given
+                if self.taken < given:
+                    self.cond.notify_all()
 
     def _take(self) -> list[_Item] | None:
         """Wait for a batch worth sending; None when the sender is closing and the lane is empty."""
@@ -102,10 +117,10 @@ class _Lane:
                 if self.queue:
                     full = len(self.queue) >= sender.batch_size
                     lingered = time.monotonic() - self.queue[0].enqueued >= LINGER_SECONDS
-                    if full or lingered or sender.flushing or sender.closing:
+                    if full or lingered or self.taken < self.flush_to or sender.closing:
                         n = min(len(self.queue), sender.batch_size)
                         batch = [self.queue.popleft() for _ in range(n)]
-                        self.busy = True
+                        self.taken += n
                         self.cond.notify_all()
                         return batch
                     self.cond.wait(LINGER_SECONDS / 5)
@@ -124,8 +139,9 @@ class _Lane:
                     self.sender.deliver(batch)
                 finally:
                     with self.cond:
-                        self.busy = False
+                        self.done += len(batch)
                         self.cond.notify_all()
+                    self.sender.lane_progressed()
         except BaseException as exc:   # noqa: BLE001 - handed to the main thread, never lost
             self.sender.fail(exc)
 
@@ -150,16 +166,23 @@ class RecombeeSender:
         self._failed_in_a_row = 0
         self.stopping = False
         self.closing = False
-        self.flushing = False                  # lanes send partial batches at once (a barrier)
-        self._held: set[str] = set()           # users whose requests wait for the next barrier
-        self._barrier: list[_Item] = []        # merges and held users' requests, in input order
-        self._barrier_since = 0.0
-        self._passed_since = 0                 # requests sent to lanes since the oldest held one
+        # Merges: the open group collects merges and held users' requests in input order (the
+        # main thread's alone); closed groups wait, oldest first, for the barrier thread.
+        self._group: list[_Item] = []
+        self._group_users: set[str] = set()
+        self._group_since = 0.0
+        self._passed_since = 0                 # requests sent to lanes since the group opened
+        self._closed: deque[tuple[list[_Item], set[str], list[int]]] = deque()  # (items, users, given)
+        self._held: set[str] = set()           # users of the open and the closed groups
+        self._route_lock = threading.Lock()    # _held and _closed: the main and the barrier thread
+        self._barrier_cond = threading.Condition()   # a group closed, a lane answered a Batch
         self.stats = {"batches": 0, "retries": 0, "requests_retried": 0, "barriers": 0}
         self.lanes = [_Lane(self, n) for n in range(concurrency)]
         self.lane_count = concurrency
+        self._barrier_thread = threading.Thread(target=self._barrier_work, name="recombee-barrier", daemon=True)
         for lane in self.lanes:
             lane.thread.start()
+        self._barrier_thread.start()
 
     # -- the Sink interface --------------------------------------------------------------------
     def submit(self, ticket: Ticket) -> None:
@@ -171,90 +194,125 @@ class RecombeeSender:
             self._pending[id(ticket)] = [ticket, n]
         lanes = self.lanes
         per_lane: list[list[_Item]] = [[] for _ in lanes]
-        held = self._held
+        group = self._group
         routes = ticket.routes
         now = time.monotonic()
-        for index, request in enumerate(ticket.requests):
-            if routes is None:
-                users = request_users(request)
-                lenient = lenient_404(request)
-                body = orjson.dumps(request, default=orjson_default)
-            else:   # already serialised and routed by the translate stage
-                users, lenient = routes[index]
-                body = request
-            item = _Item(ticket, index, body, users, lenient, now)
-            if len(users) > 1 or (held and not held.isdisjoint(users)):
-                # A merge, or a later request of a user a pending merge touches: in order, at the
-                # next barrier, after everything sent before it.
-                if not self._barrier:
-                    self._barrier_since = time.monotonic()
-                    self._passed_since = 0
-                self._barrier.append(item)
-                held.update(users)
-            else:
-                per_lane[self._lane_of(users[0]) if users else 0].append(item)
-                self._passed_since += 1
+        with self._route_lock:   # the barrier thread releases users from _held
+            held = self._held
+            for index, request in enumerate(ticket.requests):
+                if routes is None:
+                    users = request_users(request)
+                    lenient = lenient_404(request)
+                    body = orjson.dumps(request, default=orjson_default)
+                else:   # already serialised and routed by the translate stage
+                    users, lenient = routes[index]
+                    body = request
+                item = _Item(ticket, index, body, users, lenient, now)
+                if len(users) > 1 or (held and not held.isdisjoint(users)):
+                    # A merge, or a later request of a user a waiting merge touches: in order, in
+                    # the group, after everything given to the lanes before the group closes.
+                    if not group:
+                        self._group_since = now
+                        self._passed_since = 0
+                    group.append(item)
+                    held.update(users)
+                    self._group_users.update(users)
+                else:
+                    per_lane[self._lane_of(users[0]) if users else 0].append(item)
+                    self._passed_since += 1
         for lane, items in zip(lanes, per_lane):
             if items:
                 lane.put(items)
         # A held merge holds back the checkpoint too: do not let more than a few Batches per lane
         # pass it, so that a crash re-sends little.
-        if self._barrier and (len(self._barrier) >= self.batch_size
-                              or self._passed_since >= BATCHES_PER_BARRIER * self.batch_size * self.lane_count):
-            self._run_barrier()
+        if group and (len(group) >= self.batch_size
+                      or self._passed_since >= BATCHES_PER_BARRIER * self.batch_size * self.lane_count):
+            self._close_group()
 
     def poll(self) -> list[Ticket]:
         self._raise_if_failed()
-        if self._barrier and time.monotonic() - self._barrier_since >= HOLD_SECONDS:
-            self._run_barrier()
+        if self._group and time.monotonic() - self._group_since >= HOLD_SECONDS:
+            self._close_group()
         with self._lock:
             done, self._done = self._done, []
         return done
 
     def close(self) -> list[Ticket]:
-        self._run_barrier()
+        self._close_group()
+        with self._barrier_cond:   # the groups go first: lanes send short Batches to get there
+            while self._closed and not self.stopping:
+                self._raise_if_failed()
+                self._barrier_cond.wait(0.2)
         self.closing = True
+        self.lane_progressed()
         for lane in self.lanes:
             with lane.cond:
                 lane.cond.notify_all()
-        for lane in self.lanes:
-            while lane.thread.is_alive():
-                lane.thread.join(0.2)
+        for thread in [*(lane.thread for lane in self.lanes), self._barrier_thread]:
+            while thread.is_alive():
+                thread.join(0.2)
                 if self._error is not None:
                     self.abort()
         self._raise_if_failed()
         self.client.close()
         return self.poll()
 
-    def _run_barrier(self) -> None:
-        """Let every lane finish what it holds, then send the held requests in input order."""
-        if not self._barrier:
+    def _close_group(self) -> None:
+        """Hand the open group to the barrier thread, noting how far each lane has been given
+        requests: it is sent once they are all answered. Waits only while MAX_CLOSED_GROUPS
+        groups are waiting already."""
+        if not self._group:
             return
-        self.flushing = True
-        try:
-            for lane in self.lanes:
-                with lane.cond:
-                    lane.cond.notify_all()
-            while not all(lane.idle() for lane in self.lanes):
+        with self._barrier_cond:
+            while len(self._closed) >= MAX_CLOSED_GROUPS and not self.stopping:
                 self._raise_if_failed()
-                if self.stopping:
-                    return
-                time.sleep(0.002)
-        finally:
-            self.flushing = False
-        held, self._barrier = self._barrier, []
-        self._held = set()
-        self._count("barriers")
-        for start in range(0, len(held), self.batch_size):
-            self.deliver(held[start:start + self.batch_size])
-        self._raise_if_failed()
+                self._barrier_cond.wait(0.2)
+        given = [lane.given for lane in self.lanes]   # `given` changes in this thread only
+        with self._route_lock:
+            self._closed.append((self._group, self._group_users, given))
+            self._group, self._group_users = [], set()
+        for lane, mark in zip(self.lanes, given):
+            lane.need_up_to(mark)
+        self.lane_progressed()
+
+    def lane_progressed(self) -> None:
+        """Wake the barrier thread (and a submit waiting for it): a group, an answer, the end."""
+        with self._barrier_cond:
+            self._barrier_cond.notify_all()
+
+    def _barrier_work(self) -> None:
+        """Send each closed group, oldest first, once every lane has answered what it was given
+        before the group closed; then release its users (unless a later group holds them)."""
+        lanes, cond = self.lanes, self._barrier_cond
+        try:
+            while True:
+                with cond:
+                    while True:
+                        if self.stopping:
+                            return
+                        if self._closed:
+                            items, _, given = self._closed[0]
+                            if all(lane.done >= mark for lane, mark in zip(lanes, given)):
+                                break
+                        elif self.closing:
+                            return
+                        cond.wait(0.2)
+                self._count("barriers")
+                for start in range(0, len(items), self.batch_size):
+                    self.deliver(items[start:start + self.batch_size])
+                with self._route_lock:
+                    self._closed.popleft()
+                    self._held = self._group_users.union(*(users for _, users, _ in self._closed))
+                self.lane_progressed()
+        except BaseException as exc:   # noqa: BLE001 - handed to the main thread, never lost
+            self.fail(exc)
 
     def drain(self) -> list[Ticket]:
         """After an error: stop the lanes and hand back what was answered — finished tickets, and
         tickets partly answered (unanswered requests keep code 0); never raises."""
         self.abort()
-        for lane in self.lanes:
-            lane.thread.join(2.0)
+        for thread in [*(lane.thread for lane in self.lanes), self._barrier_thread]:
+            thread.join(2.0)
         with self._lock:
             done, self._done = self._done, []
             done += [ticket for ticket, left in self._pending.values() if left < len(ticket.codes)]
@@ -267,6 +325,7 @@ class RecombeeSender:
         for lane in self.lanes:
             with lane.cond:
                 lane.cond.notify_all()
+        self.lane_progressed()
 
     # -- internals -----------------------------------------------------------------------------
     def _lane_of(self, user: str) -> int:
