@@ -5,15 +5,17 @@ and the sending exactly as in one process.
 Workers are forked after the translator is compiled, so they inherit it (closures cannot be
 pickled). A block goes out as the bytes read and comes back as a summary (counts, the invalid
 events, where each event's requests are) plus the requests already serialised in one blob; the
-main process then does per block what it would do per event. One block is in flight per worker,
-so memory stays flat. `--dedupe` needs every event in input order, so it runs in one process.
+main process then does per block what it would do per event. Two blocks are in flight per worker
+(one translated, one waiting), so memory stays flat and a worker never waits for the main process. `--dedupe` needs every event in input order, so it runs in one process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import pickle
+import queue
 import signal
+import threading
 from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from .reader import Block
 
 CHUNK_LINES = 2000
+IN_FLIGHT = 2             # blocks handed to each worker before its first result is taken
 
 _translator = None        # set in the parent before forking; inherited by the workers
 _window_filter = None
@@ -175,11 +178,14 @@ class InlineTranslator:
 class TranslatorPool:
     """Forked translator processes, each fed over its own pipe; create it before any thread.
 
-    Blocks go round-robin, one in flight per worker, and come back in the same order. The main
-    process is a single thread that only moves bytes: it sends a worker its next block as soon as
-    it has taken that worker's result, so a worker is never writing while the parent writes to it
-    (no deadlock on full pipes) and waits only for that hand-over. (multiprocessing.Pool's helper
-    threads cost the main process more than the translation it saved.)"""
+    Blocks go round-robin, IN_FLIGHT per worker, and come back in the same order, so a worker
+    always has its next block at hand (with one in flight, workers waited for the main process
+    half of the time when it was sending too). The main process reads results and only moves
+    bytes; a feeder thread per worker writes that worker's blocks, so the main thread never
+    blocks on a full pipe, and a worker writing a result while its next block is being written
+    to it cannot deadlock. (A reading thread in the worker instead fought the translation for
+    the GIL and slowed every hand-over; multiprocessing.Pool's two helper threads cost the main
+    process more than the translation it saved.)"""
 
     def __init__(self, translator, workers: int, *, window_filter: Callable | None = None, lanes: int = 0):
         global _translator, _window_filter, _lanes
@@ -199,26 +205,45 @@ class TranslatorPool:
             theirs.close()
             self._conns.append(ours)
             self._procs.append(process)
+        self._feeds: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in self._conns]
+        self._feeders = [threading.Thread(target=self._feed, args=(conn, feed), daemon=True,
+                                          name=f"recombee-feed-{n}")
+                         for n, (conn, feed) in enumerate(zip(self._conns, self._feeds))]
+        for feeder in self._feeders:   # threads only now: the workers are forked
+            feeder.start()
+
+    @staticmethod
+    def _feed(conn, feed: queue.SimpleQueue) -> None:
+        """Write a worker's blocks in turn; a worker that died shows when its result is read."""
+        while True:
+            blob = feed.get()
+            if blob is None:
+                return
+            try:
+                conn.send_bytes(blob)
+            except (OSError, ValueError):   # died, or the pool closed its end
+                return
 
     def map_ordered(self, blocks: Iterator[Block]) -> Iterator[tuple[Block, dict, bytes]]:
         """Translate blocks; yield (block, summary, the requests joined by newlines) in order.
         The main process does no per-line work: a block goes out as the bytes read, its requests
         come back as one blob."""
-        conns = self._conns
+        conns, feeds = self._conns, self._feeds
         in_flight: deque = deque()   # (block, worker index), in input order
         blocks = iter(blocks)
-        for index, conn in enumerate(conns):
-            block = next(blocks, None)
-            if block is None:
-                break
-            conn.send_bytes(block.raw())
-            in_flight.append((block, index))
+        for _ in range(IN_FLIGHT):
+            for index, feed in enumerate(feeds):
+                block = next(blocks, None)
+                if block is None:
+                    break
+                feed.put(block.raw())
+                in_flight.append((block, index))
         while in_flight:
             block, index = in_flight.popleft()
             summary, bodies = self._receive(conns[index])
             following = next(blocks, None)
             if following is not None:   # first keep the worker busy, then do our part
-                conns[index].send_bytes(following.raw())
+                feeds[index].put(following.raw())
                 in_flight.append((following, index))
             yield block, summary, bodies
 
@@ -235,6 +260,10 @@ class TranslatorPool:
         return summary, bodies
 
     def close(self) -> None:
+        for feed in self._feeds:
+            feed.put(None)
+        for feeder in self._feeders:   # idle ones end at once; one stuck writing ends with its worker
+            feeder.join(timeout=0.2)
         for conn in self._conns:
             conn.close()
         for process in self._procs:

@@ -256,8 +256,11 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
             if block.count <= chunk_lines:
                 yield block
                 continue
-            for begin in range(0, block.count, chunk_lines):
-                yield block.slice(begin, begin + chunk_lines)
+            # Equal parts, not chunk_lines and a remainder: workers take chunks in turn, and
+            # 1000 + 400 lines per block gave one worker every long part.
+            step = -(-block.count // -(-block.count // chunk_lines))
+            for begin in range(0, block.count, step):
+                yield block.slice(begin, begin + step)
 
     def account(source: Source, block: Block, summary: dict, bodies: list[bytes]) -> None:
         report.lines += block.count - summary["blank"]
