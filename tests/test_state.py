@@ -101,18 +101,39 @@ def _store_after_uninterrupted(files) -> dict:
         return emu.snapshot()
 
 
+def _saved_progress(state) -> tuple:
+    """What the state file says is acknowledged, read as another process would (WAL allows it)."""
+    import sqlite3
+
+    if not state.exists():
+        return ()
+    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+    try:
+        return tuple(db.execute("SELECT path, offset, done FROM files WHERE offset > 0 OR done ORDER BY path"))
+    except sqlite3.OperationalError:   # not created yet
+        return ()
+    finally:
+        db.close()
+
+
 def test_killed_replays_resume_to_the_same_store(tmp_path):
     files = _archive(tmp_path / "in", 4, 2000, seed=4)
     expected = _store_after_uninterrupted(files)
     rng = random.Random(99)
     state = tmp_path / "state.sqlite"
     report = tmp_path / "final.json"
-    with Emulator(DB, TOKEN, latency=150) as emu:   # slow enough to be killed halfway (~5 s a run)
+    with Emulator(DB, TOKEN, latency=150) as emu:   # slow enough to be killed halfway (~4 s a run)
         args = _replay_args(emu, state, *files)
         kills = 0
         for _ in range(3):                           # bounded: 3 kills, then run to completion
+            before = _saved_progress(state)
             proc = _start(args)
-            time.sleep(rng.uniform(1.5, 3.5))
+            deadline = time.monotonic() + 30
+            # Killed at a random moment after this run saved a checkpoint: a kill at a fixed
+            # time landed before the first one when the machine was slow (or the run fast).
+            while proc.poll() is None and _saved_progress(state) == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0, 0.6))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
