@@ -17,7 +17,7 @@ from . import __version__
 from .config import Config, compile_config, load_config, load_segment_subscriptions, trigger_warnings
 from .errors import (AuthenticationError, ConfigError, InputError, RecombeeCliError,
                      ServiceError, WorkerError)
-from .pipeline import Recorder, RunReport, run
+from .pipeline import Recorder, RunReport, collector_for_streaming, run
 from .presets import PRESETS
 from .reader import DEFAULT_MAX_LINE_BYTES, expand_inputs, read_lines
 from .rejects import RejectsWriter
@@ -315,7 +315,7 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
     recorder = Recorder(report, rejects)
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        with observer:
+        with observer, collector_for_streaming():
             run(sources, translator, sink, observer=observer, recorder=recorder, window_filter=window_filter,
                 dedupe=deduplicator, max_line_bytes=max_line_bytes, checkpoints=checkpoints, pool=pool,
                 chunk_lines=CHUNK_LINES if dry_run else max(50, min(CHUNK_LINES, sink.batch_size)))

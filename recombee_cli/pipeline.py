@@ -6,8 +6,10 @@ and the counts add up to the events read (a test checks it).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
@@ -213,6 +215,30 @@ class Recorder:
 
 
 EventFilter = Callable[[dict], "str | None"]
+
+STREAMING_GC_THRESHOLD = 100_000
+
+
+@contextmanager
+def collector_for_streaming() -> Iterator[None]:
+    """Tune the cyclic garbage collector for a long replay (the command line's, not the library's:
+    it is process-wide). A replay makes no reference cycles worth collecting, but while sending
+    it keeps thousands of requests alive in lanes, which the default thresholds walked through
+    hundreds of times: 0.6 s of a 4.8 s run (200k events). Objects made before the run (config,
+    compiled mappings, modules) are frozen out of the collector's walks, and it runs after
+    100,000 net allocations instead of 700; about 60 collections per 200k events instead of 800."""
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(STREAMING_GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        if not frozen:   # unfreezing is all or nothing: leave a caller's own freeze alone
+            gc.unfreeze()
+
+
 
 
 def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,

@@ -38,6 +38,16 @@ def test_dry_run_on_the_samples_prints_batch_request_objects():
     assert "{" not in result.stderr.split("outcome")[0]                # no data on stderr
 
 
+def test_a_replay_leaves_the_garbage_collector_as_it_found_it():
+    """The replay tunes Python's collector for streaming; whoever runs the command in-process
+    (tests, other Python programs) gets the settings back."""
+    import gc
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    assert invoke(["replay", "--dry-run", str(SAMPLES)]).exit_code == 1
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
 def test_dry_run_from_stdin_and_gzip_give_the_same_requests(tmp_path):
     lines = (SAMPLES / "hand-written.ndjson").read_bytes()
     plain = invoke(["replay", "--dry-run", "-"], input=lines)
