@@ -167,9 +167,13 @@ class InlineTranslator:
         self._translator = translator
 
     def map_ordered(self, blocks):
+        """Like the pool's: the requests come joined in one blob. orjson (3.12 and later) returns
+        each request in a buffer of at least 4 KB, never trimmed; a sender keeps thousands of
+        them waiting in lanes (~170 MB of 250 MB peak RSS). Joined, then cut by the sink where
+        it needs them one by one, each is its own size."""
         for block in blocks:
             summary, bodies = translate_lines(block.lines, self._translator, **self._args)
-            yield block, summary, bodies
+            yield block, summary, b"\n".join(bodies) if bodies else b""
 
     def close(self) -> None:
         pass

@@ -288,7 +288,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
             for begin in range(0, block.count, step):
                 yield block.slice(begin, begin + step)
 
-    def account(source: Source, block: Block, summary: dict, bodies: list[bytes]) -> None:
+    def account(source: Source, block: Block, summary: dict, bodies: bytes) -> None:
         report.lines += block.count - summary["blank"]
         report.events += summary["n"]
         outcomes["filtered"] += summary["filtered"]
@@ -302,11 +302,9 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
             _bounded_add(stats[name].invalid, reason)
         for number, index, reason, mapping in summary["invalid"]:
             recorder.invalid_in(block, number, reason, mapping, index)
-        if bodies:
-            # bodies: a list of serialised requests, or from workers the same joined in one blob
-            ticket = Ticket(Line(source.name, block.number, block.offset, b""), None,
-                            bodies if type(bodies) is list else None, None, 0, summary["routes"] or None,
-                            blob=bodies if type(bodies) is bytes else None)
+        if bodies:   # the serialised requests, joined by newlines
+            ticket = Ticket(Line(source.name, block.number, block.offset, b""), None, None, None, 0,
+                            summary["routes"] or None, blob=bodies)
             ticket.events = summary["events"]
             ticket.event_errors = summary["event_errors"]
             ticket.block = block
