@@ -6,7 +6,8 @@ Workers are forked after the translator is compiled, so they inherit it (closure
 pickled). A block goes out as the bytes read and comes back as a summary (counts, the invalid
 events, where each event's requests are) plus the requests already serialised in one blob; the
 main process then does per block what it would do per event. Two blocks are in flight per worker
-(one translated, one waiting), so memory stays flat and a worker never waits for the main process. `--dedupe` needs every event in input order, so it runs in one process.
+(one translated, one waiting), so memory stays flat and a worker never waits for the main
+process. `--dedupe` needs every event in input order, so it runs in one process.
 """
 
 from __future__ import annotations

@@ -239,8 +239,6 @@ def collector_for_streaming() -> Iterator[None]:
             gc.unfreeze()
 
 
-
-
 def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         rejects: RejectsWriter | None = None, observer: Observer | None = None, dry_run: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,

@@ -18,7 +18,8 @@ requests still take effect in input order (an add retried after its delete would
 Re-sent adds answer 409 and re-sent deletes 404; both count as `duplicate` (already applied).
 
 Memory stays flat: each lane holds at most `2 * batch_size` requests, and at most
-MAX_CLOSED_GROUPS groups of at most a Batch each wait for the barrier; `submit` waits when full.
+MAX_CLOSED_GROUPS groups of about a Batch each wait for the barrier; `submit` waits when either
+is full.
 """
 
 from __future__ import annotations
