@@ -443,9 +443,40 @@ class Bench:
 
     # -- 2. both cores ---------------------------------------------------------------------------
 
+    def parallel_capacity(self, plain: Path, events: int, size: int, n: int) -> float | None:
+        """What N CPU-bound processes get from this machine: the floor loop once, then N copies at
+        once (aggregate events/s), interleaved. Virtual cores are not always whole cores: seen
+        here from 1.15x to ~1.9x for two, which bounds what --workers can show."""
+        one = self.keep("floor-one", Result("floor: orjson, one process (beside the next row)", events, size))
+        many = self.keep("floor-many", Result(f"floor: orjson, {n} processes at once (aggregate)",
+                                              n * events, n * size))
+        cmd = [PYTHON, str(BENCH / "floor.py"), "orjson", str(plain)]
+        for _ in range(self.args.repeat):
+            proc = run_process(cmd, stdout="capture")
+            if proc.returncode != 0:
+                one.error = fail_text(proc, "floor.py")
+                return None
+            one.add(proc)
+            start = time.perf_counter()
+            procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+                     for _ in range(n)]
+            codes = [proc.wait(timeout=TIMEOUT) for proc in procs]
+            if any(codes):
+                many.error = f"floor.py exited {codes}"
+                return None
+            many.add(Proc(time.perf_counter() - start, 0, None, 0, b"", b""))
+        capacity = many.rate / one.rate if many.rate and one.rate else None
+        self.rows.append(Row(one))
+        self.rows.append(Row(many, ratio=f"{capacity:.2f}x" if capacity else ""))
+        return capacity
+
     def workers(self, plain: Path, events: int, size: int) -> None:
         n = self.args.workers
         self.section(f"Both cores: replay --dry-run --workers {n} (plain file)")
+        capacity = self.parallel_capacity(plain, events, size, n)
+        if capacity is not None:
+            self.notes.append(f"parallel capacity: {n} copies of the floor loop at once ran {capacity:.2f}x as "
+                              f"many events/s as one; --workers {n} can at best come near that")
         label = f"replay --dry-run --workers {n}, plain file"
         if not self.workers_available:
             self.rows.append(Row(Result(label), ratio="not available", target=">= 1.6x one process",
