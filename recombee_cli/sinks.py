@@ -20,7 +20,7 @@ class Ticket:
     """One event on its way through a sink, or a chunk of events (`events` set).
 
     `requests` are Batch request objects or the same already serialised as JSON bytes; a chunk
-    from translator workers carries them as one newline-joined `blob`, split only if a sink asks
+    from the translate stage carries them as one newline-joined `blob`, split only if a sink asks
     for the list (the printer writes the blob as it is)."""
 
     __slots__ = ("line", "event", "_requests", "blob", "codes", "messages", "errors", "index", "routes",
@@ -76,20 +76,16 @@ class DryRunPrinter:
     def submit(self, ticket: Ticket) -> None:
         pending = self._pending
         n = ticket.request_count()
-        if ticket.blob is not None and ticket._requests is None:
+        if ticket.blob is not None and ticket._requests is None:   # a chunk, as the pipeline makes
             pending.append(ticket.blob)
             self._flush()   # a whole chunk at once: hold no more than that
-            self._done.append(self._answered(ticket, n))
-            return
-        if ticket.events is not None:   # a chunk: its requests are serialised already
-            pending.extend(ticket.requests)
         else:
             dumps = orjson.dumps
             for request in ticket.requests:
                 pending.append(request if type(request) is bytes else dumps(request, default=orjson_default))
+            if len(pending) >= self._FLUSH_EVERY:
+                self._flush()
         self._done.append(self._answered(ticket, n))
-        if len(pending) >= self._FLUSH_EVERY:
-            self._flush()
 
     def _answered(self, ticket: Ticket, n: int) -> Ticket:
         ticket.codes = [200] * n
