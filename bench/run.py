@@ -446,7 +446,7 @@ class Bench:
     def parallel_capacity(self, plain: Path, events: int, size: int, n: int) -> float | None:
         """What N CPU-bound processes get from this machine: the floor loop once, then N copies at
         once (aggregate events/s), interleaved. Virtual cores are not always whole cores: seen
-        here from 1.15x to ~1.9x for two, which bounds what --workers can show."""
+        here from 1.15x to 1.77x for two, which bounds what --workers can show."""
         one = self.keep("floor-one", Result("floor: orjson, one process (beside the next row)", events, size))
         many = self.keep("floor-many", Result(f"floor: orjson, {n} processes at once (aggregate)",
                                               n * events, n * size))
