@@ -40,6 +40,12 @@ class Source:
     open: Callable[[], BinaryIO] = field(repr=False, compare=False)
     size: int | None = None          # bytes on disk (compressed), for progress; None if unknown
     identity: str | None = None      # path+size+mtime or an object's ETag; None for stdin
+    key: str | None = None           # what the state file knows it by: the resolved absolute path
+                                     # of a local file, the canonical URL of an object (None: name)
+
+    @property
+    def state_key(self) -> str:
+        return self.key or self.name
 
 
 @dataclass(slots=True)   # not frozen: a frozen dataclass is 7x slower to create, once per line
@@ -55,11 +61,15 @@ class Line:
 
 def _local_source(path: str) -> Source:
     st = os.stat(path)
+    # `./F`, `F` and `/abs/F` (and a path through a symlinked folder) are one file to the state,
+    # so a nightly run from another directory does not send it again.
+    real = os.path.realpath(path)
     return Source(
         name=path,
         open=lambda: open(path, "rb"),
         size=st.st_size,
-        identity=f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}",
+        identity=f"{real}|{st.st_size}|{st.st_mtime_ns}",
+        key=real,
     )
 
 
@@ -203,7 +213,8 @@ class Block:
     C) where they are translated, which with --workers is another process. A `Line`, with its byte
     offset, is made only for the few lines someone asks about (invalid events, failures)."""
 
-    __slots__ = ("source", "number", "offset", "count", "data", "errors", "_lines", "_lengths", "_starts")
+    __slots__ = ("source", "number", "offset", "count", "data", "errors", "unreadable", "_lines", "_lengths",
+                 "_starts")
 
     def __init__(self, source: str, number: int, offset: int, *, data: bytes | None = None,
                  lines: list[bytes] | None = None, errors: dict[int, str] | None = None,
@@ -216,6 +227,9 @@ class Block:
         # counting newlines is a pass over the bytes of its own: skipped where they are cut anyway
         self.count = len(lines) if lines is not None else data.count(b"\n") + 1
         self.errors = errors       # {position: why that line is unreadable}, or None
+        # True when an error is the machine's, not the data's (cannot open, I/O error): the source
+        # must stay pending, to be read again by the next run, instead of being marked done.
+        self.unreadable = False
         self._lengths = lengths    # {position: real length} where the data is not the whole line
         self._starts: list[int] | None = None
 
@@ -307,7 +321,9 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     try:
         raw = source.open()
     except OSError as exc:
-        yield Block(name, 0, 0, lines=[b""], errors={0: f"cannot open: {exc.strerror or exc}"})
+        block = Block(name, 0, 0, lines=[b""], errors={0: f"cannot open: {exc.strerror or exc}"})
+        block.unreadable = True
+        yield block
         return
     number = 1          # line number of the next line
     offset = 0          # byte offset where the next line (`pending`) starts
