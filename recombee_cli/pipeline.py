@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
 from .decode import decode
+from .errors import RecombeeCliError
+from .outcomes import DEFAULT_FAIL_ON, OUTCOMES
 from .parallel import CHUNK_LINES, InlineTranslator
 from .reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, read_blocks
 from .rejects import RejectsWriter
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
     from .parallel import TranslatorPool
     from .state import Checkpoints
 
-OUTCOMES = ("sent", "duplicate", "unmatched", "filtered", "invalid", "failed")
 _REASON_LIMIT = 200   # distinct reasons kept per counter; the rest are summed under "other"
 
 
@@ -63,6 +64,7 @@ class RunReport:
     dry_run: bool = False
     sources: int = 0
     skipped_sources: int = 0     # already done in an earlier run (state)
+    unreadable_sources: int = 0  # could not be opened or read to the end: left pending
     lines: int = 0
     events: int = 0
     outcomes: Counter = field(default_factory=lambda: Counter({k: 0 for k in OUTCOMES}))
@@ -74,10 +76,13 @@ class RunReport:
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
     extra: dict = field(default_factory=dict)   # sink figures: retries, batches, bytes sent...
+    fail_on: tuple[str, ...] = DEFAULT_FAIL_ON  # outcomes that make a run unsuccessful (--fail-on)
 
     @property
     def ok(self) -> bool:
-        return self.outcomes["invalid"] == 0 and self.outcomes["failed"] == 0
+        """No event ended in a `fail_on` outcome, and every input could be read: an unreadable
+        file is the machine's problem, which no outcome setting should hide."""
+        return self.unreadable_sources == 0 and not any(self.outcomes[k] for k in self.fail_on)
 
     def to_dict(self) -> dict:
         events_per_s = self.events / self.elapsed if self.elapsed else 0.0
@@ -85,6 +90,7 @@ class RunReport:
             "dry_run": self.dry_run,
             "sources": self.sources,
             "skipped_sources": self.skipped_sources,
+            "unreadable_sources": self.unreadable_sources,
             "lines": self.lines,
             "events": self.events,
             "outcomes": dict(self.outcomes),
@@ -121,8 +127,30 @@ def _outcome_of(ticket: Ticket) -> tuple[str, str | None, int | None]:
         name, reason = ticket.errors[0]
         return "invalid", f"mapping {name!r}: {reason}", None
     if failed is not None:
-        return "failed", f"Recombee answered {failed[0]}: {failed[1] or 'no message'}", failed[0]
+        return "failed", failure_reason(*failed), failed[0]
     return ("sent" if any_sent else "duplicate"), None, None
+
+
+def _first_failure(ticket: Ticket) -> tuple[int, str] | None:
+    """(events that failed, why) when a ticket's requests were refused or never delivered."""
+    codes = ticket.codes
+    if codes.count(200) == len(codes):
+        return None
+    failed = {k for k, code in enumerate(codes) if code not in (200, 201, 409)}
+    if not failed:
+        return None
+    first = min(failed)
+    reason = failure_reason(codes[first], ticket.messages[first])
+    if ticket.events is None:
+        return 1, reason
+    events = ticket.events   # a chunk: count the events that own a failed request
+    owners = sum(1 for k in range(len(events) // 4)
+                 if any(r in failed for r in range(events[4 * k + 2], events[4 * k + 3])))
+    return owners, reason
+
+
+def failure_reason(code: int, message: str | None) -> str:
+    return f"Recombee answered {code}: {message or 'no message'}"
 
 
 def _event_at(line: Line, index: int) -> dict | None:
@@ -149,7 +177,7 @@ class Recorder:
         if self.rejects is not None:
             if event is None and decodable:
                 event = _event_at(line, index)
-            self.rejects.write(line, event, "invalid", text, mapping=mapping)
+            self.rejects.write(line, event, "invalid", text, mapping=mapping, index=index)
 
     def invalid_in(self, block: Block, position: int, reason: str, mapping: str | None = None,
                    index: int = 0) -> None:
@@ -209,7 +237,7 @@ class Recorder:
             _bounded_add(report.failed_reasons, reason)
         if reason and self.rejects is not None:
             event = ticket.event if ticket.event is not None else _event_at(ticket.line, ticket.index)
-            self.rejects.write(ticket.line, event, outcome, reason, status=status)
+            self.rejects.write(ticket.line, event, outcome, reason, status=status, index=ticket.index)
         if self.on_done is not None:
             self.on_done(ticket, outcome)
 
@@ -267,7 +295,11 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         for ticket in tickets:
             recorder.finished(ticket)
             if checkpoints is not None and 0 not in ticket.codes:
-                checkpoints.answered(ticket.line.source, ticket.line.offset)
+                failure = _first_failure(ticket)
+                if failure is None:
+                    checkpoints.answered(ticket.line.source, ticket.line.offset)
+                else:   # not delivered: the file stays pending and the next run sends it again
+                    checkpoints.failed(ticket.line.source, ticket.line.offset, *failure)
 
     def chunks(source: Source, start: int) -> Iterator[Block]:
         for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress,
@@ -277,6 +309,10 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                     report.lines += 1
                     report.events += 1
                     recorder.invalid(block.line(position), None, reason)
+                    if block.unreadable:   # the machine's fault, not the data's: read it again next run
+                        report.unreadable_sources += 1
+                        if checkpoints is not None:
+                            checkpoints.unreadable(source.name, block.start_of(position), reason)
             if block.count <= chunk_lines:
                 yield block
                 continue
@@ -331,11 +367,15 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                 checkpoints.source_read(source.name)
             progress.finish_source(source.size)
         finish(sink.close())
-    except BaseException:
+    except BaseException as exc:
         # Ctrl-C, authentication failure, a crash: what was answered still counts and is saved.
         finish(sink.drain())
         if checkpoints is not None:
-            checkpoints.flush()
+            checkpoints.stopped("interrupted" if isinstance(exc, KeyboardInterrupt) else f"run aborted: {exc}")
+            try:
+                checkpoints.flush()
+            except RecombeeCliError as state_exc:   # the state cannot be written: the first error wins
+                checkpoints.warn(str(state_exc))
         report.elapsed = time.monotonic() - report.started
         raise
     if checkpoints is not None:

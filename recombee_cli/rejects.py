@@ -1,25 +1,83 @@
-"""The rejects file: one NDJSON record per invalid or failed event, replayable with `replay`."""
+"""The rejects file: one NDJSON record per invalid or failed event, replayable with `replay`.
+
+It is appended to, run after run. An event is written once: a resumed run reads part of a file
+again, and a file left pending by failures is sent again by the next run, so the writer first
+reads the keys (file, byte offset, position in a batch envelope) of what the file already holds
+and skips those events. Events of stdin and pipes are always written (their offsets name other
+data every night).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import BinaryIO
 
 import orjson
 
 from .decode import REJECT_MARKER
+from .errors import InputError, OutputError
 from .reader import Line
+
+
+def printable(name: str) -> str:
+    """A file name as text: a non-UTF-8 name (surrogate escapes) with `\\xNN` for its bad bytes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _key(source: str, offset: int, index: int) -> tuple[str, int, int] | None:
+    """What identifies an event across runs, or None where nothing does (stdin, pipes)."""
+    if source.startswith("<") or source.startswith(("/dev/", "/proc/")):
+        return None
+    if "://" not in source:
+        source = os.path.realpath(source)
+    return source, offset, index
 
 
 class RejectsWriter:
     def __init__(self, path: str):
         self.path = path
-        self._fh: BinaryIO = open(path, "ab")
+        self._known = self._keys_in(path)
+        try:
+            self._fh: BinaryIO = open(path, "ab")
+        except OSError as exc:
+            raise InputError(f"cannot write the rejects file {path}: {exc.strerror or exc}") from None
         self.count = 0
+        self.repeated = 0   # events already in the file from an earlier run, not written again
+
+    @staticmethod
+    def _keys_in(path: str) -> set[int]:
+        known: set[int] = set()
+        if not os.path.isfile(path):   # a new file, or a device or pipe (/dev/stderr): nothing to read
+            return known
+        try:
+            fh = open(path, "rb")
+        except OSError:
+            return known   # one we cannot read: opening it to append will say why
+        with fh:
+            for raw in fh:
+                try:
+                    record = orjson.loads(raw)
+                    key = _key(record["source"], record["offset"], record.get("index", 0))
+                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                    continue   # not one of our records: it was written by hand, leave it
+                if key is not None:
+                    known.add(hash(key))
+        return known
 
     def write(self, line: Line, event: dict | None, outcome: str, reason: str,
-              mapping: str | None = None, status: int | None = None) -> None:
+              mapping: str | None = None, status: int | None = None, index: int = 0) -> None:
+        source = printable(line.source)
+        key = _key(source, line.offset, index)
+        if key is not None:
+            digest = hash(key)
+            if digest in self._known:
+                self.repeated += 1
+                return
+            self._known.add(digest)
         record: dict = {REJECT_MARKER: 1, "outcome": outcome, "reason": reason,
-                        "source": line.source, "line": line.number, "offset": line.offset}
+                        "source": source, "line": line.number, "offset": line.offset}
+        if index:
+            record["index"] = index
         if mapping:
             record["mapping"] = mapping
         if status is not None:
@@ -28,8 +86,14 @@ class RejectsWriter:
             record["event"] = event
         else:
             record["raw"] = line.data.decode("utf-8", "replace")
-        self._fh.write(orjson.dumps(record) + b"\n")
+        try:
+            self._fh.write(orjson.dumps(record) + b"\n")
+        except OSError as exc:
+            raise OutputError(f"cannot write the rejects file {self.path}: {exc.strerror or exc}") from None
         self.count += 1
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:
+            raise OutputError(f"cannot write the rejects file {self.path}: {exc.strerror or exc}") from None

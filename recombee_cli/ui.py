@@ -147,10 +147,15 @@ def print_explanation(out: BinaryIO, record: dict, traces) -> None:
 def print_status(stream: TextIO, path: str, files, runs) -> None:
     console = _console(stream)
     done = [f for f in files if f.done]
-    partial = [f for f in files if not f.done]
-    console.print(f"state file {path}: {len(done):,} files done, {len(partial):,} part-done", markup=False)
-    for f in partial[:20]:
-        console.print(f"  part-done: {f.path} (acknowledged up to byte {f.offset:,})", markup=False)
+    pending = [f for f in files if not f.done]
+    console.print(f"state file {path}: {len(done):,} files done, {len(pending):,} not done", markup=False)
+    for f in pending[:20]:
+        why = f"; {f.failed:,} events failed" if f.failed else ""
+        why += f"; {f.reason}" if f.reason else ""
+        console.print(f"  not done: {f.path} (acknowledged up to byte {f.offset:,}{why}); "
+                      f"the next run takes it up again", markup=False)
+    if len(pending) > 20:
+        console.print(f"  ... and {len(pending) - 20:,} more not done (--json lists all)", markup=False)
     if runs:
         table = Table(title="last runs", title_justify="left")
         for column in ("started", "status", "events", "sent", "duplicate", "invalid", "failed"):

@@ -1,0 +1,27 @@
+"""The outcomes every event ends in (SPEC §3), and which of them make a run unsuccessful."""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+
+OUTCOMES = ("sent", "duplicate", "unmatched", "filtered", "invalid", "failed")
+DEFAULT_FAIL_ON = ("invalid", "failed")
+FAILABLE = ("invalid", "failed", "unmatched", "filtered")
+
+
+def parse_fail_on(value: str | list, where: str, *, file: str | None = None,
+                  line: int | None = None) -> tuple[str, ...]:
+    """`"invalid,failed"` (or a TOML list) -> the outcomes that make a run exit 1; `none` for none.
+
+    A nightly job whose presets always meet a few page names Recombee refuses can say `failed`, so
+    that `--quiet` stays quiet on invalid events and loud when Recombee refuses something."""
+    if not isinstance(value, (str, list)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of outcome names", file=file, line=line)
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
+    if names == ["none"]:
+        return ()
+    for name in names:
+        if name not in FAILABLE:
+            raise ConfigError(f"{where}: {name!r} is not an outcome that can fail a run "
+                              f"(choose from {', '.join(FAILABLE)}, or none)", file=file, line=line)
+    return tuple(dict.fromkeys(names))
