@@ -4,48 +4,58 @@ into one-line messages and documented exit codes. No pipeline logic lives here."
 from __future__ import annotations
 
 import enum
+import io
 import os
 import signal
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Iterator, TextIO
 
 import click
 import orjson
 
 from . import __version__
-from .config import Config, compile_config, load_config, load_segment_subscriptions, trigger_warnings
-from .errors import (AuthenticationError, ConfigError, InputError, RecombeeCliError,
+from .config import MAX_BATCH_SIZE, MAX_CONCURRENCY, Config, compile_config, load_config, load_segment_subscriptions, trigger_warnings
+from .errors import (AuthenticationError, ConfigError, InputError, OutputError, RecombeeCliError,
                      ServiceError, WorkerError)
 from .pipeline import Recorder, RunReport, collector_for_streaming, run
 from .presets import PRESETS
 from .reader import DEFAULT_MAX_LINE_BYTES, expand_inputs, read_lines
-from .rejects import RejectsWriter
+from .outcomes import parse_fail_on
+from .rejects import RejectsWriter, printable
 from .jsvalues import orjson_default
 from .filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from .parallel import CHUNK_LINES, TranslatorPool
 from .sinks import DryRunPrinter
 from .routing import DEFAULT_CONCURRENCY
-from .state import Checkpoints, StateStore, default_state_path, describe_command
+from .state import Checkpoints, StateStore, StateWriteError, default_state_path, describe_command
 from .translate import Translator
 from . import ui
 
 
 class ExitCode(enum.IntEnum):
     OK = 0                    # all done (unmatched events are fine)
-    FINISHED_WITH_ERRORS = 1  # finished, but some events were invalid or failed
+    FINISHED_WITH_ERRORS = 1  # finished, but some events were invalid or failed (see --fail-on)
     USAGE = 2                 # usage or configuration error
-    ABORTED = 3               # authentication failure, unrecoverable service error, a worker died
+    ABORTED = 3               # Recombee unreachable or refusing, output or state not writable, a worker died
     INTERRUPTED = 130         # Ctrl-C; the checkpoint is saved
+    TERMINATED = 143          # SIGTERM (cron, systemd, kill); the checkpoint is saved
 
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0    all done (unmatched events are fine)
-  1    finished, but some events were invalid or failed (see --rejects)
-  2    usage or configuration error
-  3    aborted: authentication failed or Recombee kept failing
-  130  interrupted (Ctrl-C); the checkpoint is saved"""
+_EXIT_MEANINGS = {
+    ExitCode.OK: "all done (unmatched events are fine)",
+    ExitCode.FINISHED_WITH_ERRORS: "finished, but some events were invalid or failed (see --rejects, --fail-on)",
+    ExitCode.USAGE: "usage or configuration error",
+    ExitCode.ABORTED: "aborted: Recombee unreachable or refusing, output or state not writable",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); the checkpoint is saved",
+    ExitCode.TERMINATED: "terminated (SIGTERM); the checkpoint is saved",
+}
+EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(f"  {int(code):<4} {text}" for code, text in _EXIT_MEANINGS.items())
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stops a run like Ctrl-C (the checkpoint is saved), with its own exit code."""
 
 
 @dataclass
@@ -66,6 +76,21 @@ class Environment:
     @property
     def stderr(self) -> TextIO:
         return self.err or sys.stderr
+
+
+@contextmanager
+def _text_stdout(env: Environment) -> Iterator[TextIO]:
+    """Reports are data: they go to stdout, as text (the binary stream when a test replaced it)."""
+    if env.out is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    wrapper = io.TextIOWrapper(env.out, encoding="utf-8", write_through=True)
+    try:
+        yield wrapper
+    finally:
+        wrapper.flush()
+        wrapper.detach()   # the stream is the caller's: do not close it with the wrapper
 
 
 class Abort(Exception):
@@ -102,10 +127,15 @@ class _Command(click.Command):
             _fail(env, str(exc), ExitCode.USAGE)
         except AuthenticationError as exc:
             _fail(env, str(exc), ExitCode.ABORTED)
-        except (ServiceError, WorkerError) as exc:
+        except (ServiceError, WorkerError, OutputError) as exc:
+            _fail(env, str(exc), ExitCode.ABORTED)
+        except StateWriteError as exc:   # mid-run: a disk gave out
             _fail(env, str(exc), ExitCode.ABORTED)
         except RecombeeCliError as exc:
             _fail(env, str(exc), ExitCode.USAGE)
+        except Terminated:
+            _say(env, "error", "terminated; what was acknowledged is saved, run the same command to go on")
+            sys.exit(int(ExitCode.TERMINATED))
         except KeyboardInterrupt:
             _say(env, "error", "interrupted; what was acknowledged is saved, run the same command to go on")
             sys.exit(int(ExitCode.INTERRUPTED))
@@ -115,13 +145,22 @@ class _Command(click.Command):
                 sys.stdout = open(os.devnull, "w")
             finally:
                 sys.exit(0)
+        except OSError as exc:
+            # stdout on a full disk, a report that cannot be written...: one line, never a traceback.
+            where = f"{printable(str(exc.filename))}: " if exc.filename else "input/output error: "
+            _fail(env, f"{where}{exc.strerror or exc}", ExitCode.ABORTED)
 
 
 class _Group(click.Group):
     command_class = _Command
 
 
-@click.group(cls=_Group, epilog=EXIT_CODES_HELP)
+# Every option can also come from the environment (cron, containers): RECOMBEE_CLI_<COMMAND>_<OPTION>,
+# e.g. RECOMBEE_CLI_REPLAY_BATCH_SIZE=500, unless the option names its own variable; --help shows each.
+ENVVAR_PREFIX = "RECOMBEE_CLI"
+
+
+@click.group(cls=_Group, epilog=EXIT_CODES_HELP, context_settings={"auto_envvar_prefix": ENVVAR_PREFIX})
 @click.version_option(__version__, prog_name="recombee-cli")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -153,8 +192,11 @@ def _load(env: Environment, config_path: str | None, quiet: bool = False) -> tup
 
 def _write_report(path: str | None, report: RunReport) -> None:
     if path:
-        with open(path, "wb") as fh:
-            fh.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        try:
+            with open(path, "wb") as fh:
+                fh.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        except OSError as exc:
+            raise OutputError(f"cannot write the report {path}: {exc.strerror or exc}") from None
 
 
 def _exit_for(report: RunReport) -> ExitCode:
@@ -204,8 +246,8 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
         raise Abort(str(exc), ExitCode.USAGE) from None
     token = _read_token(env, config, token_file)
     batch_size = batch_size or config.replay.batch_size or DEFAULT_BATCH_SIZE
-    if not 1 <= batch_size <= 10_000:
-        raise Abort("--batch-size must be between 1 and 10000 (Recombee's limit)", ExitCode.USAGE)
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise Abort(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} (Recombee's limit)", ExitCode.USAGE)
     client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
     return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency)
 
@@ -224,9 +266,9 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.option("--token-file", type=click.Path(dir_okay=False),
               help="File holding the private token (else RECOMBEE_PRIVATE_TOKEN).")
 @click.option("--allow-http", is_flag=True, help="Allow a plain http:// base URI (local testing only).")
-@click.option("--batch-size", type=click.IntRange(1, 10_000),
-              help="Requests per Batch call (default 1000, Recombee's maximum 10000).")
-@click.option("--concurrency", type=click.IntRange(1, 64), help="Batch calls in flight (default 4).")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE),
+              help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH_SIZE}).")
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), help="Batch calls in flight (default 4).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Append invalid and failed events here (NDJSON, replayable).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
@@ -248,11 +290,15 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: warnings, errors and the summary as JSON lines on stderr (log collectors).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something failed.")
+@click.option("--fail-on", "fail_on", metavar="OUTCOMES",
+              help="Comma-separated outcomes that make the run exit 1 (and print the summary under "
+                   "--quiet): any of invalid, failed, unmatched, filtered, or 'none'. Default: "
+                   "invalid,failed (or [replay] fail_on). An input that cannot be read always fails the run.")
 @max_line_option
 @click.pass_obj
 def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
            allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
-           since, until, dedupe, dedupe_window, workers, log_format, quiet, max_line_bytes) -> None:
+           since, until, dedupe, dedupe_window, workers, log_format, quiet, fail_on, max_line_bytes) -> None:
     """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
 
     INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
@@ -267,7 +313,8 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     window = since is not None or until is not None
     window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
-    sources = expand_inputs(list(inputs))
+    fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
+    sources = _distinct(env, expand_inputs(list(inputs)))
     concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
     if workers > 1 and dedupe:
         _say(env, "warning", "--dedupe needs every event in input order: translating in one process")
@@ -281,7 +328,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
                 token_file=token_file, allow_http=allow_http, batch_size=batch_size,
                 concurrency=concurrency, rejects_path=rejects_path, report_path=report_path,
                 state_path=state_path, no_state=no_state, reprocess=reprocess, quiet=quiet,
-                max_line_bytes=max_line_bytes)
+                max_line_bytes=max_line_bytes, fail_on=fail_on)
     finally:
         if pool is not None:
             pool.close()
@@ -290,28 +337,38 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
 def _replay(env: Environment, config: Config, translator: Translator, sources, pool, window_filter,
             deduplicator, window: bool, *, dry_run, database_id, region, base_uri, token_file, allow_http,
             batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess, quiet,
-            max_line_bytes) -> None:
+            max_line_bytes, fail_on) -> None:
+    # Everything that can be refused is checked before anything is sent or recorded.
+    _check_writable(report_path, "--report")
+    rejects_path = rejects_path or config.replay.rejects
+    rejects = RejectsWriter(rejects_path) if rejects_path else None
     if dry_run:
         sink = DryRunPrinter(env.stdout)
     else:
-        sink = _make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
-                            token_file=token_file, allow_http=allow_http, batch_size=batch_size,
-                            concurrency=concurrency)
+        try:
+            sink = _make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
+                                token_file=token_file, allow_http=allow_http, batch_size=batch_size,
+                                concurrency=concurrency)
+        except BaseException:
+            if rejects:
+                rejects.close()
+            raise
     store = checkpoints = run_id = None
     if not dry_run and not no_state and not window:
-        store = StateStore(state_path or default_state_path(sink.client.database_id))
         try:
+            store = StateStore(state_path or default_state_path(sink.client.database_id))
             store.lock(describe_command())
+            run_id = store.start_run(describe_command())
         except BaseException:
-            store.db.close()
+            if store is not None:
+                store.close()
             sink.abort()
+            if rejects:
+                rejects.close()
             raise
         checkpoints = Checkpoints(store, reprocess=reprocess, warn=lambda m: _say(env, "warning", m))
-        run_id = store.start_run(describe_command())
-    rejects_path = rejects_path or config.replay.rejects
-    rejects = RejectsWriter(rejects_path) if rejects_path else None
     observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=_total(sources))
-    report = RunReport(dry_run=dry_run)
+    report = RunReport(dry_run=dry_run, fail_on=fail_on)
     recorder = Recorder(report, rejects)
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -323,13 +380,19 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
         # Stop the senders first; then say what was really done before the error is reported.
         if not dry_run:
             sink.abort()
-        if isinstance(exc, (RecombeeCliError, KeyboardInterrupt)):
+        if isinstance(exc, (RecombeeCliError, KeyboardInterrupt, OSError)):
             report.extra["aborted"] = exc.__class__.__name__
             report.extra["not_answered"] = report.events - sum(report.outcomes.values())
-            _finish_replay(env, report, sink, dry_run, report_path, rejects_path, quiet=False)
+            try:
+                _finish_replay(env, report, sink, dry_run, report_path, rejects_path, quiet=False)
+            except (OSError, OutputError):
+                pass   # the output itself failed (disk full): the original error says it
         if store is not None:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "aborted"
-            store.finish_run(run_id, status, report.to_dict())
+            try:
+                store.finish_run(run_id, status, report.to_dict())
+            except StateWriteError:
+                pass   # the next run marks this one as crashed (start_run)
             store.close()
         raise
     finally:
@@ -338,16 +401,42 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
             rejects.close()
     if checkpoints is not None:
         report.extra["resumed_sources"] = checkpoints.resumed
-    _finish_replay(env, report, sink, dry_run, report_path, rejects_path, quiet=quiet)
-    if store is not None:
-        store.finish_run(run_id, "done" if report.ok else "failed", report.to_dict())
-        store.close()
+    if rejects is not None and rejects.repeated:
+        report.extra["rejects_already_recorded"] = rejects.repeated
+    try:
+        _finish_replay(env, report, sink, dry_run, report_path, rejects_path, quiet=quiet)
+    finally:
+        if store is not None:
+            store.finish_run(run_id, "done" if report.ok else "failed", report.to_dict())
+            store.close()
     sys.exit(int(_exit_for(report)))
+
+
+def _check_writable(path: str | None, option: str) -> None:
+    """Refuse now, not after an hour of sending, an output file whose folder does not exist."""
+    if path:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise Abort(f"{option} {path}: the folder {folder} does not exist", ExitCode.USAGE)
+
+
+def _distinct(env: Environment, sources: list) -> list:
+    """One source per file: `F` and `./F` on one command line name the same file once."""
+    seen: set[str] = set()
+    out = []
+    for source in sources:
+        if source.key is not None:
+            if source.key in seen:
+                _say(env, "warning", f"{printable(source.name)} is named twice among the inputs; read once")
+                continue
+            seen.add(source.key)
+        out.append(source)
+    return out
 
 
 def _raise_interrupt(signum, frame) -> None:
     """SIGTERM (cron, systemd, kill) stops a run like Ctrl-C: the checkpoint is saved."""
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def _moment(text: str | None, option: str) -> float | None:
@@ -424,14 +513,16 @@ def validate(env: Environment, inputs, config_path, as_json, max_line_bytes) -> 
         if as_json:
             env.stdout.write(orjson.dumps({"config": config.file, "mappings": names}) + b"\n")
         else:
-            env.stderr.write(f"{config.file or 'built-in presets'}: OK, {len(names)} mappings\n")
+            with _text_stdout(env) as out:
+                out.write(f"{config.file or 'built-in presets'}: OK, {len(names)} mappings\n")
         return
     report = run(expand_inputs(list(inputs)), translator, _NullSink(), dry_run=True,
                  max_line_bytes=max_line_bytes)
     if as_json:
         env.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        ui.print_validation(env.stderr, report)
+        with _text_stdout(env) as out:
+            ui.print_validation(out, report)
     sys.exit(int(_exit_for(report)))
 
 
@@ -584,7 +675,19 @@ def status(env: Environment, state_path, database_id, config_path, as_json) -> N
     if as_json:
         env.stdout.write(orjson.dumps({
             "state": state_path,
-            "files": [{"path": f.path, "done": f.done, "offset": f.offset, "updated": f.updated} for f in files],
+            "files": [{"path": f.path, "done": f.done, "offset": f.offset, "updated": f.updated,
+                       "failed": f.failed, "reason": f.reason} for f in files],
             "runs": runs}, option=orjson.OPT_INDENT_2) + b"\n")
         return
-    ui.print_status(env.stderr, state_path, files, runs)
+    with _text_stdout(env) as out:
+        ui.print_status(out, state_path, files, runs)
+
+
+def _show_envvars(group: click.Group) -> None:
+    for command in group.commands.values():
+        for param in command.params:
+            if isinstance(param, click.Option):
+                param.show_envvar = True
+
+
+_show_envvars(main)

@@ -13,16 +13,28 @@ import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .actions import ACTIONS, INTERNAL_DATA, Action, make_preparer
 from .errors import ConfigError, MappingError, TriggerSyntaxError
 from .fastpath import compile_mapping_function
 from .mappingkit import compile_value, validate_mapping
+from .outcomes import DEFAULT_FAIL_ON, parse_fail_on
 from .presets import PRESETS, PRESETS_BY_NAME
 from .triggers import Trigger, compile_trigger
 
 REGIONS = ("eu-west", "us-west", "ap-se", "ca-east")
+MAX_BATCH_SIZE = 10_000        # Recombee refuses a larger Batch (413)
+MAX_CONCURRENCY = 64
+SETTING_RANGES = {"batch_size": (1, MAX_BATCH_SIZE), "concurrency": (1, MAX_CONCURRENCY)}
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line where `key = ...` is first set, for messages (tomllib keeps no positions)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return number
+    return None
 
 
 @dataclass
@@ -55,6 +67,7 @@ class ReplaySettings:
     batch_size: int | None = None
     concurrency: int | None = None
     rejects: str | None = None
+    fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
 
 
 @dataclass
@@ -111,7 +124,7 @@ def expand_short_forms(value: Any) -> Any:
 _ALLOWED = {
     "": {"recombee", "replay", "mappings", "segment_subscriptions"},
     "recombee": {"database_id", "region", "base_uri", "token", "token_file"},
-    "replay": {"presets", "disable_presets", "batch_size", "concurrency", "rejects"},
+    "replay": {"presets", "disable_presets", "batch_size", "concurrency", "rejects", "fail_on"},
     "mappings": {"name", "trigger", "action", "fields", "enabled", "use_defaults"},
 }
 
@@ -186,11 +199,19 @@ def load_config(path: str | None) -> Config:
                 raise ConfigError(f"replay.disable_presets names {name!r}, which is not a preset "
                                   f"(see `recombee-cli presets`)", file=path)
         config.replay.disable_presets = list(names)
-    for key in ("batch_size", "concurrency"):
+    # The same limits as the command line's options, so a file cannot ask for what --flag refuses.
+    for key, (lo, hi) in SETTING_RANGES.items():
         if key in rep:
-            setattr(config.replay, key, _expect(rep[key], int, f"replay.{key}", path))
+            value = _expect(rep[key], int, f"replay.{key}", path, _line_of(text, key))
+            if not lo <= value <= hi:
+                raise ConfigError(f"replay.{key} must be between {lo} and {hi} (it is {value})",
+                                  file=path, line=_line_of(text, key))
+            setattr(config.replay, key, value)
     if "rejects" in rep:
         config.replay.rejects = _expect(rep["rejects"], str, "replay.rejects", path)
+    if "fail_on" in rep:
+        config.replay.fail_on = parse_fail_on(rep["fail_on"], "replay.fail_on", file=path,
+                                              line=_line_of(text, "fail_on"))
 
     lines = _mapping_header_lines(text)
     mappings = data.get("mappings", [])
@@ -322,6 +343,13 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
         problems = validate_mapping(value)
         if problems:
             raise ConfigError("; ".join(problems), field=name, **where)
+        for template in _liquid_templates(value):
+            from .liquidjs import liquid_syntax_error   # python-liquid loads in ~0.1 s: only when used
+
+            problem = liquid_syntax_error(template)
+            if problem:
+                raise ConfigError(f"@liquid template {template!r} cannot be parsed: {problem}", field=name,
+                                  **where)
         try:
             resolvers.append((name, compile_value(value)))
         except MappingError as exc:
@@ -329,6 +357,19 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
     compiled = CompiledMapping(spec.name, trigger, action, tuple(resolvers), spec,
                                make_preparer(action, resolvers))
     return dataclasses.replace(compiled, run=compile_mapping_function(compiled))
+
+
+def _liquid_templates(value: Any) -> Iterator[str]:
+    """Every `@liquid` template string inside a mapping value, however deep."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "@liquid" and isinstance(inner, str):
+                yield inner
+            else:
+                yield from _liquid_templates(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _liquid_templates(inner)
 
 
 def compile_config(config: Config) -> list[CompiledMapping]:

@@ -63,3 +63,12 @@ class InputError(RecombeeCliError):
 
 class WorkerError(RecombeeCliError):
     """A translator worker process (--workers) died or failed: the run stops (exit 3)."""
+
+
+class OutputError(RecombeeCliError):
+    """Writing the output failed (stdout on a full disk, a closed pipe's sibling errors): exit 3."""
+
+
+class UnreachableError(ServiceError):
+    """Batch calls kept getting no answer at all (connection refused, DNS, TLS, timeouts): the
+    sender's circuit breaker stopped the run (exit 3). The message is the true transport reason."""

@@ -12,6 +12,7 @@ from typing import BinaryIO, Protocol
 
 import orjson
 
+from .errors import OutputError
 from .jsvalues import orjson_default
 from .reader import Line
 
@@ -96,8 +97,17 @@ class DryRunPrinter:
     def _flush(self) -> None:
         if self._pending:
             self._pending.append(b"")
-            self._out.write(b"\n".join(self._pending))
+            data = b"\n".join(self._pending)
             self._pending = []
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._out.write(data)
+        except BrokenPipeError:
+            raise   # `| head`: the reader has all it wanted (the CLI ends quietly)
+        except OSError as exc:
+            raise OutputError(f"cannot write the requests to the output: {exc.strerror or exc}") from None
 
     def poll(self) -> list[Ticket]:
         done, self._done = self._done, []
@@ -105,7 +115,12 @@ class DryRunPrinter:
 
     def close(self) -> list[Ticket]:
         self._flush()
-        self._out.flush()
+        try:
+            self._out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write the requests to the output: {exc.strerror or exc}") from None
         return self.poll()
 
     def drain(self) -> list[Ticket]:
