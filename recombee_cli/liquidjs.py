@@ -704,6 +704,16 @@ def _liquid_message(err: Exception, source: str) -> str:
     return message
 
 
+def liquid_syntax_error(source: str) -> str | None:
+    """Why a template cannot be parsed (the message an event would get), or None: the config
+    loader asks, so that `validate` fails on a broken template instead of every event."""
+    try:
+        _LIQUID_ENV.from_string(source)
+    except _LiquidError as e:
+        return _liquid_message(e, source)
+    return None
+
+
 def liquid_compile(source: str) -> Resolver:
     try:
         template = _LIQUID_ENV.from_string(source)

@@ -137,6 +137,8 @@ def _learn_hour(prefix: str) -> int | None:
     if prefix[10] != "T" or prefix[4] != "-" or prefix[7] != "-" or not (digits.isascii() and digits.isdigit()):
         return None
     base = _hour_millis(prefix)
+    if base is not None and base < 0:
+        base = None   # before 1970: the general parser refuses it with the reason
     if len(_HOUR_MILLIS) < _HOUR_CACHE_LIMIT:
         _HOUR_MILLIS[prefix] = base
     return base
@@ -165,6 +167,10 @@ def to_epoch_seconds(value) -> float | int:
     seconds = _parse_date_string(value) if isinstance(value, str) else None
     if seconds is None:
         raise PayloadInvalid(f"Invalid timestamp provided: {value}")
+    if seconds < 0:
+        # Segment passes a date before 1970 on (Date.parse); Recombee refuses a negative time
+        # (400), so it is caught here, with Segment's own message for negative numbers.
+        raise PayloadInvalid(f"Timestamp cannot be negative: {value} is before 1970.")
     return _normalise(seconds)
 
 
