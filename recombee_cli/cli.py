@@ -617,7 +617,8 @@ def import_segment(env: Environment, subscriptions) -> None:
 @click.option("--store", type=click.Path(dir_okay=False),
               help="SQLite file to keep what was sent (default: in memory).")
 @click.option("--fast", is_flag=True, help="Accept and count only, store nothing (benchmarks).")
-@click.option("--latency-ms", type=float, default=0.0, help="Delay every HTTP call by this much.")
+@click.option("--latency-ms", type=click.FloatRange(0, 600_000), default=0.0,
+              help="Delay every HTTP call by this much.")
 @click.option("--p-5xx", type=click.FloatRange(0, 1), default=0.0, help="Probability of a 503 per call.")
 @click.option("--p-429", type=click.FloatRange(0, 1), default=0.0, help="Probability of a 429 per call.")
 @click.option("--p-drop", type=click.FloatRange(0, 1), default=0.0,
@@ -634,6 +635,14 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
     """
     from .emulator import Emulator, Faults
 
+    if not database_id or not all(c.isalnum() or c in "-_" for c in database_id):
+        raise Abort(f"--database-id {database_id!r}: use letters, digits, - and _", ExitCode.USAGE)
+    if not token:
+        raise Abort("--token must not be empty", ExitCode.USAGE)
+    if p_5xx + p_429 > 1:
+        raise Abort("--p-5xx and --p-429 together must not exceed 1", ExitCode.USAGE)
+    if store:
+        _check_writable(store, "--store")
     faults = Faults(p_503=p_5xx, p_429=p_429, p_drop=p_drop)
     emulator = Emulator(database_id, token, store_path=store, fast=fast, faults=faults, host=host,
                         port=port, latency=latency_ms)

@@ -366,3 +366,15 @@ def test_a_timestamp_recombee_refuses_is_invalid_before_sending(stamp):
     result = invoke(["replay", "--dry-run", "-"], input=orjson.dumps(event))
     assert result.exit_code == 1 and result.stdout == ""
     assert "before 1970" in result.stderr or "cannot be negative" in result.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--latency-ms", "-5"], "--latency-ms"),
+    (["--port", "70000"], "--port"),
+    (["--p-5xx", "0.8", "--p-429", "0.5"], "must not exceed 1"),
+    (["--database-id", "a/b"], "--database-id"),
+    (["--store", "/no/such/folder/s.sqlite"], "does not exist"),
+])
+def test_sandbox_arguments_are_checked(args, words):
+    result = invoke(["sandbox", *args])
+    assert result.exit_code == 2 and words in result.stderr and "Traceback" not in result.stderr
