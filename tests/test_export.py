@@ -597,3 +597,23 @@ def test_exported_orders_match_the_dry_runs_purchase_requests(export_20k):
     # orders with no row at all are exactly those whose every product id is too long
     missing = set(dry) - seen
     assert all(all(len(item) > 16 for item, _ in dry[m]) for m in missing)
+
+
+def test_a_failure_while_committing_leaves_no_file_that_looks_complete(tmp_path, monkeypatch):
+    """Stopped between the renames and _SUCCESS (here: writing the marker fails), the export
+    removes its parts and its manifest; the folder never holds a manifest without _SUCCESS."""
+    exporter = FileExporter(str(tmp_path), FORMAT, part_rows=2)
+    _write(exporter, "purchases", 5)
+    written = FileExporter._write_small
+
+    def no_marker(self, name, data):
+        if name == SUCCESS:
+            raise OSError(28, "No space left on device")
+        written(self, name, data)
+
+    monkeypatch.setattr(FileExporter, "_write_small", no_marker)
+    sink = ExportSink(FORMAT, exporter)
+    with pytest.raises(ExportError, match="No space left on device"):
+        sink.close()
+    sink.drain()
+    assert [p.name for p in tmp_path.rglob("*")] == []

@@ -262,7 +262,8 @@ class FileExporter:
         self._made: list[str] = []   # folders this export created (removed again by abort)
         self.rows: dict[str, int] = {table: 0 for table in fmt.tables}
         self.files: list[dict] = []
-        self.committed = False
+        self.manifest: dict | None = None
+        self.committing = self.committed = False
         self._prepare(overwrite)
 
     # -- the folder ---------------------------------------------------------------------------
@@ -355,6 +356,7 @@ class FileExporter:
     def _commit(self) -> None:
         for part in list(self._open.values()):
             self._finish_part(part)
+        self.committing = True
         for path in [os.path.join(self.directory, SUCCESS)] + self._earlier(temporary=False):
             self._remove(path)   # _SUCCESS first: from here the folder reads as incomplete
         for part in sorted(self._closed, key=lambda p: p.final):
@@ -411,7 +413,8 @@ class FileExporter:
             self._remove_quietly(part.temp)
         for path in self._renamed:
             self._remove_quietly(path)
-        for name in (f".{MANIFEST}.tmp", f".{SUCCESS}.tmp"):
+        names = [f".{MANIFEST}.tmp", f".{SUCCESS}.tmp"] + ([MANIFEST] if self.committing else [])
+        for name in names:   # once committing, an earlier export's manifest is already gone
             self._remove_quietly(os.path.join(self.directory, name))
         for folder in reversed(self._made):
             try:
