@@ -19,7 +19,7 @@ from .outcomes import DEFAULT_FAIL_ON, OUTCOMES
 from .parallel import CHUNK_LINES, InlineTranslator
 from .reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, read_blocks
 from .rejects import RejectsWriter
-from .sinks import Sink, Ticket
+from .sinks import NOT_REPRESENTABLE, REFUSED, Sink, Ticket
 from .translate import Translator
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ class RunReport:
     unmatched: Counter = field(default_factory=Counter)
     invalid_reasons: Counter = field(default_factory=Counter)
     failed_reasons: Counter = field(default_factory=Counter)
+    filtered_reasons: Counter = field(default_factory=Counter)   # given by a sink (export: not representable)
     mappings: dict[str, MappingStats] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
@@ -98,6 +99,7 @@ class RunReport:
             "unmatched_top": dict(self.unmatched.most_common(20)),
             "invalid_reasons": dict(self.invalid_reasons.most_common(50)),
             "failed_reasons": dict(self.failed_reasons.most_common(50)),
+            "filtered_reasons": dict(self.filtered_reasons.most_common(50)),
             "mappings": {name: {"matched": s.matched, "built": s.built, "invalid": dict(s.invalid)}
                          for name, s in self.mappings.items()},
             "elapsed_seconds": round(self.elapsed, 3),
@@ -115,19 +117,33 @@ def unmatched_name(event: dict) -> str:
 
 
 def _outcome_of(ticket: Ticket) -> tuple[str, str | None, int | None]:
-    """Event outcome from its requests' answers: invalid > failed > sent > duplicate."""
-    failed = None
-    any_sent = False
+    """Event outcome from its requests' answers: invalid > failed > sent > duplicate.
+
+    A file sink's verdicts (sinks.REFUSED, sinks.NOT_REPRESENTABLE) rank as: a refused request
+    makes the event `invalid`; requests the format cannot express make it `filtered` only when
+    nothing else of it was written or answered (they are counted per request either way)."""
+    failed = refused = unrepresentable = None
+    any_sent = any_answered = False
     for code, message in zip(ticket.codes, ticket.messages):
         if code == 200 or code == 201:
             any_sent = True
+        elif code == REFUSED:
+            refused = refused or message or "refused by the output format"
+        elif code == NOT_REPRESENTABLE:
+            unrepresentable = unrepresentable or message or "not representable in the output format"
+            continue
         elif code != 409 and failed is None:
             failed = (code, message)
+        any_answered = True
     if ticket.errors:
         name, reason = ticket.errors[0]
         return "invalid", f"mapping {name!r}: {reason}", None
+    if refused is not None:
+        return "invalid", refused, None
     if failed is not None:
         return "failed", failure_reason(*failed), failed[0]
+    if unrepresentable is not None and not any_answered:
+        return "filtered", unrepresentable, None
     return ("sent" if any_sent else "duplicate"), None, None
 
 
@@ -136,7 +152,8 @@ def _first_failure(ticket: Ticket) -> tuple[int, str] | None:
     codes = ticket.codes
     if codes.count(200) == len(codes):
         return None
-    failed = {k for k, code in enumerate(codes) if code not in (200, 201, 409)}
+    # Recombee's refusals only: a file sink's verdicts (negative codes) are final answers.
+    failed = {k for k, code in enumerate(codes) if code not in (200, 201, 409) and code >= 0}
     if not failed:
         return None
     first = min(failed)
@@ -227,6 +244,10 @@ class Recorder:
                 report.requests["sent"] += 1
             elif code == 409:
                 report.requests["duplicate"] += 1
+            elif code == REFUSED:
+                report.requests["invalid"] += 1
+            elif code == NOT_REPRESENTABLE:
+                report.requests["filtered"] += 1
             else:
                 report.requests["failed"] += 1
         outcome, reason, status = _outcome_of(ticket)
@@ -235,6 +256,9 @@ class Recorder:
             _bounded_add(report.invalid_reasons, reason)
         elif outcome == "failed":
             _bounded_add(report.failed_reasons, reason)
+        elif outcome == "filtered":
+            _bounded_add(report.filtered_reasons, reason)
+            reason = None   # not a reject: the run chose not to express it
         if reason and self.rejects is not None:
             event = ticket.event if ticket.event is not None else _event_at(ticket.line, ticket.index)
             self.rejects.write(ticket.line, event, outcome, reason, status=status, index=ticket.index)

@@ -16,6 +16,11 @@ from .errors import OutputError
 from .jsvalues import orjson_default
 from .reader import Line
 
+# What a sink that writes files instead of calling Recombee may answer besides 200 ("written").
+# Negative, so no HTTP status can be taken for them; `messages` holds the reason.
+REFUSED = -1            # the request breaks the output format's rules: the event is `invalid`
+NOT_REPRESENTABLE = -2  # the format has no way to express it: `filtered` unless something was written
+
 
 class Ticket:
     """One event on its way through a sink, or a chunk of events (`events` set).

@@ -81,9 +81,10 @@ def make_observer(stream: TextIO, *, quiet: bool, total_bytes: int | None):
     return _ProgressBar(console, total_bytes)
 
 
-def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None = None) -> None:
+def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None = None,
+                  title: str | None = None) -> None:
     console = _console(stream)
-    title = "recombee-cli replay" + (" (dry run: 'sent' = printed)" if report.dry_run else "")
+    title = title or "recombee-cli replay" + (" (dry run: 'sent' = printed)" if report.dry_run else "")
     table = Table(title=title, title_justify="left")
     table.add_column("outcome")
     table.add_column("events", justify="right")
@@ -100,7 +101,8 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None
     if report.unmatched:
         top = ", ".join(f"{name} ({n:,})" for name, n in report.unmatched.most_common(5))
         console.print(f"unmatched, top: {top}")
-    for title, reasons in (("invalid", report.invalid_reasons), ("failed", report.failed_reasons)):
+    for title, reasons in (("invalid", report.invalid_reasons), ("failed", report.failed_reasons),
+                           ("filtered", report.filtered_reasons)):
         if reasons:
             console.print(f"{title}, top reasons:")
             for reason, n in reasons.most_common(5):
@@ -169,3 +171,11 @@ def print_status(stream: TextIO, path: str, files, runs) -> None:
                           *(f"{outcomes.get(k, 0):,}" for k in ("sent", "duplicate", "invalid", "failed")))
         console.print(table)
         console.print("over these runs: " + ", ".join(f"{k} {v:,}" for k, v in totals.items() if v))
+
+
+def print_export(stream: TextIO, manifest: dict, directory: str) -> None:
+    """Where the rows went: per table, rows and files."""
+    console = _console(stream)
+    tables = [f"{name} {t['rows']:,} rows ({len(t['files'])} file{'s' if len(t['files']) > 1 else ''})"
+              for name, t in manifest["tables"].items() if t["rows"]]
+    console.print(f"written to {directory}: " + (", ".join(tables) if tables else "no rows"), markup=False)
