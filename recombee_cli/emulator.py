@@ -54,6 +54,10 @@ drop_before / 500 / 503 / 429 (nothing executed); otherwise the call executes, a
 delays the reply by ``slow_seconds`` and ``p_drop`` sends half of the reply's head and closes the
 connection: the work is done but the client sees a broken connection. Inside a batch ``p_sub_5xx``
 answers a request 500 or 503 without executing it. ``limit`` caps the number of injected faults.
+After execution too, ``p_trickle`` sends the whole reply, head included, one byte every
+``trickle_seconds`` (a server that never times out a per-read timeout), and ``p_odd`` (Batch calls
+only) answers 200 with a body that is not a proper Batch answer, of the kind ``odd`` names (see
+``ODD_ANSWERS``).
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ import orjson
 
 from recombee_cli.signing import verify
 
-__all__ = ["Emulator", "Faults", "Stats", "ApiError", "MAX_BATCH"]
+__all__ = ["Emulator", "Faults", "Stats", "ApiError", "MAX_BATCH", "ODD_ANSWERS"]
 
 MAX_BATCH = 10_000
 ID_RE = re.compile(r"[a-zA-Z0-9_\-:@.]+")          # used with fullmatch (no "\n" before $)
@@ -567,6 +571,35 @@ def run(op: Operation, store: Store, params: dict, now: float) -> Result:
 # Faults and statistics
 # ----------------------------------------------------------------------------------------------
 
+def _odd_answer(results: list[dict], kind: str) -> Any:
+    """A Batch answer spoilt in one way; the middle result is the one spoilt."""
+    middle = len(results) // 2
+    spoilt = list(results)
+    if kind == "not_a_list":
+        return {"results": spoilt}
+    if kind == "wrong_length":
+        return spoilt[:-1]
+    if not spoilt:
+        return spoilt
+    if kind == "string_code":
+        spoilt[middle] = {**spoilt[middle], "code": str(spoilt[middle]["code"])}
+    elif kind == "null_result":
+        spoilt[middle] = None
+    elif kind == "not_an_object":
+        spoilt[middle] = [spoilt[middle]["code"], spoilt[middle]["json"]]
+    return spoilt
+
+
+# kind -> what the answer looks like
+ODD_ANSWERS = {
+    "string_code": 'a result\'s "code" is a string ("200")',
+    "null_result": "a result is null",
+    "not_a_list": "the answer is an object, not a list",
+    "not_an_object": "a result is a list, not an object",
+    "wrong_length": "one result fewer than requests",
+}
+
+
 @dataclass(frozen=True)
 class Faults:
     """Injected failures; probabilities per HTTP call (``p_sub_5xx`` per sub-request).
@@ -587,12 +620,18 @@ class Faults:
     p_sub_5xx: float = 0.0          # per batch sub-request: 500 or 503, not executed
     seed: int = 0
     limit: int | None = None
+    p_trickle: float = 0.0          # execute, then send the reply one byte every trickle_seconds
+    trickle_seconds: float = 2.0
+    p_odd: float = 0.0              # a batch: execute, then answer 200 with a malformed answer...
+    odd: str = "string_code"        # ...of this kind (ODD_ANSWERS)
 
     def __post_init__(self):
         probs = [self.p_500, self.p_503, self.p_429, self.p_slow, self.p_drop, self.p_drop_before,
-                 self.p_sub_5xx]
+                 self.p_sub_5xx, self.p_trickle, self.p_odd]
         if any(not 0.0 <= p <= 1.0 for p in probs):
             raise ValueError("fault probabilities must be within [0, 1]")
+        if self.odd not in ODD_ANSWERS:
+            raise ValueError(f"odd must be one of {', '.join(ODD_ANSWERS)}")
         if self.p_drop_before + self.p_500 + self.p_503 + self.p_429 > 1.0:
             raise ValueError("p_drop_before + p_500 + p_503 + p_429 must not exceed 1")
 
@@ -668,6 +707,7 @@ class Reply:
     delay: float = 0.0          # seconds to wait before answering (p_slow)
     drop: bool = False          # send half the head, then close (p_drop)
     drop_silently: bool = False  # close without a byte (p_drop_before)
+    trickle: float = 0.0        # seconds between the bytes of the reply (p_trickle)
 
 
 def _error_reply(code: int, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -705,6 +745,7 @@ class Emulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._stopping = threading.Event()   # ends trickled replies at once
         self.cert_path: str | None = None
 
     # -- runtime knobs ---------------------------------------------------------------------------
@@ -764,6 +805,7 @@ class Emulator:
         if self.tls:
             self._server.socket = _tls_context(self).wrap_socket(self._server.socket, server_side=True)
         self._stopped.clear()
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._server.serve_forever, name="recombee-emulator",
                                         kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
@@ -774,6 +816,7 @@ class Emulator:
         server, self._server = self._server, None
         if server is None:
             return
+        self._stopping.set()
         server.shutdown()
         server.close_clients()
         server.server_close()
@@ -860,6 +903,9 @@ class Emulator:
         if self._dice.hit(self.faults.p_drop):
             self._count(faults=["drop"])
             reply.drop = True
+        if self._dice.hit(self.faults.p_trickle):
+            self._count(faults=["trickle"])
+            reply.trickle = self.faults.trickle_seconds
         return reply
 
     def _single(self, method: str, path: str, query: str, body: bytes) -> Reply:
@@ -889,6 +935,9 @@ class Emulator:
             return _error_reply(e.code, e.message)
         results = self._execute(planned)
         self._count(sub_requests=len(results), sub_codes=[r["code"] for r in results])
+        if self._dice.hit(self.faults.p_odd):
+            self._count(faults=["odd"])
+            return Reply(200, orjson.dumps(_odd_answer(results, self.faults.odd)))
         return Reply(200, orjson.dumps(results))
 
     def _execute(self, planned: list[tuple[Operation, dict]]) -> list[dict]:
@@ -1064,9 +1113,19 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.drop:
                 self.wfile.write(data[: len(data) // 2])
                 return self._hang_up()
+            if reply.trickle:
+                return self._trickle(data + reply.body, reply.trickle)
             self.wfile.write(data + reply.body)
         except OSError:
             self.close_connection = True
+
+    def _trickle(self, data: bytes, seconds: float) -> None:
+        """One byte every `seconds` (the client hanging up, or the emulator stopping, ends it)."""
+        stopped = self.server.emulator._stopping
+        for n in range(len(data)):
+            self.wfile.write(data[n:n + 1])
+            if stopped.wait(seconds):
+                return self._hang_up()
 
     def _hang_up(self) -> None:
         self.close_connection = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +24,7 @@ from recombee_api_client.api_requests import (AddBookmark, AddCartAddition, AddD
                                               MergeUsers, SetUserValues, SetViewPortion)
 from recombee_api_client.exceptions import ResponseException
 
-from recombee_cli.emulator import MAX_BATCH, Emulator, Faults
+from recombee_cli.emulator import MAX_BATCH, ODD_ANSWERS, Emulator, Faults
 from recombee_cli.signing import hmac_hex, quote_query, sign
 
 DB, TOKEN = "test-db", "secret-token-123"
@@ -676,3 +677,63 @@ def test_describe_and_columns(emu):
     assert info["database_id"] == DB and info["store"].startswith(":memory:")
     assert emu.store.columns()["bookmarks"] == ["user_id", "item_id", "timestamp", "recomm_id",
                                                 "additional_data"]
+
+
+def test_trickle_fault_dribbles_the_whole_reply_head_included(emu):
+    """A server whose reply comes a byte at a time: each read gets something, so a per-read
+    timeout never fires; the work is done before the reply starts."""
+    emu.faults = Faults(p_trickle=1.0, trickle_seconds=0.02)
+    target = sign(DB, "/users/slow", TOKEN, time.time())
+    with socket.create_connection((emu.host, emu.port), timeout=10) as sock:
+        sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                     f"Connection: close\r\n\r\n".encode())
+        reads = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(reads) < 1000:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reads.append(chunk)
+    reply = b"".join(reads)
+    assert reply.startswith(b"HTTP/1.1 201") and reply.endswith(b'"ok"')
+    head = reply.index(b"\r\n\r\n")
+    assert len(reads) >= len(reply) // 8 and sum(len(r) for r in reads[:8]) < head   # the head dribbled too
+    assert emu.stats.faults["trickle"] == 1
+    assert emu.snapshot()["users"] == [("slow",)]
+
+
+def test_a_trickling_reply_ends_when_the_emulator_stops():
+    emu = Emulator(DB, TOKEN, faults=Faults(p_trickle=1.0, trickle_seconds=5)).start()
+    target = sign(DB, "/users/x", TOKEN, time.time())
+    with socket.create_connection((emu.host, emu.port), timeout=10) as sock:
+        sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+        assert sock.recv(10) == b"H"                   # the first byte; the next would be 5 s later
+        started = time.monotonic()
+        emu.stop()
+        sock.settimeout(20)
+        while sock.recv(4096):                         # closed by the stop, not after the reply
+            assert time.monotonic() - started < 20
+        assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize("kind", sorted(ODD_ANSWERS))
+def test_odd_answer_fault_executes_then_answers_a_malformed_batch_reply(emu, http, kind):
+    emu.faults = Faults(p_odd=1.0, odd=kind)
+    requests = [{"method": "PUT", "path": f"/users/u{k}"} for k in range(3)]
+    response = send_batch(emu, http, requests)
+    assert response.status_code == 200
+    answer = response.json()
+    proper = [{"code": 201, "json": "ok"}] * 3
+    assert answer != proper
+    if kind == "not_a_list":
+        assert answer == {"results": proper}
+    elif kind == "wrong_length":
+        assert answer == proper[:2]
+    else:
+        assert answer[0] == answer[2] == proper[0]
+        assert answer[1] == {"string_code": {"code": "201", "json": "ok"}, "null_result": None,
+                             "not_an_object": [201, "ok"]}[kind]
+    assert len(emu.snapshot()["users"]) == 3                       # executed all the same
+    assert emu.stats.faults["odd"] == 1
+    with pytest.raises(ValueError):
+        Faults(odd="no-such-kind")
