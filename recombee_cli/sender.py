@@ -11,11 +11,30 @@ on with everyone else (only the held users wait), so a merge costs no pause; the
 flow through the lanes again. Groups close every few Batches per lane at most, so Batches stay
 full, and a crash re-sends at most about that much.
 
-Retries: a whole call that fails (connection, timeout, 429, 5xx) is sent again, re-signed, with
-exponential backoff and jitter. A request that fails with 429/5xx inside an answered Batch is sent
-again *together with every later request of the same user in that Batch*, so that the user's
-requests still take effect in input order (an add retried after its delete would revive it).
-Re-sent adds answer 409 and re-sent deletes 404; both count as `duplicate` (already applied).
+Retries: a whole call that fails (no answer, 429, 5xx) is sent again, re-signed, with exponential
+backoff and jitter; a call with no complete answer by its deadline (client.py: 10 s + 10 ms per
+request, in all) got no answer. Recombee executes a Batch request by request, not atomically, so
+when one request fails with 429/5xx inside an answered Batch, the same user's later requests in
+that Batch have already taken effect. The failed request is sent again *together with every later
+request of the same users in that Batch*, in their order: the user's history is applied again from
+the failed request on, and ends as if in input order (an add retried after its delete would
+otherwise revive it). Re-sent adds answer 409 and re-sent deletes 404; both count as `duplicate`
+(already applied).
+
+Give-ups are recorded with the truth: the status Recombee last answered (e.g. 503, "gave up after 8
+attempts: Service temporarily unavailable"), or `NO_STATUS` (1) with the transport's reason when
+there was no answer ("gave up after 8 attempts: cannot connect to https://h: connection refused"),
+or when the answer was not a Batch answer (the call's requests fail with what was wrong; three such
+calls, or whole-Batch refusals, in a row abort the run).
+
+Circuit breaker: when Recombee cannot be reached at all, retrying each Batch 8 times only delays
+the inevitable by minutes. The sender counts Batch calls that got no HTTP answer (refused, DNS,
+TLS, timeouts, the call's deadline, broken connections) in a row, across lanes; any answer (even a
+5xx) resets the count. When BREAKER_CALLS calls in a row got none and the first of them is at least
+BREAKER_SECONDS old (or a Batch has used all its attempts), the run stops with `UnreachableError`
+(exit 3) carrying the true reason. On a refused port that is about 10-20 s (BREAKER_SECONDS plus
+the backoff a lane was in), where 8 attempts of every Batch took minutes. Requests not answered
+stay unanswered (code 0): nothing is recorded, the checkpoint stays before.
 
 Memory stays flat: each lane holds at most `2 * batch_size` requests, and at most
 MAX_CLOSED_GROUPS groups of about a Batch each wait for the barrier; `submit` waits when either
@@ -32,10 +51,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from .client import RecombeeClient, Retryable, RetryPolicy
+from .client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
 from .jsvalues import orjson_default
 from .routing import DEFAULT_CONCURRENCY, lane_of, lenient_404, request_users
-from .errors import AuthenticationError, ServiceError
+from .errors import AuthenticationError, ServiceError, UnreachableError
 from .sinks import Ticket
 
 DEFAULT_BATCH_SIZE = 1000
@@ -44,11 +63,31 @@ HOLD_SECONDS = 2.0          # merges wait at most this long for a barrier...
 BATCHES_PER_BARRIER = 4     # ...or until this many Batches per lane have gone past them
 MAX_CLOSED_GROUPS = 2       # closed groups waiting for the barrier thread before submit waits
 _FAILED_BATCHES_TO_ABORT = 3
+BREAKER_CALLS = 6           # calls in a row without an HTTP answer...
+BREAKER_SECONDS = 10.0      # ...the first of them at least this old: stop the run
+# The code recorded for a request whose call got no usable answer (no answer at all, or one that
+# was not a Batch answer): `failed`, its message the true reason. Not an HTTP status (those start
+# at 100), not 0 (unanswered), not negative (a file sink's verdicts, sinks.REFUSED...).
+NO_STATUS = 1
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """When to give up on reaching Recombee at all (see the module docstring)."""
+
+    calls: int = BREAKER_CALLS
+    seconds: float = BREAKER_SECONDS
 
 
 def classify(lenient: bool, code: int) -> int:
     """Map an answer to the code we record: 404 on a delete or merge means already applied."""
     return 409 if code == 404 and lenient else code
+
+
+def _message(result: dict) -> str:
+    """Recombee's message in a `{code, json}` result."""
+    body = result.get("json")
+    return str(body.get("error", body)) if isinstance(body, dict) else str(body)
 
 
 @dataclass(slots=True)
@@ -152,7 +191,7 @@ class RecombeeSender:
 
     def __init__(self, client: RecombeeClient, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, breaker: Breaker | None = None):
         if not 1 <= batch_size <= 10_000:
             raise ValueError("batch size must be between 1 and 10,000")
         self.client = client
@@ -165,6 +204,9 @@ class RecombeeSender:
         self._pending: dict[int, list] = {}    # id(ticket) -> [ticket, requests not yet answered]
         self._error: BaseException | None = None
         self._failed_in_a_row = 0
+        self.breaker = breaker or Breaker()
+        self._silent_calls = 0                 # calls in a row that got no HTTP answer...
+        self._silent_since = 0.0               # ...since the first of them (time.monotonic())
         self.stopping = False
         self.closing = False
         # Merges: the open group collects merges and held users' requests in input order (the
@@ -387,50 +429,83 @@ class RecombeeSender:
             self._count("batches")
             try:
                 results = self.client.batch([item.body for item in todo])
-                self._failed_in_a_row = 0
             except Retryable as exc:
-                if attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total:
-                    for item in todo:
-                        self._answer(item, 503, f"gave up after {attempt} attempts: {exc}")
+                exhausted = attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total
+                if isinstance(exc, TransportFailure):
+                    self._no_answer(exc, exhausted)     # raises when the circuit breaker opens
+                else:
+                    self._answered()
+                if exhausted:
+                    code = NO_STATUS if exc.status is None else exc.status
+                    self._answer_all([(item, code, f"gave up after {attempt} attempts: {exc.reason}")
+                                      for item in todo])
                     return
                 self._pause(policy.delay(attempt, exc.retry_after, self._rng))
                 self._count("retries")
                 continue
-            except ServiceError as exc:
-                self._failed_in_a_row += 1
-                if self._failed_in_a_row >= _FAILED_BATCHES_TO_ABORT:
-                    raise ServiceError(f"{exc}; {_FAILED_BATCHES_TO_ABORT} Batch calls in a row were "
-                                       f"refused, stopping") from None
-                for item in todo:
-                    self._answer(item, 400, str(exc))
+            except CallFailed as exc:
+                self._answered()
+                with self._lock:
+                    self._failed_in_a_row += 1
+                    in_a_row = self._failed_in_a_row
+                if in_a_row >= _FAILED_BATCHES_TO_ABORT:
+                    raise ServiceError(f"{exc}; {_FAILED_BATCHES_TO_ABORT} Batch calls in a row failed, "
+                                       f"stopping") from None
+                code = NO_STATUS if exc.status is None else exc.status
+                self._answer_all([(item, code, str(exc)) for item in todo])
                 return
-            retry: list[_Item] = []
+            self._answered()
+            if self._failed_in_a_row:
+                with self._lock:
+                    self._failed_in_a_row = 0
+            retry: list[tuple[_Item, dict]] = []
             blocked_users: set[str] = set()
-            retry_after = None
             answers: list[tuple[_Item, int, str | None]] = []
             for item, result in zip(todo, results):
-                code = result.get("code", 500) if type(result) is dict else 500
+                code = result["code"]           # an int: the client checked the answer
                 if code == 429 or code >= 500 or (blocked_users and not blocked_users.isdisjoint(item.users)):
                     # A failed request, or a later request of a user whose earlier one failed:
-                    # both go again, in their order, so the user's history stays in order.
-                    retry.append(item)
+                    # both go again, in their order, so the user's history ends in order.
+                    retry.append((item, result))
                     blocked_users.update(item.users)
                     continue
-                message = None
-                if code not in (200, 201, 409):
-                    body = result.get("json") if isinstance(result, dict) else None
-                    message = str(body.get("error", body)) if isinstance(body, dict) else str(body)
-                answers.append((item, classify(item.lenient, code), message))
+                answers.append((item, classify(item.lenient, code),
+                                None if code in (200, 201, 409) else _message(result)))
+            if retry and (attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total):
+                for item, result in retry:   # what each last answered; a failure says it gave up
+                    code = result["code"]
+                    if code == 429 or code >= 500:
+                        answers.append((item, code, f"gave up after {attempt} attempts: {_message(result)}"))
+                    else:
+                        answers.append((item, classify(item.lenient, code),
+                                        None if code in (200, 201, 409) else _message(result)))
+                retry = []
             self._answer_all(answers)
             if retry:
-                if attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total:
-                    for item in retry:
-                        self._answer(item, 503, f"gave up after {attempt} attempts")
-                    return
                 self._count("retries")
                 self._count("requests_retried", len(retry))
-                self._pause(policy.delay(attempt, retry_after, self._rng))
-            todo = retry
+                self._pause(policy.delay(attempt, None, self._rng))
+            todo = [item for item, _ in retry]
+
+    def _no_answer(self, exc: TransportFailure, exhausted: bool) -> None:
+        """A call got no HTTP answer: open the circuit breaker when too many in a row did, for
+        long enough or for all the attempts of a Batch (a short run must not end in `failed`
+        events for a server that was never reached)."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._silent_calls:
+                self._silent_since = now
+            self._silent_calls += 1
+            calls, since = self._silent_calls, self._silent_since
+        if calls >= self.breaker.calls and (exhausted or now - since >= self.breaker.seconds):
+            raise UnreachableError(f"{exc.reason} (no answer to {calls} Batch calls in a row over "
+                                   f"{now - since:.0f} s; stopped)")
+
+    def _answered(self) -> None:
+        """A call got an HTTP answer (whatever it said): Recombee can be reached."""
+        if self._silent_calls:
+            with self._lock:
+                self._silent_calls = 0
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -443,4 +518,4 @@ class RecombeeSender:
 
 
 __all__ = ["RecombeeSender", "DEFAULT_BATCH_SIZE", "DEFAULT_CONCURRENCY", "request_users",
-           "classify", "AuthenticationError"]
+           "classify", "AuthenticationError", "Breaker", "NO_STATUS"]
