@@ -5,11 +5,11 @@ a time, in input order, so one user's requests take effect in input order while 
 lanes work in parallel. A merge touches two users: it is *held*, with every later request of
 either user, in an ordered *group*. When the group holds a Batch's worth, or a few Batches per lane
 have gone past it, or it has waited HOLD_SECONDS, or at the end, it is closed: it notes how far
-each lane had been given requests, and the *barrier* thread sends it, in input order, once every
-lane has answered that far — everything that came before it. Meanwhile reading and the lanes go
-on with everyone else (only the held users wait), so a merge costs no pause; then those users
-flow through the lanes again. Groups close every few Batches per lane at most, so Batches stay
-full, and a crash re-sends at most about that much.
+each lane had been given requests, and the *barrier* thread sends it, in input order per user
+(see Retries), once every lane has answered that far — everything that came before it.
+Meanwhile reading and the lanes go on with everyone else (only the held users wait), so a merge
+costs no pause; then those users flow through the lanes again. Groups close every few Batches
+per lane at most, so Batches stay full, and a crash re-sends at most about that much.
 
 Retries: a whole call that fails (no answer, 429, 5xx) is sent again, re-signed, with exponential
 backoff and jitter; a call with no complete answer by its deadline (client.py: 10 s + 10 ms per
@@ -18,8 +18,12 @@ when one request fails with 429/5xx inside an answered Batch, the same user's la
 that Batch have already taken effect. The failed request is sent again *together with every later
 request of the same users in that Batch*, in their order: the user's history is applied again from
 the failed request on, and ends as if in input order (an add retried after its delete would
-otherwise revive it). Re-sent adds answer 409 and re-sent deletes 404; both count as `duplicate`
-(already applied).
+otherwise revive it). That holds for adds and deletes, whose last word per interaction wins;
+re-sent adds answer 409 and re-sent deletes 404, both `duplicate` (already applied). It does not
+hold for a merge: sent again, it would also move what its source user was given after it (an old
+anonymous id used again). So a merge never shares a Batch with another request of its two users:
+the barrier cuts its groups into Batches in which a merge's users appear in the merge alone
+(`merge_safe_batches`, which also packs other users' requests around it, in order per user).
 
 Give-ups are recorded with the truth: the status Recombee last answered (e.g. 503, "gave up after 8
 attempts: Service temporarily unavailable"), or `NO_STATUS` (1) with the transport's reason when
@@ -341,8 +345,8 @@ class RecombeeSender:
                             return
                         cond.wait(0.2)
                 self._count("barriers")
-                for start in range(0, len(items), self.batch_size):
-                    self.deliver(items[start:start + self.batch_size])
+                for part in merge_safe_batches(items, self.batch_size):
+                    self.deliver(part)
                 with self._route_lock:
                     self._closed.popleft()
                     self._held = self._group_users.union(*(users for _, users, _ in self._closed))
@@ -517,5 +521,31 @@ class RecombeeSender:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
 
+def merge_safe_batches(items: list[_Item], size: int) -> list[list[_Item]]:
+    """Cut a group into Batches of at most `size` to be sent one after another, such that a merge
+    shares its Batch with no other request of its two users (see the module docstring: a merge
+    must never be sent again after what followed it). Each request goes into the first Batch
+    that keeps its users' order: not before the Batch of any earlier request of its users, and
+    after it when either is a merge. Other users' requests fill the Batches around the merges,
+    so a group needs about as many Batches as its longest chain of merges, not one per merge."""
+    batches: list[list[_Item]] = []
+    last: dict[str, tuple[int, bool]] = {}   # user -> (Batch of its latest request, a merge?)
+    for item in items:
+        merge = len(item.users) > 1
+        at = 0
+        for user in item.users:
+            seen = last.get(user)
+            if seen is not None:
+                at = max(at, seen[0] + 1 if merge or seen[1] else seen[0])
+        while at < len(batches) and len(batches[at]) >= size:
+            at += 1
+        if at == len(batches):
+            batches.append([])
+        batches[at].append(item)
+        for user in item.users:
+            last[user] = (at, merge)
+    return batches
+
+
 __all__ = ["RecombeeSender", "DEFAULT_BATCH_SIZE", "DEFAULT_CONCURRENCY", "request_users",
-           "classify", "AuthenticationError", "Breaker", "NO_STATUS"]
+           "classify", "AuthenticationError", "Breaker", "NO_STATUS", "merge_safe_batches"]

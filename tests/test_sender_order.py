@@ -1,0 +1,210 @@
+"""Order across retries, merges and lanes: with requests failing 5xx inside Batches (and replies
+lost after the work was done), the emulator's final store is the one of a clean run, at
+concurrency 1 and 4. The history has per-user adds and deletes, merges (Segment `alias`: anonymous
+id -> user id), an anonymous id used again after its merge, and a merge repeated.
+
+Everything on 127.0.0.1 with real sockets and signatures; the emulator's fault dice are seeded."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from recombee_cli.client import RecombeeClient, RetryPolicy
+from recombee_cli.config import Config, compile_config
+from recombee_cli.emulator import Emulator, Faults
+from recombee_cli.pipeline import Recorder, RunReport, run
+from recombee_cli.reader import Line, expand_inputs
+from recombee_cli.sender import RecombeeSender, merge_safe_batches
+from recombee_cli.sinks import Ticket
+from recombee_cli.translate import Translator
+
+DB = "order-db"
+TOKEN = "order-secret-token-5b20"
+RETRY = RetryPolicy(max_attempts=40, base_delay=0.005, max_delay=0.05, max_total=120)
+
+
+def history(count: int, seed: int, people: int = 60, products: int = 40) -> list[dict]:
+    """Segment events of `people` visitors: each browses as `anon-N` until an alias merges it
+    into `user-N`; afterwards most events carry the user id, some only the old anonymous id
+    (which Recombee then knows as a new, separate user), and aliases repeat."""
+    rng = random.Random(seed)
+    clock = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    merged: set[int] = set()
+    events = []
+    for _ in range(count):
+        clock += timedelta(milliseconds=rng.randint(1, 2000))
+        stamp = clock.strftime("%Y-%m-%dT%H:%M:%S.") + f"{clock.microsecond // 1000:03d}Z"
+        person = rng.randrange(people)
+        anon, known = f"anon-{person}", f"user-{person}"
+        roll = rng.random()
+        if roll < 0.03:
+            events.append({"type": "alias", "previousId": anon, "userId": known, "timestamp": stamp})
+            merged.add(person)
+            continue
+        who = {"anonymousId": anon}
+        if person in merged and rng.random() < 0.6:
+            who["userId"] = known
+        product = f"p{rng.randrange(products)}"
+        if roll < 0.45:
+            event = {"event": "Product Viewed", "properties": {"product_id": product}}
+        elif roll < 0.65:
+            event = {"event": "Product Added to Wishlist", "properties": {"product_id": product}}
+        elif roll < 0.8:   # a delete of that exact bookmark (Segment deletes use properties.timestamp)
+            event = {"event": "Product Removed from Wishlist", "properties": {"product_id": product}}
+        elif roll < 0.9:
+            event = {"event": "Product Added", "properties": {"product_id": product, "price": 3}}
+        else:              # no timestamp in properties: every cart addition of the pair goes
+            event = {"event": "Product Removed", "properties": {"product_id": product}}
+        events.append({"type": "track", **event, **who, "timestamp": stamp})
+    return events
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    events = history(4_000, seed=9)
+    aliases = [e for e in events if e["type"] == "alias"]
+    merged_at = {}
+    reused = 0
+    for n, event in enumerate(events):   # the history has what the test is about
+        if event["type"] == "alias":
+            merged_at.setdefault(event["previousId"], n)
+        elif "userId" not in event and event["anonymousId"] in merged_at:
+            reused += 1
+    assert len(aliases) > 80 and len(merged_at) < len(aliases) and reused > 100
+    path = tmp_path_factory.mktemp("order") / "history.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return str(path)
+
+
+def replay(emu: Emulator, path: str, *, concurrency: int, batch_size: int = 100) -> RunReport:
+    client = RecombeeClient(DB, TOKEN, emu.base_uri, concurrency=concurrency, timeout=10)
+    sender = RecombeeSender(client, batch_size=batch_size, concurrency=concurrency, retry=RETRY, seed=1)
+    report = RunReport()
+    try:
+        run(expand_inputs([path]), Translator(compile_config(Config())), sender, recorder=Recorder(report, None))
+    finally:
+        sender.abort()
+    return report
+
+
+@pytest.fixture(scope="module")
+def clean_store(archive):
+    with Emulator(DB, TOKEN) as emu:
+        report = replay(emu, archive, concurrency=1)
+        store = emu.snapshot()
+    assert report.outcomes["failed"] == 0
+    assert len(store["detailviews"]) > 1000 and store["bookmarks"] and store["cartadditions"]
+    assert any(user.startswith("anon-") for user, *_ in store["detailviews"])   # re-used after a merge
+    return store
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_per_request_5xx_with_merges_store_what_a_clean_run_stores(archive, clean_store, concurrency):
+    """The old sender re-sent a merge that had been applied, because an earlier request of its
+    users in the same Batch failed: the merge moved again what the old anonymous id had been
+    given after it, so views and bookmarks landed on the wrong user."""
+    with Emulator(DB, TOKEN, faults=Faults(p_sub_5xx=0.1, seed=17)) as emu:
+        report = replay(emu, archive, concurrency=concurrency)
+        store = emu.snapshot()
+        assert emu.stats.faults["sub_5xx"] > 200
+    assert report.outcomes["failed"] == 0
+    assert store == clean_store
+
+
+def _view(user: str, item: str) -> dict:
+    return {"method": "POST", "path": "/detailviews/",
+            "params": {"userId": user, "itemId": item, "timestamp": 1, "cascadeCreate": True}}
+
+
+def _merge(target: str, source: str) -> dict:
+    return {"method": "PUT", "path": f"/users/{target}/merge/{source}", "params": {"cascadeCreate": True}}
+
+
+def _send_in_one_ticket(emu: Emulator, before: list[dict], requests: list[dict], faults: Faults) -> Ticket:
+    """`before` applied cleanly, then `requests` sent by a sender through `faults`, one ticket."""
+    client = RecombeeClient(DB, TOKEN, emu.base_uri, concurrency=1, timeout=10)
+    assert [r["code"] for r in client.batch([orjson.dumps(r) for r in before])] == [200] * len(before)
+    emu.faults = faults
+    sender = RecombeeSender(client, batch_size=10, concurrency=1, retry=RETRY)
+    ticket = Ticket(Line("t", 1, 0, b""), None, requests)
+    try:
+        sender.submit(ticket)
+        assert [id(t) for t in sender.close()] == [id(ticket)]
+    finally:
+        sender.abort()
+    return ticket
+
+
+def _views(emu: Emulator) -> list[tuple[str, str]]:
+    return sorted(row[:2] for row in emu.snapshot()["detailviews"])
+
+
+def test_a_request_failing_before_a_merge_in_the_same_batch_does_not_make_the_merge_run_twice():
+    """user-1 absorbs anon-0, views p0, absorbs anon-1; then anon-1 comes back and views p2. The
+    view of p0 fails (503) and the old sender re-sent it with everything after it of the same
+    users, the merge of anon-1 included, which then took the new anon-1's view of p2 too."""
+    with Emulator(DB, TOKEN) as emu:
+        ticket = _send_in_one_ticket(
+            emu, [_view("anon-0", "pa0"), _view("anon-1", "pa1")],
+            [_merge("user-1", "anon-0"), _view("user-1", "p0"), _merge("user-1", "anon-1"), _view("anon-1", "p2")],
+            Faults(p_sub_5xx=0.3, seed=22))   # with one Batch of four, the second request fails
+        assert emu.stats.faults["sub_5xx"] >= 1
+        views = _views(emu)
+    assert views == [("anon-1", "p2"), ("user-1", "p0"), ("user-1", "pa0"), ("user-1", "pa1")]
+    assert ticket.codes == [201, 200, 201, 200]
+
+
+def test_a_lost_reply_does_not_make_a_merge_take_what_its_source_was_given_after_it():
+    """The Batch is executed and its reply lost: it is sent again. The old sender sent the merge
+    and the old anonymous id's next view in one Batch; sent again, the merge moved that view."""
+    with Emulator(DB, TOKEN) as emu:
+        ticket = _send_in_one_ticket(emu, [_view("anon-1", "p1")],
+                                     [_merge("user-1", "anon-1"), _view("anon-1", "p2")],
+                                     Faults(p_drop=1.0, limit=1))     # the first call: done, reply lost
+        assert emu.stats.faults["drop"] == 1
+        views = _views(emu)
+    assert views == [("anon-1", "p2"), ("user-1", "p1")]
+    assert ticket.codes == [409, 200]     # the merge again: its source is gone, already done
+
+
+def _item(n: int, *users: str):
+    return SimpleNamespace(n=n, users=users)
+
+
+def test_merge_safe_batches_keep_each_users_order_and_keep_merges_apart():
+    rng = random.Random(4)
+    people = [f"u{k}" for k in range(12)]
+    items = []
+    for n in range(600):
+        if rng.random() < 0.15:
+            items.append(_item(n, *rng.sample(people, 2)))
+        else:
+            items.append(_item(n, rng.choice(people)))
+    items.append(_item(600))                                   # a request of no user
+    batches = merge_safe_batches(items, 25)
+    assert sorted(i.n for b in batches for i in b) == list(range(601))
+    assert all(0 < len(b) <= 25 for b in batches)
+    position = {i.n: (k, j) for k, b in enumerate(batches) for j, i in enumerate(b)}
+    for user in people:   # sent one Batch after another: each user's requests in input order
+        mine = [position[i.n] for i in items if user in i.users]
+        assert mine == sorted(mine)
+    for batch in batches:  # a merge's users have nothing else in its Batch
+        for item in batch:
+            if len(item.users) > 1:
+                others = [i for i in batch if i is not item and set(i.users) & set(item.users)]
+                assert others == [], (item, others)
+
+
+def test_merge_safe_batches_pack_independent_merges_together():
+    """Fifty visitors, each seen, merged, then seen again: three Batches (before, the merges,
+    after), not a few per merge."""
+    items = []
+    for k in range(50):
+        items += [_item(3 * k, f"a{k}"), _item(3 * k + 1, f"u{k}", f"a{k}"), _item(3 * k + 2, f"u{k}")]
+    batches = merge_safe_batches(items, 1000)
+    assert [[i.n for i in b] for b in batches] == [list(range(r, 150, 3)) for r in range(3)]
