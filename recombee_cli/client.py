@@ -52,12 +52,27 @@ def base_url_for(region: str | None, base_uri: str | None, *, allow_http: bool) 
         if url.startswith("http://") and not allow_http:
             raise ServiceError(f"{base_uri} is plain http: the token's signatures would travel "
                                f"unencrypted; pass --allow-http to do it anyway (local testing)")
+        _check_url(base_uri, url)
         return url
     if region is None:
         region = "eu-west"
     if region not in REGION_HOSTS:
         raise ServiceError(f"unknown region {region!r} (regions: {', '.join(REGION_HOSTS)})")
     return "https://" + REGION_HOSTS[region]
+
+
+def _check_url(given: str, url: str) -> None:
+    """A base URI that no call could use is a usage error now, not a crash at the first call
+    (httpx parses `https://a..b` or port 99999 and only the socket refuses them)."""
+    try:
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError("not an http(s)://host[:port] address")
+        parsed.host.encode("idna")
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise ValueError(f"port {parsed.port} is out of range")
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise ServiceError(f"{given} is not a usable base URI: {exc}") from None
 
 
 @dataclass

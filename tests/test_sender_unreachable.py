@@ -12,11 +12,12 @@ import subprocess
 import sys
 import threading
 
+import httpx
 import orjson
 import pytest
 
-from helpers import ROOT
-from recombee_cli.client import RecombeeClient, RetryPolicy, TransportFailure
+from helpers import ROOT, invoke
+from recombee_cli.client import RecombeeClient, RetryPolicy, TransportFailure, transport_reason
 from recombee_cli.config import Config, compile_config
 from recombee_cli.emulator import Emulator, Faults
 from recombee_cli.errors import UnreachableError
@@ -253,3 +254,27 @@ def test_an_occasional_trickle_is_retried_and_the_store_is_complete(archive, tmp
         assert emu.stats.faults["trickle"] >= 1
         assert emu.snapshot() == clean
     assert report.outcomes["failed"] == 0 and report.requests["sent"] > 0
+
+
+def test_a_host_that_cannot_be_resolved_is_named():
+    """No test may ask a DNS server, so the cause is the one getaddrinfo raises, under httpx's."""
+    try:
+        try:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        except socket.gaierror as cause:
+            raise httpx.ConnectError(str(cause)) from cause
+    except httpx.ConnectError as exc:
+        reason = transport_reason(exc, "https://rapi-nowhere.example:443")
+    assert reason == "cannot resolve host rapi-nowhere.example: Name or service not known"
+
+
+@pytest.mark.parametrize("base_uri, why", [
+    ("https://a..b", "idna"), ("127.0.0.1:99999", "port 99999 is out of range"), ("ftp://h", "http(s)"),
+])
+def test_a_base_uri_no_call_could_use_is_a_usage_error(base_uri, why):
+    """It used to pass, and crash the first Batch call with a UnicodeError or OverflowError."""
+    result = invoke(["replay", "--base-uri", base_uri, "--database-id", DB, "--no-state",
+                     str(ROOT / "sample_events")], env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+    assert result.exit_code == 2, result.stderr
+    assert f"{base_uri} is not a usable base URI" in result.stderr and why in result.stderr
+    assert "Traceback" not in result.stderr
