@@ -15,17 +15,20 @@ import os
 import sys
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Generator, Iterator
 
 from .errors import InputError
 
-try:  # ISA-L gzip is ~2.5x faster than zlib; fall back to the stdlib where it is missing.
-    from isal import igzip as _gzip
+try:  # ISA-L inflate is ~2.5x faster than zlib; fall back to the stdlib where it is missing.
+    from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - isal is a declared dependency
-    import gzip as _gzip
+    import zlib as _zlib
 
 CHUNK_SIZE = 1 << 20
+_IN_SIZE = 1 << 17    # compressed bytes read at a time (a damaged piece is decoded again byte by byte)
 DEFAULT_MAX_LINE_BYTES = 16 << 20  # Segment caps a message at 32 KB; 16 MiB is generous.
+
+Warn = Callable[[str], None]
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -57,6 +60,19 @@ class Line:
     offset: int      # byte offset of the line start in the decompressed stream
     data: bytes      # the line without its newline ("" when error is set and nothing is kept)
     error: str | None = None
+
+
+def display_name(name: str) -> str:
+    r"""A file name as printable one-line text: the bytes of a non-UTF-8 name (surrogate escapes,
+    as Python gives them) and control characters as `\xNN`, so no message about it can fail."""
+    try:
+        text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a lone surrogate that no byte stands for
+        text = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" if ord(c) < 0x100
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _local_source(path: str) -> Source:
@@ -109,88 +125,327 @@ def expand_inputs(args: list[str]) -> list[Source]:
     return sources
 
 
-class _Prefixed(io.RawIOBase):
-    """A stream that first returns already-peeked bytes, then the rest of the underlying stream."""
-
-    def __init__(self, head: bytes, rest: BinaryIO):
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        if self._head:
-            n = min(len(buf), len(self._head))
-            buf[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buf))
-        n = len(data)
-        buf[:n] = data
-        return n
+def _ignore(message: str) -> None:
+    pass
 
 
-class _ZstdStream(io.RawIOBase):
-    """zstd frames one after another. zstandard's own stream reader treats a truncated frame as a
-    normal end of file; this one reports it, like gzip and bz2 do."""
+class DamagedData(ValueError):
+    """Compressed data that cannot be decoded past some byte (truncated, corrupt): the data's
+    fault. Everything decoded before it has been delivered; the message names the byte."""
+
+
+class _ReadFailed(OSError):
+    """Reading the raw bytes failed (an I/O error, a remote read that broke off): the machine's
+    fault, not the data's; the same file may read fine next time."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Input:
+    """The raw bytes of a source, read in large pieces, with the file offset of the next byte."""
+
+    __slots__ = ("raw", "buf", "offset")
 
     def __init__(self, raw: BinaryIO):
-        import zstandard
+        self.raw = raw
+        self.buf = b""      # read but not taken yet
+        self.offset = 0     # file offset of the next byte `take` returns
 
-        self._raw = raw
-        self._new = zstandard.ZstdDecompressor().decompressobj
-        self._frame = None        # the frame being decoded; None between frames
-        self._out = b""
+    def _read(self, n: int) -> bytes:
+        try:
+            return self.raw.read(n)
+        except Exception as exc:  # noqa: BLE001 - whatever the stream raises, its bytes are not there
+            text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or exc.__class__.__name__
+            raise _ReadFailed(f"cannot read at byte {self.offset + len(self.buf)} of the file: {text}") from exc
+
+    def peek(self, n: int) -> bytes:
+        """The next n bytes (fewer only at the end of the file), left in place."""
+        while len(self.buf) < n:
+            more = self._read(max(n - len(self.buf), _IN_SIZE))
+            if not more:
+                break
+            self.buf += more
+        return self.buf[:n]
+
+    def take(self, n: int | None = None) -> bytes:
+        """Up to n bytes (default _IN_SIZE): what is buffered, else a fresh read; b"" at the end."""
+        n = n or _IN_SIZE
+        if self.buf:
+            data, self.buf = self.buf[:n], self.buf[n:]
+        else:
+            data = self._read(n)
+        self.offset += len(data)
+        return data
+
+    def give_back(self, data: bytes) -> None:
+        if data:
+            self.buf = data + self.buf
+            self.offset -= len(data)
+
+
+class _Gzip:
+    """A gzip member through ISA-L's inflate (header and CRC checked), output at most CHUNK_SIZE
+    per call so a highly compressed member cannot fill memory."""
+
+    name, magic = "gzip", GZIP_MAGIC
+
+    @staticmethod
+    def new():
+        return _zlib.decompressobj(31)
+
+    @staticmethod
+    def feed(d, data: bytes) -> Iterator[bytes]:
+        """All the output `data` gives, in pieces."""
+        out = d.decompress(data, CHUNK_SIZE)
+        while True:
+            if out:
+                yield out
+            if len(out) < CHUNK_SIZE or d.eof:   # input used up (a full output may hide more)
+                return
+            out = d.decompress(d.unconsumed_tail, CHUNK_SIZE)
+
+
+class _Bz2:
+    name, magic = "bz2", BZ2_MAGIC
+
+    @staticmethod
+    def new():
+        return bz2.BZ2Decompressor()
+
+    @staticmethod
+    def feed(d, data: bytes) -> Iterator[bytes]:
+        out = d.decompress(data, CHUNK_SIZE)
+        while True:
+            if out:
+                yield out
+            if d.eof or d.needs_input:
+                return
+            out = d.decompress(b"", CHUNK_SIZE)
+
+
+def _members(inp: _Input, codec, name: str, warn: Warn) -> Iterator[bytes]:
+    """gzip members (or bz2 streams) one after another, as `gzip -d` reads them: zero padding after
+    the last is ignored, other trailing bytes are ignored with a warning (the data is complete)."""
+    while True:
+        start = inp.offset
+        d = codec.new()
+        produced = 0
+        while not d.eof:
+            at = inp.offset
+            data = inp.take()
+            if not data:
+                raise DamagedData(f"{codec.name} stream is truncated at byte {at} of the file (compressed)")
+            try:
+                for out in codec.feed(d, data):
+                    produced += len(out)
+                    yield out
+            except Exception as exc:  # noqa: BLE001 - each decoder has its own error types
+                where = yield from _relocate(inp, codec, start, at, data, produced)
+                place = f"at byte {where}" if where is not None else \
+                    f"between bytes {at} and {at + len(data)}"
+                raise DamagedData(f"{codec.name} data is corrupt {place} of the file (compressed): "
+                                  f"{exc or exc.__class__.__name__}") from None
+        inp.give_back(d.unused_data)
+        head = inp.peek(len(codec.magic))
+        if not head:
+            return
+        if head == codec.magic:
+            continue
+        while True:   # zeros (a tape's padding) to the end are ignored without a word, as gzip does
+            piece = inp.take()
+            if not piece:
+                return
+            rest = piece.lstrip(b"\0")
+            if rest:
+                inp.give_back(rest)
+                break
+        warn(f"{display_name(name)}: decompression OK, trailing garbage ignored (the bytes from byte "
+             f"{inp.offset} of the file are not {codec.name} data)")
+        return
+
+
+def _relocate(inp: _Input, codec, start: int, at: int, data: bytes, produced: int
+              ) -> Generator[bytes, None, int | None]:
+    """After a decoding error in `data` (read at offset `at` of a member starting at `start`):
+    decode the member again, then `data` one byte at a time, to deliver what the failed call
+    decoded before the damage and return the damage's offset. Needs a seekable file; None when
+    the damage cannot be placed more precisely than `data`."""
+    raw = inp.raw
+    again = 0   # output of this second pass; the first `produced` bytes were delivered already
+
+    def fresh(out: bytes) -> bytes:
+        nonlocal again
+        before, again = again, again + len(out)
+        return out[max(0, produced - before):] if again > produced else b""
+
+    try:
+        if not raw.seekable():
+            return None
+        raw.seek(start)
+        d = codec.new()
+        remaining = at - start
+        while remaining > 0:
+            piece = raw.read(min(_IN_SIZE, remaining))
+            if not piece:
+                return None
+            remaining -= len(piece)
+            for out in codec.feed(d, piece):
+                new = fresh(out)
+                if new:
+                    yield new
+    except Exception:  # noqa: BLE001 - the file or the decoder disagrees now: no better place is known
+        return None
+    for i in range(len(data)):
+        try:
+            for out in codec.feed(d, data[i:i + 1]):
+                new = fresh(out)
+                if new:
+                    yield new
+        except Exception:  # noqa: BLE001 - this byte is where the decoder fails
+            return at + i
+        if d.eof:
+            return at + i + 1
+    return None
+
+
+def _skippable(magic: bytes) -> bool:
+    """A zstd skippable frame (metadata that zstd tools pass over) starts here."""
+    return len(magic) == 4 and 0x184D2A50 <= int.from_bytes(magic, "little") <= 0x184D2A5F
+
+
+def _zstd_frames(inp: _Input, name: str) -> Iterator[bytes]:
+    """zstd frames one after another, fed to the decoder one block at a time: blocks before a
+    damaged one are all delivered (a decoder error loses the output of its call), and each
+    call's output stays under 128 KiB, a block's limit."""
+    import zstandard
+
+    new = zstandard.ZstdDecompressor().decompressobj
+
+    def need(n: int) -> bytes:
+        data = inp.peek(n)
+        if len(data) < n:
+            raise DamagedData(f"zstd stream is truncated at byte {inp.offset + len(data)} of the file (compressed)")
+        return inp.take(n)
+
+    def decode(d, data: bytes, at: int) -> bytes:
+        try:
+            return d.decompress(data)
+        except zstandard.ZstdError as exc:
+            raise DamagedData(f"zstd data is corrupt at byte {at} of the file (compressed): {exc}") from None
+
+    while True:
+        at = inp.offset
+        magic = inp.peek(4)
+        if not magic:
+            return
+        if _skippable(magic):
+            size = int.from_bytes(need(8)[4:], "little")   # a skippable frame: metadata, no data
+            while size:
+                piece = inp.take(min(size, _IN_SIZE))
+                if not piece:
+                    raise DamagedData(f"zstd stream is truncated at byte {inp.offset} of the file (compressed)")
+                size -= len(piece)
+            continue
+        if magic != ZSTD_MAGIC:
+            raise DamagedData(f"not zstd data at byte {at} of the file (compressed)")
+        descriptor = inp.peek(5)[4:5]
+        if not descriptor:
+            need(5)
+        flags = descriptor[0]
+        single, dictionary, size_flag = flags >> 5 & 1, flags & 3, flags >> 6
+        header = 5 + (not single) + (0, 1, 2, 4)[dictionary] + (single, 2, 4, 8)[size_flag]
+        d = new()
+        decode(d, need(header), at)
+        while True:
+            at = inp.offset
+            head = inp.peek(3)
+            if len(head) < 3:
+                need(3)   # raises: the file ends in a block header
+            block = int.from_bytes(head, "little")
+            kind = block >> 1 & 3
+            data = need(3 + (1 if kind == 1 else 0 if kind == 3 else block >> 3))
+            out = decode(d, data, at)
+            if out:
+                yield out
+            if block & 1:
+                break
+        if flags & 4:   # the content checksum: a mismatch is damage at the end of the frame
+            at = inp.offset
+            decode(d, need(4), at)
+
+
+def _plain(inp: _Input) -> Iterator[bytes]:
+    data = inp.take(CHUNK_SIZE)   # the sniffed bytes, then the rest of a full read
+    while data:
+        if len(data) < CHUNK_SIZE:
+            data += inp.take(CHUNK_SIZE - len(data))
+        yield data
+        data = inp.take(CHUNK_SIZE)
+
+
+def _gathered(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Small decoded pieces joined to about CHUNK_SIZE (blocks of a few lines cost per block);
+    what was gathered is delivered before an error goes on."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for piece in pieces:
+            if not parts and len(piece) >= CHUNK_SIZE // 2:
+                yield piece
+                continue
+            parts.append(piece)
+            size += len(piece)
+            if size >= CHUNK_SIZE:
+                yield b"".join(parts)
+                parts, size = [], 0
+    except Exception:
+        if parts:
+            yield b"".join(parts)
+        raise
+    if parts:
+        yield b"".join(parts)
+
+
+def _decoded(raw: BinaryIO, name: str = "", warn: Warn | None = None) -> Iterator[bytes]:
+    """The decoded bytes of a raw stream, in pieces, decoder chosen by the magic bytes. Damage
+    raises DamagedData after every byte decoded before it; an I/O error raises _ReadFailed. Never
+    seeks, except to place the damage in a corrupt (not truncated) gzip or bz2 file."""
+    inp = _Input(raw)
+    head = inp.peek(4)
+    if head.startswith(GZIP_MAGIC):
+        yield from _gathered(_members(inp, _Gzip, name, warn or _ignore))
+    elif head.startswith(ZSTD_MAGIC) or _skippable(head):
+        yield from _gathered(_zstd_frames(inp, name))
+    elif head.startswith(BZ2_MAGIC):
+        yield from _gathered(_members(inp, _Bz2, name, warn or _ignore))
+    else:
+        yield from _plain(inp)
+
+
+class _Chunks(io.RawIOBase):
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._rest = b""
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf) -> int:
-        while not self._out:
-            chunk = self._raw.read(CHUNK_SIZE)
-            if not chunk:
-                if self._frame is not None:
-                    raise EOFError("zstd stream ends in the middle of a frame")
-                return 0
-            out = []
-            while chunk:
-                if self._frame is None:
-                    self._frame = self._new()
-                out.append(self._frame.decompress(chunk))
-                chunk = b""
-                if self._frame.eof:
-                    chunk = self._frame.unused_data
-                    self._frame = None
-            self._out = b"".join(out)
-        n = min(len(buf), len(self._out))
-        buf[:n] = self._out[:n]
-        self._out = self._out[n:]
+        if not self._rest:
+            self._rest = next(self._chunks, b"")
+        n = min(len(buf), len(self._rest))
+        buf[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
         return n
 
 
-def decompressed(raw: BinaryIO) -> BinaryIO:
-    """Wrap a raw byte stream in the decompressor its magic bytes call for."""
-    head = raw.read(4)
-    if raw.seekable():   # a local file: read the magic, then start again (no copying wrapper)
-        raw.seek(0)
-        stream = raw
-    else:
-        stream = io.BufferedReader(_Prefixed(head, raw), CHUNK_SIZE)
-    if head.startswith(GZIP_MAGIC):
-        return _gzip.GzipFile(fileobj=stream, mode="rb")
-    if head.startswith(ZSTD_MAGIC):
-        return io.BufferedReader(_ZstdStream(stream), CHUNK_SIZE)
-    if head.startswith(BZ2_MAGIC):
-        return bz2.BZ2File(stream, "rb")
-    return stream
-
-
-def _describe_read_error(exc: Exception) -> str:
-    text = str(exc) or exc.__class__.__name__
-    if isinstance(exc, EOFError):
-        return f"compressed stream ends early (truncated file?): {text}"
-    return f"cannot read: {text}"
+def decompressed(raw: BinaryIO, *, name: str = "", warn: Warn | None = None) -> BinaryIO:
+    """A readable stream of a raw stream's decoded bytes (gzip, zstd, bz2 sniffed, else as is).
+    Reading raises DamagedData (a ValueError) after the bytes before the damage, OSError when the
+    raw stream fails. Does not seek a stream that cannot."""
+    return io.BufferedReader(_Chunks(_decoded(raw, name, warn)), CHUNK_SIZE)
 
 
 class ReadProgress:
@@ -278,8 +533,10 @@ class Block:
         if self.errors:
             errors = {p - begin: r for p, r in self.errors.items() if begin <= p < end} or None
             lengths = {p - begin: n for p, n in (self._lengths or {}).items() if begin <= p < end} or None
-        return Block(self.source, self.number + begin, self.start_of(begin), lines=self.lines[begin:end],
-                     errors=errors, lengths=lengths)
+        block = Block(self.source, self.number + begin, self.start_of(begin), lines=self.lines[begin:end],
+                      errors=errors, lengths=lengths)
+        block.unreadable = self.unreadable
+        return block
 
     def mark_too_long(self, max_line_bytes: int, reason: str) -> None:
         """Blank out lines longer than the limit and record them as errors."""
@@ -307,21 +564,27 @@ def _starting_at(block: Block, start_offset: int) -> Block | None:
 
 def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                 start_offset: int = 0, progress: ReadProgress | None = None,
-                split: bool = True) -> Iterator[Block]:
+                split: bool = True, warn: Warn | None = None) -> Iterator[Block]:
     """Yield a source's physical lines in blocks of one read (about CHUNK_SIZE bytes each).
 
-    A line longer than `max_line_bytes` is not buffered: it becomes an error entry. A read error
-    (truncated gzip, corrupt zstd...) ends the source with an error entry, so the caller can count
-    and report it; the run goes on with the next source. Lines that start before `start_offset`
-    (an already acknowledged prefix) are left out. With `split`, blocks come already cut into
-    lines (what this process will do next anyway); without, they keep the bytes as read and only
-    count their lines (for another process to cut).
+    A line longer than `max_line_bytes` is not buffered: it becomes an error entry. Damaged data
+    (a truncated or corrupt gzip, zstd or bz2 stream) ends the source: every complete line before
+    the damage comes in blocks as usual, then one error entry naming the damage's offset in the
+    file stands for the rest (a last line cut off by the damage is part of it), so the caller can
+    count and report it and go on with the next source. When the source cannot be opened or read
+    (I/O error, a remote read that broke off), that error entry's block has `unreadable` set: the
+    machine's fault, the source must be read again. Trailing garbage after complete gzip members
+    loses nothing: `warn` gets a one-line message naming the source. Lines that start before
+    `start_offset` (an already acknowledged prefix) are left out; an error entry never is. With
+    `split`, blocks come already cut into lines (what this process will do next anyway); without,
+    they keep the bytes as read and only count their lines (for another process to cut).
     """
     name = source.name
     try:
         raw = source.open()
-    except OSError as exc:
-        block = Block(name, 0, 0, lines=[b""], errors={0: f"cannot open: {exc.strerror or exc}"})
+    except Exception as exc:  # noqa: BLE001 - a remote store raises its own types
+        text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or exc.__class__.__name__
+        block = Block(name, 0, 0, lines=[b""], errors={0: f"cannot open: {text}"})
         block.unreadable = True
         yield block
         return
@@ -331,16 +594,19 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     skipping = 0        # > 0: the bytes so far of an over-long line being discarded
     too_long = f"line longer than {max_line_bytes} bytes (skipped)"
     try:
-        stream = decompressed(raw)
+        chunks = _decoded(raw, name, warn)
         tell = raw.tell if progress is not None and raw.seekable() else None
         while True:
             if tell is not None:
                 progress.done = progress._base + tell()
-            error = None
             try:
-                chunk = stream.read(CHUNK_SIZE)
-            except Exception as exc:  # noqa: BLE001 - any decoder error ends this source, not the run
-                chunk, error = b"", _describe_read_error(exc)
+                chunk = next(chunks, b"")
+            except Exception as exc:  # noqa: BLE001 - damage ends this source, not the run
+                # The line being read when the damage came has no newline: it is part of the damage.
+                block = Block(name, number, offset, lines=[b""], errors={0: _read_error(exc)})
+                block.unreadable = isinstance(exc, _ReadFailed)
+                yield block
+                return
             if not chunk:
                 lines: list[bytes] = []
                 errors: dict[int, str] = {}
@@ -350,9 +616,6 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                     lines.append(b"")
                 elif pending:
                     lines.append(pending)
-                if error:
-                    errors[len(lines)] = error
-                    lines.append(b"")
                 if lines:
                     block = _starting_at(Block(name, number, offset, lines=lines, errors=errors or None,
                                                lengths=lengths or None), start_offset)
@@ -393,13 +656,19 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
             raw.close()
 
 
+def _read_error(exc: Exception) -> str:
+    if isinstance(exc, (_ReadFailed, DamagedData)):
+        return str(exc)
+    return f"cannot decode: {exc or exc.__class__.__name__}"
+
+
 def read_lines(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                start_offset: int = 0, progress: ReadProgress | None = None,
-               split: bool = True) -> Iterator[Line]:
+               split: bool = True, warn: Warn | None = None) -> Iterator[Line]:
     """Yield the non-blank lines of a source, with 1-based line numbers and byte offsets, and one
     `Line` carrying `error` for each unreadable stretch (see read_blocks)."""
     for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start_offset,
-                             progress=progress, split=split):
+                             progress=progress, split=split, warn=warn):
         errors = block.errors or {}
         for position, data in enumerate(block.lines):
             if position in errors or (data and not data.isspace()):
