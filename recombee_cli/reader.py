@@ -9,9 +9,11 @@ and the per-line cost stays low; a line longer than `max_line_bytes` is reported
 from __future__ import annotations
 
 import bz2
+import errno
 import glob
 import io
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -27,6 +29,14 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 CHUNK_SIZE = 1 << 20
 _IN_SIZE = 1 << 17    # compressed bytes read at a time (a damaged piece is decoded again byte by byte)
 DEFAULT_MAX_LINE_BYTES = 16 << 20  # Segment caps a message at 32 KB; 16 MiB is generous.
+
+# Segment's S3 destination files events under the UTC day Segment *received* them
+# (`segment-logs/<source>/<day epoch-ms>/`). Mobile libraries queue events while offline and send
+# them days later, so a folder received up to this many days after --until can still hold events
+# from before it.
+LATE_ARRIVAL_DAYS = 7
+CLOCK_SKEW_SECONDS = 3600   # an event stamped a little after its receipt (a fast device clock)
+_DAY_MS = 86_400_000
 
 Warn = Callable[[str], None]
 
@@ -75,8 +85,8 @@ def display_name(name: str) -> str:
                    else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
-def _local_source(path: str) -> Source:
-    st = os.stat(path)
+def _local_source(path: str, st: os.stat_result | None = None) -> Source:
+    st = st or os.stat(path)
     # `./F`, `F` and `/abs/F` (and a path through a symlinked folder) are one file to the state,
     # so a nightly run from another directory does not send it again.
     real = os.path.realpath(path)
@@ -89,6 +99,11 @@ def _local_source(path: str) -> Source:
     )
 
 
+def _stream_source(path: str) -> Source:
+    """A pipe, `<(zcat day.gz)`, /dev/stdin or a device: read once as a stream, nothing to resume."""
+    return Source(name=path, open=lambda: open(path, "rb"), size=None, identity=None, key=None)
+
+
 def _stdin_source() -> Source:
     return Source(name="<stdin>", open=lambda: sys.stdin.buffer, size=None, identity=None)
 
@@ -97,36 +112,207 @@ def is_remote(arg: str) -> bool:
     return "://" in arg and not arg.startswith("file://")
 
 
-def expand_inputs(args: list[str]) -> list[Source]:
-    """Turn command-line inputs into sources, in the order given; folders and globs sorted by path."""
-    sources: list[Source] = []
-    for arg in args:
-        if arg == "-":
-            sources.append(_stdin_source())
-        elif is_remote(arg):
-            from .remote import expand_remote  # optional extra; imported only when used
+def received_day(name: str) -> float | None:
+    """The start (epoch seconds) of the UTC day a Segment `<epoch-ms>` folder is named after, or
+    None: only 13 ASCII digits that are a UTC midnight count."""
+    if len(name) == 13 and name.isascii() and name.isdigit():
+        ms = int(name)
+        if ms % _DAY_MS == 0:
+            return ms / 1000
+    return None
 
-            sources.extend(expand_remote(arg))
-        elif os.path.isdir(arg):
-            found = []
-            for root, dirs, files in os.walk(arg):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                found.extend(os.path.join(root, f) for f in files if not f.startswith("."))
-            sources.extend(_local_source(p) for p in sorted(found))
-        elif os.path.isfile(arg):
-            sources.append(_local_source(arg))
-        elif glob.has_magic(arg):
-            matches = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
-            if not matches:
-                raise InputError(f"{arg}: the pattern matches no file")
-            sources.extend(_local_source(p) for p in matches)
-        else:
-            raise InputError(f"{arg}: no such file or directory")
-    return sources
+
+def folder_outside_window(name: str, window: tuple[float | None, float | None] | None) -> bool:
+    """True when a folder named after the day Segment received its events cannot hold an event of
+    `window` = (since, until) in epoch seconds: its day (plus clock skew) ends before `since` (an
+    event is not received before it happens), or it starts more than LATE_ARRIVAL_DAYS after `until`."""
+    if window is None:
+        return False
+    start = received_day(name)
+    if start is None:
+        return False
+    since, until = window
+    if since is not None and start + 86_400 + CLOCK_SKEW_SECONDS <= since:
+        return True
+    return until is not None and start > until + LATE_ARRIVAL_DAYS * 86_400
+
+
+def _symlink_problem(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        return "a dangling symbolic link"
+    return f"a symbolic link that cannot be followed ({exc.strerror or exc})"
+
+
+def _walk(top: str, *, warn: Warn, window, skipped: list[str] | None) -> list[tuple[str, os.stat_result]]:
+    """The regular files under a folder (hidden ones left out), sorted by path. Symbolic links are
+    followed, but a folder already read (a link loop, a second link to it) is read once; a link
+    that leads nowhere, and pipes or devices found inside, are skipped with a warning."""
+    found = []
+    seen: dict[tuple[int, int], str] = {}
+    folders, linked = [top], []   # real folders first, so that a link to one is the copy skipped
+    while folders or linked:
+        folder = folders.pop() if folders else linked.pop()
+        try:
+            st = os.stat(folder)
+            ident = (st.st_dev, st.st_ino)
+            if ident in seen:
+                first = seen[ident]
+                why = f"a symbolic link loop (back to {display_name(first)})" \
+                    if folder.startswith(first.rstrip(os.sep) + os.sep) else \
+                    f"the same folder as {display_name(first)}, already read"
+                warn(f"{display_name(folder)}: {why}; skipped")
+                continue
+            seen[ident] = folder
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)   # warnings in a stable order
+        except OSError as exc:
+            warn(f"{display_name(folder)}: cannot list this folder ({exc.strerror or exc}); skipped")
+            continue
+        real, links = [], []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = entry.path
+            try:
+                st = os.stat(path)   # through symbolic links
+            except OSError as exc:
+                why = _symlink_problem(exc) if entry.is_symlink() else f"cannot be read ({exc.strerror or exc})"
+                warn(f"{display_name(path)}: {why}; skipped")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if folder_outside_window(entry.name, window):   # pruned: never listed
+                    if skipped is not None:
+                        skipped.append(path)
+                    continue
+                (links if entry.is_symlink() else real).append(path)
+            elif stat.S_ISREG(st.st_mode):
+                found.append((path, st))
+            else:   # reading a pipe found in a folder could block the run forever
+                warn(f"{display_name(path)}: not a regular file (a pipe, socket or device); skipped")
+        folders.extend(reversed(real))   # popped in name order: warnings come in path order
+        linked.extend(reversed(links))
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+def _glob_skip(pattern: str, match: str, is_dir: bool, window) -> str | None:
+    """The day folder, among those a pattern's wildcards matched, that puts `match` outside the window."""
+    if window is None:
+        return None
+    fixed = 0
+    for part in pattern.split(os.sep):
+        if glob.has_magic(part):
+            break
+        fixed += 1
+    parts = match.split(os.sep)
+    for i in range(fixed, len(parts) if is_dir else len(parts) - 1):
+        if folder_outside_window(parts[i], window):
+            return os.sep.join(parts[:i + 1])
+    return None
+
+
+def _no_such(arg: str, exc: OSError) -> str:
+    if os.path.islink(arg):
+        return f"{display_name(arg)}: {_symlink_problem(exc)}"
+    if exc.errno == errno.ENOENT:
+        return f"{display_name(arg)}: no such file or directory"
+    return f"{display_name(arg)}: {(exc.strerror or str(exc)).lower()}"
 
 
 def _ignore(message: str) -> None:
     pass
+
+
+def expand_inputs(args: list[str], *, window: tuple[float | None, float | None] | None = None,
+                  warn: Warn | None = None, skipped: list[str] | None = None) -> list[Source]:
+    """Turn command-line inputs into sources, in the order given; folders and globs sorted by path.
+
+    - A path that exists and is not a folder is read: a regular file (resumable, known by its
+      resolved path) or a stream (pipe, `<(zcat day.gz)`, /dev/stdin, a device: `identity` and
+      `key` None, nothing to resume). Inside folders and glob matches only regular files are read.
+    - `window` = (since, until), epoch seconds or None: Segment's `<epoch-ms>` day folders found
+      inside folders (local or remote) or by a pattern's wildcards that cannot hold an event of the
+      window are not listed or read; the path (or URL) of each is appended to `skipped`, a list
+      the caller owns, so it can say "N folders skipped (received outside the window)".
+    - `warn(message)` gets a one-line message for each thing skipped (symbolic link loops, dangling
+      links, pipes inside folders, a file named twice); default: nothing is said.
+    """
+    warn = warn or _ignore
+    sources: list[Source] = []
+    for arg in args:
+        if arg == "-":
+            sources.append(_stdin_source())
+            continue
+        if is_remote(arg):
+            from .remote import expand_remote  # optional extra; imported only when used
+
+            sources.extend(expand_remote(arg, window=window, warn=warn, skipped=skipped))
+            continue
+        try:
+            st = os.stat(arg)
+        except OSError as exc:
+            if not glob.has_magic(arg):
+                raise InputError(_no_such(arg, exc)) from None
+            sources.extend(_expand_glob(arg, window=window, warn=warn, skipped=skipped))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            sources.extend(_local_source(p, s) for p, s in _walk(arg, warn=warn, window=window, skipped=skipped))
+        elif stat.S_ISREG(st.st_mode):
+            sources.append(_local_source(arg, st))
+        else:
+            sources.append(_stream_source(arg))
+    return _read_once(sources, warn)
+
+
+def _expand_glob(pattern: str, *, window, warn: Warn, skipped: list[str] | None) -> list[Source]:
+    matches = sorted(glob.glob(pattern, recursive=True))
+    sources: list[Source] = []
+    passed: set[str] = set()
+    for path in matches:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            warn(f"{display_name(path)}: {_symlink_problem(exc)}; skipped")
+            continue
+        is_dir = stat.S_ISDIR(st.st_mode)
+        folder = _glob_skip(pattern, path, is_dir, window)
+        if folder is not None:
+            if folder not in passed:
+                passed.add(folder)
+                if skipped is not None:
+                    skipped.append(folder)
+            continue
+        if is_dir:
+            sources.extend(_local_source(p, s) for p, s in _walk(path, warn=warn, window=window, skipped=skipped))
+        elif stat.S_ISREG(st.st_mode):
+            sources.append(_local_source(path, st))
+        else:
+            warn(f"{display_name(path)}: not a regular file (a pipe, socket or device); skipped")
+    if not sources and not passed:
+        raise InputError(f"{display_name(pattern)}: the pattern matches no file")
+    return sources
+
+
+def _read_once(sources: list[Source], warn: Warn) -> list[Source]:
+    """Each file once, though named twice (`a.gz ./a.gz`, a symbolic link beside its target): the
+    state knows a file by its resolved path, and a second read would send its events again."""
+    first: dict[str, str] = {}
+    kept, again = [], []
+    for source in sources:
+        if source.key is None:
+            kept.append(source)
+        elif source.key in first:
+            again.append((source.name, first[source.key]))
+        else:
+            first[source.key] = source.name
+            kept.append(source)
+    for name, earlier in again[:5]:
+        warn(f"{display_name(name)}: the same file as {display_name(earlier)}; read once")
+    if len(again) > 5:
+        warn(f"{len(again) - 5} more paths name files already listed; each file is read once")
+    return kept
 
 
 class DamagedData(ValueError):
