@@ -141,7 +141,7 @@ def _outcome_of(ticket: Ticket) -> tuple[str, str | None, int | None]:
     if refused is not None:
         return "invalid", refused, None
     if failed is not None:
-        return "failed", failure_reason(*failed), failed[0]
+        return "failed", failure_reason(*failed), failed[0] if failed[0] >= 100 else None
     if unrepresentable is not None and not any_answered:
         return "filtered", unrepresentable, None
     return ("sent" if any_sent else "duplicate"), None, None
@@ -167,6 +167,10 @@ def _first_failure(ticket: Ticket) -> tuple[int, str] | None:
 
 
 def failure_reason(code: int, message: str | None) -> str:
+    """Why requests failed. A code below 100 is no HTTP status (the sender's NO_STATUS: no answer
+    at all, or a malformed one): the message alone says what happened, never an invented status."""
+    if code < 100:
+        return message or "no answer from Recombee"
     return f"Recombee answered {code}: {message or 'no message'}"
 
 

@@ -378,3 +378,33 @@ def test_a_timestamp_recombee_refuses_is_invalid_before_sending(stamp):
 def test_sandbox_arguments_are_checked(args, words):
     result = invoke(["sandbox", *args])
     assert result.exit_code == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:   # bound, then closed: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_after_an_outage_status_shows_the_file_pending_and_the_next_run_delivers_it(tmp_path):
+    """The issue's own example: --base-uri to a refused port with --state, then a healthy night."""
+    paths = _archive(tmp_path / "in", 1, 300, seed=27)
+    state = tmp_path / "s.sqlite"
+    args = ["replay", "--allow-http", "--database-id", DB, "--state", str(state), "--batch-size", "100", *paths]
+    env = {**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN}
+    outage = subprocess.run([sys.executable, "-m", "recombee_cli", *args, "--base-uri",
+                             f"http://127.0.0.1:{_closed_port()}"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert outage.returncode == 3, outage.stderr
+    assert "connection refused" in outage.stderr.strip().splitlines()[-1]
+    status = invoke(["status", "--state", str(state)])
+    assert "0 files done, 1 not done" in status.stdout and "connection refused" in status.stdout
+    expected = _clean_store(expand_inputs(paths))
+    with Emulator(DB, TOKEN) as emu:
+        healthy = subprocess.run([sys.executable, "-m", "recombee_cli", *args, "--base-uri", emu.base_uri],
+                                 capture_output=True, text=True, env=env, timeout=300)
+        assert healthy.returncode in (0, 1), healthy.stderr
+        assert emu.snapshot() == expected
+    assert all(f.done for f in _files(state).values())
