@@ -197,19 +197,19 @@ def _walk(top: str, *, warn: Warn, window, skipped: list[str] | None) -> list[tu
     return found
 
 
-def _glob_skip(pattern: str, match: str, is_dir: bool, window) -> str | None:
+def _glob_skip(pattern: str, match: str, is_dir: bool, window, sep: str = os.sep) -> str | None:
     """The day folder, among those a pattern's wildcards matched, that puts `match` outside the window."""
     if window is None:
         return None
     fixed = 0
-    for part in pattern.split(os.sep):
+    for part in pattern.split(sep):
         if glob.has_magic(part):
             break
         fixed += 1
-    parts = match.split(os.sep)
+    parts = match.split(sep)
     for i in range(fixed, len(parts) if is_dir else len(parts) - 1):
         if folder_outside_window(parts[i], window):
-            return os.sep.join(parts[:i + 1])
+            return sep.join(parts[:i + 1])
     return None
 
 

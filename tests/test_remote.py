@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
+import random
+import re
+import socket
 import sys
+from datetime import datetime, timezone
+from urllib.parse import unquote
 
 import boto3
 import orjson
 import pytest
 from moto.server import ThreadedMotoServer
 
+import recombee_cli.remote as remote
 from helpers import ROOT, invoke, ndjson
 from recombee_cli.emulator import Emulator
+from recombee_cli.errors import InputError
+from recombee_cli.reader import expand_inputs, read_blocks
+from recombee_cli.remote import expand_remote
 
 sys.path.insert(0, str(ROOT))
 from bench.generate import events as generate  # noqa: E402
@@ -90,3 +100,166 @@ def test_s3_nightly_run_uses_etags_and_skips_done_objects(s3, tmp_path):
 def test_missing_bucket_prefix_is_a_usage_error(s3):
     result = invoke(["replay", "--dry-run", f"s3://{BUCKET}/no/such/prefix/"])
     assert result.exit_code == 2 and "no such" in result.stderr.lower() or "no objects" in result.stderr
+
+
+# --- failures are one line; a read that breaks off leaves the object pending --------------------
+
+
+@pytest.fixture
+def refused_endpoint(s3, monkeypatch):
+    """An endpoint on 127.0.0.1 that refuses connections: a bound socket that never listens
+    (the port cannot be taken by anything else meanwhile)."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    yield
+    closed.close()
+
+
+def _one_line_failure(result, code: int = 2) -> str:
+    assert result.exit_code == code, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_an_unreachable_endpoint_is_one_line(refused_endpoint):
+    with pytest.raises(InputError, match=r"^s3://acme-segment/x/: cannot reach the store: ") as caught:
+        expand_remote(f"s3://{BUCKET}/x/")
+    assert "\n" not in str(caught.value)
+    stderr = _one_line_failure(invoke(["replay", "--dry-run", f"s3://{BUCKET}/{PREFIX}/"]))
+    assert "cannot reach the store" in stderr
+
+
+def test_missing_credentials_are_one_line(s3, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")   # no instance metadata on a test machine
+    stderr = _one_line_failure(invoke(["replay", "--dry-run", f"s3://{BUCKET}/{PREFIX}/"]))
+    assert "no credentials for the store" in stderr
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("s3://Not_A_Bucket!/x/", "not a valid location"),
+    ("s3://", "not a valid location"),
+    ("s3://no-such-bucket-here/x/", "no such"),   # (a guard: this one was already one line)
+])
+def test_bad_locations_are_one_line(s3, url, reason):
+    assert reason in _one_line_failure(invoke(["replay", "--dry-run", url]))
+
+
+@pytest.fixture
+def doomed_server(monkeypatch):
+    """A store of its own, to be stopped in the middle of a read."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    running = [True]
+
+    def stop() -> None:
+        if running[0]:
+            running[0] = False
+            server.stop()
+
+    yield boto3.client("s3", endpoint_url=f"http://{host}:{port}"), stop
+    stop()
+
+
+def test_a_read_that_breaks_off_is_an_unreadable_block(doomed_server, monkeypatch):
+    client, stop = doomed_server
+    client.create_bucket(Bucket="doomed")
+    rng = random.Random(5)
+    data = b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, rng.randbytes(30).hex().encode()) for i in range(40_000))
+    client.put_object(Bucket="doomed", Key="logs/part-0.gz", Body=gzip.compress(data))
+    monkeypatch.setattr(remote, "_BLOCK_SIZE", 64 << 10)   # several ranged reads per object
+    (source,) = expand_remote("s3://doomed/logs/")
+    blocks = read_blocks(source)
+    first = next(blocks)
+    stop()   # the store goes away between two ranged reads
+    *rest, last = [first, *blocks]
+    assert last.unreadable and last.errors[0].startswith("cannot read at byte ")
+    lines = [line for block in rest for line in block.lines]
+    assert lines == data.split(b"\n")[:len(lines)] and len(lines) >= first.count
+
+
+# --- --since/--until: day folders outside the window are not read ------------------------------
+
+DAY = 86_400
+
+
+def _day_ms(day: str) -> str:
+    return str(int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp() * 1000))
+
+
+@pytest.fixture(scope="module")
+def days(s3):
+    client = s3["client"]
+    client.create_bucket(Bucket="acme-window")
+    for source in ("SRC1", "SRC2"):
+        for day in ("2024-03-01", "2024-03-02", "2024-03-09", "2024-03-20"):
+            client.put_object(Bucket="acme-window", Key=f"segment-logs/{source}/{_day_ms(day)}/part-0.gz",
+                              Body=gzip.compress(b'{"type":"page"}\n'))
+        client.put_object(Bucket="acme-window", Key=f"segment-logs/{source}/manifest.json", Body=b"{}")
+    return client
+
+
+@pytest.fixture
+def listings(caplog):
+    """The prefixes the store was asked to list (moto's server logs each request)."""
+    caplog.set_level(logging.INFO, logger="werkzeug")
+
+    def prefixes() -> list[str]:
+        found = []
+        for record in caplog.records:
+            match = re.search(r"GET /acme-window\?[^ ]*prefix=([^& ]*)", record.getMessage())
+            if match:
+                found.append(unquote(match.group(1)))
+        return found
+
+    return prefixes
+
+
+def test_day_folders_outside_the_window_are_pruned_before_listing(days, listings):
+    window = (datetime(2024, 3, 2, 12, tzinfo=timezone.utc).timestamp(),
+              datetime(2024, 3, 5, tzinfo=timezone.utc).timestamp())
+    skipped: list[str] = []
+    sources = expand_remote("s3://acme-window/segment-logs/SRC1/", window=window, skipped=skipped)
+    kept = [_day_ms(day) for day in ("2024-03-02", "2024-03-09")]
+    assert [s.name for s in sources] == [f"s3://acme-window/segment-logs/SRC1/{day}/part-0.gz" for day in kept] + \
+        ["s3://acme-window/segment-logs/SRC1/manifest.json"]
+    assert skipped == [f"s3://acme-window/segment-logs/SRC1/{_day_ms(day)}" for day in ("2024-03-01", "2024-03-20")]
+    pruned = [f"segment-logs/SRC1/{_day_ms(day)}" for day in ("2024-03-01", "2024-03-20")]
+    assert listings() and not [p for p in listings() if p.startswith(tuple(pruned))]
+
+
+def test_day_folders_deeper_down_are_filtered_from_the_listing(days):
+    window = (None, datetime(2024, 2, 23, tzinfo=timezone.utc).timestamp())   # 03-01: late arrivals
+    skipped: list[str] = []
+    sources = expand_remote("s3://acme-window/segment-logs/", window=window, skipped=skipped)
+    assert [s.name.split("/", 4)[4] for s in sources] == [
+        f"SRC1/{_day_ms('2024-03-01')}/part-0.gz", "SRC1/manifest.json",
+        f"SRC2/{_day_ms('2024-03-01')}/part-0.gz", "SRC2/manifest.json"]
+    assert len(skipped) == 6 and all(s.startswith("s3://acme-window/segment-logs/SRC") for s in skipped)
+
+
+def test_a_glob_skips_the_day_folders_it_matches(days):
+    window = (datetime(2024, 3, 9, tzinfo=timezone.utc).timestamp(), None)
+    skipped: list[str] = []
+    sources = expand_inputs(["s3://acme-window/segment-logs/*/*/part-0.gz"], window=window, skipped=skipped)
+    assert [s.name.split("/", 4)[4] for s in sources] == [
+        f"{source}/{_day_ms(day)}/part-0.gz" for source in ("SRC1", "SRC2") for day in ("2024-03-09", "2024-03-20")]
+    assert len(skipped) == 4
+
+
+def test_every_day_pruned_is_not_an_error(days):
+    window = (datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp(), None)
+    skipped: list[str] = []
+    sources = expand_remote("s3://acme-window/segment-logs/SRC2/", window=window, skipped=skipped)
+    assert [s.name for s in sources] == ["s3://acme-window/segment-logs/SRC2/manifest.json"] and len(skipped) == 4
