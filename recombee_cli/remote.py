@@ -33,7 +33,7 @@ def _storage_options(protocol: str) -> dict:
         return {}
     config: dict = {"connect_timeout": S3_CONNECT_TIMEOUT}
     if not (os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE")):   # the user's choice wins
-        config["retries"] = {"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"}
+        config["retries"] = {"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"}
     # A fresh client, not fsspec's cached one: endpoint and credentials are the environment's now.
     return {"config_kwargs": config, "skip_instance_cache": True}
 
