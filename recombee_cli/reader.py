@@ -47,7 +47,8 @@ BZ2_MAGIC = b"BZh"
 
 @dataclass(frozen=True)
 class Source:
-    """One input: a name for messages and an opener for its raw bytes."""
+    """One input: a name for messages and an opener for its raw bytes. `name` is the path as
+    given: a non-UTF-8 one keeps Python's surrogate escapes, so print it through display_name()."""
 
     name: str
     open: Callable[[], BinaryIO] = field(repr=False, compare=False)
@@ -329,6 +330,12 @@ class _ReadFailed(OSError):
         self.reason = reason
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line of a reason (a remote store's messages run over several)."""
+    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or exc.__class__.__name__
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 class _Input:
     """The raw bytes of a source, read in large pieces, with the file offset of the next byte."""
 
@@ -343,8 +350,8 @@ class _Input:
         try:
             return self.raw.read(n)
         except Exception as exc:  # noqa: BLE001 - whatever the stream raises, its bytes are not there
-            text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or exc.__class__.__name__
-            raise _ReadFailed(f"cannot read at byte {self.offset + len(self.buf)} of the file: {text}") from exc
+            raise _ReadFailed(f"cannot read at byte {self.offset + len(self.buf)} of the file: "
+                              f"{_one_line(exc)}") from exc
 
     def peek(self, n: int) -> bytes:
         """The next n bytes (fewer only at the end of the file), left in place."""
@@ -501,7 +508,7 @@ def _skippable(magic: bytes) -> bool:
     return len(magic) == 4 and 0x184D2A50 <= int.from_bytes(magic, "little") <= 0x184D2A5F
 
 
-def _zstd_frames(inp: _Input, name: str) -> Iterator[bytes]:
+def _zstd_frames(inp: _Input) -> Iterator[bytes]:
     """zstd frames one after another, fed to the decoder one block at a time: blocks before a
     damaged one are all delivered (a decoder error loses the output of its call), and each
     call's output stays under 128 KiB, a block's limit."""
@@ -603,7 +610,7 @@ def _decoded(raw: BinaryIO, name: str = "", warn: Warn | None = None) -> Iterato
     if head.startswith(GZIP_MAGIC):
         yield from _gathered(_members(inp, _Gzip, name, warn or _ignore))
     elif head.startswith(ZSTD_MAGIC) or _skippable(head):
-        yield from _gathered(_zstd_frames(inp, name))
+        yield from _gathered(_zstd_frames(inp))
     elif head.startswith(BZ2_MAGIC):
         yield from _gathered(_members(inp, _Bz2, name, warn or _ignore))
     else:
@@ -769,8 +776,7 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     try:
         raw = source.open()
     except Exception as exc:  # noqa: BLE001 - a remote store raises its own types
-        text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or exc.__class__.__name__
-        block = Block(name, 0, 0, lines=[b""], errors={0: f"cannot open: {text}"})
+        block = Block(name, 0, 0, lines=[b""], errors={0: f"cannot open: {_one_line(exc)}"})
         block.unreadable = True
         yield block
         return
