@@ -23,9 +23,9 @@ from .errors import (AuthenticationError, ConfigError, InputError, OutputError, 
 from .exporters import DEFAULT_PART_ROWS, FORMATS
 from .pipeline import Recorder, RunReport, collector_for_streaming, run
 from .presets import PRESETS
-from .reader import DEFAULT_MAX_LINE_BYTES, expand_inputs, read_lines
+from .reader import DEFAULT_MAX_LINE_BYTES, display_name, expand_inputs, read_lines
 from .outcomes import parse_fail_on
-from .rejects import RejectsWriter, printable
+from .rejects import RejectsWriter
 from .jsvalues import orjson_default
 from .filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from .parallel import CHUNK_LINES, TranslatorPool
@@ -149,7 +149,7 @@ class _Command(click.Command):
                 sys.exit(0)
         except OSError as exc:
             # stdout on a full disk, a report that cannot be written...: one line, never a traceback.
-            where = f"{printable(str(exc.filename))}: " if exc.filename else "input/output error: "
+            where = f"{display_name(str(exc.filename))}: " if exc.filename else "input/output error: "
             _fail(env, f"{where}{exc.strerror or exc}", ExitCode.ABORTED)
 
 
@@ -316,7 +316,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
-    sources = _distinct(env, expand_inputs(list(inputs)))
+    sources, skipped_folders = _inputs(env, inputs, since, until)
     concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
     if workers > 1 and dedupe:
         _say(env, "warning", "--dedupe needs every event in input order: translating in one process")
@@ -330,7 +330,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
                 token_file=token_file, allow_http=allow_http, batch_size=batch_size,
                 concurrency=concurrency, rejects_path=rejects_path, report_path=report_path,
                 state_path=state_path, no_state=no_state, reprocess=reprocess, quiet=quiet,
-                max_line_bytes=max_line_bytes, fail_on=fail_on)
+                max_line_bytes=max_line_bytes, fail_on=fail_on, skipped_folders=skipped_folders)
     finally:
         if pool is not None:
             pool.close()
@@ -339,7 +339,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
 def _replay(env: Environment, config: Config, translator: Translator, sources, pool, window_filter,
             deduplicator, window: bool, *, dry_run, database_id, region, base_uri, token_file, allow_http,
             batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess, quiet,
-            max_line_bytes, fail_on) -> None:
+            max_line_bytes, fail_on, skipped_folders) -> None:
     # Everything that can be refused is checked before anything is sent or recorded.
     _check_writable(report_path, "--report")
     rejects_path = rejects_path or config.replay.rejects
@@ -371,13 +371,16 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
         checkpoints = Checkpoints(store, reprocess=reprocess, warn=lambda m: _say(env, "warning", m))
     observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=_total(sources))
     report = RunReport(dry_run=dry_run, fail_on=fail_on)
+    if skipped_folders:
+        report.extra["skipped_folders"] = len(skipped_folders)
     recorder = Recorder(report, rejects)
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with observer, collector_for_streaming():
             run(sources, translator, sink, observer=observer, recorder=recorder, window_filter=window_filter,
                 dedupe=deduplicator, max_line_bytes=max_line_bytes, checkpoints=checkpoints, pool=pool,
-                chunk_lines=CHUNK_LINES if dry_run else max(50, min(CHUNK_LINES, sink.batch_size)))
+                chunk_lines=CHUNK_LINES if dry_run else max(50, min(CHUNK_LINES, sink.batch_size)),
+                warn=_warner(env, quiet))
     except BaseException as exc:
         # Stop the senders first; then say what was really done before the error is reported.
         if not dry_run:
@@ -414,26 +417,29 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
     sys.exit(int(_exit_for(report)))
 
 
+def _warner(env: Environment, quiet: bool):
+    return (lambda message: None) if quiet else (lambda message: _say(env, "warning", message))
+
+
+def _inputs(env: Environment, inputs, since: str | None = None, until: str | None = None,
+            quiet: bool = False) -> tuple[list, list[str]]:
+    """The sources named by INPUTS, and Segment day folders left out as wholly outside the window."""
+    window = None
+    if since is not None or until is not None:
+        window = (_moment(since, "--since"), _moment(until, "--until"))
+    skipped: list[str] = []
+    sources = expand_inputs(list(inputs), window=window, warn=_warner(env, quiet), skipped=skipped)
+    if skipped:
+        _say(env, "info", f"{len(skipped):,} day folders skipped: received outside --since/--until")
+    return sources, skipped
+
+
 def _check_writable(path: str | None, option: str) -> None:
     """Refuse now, not after an hour of sending, an output file whose folder does not exist."""
     if path:
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise Abort(f"{option} {path}: the folder {folder} does not exist", ExitCode.USAGE)
-
-
-def _distinct(env: Environment, sources: list) -> list:
-    """One source per file: `F` and `./F` on one command line name the same file once."""
-    seen: set[str] = set()
-    out = []
-    for source in sources:
-        if source.key is not None:
-            if source.key in seen:
-                _say(env, "warning", f"{printable(source.name)} is named twice among the inputs; read once")
-                continue
-            seen.add(source.key)
-        out.append(source)
-    return out
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -518,8 +524,8 @@ def validate(env: Environment, inputs, config_path, as_json, max_line_bytes) -> 
             with _text_stdout(env) as out:
                 out.write(f"{config.file or 'built-in presets'}: OK, {len(names)} mappings\n")
         return
-    report = run(expand_inputs(list(inputs)), translator, _NullSink(), dry_run=True,
-                 max_line_bytes=max_line_bytes)
+    report = run(_inputs(env, inputs)[0], translator, _NullSink(), dry_run=True,
+                 max_line_bytes=max_line_bytes, warn=_warner(env, False))
     if as_json:
         env.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
@@ -544,8 +550,8 @@ def explain(env: Environment, inputs, config_path, as_json, max_line_bytes) -> N
     from .pipeline import unmatched_name
 
     config, translator = _load(env, config_path, quiet=as_json)
-    for source in expand_inputs(list(inputs)):
-        for line in read_lines(source, max_line_bytes=max_line_bytes):
+    for source in _inputs(env, inputs, quiet=as_json)[0]:
+        for line in read_lines(source, max_line_bytes=max_line_bytes, warn=_warner(env, as_json)):
             items = [line.error] if line.error else decode(line.data)
             for item in items:
                 origin = {"source": line.source, "line": line.number}
@@ -759,7 +765,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     config, translator = _load(env, config_path, quiet)
     window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
-    sources = expand_inputs(list(inputs))
+    sources, _ = _inputs(env, inputs, since, until, quiet)
     fmt = FORMATS[format_name]()
     files = FileExporter(output, fmt, gzip=gzip_parts, part_rows=part_rows, overwrite=overwrite)
     sink = ExportSink(fmt, files)
@@ -775,7 +781,8 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     try:
         with observer, collector_for_streaming():
             run(sources, translator, sink, observer=observer, recorder=Recorder(report, rejects),
-                window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, pool=pool)
+                window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, pool=pool,
+                warn=_warner(env, quiet))
     except KeyboardInterrupt:
         raise Abort("interrupted; nothing was exported (its temporary files are removed)",
                     ExitCode.INTERRUPTED) from None

@@ -300,7 +300,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
         checkpoints: "Checkpoints | None" = None, window_filter: EventFilter | None = None,
         dedupe: "Deduplicator | None" = None, pool: "TranslatorPool | None" = None,
-        chunk_lines: int = CHUNK_LINES) -> RunReport:
+        chunk_lines: int = CHUNK_LINES, warn: Callable[[str], None] | None = None) -> RunReport:
     """Replay `sources` into `sink`, translating chunks of lines in this process or, with `pool`,
     in worker processes; the results, their order and every count are the same.
 
@@ -331,7 +331,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
 
     def chunks(source: Source, start: int) -> Iterator[Block]:
         for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress,
-                                 split=pool is None):
+                                 split=pool is None, warn=warn):
             if block.errors:   # unreadable stretches: counted here, never translated
                 for position, reason in block.errors.items():
                     report.lines += 1
@@ -389,6 +389,8 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                     continue
             report.sources += 1
             observer.source_started(source)
+            if recorder.rejects is not None:
+                recorder.rejects.source_started(source)
             for block, summary, bodies in engine.map_ordered(chunks(source, start)):
                 account(source, block, summary, bodies)
             if checkpoints is not None:

@@ -3,8 +3,8 @@
 It is appended to, run after run. An event is written once: a resumed run reads part of a file
 again, and a file left pending by failures is sent again by the next run, so the writer first
 reads the keys (file, byte offset, position in a batch envelope) of what the file already holds
-and skips those events. Events of stdin and pipes are always written (their offsets name other
-data every night).
+and skips those events. Only sources the state can know again are keyed (`source_started`):
+events of stdin and pipes are always written, since their offsets name other data every night.
 """
 
 from __future__ import annotations
@@ -16,21 +16,7 @@ import orjson
 
 from .decode import REJECT_MARKER
 from .errors import InputError, OutputError
-from .reader import Line
-
-
-def printable(name: str) -> str:
-    """A file name as text: a non-UTF-8 name (surrogate escapes) with `\\xNN` for its bad bytes."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _key(source: str, offset: int, index: int) -> tuple[str, int, int] | None:
-    """What identifies an event across runs, or None where nothing does (stdin, pipes)."""
-    if source.startswith("<") or source.startswith(("/dev/", "/proc/")):
-        return None
-    if "://" not in source:
-        source = os.path.realpath(source)
-    return source, offset, index
+from .reader import Line, Source, display_name
 
 
 class RejectsWriter:
@@ -43,6 +29,12 @@ class RejectsWriter:
             raise InputError(f"cannot write the rejects file {path}: {exc.strerror or exc}") from None
         self.count = 0
         self.repeated = 0   # events already in the file from an earlier run, not written again
+        self._keys: dict[str, str] = {}   # source name -> the file's lasting key (state_key)
+
+    def source_started(self, source: Source) -> None:
+        """Events of this source are known across runs (a file or an object, not a pipe)."""
+        if source.identity is not None:
+            self._keys[source.name] = display_name(source.state_key)
 
     @staticmethod
     def _keys_in(path: str) -> set[int]:
@@ -57,25 +49,24 @@ class RejectsWriter:
             for raw in fh:
                 try:
                     record = orjson.loads(raw)
-                    key = _key(record["source"], record["offset"], record.get("index", 0))
-                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-                    continue   # not one of our records: it was written by hand, leave it
-                if key is not None:
-                    known.add(hash(key))
+                    key = record["key"], record["offset"], record.get("index", 0)
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    continue   # not a keyed record (a pipe's, written by hand or by an older version)
+                known.add(hash(key))
         return known
 
     def write(self, line: Line, event: dict | None, outcome: str, reason: str,
               mapping: str | None = None, status: int | None = None, index: int = 0) -> None:
-        source = printable(line.source)
-        key = _key(source, line.offset, index)
+        record: dict = {REJECT_MARKER: 1, "outcome": outcome, "reason": reason,
+                        "source": display_name(line.source), "line": line.number, "offset": line.offset}
+        key = self._keys.get(line.source)
         if key is not None:
-            digest = hash(key)
+            digest = hash((key, line.offset, index))
             if digest in self._known:
                 self.repeated += 1
                 return
             self._known.add(digest)
-        record: dict = {REJECT_MARKER: 1, "outcome": outcome, "reason": reason,
-                        "source": source, "line": line.number, "offset": line.offset}
+            record["key"] = key
         if index:
             record["index"] = index
         if mapping:

@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .errors import RecombeeCliError
-from .reader import Source
+from .reader import Source, display_name
 
 SCHEMA_VERSION = 2
 FLUSH_SECONDS = 1.0   # a crash re-sends at most about this much work (a few batches)
@@ -71,11 +71,6 @@ def default_state_path(database_id: str | None) -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in (database_id or "default"))
     return os.path.join(base, "recombee-cli", f"{name}.sqlite")
-
-
-def storable(text: str) -> str:
-    """A file name as SQLite can store it: a non-UTF-8 name (surrogate escapes) as `\\xNN` text."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -143,7 +138,7 @@ class StateStore:
                 continue
             absolute, _, rest = identity.partition("|")   # schema 1: abspath|size|mtime
             real = os.path.realpath(absolute if os.path.isabs(absolute) else path)
-            keyed[storable(real)] = (storable(real), f"{storable(real)}|{rest}", offset, done, updated)
+            keyed[display_name(real)] = (display_name(real), f"{display_name(real)}|{rest}", offset, done, updated)
         self.db.execute("DELETE FROM files")
         self.db.executemany("INSERT INTO files (path, identity, offset, done, updated) VALUES (?, ?, ?, ?, ?)",
                             list(keyed.values()))
@@ -181,7 +176,7 @@ class StateStore:
     _COLUMNS = "path, identity, offset, done, updated, failed, reason"
 
     def file(self, key: str) -> FileState | None:
-        row = self.db.execute(f"SELECT {self._COLUMNS} FROM files WHERE path=?", (storable(key),)).fetchone()
+        row = self.db.execute(f"SELECT {self._COLUMNS} FROM files WHERE path=?", (display_name(key),)).fetchone()
         return FileState(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6]) if row else None
 
     def save_files(self, rows: list[tuple[str, str, int, bool, int, str | None]]) -> None:
@@ -196,7 +191,7 @@ class StateStore:
                     "ON CONFLICT(path) DO UPDATE SET identity=excluded.identity, offset=excluded.offset, "
                     "done=excluded.done, updated=excluded.updated, failed=excluded.failed, "
                     "reason=excluded.reason",
-                    [(storable(p), storable(i), o, int(d), now, f, r) for p, i, o, d, f, r in rows])
+                    [(display_name(p), display_name(i), o, int(d), now, f, r) for p, i, o, d, f, r in rows])
         except sqlite3.Error as exc:
             raise StateWriteError(f"cannot write the state file {self.path}: {exc}") from None
 
@@ -213,7 +208,7 @@ class StateStore:
                 self.db.execute("BEGIN")
                 self.db.execute("UPDATE runs SET status='crashed' WHERE status='running'")
                 cur = self.db.execute("INSERT INTO runs (started, status, command) VALUES (?, 'running', ?)",
-                                      (time.time(), storable(command)))
+                                      (time.time(), display_name(command)))
         except sqlite3.Error as exc:
             raise StateError(f"cannot write the state file {self.path}: {exc}") from None
         return int(cur.lastrowid)
@@ -283,8 +278,8 @@ class Checkpoints:
         known = self.store.file(source.state_key)
         start = 0
         if known is not None and not self.reprocess:
-            if known.identity != storable(source.identity):
-                self.warn(f"{storable(source.name)} changed since it was last read; processing it again "
+            if known.identity != display_name(source.identity):
+                self.warn(f"{display_name(source.name)} changed since it was last read; processing it again "
                           f"from the start")
             elif known.done:
                 self.skipped += 1

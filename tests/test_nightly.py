@@ -408,3 +408,39 @@ def test_after_an_outage_status_shows_the_file_pending_and_the_next_run_delivers
         assert healthy.returncode in (0, 1), healthy.stderr
         assert emu.snapshot() == expected
     assert all(f.done for f in _files(state).values())
+
+
+# -- wiring: what the reader finds reaches the operator --------------------------------------------
+
+def test_trailing_garbage_is_a_warning_on_stderr_and_every_line_is_replayed(tmp_path):
+    events = [{"type": "track", "event": "Product Viewed", "userId": f"u{n}", "timestamp": "2024-01-01T00:00:00Z",
+               "properties": {"product_id": f"p{n}"}} for n in range(50)]
+    path = tmp_path / "g.gz"
+    path.write_bytes(gzip.compress(b"".join(orjson.dumps(e) + b"\n" for e in events)) + b"garbage after the member")
+    result = invoke(["replay", "--dry-run", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert len(ndjson(result.stdout)) == 50
+    assert "warning" in result.stderr and "trailing garbage ignored" in result.stderr
+
+
+def test_since_skips_day_folders_received_before_it_and_says_so(tmp_path):
+    source = tmp_path / "segment-logs" / "SRC"
+    old_day, new_day = "1704067200000", "1706745600000"   # 2024-01-01 and 2024-02-01, UTC midnights
+    for day, stamp in ((old_day, "2024-01-01T10:00:00Z"), (new_day, "2024-02-01T10:00:00Z")):
+        (source / day).mkdir(parents=True)
+        _write_gz(source / day / "part.gz", [{"type": "track", "event": "Product Viewed", "userId": "u1",
+                                               "timestamp": stamp, "properties": {"product_id": "p1"}}])
+    report = tmp_path / "r.json"
+    result = invoke(["replay", "--dry-run", "--since", "2024-01-15", "--report", str(report), str(source)])
+    assert result.exit_code == 0, result.stderr
+    assert "1 day folders skipped" in result.stderr
+    figures = json.loads(report.read_text())
+    assert figures["sources"] == 1 and figures["skipped_folders"] == 1 and len(ndjson(result.stdout)) == 1
+
+
+def test_rejects_of_stdin_are_written_every_run(tmp_path):
+    line = b'{"type": "page", "name": "Home Page", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z"}\n'
+    rejects = tmp_path / "r.ndjson"
+    for _ in range(2):   # two nights of piped data: the same offsets, other events
+        invoke(["replay", "--dry-run", "--rejects", str(rejects), "-"], input=line)
+    assert len(ndjson(rejects.read_text())) == 2
