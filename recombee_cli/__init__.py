@@ -31,25 +31,52 @@ def compile_trigger(text: str):
 
 
 def resolve_mapping(mapping, payload: dict):
-    """Resolve a mapping-kit value (directives such as @path, @if, @template) against a payload.
-    Returns None for JSON null and raises MappingError for invalid mappings; a value that resolves
-    to nothing (JavaScript's undefined) is returned as `recombee_cli.jsvalues.UNDEFINED`."""
+    """Resolve a mapping-kit value (directives such as @path, @if, @template) against a payload,
+    as plain JSON-like values: what Segment's runtime would serialise. A value that resolves to
+    nothing at the top (JavaScript's undefined) is returned as `recombee_cli.jsvalues.UNDEFINED`;
+    inside objects it is left out and inside arrays it is None, as JSON.stringify writes them.
+    Raises MappingError for invalid mappings."""
+    from .jsvalues import UNDEFINED
     from .mappingkit import resolve
 
-    return resolve(mapping, payload)
+    value = resolve(mapping, payload)
+    return value if value is UNDEFINED else _as_json(value, UNDEFINED)
+
+
+def _as_json(value, undefined):
+    if isinstance(value, list):
+        return [None if item is undefined else _as_json(item, undefined) for item in value]
+    if isinstance(value, dict):
+        return {k: _as_json(v, undefined) for k, v in value.items() if v is not undefined}
+    return value
 
 
 _translators: dict = {}
 
 
 def load_translator(config_path: str | None = None):
-    """A Translator for a config file (None = Segment's 14 presets), compiled once and cached."""
+    """A Translator for a config file (None = Segment's 14 presets), compiled once per version of
+    the file: a notebook that edits the TOML gets the new mappings on its next call (the cache is
+    keyed by path, size and modification time)."""
+    import os
+
     from .config import compile_config, load_config
     from .translate import Translator
 
-    if config_path not in _translators:
-        _translators[config_path] = Translator(compile_config(load_config(config_path)))
-    return _translators[config_path]
+    key = config_path
+    if config_path is not None:
+        try:
+            st = os.stat(config_path)
+            key = (os.path.realpath(config_path), st.st_size, st.st_mtime_ns)
+        except OSError:
+            key = config_path   # load_config says why it cannot be read
+    if key not in _translators:
+        if config_path is not None:   # an older version of this file: drop it
+            real = os.path.realpath(config_path)
+            for old in [k for k in _translators if isinstance(k, tuple) and k[0] == real]:
+                del _translators[old]
+        _translators[key] = Translator(compile_config(load_config(config_path)))
+    return _translators[key]
 
 
 def translate_event(event: dict, config_path: str | None = None) -> list[dict]:
