@@ -316,7 +316,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
-    sources, skipped_folders = _inputs(env, inputs, since, until)
+    sources, skipped_folders = _inputs(env, inputs, since, until, quiet)
     concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
     if workers > 1 and dedupe:
         _say(env, "warning", "--dedupe needs every event in input order: translating in one process")
@@ -429,7 +429,7 @@ def _inputs(env: Environment, inputs, since: str | None = None, until: str | Non
         window = (_moment(since, "--since"), _moment(until, "--until"))
     skipped: list[str] = []
     sources = expand_inputs(list(inputs), window=window, warn=_warner(env, quiet), skipped=skipped)
-    if skipped:
+    if skipped and not quiet:
         _say(env, "info", f"{len(skipped):,} day folders skipped: received outside --since/--until")
     return sources, skipped
 
