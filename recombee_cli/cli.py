@@ -183,13 +183,23 @@ max_line_option = click.option(
     help="Longer lines are reported as invalid instead of being read into memory.")
 
 
-def _load(env: Environment, config_path: str | None, quiet: bool = False) -> tuple[Config, Translator]:
+preset_option = click.option(
+    "--preset", "enable", multiple=True, metavar="NAME",
+    help="Enable an opt-in preset by name (repeatable): \"Identify - User Traits\", "
+         "\"Ecommerce - Item Properties\" (see `presets --all`). Same as enable_presets in [replay].")
+
+
+def _load(env: Environment, config_path: str | None, quiet: bool = False,
+          enable: tuple[str, ...] = ()) -> tuple[Config, Translator]:
     config = load_config(config_path)
+    config.enable(list(enable))
     mappings = compile_config(config)
     if not quiet:
         for warning in config.warnings + trigger_warnings(mappings):
             _say(env, "warning", warning)
-    return config, Translator(mappings)
+    translator = Translator(mappings)
+    translator.property_types = config.property_types()
+    return config, translator
 
 
 def _write_report(path: str | None, report: RunReport) -> None:
@@ -297,10 +307,12 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
                    "--quiet): any of invalid, failed, unmatched, filtered, or 'none'. Default: "
                    "invalid,failed (or [replay] fail_on). An input that cannot be read always fails the run.")
 @max_line_option
+@preset_option
 @click.pass_obj
 def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
            allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
-           since, until, dedupe, dedupe_window, workers, log_format, quiet, fail_on, max_line_bytes) -> None:
+           since, until, dedupe, dedupe_window, workers, log_format, quiet, fail_on, max_line_bytes,
+           enable) -> None:
     """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
 
     INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
@@ -311,7 +323,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     it stopped, and a nightly run over the same folder reads only the files that are new.
     """
     env.log_json = log_format == "json"
-    config, translator = _load(env, config_path, quiet)
+    config, translator = _load(env, config_path, quiet, enable)
     window = since is not None or until is not None
     window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
@@ -505,11 +517,12 @@ class _NullSink:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @max_line_option
+@preset_option
 @click.pass_obj
-def validate(env: Environment, inputs, config_path, as_json, max_line_bytes) -> None:
+def validate(env: Environment, inputs, config_path, as_json, max_line_bytes, enable) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
-    config, translator = _load(env, config_path)
+    config, translator = _load(env, config_path, enable=enable)
     names = [m.name for m in translator.mappings]
     if not inputs:
         if as_json:
@@ -537,13 +550,14 @@ def validate(env: Environment, inputs, config_path, as_json, max_line_bytes) -> 
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per event on stdout: origin, matched mappings, requests, outcome.")
 @max_line_option
+@preset_option
 @click.pass_obj
-def explain(env: Environment, inputs, config_path, as_json, max_line_bytes) -> None:
+def explain(env: Environment, inputs, config_path, as_json, max_line_bytes, enable) -> None:
     """Show, for each event in INPUTS, which triggers matched and how each field resolved."""
     from .decode import decode
     from .pipeline import unmatched_name
 
-    config, translator = _load(env, config_path, quiet=as_json)
+    config, translator = _load(env, config_path, quiet=as_json, enable=enable)
     for source in expand_inputs(list(inputs)):
         for line in read_lines(source, max_line_bytes=max_line_bytes):
             items = [line.error] if line.error else decode(line.data)
@@ -575,20 +589,35 @@ def explain(env: Environment, inputs, config_path, as_json, max_line_bytes) -> N
 # presets and import
 
 @main.command()
+@click.option("--all", "show_all", is_flag=True,
+              help="Also print the opt-in presets (users' traits, items' properties) and their types.")
 @click.pass_obj
-def presets(env: Environment) -> None:
+def presets(env: Environment, show_all) -> None:
     """Print Segment's 14 built-in presets as a TOML configuration to start from."""
     from .config import MappingSpec
-    from .tomlout import mappings_toml
+    from .presets import OPT_IN_PRESETS, OPT_IN_TYPES
+    from .tomlout import mappings_toml, value
 
     specs = [MappingSpec(p.name, p.trigger, p.action, p.mapping()) for p in PRESETS]
+    if show_all:
+        specs += [MappingSpec(p.name, p.trigger, p.action, p.mapping()) for p in OPT_IN_PRESETS]
     header = ("# recombee-cli configuration: Segment's Recombee (Actions) presets, written out.\n"
               "# Edit a mapping, delete the ones you do not want, add your own [[mappings]].\n"
               "# Reference: docs/configuration.md\n\n"
               "[recombee]\n# database_id = \"my-database\"\n# region = \"eu-west\"   "
               "# eu-west, us-west, ap-se, ca-east; or base_uri = \"...\"\n"
               "# The private token comes from RECOMBEE_PRIVATE_TOKEN or token_file, not from here.")
-    env.stdout.write(mappings_toml(specs, header, presets=False).encode())
+    text = mappings_toml(specs, header, presets=False)
+    if show_all:   # the opt-in presets' declared types, as tables the config reads
+        text += ("\n# Property types (int, double, string, boolean, timestamp, set, image, imageList);\n"
+                 "# others are inferred from their first value (docs/configuration.md).\n")
+        for section, entity in (("user_properties", "users"), ("item_properties", "items")):
+            text += f"[{section}]\n"
+            for tables in OPT_IN_TYPES.values():
+                for name, kind in tables.get(entity, {}).items():
+                    text += f"{name} = {value(kind)}\n"
+            text += "\n"
+    env.stdout.write(text.encode())
 
 
 @main.command("import-segment")
@@ -756,7 +785,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     from .exporters import ExportSink, ExportWriteError, FileExporter
 
     env.log_json = log_format == "json"
-    config, translator = _load(env, config_path, quiet)
+    config, translator = _load(env, config_path, quiet, enable)
     window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     sources = expand_inputs(list(inputs))
