@@ -7,6 +7,7 @@ import enum
 import io
 import os
 import signal
+import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -654,15 +655,23 @@ def import_segment(env: Environment, subscriptions) -> None:
 @click.option("--p-429", type=click.FloatRange(0, 1), default=0.0, help="Probability of a 429 per call.")
 @click.option("--p-drop", type=click.FloatRange(0, 1), default=0.0,
               help="Probability of dropping the connection mid-reply (after executing).")
+@click.option("--tls", is_flag=True,
+              help="Serve https with a throwaway self-signed certificate, whose path is printed "
+                   "(REQUESTS_CA_BUNDLE=PATH lets the official SDK, Batch included, work unmodified). "
+                   "Needs the `cryptography` package (pip install 'recombee-cli[sandbox]') or the "
+                   "openssl command.")
 @click.pass_obj
 def sandbox(env: Environment, host, port, database_id, token, store, fast, latency_ms, p_5xx, p_429,
-            p_drop) -> None:
+            p_drop, tls) -> None:
     """Run a local Recombee emulator to try everything offline.
 
     \b
     recombee-cli sandbox &
     RECOMBEE_PRIVATE_TOKEN=sandbox-token recombee-cli replay \\
         --base-uri http://127.0.0.1:8910 --allow-http --database-id demo sample_events/
+
+    It stores users, items, their properties (with types) and interactions, and answers the
+    official SDK's reads: GetUserValues, ListUsers, ListUserDetailViews, ListItemProperties...
     """
     from .emulator import Emulator, Faults
 
@@ -676,15 +685,22 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
         _check_writable(store, "--store")
     faults = Faults(p_503=p_5xx, p_429=p_429, p_drop=p_drop)
     emulator = Emulator(database_id, token, store_path=store, fast=fast, faults=faults, host=host,
-                        port=port, latency=latency_ms)
+                        port=port, latency=latency_ms, tls=tls)
 
     def ready(emu) -> None:
         env.stderr.write(f"Recombee emulator on {emu.base_uri} (database {database_id!r}, "
                          f"store {store or 'in memory'}); Ctrl-C to stop\n")
+        if emu.cert_path:
+            env.stderr.write(f"TLS certificate: {emu.cert_path}\n"
+                             f"  official SDK: REQUESTS_CA_BUNDLE={emu.cert_path}, "
+                             f"options={{'base_uri': '{emu.host_port}'}}\n")
         env.stderr.flush()
 
     try:
         emulator.serve_forever(on_ready=ready)
+    except (ImportError, FileNotFoundError, subprocess.CalledProcessError) as exc:
+        raise Abort(f"--tls cannot make a certificate ({exc}): install the cryptography package "
+                    f"(pip install 'recombee-cli[sandbox]') or the openssl command", ExitCode.USAGE) from None
     except OSError as exc:
         raise Abort(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.USAGE) from None
 
