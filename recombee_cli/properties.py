@@ -243,7 +243,7 @@ class PropertyGate:
                 known = pending[name] = (kind, why)
                 new.append((name, kind))
             if not fits(known[0], cls):
-                return (f"{noun} property {name!r} is {known[0]} ({known[1]}); a {cls} value does not fit",
+                return (f"{noun} property {name!r} is {known[0]} ({known[1]}); the value ({cls}) does not fit",
                         (), [])
         for name, kind in new:
             self.types[(entity, name)] = (kind, pending[name][1])
