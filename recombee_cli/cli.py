@@ -801,7 +801,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     from .exporters import ExportSink, ExportWriteError, FileExporter
 
     env.log_json = log_format == "json"
-    config, translator = _load(env, config_path, quiet, enable)
+    config, translator = _load(env, config_path, quiet)
     window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     sources = expand_inputs(list(inputs))

@@ -319,12 +319,11 @@ def apply_property_gate(gate: PropertyGate, summary: dict, bodies: bytes, sink, 
         if skip:
             rewrite[index] = skip
         definitions.extend(new)
-    if definitions:
-        report.extra["property_definitions"] = gate.definitions
-        define = getattr(sink, "define", None)
-        if define is not None:
-            for problem in define(definitions):
-                _bounded_add(report.extra.setdefault("property_definitions_failed", Counter()), problem)
+    define = getattr(sink, "define", None)   # a file export has no use for them
+    if definitions and define is not None:
+        report.extra["property_definitions"] = report.extra.get("property_definitions", 0) + len(definitions)
+        for problem in define(definitions):
+            _bounded_add(report.extra.setdefault("property_definitions_failed", Counter()), problem)
     if not drop and not rewrite:
         return bodies
     parts = bodies.split(b"\n")

@@ -249,6 +249,22 @@ def _all_users(sdk):
 
 
 def test_sample_events_default_run_sends_no_values():
-    result = invoke(["replay", "--dry-run", str(SAMPLES)])
-    assert all(not r["path"].startswith(("/users/properties", "/items/")) and r["method"] != "POST"
-               or not r["path"].startswith("/users/") for r in ndjson(result.stdout))
+    requests = ndjson(invoke(["replay", "--dry-run", str(SAMPLES)]).stdout)
+    assert requests and not [r for r in requests if "/properties/" in r["path"] or r["path"].startswith("/items/")
+                             or (r["method"] == "POST" and r["path"].startswith("/users/"))]
+
+
+def test_a_property_already_in_recombee_with_another_type_fails_with_recombees_answer(tmp_path):
+    """409 on the definition is fine (idempotent re-runs), but the run cannot know the existing
+    type: values that do not fit it fail with Recombee's reason, nothing is hidden."""
+    from recombee_api_client.api_requests import AddUserProperty
+    path = _write(tmp_path, [_identify("u1", {"plan": "pro", "seats": 3})])
+    with Emulator(DB, TOKEN) as emu:
+        sdk = RecombeeClient(DB, TOKEN, protocol="http", options={"base_uri": emu.host_port})
+        sdk.send(AddUserProperty("plan", "int"))
+        result = _send(emu, ["--preset", USERS, "--report", str(tmp_path / "r.json"), path])
+        report = json.loads((tmp_path / "r.json").read_text())
+        assert result.exit_code == 1 and report["outcomes"]["failed"] == 1
+        assert report["property_definitions"] == 2 and report["property_definitions_answered"] == 2
+        assert "Recombee answered 400: Value 'pro' of property 'plan' is not a valid int" in \
+            "".join(report["failed_reasons"])
