@@ -268,3 +268,14 @@ def test_a_property_already_in_recombee_with_another_type_fails_with_recombees_a
         assert report["property_definitions"] == 2 and report["property_definitions_answered"] == 2
         assert "Recombee answered 400: Value 'pro' of property 'plan' is not a valid int" in \
             "".join(report["failed_reasons"])
+
+
+def test_presets_all_is_a_config_that_enables_both_with_their_types(tmp_path):
+    config = tmp_path / "all.toml"
+    config.write_text(invoke(["presets", "--all"]).stdout)
+    path = _write(tmp_path, [_identify("u1", {"createdAt": "2024-01-02T03:04:05Z"})])
+    result, requests = _dry(["--config", str(config), path])
+    assert result.exit_code == 0, result.stderr
+    assert requests == [
+        {"method": "PUT", "path": "/users/properties/createdAt", "params": {"type": "timestamp"}},
+        {"method": "POST", "path": "/users/u1", "params": {"createdAt": "2024-01-02T03:04:05Z", "!cascadeCreate": True}}]
