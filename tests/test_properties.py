@@ -279,3 +279,24 @@ def test_presets_all_is_a_config_that_enables_both_with_their_types(tmp_path):
     assert requests == [
         {"method": "PUT", "path": "/users/properties/createdAt", "params": {"type": "timestamp"}},
         {"method": "POST", "path": "/users/u1", "params": {"createdAt": "2024-01-02T03:04:05Z", "!cascadeCreate": True}}]
+
+
+def test_definitions_survive_5xx(tmp_path):
+    """The first two calls (the first chunk's definitions, sent before anything else) answer 503:
+    definitions are retried until answered, so no value ever meets a missing property."""
+    from recombee_cli.emulator import Faults
+    events = [_identify(f"u{n}", {"plan": "pro", "seats": n, "vip": n % 2 == 0, "tags": ["a", str(n)]})
+              for n in range(40)]
+    events += [{"type": "track", "event": "Product Viewed", "userId": f"u{n}", "timestamp": "2024-03-01T00:00:00Z",
+                "properties": {"product_id": f"p{n % 5}", "name": f"P{n % 5}", "price": n + 0.5}} for n in range(40)]
+    path = _write(tmp_path, events)
+    with Emulator(DB, TOKEN, faults=Faults(p_503=1.0, limit=2)) as emu:
+        result = _send(emu, ["--preset", USERS, "--preset", ITEMS, "--batch-size", "10",
+                             "--report", str(tmp_path / "r.json"), path])
+        report = json.loads((tmp_path / "r.json").read_text())
+        assert result.exit_code == 0, result.stderr
+        assert report["outcomes"]["failed"] == 0 and report["property_definitions_answered"] == 6
+        assert emu.stats.faults["503"] >= 2 and emu.stats.sub_codes.get(404, 0) == 0
+        sdk = RecombeeClient(DB, TOKEN, protocol="http", options={"base_uri": emu.host_port})
+        assert sdk.send(GetUserValues("u7")) == {"plan": "pro", "seats": 7.0, "vip": False, "tags": ["7", "a"]}
+        assert {p["name"]: p["type"] for p in sdk.send(ListItemProperties())} == {"name": "string", "price": "double"}
