@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from .errors import PayloadInvalid
 from .jsvalues import UNDEFINED, js_string
+from .properties import property_values
 from .timestamps import first_epoch_seconds, js_number, to_epoch_seconds
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-:@.]+")
@@ -243,6 +244,35 @@ def _build_delete_user(payload: dict, event: dict) -> list[dict]:
     return [{"method": "DELETE", "path": f"/users/{user}", "params": {}}]
 
 
+def _build_set_user_values(payload: dict, event: dict) -> list[dict]:
+    user = payload["userId"]
+    check_id("userId", user)
+    values = property_values(payload.get("values") or {})
+    return [{"method": "POST", "path": f"/users/{user}", "params": {**values, "!cascadeCreate": True}}]
+
+
+def _build_set_item_values(payload: dict, event: dict) -> list[dict]:
+    """One item (itemId, values), and/or several (`items`: each {itemId, values}, e.g. the
+    products of an order): one request per item, in order."""
+    targets = []
+    if payload.get("itemId") is not None:
+        targets.append((payload["itemId"], payload.get("values") or {}))
+    for item in payload.get("items") or ():
+        targets.append((item["itemId"], item.get("values") or {}))
+    if not targets and "items" not in payload:
+        raise PayloadInvalid(missing_field("itemId"))
+    requests = []
+    for item, values in targets:
+        check_id("itemId", item)
+        requests.append({"method": "POST", "path": f"/items/{item}",
+                         "params": {**property_values(values), "!cascadeCreate": True}})
+    return requests
+
+
+VALUES = FieldSpec("values", "object", False,
+                   description="Property values (a mapping-kit object); nested objects are flattened "
+                               "with _ (see docs/configuration.md, Users and items).")
+
 _ADD_COMMON_TAIL = (RECOMM_ID, INTERNAL_DATA, ADDITIONAL_DATA)
 
 ACTIONS: dict[str, Action] = {a.slug: a for a in (
@@ -313,6 +343,17 @@ ACTIONS: dict[str, Action] = {a.slug: a for a in (
     Action("deleteUser", "Delete User",
            (FieldSpec("userId", "string", True, _path("$.userId"), description="The user to delete."),),
            _build_delete_user, barrier=True),
+    # Beyond Segment's destination (docs/behaviour.md): users' and items' property values.
+    Action("setUserValues", "Set User Values",
+           (USER_ID, VALUES), _build_set_user_values),
+    Action("setItemValues", "Set Item Values",
+           (FieldSpec("itemId", "string", False, ECOMMERCE_ID, description="The item's ID."),
+            VALUES,
+            FieldSpec("items", "object", False, multiple=True,
+                      properties=(FieldSpec("itemId", "string", True), FieldSpec("values", "object")),
+                      description="Several items at once (e.g. an order's products): each itemId and "
+                                  "values; one request per item.")),
+           _build_set_item_values),
 )}
 
 

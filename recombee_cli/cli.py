@@ -7,6 +7,7 @@ import enum
 import io
 import os
 import signal
+import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -183,13 +184,23 @@ max_line_option = click.option(
     help="Longer lines are reported as invalid instead of being read into memory.")
 
 
-def _load(env: Environment, config_path: str | None, quiet: bool = False) -> tuple[Config, Translator]:
+preset_option = click.option(
+    "--preset", "enable", multiple=True, metavar="NAME",
+    help="Enable an opt-in preset by name (repeatable): \"Identify - User Traits\", "
+         "\"Ecommerce - Item Properties\" (see `presets --all`). Same as enable_presets in [replay].")
+
+
+def _load(env: Environment, config_path: str | None, quiet: bool = False,
+          enable: tuple[str, ...] = ()) -> tuple[Config, Translator]:
     config = load_config(config_path)
+    config.enable(list(enable))
     mappings = compile_config(config)
     if not quiet:
         for warning in config.warnings + trigger_warnings(mappings):
             _say(env, "warning", warning)
-    return config, Translator(mappings)
+    translator = Translator(mappings)
+    translator.property_types = config.property_types()
+    return config, translator
 
 
 def _write_report(path: str | None, report: RunReport) -> None:
@@ -297,10 +308,12 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
                    "--quiet): any of invalid, failed, unmatched, filtered, or 'none'. Default: "
                    "invalid,failed (or [replay] fail_on). An input that cannot be read always fails the run.")
 @max_line_option
+@preset_option
 @click.pass_obj
 def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
            allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
-           since, until, dedupe, dedupe_window, workers, log_format, quiet, fail_on, max_line_bytes) -> None:
+           since, until, dedupe, dedupe_window, workers, log_format, quiet, fail_on, max_line_bytes,
+           enable) -> None:
     """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
 
     INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
@@ -311,7 +324,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     it stopped, and a nightly run over the same folder reads only the files that are new.
     """
     env.log_json = log_format == "json"
-    config, translator = _load(env, config_path, quiet)
+    config, translator = _load(env, config_path, quiet, enable)
     window = since is not None or until is not None
     window_filter = make_filter(since=_moment(since, "--since"), until=_moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
@@ -511,11 +524,12 @@ class _NullSink:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @max_line_option
+@preset_option
 @click.pass_obj
-def validate(env: Environment, inputs, config_path, as_json, max_line_bytes) -> None:
+def validate(env: Environment, inputs, config_path, as_json, max_line_bytes, enable) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
-    config, translator = _load(env, config_path)
+    config, translator = _load(env, config_path, enable=enable)
     names = [m.name for m in translator.mappings]
     if not inputs:
         if as_json:
@@ -543,13 +557,14 @@ def validate(env: Environment, inputs, config_path, as_json, max_line_bytes) -> 
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per event on stdout: origin, matched mappings, requests, outcome.")
 @max_line_option
+@preset_option
 @click.pass_obj
-def explain(env: Environment, inputs, config_path, as_json, max_line_bytes) -> None:
+def explain(env: Environment, inputs, config_path, as_json, max_line_bytes, enable) -> None:
     """Show, for each event in INPUTS, which triggers matched and how each field resolved."""
     from .decode import decode
     from .pipeline import unmatched_name
 
-    config, translator = _load(env, config_path, quiet=as_json)
+    config, translator = _load(env, config_path, quiet=as_json, enable=enable)
     for source in _inputs(env, inputs, quiet=as_json)[0]:
         for line in read_lines(source, max_line_bytes=max_line_bytes, warn=_warner(env, as_json)):
             items = [line.error] if line.error else decode(line.data)
@@ -581,20 +596,35 @@ def explain(env: Environment, inputs, config_path, as_json, max_line_bytes) -> N
 # presets and import
 
 @main.command()
+@click.option("--all", "show_all", is_flag=True,
+              help="Also print the opt-in presets (users' traits, items' properties) and their types.")
 @click.pass_obj
-def presets(env: Environment) -> None:
+def presets(env: Environment, show_all) -> None:
     """Print Segment's 14 built-in presets as a TOML configuration to start from."""
     from .config import MappingSpec
-    from .tomlout import mappings_toml
+    from .presets import OPT_IN_PRESETS, OPT_IN_TYPES
+    from .tomlout import mappings_toml, value
 
     specs = [MappingSpec(p.name, p.trigger, p.action, p.mapping()) for p in PRESETS]
+    if show_all:
+        specs += [MappingSpec(p.name, p.trigger, p.action, p.mapping()) for p in OPT_IN_PRESETS]
     header = ("# recombee-cli configuration: Segment's Recombee (Actions) presets, written out.\n"
               "# Edit a mapping, delete the ones you do not want, add your own [[mappings]].\n"
               "# Reference: docs/configuration.md\n\n"
               "[recombee]\n# database_id = \"my-database\"\n# region = \"eu-west\"   "
               "# eu-west, us-west, ap-se, ca-east; or base_uri = \"...\"\n"
               "# The private token comes from RECOMBEE_PRIVATE_TOKEN or token_file, not from here.")
-    env.stdout.write(mappings_toml(specs, header, presets=False).encode())
+    text = mappings_toml(specs, header, presets=False)
+    if show_all:   # the opt-in presets' declared types, as tables the config reads
+        text += ("\n# Property types (int, double, string, boolean, timestamp, set, image, imageList);\n"
+                 "# others are inferred from their first value (docs/configuration.md).\n")
+        for section, entity in (("user_properties", "users"), ("item_properties", "items")):
+            text += f"[{section}]\n"
+            for tables in OPT_IN_TYPES.values():
+                for name, kind in tables.get(entity, {}).items():
+                    text += f"{name} = {value(kind)}\n"
+            text += "\n"
+    env.stdout.write(text.encode())
 
 
 @main.command("import-segment")
@@ -631,15 +661,23 @@ def import_segment(env: Environment, subscriptions) -> None:
 @click.option("--p-429", type=click.FloatRange(0, 1), default=0.0, help="Probability of a 429 per call.")
 @click.option("--p-drop", type=click.FloatRange(0, 1), default=0.0,
               help="Probability of dropping the connection mid-reply (after executing).")
+@click.option("--tls", is_flag=True,
+              help="Serve https with a throwaway self-signed certificate, whose path is printed "
+                   "(REQUESTS_CA_BUNDLE=PATH lets the official SDK, Batch included, work unmodified). "
+                   "Needs the `cryptography` package (pip install 'recombee-cli[sandbox]') or the "
+                   "openssl command.")
 @click.pass_obj
 def sandbox(env: Environment, host, port, database_id, token, store, fast, latency_ms, p_5xx, p_429,
-            p_drop) -> None:
+            p_drop, tls) -> None:
     """Run a local Recombee emulator to try everything offline.
 
     \b
     recombee-cli sandbox &
     RECOMBEE_PRIVATE_TOKEN=sandbox-token recombee-cli replay \\
         --base-uri http://127.0.0.1:8910 --allow-http --database-id demo sample_events/
+
+    It stores users, items, their properties (with types) and interactions, and answers the
+    official SDK's reads: GetUserValues, ListUsers, ListUserDetailViews, ListItemProperties...
     """
     from .emulator import Emulator, Faults
 
@@ -653,15 +691,22 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
         _check_writable(store, "--store")
     faults = Faults(p_503=p_5xx, p_429=p_429, p_drop=p_drop)
     emulator = Emulator(database_id, token, store_path=store, fast=fast, faults=faults, host=host,
-                        port=port, latency=latency_ms)
+                        port=port, latency=latency_ms, tls=tls)
 
     def ready(emu) -> None:
         env.stderr.write(f"Recombee emulator on {emu.base_uri} (database {database_id!r}, "
                          f"store {store or 'in memory'}); Ctrl-C to stop\n")
+        if emu.cert_path:
+            env.stderr.write(f"TLS certificate: {emu.cert_path}\n"
+                             f"  official SDK: REQUESTS_CA_BUNDLE={emu.cert_path}, "
+                             f"options={{'base_uri': '{emu.host_port}'}}\n")
         env.stderr.flush()
 
     try:
         emulator.serve_forever(on_ready=ready)
+    except (ImportError, FileNotFoundError, subprocess.CalledProcessError) as exc:
+        raise Abort(f"--tls cannot make a certificate ({exc}): install the cryptography package "
+                    f"(pip install 'recombee-cli[sandbox]') or the openssl command", ExitCode.USAGE) from None
     except OSError as exc:
         raise Abort(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.USAGE) from None
 

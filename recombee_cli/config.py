@@ -20,7 +20,8 @@ from .errors import ConfigError, MappingError, TriggerSyntaxError
 from .fastpath import compile_mapping_function
 from .mappingkit import compile_value, validate_mapping
 from .outcomes import DEFAULT_FAIL_ON, parse_fail_on
-from .presets import PRESETS, PRESETS_BY_NAME
+from .presets import ALL_PRESETS_BY_NAME, OPT_IN_BY_NAME, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME
+from .properties import check_types
 from .triggers import Trigger, compile_trigger
 
 REGIONS = ("eu-west", "us-west", "ap-se", "ca-east")
@@ -64,6 +65,7 @@ class RecombeeSettings:
 class ReplaySettings:
     presets: bool = True
     disable_presets: list[str] = field(default_factory=list)
+    enable_presets: list[str] = field(default_factory=list)   # opt-in presets (users, items)
     batch_size: int | None = None
     concurrency: int | None = None
     rejects: str | None = None
@@ -75,6 +77,9 @@ class Config:
     recombee: RecombeeSettings = field(default_factory=RecombeeSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)
     mappings: list[MappingSpec] = field(default_factory=list)   # custom and imported, in file order
+    # Declared property types: [user_properties] / [item_properties], name -> type
+    user_properties: dict[str, str] = field(default_factory=dict)
+    item_properties: dict[str, str] = field(default_factory=dict)
     file: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -90,8 +95,36 @@ class Config:
                     out.append(custom.pop(preset.name))
                 elif preset.name not in disabled:
                     out.append(MappingSpec(preset.name, preset.trigger, preset.action, preset.mapping()))
+        for name in self.replay.enable_presets:   # opt-in presets, in the order enabled
+            preset = OPT_IN_BY_NAME[name]
+            if name in custom:
+                out.append(custom.pop(name))
+            elif all(m.name != name for m in out):
+                out.append(MappingSpec(preset.name, preset.trigger, preset.action, preset.mapping()))
         out.extend(m for m in self.mappings if m.name in custom)
         return [m for m in out if m.enabled]
+
+    def property_types(self) -> dict[str, dict[str, str]]:
+        """Declared property types: the enabled opt-in presets' defaults, then the config's."""
+        types: dict[str, dict[str, str]] = {"users": {}, "items": {}}
+        names = set(self.replay.enable_presets) | {m.name for m in self.mappings}
+        for name, tables in OPT_IN_TYPES.items():
+            if name in names:
+                for entity, table in tables.items():
+                    types[entity].update(table)
+        types["users"].update(self.user_properties)
+        types["items"].update(self.item_properties)
+        return types
+
+    def enable(self, names: list[str]) -> None:
+        """Enable opt-in presets by name (--preset); unknown names are a configuration error."""
+        for name in names:
+            if name not in OPT_IN_BY_NAME:
+                known = ", ".join(repr(n) for n in OPT_IN_BY_NAME)
+                hint = " (Segment's presets are on by default)" if name in PRESETS_BY_NAME else ""
+                raise ConfigError(f"--preset {name!r} is not an opt-in preset{hint}; opt-in presets: {known}")
+            if name not in self.replay.enable_presets:
+                self.replay.enable_presets.append(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,9 +155,9 @@ def expand_short_forms(value: Any) -> Any:
 # Loading
 
 _ALLOWED = {
-    "": {"recombee", "replay", "mappings", "segment_subscriptions"},
+    "": {"recombee", "replay", "mappings", "segment_subscriptions", "user_properties", "item_properties"},
     "recombee": {"database_id", "region", "base_uri", "token", "token_file"},
-    "replay": {"presets", "disable_presets", "batch_size", "concurrency", "rejects", "fail_on"},
+    "replay": {"presets", "disable_presets", "enable_presets", "batch_size", "concurrency", "rejects", "fail_on"},
     "mappings": {"name", "trigger", "action", "fields", "enabled", "use_defaults"},
 }
 
@@ -199,6 +232,21 @@ def load_config(path: str | None) -> Config:
                 raise ConfigError(f"replay.disable_presets names {name!r}, which is not a preset "
                                   f"(see `recombee-cli presets`)", file=path)
         config.replay.disable_presets = list(names)
+    if "enable_presets" in rep:
+        names = _expect(rep["enable_presets"], list, "replay.enable_presets", path, _line_of(text, "enable_presets"))
+        for name in names:
+            if name not in OPT_IN_BY_NAME:
+                raise ConfigError(f"replay.enable_presets names {name!r}, which is not an opt-in preset "
+                                  f"(opt-in presets: {', '.join(repr(n) for n in OPT_IN_BY_NAME)}; "
+                                  f"see `recombee-cli presets --all`)", file=path,
+                                  line=_line_of(text, "enable_presets"))
+        config.replay.enable_presets = list(dict.fromkeys(names))
+    for section in ("user_properties", "item_properties"):
+        table = _expect(data.get(section, {}), dict, f"[{section}]", path)
+        try:
+            setattr(config, section, check_types(table, section))
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=path, line=_line_of(text, section)) from None
     # The same limits as the command line's options, so a file cannot ask for what --flag refuses.
     for key, (lo, hi) in SETTING_RANGES.items():
         if key in rep:
@@ -242,7 +290,7 @@ def _mapping_from_toml(table: Any, path: str, line: int | None) -> MappingSpec:
     if not isinstance(name, str) or not name:
         raise ConfigError("a mapping needs a name", file=path, line=line)
     _check_keys(table, "mappings", path, line)
-    preset = PRESETS_BY_NAME.get(name)
+    preset = ALL_PRESETS_BY_NAME.get(name)
     action = table.get("action", preset.action if preset else None)
     if not isinstance(action, str):
         raise ConfigError("needs an action", file=path, line=line, mapping=name)

@@ -18,7 +18,16 @@ Requests (single, and inside a Batch)
   * POST /{detailviews,purchases,cartadditions,bookmarks,ratings,viewportions}/   -> 200 "ok"
   * DELETE on the same six paths (Recombee has all six deletes)                     -> 200 "ok"
   * PUT /users/{id} (AddUser 201, 409 if present), DELETE /users/{id}[/] (200, cascades),
-    POST /users/{id} (SetUserValues 200), PUT /users/{target}/merge/{source} (201)
+    POST /users/{id} (SetUserValues 200), PUT /users/{target}/merge/{source} (201);
+    the same for items: PUT/DELETE/POST /items/{id} (AddItem, DeleteItem, SetItemValues)
+  * Properties: PUT /{users,items}/properties/{name} with ``type`` (201; 409 if present; 400 for
+    a type other than int, double, string, boolean, timestamp, set, image, imageList, a name not
+    matching ``^[a-zA-Z0-9_\\-:]+$``, longer than 63, or reserved: id, userid/itemid, any case),
+    GET (``{"name", "type"}``, 404), DELETE (200, its values go too), GET .../properties/list/.
+  * Reading back: GET /users/{id} and /items/{id} (every property, null when unset),
+    GET /users/list/ and /items/list/ (``count``, ``offset``, ``returnProperties``,
+    ``includedProperties``; ``filter`` is 400: no ReQL here), GET /users/{id}/{kind}/ and
+    /items/{id}/{kind}/ for the six interaction kinds (oldest first; Recombee's field names).
   * POST /batch/ (not allowed inside a batch: a nested batch is an unknown URL).
   * Trailing slash optional on every path. Another method on a known path: 405 (single) and an
     unknown URL (whole-batch 404) inside a batch.
@@ -40,8 +49,10 @@ Requests (single, and inside a Batch)
     without it every interaction of the pair of that type; 404 when nothing was deleted.
   * MergeUsers: 400 when target == source; interactions of source move to target; on a clash
     (same unique key already on target) target's row is kept and source's dropped; then source is
-    deleted. SetUserValues has no property schema here: any name matching ``^[a-zA-Z0-9_\\-:]+$``
-    is accepted and stored as JSON (the real service wants the property defined first).
+    deleted (a value the target has already is kept). Set{User,Item}Values: every property must
+    exist (404 ``... property 'x' not found``) and every value fit its type (400), checked before
+    anything is written; stored as typed JSON: int, double (float), timestamp (epoch seconds, from
+    a number or ISO-8601), set (sorted, distinct), null (unset).
   * Error bodies: ``{"statusCode": code, "error": message}`` everywhere.
 
 Batch: 400 for invalid JSON / wrong structure / Content-Type not application/json, 413 above
@@ -296,6 +307,10 @@ CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS items (item_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS user_values (user_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT,
     PRIMARY KEY (user_id, name));
+CREATE TABLE IF NOT EXISTS item_values (item_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT,
+    PRIMARY KEY (item_id, name));
+CREATE TABLE IF NOT EXISTS user_properties (name TEXT PRIMARY KEY, type TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS item_properties (name TEXT PRIMARY KEY, type TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS detailviews (seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL,
     item_id TEXT NOT NULL, timestamp REAL NOT NULL, duration REAL, auto_presented INTEGER,
     recomm_id TEXT, additional_data TEXT, UNIQUE (user_id, item_id, timestamp));
@@ -319,7 +334,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS viewportions_key
     ON viewportions (user_id, item_id, ifnull(session_id, ''));
 """
 
-TABLES = ("users", "items", "user_values", *KINDS)
+TABLES = ("users", "items", "user_values", *KINDS, "item_values", "user_properties", "item_properties")
 
 
 class Store:
@@ -482,8 +497,100 @@ def op_delete_user(user_path: str, store: Store, params: dict, now: float) -> Re
     return 200, "ok"
 
 
-def op_set_user_values(user_path: str, store: Store, params: dict, now: float) -> Result:
-    user = _valid_id(user_path, "userId")
+# -- properties and values ------------------------------------------------------------------------
+
+PROPERTY_TYPES = ("int", "double", "string", "boolean", "timestamp", "set", "image", "imageList")
+_RESERVED = {"users": frozenset(("id", "userid")), "items": frozenset(("id", "itemid"))}
+_ENTITY = {"users": ("user", "user_id", "user_values", "user_properties", "userId"),
+           "items": ("item", "item_id", "item_values", "item_properties", "itemId")}
+
+
+def _property_name(entity: str, name: Any) -> str:
+    if not isinstance(name, str) or not PROPERTY_RE.fullmatch(name) or len(name) > 63:
+        raise ApiError(400, f"Invalid property name {name!r}: must match ^[a-zA-Z0-9_\\-:]+$, "
+                            "at most 63 characters")
+    if name.lower() in _RESERVED[entity]:
+        raise ApiError(400, f"Property name {name!r} is reserved")
+    return name
+
+
+def op_add_property(entity: str, name: str, store: Store, params: dict, now: float) -> Result:
+    _check_names(params, frozenset({"type", "role", "metadata"}))
+    name = _property_name(entity, name)
+    kind = _required(params, "type")
+    if kind not in PROPERTY_TYPES:
+        raise ApiError(400, f"Invalid property type {kind!r}: one of {', '.join(PROPERTY_TYPES)}")
+    table = _ENTITY[entity][3]
+    if store.execute(f"SELECT 1 FROM {table} WHERE name = ?", (name,)).fetchone():
+        raise ApiError(409, f"{_ENTITY[entity][0].capitalize()} property '{name}' already exists")
+    store.execute(f"INSERT INTO {table} VALUES (?, ?)", (name, str(kind)))
+    return 201, "ok"
+
+
+def _property_type(store: Store, entity: str, name: str) -> str:
+    row = store.execute(f"SELECT type FROM {_ENTITY[entity][3]} WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise ApiError(404, f"{_ENTITY[entity][0].capitalize()} property '{name}' not found")
+    return row[0]
+
+
+def op_get_property(entity: str, name: str, store: Store, params: dict, now: float) -> Result:
+    _check_names(params, frozenset())
+    return 200, {"name": name, "type": _property_type(store, entity, name)}
+
+
+def op_delete_property(entity: str, name: str, store: Store, params: dict, now: float) -> Result:
+    _check_names(params, frozenset())
+    _property_type(store, entity, name)
+    noun, _, values, table, _ = _ENTITY[entity]
+    store.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+    store.execute(f"DELETE FROM {values} WHERE name = ?", (name,))
+    return 200, "ok"
+
+
+def op_list_properties(entity: str, store: Store, params: dict, now: float) -> Result:
+    _check_names(params, frozenset())
+    rows = store.execute(f"SELECT name, type FROM {_ENTITY[entity][3]} ORDER BY name").fetchall()
+    return 200, [{"name": n, "type": t} for n, t in rows]
+
+
+def _typed_value(kind: str, name: str, value: Any) -> Any:
+    """A value as stored for a property of `kind`; 400 when it does not fit."""
+    def wrong() -> ApiError:
+        return ApiError(400, f"Value {value!r} of property '{name}' is not a valid {kind}")
+    if value is None:
+        return None
+    if kind in ("int", "double"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise wrong()
+        if kind == "int":
+            if value != int(value):
+                raise wrong()
+            return int(value)
+        return float(value)
+    if kind in ("string", "image"):
+        if not isinstance(value, str):
+            raise wrong()
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise wrong()
+        return value
+    if kind == "timestamp":
+        try:
+            return parse_timestamp(value)
+        except ApiError:
+            raise wrong() from None
+    if kind in ("set", "imageList"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong()
+        return sorted(set(value)) if kind == "set" else list(value)
+    raise AssertionError(kind)
+
+
+def _set_values(entity: str, key_path: str, store: Store, params: dict) -> Result:
+    noun, column, table, _, id_name = _ENTITY[entity]
+    key = _valid_id(key_path, id_name)
     values = dict(params)
     # The SDK sends the special body key "!cascadeCreate"; the OAS also lists a query cascadeCreate.
     # In the body a plain "cascadeCreate" key is just a property value.
@@ -492,16 +599,110 @@ def op_set_user_values(user_path: str, store: Store, params: dict, now: float) -
     if isinstance(values.get("cascadeCreate"), QueryValue):
         cascade = cascade or bool(_boolean(values, "cascadeCreate"))
         values.pop("cascadeCreate")
-    for name in values:
-        if not PROPERTY_RE.fullmatch(name):
+    typed = {}
+    for name, value in values.items():   # every check before any write: a refused call sets nothing
+        if not isinstance(name, str) or not PROPERTY_RE.fullmatch(name):
             raise ApiError(400, f"Invalid property name {name!r}")
-    if not cascade and not store.exists("users", user):
-        raise ApiError(404, f"User '{user}' not found")
-    store.create("users", user)
-    for name, value in values.items():
-        store.execute("INSERT OR REPLACE INTO user_values VALUES (?, ?, ?)",
-                      (user, name, orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()))
+        typed[name] = _typed_value(_property_type(store, entity, name), name, value)
+    if not cascade and not store.exists(entity, key):
+        raise ApiError(404, f"{noun.capitalize()} '{key}' not found")
+    store.create(entity, key)
+    for name, value in typed.items():
+        store.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)",
+                      (key, name, orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()))
     return 200, "ok"
+
+
+def op_set_user_values(user_path: str, store: Store, params: dict, now: float) -> Result:
+    return _set_values("users", user_path, store, params)
+
+
+def op_set_item_values(item_path: str, store: Store, params: dict, now: float) -> Result:
+    return _set_values("items", item_path, store, params)
+
+
+def op_add_item(item_path: str, store: Store, params: dict, now: float) -> Result:
+    _check_names(params, frozenset())
+    item = _valid_id(item_path, "itemId")
+    if not store.create("items", item):
+        raise ApiError(409, f"Item '{item}' already exists")
+    return 201, "ok"
+
+
+def op_delete_item(item_path: str, store: Store, params: dict, now: float) -> Result:
+    _check_names(params, frozenset())
+    item = _valid_id(item_path, "itemId")
+    if not store.exists("items", item):
+        raise ApiError(404, f"Item '{item}' not found")
+    for table in (*KINDS, "item_values"):
+        store.execute(f"DELETE FROM {table} WHERE item_id = ?", (item,))
+    store.execute("DELETE FROM items WHERE item_id = ?", (item,))
+    return 200, "ok"
+
+
+def _values_of(store: Store, entity: str, key: str, names: list[str] | None = None) -> dict:
+    """Every property of the entity (null when unset), as Recombee's GetUserValues answers."""
+    noun, column, table, ptable, _ = _ENTITY[entity]
+    out = {n: None for (n,) in store.execute(f"SELECT name FROM {ptable} ORDER BY name")}
+    for name, value in store.execute(f"SELECT name, value FROM {table} WHERE {column} = ?", (key,)):
+        out[name] = orjson.loads(value)
+    if names is not None:
+        out = {n: v for n, v in out.items() if n in names}
+    return out
+
+
+def op_get_values(entity: str, key_path: str, store: Store, params: dict, now: float) -> Result:
+    _check_names(params, frozenset())
+    noun, *_ = _ENTITY[entity]
+    key = _valid_id(key_path, _ENTITY[entity][4])
+    if not store.exists(entity, key):
+        raise ApiError(404, f"{noun.capitalize()} '{key}' not found")
+    return 200, _values_of(store, entity, key)
+
+
+def op_list_entities(entity: str, store: Store, params: dict, now: float) -> Result:
+    _check_names(params, frozenset({"filter", "count", "offset", "returnProperties", "includedProperties"}))
+    if params.get("filter") is not None:
+        raise ApiError(400, "The emulator does not evaluate ReQL filters")
+    count = _number(params, "count", lo=1)
+    offset = _number(params, "offset", lo=0) or 0
+    noun, column, _, _, id_name = _ENTITY[entity]
+    sql = f"SELECT {column} FROM {entity} ORDER BY {column} LIMIT ? OFFSET ?"
+    keys = [k for (k,) in store.execute(sql, (-1 if count is None else int(count), int(offset)))]
+    if not _boolean(params, "returnProperties"):
+        return 200, keys
+    included = params.get("includedProperties")
+    if isinstance(included, str):
+        included = [n for n in included.split(",") if n]
+    elif included is not None and not isinstance(included, list):
+        raise ApiError(400, "Parameter 'includedProperties' must be a comma-separated list")
+    return 200, [{id_name: k, **_values_of(store, entity, k, included)} for k in keys]
+
+
+_LIST_COLUMNS = {"timestamp": "timestamp", "duration": "duration", "amount": "amount", "price": "price",
+                 "profit": "profit", "rating": "rating", "portion": "portion", "session_id": "sessionId",
+                 "time_spent": "timeSpent", "recomm_id": "recommId", "additional_data": "additionalData"}
+
+
+def op_list_interactions(entity: str, kind: Kind, key_path: str, store: Store, params: dict,
+                         now: float) -> Result:
+    """ListUserDetailViews, ListItemPurchases...: the interactions of a user or an item, oldest first."""
+    _check_names(params, frozenset())
+    noun, column, *_ = _ENTITY[entity]
+    key = _valid_id(key_path, _ENTITY[entity][4])
+    if not store.exists(entity, key):
+        raise ApiError(404, f"{noun.capitalize()} '{key}' not found")
+    columns = [c for c in store.columns()[kind.table]]
+    rows = store.execute(f"SELECT {', '.join(columns)} FROM {kind.table} WHERE {column} = ? "
+                         f"ORDER BY timestamp, user_id, item_id", (key,)).fetchall()
+    out = []
+    for row in rows:
+        record = {"userId": row[columns.index("user_id")], "itemId": row[columns.index("item_id")]}
+        for name, value in zip(columns, row):
+            if name in _LIST_COLUMNS and value is not None:
+                record[_LIST_COLUMNS[name]] = orjson.loads(value) if name == "additional_data" else value
+        out.append(record)
+    return 200, out
 
 
 def op_merge_users(target_path: str, source_path: str, store: Store, params: dict, now: float) -> Result:
@@ -519,6 +720,7 @@ def op_merge_users(target_path: str, source_path: str, store: Store, params: dic
         store.create("users", target)
     # Move what does not clash with the target's own rows; the clashing rest goes with the source.
     for table in (*KINDS, "user_values"):
+        # A value the target has already is kept (the source's goes with it), like interactions.
         store.execute(f"UPDATE OR IGNORE {table} SET user_id = ? WHERE user_id = ?", (target, source))
     _delete_user_rows(store, source)
     return 201, "ok"
@@ -531,6 +733,12 @@ def op_merge_users(target_path: str, source_path: str, store: Store, params: dic
 _INTERACTION_PATH = re.compile(r"/(detailviews|purchases|cartadditions|bookmarks|ratings|viewportions)/?")
 _MERGE_PATH = re.compile(r"/users/([^/?]+)/merge/([^/?]+)/?")
 _USER_PATH = re.compile(r"/users/([^/?]+)/?")
+_ITEM_PATH = re.compile(r"/items/([^/?]+)/?")
+_PROPERTY_LIST_PATH = re.compile(r"/(users|items)/properties/list/?")
+_PROPERTY_PATH = re.compile(r"/(users|items)/properties/([^/?]+)/?")
+_ENTITY_LIST_PATH = re.compile(r"/(users|items)/list/?")
+_ENTITY_INTERACTIONS_PATH = re.compile(
+    r"/(users|items)/([^/?]+)/(detailviews|purchases|cartadditions|bookmarks|ratings|viewportions)/?")
 _BATCH_PATH = re.compile(r"/batch/?")
 
 Operation = Callable[[Store, dict, float], Result]
@@ -543,10 +751,24 @@ def resolve(method: str, path: str) -> Operation:
         ops = {"POST": partial(op_add_interaction, kind), "DELETE": partial(op_delete_interaction, kind)}
     elif m := _MERGE_PATH.fullmatch(path):
         ops = {"PUT": partial(op_merge_users, m.group(1), m.group(2))}
+    elif m := _PROPERTY_LIST_PATH.fullmatch(path):
+        ops = {"GET": partial(op_list_properties, m.group(1))}
+    elif m := _PROPERTY_PATH.fullmatch(path):
+        entity, name = m.groups()
+        ops = {"PUT": partial(op_add_property, entity, name), "GET": partial(op_get_property, entity, name),
+               "DELETE": partial(op_delete_property, entity, name)}
+    elif m := _ENTITY_LIST_PATH.fullmatch(path):
+        ops = {"GET": partial(op_list_entities, m.group(1))}
+    elif m := _ENTITY_INTERACTIONS_PATH.fullmatch(path):
+        ops = {"GET": partial(op_list_interactions, m.group(1), KINDS[m.group(3)], m.group(2))}
     elif m := _USER_PATH.fullmatch(path):
         user = m.group(1)
         ops = {"PUT": partial(op_add_user, user), "DELETE": partial(op_delete_user, user),
-               "POST": partial(op_set_user_values, user)}
+               "POST": partial(op_set_user_values, user), "GET": partial(op_get_values, "users", user)}
+    elif m := _ITEM_PATH.fullmatch(path):
+        item = m.group(1)
+        ops = {"PUT": partial(op_add_item, item), "DELETE": partial(op_delete_item, item),
+               "POST": partial(op_set_item_values, item), "GET": partial(op_get_values, "items", item)}
     else:
         raise ApiError(404, f"Unknown URL: {method} {path}")
     if method not in ops:

@@ -51,7 +51,11 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
     This is the hot loop of a replay: it does per event what `Translator.translate` does, with
     the plan cached per (event, type) and the counts kept per mapping position."""
     from .pipeline import unmatched_name
+    from .properties import describe_values
     from .routing import lenient_404, request_users
+
+    describe = getattr(translator, "sets_values", False)   # value requests, for the main process
+    values: list = []      # per value request: (request index in the chunk, mapping, entity, names)
 
     plan_for = translator.plan
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
@@ -91,7 +95,7 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
                     filtered += 1
                     continue
             matched = False
-            requests = errors = None
+            requests = errors = described = None
             for position, matches, run in plan_for(event):
                 if matches is not None and not matches(event):
                     continue
@@ -105,6 +109,12 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
                     continue
                 if built:
                     entry[1] += 1
+                    if describe:
+                        base = 0 if requests is None else len(requests)
+                        for j, request in enumerate(built):
+                            d = describe_values(request)
+                            if d is not None:
+                                (described := described or []).append((base + j, names[position], *d))
                     requests = built if requests is None else requests + built
                 else:
                     (errors := errors or []).append((names[position], NOTHING_TO_SEND))
@@ -118,6 +128,8 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
                     invalid.append((number, index, errors[0][1], errors[0][0]))
                     continue
             first = len(bodies)
+            if described:
+                values.extend((first + j, *rest) for j, *rest in described)
             for request in requests:
                 bodies.append(dumps(request, default=orjson_default))
                 if lanes:
@@ -128,7 +140,7 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
     stats = {names[p]: entry for p, entry in enumerate(counts) if entry[0]}
     summary = {"n": n, "blank": blank, "filtered": filtered, "unmatched": unmatched, "stats": stats,
                "mapping_errors": mapping_errors, "invalid": invalid, "events": events,
-               "event_errors": event_errors, "routes": routes}
+               "event_errors": event_errors, "routes": routes, "values": values}
     return summary, bodies
 
 

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import gc
 import time
+from array import array
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
+import orjson
+
 from .decode import decode
 from .errors import RecombeeCliError
+from .jsvalues import orjson_default
 from .outcomes import DEFAULT_FAIL_ON, OUTCOMES
 from .parallel import CHUNK_LINES, InlineTranslator
+from .properties import PropertyGate
 from .reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, read_blocks
 from .rejects import RejectsWriter
 from .sinks import NOT_REPRESENTABLE, REFUSED, Sink, Ticket
@@ -295,6 +300,67 @@ def collector_for_streaming() -> Iterator[None]:
             gc.unfreeze()
 
 
+def apply_property_gate(gate: PropertyGate, summary: dict, bodies: bytes, sink, report: RunReport) -> bytes:
+    """The main process's part of users' and items' values, per chunk and in input order: each
+    value request's types are checked against the run's property types (PropertyGate), requests
+    with a value that does not fit are taken out (the event is invalid with the reason), nulls of
+    properties not known yet are left out, and the definitions of properties seen for the first
+    time go to the sink *before* the chunk (the sender sends them and waits for their answers;
+    the dry-run printer prints them first). Workers only describe the values; deciding here keeps
+    the result independent of --workers."""
+    drop: dict[int, tuple[str, str]] = {}
+    rewrite: dict[int, list[str]] = {}
+    definitions: list[dict] = []
+    for index, mapping, entity, described in summary["values"]:
+        reason, skip, new = gate.check(entity, described)
+        if reason is not None:
+            drop[index] = (mapping, reason)
+            continue
+        if skip:
+            rewrite[index] = skip
+        definitions.extend(new)
+    define = getattr(sink, "define", None)   # a file export has no use for them
+    if definitions and define is not None:
+        report.extra["property_definitions"] = report.extra.get("property_definitions", 0) + len(definitions)
+        for problem in define(definitions):
+            _bounded_add(report.extra.setdefault("property_definitions_failed", Counter()), problem)
+    if not drop and not rewrite:
+        return bodies
+    parts = bodies.split(b"\n")
+    for index, names in rewrite.items():
+        request = orjson.loads(parts[index])
+        for name in names:
+            request["params"].pop(name, None)
+        parts[index] = orjson.dumps(request, default=orjson_default)
+    if not drop:
+        return b"\n".join(parts)
+    events, routes, old_errors = summary["events"], summary["routes"], summary["event_errors"]
+    kept: list[bytes] = []
+    kept_routes: list = []
+    kept_events = array("l")
+    kept_errors: dict[int, list] = {}
+    for k in range(len(events) // 4):
+        number, index, first, end = events[4 * k:4 * k + 4]
+        errors = list(old_errors.get(k, ()))
+        start = len(kept)
+        for r in range(first, end):
+            if r in drop:
+                errors.append(drop[r])
+                summary["mapping_errors"].append(drop[r])
+            else:
+                kept.append(parts[r])
+                if routes:
+                    kept_routes.append(routes[r])
+        if len(kept) == start:   # nothing of it is left to send
+            summary["invalid"].append((number, index, errors[0][1], errors[0][0]))
+            continue
+        if errors:
+            kept_errors[len(kept_events) // 4] = errors
+        kept_events.extend((number, index, start, len(kept)))
+    summary["events"], summary["routes"], summary["event_errors"] = kept_events, kept_routes, kept_errors
+    return b"\n".join(kept)
+
+
 def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         rejects: RejectsWriter | None = None, observer: Observer | None = None, dry_run: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
@@ -316,6 +382,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
     submit = sink.submit
     outcomes = report.outcomes
     unmatched = report.unmatched
+    gate = PropertyGate(translator.property_types) if getattr(translator, "sets_values", False) else None
     engine = pool or InlineTranslator(translator, window_filter=window_filter, dedupe=dedupe,
                                       lanes=getattr(sink, "lane_count", 0))
 
@@ -351,6 +418,8 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                 yield block.slice(begin, begin + step)
 
     def account(source: Source, block: Block, summary: dict, bodies: bytes) -> None:
+        if gate is not None and summary["values"]:
+            bodies = apply_property_gate(gate, summary, bodies, sink, report)
         report.lines += block.count - summary["blank"]
         report.events += summary["n"]
         outcomes["filtered"] += summary["filtered"]

@@ -51,3 +51,47 @@ PRESETS: tuple[Preset, ...] = (
 )
 
 PRESETS_BY_NAME = {p.name: p for p in PRESETS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Opt-in presets beyond Segment's destination (docs/behaviour.md): off unless enabled by name,
+# `enable_presets = [...]` in [replay] or `--preset NAME`. Segment's destination sends nothing
+# for identify calls and no item catalog, so by default neither do we.
+
+PRODUCT_EVENTS = ("Product Viewed", "Product Clicked", "Product Added", "Product Removed",
+                  "Product Added to Wishlist", "Product Removed from Wishlist", "Product Shared",
+                  "Order Completed")
+# Segment's ecommerce spec: the fields of a product that describe the item (not the event).
+PRODUCT_FIELDS = ("sku", "name", "category", "brand", "variant", "price", "url", "image_url")
+
+
+def _product_values(prefix: str) -> dict:
+    return {name: {"@path": f"{prefix}{name}"} for name in PRODUCT_FIELDS}
+
+
+OPT_IN_PRESETS: tuple[Preset, ...] = (
+    # Traits, Engage audiences (snake_cased name: true/false) and computed traits all arrive as
+    # an identify call's traits: each becomes a user property.
+    Preset("Identify - User Traits", 'type = "identify"', "setUserValues",
+           {"values": {"@path": "$.traits"}}),
+    # Product events carry one product in `properties`, Order Completed a list in `products`.
+    Preset("Ecommerce - Item Properties",
+           'type = "track" and (' + " or ".join(f'event = "{e}"' for e in PRODUCT_EVENTS) + ")",
+           "setItemValues",
+           {"itemId": ECOMMERCE_ID, "values": _product_values("$.properties."),
+            "items": {"@arrayPath": ["$.properties.products",
+                                     {"itemId": {"@if": {"exists": {"@path": "$.product_id"},
+                                                         "then": {"@path": "$.product_id"},
+                                                         "else": {"@path": "$.sku"}}},
+                                      "values": _product_values("$.")}]}}),
+)
+
+# Types the opt-in presets declare (the config's [user_properties] / [item_properties] win);
+# every other property's type is inferred from its first value (properties.py).
+OPT_IN_TYPES: dict[str, dict[str, dict[str, str]]] = {
+    "Identify - User Traits": {"users": {"createdAt": "timestamp"}},
+    "Ecommerce - Item Properties": {"items": {"price": "double", "image_url": "image"}},
+}
+
+OPT_IN_BY_NAME = {p.name: p for p in OPT_IN_PRESETS}
+ALL_PRESETS_BY_NAME = {**PRESETS_BY_NAME, **OPT_IN_BY_NAME}

@@ -16,16 +16,19 @@ def lane_of(user: str, lanes: int) -> int:
 
 
 def request_users(request: dict) -> tuple[str, ...]:
-    """The users whose order a request takes part in."""
-    params = request.get("params") or {}
-    user = params.get("userId")
+    """The users whose order a request takes part in. An item's values (POST /items/{id}) are
+    ordered per item: their key is `/items/{id}`, which no user ID can equal (IDs have no `/`)."""
+    path = request["path"]
+    if path.startswith("/users/"):
+        parts = path.split("/")          # /users/{t}/merge/{s}  or  /users/{u}
+        if len(parts) >= 5 and parts[3] == "merge":
+            return (parts[2], parts[4])
+        return (parts[2],)
+    if path.startswith("/items/"):
+        return ("/items/" + path.split("/")[2],)
+    user = (request.get("params") or {}).get("userId")
     if user is not None:
         return (user,)
-    parts = request["path"].split("/")       # /users/{t}/merge/{s}  or  /users/{u}
-    if len(parts) >= 5 and parts[3] == "merge":
-        return (parts[2], parts[4])
-    if len(parts) >= 3 and parts[1] == "users":
-        return (parts[2],)
     return ()
 
 

@@ -276,6 +276,62 @@ class RecombeeSender:
                       or self._passed_since >= BATCHES_PER_BARRIER * self.batch_size * self.lane_count):
             self._close_group()
 
+    def define(self, requests: list[dict]) -> list[str]:
+        """Send property definitions (PUT /users|items/properties/{name}) in calls of their own
+        and wait for their answers, before the requests that use them are queued: every lane
+        then finds the property there. 200/201 created, 409 already there (both fine); retried
+        like a Batch on 429/5xx and no answer. Returns one line per definition refused (the
+        values of such a property then fail with Recombee's own answer)."""
+        problems: list[str] = []
+        for start in range(0, len(requests), self.batch_size):
+            problems += self._define_part(requests[start:start + self.batch_size])
+        return problems
+
+    def _define_part(self, requests: list[dict]) -> list[str]:
+        self._raise_if_failed()
+        todo = [(r, orjson.dumps(r, default=orjson_default)) for r in requests]
+        problems: list[str] = []
+        attempt = 0
+        started = time.monotonic()
+        policy = self.retry
+        while todo and not self.stopping:
+            attempt += 1
+            self._count("batches")
+            exhausted = attempt >= policy.max_attempts
+            try:
+                results = self.client.batch([body for _, body in todo])
+            except Retryable as exc:
+                exhausted = exhausted or time.monotonic() - started > policy.max_total
+                if isinstance(exc, TransportFailure):
+                    self._no_answer(exc, exhausted)
+                else:
+                    self._answered()
+                if exhausted:
+                    return problems + [f"{r['path']}: gave up after {attempt} attempts: {exc.reason}"
+                                       for r, _ in todo]
+                self._pause(policy.delay(attempt, exc.retry_after, self._rng))
+                continue
+            except CallFailed as exc:
+                self._answered()
+                return problems + [f"{r['path']}: {exc}" for r, _ in todo]
+            self._answered()
+            exhausted = exhausted or time.monotonic() - started > policy.max_total
+            again = []
+            for (request, body), result in zip(todo, results):
+                code = result["code"]
+                if code in (200, 201, 409):
+                    with self._lock:   # (only when there are any: the default report keeps its keys)
+                        self.stats["property_definitions_answered"] = \
+                            self.stats.get("property_definitions_answered", 0) + 1
+                elif (code == 429 or code >= 500) and not exhausted:
+                    again.append((request, body))
+                else:
+                    problems.append(f"{request['path']}: Recombee answered {code}: {_message(result)}")
+            todo = again
+            if todo:
+                self._pause(policy.delay(attempt, None, self._rng))
+        return problems
+
     def poll(self) -> list[Ticket]:
         self._raise_if_failed()
         if self._group and time.monotonic() - self._group_since >= HOLD_SECONDS:

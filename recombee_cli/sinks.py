@@ -93,6 +93,13 @@ class DryRunPrinter:
                 self._flush()
         self._done.append(self._answered(ticket, n))
 
+    def define(self, requests: list[dict]) -> list[str]:
+        """Property definitions the run would send before the next requests: printed first, in
+        the order they would be sent (see pipeline.apply_property_gate)."""
+        self._pending.extend(orjson.dumps(r, default=orjson_default) for r in requests)
+        self.requests_printed += len(requests)
+        return []
+
     def _answered(self, ticket: Ticket, n: int) -> Ticket:
         ticket.codes = [200] * n
         ticket.messages = [None] * n

@@ -15,6 +15,7 @@ from .jsvalues import UNDEFINED
 from .triggers import key_only
 
 _CACHE_LIMIT = 4096
+VALUE_ACTIONS = ("setUserValues", "setItemValues")
 NOTHING_TO_SEND = "nothing to send (e.g. an order with no products)"
 
 
@@ -49,6 +50,10 @@ class Translator:
     def __init__(self, mappings: list[CompiledMapping]):
         self.mappings = mappings
         self.names = [m.name for m in mappings]
+        # Mappings that set users' or items' values: their requests go through the main
+        # process's PropertyGate (types, definitions); declared types: {"users": {name: type}, ...}
+        self.sets_values = any(m.action.slug in VALUE_ACTIONS for m in mappings)
+        self.property_types: dict[str, dict[str, str]] = {"users": {}, "items": {}}
         self._by_event: dict[str, list[int]] = {}
         self._by_type: dict[str, list[int]] = {}
         self._always: list[int] = []

@@ -19,7 +19,7 @@ import pytest
 from recombee_api_client import api_client
 from recombee_api_client.api_client import RecombeeClient
 from recombee_api_client.api_requests import (AddBookmark, AddCartAddition, AddDetailView, AddPurchase,
-                                              AddRating, AddUser, Batch, DeleteBookmark,
+                                              AddRating, AddUser, AddUserProperty, Batch, DeleteBookmark,
                                               DeleteCartAddition, DeleteUser, DeleteViewPortion,
                                               MergeUsers, SetUserValues, SetViewPortion)
 from recombee_api_client.exceptions import ResponseException
@@ -32,7 +32,8 @@ CONFORMANCE = Path(__file__).parent / "conformance"
 TS = 1704164645.0                      # 2024-01-02T03:04:05Z
 ISO = "2024-01-02T03:04:05Z"
 EMPTY = {t: [] for t in ("users", "items", "user_values", "detailviews", "purchases", "cartadditions",
-                         "bookmarks", "ratings", "viewportions")}
+                         "bookmarks", "ratings", "viewportions", "item_values", "user_properties",
+                         "item_properties")}
 
 
 @pytest.fixture(autouse=True)
@@ -109,6 +110,7 @@ def every_add_request():
 
 
 EXPECTED_ADDS = {
+    **EMPTY,
     "users": [("user-1",)],
     "items": [(f"item-{i}",) for i in range(1, 7)],
     "user_values": [],
@@ -127,6 +129,8 @@ def test_single_requests_of_every_type(emu, sdk):
     assert emu.snapshot() == EXPECTED_ADDS
 
     assert sdk.send(AddUser("user-2")) == "ok"
+    assert sdk.send(AddUserProperty("country", "string")) == "ok"   # Recombee wants properties first
+    assert sdk.send(AddUserProperty("tags", "set")) == "ok"
     assert sdk.send(SetUserValues("user-3", {"country": "US", "tags": {"a"}}, cascade_create=True)) == "ok"
     assert sdk.send(DeleteCartAddition("user-1", "item-3", timestamp=1704164645.5)) == "ok"
     assert sdk.send(DeleteBookmark("user-1", "item-4")) == "ok"
@@ -141,10 +145,11 @@ def test_single_requests_of_every_type(emu, sdk):
     snap = emu.snapshot()
     assert snap["detailviews"] == snap["purchases"] == snap["ratings"] == []
     assert snap["users"] == [("user-3",)]
-    assert emu.stats.codes == {200: 11, 201: 2}
+    assert emu.stats.codes == {200: 11, 201: 4}
 
 
 def test_batch_of_every_type(emu, sdk):
+    sdk.send(AddUserProperty("country", "string"))
     requests = every_add_request() + [
         AddUser("user-2"), AddUser("user-2"),
         SetUserValues("user-2", {"country": "US"}),
@@ -157,7 +162,8 @@ def test_batch_of_every_type(emu, sdk):
     results = sdk.send(plain_batch(requests))
     assert [r["code"] for r in results] == [200] * 6 + [201, 409, 200, 200, 200, 200, 201, 200, 404]
     assert results[7]["json"] == {"statusCode": 409, "error": "User 'user-2' already exists"}
-    assert emu.snapshot() == {**EMPTY, "items": [(f"item-{i}",) for i in range(1, 7)]}
+    assert emu.snapshot() == {**EMPTY, "items": [(f"item-{i}",) for i in range(1, 7)],
+                              "user_properties": [("country", "string")]}
     assert emu.stats.batch_calls == 1 and emu.stats.sub_requests == 15
 
 
@@ -167,7 +173,9 @@ def test_batch_of_every_type_only_adds(emu, sdk):
     assert emu.snapshot() == EXPECTED_ADDS
 
 
-def test_captured_sdk_batch_body_is_accepted(emu, http):
+def test_captured_sdk_batch_body_is_accepted(emu, sdk, http):
+    for name, kind in (("country", "string"), ("tags", "set"), ("seen_at", "timestamp")):
+        sdk.send(AddUserProperty(name, kind))   # the sample sets them: Recombee wants them defined
     sample = json.loads((CONFORMANCE / "batch-sample.json").read_text())
     response = call(emu, http, "POST", "/batch/", raw_body=sample["body_raw"].encode())
     # merge: source anon-7 does not exist; DeleteUser user-9 does not exist; the rest succeeds.
@@ -380,6 +388,7 @@ def test_add_user_and_delete_user_cascade(emu, sdk, http):
     for request in every_add_request():       # all for user-1
         sdk.send(request)
     sdk.send(AddBookmark("keep", "item-4", timestamp=1, cascade_create=True))
+    sdk.send(AddUserProperty("country", "string"))
     sdk.send(SetUserValues("user-1", {"country": "CZ"}))
     # Segment's destination deletes with a trailing slash.
     assert call(emu, http, "DELETE", "/users/user-1/").status_code == 200
