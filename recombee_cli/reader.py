@@ -446,6 +446,11 @@ def _members(inp: _Input, codec, name: str, warn: Warn) -> Iterator[bytes]:
             return
         if head == codec.magic:
             continue
+        if len(head) < len(codec.magic) and codec.magic.startswith(head):
+            # The file ends inside the next member's magic: a cut, not garbage (gzip would call it
+            # garbage and say nothing of the member that was lost).
+            raise DamagedData(f"{codec.name} stream is truncated at byte {inp.offset + len(head)} of the "
+                              f"file (compressed)")
         while True:   # zeros (a tape's padding) to the end are ignored without a word, as gzip does
             piece = inp.take()
             if not piece:

@@ -113,6 +113,7 @@ def test_truncated_anywhere_the_lines_read_are_exactly_the_complete_lines_before
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(st.integers(0, 40), min_size=2, max_size=4), seed=st.integers(0, 1000),
        cut_at=st.floats(0.5, 1))
+@example(parts=[0, 0, 0], seed=0, cut_at=0.6875)   # the cut leaves one byte of the next member's magic
 def test_a_member_cut_off_after_complete_members(small_reads, parts, seed, cut_at):
     """Several gzip members (as `cat a.gz b.gz` makes): the complete ones are all read."""
     data = _events(sum(parts), seed)
@@ -136,6 +137,15 @@ def test_a_member_cut_off_after_complete_members(small_reads, parts, seed, cut_a
     assert lines[-1].error == f"gzip stream is truncated at byte {cut} of the file (compressed)"
 
 
+def test_a_file_cut_inside_the_next_members_magic_is_truncated_not_garbage():
+    """`cat a.gz b.gz` cut one byte into b.gz: b's events are lost, which must not pass as a warning."""
+    data = _events(2_000)
+    packed = gzip.compress(data[:1000]) + gzip.compress(data[1000:])
+    first = len(gzip.compress(data[:1000]))
+    lines = list(read_lines(_source(packed[:first + 1]), warn=lambda message: None))
+    assert lines[-1].error == f"gzip stream is truncated at byte {first + 1} of the file (compressed)"
+
+
 def test_a_line_cut_by_the_damage_is_part_of_it():
     data = b'{"a":1}\n{"b":2}\n{"c":"' + random.Random(0).randbytes(5000).hex().encode() + b'"}\n'
     damaged = gzip.compress(data)[:-60]   # inside the third line
@@ -146,7 +156,7 @@ def test_a_line_cut_by_the_damage_is_part_of_it():
     assert "truncated at byte" in lines[2].error and len(lines) == 3
 
 
-@pytest.mark.parametrize("garbage", [b"garbage!", b"\x1f", b"\0\0\0junk", b"\n" * 3])
+@pytest.mark.parametrize("garbage", [b"garbage!", b"\x1e", b"\0\0\0junk", b"\n" * 3])
 def test_trailing_garbage_after_gzip_is_a_warning_and_nothing_is_lost(garbage):
     data = _events(25_000)
     packed = gzip.compress(data[:1000]) + gzip.compress(data[1000:])
