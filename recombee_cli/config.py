@@ -118,6 +118,32 @@ def expand_short_forms(value: Any) -> Any:
     return value
 
 
+def short_form_in_directive(value: Any, inside: bool = False) -> str | None:
+    """The first short form (`"$.a"`, or a list of them) written inside a directive, where it is
+    not expanded (Segment would read it as that text), or None. The argument of `@path` and the
+    first element of `@arrayPath` are paths by definition and are fine."""
+    if _is_path(value):
+        return value if inside else None
+    if isinstance(value, list):
+        for item in value:
+            found = short_form_in_directive(item, inside)
+            if found:
+                return found
+        return None
+    if not isinstance(value, dict):
+        return None
+    directive = any(isinstance(k, str) and k.startswith("@") for k in value)
+    for key, inner in value.items():
+        if key == "@path":
+            continue
+        if key == "@arrayPath" and isinstance(inner, list) and inner:
+            inner = inner[1:]
+        found = short_form_in_directive(inner, inside or directive)
+        if found:
+            return found
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading
 
@@ -218,7 +244,7 @@ def load_config(path: str | None) -> Config:
     _expect(mappings, list, "mappings", path)
     for index, table in enumerate(mappings):
         line = lines[index] if index < len(lines) else None
-        config.mappings.append(_mapping_from_toml(table, path, line))
+        config.mappings.append(_mapping_from_toml(table, path, line, text))
 
     includes = data.get("segment_subscriptions", [])
     if isinstance(includes, str):
@@ -236,7 +262,19 @@ def load_config(path: str | None) -> Config:
     return config
 
 
-def _mapping_from_toml(table: Any, path: str, line: int | None) -> MappingSpec:
+def _field_line(text: str, after: int | None, name: str) -> int | None:
+    """The line where a mapping's field is set (the first `name = ...` after its header)."""
+    if after is None:
+        return None
+    for number, line in enumerate(text.splitlines()[after:], after + 1):
+        if re.match(r"\s*\[\[\s*mappings\s*\]\]", line):
+            break
+        if re.match(rf"\s*[\"']?{re.escape(name)}[\"']?\s*=", line):
+            return number
+    return after
+
+
+def _mapping_from_toml(table: Any, path: str, line: int | None, text: str = "") -> MappingSpec:
     _expect(table, dict, "each [[mappings]] entry", path, line)
     name = table.get("name")
     if not isinstance(name, str) or not name:
@@ -256,6 +294,13 @@ def _mapping_from_toml(table: Any, path: str, line: int | None) -> MappingSpec:
                           "'type = \"track\" and event = \"Product Viewed\"')",
                           file=path, line=line, mapping=name)
     fields = _expect(table.get("fields", {}), dict, "fields", path, line, name)
+    for key, value in fields.items():
+        found = short_form_in_directive(value)
+        if found:
+            raise ConfigError(f"the short form {json.dumps(found)} stands inside a directive, where short "
+                              f"forms are not expanded (Segment would read it as that text): write "
+                              f"{{ \"@path\" = {json.dumps(found)} }} there",
+                              file=path, line=_field_line(text, line, key), mapping=name, field=key)
     use_defaults = table.get("use_defaults", True)
     base = (preset.mapping() if preset and preset.action == action
             else ACTIONS[action].default_mapping()) if use_defaults else {}

@@ -12,7 +12,8 @@ from recombee_cli.cli import Environment, main
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT / "tests" / "conformance"
 DATA = ROOT / "tests" / "data"
-SAMPLES = ROOT / "sample_events"
+SAMPLES = ROOT / "sample_events"                      # good events only: the first README command exits 0
+MISTAKES = ROOT / "sample_events_with_mistakes"       # the same exports with bad lines left in, on purpose
 
 
 def load_json(name: str):
