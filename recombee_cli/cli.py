@@ -175,18 +175,36 @@ def main(ctx: click.Context) -> None:
     ctx.ensure_object(Environment)
 
 
+# Where the configuration comes from when --config is not given (documented in --help and README).
+CONFIG_FILE_NAME = "recombee-cli.toml"
+
 config_option = click.option(
     "--config", "-c", "config_path", type=click.Path(dir_okay=False), envvar="RECOMBEE_CLI_CONFIG",
-    help="TOML configuration (mappings, presets, [recombee] settings). Without it: Segment's 14 presets.")
+    help=f"TOML configuration (mappings, presets, [recombee] settings). Found by this rule: --config, "
+         f"else RECOMBEE_CLI_CONFIG, else ./{CONFIG_FILE_NAME} in the current directory, else Segment's "
+         f"14 built-in presets (one line on stderr says which is used).")
+
+
+def _find_config(config_path: str | None) -> tuple[str | None, str | None]:
+    """The config to use and, when it was not named, a one-line notice saying what is used."""
+    if config_path:
+        return config_path, None
+    if os.path.isfile(CONFIG_FILE_NAME):
+        return CONFIG_FILE_NAME, f"using ./{CONFIG_FILE_NAME} (found in the current directory; no --config given)"
+    return None, (f"no config given (--config, RECOMBEE_CLI_CONFIG or ./{CONFIG_FILE_NAME}): "
+                  f"using Segment's 14 built-in presets")
 max_line_option = click.option(
     "--max-line-bytes", type=click.IntRange(min=1024), default=DEFAULT_MAX_LINE_BYTES, show_default=True,
     help="Longer lines are reported as invalid instead of being read into memory.")
 
 
 def _load(env: Environment, config_path: str | None, quiet: bool = False) -> tuple[Config, Translator]:
+    config_path, notice = _find_config(config_path)
     config = load_config(config_path)
     mappings = compile_config(config)
     if not quiet:
+        if notice:
+            _say(env, "info", notice)
         for warning in config.warnings + trigger_warnings(mappings):
             _say(env, "warning", warning)
     return config, Translator(mappings)
@@ -679,7 +697,7 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
 def status(env: Environment, state_path, database_id, config_path, as_json) -> None:
     """Show what the state file knows: files done or part-done, the last runs, totals."""
     if not state_path:
-        database_id = database_id or load_config(config_path).recombee.database_id
+        database_id = database_id or load_config(_find_config(config_path)[0]).recombee.database_id
         state_path = default_state_path(database_id)
     if not os.path.exists(state_path):
         raise Abort(f"no state file at {state_path} (nothing has been sent with it yet)", ExitCode.USAGE)

@@ -66,3 +66,37 @@ def test_a_short_form_inside_a_directive_is_refused_with_file_line_and_field(tmp
     assert result.exit_code == 2
     assert f"{config}:9" in result.stderr and "'Plans'" in result.stderr and "'items'" in result.stderr
     assert '{ "@path" = "$.plan_id" }' in result.stderr
+
+
+# -- 6. which config is used is said, and found by a documented rule ------------------------------
+
+def test_without_a_config_one_line_on_stderr_says_the_builtin_presets_are_used(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["replay", "--dry-run", str(SAMPLES / "hand-written.ndjson")])
+    notices = [line for line in result.stderr.splitlines() if "built-in presets" in line]
+    assert notices == ["recombee-cli: info: no config given (--config, RECOMBEE_CLI_CONFIG or "
+                       "./recombee-cli.toml): using Segment's 14 built-in presets"]
+    given = invoke(["replay", "--dry-run", "--config", str(ROOT / "mappings.example.toml"),
+                    str(SAMPLES / "hand-written.ndjson")])
+    assert "built-in presets" not in given.stderr and "recombee-cli.toml" not in given.stderr
+
+
+def test_a_config_in_the_current_directory_is_found_and_named(tmp_path, monkeypatch):
+    (tmp_path / "recombee-cli.toml").write_text(
+        '[replay]\npresets = false\n[[mappings]]\nname = "Wishlist"\naction = "addBookmark"\n')
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["replay", "--dry-run", str(SAMPLES / "hand-written.ndjson")])
+    assert "using ./recombee-cli.toml" in result.stderr
+    assert [r["path"] for r in ndjson(result.stdout)] == ["/bookmarks/"]
+    # RECOMBEE_CLI_CONFIG comes before the file in the current directory
+    other = tmp_path / "other.toml"
+    other.write_text('[replay]\npresets = false\n[[mappings]]\nname = "Rated"\naction = "addDetailView"\n'
+                     'trigger = \'event = "Product Rated"\'\n')
+    by_env = invoke(["replay", "--dry-run", str(SAMPLES / "hand-written.ndjson")],
+                    env={"RECOMBEE_CLI_CONFIG": str(other)})
+    assert [r["path"] for r in ndjson(by_env.stdout)] == ["/detailviews/"] and "recombee-cli.toml" not in by_env.stderr
+
+
+def test_help_documents_how_the_config_is_found():
+    text = " ".join(invoke(["replay", "--help"]).stdout.split())
+    assert "RECOMBEE_CLI_CONFIG, else ./recombee-cli.toml in the current directory" in text
