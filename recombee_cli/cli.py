@@ -3,11 +3,14 @@ into one-line messages and documented exit codes. No pipeline logic lives here."
 
 from __future__ import annotations
 
+import datetime
 import enum
+import glob
 import io
 import os
 import signal
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator, TextIO
@@ -103,9 +106,16 @@ class Abort(Exception):
         self.code = code
 
 
+def _log_json(env: Environment, level: str, message: str, **fields) -> None:
+    """One JSON log line on stderr, stamped with the time (ISO 8601, UTC, milliseconds)."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    env.stderr.write(orjson.dumps({"time": now.replace("+00:00", "Z"), "level": level, "message": message,
+                                   **fields}).decode() + "\n")
+
+
 def _say(env: Environment, level: str, message: str) -> None:
     if env.log_json:
-        env.stderr.write(orjson.dumps({"level": level, "message": message}).decode() + "\n")
+        _log_json(env, level, message)
     else:
         env.stderr.write(f"recombee-cli: {level}: {message}\n")
 
@@ -247,8 +257,30 @@ def _read_token(env: Environment, config: Config, token_file: str | None) -> str
     return token
 
 
+def _batch_printer(env: Environment):
+    """--verbose: one line per Batch on stderr (called from the sender's threads)."""
+    lock = threading.Lock()
+
+    def said(batch) -> None:
+        answer = f"HTTP {batch.status}" if batch.status else "no answer"
+        if batch.reason:
+            answer += f" ({batch.reason})"
+        text = (f"Batch of {batch.size:,} requests: {answer}, {batch.attempts} "
+                f"attempt{'s' if batch.attempts != 1 else ''}, {batch.seconds:.2f} s"
+                + (f", {batch.retried:,} requests sent again" if batch.retried else ""))
+        with lock:
+            if env.log_json:
+                _log_json(env, "info", "batch", size=batch.size, status=batch.status, attempts=batch.attempts,
+                          seconds=round(batch.seconds, 3), retried=batch.retried, reason=batch.reason)
+            else:
+                _say(env, "info", text)
+            env.stderr.flush()
+
+    return said
+
+
 def _make_sender(env: Environment, config: Config, *, database_id, region, base_uri, token_file,
-                 allow_http, batch_size, concurrency):
+                 allow_http, batch_size, concurrency, verbose=False):
     from .client import RecombeeClient, base_url_for
     from .sender import DEFAULT_BATCH_SIZE, RecombeeSender
 
@@ -269,7 +301,8 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise Abort(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} (Recombee's limit)", ExitCode.USAGE)
     client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
-    return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency)
+    return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency,
+                          on_batch=_batch_printer(env) if verbose else None)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -310,6 +343,8 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: warnings, errors and the summary as JSON lines on stderr (log collectors).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something failed.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Sending: one line per Batch call on stderr (requests, HTTP status, attempts, seconds).")
 @click.option("--fail-on", "fail_on", metavar="OUTCOMES",
               help="Comma-separated outcomes that make the run exit 1 (and print the summary under "
                    "--quiet): any of invalid, failed, unmatched, filtered, or 'none'. Default: "
@@ -318,7 +353,8 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.pass_obj
 def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
            allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
-           since, until, dedupe, dedupe_window, workers, log_format, quiet, fail_on, max_line_bytes) -> None:
+           since, until, dedupe, dedupe_window, workers, log_format, quiet, verbose, fail_on,
+           max_line_bytes) -> None:
     """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
 
     INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
@@ -347,7 +383,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
                 dry_run=dry_run, database_id=database_id, region=region, base_uri=base_uri,
                 token_file=token_file, allow_http=allow_http, batch_size=batch_size,
                 concurrency=concurrency, rejects_path=rejects_path, report_path=report_path,
-                state_path=state_path, no_state=no_state, reprocess=reprocess, quiet=quiet,
+                state_path=state_path, no_state=no_state, reprocess=reprocess, quiet=quiet, verbose=verbose,
                 max_line_bytes=max_line_bytes, fail_on=fail_on, skipped_folders=skipped_folders)
     finally:
         if pool is not None:
@@ -357,7 +393,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
 def _replay(env: Environment, config: Config, translator: Translator, sources, pool, window_filter,
             deduplicator, window: bool, *, dry_run, database_id, region, base_uri, token_file, allow_http,
             batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess, quiet,
-            max_line_bytes, fail_on, skipped_folders) -> None:
+            max_line_bytes, fail_on, skipped_folders, verbose=False) -> None:
     # Everything that can be refused is checked before anything is sent or recorded.
     _check_writable(report_path, "--report")
     rejects_path = rejects_path or config.replay.rejects
@@ -368,7 +404,7 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
         try:
             sink = _make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
                                 token_file=token_file, allow_http=allow_http, batch_size=batch_size,
-                                concurrency=concurrency)
+                                concurrency=concurrency, verbose=verbose)
         except BaseException:
             if rejects:
                 rejects.close()
@@ -489,8 +525,9 @@ def _finish_replay(env: Environment, report: RunReport, sink, dry_run: bool, rep
         report.extra["bytes_sent"] = sink.client.bytes_sent
     _write_report(report_path, report)
     if env.log_json:
-        env.stderr.write(orjson.dumps({"level": "info" if report.ok else "error", "message": "summary",
-                                       "report": report.to_dict()}).decode() + "\n")
+        # An aborted run (401, unreachable, Ctrl-C) is an error whatever its counts say.
+        level = "info" if report.ok and "aborted" not in report.extra else "error"
+        _log_json(env, level, "summary", report=report.to_dict())
     elif not quiet or not report.ok or "aborted" in report.extra:
         ui.print_summary(env.stderr, report, rejects_path=rejects_path)
 
@@ -695,10 +732,23 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON on stdout.")
 @click.pass_obj
 def status(env: Environment, state_path, database_id, config_path, as_json) -> None:
-    """Show what the state file knows: files done or part-done, the last runs, totals."""
+    """Show what the state file knows: files done or part-done, the last runs, totals.
+
+    Without --state or a database id (--database-id, RECOMBEE_DATABASE_ID, the config), the state
+    files in the default folder are found: one is shown, several are listed (pick one with
+    --database-id), none is said plainly (exit 0: nothing has been sent yet).
+    """
     if not state_path:
         database_id = database_id or load_config(_find_config(config_path)[0]).recombee.database_id
-        state_path = default_state_path(database_id)
+        if database_id:
+            state_path = default_state_path(database_id)
+        else:
+            folder = os.path.dirname(default_state_path(None))
+            found = sorted(glob.glob(os.path.join(glob.escape(folder), "*.sqlite")))
+            if len(found) != 1:
+                _list_state_files(env, folder, found, as_json)
+                return
+            state_path = found[0]
     if not os.path.exists(state_path):
         raise Abort(f"no state file at {state_path} (nothing has been sent with it yet)", ExitCode.USAGE)
     store = StateStore(state_path)
@@ -718,6 +768,18 @@ def status(env: Environment, state_path, database_id, config_path, as_json) -> N
         ui.print_status(out, state_path, files, runs)
 
 
+def _list_state_files(env: Environment, folder: str, found: list[str], as_json: bool) -> None:
+    if as_json:
+        env.stdout.write(orjson.dumps({"folder": folder, "state_files": found}, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    with _text_stdout(env) as out:
+        if not found:
+            out.write(f"no state file in {folder}: nothing has been sent with a state yet "
+                      f"(sending runs keep one per database id there; --state FILE names another)\n")
+            return
+        out.write(f"{len(found)} state files in {folder}; show one with --database-id ID (or --state FILE):\n")
+        for path in found:
+            out.write(f"  {os.path.basename(path)[:-len('.sqlite')]}    {path}\n")
 
 # ---------------------------------------------------------------------------------------------
 # export
@@ -820,8 +882,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
                               "files": manifest["files"]}
     _write_report(report_path, report)
     if env.log_json:
-        env.stderr.write(orjson.dumps({"level": "info" if report.ok else "error", "message": "summary",
-                                       "report": report.to_dict()}).decode() + "\n")
+        _log_json(env, "info" if report.ok else "error", "summary", report=report.to_dict())
     elif not quiet or not report.ok:
         ui.print_summary(env.stderr, report, rejects_path=rejects_path,
                          title=f"recombee-cli export --format {format_name} ('sent' = written)")

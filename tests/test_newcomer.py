@@ -4,6 +4,7 @@ the inputs people paste. Each test is something a new user would run into."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -100,3 +101,126 @@ def test_a_config_in_the_current_directory_is_found_and_named(tmp_path, monkeypa
 def test_help_documents_how_the_config_is_found():
     text = " ".join(invoke(["replay", "--help"]).stdout.split())
     assert "RECOMBEE_CLI_CONFIG, else ./recombee-cli.toml in the current directory" in text
+
+
+# -- 5. screens that say what happened --------------------------------------------------------------
+
+DB = "newcomer-db"
+TOKEN = "newcomer-token-5d1e"
+
+
+def _send(emu, state, *inputs, extra=()):
+    return invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB, "--state", str(state),
+                   *extra, *map(str, inputs)], env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+
+
+def _events(path, *events):
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def test_the_progress_bar_counts_invalid_events_apart_from_failed_ones():
+    import io
+
+    from rich.console import Console
+
+    from recombee_cli import ui
+    from recombee_cli.pipeline import RunReport
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=200)
+    bar = ui._ProgressBar(console, 1000)
+    report = RunReport()
+    report.outcomes["invalid"] = 5
+    bar.progress(report, 10)
+    shown = Console(file=io.StringIO(), width=200, record=True)
+    shown.print(bar._bar.make_tasks_table(bar._bar.tasks))
+    assert "invalid 5, failed 0" in shown.export_text()
+
+
+def test_a_repeat_run_says_the_files_were_skipped_instead_of_an_all_zero_table(tmp_path):
+    from recombee_cli.emulator import Emulator
+
+    events = _events(tmp_path / "day.ndjson", {"type": "track", "event": "Product Viewed", "userId": "u1",
+                                               "properties": {"product_id": "p1"}, "timestamp": "2024-01-01T00:00:00Z"})
+    with Emulator(DB, TOKEN) as emu:
+        first = _send(emu, tmp_path / "s.sqlite", events)
+        again = _send(emu, tmp_path / "s.sqlite", events)
+    assert first.exit_code == again.exit_code == 0, again.stderr
+    assert "1 file already done (skipped); nothing new" in again.stderr
+    assert "outcome" not in again.stderr and "outcome" in first.stderr
+
+
+def test_merges_and_deletes_with_nothing_to_do_are_said_in_words(tmp_path):
+    from recombee_cli.emulator import Emulator
+
+    events = _events(tmp_path / "day.ndjson",
+                     {"type": "track", "event": "Product Removed from Wishlist", "userId": "u1",
+                      "properties": {"product_id": "p1", "timestamp": "2024-01-01T00:00:00Z"},
+                      "timestamp": "2024-01-01T00:00:00Z"},
+                     {"type": "track", "event": "Product Removed", "userId": "u2",
+                      "properties": {"product_id": "p2", "timestamp": "2024-01-01T00:00:00Z"},
+                      "timestamp": "2024-01-01T00:00:00Z"})
+    with Emulator(DB, TOKEN) as emu:    # an empty database: nothing to delete
+        result = _send(emu, tmp_path / "s.sqlite", events)
+    assert result.exit_code == 0, result.stderr
+    assert ("2 merges/deletes had nothing to do (Recombee answered 404: already applied or never there); "
+            "counted as duplicate") in result.stderr
+
+
+def test_status_without_a_database_id_finds_the_state_files_or_says_there_is_none(tmp_path):
+    from recombee_cli.state import StateStore, default_state_path
+
+    none = invoke(["status"])
+    assert none.exit_code == 0 and none.stdout.startswith("no state file in ") and none.stderr == ""
+    os.makedirs(os.path.dirname(default_state_path("shop")), exist_ok=True)
+    StateStore(default_state_path("shop")).close()
+    one = invoke(["status"])
+    assert one.exit_code == 0 and one.stdout.startswith(f"state file {default_state_path('shop')}: 0 files done")
+    StateStore(default_state_path("blog")).close()
+    two = invoke(["status"])
+    assert two.exit_code == 0 and "2 state files in" in two.stdout and "--database-id" in two.stdout
+    assert "  blog    " in two.stdout and "  shop    " in two.stdout
+
+
+# -- 7. --verbose, timestamps on JSON logs, an aborted run logged as an error -----------------------
+
+def test_verbose_prints_one_line_per_batch_with_size_status_attempts_and_time(tmp_path):
+    import re
+
+    from recombee_cli.emulator import Emulator
+
+    events = _events(tmp_path / "day.ndjson", *({"type": "track", "event": "Product Viewed", "userId": f"u{i}",
+                                                 "properties": {"product_id": "p1"},
+                                                 "timestamp": "2024-01-01T00:00:00Z"} for i in range(7)))
+    with Emulator(DB, TOKEN) as emu:
+        result = _send(emu, tmp_path / "s.sqlite", events, extra=["--verbose", "--batch-size", "5",
+                                                                  "--concurrency", "1"])
+        quiet = _send(emu, tmp_path / "s2.sqlite", events, extra=["--batch-size", "5"])
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "Batch of" in line]
+    assert len(lines) == 2
+    sizes = []
+    for line in lines:
+        match = re.fullmatch(r"recombee-cli: info: Batch of (\d) requests: HTTP 200, 1 attempt, \d+\.\d\d s", line)
+        assert match, line
+        sizes.append(int(match.group(1)))
+    assert sorted(sizes) == [2, 5]
+    assert "Batch of" not in quiet.stderr
+
+
+def test_json_log_lines_carry_a_utc_time_and_an_aborted_run_is_an_error(tmp_path):
+    import datetime
+
+    from recombee_cli.emulator import Emulator
+
+    with Emulator(DB, TOKEN) as emu:
+        result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB, "--no-state",
+                         "--log-format", "json", str(SAMPLES)], env={"RECOMBEE_PRIVATE_TOKEN": "wrong-token"})
+    assert result.exit_code == 3
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    for record in records:
+        assert record["time"].endswith("Z")
+        stamp = datetime.datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
+        assert abs((datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds()) < 3600
+    (summary,) = [r for r in records if r["message"] == "summary"]
+    assert summary["level"] == "error" and summary["report"]["aborted"]
