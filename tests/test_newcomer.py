@@ -224,3 +224,50 @@ def test_json_log_lines_carry_a_utc_time_and_an_aborted_run_is_an_error(tmp_path
         assert abs((datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds()) < 3600
     (summary,) = [r for r in records if r["message"] == "summary"]
     assert summary["level"] == "error" and summary["report"]["aborted"]
+
+
+# -- 4. a JSON document that spans lines: one pretty-printed event, or an array of events ----------
+
+PRETTY = json.dumps({"anonymousId": "anon-1", "event": "Product Viewed", "messageId": "m-1",
+                     "properties": {"product_id": "sku-9"}, "timestamp": "2024-05-02T10:00:00.000Z",
+                     "type": "track", "userId": "zoe"}, indent=2)
+
+
+def test_explain_reads_an_event_pasted_pretty_printed_from_stdin_and_from_a_file(tmp_path):
+    result = invoke(["explain", "--json", "-"], input=PRETTY + "\n")
+    (record,) = ndjson(result.stdout)
+    assert record["outcome"] == "sent" and record["line"] == 1
+    assert record["requests"][0]["params"]["itemId"] == "sku-9"
+    (tmp_path / "event.json").write_text(PRETTY)   # no newline at the end, as copied
+    human = invoke(["explain", str(tmp_path / "event.json")])
+    assert human.stdout.startswith(f"{tmp_path / 'event.json'}:1: sent") and "invalid" not in human.stdout
+
+
+def test_replay_reads_a_file_that_is_one_json_array_with_the_line_each_event_starts_on(tmp_path):
+    events = [json.loads(PRETTY), {"type": "page", "name": "Home Page", "userId": "u2",
+                                   "timestamp": "2024-01-01T00:00:00Z"}, json.loads(PRETTY) | {"userId": "yan"}]
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(events, indent=2) + "\n")
+    rejects = tmp_path / "rejects.ndjson"
+    result = invoke(["replay", "--dry-run", "--rejects", str(rejects), str(path)])
+    assert result.exit_code == 1
+    assert [r["params"]["userId"] for r in ndjson(result.stdout)] == ["zoe", "yan"]
+    (reject,) = ndjson(rejects.read_text())
+    text = path.read_text()
+    assert reject["line"] == 1 + text[:text.index('"Home Page"')].count("\n") - 2   # the line of its `{`
+    assert text.encode()[reject["offset"]:reject["offset"] + 1] == b"{"
+    again = invoke(["replay", "--dry-run", "--quiet", str(rejects)])   # rejects of a document replay too
+    assert again.exit_code == 1 and again.stdout == ""
+
+
+def test_ndjson_is_still_read_line_by_line_and_a_document_too_large_is_one_clear_reason(tmp_path):
+    lines = tmp_path / "lines.ndjson"
+    lines.write_text('[1, 2]\n{"type": "page", "name": "home", "userId": "u", "timestamp": 1}\n')
+    result = invoke(["explain", "--json", str(lines)])
+    assert [(r["line"], r["outcome"]) for r in ndjson(result.stdout)] == [(1, "invalid"), (2, "sent")]
+    big = tmp_path / "big.json"
+    big.write_text("[\n" + ",\n".join(PRETTY for _ in range(40)) + "\n]\n")
+    capped = invoke(["explain", "--max-line-bytes", "2048", str(big)])
+    assert "looks like one JSON document spanning lines, larger than 2048 bytes" in capped.stderr
+    assert "jq -c" in capped.stderr and "invalid" in capped.stdout
+    assert invoke(["explain", "--json", str(big)]).stdout.count('"outcome":"sent"') == 40
