@@ -570,15 +570,28 @@ class _NullSink:
 def validate(env: Environment, inputs, config_path, as_json, max_line_bytes) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
+    from .config import NOT_CHECKED_STATICALLY, static_problems
+
     config, translator = _load(env, config_path)
     names = [m.name for m in translator.mappings]
+    problems = [str(p) for m in translator.mappings for p in static_problems(m)]
     if not inputs:
         if as_json:
-            env.stdout.write(orjson.dumps({"config": config.file, "mappings": names}) + b"\n")
+            env.stdout.write(orjson.dumps({"config": config.file, "mappings": names, "problems": problems,
+                                           "not_checked": NOT_CHECKED_STATICALLY}) + b"\n")
         else:
+            for problem in problems:
+                _say(env, "error", problem)
             with _text_stdout(env) as out:
-                out.write(f"{config.file or 'built-in presets'}: OK, {len(names)} mappings\n")
+                verdict = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "OK"
+                out.write(f"{config.file or 'built-in presets'}: {verdict}, {len(names)} mappings (checked: "
+                          f"triggers, fields, a source for every required field, triggers that can match)\n"
+                          f"not checked without inputs: {NOT_CHECKED_STATICALLY}\n")
+        if problems:
+            sys.exit(int(ExitCode.USAGE))
         return
+    for problem in problems:
+        _say(env, "warning", problem)
     report = run(_inputs(env, inputs)[0], translator, _NullSink(), dry_run=True,
                  max_line_bytes=max_line_bytes, warn=_warner(env, False))
     if as_json:

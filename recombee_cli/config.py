@@ -421,5 +421,45 @@ def compile_config(config: Config) -> list[CompiledMapping]:
     return [compile_mapping(spec) for spec in config.effective_mappings()]
 
 
+# The `type` values Segment's libraries and HTTP API send.
+SEGMENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+
+# What `validate` cannot know without events (said, so that an OK is not read as more than it is).
+NOT_CHECKED_STATICALLY = ("whether your events carry the fields the paths read, and whether their "
+                          "values make valid requests (IDs, ratings, portions, timestamps): give "
+                          "`validate` some exports to see that")
+
+
+def static_problems(mapping: CompiledMapping) -> list[ConfigError]:
+    """What makes a mapping unable to ever build a request, found without events: a required field
+    nothing maps (or mapped to an empty literal), or a trigger no Segment event can match (a
+    `type` Segment never sends, or equalities on one field that contradict each other)."""
+    spec = mapping.spec
+    where = dict(file=spec.file, line=spec.line, mapping=spec.name)
+    problems = []
+    for field_spec in mapping.action.fields:
+        if not field_spec.required:
+            continue
+        value = spec.fields.get(field_spec.name)
+        if value is None or value == "" or value == {}:
+            problems.append(ConfigError(
+                ("is required and nothing maps it" if field_spec.name not in spec.fields
+                 else f"is required and mapped to the empty value {json.dumps(value)}")
+                + ": every event the mapping matches would be invalid",
+                field=field_spec.name, **where))
+    hint = mapping.trigger.index_hint
+    if hint is not None:
+        name, values = hint
+        if not values:
+            problems.append(ConfigError(f"the trigger can never match: it asks for two different values of "
+                                        f"`{name}` at once ({mapping.trigger.describe()})", field="trigger", **where))
+        elif name == "type" and not values & set(SEGMENT_TYPES):
+            problems.append(ConfigError(
+                f"the trigger can never match: Segment sends no event of type "
+                f"{', '.join(repr(v) for v in sorted(values))} (types: {', '.join(SEGMENT_TYPES)})",
+                field="trigger", **where))
+    return problems
+
+
 def trigger_warnings(mappings: list[CompiledMapping]) -> list[str]:
     return [f"mapping {m.name!r}: {w}" for m in mappings for w in m.trigger.warnings]

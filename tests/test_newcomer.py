@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -271,3 +272,36 @@ def test_ndjson_is_still_read_line_by_line_and_a_document_too_large_is_one_clear
     assert "looks like one JSON document spanning lines, larger than 2048 bytes" in capped.stderr
     assert "jq -c" in capped.stderr and "invalid" in capped.stdout
     assert invoke(["explain", "--json", str(big)]).stdout.count('"outcome":"sent"') == 40
+
+
+# -- 3. validate without inputs: what can be checked statically is, and what cannot is said ------
+
+def test_validate_without_inputs_refuses_mappings_that_can_never_build(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[replay]\npresets = false\n\n'
+                      '[[mappings]]\nname = "No user"\ntrigger = \'type = "track" and event = "Product Viewed"\'\n'
+                      'action = "addDetailView"\nuse_defaults = false\n[mappings.fields]\n'
+                      'itemId = "$.properties.product_id"\n\n'
+                      '[[mappings]]\nname = "Typo"\ntrigger = \'type = "trak"\'\naction = "addBookmark"\n\n'
+                      '[[mappings]]\nname = "Both"\ntrigger = \'event = "A" and event = "B"\'\naction = "addBookmark"\n')
+    result = invoke(["validate", "--config", str(config)])
+    assert result.exit_code == 2 and "3 problems" in result.stdout and "OK" not in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("recombee-cli: error:")]
+    assert errors == [
+        f"recombee-cli: error: {config}:4, mapping 'No user', field 'userId': is required and nothing maps it: "
+        "every event the mapping matches would be invalid",
+        f"recombee-cli: error: {config}:12, mapping 'Typo', field 'trigger': the trigger can never match: "
+        "Segment sends no event of type 'trak' (types: track, page, screen, identify, group, alias)",
+        f"recombee-cli: error: {config}:17, mapping 'Both', field 'trigger': the trigger can never match: "
+        'it asks for two different values of `event` at once (event = "A" AND event = "B")']
+    as_json = json.loads(invoke(["validate", "--json", "--config", str(config)]).stdout)
+    assert len(as_json["problems"]) == 3 and "not_checked" in as_json
+
+
+def test_validate_ok_says_what_it_could_not_check_without_inputs():
+    result = invoke(["validate", "--config", str(ROOT / "mappings.example.toml")])
+    assert result.exit_code == 0
+    first, second = result.stdout.splitlines()
+    assert re.search(r": OK, \d+ mappings \(checked: triggers, fields, a source for every required field, "
+                     r"triggers that can match\)$", first), first
+    assert second.startswith("not checked without inputs: whether your events carry the fields")
