@@ -305,3 +305,24 @@ def test_validate_ok_says_what_it_could_not_check_without_inputs():
     assert re.search(r": OK, \d+ mappings \(checked: triggers, fields, a source for every required field, "
                      r"triggers that can match\)$", first), first
     assert second.startswith("not checked without inputs: whether your events carry the fields")
+
+
+# -- 8. shell completion, as the README shows it ------------------------------------------------------
+
+@pytest.mark.parametrize("shell, words", [("bash", "complete -o nosort -F _recombee_cli_completion recombee-cli"),
+                                          ("zsh", "compdef _recombee_cli_completion recombee-cli"),
+                                          ("fish", "complete --no-files --command recombee-cli")])
+def test_the_completion_scripts_the_readme_shows_are_produced(shell, words):
+    readme = (ROOT / "README.md").read_text()
+    assert f"_RECOMBEE_CLI_COMPLETE={shell}_source recombee-cli" in readme
+    result = invoke([], env={"_RECOMBEE_CLI_COMPLETE": f"{shell}_source"}, prog_name="recombee-cli")
+    assert result.exit_code == 0 and words in result.stdout
+
+
+def test_completion_completes_commands_and_options():
+    result = invoke([], env={"_RECOMBEE_CLI_COMPLETE": "bash_complete", "COMP_WORDS": "recombee-cli rep",
+                             "COMP_CWORD": "1"}, prog_name="recombee-cli")
+    assert result.stdout.split() == ["plain,replay"]
+    options = invoke([], env={"_RECOMBEE_CLI_COMPLETE": "bash_complete", "COMP_WORDS": "recombee-cli replay --verb",
+                              "COMP_CWORD": "2"}, prog_name="recombee-cli")
+    assert options.stdout.split() == ["plain,--verbose"]
