@@ -73,6 +73,7 @@ class Environment:
     out: BinaryIO | None = None
     err: TextIO | None = None
     log_json: bool = False      # --log-format json: people-facing lines become JSON objects
+    notice: str | None = None   # which config is used, said once the inputs are found (a usage error stays one line)
 
     @property
     def stdout(self) -> BinaryIO:
@@ -213,8 +214,7 @@ def _load(env: Environment, config_path: str | None, quiet: bool = False) -> tup
     config = load_config(config_path)
     mappings = compile_config(config)
     if not quiet:
-        if notice:
-            _say(env, "info", notice)
+        env.notice = notice
         for warning in config.warnings + trigger_warnings(mappings):
             _say(env, "warning", warning)
     return config, Translator(mappings)
@@ -483,6 +483,9 @@ def _inputs(env: Environment, inputs, since: str | None = None, until: str | Non
         window = (_moment(since, "--since"), _moment(until, "--until"))
     skipped: list[str] = []
     sources = expand_inputs(list(inputs), window=window, warn=_warner(env, quiet), skipped=skipped)
+    if env.notice:
+        _say(env, "info", env.notice)
+        env.notice = None
     if skipped:
         _say(env, "info", f"{len(skipped):,} day folders skipped: received outside --since/--until")
     return sources, skipped
@@ -793,6 +796,7 @@ def _list_state_files(env: Environment, folder: str, found: list[str], as_json: 
         out.write(f"{len(found)} state files in {folder}; show one with --database-id ID (or --state FILE):\n")
         for path in found:
             out.write(f"  {os.path.basename(path)[:-len('.sqlite')]}    {path}\n")
+
 
 # ---------------------------------------------------------------------------------------------
 # export
