@@ -261,7 +261,7 @@ def test_replay_reads_a_file_that_is_one_json_array_with_the_line_each_event_sta
     assert again.exit_code == 1 and again.stdout == ""
 
 
-def test_ndjson_is_still_read_line_by_line_and_a_document_too_large_is_one_clear_reason(tmp_path):
+def test_ndjson_is_still_read_line_by_line_and_a_document_too_large_is_read_as_lines_with_a_warning(tmp_path):
     lines = tmp_path / "lines.ndjson"
     lines.write_text('[1, 2]\n{"type": "page", "name": "home", "userId": "u", "timestamp": 1}\n')
     result = invoke(["explain", "--json", str(lines)])
