@@ -3,12 +3,15 @@ into one-line messages and documented exit codes. No pipeline logic lives here."
 
 from __future__ import annotations
 
+import datetime
 import enum
+import glob
 import io
 import os
 import signal
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator, TextIO
@@ -71,6 +74,7 @@ class Environment:
     out: BinaryIO | None = None
     err: TextIO | None = None
     log_json: bool = False      # --log-format json: people-facing lines become JSON objects
+    notice: str | None = None   # which config is used, said once the inputs are found (a usage error stays one line)
 
     @property
     def stdout(self) -> BinaryIO:
@@ -104,9 +108,16 @@ class Abort(Exception):
         self.code = code
 
 
+def _log_json(env: Environment, level: str, message: str, **fields) -> None:
+    """One JSON log line on stderr, stamped with the time (ISO 8601, UTC, milliseconds)."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    env.stderr.write(orjson.dumps({"time": now.replace("+00:00", "Z"), "level": level, "message": message,
+                                   **fields}).decode() + "\n")
+
+
 def _say(env: Environment, level: str, message: str) -> None:
     if env.log_json:
-        env.stderr.write(orjson.dumps({"level": level, "message": message}).decode() + "\n")
+        _log_json(env, level, message)
     else:
         env.stderr.write(f"recombee-cli: {level}: {message}\n")
 
@@ -176,9 +187,24 @@ def main(ctx: click.Context) -> None:
     ctx.ensure_object(Environment)
 
 
+# Where the configuration comes from when --config is not given (documented in --help and README).
+CONFIG_FILE_NAME = "recombee-cli.toml"
+
 config_option = click.option(
     "--config", "-c", "config_path", type=click.Path(dir_okay=False), envvar="RECOMBEE_CLI_CONFIG",
-    help="TOML configuration (mappings, presets, [recombee] settings). Without it: Segment's 14 presets.")
+    help=f"TOML configuration (mappings, presets, [recombee] settings). Found by this rule: --config, "
+         f"else RECOMBEE_CLI_CONFIG, else ./{CONFIG_FILE_NAME} in the current directory, else Segment's "
+         f"14 built-in presets (one line on stderr says which is used).")
+
+
+def _find_config(config_path: str | None) -> tuple[str | None, str | None]:
+    """The config to use and, when it was not named, a one-line notice saying what is used."""
+    if config_path:
+        return config_path, None
+    if os.path.isfile(CONFIG_FILE_NAME):
+        return CONFIG_FILE_NAME, f"using ./{CONFIG_FILE_NAME} (found in the current directory; no --config given)"
+    return None, (f"no config given (--config, RECOMBEE_CLI_CONFIG or ./{CONFIG_FILE_NAME}): "
+                  f"using Segment's 14 built-in presets")
 max_line_option = click.option(
     "--max-line-bytes", type=click.IntRange(min=1024), default=DEFAULT_MAX_LINE_BYTES, show_default=True,
     help="Longer lines are reported as invalid instead of being read into memory.")
@@ -192,10 +218,12 @@ preset_option = click.option(
 
 def _load(env: Environment, config_path: str | None, quiet: bool = False,
           enable: tuple[str, ...] = ()) -> tuple[Config, Translator]:
+    config_path, notice = _find_config(config_path)
     config = load_config(config_path)
     config.enable(list(enable))
     mappings = compile_config(config)
     if not quiet:
+        env.notice = notice
         for warning in config.warnings + trigger_warnings(mappings):
             _say(env, "warning", warning)
     translator = Translator(mappings)
@@ -240,8 +268,30 @@ def _read_token(env: Environment, config: Config, token_file: str | None) -> str
     return token
 
 
+def _batch_printer(env: Environment):
+    """--verbose: one line per Batch on stderr (called from the sender's threads)."""
+    lock = threading.Lock()
+
+    def said(batch) -> None:
+        answer = f"HTTP {batch.status}" if batch.status else "no answer"
+        if batch.reason:
+            answer += f" ({batch.reason})"
+        text = (f"Batch of {batch.size:,} requests: {answer}, {batch.attempts} "
+                f"attempt{'s' if batch.attempts != 1 else ''}, {batch.seconds:.2f} s"
+                + (f", {batch.retried:,} requests sent again" if batch.retried else ""))
+        with lock:
+            if env.log_json:
+                _log_json(env, "info", "batch", size=batch.size, status=batch.status, attempts=batch.attempts,
+                          seconds=round(batch.seconds, 3), retried=batch.retried, reason=batch.reason)
+            else:
+                _say(env, "info", text)
+            env.stderr.flush()
+
+    return said
+
+
 def _make_sender(env: Environment, config: Config, *, database_id, region, base_uri, token_file,
-                 allow_http, batch_size, concurrency):
+                 allow_http, batch_size, concurrency, verbose=False):
     from .client import RecombeeClient, base_url_for
     from .sender import DEFAULT_BATCH_SIZE, RecombeeSender
 
@@ -262,7 +312,8 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise Abort(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} (Recombee's limit)", ExitCode.USAGE)
     client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
-    return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency)
+    return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency,
+                          on_batch=_batch_printer(env) if verbose else None)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -303,6 +354,8 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: warnings, errors and the summary as JSON lines on stderr (log collectors).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something failed.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Sending: one line per Batch call on stderr (requests, HTTP status, attempts, seconds).")
 @click.option("--fail-on", "fail_on", metavar="OUTCOMES",
               help="Comma-separated outcomes that make the run exit 1 (and print the summary under "
                    "--quiet): any of invalid, failed, unmatched, filtered, or 'none'. Default: "
@@ -312,8 +365,8 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.pass_obj
 def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
            allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
-           since, until, dedupe, dedupe_window, workers, log_format, quiet, fail_on, max_line_bytes,
-           enable) -> None:
+           since, until, dedupe, dedupe_window, workers, log_format, quiet, verbose, fail_on,
+           max_line_bytes, enable) -> None:
     """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
 
     INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
@@ -342,7 +395,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
                 dry_run=dry_run, database_id=database_id, region=region, base_uri=base_uri,
                 token_file=token_file, allow_http=allow_http, batch_size=batch_size,
                 concurrency=concurrency, rejects_path=rejects_path, report_path=report_path,
-                state_path=state_path, no_state=no_state, reprocess=reprocess, quiet=quiet,
+                state_path=state_path, no_state=no_state, reprocess=reprocess, quiet=quiet, verbose=verbose,
                 max_line_bytes=max_line_bytes, fail_on=fail_on, skipped_folders=skipped_folders)
     finally:
         if pool is not None:
@@ -352,7 +405,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
 def _replay(env: Environment, config: Config, translator: Translator, sources, pool, window_filter,
             deduplicator, window: bool, *, dry_run, database_id, region, base_uri, token_file, allow_http,
             batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess, quiet,
-            max_line_bytes, fail_on, skipped_folders) -> None:
+            max_line_bytes, fail_on, skipped_folders, verbose=False) -> None:
     # Everything that can be refused is checked before anything is sent or recorded.
     _check_writable(report_path, "--report")
     rejects_path = rejects_path or config.replay.rejects
@@ -363,7 +416,7 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
         try:
             sink = _make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
                                 token_file=token_file, allow_http=allow_http, batch_size=batch_size,
-                                concurrency=concurrency)
+                                concurrency=concurrency, verbose=verbose)
         except BaseException:
             if rejects:
                 rejects.close()
@@ -442,6 +495,9 @@ def _inputs(env: Environment, inputs, since: str | None = None, until: str | Non
         window = (_moment(since, "--since"), _moment(until, "--until"))
     skipped: list[str] = []
     sources = expand_inputs(list(inputs), window=window, warn=_warner(env, quiet), skipped=skipped)
+    if env.notice:
+        _say(env, "info", env.notice)
+        env.notice = None
     if skipped and not quiet:
         _say(env, "info", f"{len(skipped):,} day folders skipped: received outside --since/--until")
     return sources, skipped
@@ -484,8 +540,9 @@ def _finish_replay(env: Environment, report: RunReport, sink, dry_run: bool, rep
         report.extra["bytes_sent"] = sink.client.bytes_sent
     _write_report(report_path, report)
     if env.log_json:
-        env.stderr.write(orjson.dumps({"level": "info" if report.ok else "error", "message": "summary",
-                                       "report": report.to_dict()}).decode() + "\n")
+        # An aborted run (401, unreachable, Ctrl-C) is an error whatever its counts say.
+        level = "info" if report.ok and "aborted" not in report.extra else "error"
+        _log_json(env, level, "summary", report=report.to_dict())
     elif not quiet or not report.ok or "aborted" in report.extra:
         ui.print_summary(env.stderr, report, rejects_path=rejects_path)
 
@@ -529,15 +586,28 @@ class _NullSink:
 def validate(env: Environment, inputs, config_path, as_json, max_line_bytes, enable) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
+    from .config import NOT_CHECKED_STATICALLY, static_problems
+
     config, translator = _load(env, config_path, enable=enable)
     names = [m.name for m in translator.mappings]
+    problems = [str(p) for m in translator.mappings for p in static_problems(m)]
     if not inputs:
         if as_json:
-            env.stdout.write(orjson.dumps({"config": config.file, "mappings": names}) + b"\n")
+            env.stdout.write(orjson.dumps({"config": config.file, "mappings": names, "problems": problems,
+                                           "not_checked": NOT_CHECKED_STATICALLY}) + b"\n")
         else:
+            for problem in problems:
+                _say(env, "error", problem)
             with _text_stdout(env) as out:
-                out.write(f"{config.file or 'built-in presets'}: OK, {len(names)} mappings\n")
+                verdict = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "OK"
+                out.write(f"{config.file or 'built-in presets'}: {verdict}, {len(names)} mappings (checked: "
+                          f"triggers, fields, a source for every required field, triggers that can match)\n"
+                          f"not checked without inputs: {NOT_CHECKED_STATICALLY}\n")
+        if problems:
+            sys.exit(int(ExitCode.USAGE))
         return
+    for problem in problems:
+        _say(env, "warning", problem)
     report = run(_inputs(env, inputs)[0], translator, _NullSink(), dry_run=True,
                  max_line_bytes=max_line_bytes, warn=_warner(env, False))
     if as_json:
@@ -722,10 +792,23 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON on stdout.")
 @click.pass_obj
 def status(env: Environment, state_path, database_id, config_path, as_json) -> None:
-    """Show what the state file knows: files done or part-done, the last runs, totals."""
+    """Show what the state file knows: files done or part-done, the last runs, totals.
+
+    Without --state or a database id (--database-id, RECOMBEE_DATABASE_ID, the config), the state
+    files in the default folder are found: one is shown, several are listed (pick one with
+    --database-id), none is said plainly (exit 0: nothing has been sent yet).
+    """
     if not state_path:
-        database_id = database_id or load_config(config_path).recombee.database_id
-        state_path = default_state_path(database_id)
+        database_id = database_id or load_config(_find_config(config_path)[0]).recombee.database_id
+        if database_id:
+            state_path = default_state_path(database_id)
+        else:
+            folder = os.path.dirname(default_state_path(None))
+            found = sorted(glob.glob(os.path.join(glob.escape(folder), "*.sqlite")))
+            if len(found) != 1:
+                _list_state_files(env, folder, found, as_json)
+                return
+            state_path = found[0]
     if not os.path.exists(state_path):
         raise Abort(f"no state file at {state_path} (nothing has been sent with it yet)", ExitCode.USAGE)
     store = StateStore(state_path)
@@ -744,6 +827,19 @@ def status(env: Environment, state_path, database_id, config_path, as_json) -> N
     with _text_stdout(env) as out:
         ui.print_status(out, state_path, files, runs)
 
+
+def _list_state_files(env: Environment, folder: str, found: list[str], as_json: bool) -> None:
+    if as_json:
+        env.stdout.write(orjson.dumps({"folder": folder, "state_files": found}, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    with _text_stdout(env) as out:
+        if not found:
+            out.write(f"no state file in {folder}: nothing has been sent with a state yet "
+                      f"(sending runs keep one per database id there; --state FILE names another)\n")
+            return
+        out.write(f"{len(found)} state files in {folder}; show one with --database-id ID (or --state FILE):\n")
+        for path in found:
+            out.write(f"  {os.path.basename(path)[:-len('.sqlite')]}    {path}\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -847,8 +943,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
                               "files": manifest["files"]}
     _write_report(report_path, report)
     if env.log_json:
-        env.stderr.write(orjson.dumps({"level": "info" if report.ok else "error", "message": "summary",
-                                       "report": report.to_dict()}).decode() + "\n")
+        _log_json(env, "info" if report.ok else "error", "summary", report=report.to_dict())
     elif not quiet or not report.ok:
         ui.print_summary(env.stderr, report, rejects_path=rejects_path,
                          title=f"recombee-cli export --format {format_name} ('sent' = written)")

@@ -151,6 +151,32 @@ def expand_short_forms(value: Any) -> Any:
     return value
 
 
+def short_form_in_directive(value: Any, inside: bool = False) -> str | None:
+    """The first short form (`"$.a"`, or a list of them) written inside a directive, where it is
+    not expanded (Segment would read it as that text), or None. The argument of `@path` and the
+    first element of `@arrayPath` are paths by definition and are fine."""
+    if _is_path(value):
+        return value if inside else None
+    if isinstance(value, list):
+        for item in value:
+            found = short_form_in_directive(item, inside)
+            if found:
+                return found
+        return None
+    if not isinstance(value, dict):
+        return None
+    directive = any(isinstance(k, str) and k.startswith("@") for k in value)
+    for key, inner in value.items():
+        if key == "@path":
+            continue
+        if key == "@arrayPath" and isinstance(inner, list) and inner:
+            inner = inner[1:]
+        found = short_form_in_directive(inner, inside or directive)
+        if found:
+            return found
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading
 
@@ -266,7 +292,7 @@ def load_config(path: str | None) -> Config:
     _expect(mappings, list, "mappings", path)
     for index, table in enumerate(mappings):
         line = lines[index] if index < len(lines) else None
-        config.mappings.append(_mapping_from_toml(table, path, line))
+        config.mappings.append(_mapping_from_toml(table, path, line, text))
 
     includes = data.get("segment_subscriptions", [])
     if isinstance(includes, str):
@@ -284,7 +310,19 @@ def load_config(path: str | None) -> Config:
     return config
 
 
-def _mapping_from_toml(table: Any, path: str, line: int | None) -> MappingSpec:
+def _field_line(text: str, after: int | None, name: str) -> int | None:
+    """The line where a mapping's field is set (the first `name = ...` after its header)."""
+    if after is None:
+        return None
+    for number, line in enumerate(text.splitlines()[after:], after + 1):
+        if re.match(r"\s*\[\[\s*mappings\s*\]\]", line):
+            break
+        if re.match(rf"\s*[\"']?{re.escape(name)}[\"']?\s*=", line):
+            return number
+    return after
+
+
+def _mapping_from_toml(table: Any, path: str, line: int | None, text: str = "") -> MappingSpec:
     _expect(table, dict, "each [[mappings]] entry", path, line)
     name = table.get("name")
     if not isinstance(name, str) or not name:
@@ -304,6 +342,13 @@ def _mapping_from_toml(table: Any, path: str, line: int | None) -> MappingSpec:
                           "'type = \"track\" and event = \"Product Viewed\"')",
                           file=path, line=line, mapping=name)
     fields = _expect(table.get("fields", {}), dict, "fields", path, line, name)
+    for key, value in fields.items():
+        found = short_form_in_directive(value)
+        if found:
+            raise ConfigError(f"the short form {json.dumps(found)} stands inside a directive, where short "
+                              f"forms are not expanded (Segment would read it as that text): write "
+                              f"{{ \"@path\" = {json.dumps(found)} }} there",
+                              file=path, line=_field_line(text, line, key), mapping=name, field=key)
     use_defaults = table.get("use_defaults", True)
     base = (preset.mapping() if preset and preset.action == action
             else ACTIONS[action].default_mapping()) if use_defaults else {}
@@ -422,6 +467,46 @@ def _liquid_templates(value: Any) -> Iterator[str]:
 
 def compile_config(config: Config) -> list[CompiledMapping]:
     return [compile_mapping(spec) for spec in config.effective_mappings()]
+
+
+# The `type` values Segment's libraries and HTTP API send.
+SEGMENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+
+# What `validate` cannot know without events (said, so that an OK is not read as more than it is).
+NOT_CHECKED_STATICALLY = ("whether your events carry the fields the paths read, and whether their "
+                          "values make valid requests (IDs, ratings, portions, timestamps): give "
+                          "`validate` some exports to see that")
+
+
+def static_problems(mapping: CompiledMapping) -> list[ConfigError]:
+    """What makes a mapping unable to ever build a request, found without events: a required field
+    nothing maps (or mapped to an empty literal), or a trigger no Segment event can match (a
+    `type` Segment never sends, or equalities on one field that contradict each other)."""
+    spec = mapping.spec
+    where = dict(file=spec.file, line=spec.line, mapping=spec.name)
+    problems = []
+    for field_spec in mapping.action.fields:
+        if not field_spec.required:
+            continue
+        value = spec.fields.get(field_spec.name)
+        if value is None or value == "" or value == {}:
+            problems.append(ConfigError(
+                ("is required and nothing maps it" if field_spec.name not in spec.fields
+                 else f"is required and mapped to the empty value {json.dumps(value)}")
+                + ": every event the mapping matches would be invalid",
+                field=field_spec.name, **where))
+    hint = mapping.trigger.index_hint
+    if hint is not None:
+        name, values = hint
+        if not values:
+            problems.append(ConfigError(f"the trigger can never match: it asks for two different values of "
+                                        f"`{name}` at once ({mapping.trigger.describe()})", field="trigger", **where))
+        elif name == "type" and not values & set(SEGMENT_TYPES):
+            problems.append(ConfigError(
+                f"the trigger can never match: Segment sends no event of type "
+                f"{', '.join(repr(v) for v in sorted(values))} (types: {', '.join(SEGMENT_TYPES)})",
+                field="trigger", **where))
+    return problems
 
 
 def trigger_warnings(mappings: list[CompiledMapping]) -> list[str]:

@@ -760,6 +760,128 @@ def _starting_at(block: Block, start_offset: int) -> Block | None:
     return None
 
 
+# ---------------------------------------------------------------------------------------------
+# One JSON document spanning lines (a pretty-printed event, or an array of events), as people
+# paste them from Segment's debugger or write them by hand. NDJSON is the rule; an input is read
+# as one document only when its first non-blank line starts with `{` or `[` and is not a complete
+# JSON value by itself, and the whole input then parses as one JSON value (else it is read as lines,
+# each with its reason). The document is held in memory, so it may be at most `max_line_bytes`
+# (--max-line-bytes, 16 MiB by default) decoded bytes: a larger input is read as lines, with a
+# warning when its first line is a lone `{` or `[` (a pretty-printer's).
+
+_SPACE = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+
+
+def _replayed(taken: list[bytes], rest: Iterator[bytes] | None, error: Exception | None = None) -> Iterator[bytes]:
+    """The chunks already taken, then the rest (or the error that stopped the taking)."""
+    yield from taken
+    if error is not None:
+        raise error
+    if rest is not None:
+        yield from rest
+
+
+def _sniff_document(chunks: Iterator[bytes], cap: int, name: str = "",
+                    warn: Warn | None = None) -> tuple[bytes | None, Iterator[bytes]]:
+    """(the document's bytes, or None for lines; the chunks to read as lines, unchanged, when it
+    is lines). The lines of an input are never changed unless it is one document within the cap."""
+    import orjson
+
+    taken: list[bytes] = []
+    size = 0
+    try:
+        while True:   # up to the end of the first non-blank line
+            chunk = next(chunks, b"")
+            if not chunk:
+                break
+            taken.append(chunk)
+            size += len(chunk)
+            head = b"".join(taken)
+            start = len(head) - len(head.lstrip(_SPACE))
+            if head[start:start + 3] == _BOM:
+                start += 3 + len(head[start + 3:]) - len(head[start + 3:].lstrip(_SPACE))
+            if (start < len(head) and head.find(b"\n", start) >= 0) or size > cap:
+                break
+        if not taken:
+            return None, iter(())
+        head = b"".join(taken)
+        body = head.lstrip(_SPACE)
+        if body.startswith(_BOM):
+            body = body[3:].lstrip(_SPACE)
+        if body[:1] not in (b"{", b"["):
+            return None, _replayed(taken, chunks)
+        end = body.find(b"\n")
+        first = body if end < 0 else body[:end]
+        try:
+            orjson.loads(first)
+            return None, _replayed(taken, chunks)   # a complete value: NDJSON
+        except orjson.JSONDecodeError:
+            pass
+        lone = first.strip() in (b"{", b"[")        # a pretty-printer's first line
+        while size <= cap:
+            chunk = next(chunks, b"")
+            if not chunk:
+                break
+            taken.append(chunk)
+            size += len(chunk)
+    except Exception as exc:  # noqa: BLE001 - damage or an I/O error: read as lines, it says so there
+        return None, _replayed(taken, None, exc)
+    if size > cap:
+        if lone and warn is not None:
+            warn(f"{display_name(name)}: looks like one JSON document spanning lines, larger than {cap} bytes "
+                 f"(--max-line-bytes): read line by line instead; write it as one event per line "
+                 f"(e.g. jq -c '.[]') or raise --max-line-bytes")
+        return None, _replayed(taken, chunks)
+    document = b"".join(taken)
+    whole = document.lstrip(_SPACE)
+    try:
+        orjson.loads(whole[3:] if whole.startswith(_BOM) else whole)
+    except orjson.JSONDecodeError:
+        return None, _replayed(taken, None)   # not one document: its lines, each with its reason
+    return document, iter(())
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n\ufeff":
+        at += 1
+    return at
+
+
+def _document_blocks(name: str, document: bytes, start_offset: int) -> Iterator[Block]:
+    """One block per event of a JSON document (an object, or each element of an array): its line
+    is the line where the event starts, its offset the byte where it starts, and its data the
+    event as one line of compact JSON."""
+    import json
+
+    import orjson
+
+    text = document.decode("utf-8")
+    at = _skip_space(text, 0)
+    if text[at] == "[":
+        decoder = json.JSONDecoder()
+        spans = []
+        at = _skip_space(text, at + 1)
+        while at < len(text) and text[at] != "]":
+            _, end = decoder.raw_decode(text, at)
+            spans.append((at, end))
+            at = _skip_space(text, end)
+            if at < len(text) and text[at] == ",":
+                at = _skip_space(text, at + 1)
+    else:
+        spans = [(at, len(text.rstrip()))]
+    line, offset, where = 1, 0, 0
+    for begin, end in spans:
+        line += text.count("\n", where, begin)
+        offset += len(text[where:begin].encode("utf-8"))
+        where = begin
+        if offset < start_offset:
+            continue
+        piece = text[begin:end]
+        data = orjson.dumps(orjson.loads(piece))
+        yield Block(name, line, offset, lines=[data], lengths={0: len(piece.encode("utf-8"))})
+
+
 def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                 start_offset: int = 0, progress: ReadProgress | None = None,
                 split: bool = True, warn: Warn | None = None) -> Iterator[Block]:
@@ -792,6 +914,10 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     too_long = f"line longer than {max_line_bytes} bytes (skipped)"
     try:
         chunks = _decoded(raw, name, warn)
+        document, chunks = _sniff_document(chunks, max_line_bytes, name, warn)
+        if document is not None:
+            yield from _document_blocks(name, document, start_offset)
+            return
         tell = raw.tell if progress is not None and raw.seekable() else None
         while True:
             if tell is not None:

@@ -52,6 +52,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import orjson
 
@@ -73,6 +74,19 @@ BREAKER_SECONDS = 10.0      # ...the first of them at least this old: stop the r
 # was not a Batch answer): `failed`, its message the true reason. Not an HTTP status (those start
 # at 100), not 0 (unanswered), not negative (a file sink's verdicts, sinks.REFUSED...).
 NO_STATUS = 1
+
+
+@dataclass
+class BatchReport:
+    """What one Batch took, for an observer (`on_batch`; `--verbose` prints it): its requests, the
+    HTTP status of its last call (None: no answer), the calls made, and the seconds they took."""
+
+    size: int
+    attempts: int = 0
+    status: int | None = None
+    seconds: float = 0.0
+    reason: str | None = None       # why the last call failed (no answer, a refusal), else None
+    retried: int = 0                # requests sent again after a 429/5xx inside an answered Batch
 
 
 @dataclass(frozen=True)
@@ -195,10 +209,12 @@ class RecombeeSender:
 
     def __init__(self, client: RecombeeClient, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
-                 seed: int | None = None, breaker: Breaker | None = None):
+                 seed: int | None = None, breaker: Breaker | None = None,
+                 on_batch: "Callable[[BatchReport], None] | None" = None):
         if not 1 <= batch_size <= 10_000:
             raise ValueError("batch size must be between 1 and 10,000")
         self.client = client
+        self.on_batch = on_batch      # called from the lane and barrier threads, once per Batch
         self.batch_size = batch_size
         self.lane_capacity = 2 * batch_size
         self.retry = retry or RetryPolicy()
@@ -223,7 +239,7 @@ class RecombeeSender:
         self._held: set[str] = set()           # users of the open and the closed groups
         self._route_lock = threading.Lock()    # _held and _closed: the main and the barrier thread
         self._barrier_cond = threading.Condition()   # a group closed, a lane answered a Batch
-        self.stats = {"batches": 0, "retries": 0, "requests_retried": 0, "barriers": 0}
+        self.stats = {"batches": 0, "retries": 0, "requests_retried": 0, "barriers": 0, "nothing_to_do": 0}
         self.lanes = [_Lane(self, n) for n in range(concurrency)]
         self.lane_count = concurrency
         self._barrier_thread = threading.Thread(target=self._barrier_work, name="recombee-barrier", daemon=True)
@@ -477,7 +493,21 @@ class RecombeeSender:
                     self._done.append(ticket)
 
     def deliver(self, batch: list[_Item]) -> None:
-        """Send one lane's batch until every request has a final answer (or give up)."""
+        """Send one lane's batch until every request has a final answer (or give up); then tell
+        the observer, if any, what it took."""
+        if self.on_batch is None:
+            self._deliver(batch, None)
+            return
+        report = BatchReport(len(batch))
+        started = time.monotonic()
+        try:
+            self._deliver(batch, report)
+        finally:
+            if report.attempts:
+                report.seconds = time.monotonic() - started
+                self.on_batch(report)
+
+    def _deliver(self, batch: list[_Item], report: BatchReport | None) -> None:
         todo = batch
         attempt = 0
         started = time.monotonic()
@@ -487,9 +517,13 @@ class RecombeeSender:
                 return
             attempt += 1
             self._count("batches")
+            if report is not None:
+                report.attempts = attempt
             try:
                 results = self.client.batch([item.body for item in todo])
             except Retryable as exc:
+                if report is not None:
+                    report.status, report.reason = exc.status, exc.reason
                 exhausted = attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total
                 if isinstance(exc, TransportFailure):
                     self._no_answer(exc, exhausted)     # raises when the circuit breaker opens
@@ -504,6 +538,8 @@ class RecombeeSender:
                 self._count("retries")
                 continue
             except CallFailed as exc:
+                if report is not None:
+                    report.status, report.reason = exc.status, str(exc)
                 self._answered()
                 with self._lock:
                     self._failed_in_a_row += 1
@@ -514,6 +550,8 @@ class RecombeeSender:
                 code = NO_STATUS if exc.status is None else exc.status
                 self._answer_all([(item, code, str(exc)) for item in todo])
                 return
+            if report is not None:
+                report.status, report.reason = 200, None   # a Batch answer is an HTTP 200
             self._answered()
             if self._failed_in_a_row:
                 with self._lock:
@@ -521,6 +559,7 @@ class RecombeeSender:
             retry: list[tuple[_Item, dict]] = []
             blocked_users: set[str] = set()
             answers: list[tuple[_Item, int, str | None]] = []
+            nothing_to_do = 0    # deletes and merges answered 404: already applied or never there
             for item, result in zip(todo, results):
                 code = result["code"]           # an int: the client checked the answer
                 if code == 429 or code >= 500 or (blocked_users and not blocked_users.isdisjoint(item.users)):
@@ -529,6 +568,8 @@ class RecombeeSender:
                     retry.append((item, result))
                     blocked_users.update(item.users)
                     continue
+                if code == 404 and item.lenient:
+                    nothing_to_do += 1
                 answers.append((item, classify(item.lenient, code),
                                 None if code in (200, 201, 409) else _message(result)))
             if retry and (attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total):
@@ -537,11 +578,16 @@ class RecombeeSender:
                     if code == 429 or code >= 500:
                         answers.append((item, code, f"gave up after {attempt} attempts: {_message(result)}"))
                     else:
+                        nothing_to_do += code == 404 and item.lenient
                         answers.append((item, classify(item.lenient, code),
                                         None if code in (200, 201, 409) else _message(result)))
                 retry = []
+            if nothing_to_do:   # said in words in the summary: they count as `duplicate`
+                self._count("nothing_to_do", nothing_to_do)
             self._answer_all(answers)
             if retry:
+                if report is not None:
+                    report.retried += len(retry)
                 self._count("retries")
                 self._count("requests_retried", len(retry))
                 self._pause(policy.delay(attempt, None, self._rng))

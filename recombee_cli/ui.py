@@ -46,9 +46,10 @@ class _ProgressBar(_NoProgress):
     def __init__(self, console: Console, total_bytes: int | None):
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TextColumn("{task.fields[rate]} ev/s, sent {task.fields[sent]:,}, failed {task.fields[failed]:,}"),
+            TextColumn("{task.fields[rate]} ev/s, sent {task.fields[sent]:,}, invalid {task.fields[invalid]:,}, "
+                       "failed {task.fields[failed]:,}"),
             TimeRemainingColumn(), console=console, transient=True)
-        self._task = self._bar.add_task("replay", total=total_bytes, rate="-", sent=0, failed=0)
+        self._task = self._bar.add_task("replay", total=total_bytes, rate="-", sent=0, invalid=0, failed=0)
         self._last = 0.0
 
     def __enter__(self):
@@ -71,7 +72,8 @@ class _ProgressBar(_NoProgress):
         rate = f"{report.events / elapsed:,.0f}" if elapsed > 0 else "-"
         self._bar.update(self._task, completed=raw_bytes_done, rate=rate,
                          sent=report.requests["sent"] + report.requests["duplicate"],
-                         failed=report.outcomes["failed"] + report.outcomes["invalid"])
+                         invalid=report.outcomes["invalid"],   # events that could not be built
+                         failed=report.outcomes["failed"])     # events Recombee refused, or retries ran out
 
 
 def make_observer(stream: TextIO, *, quiet: bool, total_bytes: int | None):
@@ -84,6 +86,12 @@ def make_observer(stream: TextIO, *, quiet: bool, total_bytes: int | None):
 def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None = None,
                   title: str | None = None) -> None:
     console = _console(stream)
+    if report.skipped_sources and not report.lines and not report.events and "aborted" not in report.extra:
+        # A repeat run: an all-zero table would hide that the files were skipped on purpose.
+        files = f"{report.skipped_sources:,} file{'s' if report.skipped_sources != 1 else ''}"
+        console.print(f"{files} already done (skipped); nothing new. --reprocess reads them again; "
+                      f"`recombee-cli status` shows what the state knows.", markup=False)
+        return
     title = title or "recombee-cli replay" + (" (dry run: 'sent' = printed)" if report.dry_run else "")
     table = Table(title=title, title_justify="left")
     table.add_column("outcome")
@@ -95,9 +103,16 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None
     table.add_row("total", f"{report.events:,}", f"{sum(report.requests.values()):,}", style="bold")
     console.print(table)
     rate = report.events / report.elapsed if report.elapsed else 0
-    extra = "".join(f", {k.replace('_', ' ')} {v:,}" if isinstance(v, int) else "" for k, v in report.extra.items())
+    extra = "".join(f", {k.replace('_', ' ')} {v:,}" if isinstance(v, int) and k != "nothing_to_do" else ""
+                    for k, v in report.extra.items())
     console.print(f"{report.lines:,} lines from {report.sources} sources in {report.elapsed:.1f}s "
                   f"({rate:,.0f} events/s){extra}")
+    if report.skipped_sources:
+        console.print(f"{report.skipped_sources:,} files already done in earlier runs (skipped)", markup=False)
+    nothing = report.extra.get("nothing_to_do")
+    if nothing:
+        console.print(f"{nothing:,} merges/deletes had nothing to do (Recombee "
+                      f"answered 404: already applied or never there); counted as duplicate", markup=False)
     if report.unmatched:
         top = ", ".join(f"{name} ({n:,})" for name, n in report.unmatched.most_common(5))
         console.print(f"unmatched, top: {top}")

@@ -7,6 +7,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT / "tests" / "conformance"
 DATA = ROOT / "tests" / "data"
 SAMPLES = ROOT / "sample_events"
+MISTAKES = ROOT / "sample_events_with_mistakes"
 
 # The tests must never depend on the developer's shell: no real token, no config from the env.
 for name in ("RECOMBEE_PRIVATE_TOKEN", "RECOMBEE_CLI_CONFIG", "RECOMBEE_DATABASE_ID", "RECOMBEE_REGION",

@@ -12,19 +12,21 @@ from recombee_cli.cli import Environment, main
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT / "tests" / "conformance"
 DATA = ROOT / "tests" / "data"
-SAMPLES = ROOT / "sample_events"
+SAMPLES = ROOT / "sample_events"                      # good events only: the first README command exits 0
+MISTAKES = ROOT / "sample_events_with_mistakes"       # the same exports with bad lines left in, on purpose
 
 
 def load_json(name: str):
     return json.loads((CONFORMANCE / name).read_text())
 
 
-def invoke(args: list[str], *, input: bytes | str | None = None, env: dict | None = None):
-    """Run the CLI in-process; returns click's Result (stdout and stderr kept apart)."""
+def invoke(args: list[str], *, input: bytes | str | None = None, env: dict | None = None, **extra):
+    """Run the CLI in-process; returns click's Result (stdout and stderr kept apart). `extra` goes
+    to click's main() (e.g. prog_name="recombee-cli", as the installed script is called)."""
     runner = CliRunner()
     environ = dict(env or {})
     return runner.invoke(main, args, input=input, env=environ, obj=Environment(environ=environ),
-                         catch_exceptions=False)
+                         catch_exceptions=False, **extra)
 
 
 def ndjson(text: str) -> list:

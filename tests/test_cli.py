@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from helpers import ROOT, SAMPLES, invoke, ndjson
+from helpers import MISTAKES, ROOT, SAMPLES, invoke, ndjson
 from recombee_cli.cli import ExitCode, main
 
 
@@ -28,9 +28,9 @@ def test_exit_codes_are_the_documented_ones():
 
 
 def test_dry_run_on_the_samples_prints_batch_request_objects():
-    result = invoke(["replay", "--dry-run", str(SAMPLES)])
+    result = invoke(["replay", "--dry-run", str(MISTAKES)])
     requests = ndjson(result.stdout)
-    assert result.exit_code == 1          # sample_events holds a few bad lines on purpose
+    assert result.exit_code == 1          # sample_events_with_mistakes holds a few bad lines on purpose
     assert requests and all(set(r) == {"method", "path", "params"} for r in requests)
     paths = {r["path"].split("/")[1] if r["path"].startswith("/users") else r["path"] for r in requests}
     assert {"/detailviews/", "/purchases/", "/cartadditions/", "/bookmarks/", "/viewportions/", "users"} <= paths
@@ -44,7 +44,7 @@ def test_a_replay_leaves_the_garbage_collector_as_it_found_it():
     import gc
 
     before = gc.get_threshold(), gc.get_freeze_count()
-    assert invoke(["replay", "--dry-run", str(SAMPLES)]).exit_code == 1
+    assert invoke(["replay", "--dry-run", str(MISTAKES)]).exit_code == 1
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
 
@@ -60,7 +60,7 @@ def test_report_counts_add_up_and_rejects_are_replayable(tmp_path):
     rejects = tmp_path / "rejects.ndjson"
     report_path = tmp_path / "report.json"
     result = invoke(["replay", "--dry-run", "--quiet", "--rejects", str(rejects), "--report", str(report_path),
-                     str(SAMPLES / "hand-written.ndjson")])
+                     str(MISTAKES / "hand-written.ndjson")])
     assert result.exit_code == ExitCode.FINISHED_WITH_ERRORS
     report = json.loads(report_path.read_text())
     assert sum(report["outcomes"].values()) == report["events"]
@@ -204,7 +204,7 @@ def test_validate_without_inputs_checks_the_config():
 
 
 def test_explain_json_names_origin_mappings_requests_and_outcome():
-    result = invoke(["explain", "--json", str(SAMPLES / "hand-written.ndjson")])
+    result = invoke(["explain", "--json", str(MISTAKES / "hand-written.ndjson")])
     records = ndjson(result.stdout)
     assert len(records) == 11
     first = records[0]
@@ -289,7 +289,7 @@ def _report_without_timing(path):
     return report
 
 
-@pytest.mark.parametrize("inputs", [[str(SAMPLES)], [str(ROOT / "tests" / "data" / "segment-export-dirty-20k.ndjson.gz")]],
+@pytest.mark.parametrize("inputs", [[str(MISTAKES)], [str(ROOT / "tests" / "data" / "segment-export-dirty-20k.ndjson.gz")]],
                          ids=["samples", "dirty-20k"])
 def test_workers_give_identical_output_counts_and_rejects(tmp_path, inputs):
     runs = {}

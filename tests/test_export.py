@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DATA, SAMPLES, invoke, ndjson
+from helpers import DATA, MISTAKES, invoke, ndjson
 from recombee_cli import translate_event
 from recombee_cli.config import compile_config, load_config
 from recombee_cli.exporters import (MANIFEST, SUCCESS, ExportError, ExportSink, FileExporter, NotRepresentable,
@@ -412,7 +412,7 @@ def _rows(out: Path, table: str) -> list[list[str]]:
 def test_export_command_on_the_samples(tmp_path):
     out, report_path, rejects = tmp_path / "out", tmp_path / "report.json", tmp_path / "rejects.ndjson"
     result = invoke(["export", "--format", "reco-interactions", "--output", str(out), "--report", str(report_path),
-                     "--rejects", str(rejects), str(SAMPLES)])
+                     "--rejects", str(rejects), str(MISTAKES)])
     assert result.exit_code == 1, result.stderr   # the samples hold bad lines, and 24-character item ids
     assert result.stdout == ""
     assert "'sent' = written" in result.stderr and "written to" in result.stderr
@@ -439,16 +439,16 @@ def test_export_command_on_the_samples(tmp_path):
 
 def test_export_refuses_a_non_empty_output_folder_with_exit_2(tmp_path):
     (tmp_path / "old.csv").write_text("x")
-    result = invoke(["export", "-o", str(tmp_path), str(SAMPLES / "hand-written.ndjson")])
+    result = invoke(["export", "-o", str(tmp_path), str(MISTAKES / "hand-written.ndjson")])
     assert result.exit_code == 2 and "not empty" in result.stderr and "--overwrite" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv"]
-    again = invoke(["export", "-o", str(tmp_path), "--overwrite", "--quiet", str(SAMPLES / "hand-written.ndjson")])
+    again = invoke(["export", "-o", str(tmp_path), "--overwrite", "--quiet", str(MISTAKES / "hand-written.ndjson")])
     assert again.exit_code == 1 and (tmp_path / SUCCESS).exists() and (tmp_path / "old.csv").exists()
 
 
 def test_export_gzip_and_part_rows(tmp_path):
     out = tmp_path / "out"
-    result = invoke(["export", "-o", str(out), "--gzip", "--part-rows", "4", "--quiet", str(SAMPLES)])
+    result = invoke(["export", "-o", str(out), "--gzip", "--part-rows", "4", "--quiet", str(MISTAKES)])
     assert result.exit_code == 1
     names = sorted(p.name for p in (out / "detailviews").iterdir())
     assert names == ["part-00000.csv.gz", "part-00001.csv.gz", "part-00002.csv.gz", "part-00003.csv.gz"]
@@ -456,8 +456,8 @@ def test_export_gzip_and_part_rows(tmp_path):
 
 
 def test_export_with_workers_writes_the_same_files(tmp_path):
-    one = invoke(["export", "-o", str(tmp_path / "one"), "--quiet", str(SAMPLES)])
-    two = invoke(["export", "-o", str(tmp_path / "two"), "--quiet", "--workers", "2", str(SAMPLES)])
+    one = invoke(["export", "-o", str(tmp_path / "one"), "--quiet", str(MISTAKES)])
+    two = invoke(["export", "-o", str(tmp_path / "two"), "--quiet", "--workers", "2", str(MISTAKES)])
     assert one.exit_code == two.exit_code == 1
     for table in ("purchases", "cartadditions", "detailviews", "bookmarks", "viewportions"):
         assert (tmp_path / "one" / table / "part-00000.csv").read_bytes() == \
@@ -474,7 +474,7 @@ def test_an_interrupted_export_leaves_no_file_that_looks_complete(tmp_path, monk
 
     monkeypatch.setattr(FileExporter, "write", interrupt_after_a_few)
     out = tmp_path / "out"
-    result = invoke(["export", "-o", str(out), "--part-rows", "3", str(SAMPLES)])
+    result = invoke(["export", "-o", str(out), "--part-rows", "3", str(MISTAKES)])
     assert result.exit_code == 130 and "nothing was exported" in result.stderr
     assert [p for p in out.rglob("*")] == []
 
@@ -483,7 +483,7 @@ def test_a_write_failure_exits_3_and_leaves_nothing(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "detailviews").write_text("a file where the folder should go")
-    result = invoke(["export", "-o", str(out), "--overwrite", str(SAMPLES)])
+    result = invoke(["export", "-o", str(out), "--overwrite", str(MISTAKES)])
     assert result.exit_code == 3 and "cannot write" in result.stderr and "nothing was exported" in result.stderr
     assert sorted(p.name for p in out.rglob("*")) == ["detailviews"]
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import orjson
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from helpers import DATA, SAMPLES, load_json
+from helpers import DATA, MISTAKES, SAMPLES, load_json
 from recombee_cli.config import MappingSpec, compile_mapping
 from recombee_cli.errors import MappingError, PayloadInvalid
 from recombee_cli.fastpath import compile_mapping_function
@@ -52,7 +52,7 @@ def _corpus():
             events += _objects(f)
     vectors = load_json("destination.json")
     events += [case["event"] for key in ("unit_test_replays", "preset_vectors") for case in vectors[key]]
-    for path in sorted(SAMPLES.glob("*.ndjson")):
+    for path in sorted(SAMPLES.glob("*.ndjson")) + sorted(MISTAKES.glob("*.ndjson")):
         events += _objects(path.read_bytes().splitlines())
     return events
 

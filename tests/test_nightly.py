@@ -17,7 +17,7 @@ import time
 import orjson
 import pytest
 
-from helpers import ROOT, SAMPLES, invoke, ndjson
+from helpers import MISTAKES, ROOT, SAMPLES, invoke, ndjson
 from recombee_cli.client import RecombeeClient, RetryPolicy
 from recombee_cli.config import Config, compile_config, load_config
 from recombee_cli.emulator import Emulator, Faults
@@ -227,8 +227,8 @@ def test_a_non_utf8_file_name_with_bad_lines_goes_to_rejects_and_state(tmp_path)
 
 @pytest.mark.parametrize("args, code, words", [
     (["--dry-run", str(SAMPLES / "hand-written.ndjson")], 3, "cannot write the requests"),
-    (["--dry-run", "--rejects", "/dev/full", str(SAMPLES)], 3, "cannot write the rejects file /dev/full"),
-    (["--dry-run", "--rejects", "/no/such/folder/r.ndjson", str(SAMPLES)], 2, "cannot write the rejects file"),
+    (["--dry-run", "--rejects", "/dev/full", str(MISTAKES)], 3, "cannot write the rejects file /dev/full"),
+    (["--dry-run", "--rejects", "/no/such/folder/r.ndjson", str(MISTAKES)], 2, "cannot write the rejects file"),
     (["--dry-run", "--report", "/no/such/folder/r.json", str(SAMPLES)], 2, "does not exist"),
     (["--database-id", DB, "--state", "/dev/null/s.sqlite", str(SAMPLES)], 2, "cannot create the state folder"),
 ])

@@ -185,10 +185,10 @@ def test_cli_sends_and_never_shows_the_token(tmp_path):
     report_file = tmp_path / "report.json"
     with Emulator(DB, TOKEN) as emu:
         result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB,
-                         "--rejects", str(rejects), "--report", str(report_file), str(ROOT / "sample_events")],
+                         "--rejects", str(rejects), "--report", str(report_file), str(ROOT / "sample_events_with_mistakes")],
                         env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
         stored = emu.snapshot()
-    assert result.exit_code == 1, result.stderr     # the samples hold a few bad lines on purpose
+    assert result.exit_code == 1, result.stderr     # these samples hold a few bad lines on purpose
     assert result.stdout == ""                       # sending prints no data
     assert stored["purchases"] and stored["detailviews"] and stored["bookmarks"]
     outputs = [result.stdout, result.stderr, rejects.read_text(), report_file.read_text()]
@@ -259,7 +259,7 @@ def test_sandbox_command_serves_a_replay(tmp_path):
         assert match, line
         report = tmp_path / "report.json"
         result = invoke(["replay", "--base-uri", match.group(1), "--allow-http", "--database-id", "demo",
-                         "--no-state", "--quiet", "--report", str(report), str(ROOT / "sample_events")],
+                         "--no-state", "--quiet", "--report", str(report), str(ROOT / "sample_events_with_mistakes")],
                         env={"RECOMBEE_PRIVATE_TOKEN": "sandbox-token"})
         assert result.exit_code == 1, result.stderr        # the samples' bad lines, nothing else
         figures = __import__("json").loads(report.read_text())

@@ -269,6 +269,7 @@ def test_quiet_cron_run_prints_nothing_on_success_and_json_logs(tmp_path):
         logged = invoke(_replay_args(emu, tmp_path / "s2", path, extra=["--log-format", "json"]),
                         env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
     assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
-    (line,) = logged.stderr.splitlines()
-    record = json.loads(line)
+    records = [json.loads(line) for line in logged.stderr.splitlines()]
+    (record,) = [r for r in records if r["message"] == "summary"]   # besides: which config is used (info)
+    assert all(r["level"] == "info" for r in records)
     assert record["message"] == "summary" and record["report"]["outcomes"]["duplicate"] == 1
