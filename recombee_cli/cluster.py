@@ -123,8 +123,10 @@ def connect(text: str):
     kind, value = parse_address(text)
     distributed = _require_distributed()
     if kind == "local":
+        # dashboard_address=None still binds the scheduler's HTTP server to 8787 (dask/distributed
+        # #8136): a free port on loopback, so two runs (or a user's own cluster) never collide.
         cluster = distributed.LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address=None)
+                                           host="127.0.0.1", dashboard_address="127.0.0.1:0")
         return distributed.Client(cluster), cluster
     try:
         return distributed.Client(value, timeout="20s"), None
