@@ -29,7 +29,7 @@ from .rejects import RejectsWriter
 from .jsvalues import orjson_default
 from .filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from .parallel import CHUNK_LINES, TranslatorPool
-from .sinks import DryRunPrinter, PerFileDryRun
+from .sinks import DryRunPrinter, NullSink, PerFileDryRun
 from .routing import DEFAULT_CONCURRENCY
 from .state import Checkpoints, StateStore, StateWriteError, default_state_path, describe_command
 from .translate import Translator
@@ -529,25 +529,7 @@ def _total(sources) -> int | None:
 # ---------------------------------------------------------------------------------------------
 # validate
 
-class _NullSink:
-    """Accepts everything and prints nothing: `validate` only wants the counts."""
-
-    def drain(self):
-        return self.poll()
-
-    def __init__(self) -> None:
-        self._done = []
-
-    def submit(self, ticket) -> None:
-        ticket.codes = [200] * len(ticket.requests)
-        ticket.messages = [None] * len(ticket.requests)
-        self._done.append(ticket)
-
-    def poll(self):
-        done, self._done = self._done, []
-        return done
-
-    close = poll
+_NullSink = NullSink   # `validate` only wants the counts
 
 
 @main.command(epilog=EXIT_CODES_HELP)

@@ -208,3 +208,48 @@ class DaskEngine:
         finally:
             for _, future in window:
                 future.cancel()
+
+
+class DaskSession:
+    """Cluster mode from Python: a notebook passes its own `distributed.Client`.
+
+        >>> from distributed import Client
+        >>> session = recombee_cli.DaskSession(Client("tcp://scheduler:8786"), "mappings.toml")
+        >>> session.validate(["s3://acme/segment-logs/SRC/"]).to_dict()
+        >>> session.dry_run(["exports/"], output="requests/")        # one file per input
+        >>> session.run(["exports/"], sender, checkpoints=...)       # any sink, e.g. a RecombeeSender
+
+    Files are read and translated on the cluster; the accounting, the order and the sink are in
+    this process (see the module's docstring)."""
+
+    def __init__(self, client, config_path: str | None = None, *, since: float | None = None,
+                 until: float | None = None):
+        from .config import load_config
+
+        self.client = client
+        self.engine = DaskEngine(client, load_config(config_path), since=since, until=until)
+
+    def run(self, inputs: list[str], sink, **options):
+        """`pipeline.run` over INPUTS (files, folders, globs, URLs) with this cluster; `options`
+        as run() takes them (recorder, checkpoints, rejects, observer...)."""
+        from .pipeline import run
+        from .reader import expand_inputs
+
+        return run(expand_inputs(list(inputs)), self.engine.translator, sink, cluster=self.engine, **options)
+
+    def validate(self, inputs: list[str]):
+        """What `validate --dask` reports: per mapping matched, built, invalid by reason."""
+        from .sinks import NullSink
+
+        return self.run(inputs, NullSink(), dry_run=True)
+
+    def dry_run(self, inputs: list[str], output: str):
+        """The requests of each input in its own file under `output` (DIR/<input name>.ndjson)."""
+        from .reader import expand_inputs
+        from .sinks import PerFileDryRun
+
+        sources = expand_inputs(list(inputs))
+        from .pipeline import run
+
+        return run(sources, self.engine.translator, PerFileDryRun(output, [s.name for s in sources]),
+                   cluster=self.engine, dry_run=True)

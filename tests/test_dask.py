@@ -18,6 +18,7 @@ import orjson
 import pytest
 from distributed import Client, Event, LocalCluster
 
+import recombee_cli
 from helpers import ROOT, invoke
 from recombee_cli.client import RecombeeClient
 from recombee_cli.cluster import DaskEngine
@@ -235,6 +236,16 @@ def test_dry_run_output_per_file_and_validate_match_one_machine(client, tmp_path
     on_cluster = invoke(["validate", "--json", "--dask", address, str(folder)])
     alone = invoke(["validate", "--json", str(folder)])
     assert figures(on_cluster) == figures(alone) and figures(alone)["invalid_reasons"]
+
+    # The same from Python, with the notebook's own client.
+    session = recombee_cli.DaskSession(client)
+    report = session.dry_run([str(folder)], output=str(tmp_path / "from-python"))
+    for output in names.values():
+        assert (tmp_path / "from-python" / output).read_bytes() == (out / output).read_bytes()
+    assert report.outcomes["invalid"] > 0
+    validation = session.validate([str(folder)]).to_dict()
+    assert {k: v for k, v in validation.items() if k not in ("elapsed_seconds", "events_per_second")} \
+        == figures(alone)
 
 
 def test_dask_values_and_combinations_that_mean_nothing_are_usage_errors(tmp_path):
