@@ -531,12 +531,17 @@ class Bench:
             return
         folder = self.scratch / "dask-input"
         folder.mkdir(exist_ok=True)
+        # Streamed, never the whole input in this process: children started later would report
+        # its size as their peak RSS (ru_maxrss survives fork and exec).
+        step = -(-events // files)
         with open(plain, "rb") as fh:
-            lines = fh.readlines()
-        step = -(-len(lines) // files)
-        for n in range(files):
-            (folder / f"part-{n:03d}.ndjson").write_bytes(b"".join(lines[n * step:(n + 1) * step]))
-        del lines
+            for n in range(files):
+                with open(folder / f"part-{n:03d}.ndjson", "wb") as part:
+                    for _ in range(step):
+                        line = fh.readline()
+                        if not line:
+                            break
+                        part.write(line)
         capacity = self.parallel_capacity(plain, events, size, 2)
         results = {}
         for n in (1, 2):
