@@ -41,7 +41,7 @@ ROOT = BENCH.parent
 PYTHON = sys.executable
 DATABASE, TOKEN = "bench", "bench-token"
 CLI_EXIT_OK = (0, 1)           # 1: the generated exports hold invalid events on purpose ('Home Page')
-SECTIONS = ("floor", "dryrun", "workers", "config", "memory", "e2e", "sweep", "latency")
+SECTIONS = ("floor", "dryrun", "workers", "config", "memory", "e2e", "sweep", "latency", "dask")
 TIMEOUT = 3 * 3600             # per process; a hung run is killed (its process group only)
 
 
@@ -514,6 +514,58 @@ class Bench:
                              target=">= 1.6x one process, same output",
                              verdict="ERROR" if result.error else verdict(ok)))
 
+    # -- cluster mode ----------------------------------------------------------------------------
+
+    def dask(self, plain: Path, events: int, size: int, files: int = 8) -> None:
+        """1 vs 2 Dask workers (a LocalCluster of worker processes on this machine) beside the
+        machine's parallel capacity, measured in the same section. The unit of work is a file:
+        the input is cut into `files` files. Wall clock includes starting the LocalCluster (about
+        3 s here); the run's own rate (the report's elapsed time, from the first file listed to
+        the summary) is in the notes."""
+        self.section(f"Cluster mode: replay --dry-run --dask local:1 vs local:2 ({files} files)")
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            self.rows.append(Row(Result("replay --dask"), ratio="not available", verdict="n/a"))
+            self.notes.append("--dask: the dask extra is not installed (pip install 'recombee-cli[dask]')")
+            return
+        folder = self.scratch / "dask-input"
+        folder.mkdir(exist_ok=True)
+        # Streamed, never the whole input in this process: children started later would report
+        # its size as their peak RSS (ru_maxrss survives fork and exec).
+        step = -(-events // files)
+        with open(plain, "rb") as fh:
+            for n in range(files):
+                with open(folder / f"part-{n:03d}.ndjson", "wb") as part:
+                    for _ in range(step):
+                        line = fh.readline()
+                        if not line:
+                            break
+                        part.write(line)
+        capacity = self.parallel_capacity(plain, events, size, 2)
+        results = {}
+        for n in (1, 2):
+            result = self.keep(f"dask-{n}", Result(f"replay --dry-run --dask local:{n}, {files} files",
+                                                   events, size))
+            for _ in range(self.args.repeat):
+                proc = self.run_cli(result, lambda r: self.replay([str(folder)], "--dask", f"local:{n}", report=r),
+                                    expect_events=events, sample_tree=True)
+                if proc is None:
+                    break
+                own = result.info["report"]["events_per_second"]
+                result.info["own_rate"] = max(result.info.get("own_rate", 0), own)
+            results[n] = result
+        one, two = results[1], results[2]
+        ratio = two.rate / one.rate if one.rate and two.rate else None
+        self.rows.append(Row(one))
+        self.rows.append(Row(two, ratio=f"{ratio:.2f}x" if ratio else "",
+                             target=f"near the parallel capacity ({capacity:.2f}x)" if capacity else ""))
+        if one.info.get("own_rate") and two.info.get("own_rate"):
+            self.notes.append(f"--dask without the cluster's start: local:1 {one.info['own_rate']:,.0f} events/s, "
+                              f"local:2 {two.info['own_rate']:,.0f} events/s "
+                              f"({two.info['own_rate'] / one.info['own_rate']:.2f}x); parallel capacity "
+                              f"{capacity:.2f}x" if capacity else "")
+
     # -- 4. memory -------------------------------------------------------------------------------
 
     def memory(self, small: int, big: int) -> None:
@@ -644,6 +696,7 @@ class Bench:
             ("e2e", lambda: self.e2e(plain, a.events, size)),
             ("sweep", lambda: self.sweep(*self._sized(a.sweep_events))),
             ("latency", lambda: self.latency(*self._sized(a.latency_events))),
+            ("dask", lambda: self.dask(plain, a.events, size)),
         ]
         for name, step in steps:
             if name not in only and not (name == "dryrun" and "config" in only):

@@ -17,9 +17,18 @@ from .errors import (ConfigError, MappingError, PayloadInvalid, RecombeeCliError
                      TriggerSyntaxError)
 
 __all__ = [
-    "__version__", "compile_trigger", "resolve_mapping", "translate_event", "load_translator",
+    "__version__", "compile_trigger", "resolve_mapping", "translate_event", "load_translator", "DaskSession",
     "ConfigError", "MappingError", "PayloadInvalid", "RecombeeCliError", "TriggerSyntaxError",
 ]
+
+
+def __getattr__(name: str):
+    """`recombee_cli.DaskSession` (cluster mode), imported when first used: dask is an extra."""
+    if name == "DaskSession":
+        from .cluster import DaskSession
+
+        return DaskSession
+    raise AttributeError(f"module 'recombee_cli' has no attribute {name!r}")
 
 
 def compile_trigger(text: str):

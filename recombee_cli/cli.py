@@ -33,7 +33,7 @@ from .rejects import RejectsWriter
 from .jsvalues import orjson_default
 from .filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from .parallel import CHUNK_LINES, TranslatorPool
-from .sinks import DryRunPrinter
+from .sinks import DryRunPrinter, NullSink, PerFileDryRun
 from .routing import DEFAULT_CONCURRENCY
 from .state import Checkpoints, StateStore, StateWriteError, default_state_path, describe_command
 from .translate import Translator
@@ -214,6 +214,11 @@ preset_option = click.option(
     "--preset", "enable", multiple=True, metavar="NAME",
     help="Enable an opt-in preset by name (repeatable): \"Identify - User Traits\", "
          "\"Ecommerce - Item Properties\" (see `presets --all`). Same as enable_presets in [replay].")
+dask_option = click.option(
+    "--dask", "dask", metavar="local:N|ADDRESS",
+    help="Read and translate the input files on a Dask cluster: local:N (N worker processes on this "
+         "machine) or a scheduler address (tcp://host:8786). Needs the dask extra. This machine keeps "
+         "the state, the order and the sending; --concurrency is the cap for the whole cluster.")
 
 
 def _load(env: Environment, config_path: str | None, quiet: bool = False,
@@ -351,6 +356,10 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes that translate events (use the number of cores for big archives); "
                    "output and counts are the same as with one.")
+@dask_option
+@click.option("--output", "output", type=click.Path(file_okay=False),
+              help="With --dry-run: write the requests of each input to its own file in this folder "
+                   "(DIR/<input name>.ndjson) instead of stdout.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: warnings, errors and the summary as JSON lines on stderr (log collectors).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something failed.")
@@ -365,7 +374,7 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
 @click.pass_obj
 def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
            allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
-           since, until, dedupe, dedupe_window, workers, log_format, quiet, verbose, fail_on,
+           since, until, dedupe, dedupe_window, workers, dask, output, log_format, quiet, verbose, fail_on,
            max_line_bytes, enable) -> None:
     """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
 
@@ -384,34 +393,65 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
     sources, skipped_folders = _inputs(env, inputs, since, until, quiet)
     concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
+    if output and not dry_run:
+        raise Abort("--output writes the requests of a dry run: use it with --dry-run", ExitCode.USAGE)
+    if dask and (dedupe or workers > 1):
+        raise Abort(f"--dask does not go with {'--dedupe' if dedupe else '--workers'}: " +
+                    ("--dedupe needs every event in input order, in one process" if dedupe
+                     else "the cluster's workers translate"), ExitCode.USAGE)
     if workers > 1 and dedupe:
         _say(env, "warning", "--dedupe needs every event in input order: translating in one process")
         workers = 1
     # Fork the translators before any sender thread exists.
     pool = TranslatorPool(translator, workers, window_filter=window_filter,
                           lanes=0 if dry_run else concurrency) if workers > 1 else None
+    client = cluster = engine = None
     try:
+        if dask:
+            client, cluster, engine = _dask_engine(dask, config, since, until)
         _replay(env, config, translator, sources, pool, window_filter, deduplicator, window,
                 dry_run=dry_run, database_id=database_id, region=region, base_uri=base_uri,
                 token_file=token_file, allow_http=allow_http, batch_size=batch_size,
                 concurrency=concurrency, rejects_path=rejects_path, report_path=report_path,
                 state_path=state_path, no_state=no_state, reprocess=reprocess, quiet=quiet, verbose=verbose,
-                max_line_bytes=max_line_bytes, fail_on=fail_on, skipped_folders=skipped_folders)
+                max_line_bytes=max_line_bytes, fail_on=fail_on, skipped_folders=skipped_folders,
+                cluster=engine, output=output)
     finally:
         if pool is not None:
             pool.close()
+        _close_dask(client, cluster)
+
+
+def _dask_engine(dask: str, config: Config, since: str | None, until: str | None):
+    """The Dask client (and LocalCluster) for --dask, and the engine that reads and translates on it."""
+    from .cluster import DaskEngine, connect
+
+    client, cluster = connect(dask)
+    try:
+        return client, cluster, DaskEngine(client, config, since=_moment(since, "--since"),
+                                           until=_moment(until, "--until"))
+    except BaseException:
+        _close_dask(client, cluster)
+        raise
+
+
+def _close_dask(client, cluster) -> None:
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def _replay(env: Environment, config: Config, translator: Translator, sources, pool, window_filter,
             deduplicator, window: bool, *, dry_run, database_id, region, base_uri, token_file, allow_http,
             batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess, quiet,
-            max_line_bytes, fail_on, skipped_folders, verbose=False) -> None:
+            max_line_bytes, fail_on, skipped_folders, verbose=False, cluster=None, output=None) -> None:
     # Everything that can be refused is checked before anything is sent or recorded.
     _check_writable(report_path, "--report")
     rejects_path = rejects_path or config.replay.rejects
     rejects = RejectsWriter(rejects_path) if rejects_path else None
     if dry_run:
-        sink = DryRunPrinter(env.stdout)
+        sink = PerFileDryRun(output, [s.name for s in sources]) if output else DryRunPrinter(env.stdout)
     else:
         try:
             sink = _make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
@@ -445,6 +485,7 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
         with observer, collector_for_streaming():
             run(sources, translator, sink, observer=observer, recorder=recorder, window_filter=window_filter,
                 dedupe=deduplicator, max_line_bytes=max_line_bytes, checkpoints=checkpoints, pool=pool,
+                cluster=cluster,
                 chunk_lines=CHUNK_LINES if dry_run else max(50, min(CHUNK_LINES, sink.batch_size)),
                 warn=_warner(env, quiet))
     except BaseException as exc:
@@ -555,35 +596,18 @@ def _total(sources) -> int | None:
 # ---------------------------------------------------------------------------------------------
 # validate
 
-class _NullSink:
-    """Accepts everything and prints nothing: `validate` only wants the counts."""
-
-    def drain(self):
-        return self.poll()
-
-    def __init__(self) -> None:
-        self._done = []
-
-    def submit(self, ticket) -> None:
-        ticket.codes = [200] * len(ticket.requests)
-        ticket.messages = [None] * len(ticket.requests)
-        self._done.append(ticket)
-
-    def poll(self):
-        done, self._done = self._done, []
-        return done
-
-    close = poll
+_NullSink = NullSink   # `validate` only wants the counts
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("inputs", nargs=-1)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@dask_option
 @max_line_option
 @preset_option
 @click.pass_obj
-def validate(env: Environment, inputs, config_path, as_json, max_line_bytes, enable) -> None:
+def validate(env: Environment, inputs, config_path, as_json, dask, max_line_bytes, enable) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
     from .config import NOT_CHECKED_STATICALLY, static_problems
@@ -608,8 +632,15 @@ def validate(env: Environment, inputs, config_path, as_json, max_line_bytes, ena
         return
     for problem in problems:
         _say(env, "warning", problem)
-    report = run(_inputs(env, inputs)[0], translator, _NullSink(), dry_run=True,
-                 max_line_bytes=max_line_bytes, warn=_warner(env, False))
+    sources = _inputs(env, inputs)[0]
+    client = cluster = engine = None
+    try:
+        if dask:
+            client, cluster, engine = _dask_engine(dask, config, None, None)
+        report = run(sources, translator, _NullSink(), dry_run=True, max_line_bytes=max_line_bytes,
+                     warn=_warner(env, False), cluster=engine)
+    finally:
+        _close_dask(client, cluster)
     if as_json:
         env.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:

@@ -29,6 +29,7 @@ from .translate import Translator
 
 if TYPE_CHECKING:
     from .filters import Deduplicator
+    from .cluster import ClusterEngine
     from .parallel import TranslatorPool
     from .state import Checkpoints
 
@@ -361,14 +362,29 @@ def apply_property_gate(gate: PropertyGate, summary: dict, bodies: bytes, sink, 
     return b"\n".join(kept)
 
 
+def pieces(block: Block, chunk_lines: int) -> Iterator[Block]:
+    """A block as chunks of at most `chunk_lines` lines: the unit translated and acknowledged.
+    Equal parts, not chunk_lines and a remainder: workers take chunks in turn, and 1000 + 400
+    lines per block gave one worker every long part."""
+    if block.count <= chunk_lines:
+        yield block
+        return
+    step = -(-block.count // -(-block.count // chunk_lines))
+    for begin in range(0, block.count, step):
+        yield block.slice(begin, begin + step)
+
+
 def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         rejects: RejectsWriter | None = None, observer: Observer | None = None, dry_run: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
         checkpoints: "Checkpoints | None" = None, window_filter: EventFilter | None = None,
         dedupe: "Deduplicator | None" = None, pool: "TranslatorPool | None" = None,
-        chunk_lines: int = CHUNK_LINES, warn: Callable[[str], None] | None = None) -> RunReport:
+        chunk_lines: int = CHUNK_LINES, warn: Callable[[str], None] | None = None,
+        cluster: "ClusterEngine | None" = None) -> RunReport:
     """Replay `sources` into `sink`, translating chunks of lines in this process or, with `pool`,
-    in worker processes; the results, their order and every count are the same.
+    in worker processes, or, with `cluster`, reading and translating whole files on a Dask
+    cluster; the results, their order and every count are the same. Accounting, checkpoints and
+    the sink stay in this process, fed in input order whatever computed the chunks.
 
     A chunk is acknowledged as a whole, so `chunk_lines` is also how much a crash can make a run
     send again; senders use about one Batch's worth."""
@@ -396,26 +412,47 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                 else:   # not delivered: the file stays pending and the next run sends it again
                     checkpoints.failed(ticket.line.source, ticket.line.offset, *failure)
 
+    def count_errors(source: Source, block: Block) -> None:
+        """Unreadable stretches of a block: counted here, never translated."""
+        for position, reason in block.errors.items():
+            report.lines += 1
+            report.events += 1
+            recorder.invalid(block.line(position), None, reason)
+            if block.unreadable:   # the machine's fault, not the data's: read it again next run
+                report.unreadable_sources += 1
+                if checkpoints is not None:
+                    checkpoints.unreadable(source.name, block.start_of(position), reason)
+
     def chunks(source: Source, start: int) -> Iterator[Block]:
         for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress,
                                  split=pool is None, warn=warn):
-            if block.errors:   # unreadable stretches: counted here, never translated
-                for position, reason in block.errors.items():
-                    report.lines += 1
-                    report.events += 1
-                    recorder.invalid(block.line(position), None, reason)
-                    if block.unreadable:   # the machine's fault, not the data's: read it again next run
-                        report.unreadable_sources += 1
-                        if checkpoints is not None:
-                            checkpoints.unreadable(source.name, block.start_of(position), reason)
-            if block.count <= chunk_lines:
-                yield block
-                continue
-            # Equal parts, not chunk_lines and a remainder: workers take chunks in turn, and
-            # 1000 + 400 lines per block gave one worker every long part.
-            step = -(-block.count // -(-block.count // chunk_lines))
-            for begin in range(0, block.count, step):
-                yield block.slice(begin, begin + step)
+            if block.errors:
+                count_errors(source, block)
+            yield from pieces(block, chunk_lines)
+
+    def to_read() -> Iterator[tuple[Source, int]]:
+        """The sources still to read and where each starts (the state may skip or resume one)."""
+        for source in sources:
+            start = 0
+            if checkpoints is not None:
+                start = checkpoints.begin(source)
+                if start is None:
+                    report.skipped_sources += 1
+                    continue
+            yield source, start
+
+    def cluster_results(source: Source, results) -> Iterator[tuple[Block, dict, bytes]]:
+        for block, summary, bodies in results:   # chunks as read on a worker, errors included
+            if block.errors:
+                count_errors(source, block)
+            yield block, summary, bodies
+
+    if cluster is None:
+        stream = ((source, engine.map_ordered(chunks(source, start))) for source, start in to_read())
+    else:
+        stream = ((source, cluster_results(source, results)) for source, results in
+                  cluster.map_sources(to_read(), chunk_lines=chunk_lines, max_line_bytes=max_line_bytes,
+                                      lanes=getattr(sink, "lane_count", 0), warn=warn))
 
     def account(source: Source, block: Block, summary: dict, bodies: bytes) -> None:
         if gate is not None and summary["values"]:
@@ -449,18 +486,12 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         observer.progress(report, progress.done)
 
     try:
-        for source in sources:
-            start = 0
-            if checkpoints is not None:
-                start = checkpoints.begin(source)
-                if start is None:
-                    report.skipped_sources += 1
-                    continue
+        for source, results in stream:
             report.sources += 1
             observer.source_started(source)
             if recorder.rejects is not None:
                 recorder.rejects.source_started(source)
-            for block, summary, bodies in engine.map_ordered(chunks(source, start)):
+            for block, summary, bodies in results:
                 account(source, block, summary, bodies)
             if checkpoints is not None:
                 checkpoints.source_read(source.name)

@@ -141,3 +141,117 @@ class DryRunPrinter:
         except OSError:
             pass
         return self.poll()
+
+
+def output_names(names: list[str], suffix: str = ".ndjson") -> dict[str, str]:
+    """Per input, the relative name of its output file: its path below the folder all inputs
+    share (a URL's scheme and bucket count as folders), plus `suffix`; `part-0001.gz` ->
+    `part-0001.gz.ndjson`. Stdin becomes `stdin.ndjson`."""
+    import posixpath
+
+    def as_path(name: str) -> str:
+        if "://" in name:
+            return "/" + name.split("://", 1)[1].strip("/")
+        import os
+
+        return os.path.abspath(name).replace(os.sep, "/") if name != "<stdin>" else "/stdin"
+
+    paths = {name: as_path(name) for name in names}
+    folders = [posixpath.dirname(p) for p in paths.values()]
+    root = posixpath.commonpath(folders) if folders else "/"
+    return {name: posixpath.relpath(path, root) + suffix for name, path in paths.items()}
+
+
+class PerFileDryRun:
+    """The dry-run printer writing one file per input (`--dry-run --output DIR`): the requests
+    of each input, in order, in `DIR/<its name>.ndjson`, exactly what the printer would print.
+    Tickets come in input order, so each output file is written once, start to end; an input
+    that produced no request gets an empty file."""
+
+    def __init__(self, folder: str, source_names: list[str]):
+        import os
+
+        self._folder = folder
+        self._names = output_names(source_names)
+        self._current: str | None = None
+        self._file = None
+        self._printer: DryRunPrinter | None = None
+        self._done: list[Ticket] = []
+        self._written: set[str] = set()
+        self.requests_printed = 0
+        os.makedirs(folder, exist_ok=True)
+
+    def path_of(self, source: str) -> str:
+        import os
+
+        return os.path.join(self._folder, *self._names[source].split("/"))
+
+    def _switch(self, source: str) -> None:
+        import os
+
+        self._end_file()
+        path = self.path_of(source)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            self._file = open(path, "wb")
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        self._printer = DryRunPrinter(self._file)
+        self._current = source
+        self._written.add(source)
+
+    def _end_file(self) -> None:
+        if self._printer is not None:
+            try:
+                self._done.extend(self._printer.close())
+                self.requests_printed += self._printer.requests_printed
+            finally:
+                self._file.close()
+                self._printer = self._file = None
+
+    def submit(self, ticket: Ticket) -> None:
+        if ticket.line.source != self._current:
+            self._switch(ticket.line.source)
+        self._printer.submit(ticket)
+
+    def poll(self) -> list[Ticket]:
+        if self._printer is not None:
+            self._done.extend(self._printer.poll())
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> list[Ticket]:
+        self._end_file()
+        for source in self._names:   # inputs without a request: an empty file says so
+            if source not in self._written:
+                self._switch(source)
+        self._end_file()
+        return self.poll()
+
+    def drain(self) -> list[Ticket]:
+        try:
+            self._end_file()
+        except OSError:
+            pass
+        return self.poll()
+
+
+class NullSink:
+    """Accepts everything and prints nothing: `validate` only wants the counts."""
+
+    def drain(self):
+        return self.poll()
+
+    def __init__(self) -> None:
+        self._done = []
+
+    def submit(self, ticket) -> None:
+        ticket.codes = [200] * len(ticket.requests)
+        ticket.messages = [None] * len(ticket.requests)
+        self._done.append(ticket)
+
+    def poll(self):
+        done, self._done = self._done, []
+        return done
+
+    close = poll

@@ -263,3 +263,13 @@ def test_every_day_pruned_is_not_an_error(days):
     skipped: list[str] = []
     sources = expand_remote("s3://acme-window/segment-logs/SRC2/", window=window, skipped=skipped)
     assert [s.name for s in sources] == ["s3://acme-window/segment-logs/SRC2/manifest.json"] and len(skipped) == 4
+
+
+def test_s3_archive_read_on_dask_workers_gives_the_same_dry_run(s3):
+    """Cluster mode: the objects are opened and read on the workers (a LocalCluster started here
+    inherits the endpoint's environment), the output is the one-machine dry run's."""
+    url = f"s3://{BUCKET}/{PREFIX}/"   # the bucket as earlier tests left it: the same for both runs
+    on_cluster = invoke(["replay", "--dry-run", "--quiet", "--dask", "local:1", url])
+    one_machine = invoke(["replay", "--dry-run", "--quiet", url])
+    assert on_cluster.exit_code == one_machine.exit_code, on_cluster.stderr
+    assert on_cluster.stdout == one_machine.stdout and len(ndjson(on_cluster.stdout)) > 500

@@ -1,0 +1,275 @@
+"""Cluster mode on a real Dask LocalCluster of 2 worker processes on 127.0.0.1, against the
+emulator over 127.0.0.1: the store equals the one-machine replay's (users' adds, deletes, merges
+and re-used anonymous ids cross files), also when a worker or the driver is killed mid-run; a dry
+run with --output gives, file by file, the one-machine dry run; validate gives the same report."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import cloudpickle
+import orjson
+import pytest
+from distributed import Client, Event, LocalCluster
+
+import recombee_cli
+from helpers import ROOT, invoke
+from recombee_cli.client import RecombeeClient
+from recombee_cli.cluster import DaskEngine
+from recombee_cli.config import Config, compile_config
+from recombee_cli.emulator import Emulator
+from recombee_cli.pipeline import Recorder, RunReport, run
+from recombee_cli.reader import Source, expand_inputs
+from recombee_cli.sender import RecombeeSender
+from recombee_cli.translate import Translator
+from test_sender_order import RETRY, history
+from test_state import _saved_progress, _wait_for
+
+sys.path.insert(0, str(ROOT))
+from bench.generate import events as generate  # noqa: E402
+
+# The gated opener below runs on the workers: shipped by value, whatever their import path.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+DB = "dask-db"
+TOKEN = "dask-test-token-77a1"
+FILES = 5
+
+
+def _local_cluster(workers: int = 2) -> LocalCluster:
+    # dashboard_address=None would still bind 8787 (dask/distributed#8136): a free loopback port
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with _local_cluster() as cluster, Client(cluster) as dask_client:
+        yield dask_client
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> list[str]:
+    """The history of test_sender_order (aliases, re-used anonymous ids, wishlist deletes, cart
+    removals) cut into files: each visitor's events spread over all of them. Gzip and plain."""
+    events = history(3_000, seed=21)
+    folder = tmp_path_factory.mktemp("archive")
+    per_file = len(events) // FILES
+    paths = []
+    for n in range(FILES):
+        part = events[n * per_file:(n + 1) * per_file if n < FILES - 1 else len(events)]
+        data = b"".join(orjson.dumps(e) + b"\n" for e in part)
+        path = folder / (f"part-{n:02d}.gz" if n % 2 == 0 else f"part-{n:02d}.ndjson")
+        path.write_bytes(gzip.compress(data) if n % 2 == 0 else data)
+        paths.append(str(path))
+    users = [{e.get("userId") or e.get("anonymousId") for e in events[n * per_file:(n + 1) * per_file]}
+             for n in range(FILES)]
+    assert len(set.intersection(*users)) > 20   # the same users in every file
+    return paths
+
+
+def _replay(emu: Emulator, sources, *, cluster=None) -> RunReport:
+    client = RecombeeClient(DB, TOKEN, emu.base_uri, concurrency=4, timeout=10)
+    sender = RecombeeSender(client, batch_size=100, concurrency=4, retry=RETRY, seed=1)
+    report = RunReport()
+    try:
+        run(sources, Translator(compile_config(Config())), sender, recorder=Recorder(report, None),
+            cluster=cluster, chunk_lines=100)
+    finally:
+        sender.abort()
+    return report
+
+
+@pytest.fixture(scope="module")
+def one_machine(archive):
+    with Emulator(DB, TOKEN) as emu:
+        report = _replay(emu, expand_inputs(archive))
+        store = emu.snapshot()
+    assert report.outcomes["failed"] == 0
+    assert store["detailviews"] and store["bookmarks"] and store["cartadditions"]
+    assert any(user.startswith("anon-") for user, *_ in store["detailviews"])   # re-used after a merge
+    return report, store
+
+
+def test_cluster_replay_stores_what_one_machine_stores(archive, one_machine, client):
+    expected_report, expected_store = one_machine
+    engine = DaskEngine(client, Config())
+    with Emulator(DB, TOKEN) as emu:
+        report = _replay(emu, expand_inputs(archive), cluster=engine)
+        store = emu.snapshot()
+    assert store == expected_store
+    assert report.outcomes == expected_report.outcomes and report.requests == expected_report.requests
+    assert report.sources == FILES and engine.files_done == FILES
+
+
+def _workers(dask_client: Client) -> set[str]:
+    """The workers' addresses the scheduler knows of now."""
+    return set(dask_client.scheduler_info()["workers"])
+
+
+def _gated_open(path: str, pid_file: str, started: str, release: str):
+    """Opens a file on a worker once the test lets it: says which process is reading it first."""
+    with open(pid_file, "w") as fh:
+        fh.write(str(os.getpid()))
+    Event(started).set()
+    Event(release).wait(timeout=120)   # bounded: a test that went wrong does not hang the worker
+    return open(path, "rb")
+
+
+def test_a_worker_killed_mid_run_loses_nothing(archive, one_machine, tmp_path):
+    """One worker is killed (SIGKILL) while it reads a file; Dask runs that file again on the
+    other worker (or the nanny's new one), and the store is the one-machine store."""
+    _, expected_store = one_machine
+    pid_file = str(tmp_path / "reader.pid")
+    sources = expand_inputs(archive)
+    gated = sources[2]
+    sources[2] = Source(gated.name, functools.partial(_gated_open, gated.name, pid_file, "dask-started",
+                                                      "dask-release"),
+                        size=gated.size, identity=gated.identity, key=gated.key)
+    outcome: dict = {}
+    with _local_cluster() as cluster, Client(cluster) as dask_client:
+        pids = dask_client.run(os.getpid)   # address -> process id
+        with Emulator(DB, TOKEN) as emu:
+            import threading
+
+            def driver():
+                try:
+                    outcome["report"] = _replay(emu, sources, cluster=DaskEngine(dask_client, Config()))
+                except BaseException as exc:  # noqa: BLE001 - shown by the assertion below
+                    outcome["error"] = exc
+
+            thread = threading.Thread(target=driver)
+            thread.start()
+            assert Event("dask-started", client=dask_client).wait(timeout=120)
+            victim = int(open(pid_file).read())
+            [address] = [a for a, pid in pids.items() if pid == victim]
+            os.kill(victim, signal.SIGKILL)
+            # Released once the scheduler knows: the file's task is then rerun, not finished by the dead.
+            assert _wait_for(lambda: address not in _workers(dask_client), 120)
+            Event("dask-release", client=dask_client).set()
+            thread.join(timeout=300)
+            assert not thread.is_alive()
+            store = emu.snapshot()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"].outcomes["failed"] == 0
+    assert store == expected_store
+
+
+TOKEN_ENV = {"RECOMBEE_PRIVATE_TOKEN": TOKEN}
+
+
+def _replay_args(emu: Emulator, state, files, extra=()):
+    return ["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB, "--state", str(state),
+            "--batch-size", "100", "--concurrency", "3", "--dask", "local:2", *extra, *files]
+
+
+def test_a_killed_driver_resumes_to_the_same_store(archive, one_machine, tmp_path):
+    """The driver (the CLI with --dask local:2) is killed with SIGKILL once the state shows
+    progress; the same command run again finishes: nothing lost, duplicates come back 409."""
+    _, expected_store = one_machine
+    state = tmp_path / "state.sqlite"
+    report = tmp_path / "report.json"
+    env = {**os.environ, **TOKEN_ENV}
+    with Emulator(DB, TOKEN, latency=150) as emu:   # slow enough to be killed halfway
+        args = [sys.executable, "-m", "recombee_cli", *_replay_args(emu, state, archive)]
+        # Its own session: the LocalCluster's worker processes it leaves behind are ended with it.
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+        try:
+            assert _wait_for(lambda: _saved_progress(state) or proc.poll() is not None, 120)
+            killed = proc.poll() is None
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        final = subprocess.run(args + ["--report", str(report)], capture_output=True, text=True, env=env,
+                               timeout=300)
+        assert final.returncode == 0, final.stderr
+        store = emu.snapshot()
+    assert killed
+    assert store == expected_store
+    figures = json.loads(report.read_text())
+    assert figures["skipped_sources"] + figures["resumed_sources"] >= 1   # it really resumed
+    assert sum(figures["outcomes"].values()) == figures["events"]
+    assert figures["outcomes"]["failed"] == 0
+
+
+def test_dry_run_output_per_file_and_validate_match_one_machine(client, tmp_path):
+    """Events of the generator (invalid IDs, unmatched types) and a damaged line: per input file
+    the requests the one-machine dry run prints; the rejects and the validation report too."""
+    folder = tmp_path / "exports"
+    (folder / "day").mkdir(parents=True)
+    stream = generate(1_500, seed=5)
+    for n in range(3):
+        data = b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(500))
+        if n == 1:
+            data += b"{not json\n"
+        name = folder / ("day" if n == 2 else "") / f"f{n}.gz"
+        name.write_bytes(gzip.compress(data))
+    address = client.scheduler.address
+    out = tmp_path / "requests"
+    rejects = tmp_path / "rejects.ndjson"
+    cluster_run = invoke(["replay", "--dry-run", "--dask", address, "--output", str(out), "--rejects",
+                          str(rejects), "--quiet", str(folder)])
+    assert cluster_run.exit_code == 1, cluster_run.stderr   # invalid events: exit 1, as one machine
+    names = {"f0.gz": "f0.gz.ndjson", "f1.gz": "f1.gz.ndjson", "day/f2.gz": "day/f2.gz.ndjson"}
+    for source, output in names.items():
+        alone = invoke(["replay", "--dry-run", "--quiet", str(folder / source)])
+        assert alone.stdout_bytes and (out / output).read_bytes() == alone.stdout_bytes
+    one_rejects = tmp_path / "one-rejects.ndjson"
+    invoke(["replay", "--dry-run", "--quiet", "--rejects", str(one_rejects), str(folder)])
+    assert rejects.read_bytes() == one_rejects.read_bytes() and b"not json" in rejects.read_bytes()
+
+    def figures(result):
+        data = json.loads(result.stdout)
+        return {k: v for k, v in data.items() if k not in ("elapsed_seconds", "events_per_second")}
+
+    on_cluster = invoke(["validate", "--json", "--dask", address, str(folder)])
+    alone = invoke(["validate", "--json", str(folder)])
+    assert figures(on_cluster) == figures(alone) and figures(alone)["invalid_reasons"]
+
+    # The same from Python, with the notebook's own client.
+    session = recombee_cli.DaskSession(client)
+    report = session.dry_run([str(folder)], output=str(tmp_path / "from-python"))
+    for output in names.values():
+        assert (tmp_path / "from-python" / output).read_bytes() == (out / output).read_bytes()
+    assert report.outcomes["invalid"] > 0
+    validation = session.validate([str(folder)]).to_dict()
+    assert {k: v for k, v in validation.items() if k not in ("elapsed_seconds", "events_per_second")} \
+        == figures(alone)
+
+
+def test_dask_values_and_combinations_that_mean_nothing_are_usage_errors(tmp_path):
+    path = tmp_path / "a.ndjson"
+    path.write_text("{}\n")
+    for extra in (["--dask", "local:x"], ["--dask", "scheduler:8786"], ["--dask", "local:2", "--dedupe"],
+                  ["--dask", "local:2", "--workers", "2"], ["--output", str(tmp_path / "o")]):
+        result = invoke(["replay", "--dry-run" if "--output" not in extra else "--quiet", *extra, str(path)])
+        assert result.exit_code == 2, (extra, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_opt_in_presets_give_the_same_values_and_definitions_on_the_cluster():
+    """Users' and items' values (and their property definitions) are decided on the driver in
+    input order, so a cluster prints exactly what one machine prints."""
+    args = ["replay", "--dry-run", "--quiet", "--preset", "Identify - User Traits",
+            "--preset", "Ecommerce - Item Properties", str(ROOT / "sample_events")]
+
+    def dry_run(*extra):
+        result = subprocess.run([sys.executable, "-m", "recombee_cli", *args[:1], *extra, *args[1:]],
+                                capture_output=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    one = dry_run()
+    assert b"/users/properties/" in one and b"/items/properties/" in one
+    assert dry_run("--dask", "local:2") == one
