@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import BinaryIO, Callable, Generator, Iterator
 
+from .dayfolders import (CLOCK_SKEW_SECONDS, LATE_ARRIVAL_DAYS, folder_outside_window,  # noqa: F401
+                         glob_skip, received_day)
 from .errors import InputError
 
 try:  # ISA-L inflate is ~2.5x faster than zlib; fall back to the stdlib where it is missing.
@@ -30,13 +32,6 @@ CHUNK_SIZE = 1 << 20
 _IN_SIZE = 1 << 17    # compressed bytes read at a time (a damaged piece is decoded again byte by byte)
 DEFAULT_MAX_LINE_BYTES = 16 << 20  # Segment caps a message at 32 KB; 16 MiB is generous.
 
-# Segment's S3 destination files events under the UTC day Segment *received* them
-# (`segment-logs/<source>/<day epoch-ms>/`). Mobile libraries queue events while offline and send
-# them days later, so a folder received up to this many days after --until can still hold events
-# from before it.
-LATE_ARRIVAL_DAYS = 7
-CLOCK_SKEW_SECONDS = 3600   # an event stamped a little after its receipt (a fast device clock)
-_DAY_MS = 86_400_000
 
 Warn = Callable[[str], None]
 
@@ -113,31 +108,6 @@ def is_remote(arg: str) -> bool:
     return "://" in arg and not arg.startswith("file://")
 
 
-def received_day(name: str) -> float | None:
-    """The start (epoch seconds) of the UTC day a Segment `<epoch-ms>` folder is named after, or
-    None: only 13 ASCII digits that are a UTC midnight count."""
-    if len(name) == 13 and name.isascii() and name.isdigit():
-        ms = int(name)
-        if ms % _DAY_MS == 0:
-            return ms / 1000
-    return None
-
-
-def folder_outside_window(name: str, window: tuple[float | None, float | None] | None) -> bool:
-    """True when a folder named after the day Segment received its events cannot hold an event of
-    `window` = (since, until) in epoch seconds: its day (plus clock skew) ends before `since` (an
-    event is not received before it happens), or it starts more than LATE_ARRIVAL_DAYS after `until`."""
-    if window is None:
-        return False
-    start = received_day(name)
-    if start is None:
-        return False
-    since, until = window
-    if since is not None and start + 86_400 + CLOCK_SKEW_SECONDS <= since:
-        return True
-    return until is not None and start > until + LATE_ARRIVAL_DAYS * 86_400
-
-
 def _symlink_problem(exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
         return "a symbolic link loop"
@@ -196,22 +166,6 @@ def _walk(top: str, *, warn: Warn, window, skipped: list[str] | None) -> list[tu
         linked.extend(reversed(links))
     found.sort(key=lambda item: item[0])
     return found
-
-
-def _glob_skip(pattern: str, match: str, is_dir: bool, window, sep: str = os.sep) -> str | None:
-    """The day folder, among those a pattern's wildcards matched, that puts `match` outside the window."""
-    if window is None:
-        return None
-    fixed = 0
-    for part in pattern.split(sep):
-        if glob.has_magic(part):
-            break
-        fixed += 1
-    parts = match.split(sep)
-    for i in range(fixed, len(parts) if is_dir else len(parts) - 1):
-        if folder_outside_window(parts[i], window):
-            return sep.join(parts[:i + 1])
-    return None
 
 
 def _no_such(arg: str, exc: OSError) -> str:
@@ -278,7 +232,7 @@ def _expand_glob(pattern: str, *, window, warn: Warn, skipped: list[str] | None)
             warn(f"{display_name(path)}: {_symlink_problem(exc)}; skipped")
             continue
         is_dir = stat.S_ISDIR(st.st_mode)
-        folder = _glob_skip(pattern, path, is_dir, window)
+        folder = glob_skip(pattern, path, is_dir, window)
         if folder is not None:
             if folder not in passed:
                 passed.add(folder)

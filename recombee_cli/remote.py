@@ -18,7 +18,8 @@ import os
 from typing import Callable
 
 from .errors import InputError
-from .reader import Source, _glob_skip, folder_outside_window, received_day
+from .dayfolders import folder_outside_window, glob_skip, received_day
+from .reader import Source
 
 _BLOCK_SIZE = 8 << 20
 S3_CONNECT_TIMEOUT = 5   # seconds per connection attempt
@@ -129,7 +130,7 @@ def _list(fs, path: str, protocol: str, window, skipped: list[str] | None) -> li
     for match in fs.glob(path):
         info = fs.info(match)
         is_dir = info.get("type") == "directory"
-        folder = _glob_skip(path, match.rstrip("/"), is_dir, window, sep="/")
+        folder = glob_skip(path, match.rstrip("/"), is_dir, window, sep="/")
         if folder is not None:
             passed.add(folder)
         elif is_dir:
