@@ -663,7 +663,7 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
 def explain(env: Environment, inputs, config_path, as_json, max_line_bytes, enable) -> None:
     """Show, for each event in INPUTS, which triggers matched and how each field resolved."""
     from .decode import decode
-    from .pipeline import unmatched_name
+    from .outcomes import unmatched_name
 
     config, translator = _load(env, config_path, quiet=as_json, enable=enable)
     for source in _inputs(env, inputs, quiet=as_json)[0]:

@@ -81,8 +81,7 @@ def translate_file(source: "Source", start: int, job: _Job, chunk_lines: int, ma
     Returns {"parts": [(chunk, summary, requests blob)], "warnings": [...]}; the chunk keeps its
     bytes (each line once: the joined bytes or the cut lines, never both)."""
     from .parallel import translate_lines
-    from .pipeline import pieces
-    from .reader import read_blocks
+    from .reader import pieces, read_blocks
 
     translator, window_filter = _translator_for(job)
     warnings: list[str] = []

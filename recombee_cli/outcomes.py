@@ -25,3 +25,12 @@ def parse_fail_on(value: str | list, where: str, *, file: str | None = None,
             raise ConfigError(f"{where}: {name!r} is not an outcome that can fail a run "
                               f"(choose from {', '.join(FAILABLE)}, or none)", file=file, line=line)
     return tuple(dict.fromkeys(names))
+
+
+def unmatched_name(event: dict) -> str:
+    """The name an unmatched event is counted under: `track: <event>`, else its type."""
+    kind = event.get("type")
+    name = event.get("event")
+    if kind == "track" or (kind is None and name is not None):
+        return f"track: {name}"
+    return str(kind) if kind is not None else "(no type)"

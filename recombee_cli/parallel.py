@@ -26,6 +26,7 @@ import orjson
 from .decode import REJECT_MARKER, decode
 from .errors import MappingError, PayloadInvalid, WorkerError
 from .jsvalues import orjson_default
+from .outcomes import unmatched_name
 from .translate import NOTHING_TO_SEND
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
 
     This is the hot loop of a replay: it does per event what `Translator.translate` does, with
     the plan cached per (event, type) and the counts kept per mapping position."""
-    from .pipeline import unmatched_name
     from .properties import describe_values
     from .routing import lenient_404, request_users
 

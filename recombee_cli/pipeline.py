@@ -22,18 +22,27 @@ from .jsvalues import orjson_default
 from .outcomes import DEFAULT_FAIL_ON, OUTCOMES
 from .parallel import CHUNK_LINES, InlineTranslator
 from .properties import PropertyGate
-from .reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, read_blocks
+from .reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, pieces, read_blocks
 from .rejects import RejectsWriter
 from .sinks import NOT_REPRESENTABLE, REFUSED, Sink, Ticket
 from .translate import Translator
 
 if TYPE_CHECKING:
     from .filters import Deduplicator
-    from .cluster import ClusterEngine
     from .parallel import TranslatorPool
     from .state import Checkpoints
 
 _REASON_LIMIT = 200   # distinct reasons kept per counter; the rest are summed under "other"
+
+
+class SourceEngine(Protocol):
+    """What reads and translates whole sources elsewhere (the Dask cluster, `cluster.DaskEngine`):
+    for each (source, where to start), in input order, the (block, summary, requests) of its
+    chunks, as the in-process and worker-pool translators give them per block."""
+
+    def map_sources(self, pairs: Iterable[tuple[Source, int]], *, chunk_lines: int, max_line_bytes: int,
+                    lanes: int, warn: Callable[[str], None] | None = None
+                    ) -> Iterator[tuple[Source, list[tuple[Block, dict, bytes]]]]: ...
 
 
 class Observer(Protocol):
@@ -112,14 +121,6 @@ class RunReport:
             "events_per_second": round(events_per_s, 1),
             **self.extra,
         }
-
-
-def unmatched_name(event: dict) -> str:
-    kind = event.get("type")
-    name = event.get("event")
-    if kind == "track" or (kind is None and name is not None):
-        return f"track: {name}"
-    return str(kind) if kind is not None else "(no type)"
 
 
 def _outcome_of(ticket: Ticket) -> tuple[str, str | None, int | None]:
@@ -362,25 +363,13 @@ def apply_property_gate(gate: PropertyGate, summary: dict, bodies: bytes, sink, 
     return b"\n".join(kept)
 
 
-def pieces(block: Block, chunk_lines: int) -> Iterator[Block]:
-    """A block as chunks of at most `chunk_lines` lines: the unit translated and acknowledged.
-    Equal parts, not chunk_lines and a remainder: workers take chunks in turn, and 1000 + 400
-    lines per block gave one worker every long part."""
-    if block.count <= chunk_lines:
-        yield block
-        return
-    step = -(-block.count // -(-block.count // chunk_lines))
-    for begin in range(0, block.count, step):
-        yield block.slice(begin, begin + step)
-
-
 def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         rejects: RejectsWriter | None = None, observer: Observer | None = None, dry_run: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
         checkpoints: "Checkpoints | None" = None, window_filter: EventFilter | None = None,
         dedupe: "Deduplicator | None" = None, pool: "TranslatorPool | None" = None,
         chunk_lines: int = CHUNK_LINES, warn: Callable[[str], None] | None = None,
-        cluster: "ClusterEngine | None" = None) -> RunReport:
+        cluster: SourceEngine | None = None) -> RunReport:
     """Replay `sources` into `sink`, translating chunks of lines in this process or, with `pool`,
     in worker processes, or, with `cluster`, reading and translating whole files on a Dask
     cluster; the results, their order and every count are the same. Accounting, checkpoints and

@@ -704,6 +704,18 @@ class Block:
         self.data = None   # no longer what the lines are
 
 
+def pieces(block: Block, chunk_lines: int) -> Iterator[Block]:
+    """A block as chunks of at most `chunk_lines` lines: the unit translated and acknowledged.
+    Equal parts, not chunk_lines and a remainder: workers take chunks in turn, and 1000 + 400
+    lines per block gave one worker every long part."""
+    if block.count <= chunk_lines:
+        yield block
+        return
+    step = -(-block.count // -(-block.count // chunk_lines))
+    for begin in range(0, block.count, step):
+        yield block.slice(begin, begin + step)
+
+
 def _starting_at(block: Block, start_offset: int) -> Block | None:
     """The part of a block that starts at or after `start_offset` (resuming a source)."""
     if block.offset >= start_offset:
