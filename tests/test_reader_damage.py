@@ -114,6 +114,8 @@ def test_truncated_anywhere_the_lines_read_are_exactly_the_complete_lines_before
 @given(parts=st.lists(st.integers(0, 40), min_size=2, max_size=4), seed=st.integers(0, 1000),
        cut_at=st.floats(0.5, 1))
 @example(parts=[0, 0, 0], seed=0, cut_at=0.6875)   # the cut leaves one byte of the next member's magic
+@example(parts=[1, 28, 0], seed=28, cut_at=0.982421875)   # a cut inside an empty last member
+@example(parts=[39, 39], seed=39, cut_at=0.5)
 def test_a_member_cut_off_after_complete_members(small_reads, parts, seed, cut_at):
     """Several gzip members (as `cat a.gz b.gz` makes): the complete ones are all read."""
     data = _events(sum(parts), seed)
