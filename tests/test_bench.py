@@ -8,10 +8,13 @@ import gzip
 import hashlib
 import importlib.util
 import io
+import os
+import shutil
 import subprocess
 import sys
 
 import orjson
+import pytest
 
 from helpers import ROOT
 
@@ -72,3 +75,34 @@ def test_gzip_output_is_byte_identical_between_runs():
     first = subprocess.run(cmd, capture_output=True, check=True).stdout
     assert first == subprocess.run(cmd, capture_output=True, check=True).stdout
     assert gzip.decompress(first) == _bytes(50, mix="browser")
+
+
+run = _bench_module("run")
+
+CALLGRIND_TAIL = """==4242== Events    : Ir
+==4242== Collected : 2607398472
+==4242==
+==4242== I   refs:      2,607,398,472
+"""
+
+
+def test_callgrind_total_is_read_from_valgrinds_summary():
+    assert run.parse_callgrind("20,000 lines from 1 sources\n" + CALLGRIND_TAIL) == 2_607_398_472
+    assert run.parse_callgrind("==7== I   refs:      1,234\n") == 1234
+    try:
+        run.parse_callgrind("Collected : 12\n")     # not valgrind's line: no PID prefix
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a line without valgrind's prefix was taken for the count")
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_callgrind_count_on_a_tiny_program(tmp_path):
+    # `true` under callgrind: a real valgrind's output, parsed; instructions > 0 and the same each time
+    first = run.callgrind_count(["true"], dict(os.environ), tmp_path)
+    assert isinstance(first, int) and first > 0, first
+    assert run.callgrind_count(["true"], dict(os.environ), tmp_path) == first
+    failed = run.callgrind_count(["false"], dict(os.environ), tmp_path)   # exit 1 is accepted (recombee-cli's)
+    assert isinstance(failed, int)
+    assert isinstance(run.callgrind_count(["sh", "-c", "exit 3"], dict(os.environ), tmp_path), str)
