@@ -816,8 +816,7 @@ class Bench:
             wanted = name in only or (name == "dryrun" and "config" in only) or (name == "e2e" and "latency" in only)
             if not wanted:
                 continue
-            # The sweep has no target: one mix is enough (the server mix if measured).
-            mixes = [self.mixes[0] if "server" not in self.mixes else "server"] if name == "sweep" else self.mixes
+            mixes = self.mixes
             started, meter = time.perf_counter(), LoadMeter()
             print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
             try:
