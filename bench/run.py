@@ -942,8 +942,7 @@ def machine_header(bench: Bench) -> list[str]:
         f"python  : {platform.python_implementation()} {platform.python_version()}; orjson {version('orjson')}, "
         f"httpx {version('httpx')}, isal {version('isal')}, recombee-cli {version('recombee-cli')}, "
         f"recombee-api-client {version('recombee-api-client')}",
-        f"code    : {bench.code_before}" + ("" if bench.code_after == bench.code_before else
-                                             f" -> CHANGED DURING THE RUN to {bench.code_after}"),
+        f"code    : {bench.code_before}" + _code_change(bench.code_before, bench.code_after),
     ] + inputs + [
         f"runs    : best of {a.repeat} runs (wall and CPU time each); --workers "
         f"{'available' if bench.workers_available else 'not available'}",
@@ -951,6 +950,15 @@ def machine_header(bench: Bench) -> list[str]:
         "CPU     : events per CPU-second, user + system from os.wait4 (the process and its waited-for workers);"
         " the ratios of one-process dry runs use it, those of parallel and sending rows use wall time",
     ] + _disturbance(bench)
+
+
+def _code_change(before: str, after: str) -> str:
+    """Only a change of recombee_cli/ sources matters; a commit of other files only moves HEAD."""
+    if after == before:
+        return ""
+    if after.split(", ")[1] == before.split(", ")[1]:
+        return f" (HEAD moved to {after.split(',')[0][4:]} during the run; recombee_cli/ unchanged)"
+    return f" -> CHANGED DURING THE RUN to {after}"
 
 
 def _disturbance(bench: Bench) -> list[str]:
