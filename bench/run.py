@@ -512,19 +512,11 @@ class Bench:
                 one.error = fail_text(proc, "floor.py")
                 break
             one.add(proc)
-            start = time.perf_counter()
-            procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-                     for _ in range(n)]
-            waited = [os.wait4(p.pid, 0) for p in procs]
-            seconds = time.perf_counter() - start
-            for p in procs:
-                p.returncode = 0      # reaped by wait4 above
-            codes = [os.waitstatus_to_exitcode(status) for _, status, _ in waited]
-            if any(codes):
-                many.error = f"floor.py exited {codes}"
+            together = run_together(cmd, n)
+            if isinstance(together, str):
+                many.error = together
                 break
-            many.add(Proc(seconds, max(u.ru_maxrss for *_, u in waited), None, 0, b"", b"",
-                          cpu_seconds=sum(u.ru_utime + u.ru_stime for *_, u in waited)))
+            many.add(together)
             if not single.error:
                 self.run_cli(single, lambda r: self.replay([str(plain)], report=r), expect_events=events)
             if not result.error:
@@ -576,18 +568,11 @@ class Bench:
                 one.error = fail_text(proc, "floor.py")
                 return None
             one.add(proc)
-            start = time.perf_counter()
-            procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-                     for _ in range(n)]
-            waited = [os.wait4(p.pid, 0) for p in procs]
-            seconds = time.perf_counter() - start
-            for p in procs:
-                p.returncode = 0      # reaped by wait4 above
-            if any(os.waitstatus_to_exitcode(status) for _, status, _ in waited):
-                many.error = "floor.py failed"
+            together = run_together(cmd, n)
+            if isinstance(together, str):
+                many.error = together
                 return None
-            many.add(Proc(seconds, max(u.ru_maxrss for *_, u in waited), None, 0, b"", b"",
-                          cpu_seconds=sum(u.ru_utime + u.ru_stime for *_, u in waited)))
+            many.add(together)
         capacity = _ratio(many.rate, one.rate)
         self.rows.append(Row(one))
         self.rows.append(Row(many, ratio=f"{capacity:.2f}x one process (capacity)" if capacity else ""))
@@ -924,6 +909,23 @@ class Bench:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def run_together(cmd: list[str], n: int) -> "Proc | str":
+    """N copies of a command started together: one Proc for the lot (wall time until the last
+    ends, the largest RSS, the CPU time of all), or why it failed."""
+    start = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+             for _ in range(n)]
+    waited = [os.wait4(p.pid, 0) for p in procs]
+    seconds = time.perf_counter() - start
+    for p in procs:
+        p.returncode = 0      # reaped by wait4 above
+    codes = [os.waitstatus_to_exitcode(status) for _, status, _ in waited]
+    if any(codes):
+        return f"{cmd[1] if len(cmd) > 1 else cmd[0]} exited {codes}"
+    return Proc(seconds, max(u.ru_maxrss for *_, u in waited), None, 0, b"", b"",
+                cpu_seconds=sum(u.ru_utime + u.ru_stime for *_, u in waited))
 
 
 def _default_cli() -> list[str]:
