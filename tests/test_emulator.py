@@ -717,12 +717,13 @@ def test_a_trickling_reply_ends_when_the_emulator_stops():
     with socket.create_connection((emu.host, emu.port), timeout=10) as sock:
         sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
         assert sock.recv(10) == b"H"                   # the first byte; the next would be 5 s later
-        started = time.monotonic()
         emu.stop()
         sock.settimeout(20)
-        while sock.recv(4096):                         # closed by the stop, not after the reply
-            assert time.monotonic() - started < 20
-        assert time.monotonic() - started < 20
+        for _ in range(3):                             # closed by the stop: the end comes at once,
+            if not sock.recv(4096):                    # where a trickle would give a byte per 5 s
+                break
+        else:
+            pytest.fail("the reply went on trickling after the emulator stopped")
 
 
 @pytest.mark.parametrize("kind", sorted(ODD_ANSWERS))
