@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -31,3 +32,23 @@ def invoke(args: list[str], *, input: bytes | str | None = None, env: dict | Non
 
 def ndjson(text: str) -> list:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def bounded(fn, seconds: float):
+    """fn() in a thread: its result or its exception, or a failure if it still runs after
+    `seconds` (the old code retried, or read a trickle, for minutes)."""
+    box: dict = {}
+
+    def work():
+        try:
+            box["result"] = fn()
+        except BaseException as exc:   # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

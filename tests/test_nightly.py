@@ -12,42 +12,27 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import orjson
 import pytest
 
-from helpers import MISTAKES, ROOT, SAMPLES, invoke, ndjson
+from helpers import MISTAKES, SAMPLES, invoke, ndjson
 from recombee_cli.client import RecombeeClient, RetryPolicy
 from recombee_cli.config import Config, compile_config, load_config
 from recombee_cli.emulator import Emulator, Faults
 from recombee_cli.errors import ConfigError
 from recombee_cli.pipeline import Recorder, RunReport, run
 from recombee_cli.reader import Source, expand_inputs
-from recombee_cli.rejects import RejectsWriter
 from recombee_cli.sender import RecombeeSender
 from recombee_cli.state import Checkpoints, StateStore
 from recombee_cli.translate import Translator
+from test_state import _archive, _wait_for, _write_gz
 
-sys.path.insert(0, str(ROOT))
-from bench.generate import events as generate  # noqa: E402
 
 DB = "nightly-db"
 TOKEN = "nightly-token-5d1e"
 QUICK_GIVE_UP = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02, max_total=5)
 PATIENT = RetryPolicy(max_attempts=30, base_delay=0.01, max_delay=0.1, max_total=60)
-
-
-def _write_gz(path, events) -> str:
-    with gzip.open(path, "wb") as fh:
-        fh.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    return str(path)
-
-
-def _archive(folder, files: int, per_file: int, seed: int) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    stream = generate(files * per_file, seed=seed)
-    return [_write_gz(folder / f"part-{n}.gz", [next(stream) for _ in range(per_file)]) for n in range(files)]
 
 
 def _replay(emu: Emulator, sources, state_path, *, retry=PATIENT, rejects=None) -> RunReport:
@@ -295,15 +280,6 @@ def test_fail_on_lets_a_nightly_job_accept_invalid_events(tmp_path):
 
 
 # -- 16. cron manners ----------------------------------------------------------------------------
-
-def _wait_for(predicate, seconds: float = 60.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
 
 def _progress_saved(state) -> bool:
     if not os.path.exists(state):

@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, bounded
 from recombee_cli.client import RecombeeClient, RetryPolicy, odd_answer
 from recombee_cli.emulator import ODD_ANSWERS, Emulator, Faults
 from recombee_cli.errors import ServiceError
@@ -30,24 +29,6 @@ WHAT_WAS_WRONG = {
     "not_an_object": "result 2 of 3 is a list, not an object",
     "wrong_length": "2 results for 3 requests",
 }
-
-
-def bounded(fn, seconds: float):
-    box: dict = {}
-
-    def work():
-        try:
-            box["result"] = fn()
-        except BaseException as exc:   # noqa: BLE001 - handed to the test
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds} s"
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 def view(user: str, item: str) -> dict:

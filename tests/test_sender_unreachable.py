@@ -10,13 +10,12 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 
 import httpx
 import orjson
 import pytest
 
-from helpers import ROOT, invoke
+from helpers import ROOT, bounded, invoke
 from recombee_cli.client import RecombeeClient, RetryPolicy, TransportFailure, transport_reason
 from recombee_cli.config import Config, compile_config
 from recombee_cli.emulator import Emulator, Faults
@@ -33,26 +32,6 @@ from bench.generate import write as write_archive  # noqa: E402
 DB = "e2e-db"
 TOKEN = "e2e-secret-token-9c1d"
 QUICK = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.05, max_total=60)
-
-
-def bounded(fn, seconds: float):
-    """fn() in a thread: its result or its exception, or a failure if it still runs after
-    `seconds` (the old code retried, or read a trickle, for minutes)."""
-    box: dict = {}
-
-    def work():
-        try:
-            box["result"] = fn()
-        except BaseException as exc:   # noqa: BLE001 - handed to the test
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds} s"
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 def closed_port() -> int:
