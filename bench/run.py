@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from recombee_cli.emulator import Emulator
+from recombee_cli.recombee.emulator import Emulator
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

@@ -149,7 +149,7 @@ def main() -> None:
     if args.build_only:
         result = replay(args.inputs, None, args.batch_size)
     elif args.emulator:
-        from recombee_cli.emulator import Emulator
+        from recombee_cli.recombee.emulator import Emulator
         with Emulator(args.database_id, "bench-token", fast=True, latency=args.latency) as emu:
             client = RecombeeClient(args.database_id, "bench-token", protocol="http",
                                     options={"base_uri": emu.host_port})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (ConfigError, MappingError, PayloadInvalid, RecombeeCliError,  # noqa: E402
+from recombee_cli.errors import (ConfigError, MappingError, PayloadInvalid, RecombeeCliError,  # noqa: E402
                      TriggerSyntaxError)
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
 def __getattr__(name: str):
     """`recombee_cli.DaskSession` (cluster mode), imported when first used: dask is an extra."""
     if name == "DaskSession":
-        from .cluster import DaskSession
+        from recombee_cli.pipeline.cluster import DaskSession
 
         return DaskSession
     raise AttributeError(f"module 'recombee_cli' has no attribute {name!r}")
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 def compile_trigger(text: str):
     """Compile a Segment subscription trigger; `.matches(event)` tests an event. Raises
     TriggerSyntaxError where Segment cannot parse it."""
-    from .triggers import compile_trigger as _compile
+    from recombee_cli.segment.triggers import compile_trigger as _compile
 
     return _compile(text)
 
@@ -42,11 +42,11 @@ def compile_trigger(text: str):
 def resolve_mapping(mapping, payload: dict):
     """Resolve a mapping-kit value (directives such as @path, @if, @template) against a payload,
     as plain JSON-like values: what Segment's runtime would serialise. A value that resolves to
-    nothing at the top (JavaScript's undefined) is returned as `recombee_cli.jsvalues.UNDEFINED`;
+    nothing at the top (JavaScript's undefined) is returned as `recombee_cli.segment.jsvalues.UNDEFINED`;
     inside objects it is left out and inside arrays it is None, as JSON.stringify writes them.
     Raises MappingError for invalid mappings."""
-    from .jsvalues import UNDEFINED
-    from .mappingkit import resolve
+    from recombee_cli.segment.jsvalues import UNDEFINED
+    from recombee_cli.segment.mappingkit import resolve
 
     value = resolve(mapping, payload)
     return value if value is UNDEFINED else _as_json(value, UNDEFINED)
@@ -69,8 +69,8 @@ def load_translator(config_path: str | None = None):
     keyed by path, size and modification time)."""
     import os
 
-    from .config import compile_config, load_config
-    from .translate import Translator
+    from recombee_cli.pipeline.config import compile_config, load_config
+    from recombee_cli.pipeline.translate import Translator
 
     key = config_path
     if config_path is not None:

@@ -1,3 +1,3 @@
-from .cli import main
+from recombee_cli.cli.main import main
 
 main(prog_name="recombee-cli")

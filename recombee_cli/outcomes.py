@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import ConfigError
+from recombee_cli.errors import ConfigError
 
 OUTCOMES = ("sent", "duplicate", "unmatched", "filtered", "invalid", "failed")
 DEFAULT_FAIL_ON = ("invalid", "failed")

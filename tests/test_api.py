@@ -6,7 +6,7 @@ import json
 import os
 
 import recombee_cli
-from recombee_cli.jsvalues import UNDEFINED
+from recombee_cli.segment.jsvalues import UNDEFINED
 
 EVENT = {"type": "track", "event": "Product Viewed", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z",
          "properties": {"product_id": "p1", "sku": "s-1"}}

@@ -10,7 +10,7 @@ import tomllib
 import pytest
 
 from helpers import MISTAKES, ROOT, SAMPLES, invoke, ndjson
-from recombee_cli.cli import ExitCode, main
+from recombee_cli.cli.main import ExitCode, main
 
 
 def test_every_command_has_help_text():
@@ -306,7 +306,7 @@ def test_workers_give_identical_output_counts_and_rejects(tmp_path, inputs):
 @pytest.mark.parametrize("failure", ["dies", "raises"])
 def test_a_failing_translator_worker_stops_the_run_with_one_line(tmp_path, monkeypatch, failure):
     """Workers are forked from this process, so they run the patched function."""
-    from recombee_cli import parallel
+    from recombee_cli.pipeline import parallel
 
     def broken(*args, **kwargs):
         if failure == "dies":

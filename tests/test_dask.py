@@ -20,14 +20,14 @@ from distributed import Client, Event, LocalCluster
 
 import recombee_cli
 from helpers import ROOT, invoke
-from recombee_cli.client import RecombeeClient
-from recombee_cli.cluster import DaskEngine
-from recombee_cli.config import Config, compile_config
-from recombee_cli.emulator import Emulator
-from recombee_cli.pipeline import Recorder, RunReport, run
-from recombee_cli.reader import Source, expand_inputs
-from recombee_cli.sender import RecombeeSender
-from recombee_cli.translate import Translator
+from recombee_cli.recombee.client import RecombeeClient
+from recombee_cli.pipeline.cluster import DaskEngine
+from recombee_cli.pipeline.config import Config, compile_config
+from recombee_cli.recombee.emulator import Emulator
+from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.sources.reader import Source, expand_inputs
+from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.pipeline.translate import Translator
 from test_sender_order import RETRY, history
 from test_state import _saved_progress, _wait_for
 

@@ -14,10 +14,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from helpers import load_json
-from recombee_cli.actions import ACTIONS
-from recombee_cli.config import MappingSpec, compile_mapping
-from recombee_cli.presets import PRESETS_BY_NAME
-from recombee_cli.translate import Translator
+from recombee_cli.segment.actions import ACTIONS
+from recombee_cli.pipeline.config import MappingSpec, compile_mapping
+from recombee_cli.segment.presets import PRESETS_BY_NAME
+from recombee_cli.pipeline.translate import Translator
 
 VECTORS = load_json("destination.json")
 DB = VECTORS["settings"]["databaseId"]
@@ -150,7 +150,7 @@ def test_authentication_check_is_never_an_empty_batch():
     on it, and it proves nothing the first real Batch does not)."""
     case = _destination_case("testAuthentication")
     assert json.loads(case["expect"]["requests"][0]["body"]) == {"requests": []}
-    from recombee_cli.client import RecombeeClient
+    from recombee_cli.recombee.client import RecombeeClient
 
     client = RecombeeClient(DB, "VALID_TOKEN", "http://127.0.0.1:9")  # nothing listens: must not connect
     assert client.batch([]) == []

@@ -13,10 +13,10 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from helpers import DATA
-from recombee_cli.actions import ID_PATTERN
-from recombee_cli.config import Config, compile_config
-from recombee_cli.timestamps import to_epoch_seconds
-from recombee_cli.translate import Translator
+from recombee_cli.segment.actions import ID_PATTERN
+from recombee_cli.pipeline.config import Config, compile_config
+from recombee_cli.segment.timestamps import to_epoch_seconds
+from recombee_cli.pipeline.translate import Translator
 
 DB = "test-database"
 

@@ -24,8 +24,8 @@ from recombee_api_client.api_requests import (AddBookmark, AddCartAddition, AddD
                                               MergeUsers, SetUserValues, SetViewPortion)
 from recombee_api_client.exceptions import ResponseException
 
-from recombee_cli.emulator import MAX_BATCH, ODD_ANSWERS, Emulator, Faults
-from recombee_cli.signing import hmac_hex, quote_query, sign
+from recombee_cli.recombee.emulator import MAX_BATCH, ODD_ANSWERS, Emulator, Faults
+from recombee_cli.recombee.signing import hmac_hex, quote_query, sign
 
 DB, TOKEN = "test-db", "secret-token-123"
 CONFORMANCE = Path(__file__).parent / "conformance"

@@ -26,7 +26,7 @@ from recombee_api_client.api_requests import (AddCartAddition, AddDetailView, Ad
                                               SetUserValues, SetViewPortion)
 from recombee_api_client.exceptions import ResponseException
 
-from recombee_cli.emulator import Emulator
+from recombee_cli.recombee.emulator import Emulator
 
 DB, TOKEN = "emu-props", "emu-props-token"
 TYPES = {"i": "int", "d": "double", "s": "string", "b": "boolean", "t": "timestamp", "tags": "set",
@@ -172,7 +172,7 @@ def _read_line(stream, deadline: float) -> str:
 
 
 def test_sandbox_tls_serves_the_official_sdk_unmodified(monkeypatch):
-    process = subprocess.Popen([sys.executable, "-c", "from recombee_cli.cli import main; main()", "sandbox", "--tls", "--port", "0",
+    process = subprocess.Popen([sys.executable, "-c", "from recombee_cli.cli.main import main; main()", "sandbox", "--tls", "--port", "0",
                                 "--database-id", DB, "--token", TOKEN], stderr=subprocess.PIPE,
                                stdout=subprocess.DEVNULL)
     try:

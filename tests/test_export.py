@@ -18,14 +18,15 @@ import pytest
 
 from helpers import DATA, MISTAKES, invoke, ndjson
 from recombee_cli import translate_event
-from recombee_cli.config import compile_config, load_config
-from recombee_cli.exporters import (MANIFEST, SUCCESS, ExportError, ExportSink, FileExporter, NotRepresentable,
-                                    RecoInteractions, Refused)
-from recombee_cli.exporters.files import Column, format_datetime, format_double
-from recombee_cli.pipeline import run
-from recombee_cli.reader import Line, expand_inputs
-from recombee_cli.sinks import NOT_REPRESENTABLE, REFUSED, Ticket
-from recombee_cli.translate import Translator
+from recombee_cli.pipeline.config import compile_config, load_config
+from recombee_cli.sinks.files import (MANIFEST, SUCCESS, ExportError, ExportSink, FileExporter, NotRepresentable,
+                                      Refused)
+from recombee_cli.sinks.reco_interactions import RecoInteractions
+from recombee_cli.sinks.files import Column, format_datetime, format_double
+from recombee_cli.pipeline.replay import run
+from recombee_cli.sources.reader import Line, expand_inputs
+from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Ticket
+from recombee_cli.pipeline.translate import Translator
 
 EXPORT_20K = DATA / "segment-export-20k.ndjson.gz"
 FORMAT = RecoInteractions()
@@ -304,7 +305,7 @@ def test_the_sink_answers_written_refused_and_not_representable(tmp_path):
 
 
 def test_outcomes_of_an_export_add_up_and_only_invalid_events_are_rejected(tmp_path):
-    from recombee_cli.rejects import RejectsWriter
+    from recombee_cli.record.rejects import RejectsWriter
 
     events = tmp_path / "events.ndjson"
     lines = [event("Product Viewed", product_id="p1"),

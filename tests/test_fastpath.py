@@ -11,11 +11,11 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from helpers import DATA, MISTAKES, SAMPLES, load_json
-from recombee_cli.config import MappingSpec, compile_mapping
+from recombee_cli.pipeline.config import MappingSpec, compile_mapping
 from recombee_cli.errors import MappingError, PayloadInvalid
-from recombee_cli.fastpath import compile_mapping_function
-from recombee_cli.jsvalues import orjson_default
-from recombee_cli.presets import PRESETS
+from recombee_cli.pipeline.fastpath import compile_mapping_function
+from recombee_cli.segment.jsvalues import orjson_default
+from recombee_cli.segment.presets import PRESETS
 
 
 def _outcome(fn, event):
@@ -223,7 +223,7 @@ _KEY_VALUE = st.one_of(st.none(), st.integers(0, 1), st.booleans(), st.just(["A"
 @given(st.dictionaries(st.sampled_from(["type", "event", "name"]), _KEY_VALUE),
        st.dictionaries(st.sampled_from(["x"]), _KEY_VALUE))
 def test_a_cached_plan_runs_exactly_the_mappings_whose_trigger_matches(event, properties):
-    from recombee_cli.translate import Translator
+    from recombee_cli.pipeline.translate import Translator
 
     event = dict(event, properties=properties)
     translator = Translator(_PLAN_MAPPINGS)

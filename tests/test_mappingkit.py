@@ -20,7 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recombee_cli.errors import MappingError
-from recombee_cli.jsvalues import (
+from recombee_cli.segment.jsvalues import (
     UNDEFINED,
     is_undefined,
     js_json_parse,
@@ -31,7 +31,7 @@ from recombee_cli.jsvalues import (
     json_ready,
     remove_undefined,
 )
-from recombee_cli.mappingkit import (
+from recombee_cli.segment.mappingkit import (
     compile_transform,
     compile_value,
     get_path,

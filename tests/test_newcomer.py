@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from helpers import MISTAKES, ROOT, SAMPLES, invoke, ndjson
-from recombee_cli.config import load_config
+from recombee_cli.pipeline.config import load_config
 from recombee_cli.errors import ConfigError
 
 
@@ -125,8 +125,8 @@ def test_the_progress_bar_counts_invalid_events_apart_from_failed_ones():
 
     from rich.console import Console
 
-    from recombee_cli import ui
-    from recombee_cli.pipeline import RunReport
+    from recombee_cli.cli import ui
+    from recombee_cli.pipeline.replay import RunReport
 
     console = Console(file=io.StringIO(), force_terminal=True, width=200)
     bar = ui._ProgressBar(console, 1000)
@@ -139,7 +139,7 @@ def test_the_progress_bar_counts_invalid_events_apart_from_failed_ones():
 
 
 def test_a_repeat_run_says_the_files_were_skipped_instead_of_an_all_zero_table(tmp_path):
-    from recombee_cli.emulator import Emulator
+    from recombee_cli.recombee.emulator import Emulator
 
     events = _events(tmp_path / "day.ndjson", {"type": "track", "event": "Product Viewed", "userId": "u1",
                                                "properties": {"product_id": "p1"}, "timestamp": "2024-01-01T00:00:00Z"})
@@ -152,7 +152,7 @@ def test_a_repeat_run_says_the_files_were_skipped_instead_of_an_all_zero_table(t
 
 
 def test_merges_and_deletes_with_nothing_to_do_are_said_in_words(tmp_path):
-    from recombee_cli.emulator import Emulator
+    from recombee_cli.recombee.emulator import Emulator
 
     events = _events(tmp_path / "day.ndjson",
                      {"type": "track", "event": "Product Removed from Wishlist", "userId": "u1",
@@ -169,7 +169,7 @@ def test_merges_and_deletes_with_nothing_to_do_are_said_in_words(tmp_path):
 
 
 def test_status_without_a_database_id_finds_the_state_files_or_says_there_is_none(tmp_path):
-    from recombee_cli.state import StateStore, default_state_path
+    from recombee_cli.record.state import StateStore, default_state_path
 
     none = invoke(["status"])
     assert none.exit_code == 0 and none.stdout.startswith("no state file in ") and none.stderr == ""
@@ -188,7 +188,7 @@ def test_status_without_a_database_id_finds_the_state_files_or_says_there_is_non
 def test_verbose_prints_one_line_per_batch_with_size_status_attempts_and_time(tmp_path):
     import re
 
-    from recombee_cli.emulator import Emulator
+    from recombee_cli.recombee.emulator import Emulator
 
     events = _events(tmp_path / "day.ndjson", *({"type": "track", "event": "Product Viewed", "userId": f"u{i}",
                                                  "properties": {"product_id": "p1"},
@@ -212,7 +212,7 @@ def test_verbose_prints_one_line_per_batch_with_size_status_attempts_and_time(tm
 def test_json_log_lines_carry_a_utc_time_and_an_aborted_run_is_an_error(tmp_path):
     import datetime
 
-    from recombee_cli.emulator import Emulator
+    from recombee_cli.recombee.emulator import Emulator
 
     second = datetime.timedelta(seconds=1)
     before = datetime.datetime.now(datetime.timezone.utc) - second

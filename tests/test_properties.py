@@ -13,8 +13,8 @@ from recombee_api_client.api_requests import GetUserValues, ListItemProperties, 
 
 from helpers import DATA, SAMPLES, invoke, ndjson
 from recombee_cli.errors import PayloadInvalid
-from recombee_cli.emulator import Emulator
-from recombee_cli.properties import (MAX_STRING_BYTES, PropertyGate, describe_values, fits, infer_type,
+from recombee_cli.recombee.emulator import Emulator
+from recombee_cli.segment.properties import (MAX_STRING_BYTES, PropertyGate, describe_values, fits, infer_type,
                                      property_values, value_class)
 
 DB, TOKEN = "props-db", "props-token-9f2"
@@ -284,7 +284,7 @@ def test_presets_all_is_a_config_that_enables_both_with_their_types(tmp_path):
 def test_definitions_survive_5xx(tmp_path):
     """The first two calls (the first chunk's definitions, sent before anything else) answer 503:
     definitions are retried until answered, so no value ever meets a missing property."""
-    from recombee_cli.emulator import Faults
+    from recombee_cli.recombee.emulator import Faults
     events = [_identify(f"u{n}", {"plan": "pro", "seats": n, "vip": n % 2 == 0, "tags": ["a", str(n)]})
               for n in range(40)]
     events += [{"type": "track", "event": "Product Viewed", "userId": f"u{n}", "timestamp": "2024-03-01T00:00:00Z",

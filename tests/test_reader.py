@@ -11,9 +11,9 @@ import pytest
 import zstandard
 from hypothesis import assume, example, given, settings, strategies as st
 
-from recombee_cli.decode import decode
+from recombee_cli.sources.decode import decode
 from recombee_cli.errors import InputError
-from recombee_cli.reader import Source, expand_inputs, read_lines
+from recombee_cli.sources.reader import Source, expand_inputs, read_lines
 
 
 def _source(data: bytes, name: str = "mem") -> Source:
@@ -159,7 +159,7 @@ def _one_document_spanning_lines(data: bytes) -> bool:
 def test_reading_never_loses_or_duplicates_a_line(parts, chunk, gz):
     """Whatever the chunk boundaries, every non-blank line comes out once, in order (NDJSON: the
     one documented exception, a single JSON value spanning lines, is read as a document)."""
-    import recombee_cli.reader as reader
+    import recombee_cli.sources.reader as reader
 
     data = b"\n".join(parts)
     assume(not _one_document_spanning_lines(data))
@@ -203,7 +203,7 @@ def _reference_lines(data: bytes, max_line_bytes: int, start_offset: int):
 def test_line_numbers_offsets_and_overlong_lines_whatever_the_reads(parts, chunk, max_line_bytes, start,
                                                                     final_newline, split):
     """`split`: blocks cut into lines as read (one process), or kept as bytes (for --workers)."""
-    import recombee_cli.reader as reader
+    import recombee_cli.sources.reader as reader
 
     data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
     # compression is sniffed from the first bytes (docs/behaviour.md); NDJSON never starts so

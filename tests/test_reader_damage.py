@@ -15,8 +15,8 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-import recombee_cli.reader as reader
-from recombee_cli.reader import Block, Source, _starting_at, read_blocks, read_lines
+import recombee_cli.sources.reader as reader
+from recombee_cli.sources.reader import Block, Source, _starting_at, read_blocks, read_lines
 
 
 def _source(data: bytes, name: str = "mem", seekable: bool = True) -> Source:

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import ROOT
 from recombee_cli.errors import InputError
-from recombee_cli.reader import (LATE_ARRIVAL_DAYS, display_name, expand_inputs, folder_outside_window,
+from recombee_cli.sources.reader import (LATE_ARRIVAL_DAYS, display_name, expand_inputs, folder_outside_window,
                                  read_lines, received_day)
 
 LINES = [b'{"type":"track","event":"A"}', b'{"type":"page","name":"home"}']
@@ -51,7 +51,7 @@ def test_a_named_pipe_is_read_as_a_stream(tmp_path):
     assert not writer.is_alive() and not failure
 
 
-_READ = ("import sys, json; from recombee_cli.reader import expand_inputs, read_lines\n"
+_READ = ("import sys, json; from recombee_cli.sources.reader import expand_inputs, read_lines\n"
          "sources = expand_inputs(sys.argv[1:])\n"
          "print(json.dumps([[s.name, s.identity, s.key] for s in sources]))\n"
          "print(json.dumps([l.data.decode() for s in sources for l in read_lines(s)]))")

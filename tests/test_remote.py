@@ -18,12 +18,12 @@ import orjson
 import pytest
 from moto.server import ThreadedMotoServer
 
-import recombee_cli.remote as remote
+import recombee_cli.sources.remote as remote
 from helpers import ROOT, invoke, ndjson
-from recombee_cli.emulator import Emulator
+from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.errors import InputError
-from recombee_cli.reader import expand_inputs, read_blocks
-from recombee_cli.remote import expand_remote
+from recombee_cli.sources.reader import expand_inputs, read_blocks
+from recombee_cli.sources.remote import expand_remote
 
 sys.path.insert(0, str(ROOT))
 from bench.generate import events as generate  # noqa: E402

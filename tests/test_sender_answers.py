@@ -11,12 +11,12 @@ import sys
 import pytest
 
 from helpers import ROOT, bounded
-from recombee_cli.client import RecombeeClient, RetryPolicy, odd_answer
-from recombee_cli.emulator import ODD_ANSWERS, Emulator, Faults
+from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, odd_answer
+from recombee_cli.recombee.emulator import ODD_ANSWERS, Emulator, Faults
 from recombee_cli.errors import ServiceError
-from recombee_cli.reader import Line
-from recombee_cli.sender import NO_STATUS, RecombeeSender
-from recombee_cli.sinks import Ticket
+from recombee_cli.sources.reader import Line
+from recombee_cli.recombee.sender import NO_STATUS, RecombeeSender
+from recombee_cli.sinks.base import Ticket
 
 DB = "e2e-db"
 TOKEN = "e2e-secret-token-41aa"

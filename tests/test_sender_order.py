@@ -14,14 +14,14 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from recombee_cli.client import RecombeeClient, RetryPolicy
-from recombee_cli.config import Config, compile_config
-from recombee_cli.emulator import Emulator, Faults
-from recombee_cli.pipeline import Recorder, RunReport, run
-from recombee_cli.reader import Line, expand_inputs
-from recombee_cli.sender import RecombeeSender, merge_safe_batches
-from recombee_cli.sinks import Ticket
-from recombee_cli.translate import Translator
+from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
+from recombee_cli.pipeline.config import Config, compile_config
+from recombee_cli.recombee.emulator import Emulator, Faults
+from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.sources.reader import Line, expand_inputs
+from recombee_cli.recombee.sender import RecombeeSender, merge_safe_batches
+from recombee_cli.sinks.base import Ticket
+from recombee_cli.pipeline.translate import Translator
 
 DB = "order-db"
 TOKEN = "order-secret-token-5b20"

@@ -13,7 +13,7 @@ from recombee_api_client.api_requests import (AddBookmark, AddDetailView, AddUse
                                               DeleteCartAddition, DeleteUser, DeleteViewPortion,
                                               MergeUsers, SetUserValues)
 
-from recombee_cli.signing import DEFAULT_HOST, REGION_HOSTS, hmac_hex, quote_query, sign, verify
+from recombee_cli.recombee.signing import DEFAULT_HOST, REGION_HOSTS, hmac_hex, quote_query, sign, verify
 
 SIGNING = json.loads((Path(__file__).parent / "conformance" / "signing.json").read_text())
 VECTORS = SIGNING["vectors"]

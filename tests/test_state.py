@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from helpers import ROOT, invoke, ndjson
-from recombee_cli.emulator import Emulator
-from recombee_cli.state import StateStore
+from recombee_cli.recombee.emulator import Emulator
+from recombee_cli.record.state import StateStore
 
 sys.path.insert(0, str(ROOT))
 from bench.generate import events as generate  # noqa: E402

@@ -3,7 +3,7 @@
 import pytest
 
 from recombee_cli.errors import PayloadInvalid
-from recombee_cli.timestamps import to_epoch_seconds
+from recombee_cli.segment.timestamps import to_epoch_seconds
 
 SEGMENT_TABLE = [
     ("2021-09-01T00:00:00.000Z", 1630454400),
@@ -54,7 +54,7 @@ def test_refuses_like_segment(value, message):
 
 from hypothesis import given, strategies as st  # noqa: E402
 
-from recombee_cli.timestamps import _fast_canonical, _normalise, _parse_date_string  # noqa: E402
+from recombee_cli.segment.timestamps import _fast_canonical, _normalise, _parse_date_string  # noqa: E402
 
 
 @given(st.datetimes(min_value=__import__("datetime").datetime(1970, 1, 1),

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recombee_cli import triggers
+from recombee_cli.segment import triggers
 from recombee_cli.errors import TriggerSyntaxError
-from recombee_cli.triggers import Trigger, compile_trigger
+from recombee_cli.segment.triggers import Trigger, compile_trigger
 
 FQL = json.loads((pathlib.Path(__file__).parent / "conformance" / "fql.json").read_text(encoding="utf-8"))
 INVALID = {case["trigger"] for case in FQL["invalid"]}
@@ -316,7 +316,7 @@ def test_ordinary_triggers_have_no_warnings(text):
 
 
 def test_segment_presets_have_no_warnings():
-    from recombee_cli.presets import PRESETS
+    from recombee_cli.segment.presets import PRESETS
     for preset in PRESETS:
         trigger = compile_trigger(preset.trigger)
         assert trigger.warnings == [], preset.name

@@ -1,0 +1,196 @@
+"""What people see on stderr: the progress bar (terminals only), the summary and reports.
+
+Everything here writes to the stream it is given; data never goes through this module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import BinaryIO, TextIO
+
+import orjson
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn)
+from rich.table import Table
+
+from recombee_cli.segment.jsvalues import orjson_default
+from recombee_cli.pipeline.replay import OUTCOMES, RunReport
+from recombee_cli.sources.reader import Source
+
+
+def _console(stream: TextIO) -> Console:
+    # rich turns colour and live output off by itself when the stream is not a terminal.
+    return Console(file=stream, highlight=False, soft_wrap=True)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def source_started(self, source: Source) -> None:
+        pass
+
+    def progress(self, report: RunReport, raw_bytes_done: int) -> None:
+        pass
+
+
+class _ProgressBar(_NoProgress):
+    """Bytes read of the known total, events/s, requests sent, failures, ETA."""
+
+    _EVERY = 0.2  # seconds between redraws
+
+    def __init__(self, console: Console, total_bytes: int | None):
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TextColumn("{task.fields[rate]} ev/s, sent {task.fields[sent]:,}, invalid {task.fields[invalid]:,}, "
+                       "failed {task.fields[failed]:,}"),
+            TimeRemainingColumn(), console=console, transient=True)
+        self._task = self._bar.add_task("replay", total=total_bytes, rate="-", sent=0, invalid=0, failed=0)
+        self._last = 0.0
+
+    def __enter__(self):
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.stop()
+
+    def source_started(self, source: Source) -> None:
+        name = source.name if len(source.name) <= 24 else "…" + source.name[-23:]
+        self._bar.update(self._task, description=name)
+
+    def progress(self, report: RunReport, raw_bytes_done: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self._EVERY:
+            return
+        self._last = now
+        elapsed = now - report.started
+        rate = f"{report.events / elapsed:,.0f}" if elapsed > 0 else "-"
+        self._bar.update(self._task, completed=raw_bytes_done, rate=rate,
+                         sent=report.requests["sent"] + report.requests["duplicate"],
+                         invalid=report.outcomes["invalid"],   # events that could not be built
+                         failed=report.outcomes["failed"])     # events Recombee refused, or retries ran out
+
+
+def make_observer(stream: TextIO, *, quiet: bool, total_bytes: int | None):
+    console = _console(stream)
+    if quiet or not console.is_terminal:
+        return _NoProgress()
+    return _ProgressBar(console, total_bytes)
+
+
+def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None = None,
+                  title: str | None = None) -> None:
+    console = _console(stream)
+    if report.skipped_sources and not report.lines and not report.events and "aborted" not in report.extra:
+        # A repeat run: an all-zero table would hide that the files were skipped on purpose.
+        files = f"{report.skipped_sources:,} file{'s' if report.skipped_sources != 1 else ''}"
+        console.print(f"{files} already done (skipped); nothing new. --reprocess reads them again; "
+                      f"`recombee-cli status` shows what the state knows.", markup=False)
+        return
+    title = title or "recombee-cli replay" + (" (dry run: 'sent' = printed)" if report.dry_run else "")
+    table = Table(title=title, title_justify="left")
+    table.add_column("outcome")
+    table.add_column("events", justify="right")
+    table.add_column("requests", justify="right")
+    for outcome in OUTCOMES:
+        requests = report.requests.get(outcome)
+        table.add_row(outcome, f"{report.outcomes[outcome]:,}", "" if requests is None else f"{requests:,}")
+    table.add_row("total", f"{report.events:,}", f"{sum(report.requests.values()):,}", style="bold")
+    console.print(table)
+    rate = report.events / report.elapsed if report.elapsed else 0
+    extra = "".join(f", {k.replace('_', ' ')} {v:,}" if isinstance(v, int) and k != "nothing_to_do" else ""
+                    for k, v in report.extra.items())
+    console.print(f"{report.lines:,} lines from {report.sources} sources in {report.elapsed:.1f}s "
+                  f"({rate:,.0f} events/s){extra}")
+    if report.skipped_sources:
+        console.print(f"{report.skipped_sources:,} files already done in earlier runs (skipped)", markup=False)
+    nothing = report.extra.get("nothing_to_do")
+    if nothing:
+        console.print(f"{nothing:,} merges/deletes had nothing to do (Recombee "
+                      f"answered 404: already applied or never there); counted as duplicate", markup=False)
+    if report.unmatched:
+        top = ", ".join(f"{name} ({n:,})" for name, n in report.unmatched.most_common(5))
+        console.print(f"unmatched, top: {top}")
+    for title, reasons in (("invalid", report.invalid_reasons), ("failed", report.failed_reasons),
+                           ("filtered", report.filtered_reasons)):
+        if reasons:
+            console.print(f"{title}, top reasons:")
+            for reason, n in reasons.most_common(5):
+                console.print(f"  {n:>8,}  {reason}", markup=False)
+    if rejects_path and (report.outcomes["invalid"] or report.outcomes["failed"]):
+        console.print(f"rejected events written to {rejects_path}", markup=False)
+
+
+def print_validation(stream: TextIO, report: RunReport) -> None:
+    console = _console(stream)
+    table = Table(title="mappings on these inputs", title_justify="left")
+    for column in ("mapping", "matched", "built", "invalid"):
+        table.add_column(column, justify="left" if column == "mapping" else "right")
+    for name, stats in report.mappings.items():
+        table.add_row(name, f"{stats.matched:,}", f"{stats.built:,}", f"{sum(stats.invalid.values()):,}")
+    console.print(table)
+    for name, stats in report.mappings.items():
+        for reason, n in stats.invalid.most_common(5):
+            console.print(f"  {name}: {n:,} invalid: {reason}", markup=False)
+    console.print(f"{report.events:,} events: " + ", ".join(
+        f"{k} {report.outcomes[k]:,}" for k in OUTCOMES if report.outcomes[k]))
+    if report.unmatched:
+        console.print("unmatched, top: " + ", ".join(
+            f"{name} ({n:,})" for name, n in report.unmatched.most_common(10)), markup=False)
+    other = [r for r in report.invalid_reasons if not r.startswith("mapping ")]
+    for reason in other[:5]:
+        console.print(f"  unreadable: {report.invalid_reasons[reason]:,}: {reason}", markup=False)
+
+
+def print_explanation(out: BinaryIO, record: dict, traces) -> None:
+    lines = [f"{record['source']}:{record['line']}: {record['outcome']}"
+             + (f" ({record['reason']})" if record.get("reason") else "")]
+    for trace in traces:
+        lines.append(f"  mapping {trace.mapping!r} -> {trace.action}")
+        for name, value in trace.resolved.items():
+            lines.append(f"    {name} = {orjson.dumps(value, default=orjson_default).decode()}")
+        if trace.error:
+            lines.append(f"    error: {trace.error}")
+        for request in trace.requests:
+            lines.append(f"    request: {orjson.dumps(request, default=orjson_default).decode()}")
+    out.write(("\n".join(lines) + "\n").encode())
+
+
+def print_status(stream: TextIO, path: str, files, runs) -> None:
+    console = _console(stream)
+    done = [f for f in files if f.done]
+    pending = [f for f in files if not f.done]
+    console.print(f"state file {path}: {len(done):,} files done, {len(pending):,} not done", markup=False)
+    for f in pending[:20]:
+        why = f"; {f.failed:,} events failed" if f.failed else ""
+        why += f"; {f.reason}" if f.reason else ""
+        console.print(f"  not done: {f.path} (acknowledged up to byte {f.offset:,}{why}); "
+                      f"the next run takes it up again", markup=False)
+    if len(pending) > 20:
+        console.print(f"  ... and {len(pending) - 20:,} more not done (--json lists all)", markup=False)
+    if runs:
+        table = Table(title="last runs", title_justify="left")
+        for column in ("started", "status", "events", "sent", "duplicate", "invalid", "failed"):
+            table.add_column(column, justify="left" if column in ("started", "status") else "right")
+        totals = Counter()
+        for r in runs:
+            outcomes = (r["report"] or {}).get("outcomes", {})
+            totals.update(outcomes)
+            table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])), r["status"],
+                          f"{(r['report'] or {}).get('events', 0):,}",
+                          *(f"{outcomes.get(k, 0):,}" for k in ("sent", "duplicate", "invalid", "failed")))
+        console.print(table)
+        console.print("over these runs: " + ", ".join(f"{k} {v:,}" for k, v in totals.items() if v))
+
+
+def print_export(stream: TextIO, manifest: dict, directory: str) -> None:
+    """Where the rows went: per table, rows and files."""
+    console = _console(stream)
+    tables = [f"{name} {t['rows']:,} rows ({len(t['files'])} file{'s' if len(t['files']) > 1 else ''})"
+              for name, t in manifest["tables"].items() if t["rows"]]
+    console.print(f"written to {directory}: " + (", ".join(tables) if tables else "no rows"), markup=False)

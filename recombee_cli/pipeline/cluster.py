@@ -1,0 +1,254 @@
+"""Cluster mode: the same replay with files read and translated on a Dask cluster.
+
+What runs where (docs/behaviour.md, "When one machine is not enough"):
+
+- **Workers** take whole input files (the work unit Segment's S3 destination makes: many
+  moderate files). A worker opens the file (local path or object store), decompresses it,
+  cuts it into the same chunks as one machine does and translates them with the same hot loop
+  as `--workers` (`parallel.translate_lines`). It returns, per chunk, the chunk as read (its
+  bytes: rejects quote raw lines and checkpoints need line offsets), the summary (counts,
+  invalid events, where each event's requests are, each request's users) and the serialised
+  requests, plus the reader's warnings. Nothing is sent from a worker.
+- **The driver** lists the files, skips what the state says is done, keeps a bounded window of
+  files in flight, and takes the results **in file order** into the same pipeline
+  (`pipeline.run`): the same accounting, rejects, state checkpoints and the same sink. When
+  sending, that is the one-machine `RecombeeSender`: its lanes by user and its merge barriers
+  give per-user order across files (one stream, in input order), `--concurrency` is the cap of
+  Batch calls in flight for the whole cluster by construction, and 429 adaptation is shared.
+
+A worker that dies loses nothing: Dask runs its file again on another worker (a file is a pure
+function of its bytes and the config), and the driver, which waits for results in file order,
+never sees the difference. A driver that dies resumes from the state file like one machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from recombee_cli.errors import RecombeeCliError, WorkerError
+
+if TYPE_CHECKING:
+    from recombee_cli.pipeline.config import Config
+    from recombee_cli.sources.reader import Block, Source
+
+FILES_PER_WORKER = 2   # files in flight per worker thread: one translated, one waiting
+
+
+class ClusterError(WorkerError):
+    """The cluster cannot be reached, or a file's task failed for good (exit 3)."""
+
+
+class ClusterUsageError(RecombeeCliError):
+    """A --dask value that means nothing, or the extra is not installed (exit 2)."""
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to translate like the driver: the configuration (compiled once per
+    worker process, cached by its digest) and the --since/--until window."""
+
+    config: "Config"
+    since: float | None
+    until: float | None
+    digest: str
+
+
+_compiled: dict[str, tuple[Any, Any]] = {}   # on a worker: job digest -> (translator, window filter)
+
+
+def _translator_for(job: _Job):
+    found = _compiled.get(job.digest)
+    if found is None:
+        from recombee_cli.pipeline.config import compile_config
+        from recombee_cli.pipeline.filters import make_filter
+        from recombee_cli.pipeline.translate import Translator
+
+        found = (Translator(compile_config(job.config)), make_filter(since=job.since, until=job.until))
+        _compiled.clear()   # one configuration at a time per worker
+        _compiled[job.digest] = found
+    return found
+
+
+def translate_file(source: "Source", start: int, job: _Job, chunk_lines: int, max_line_bytes: int,
+                   lanes: int) -> dict:
+    """A Dask task: one file read from `start`, decompressed and translated, chunk by chunk.
+
+    Returns {"parts": [(chunk, summary, requests blob)], "warnings": [...]}; the chunk keeps its
+    bytes (each line once: the joined bytes or the cut lines, never both)."""
+    from recombee_cli.pipeline.parallel import translate_lines
+    from recombee_cli.sources.reader import pieces, read_blocks
+
+    translator, window_filter = _translator_for(job)
+    warnings: list[str] = []
+    parts = []
+    for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, split=False,
+                             warn=warnings.append):
+        for chunk in pieces(block, chunk_lines):
+            summary, bodies = translate_lines(chunk.lines, translator, window_filter=window_filter, lanes=lanes)
+            if chunk.data is not None:
+                chunk._lines = None   # shipped once: the bytes as read are cut again on the driver
+            parts.append((chunk, summary, b"\n".join(bodies) if bodies else b""))
+    return {"parts": parts, "warnings": warnings}
+
+
+def parse_address(text: str) -> tuple[str, int | str]:
+    """`local:N` (a LocalCluster of N worker processes on this machine) or a scheduler address
+    (`tcp://host:8786`, `tls://…`)."""
+    if text.startswith("local:"):
+        count = text[len("local:"):]
+        if not count.isdigit() or not 1 <= int(count) <= 256:
+            raise ClusterUsageError(f"--dask {text}: use local:N with N worker processes (1 to 256)")
+        return "local", int(count)
+    if "://" in text:
+        return "address", text
+    raise ClusterUsageError(f"--dask {text!r}: use local:N or a scheduler address such as tcp://host:8786")
+
+
+def _require_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterUsageError("--dask needs the dask extra: pip install 'recombee-cli[dask]'") from None
+    return distributed
+
+
+def connect(text: str):
+    """A `distributed.Client` for `--dask TEXT`, and the LocalCluster to close after it (or None)."""
+    kind, value = parse_address(text)
+    distributed = _require_distributed()
+    if kind == "local":
+        # dashboard_address=None still binds the scheduler's HTTP server to 8787 (dask/distributed
+        # #8136): a free port on loopback, so two runs (or a user's own cluster) never collide.
+        cluster = distributed.LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address="127.0.0.1:0")
+        return distributed.Client(cluster), cluster
+    try:
+        return distributed.Client(value, timeout="20s"), None
+    except OSError as exc:
+        raise ClusterError(f"--dask {value}: cannot reach the scheduler ({exc})") from None
+
+
+class DaskEngine:
+    """Reads and translates files on a Dask cluster for `pipeline.run(..., cluster=engine)`.
+
+    A notebook passes its own `distributed.Client`:
+
+        >>> engine = DaskEngine(client, load_config("mappings.toml"))
+        >>> report = run(expand_inputs(["s3://acme/segment-logs/SRC/"]), engine.translator, sink,
+        ...              cluster=engine)
+    """
+
+    def __init__(self, client, config: "Config | None" = None, *, since: float | None = None,
+                 until: float | None = None, files_in_flight: int | None = None):
+        from recombee_cli.pipeline.config import Config, compile_config
+        from recombee_cli.pipeline.translate import Translator
+
+        config = config if config is not None else Config()
+        self.client = client
+        self.translator = Translator(compile_config(config))   # the driver's (checks the config too)
+        digest = hashlib.sha256(pickle.dumps((config, since, until))).hexdigest()
+        self._job = _Job(config, since, until, digest)
+        self._files_in_flight = files_in_flight
+        self.files_done = 0
+
+    def _window(self) -> int:
+        if self._files_in_flight:
+            return self._files_in_flight
+        threads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
+        return max(2, FILES_PER_WORKER * threads)
+
+    def map_sources(self, pairs: Iterable[tuple["Source", int]], *, chunk_lines: int, max_line_bytes: int,
+                    lanes: int, warn: Callable[[str], None] | None = None
+                    ) -> Iterator[tuple["Source", list[tuple["Block", dict, bytes]]]]:
+        """Submit files (a bounded window ahead), yield (source, its chunks' results) in input order.
+
+        A task whose worker died is run again by Dask elsewhere; one that raised, or whose
+        workers kept dying, stops the run (what was acknowledged is saved by the caller)."""
+        window: deque = deque()
+        pairs = iter(pairs)
+        size = self._window()
+        job = self._job   # small (the configuration): sent with each task, never lost with a worker
+
+        def submit_next() -> bool:
+            pair = next(pairs, None)
+            if pair is None:
+                return False
+            source, start = pair
+            future = self.client.submit(translate_file, source, start, job, chunk_lines, max_line_bytes, lanes,
+                                        key=f"recombee-file-{uuid.uuid4().hex}", pure=False)
+            window.append((source, future))
+            return True
+
+        try:
+            while len(window) < size and submit_next():
+                pass
+            while window:
+                source, future = window.popleft()
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - a task's error or KilledWorker, said plainly
+                    from recombee_cli.sources.reader import display_name
+
+                    raise ClusterError(f"{display_name(source.name)}: the cluster could not translate this "
+                                       f"file ({type(exc).__name__}: {exc}); what was acknowledged is "
+                                       f"saved, run the same command to go on") from None
+                future.release()
+                submit_next()   # keep the cluster busy before our part
+                if warn is not None:
+                    for message in result["warnings"]:
+                        warn(message)
+                self.files_done += 1
+                yield source, result["parts"]
+        finally:
+            for _, future in window:
+                future.cancel()
+
+
+class DaskSession:
+    """Cluster mode from Python: a notebook passes its own `distributed.Client`.
+
+        >>> from distributed import Client
+        >>> session = recombee_cli.DaskSession(Client("tcp://scheduler:8786"), "mappings.toml")
+        >>> session.validate(["s3://acme/segment-logs/SRC/"]).to_dict()
+        >>> session.dry_run(["exports/"], output="requests/")        # one file per input
+        >>> session.run(["exports/"], sender, checkpoints=...)       # any sink, e.g. a RecombeeSender
+
+    Files are read and translated on the cluster; the accounting, the order and the sink are in
+    this process (see the module's docstring)."""
+
+    def __init__(self, client, config_path: str | None = None, *, since: float | None = None,
+                 until: float | None = None):
+        from recombee_cli.pipeline.config import load_config
+
+        self.client = client
+        self.engine = DaskEngine(client, load_config(config_path), since=since, until=until)
+
+    def run(self, inputs: list[str], sink, **options):
+        """`pipeline.run` over INPUTS (files, folders, globs, URLs) with this cluster; `options`
+        as run() takes them (recorder, checkpoints, rejects, observer...)."""
+        from recombee_cli.pipeline.replay import run
+        from recombee_cli.sources.reader import expand_inputs
+
+        return run(expand_inputs(list(inputs)), self.engine.translator, sink, cluster=self.engine, **options)
+
+    def validate(self, inputs: list[str]):
+        """What `validate --dask` reports: per mapping matched, built, invalid by reason."""
+        from recombee_cli.sinks.base import NullSink
+
+        return self.run(inputs, NullSink(), dry_run=True)
+
+    def dry_run(self, inputs: list[str], output: str):
+        """The requests of each input in its own file under `output` (DIR/<input name>.ndjson)."""
+        from recombee_cli.sources.reader import expand_inputs
+        from recombee_cli.sinks.base import PerFileDryRun
+
+        sources = expand_inputs(list(inputs))
+        from recombee_cli.pipeline.replay import run
+
+        return run(sources, self.engine.translator, PerFileDryRun(output, [s.name for s in sources]),
+                   cluster=self.engine, dry_run=True)

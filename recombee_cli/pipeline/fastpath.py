@@ -1,0 +1,263 @@
+"""Map and build stages compiled to Python source: one function per mapping, `event -> requests`.
+
+The interpreter (mappingkit's closures, `actions.make_preparer`, the action's builder) stays the
+reference and is what `explain` uses. For a replay each mapping is also written out as one
+straight-line function that does the same steps in the same order, with the common mapping forms
+inlined: `@path` (dict lookups; anything else falls back to the field's own resolver), the
+`@if exists X then X else Y` coalesce, constants and `@literal` scalars, and objects of those. The
+add-type builders (`AddBuilder`) are inlined too; every other builder is called as it is. The
+result — requests or the first PayloadInvalid/MappingError — is the interpreter's, which
+tests/test_fastpath.py checks event by event on every corpus we have.
+
+Why: calling a dozen closures per event was most of the translate stage's time (profile in
+bench/README.md); the generated function does the same work with local variables.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from recombee_cli.segment.actions import (FALLBACK_TIMESTAMPS, NO_TIMESTAMP, SKIP_IN_BODY, AddBuilder, check_id,
+                      coerce_field, missing_field, preparer_plan, _id_ok)
+from recombee_cli.errors import PayloadInvalid
+from recombee_cli.segment.jsvalues import UNDEFINED
+from recombee_cli.segment.mappingkit import _compile, _compile_path, _copy, _has_directive, is_directive, js_keys
+from recombee_cli.segment.timestamps import _fast_canonical, first_epoch_seconds, to_epoch_seconds
+
+_SCALARS = (str, int, float, bool, type(None))
+# IDs that passed actions.ID_PATTERN, shared by every mapping. Small enough (32k) to fill early in
+# any archive, so that memory stays flat however long the run (at 256k it grew 12 MB from 1M to 10M).
+_VALID_IDS: set[str] = set()
+
+
+class _Writer:
+    """Source lines plus the objects the source refers to by name."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {
+            "U": UNDEFINED, "PayloadInvalid": PayloadInvalid, "coerce_field": coerce_field,
+            "_copy": _copy, "CONTAINERS": (dict, list), "to_epoch_seconds": to_epoch_seconds,
+            "fast_timestamp": _fast_canonical,
+            "first_epoch_seconds": first_epoch_seconds, "FALLBACK": FALLBACK_TIMESTAMPS,
+            "NO_TIMESTAMP": NO_TIMESTAMP, "_id_ok": _id_ok, "check_id": check_id,
+            "VALID_IDS": _VALID_IDS, "VALID_IDS_LIMIT": 1 << 15,
+        }
+        self._temps = 0
+
+    def line(self, depth: int, text: str) -> None:
+        self.lines.append("    " * depth + text)
+
+    def ref(self, value: Any, prefix: str = "K") -> str:
+        name = f"{prefix}{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def temp(self) -> str:
+        self._temps += 1
+        return f"t{self._temps}"
+
+
+def _inlinable(node: Any) -> bool:
+    """The mapping forms written out inline; anything else calls the field's resolver."""
+    t = type(node)
+    if t in _SCALARS:
+        return True
+    if t is not dict:
+        return False
+    if is_directive(node):
+        if len(node) != 1:
+            return False
+        (key, value), = node.items()
+        if key == "@path":
+            return type(value) is str and _compile_path(value.replace("$.", "", 1)) is not None
+        if key == "@literal":
+            return type(value) in _SCALARS
+        if key == "@if":
+            return _is_coalesce(value)
+        return False
+    # A plain object is inlined only where it holds directives: one without is a constant,
+    # which the interpreter copies with its own key order.
+    return _has_directive(node) and all(
+        _inlinable(v) and (type(v) is not dict or _has_directive(v))
+        for v in node.values())
+
+
+def _is_coalesce(opts: Any) -> bool:
+    """`{"exists": {"@path": X}, "then": {"@path": X}, "else": {"@path": Y}}`, the UI's coalesce."""
+    if type(opts) is not dict or set(opts) != {"exists", "then", "else"}:
+        return False
+    exists, otherwise = opts["exists"], opts["else"]
+    path_only = (lambda n: type(n) is dict and len(n) == 1 and type(n.get("@path")) is str
+                 and _compile_path(n["@path"].replace("$.", "", 1)) is not None)
+    return path_only(exists) and opts["then"] == exists and path_only(otherwise)
+
+
+def _emit_value(w: _Writer, node: Any, target: str, depth: int, fallback: str) -> None:
+    """Code that leaves `node`'s resolved value (UNDEFINED when missing) in `target`; where the
+    event's shape is not the common one, the whole field is resolved again by `fallback`."""
+    t = type(node)
+    if t in _SCALARS:
+        w.line(depth, f"{target} = {w.ref(node)}")
+        return
+    key, value = next(iter(node.items())) if is_directive(node) else (None, None)
+    if key == "@literal":
+        w.line(depth, f"{target} = {w.ref(value)}")
+    elif key == "@path":
+        _emit_path(w, value.replace("$.", "", 1), target, depth, fallback)
+    elif key == "@if":
+        _emit_path(w, value["exists"]["@path"].replace("$.", "", 1), target, depth, fallback)
+        w.line(depth, f"if {target} is None or {target} is U:")
+        _emit_value(w, value["else"], target, depth + 1, fallback)
+    else:   # an object of inlinable values: keys in JavaScript order, undefined values dropped
+        obj = w.temp()
+        w.line(depth, f"{obj} = {{}}")
+        for k in js_keys(node):
+            item = w.temp()
+            child = node[k]
+            # a child's own fallback: the field's resolver would give the whole object
+            _emit_value(w, child, item, depth, w.ref(_compile(child, False), "R"))
+            w.line(depth, f"if {item} is not U:")
+            w.line(depth + 1, f"{obj}[{w.ref(k)}] = {item}")
+        w.line(depth, f"{target} = {obj}")
+
+
+def _emit_path(w: _Writer, path: str, target: str, depth: int, fallback: str) -> None:
+    # Through dicts a path is plain lookups; a list, string or falsy value on the way has
+    # JavaScript semantics (indexes, `length`, short-circuit) that the resolver knows.
+    keys = [k for k, _ in _compile_path(path)]
+    w.line(depth, f"{target} = event.get({w.ref(keys[0])}, U)")
+    for level, key in enumerate(keys[1:]):
+        w.line(depth + level, f"if type({target}) is dict:")
+        w.line(depth + level + 1, f"{target} = {target}.get({w.ref(key)}, U)")
+    w.line(depth + len(keys) - 1, f"if type({target}) in CONTAINERS:")
+    w.line(depth + len(keys), f"{target} = _copy({target})")
+    for level in reversed(range(len(keys) - 1)):
+        w.line(depth + level, "else:")
+        w.line(depth + level + 1, f"{target} = {fallback}(event)")
+
+
+def compile_mapping_function(mapping) -> Callable[[dict], list[dict]]:
+    """`event -> requests` for a compiled mapping (raises PayloadInvalid or MappingError like the
+    interpreter)."""
+    action = mapping.action
+    plan, unmapped = preparer_plan(action, mapping.resolvers)
+    if unmapped:   # Segment refuses every event of such a mapping: no need for speed
+        prepare, build = mapping.prepare, action.build
+        return lambda event: build(prepare(event), event)
+    w = _Writer()
+    w.line(0, "def run(event):")
+    fields: list[tuple[str, str, bool]] = []   # (name, local, always present)
+    for name, resolve, spec, plain in plan:
+        local = f"f_{len(fields)}"
+        node = mapping.spec.fields[name]
+        resolver = w.ref(resolve, "R")
+        if _inlinable(node):
+            _emit_value(w, node, local, 1, resolver)
+        else:
+            w.line(1, f"{local} = {resolver}(event)")
+        w.line(1, f"if {local} is U or {local} is None or {local} == '':")
+        if spec.required:
+            w.line(2, f"raise PayloadInvalid({w.ref(missing_field(name))})")
+        else:
+            w.line(2, f"{local} = None")
+        check = f"type({local}) not in {w.ref(plain)}" if plain is not None else "True"
+        w.line(1, f"{'' if spec.required else 'el'}if {check}:")
+        w.line(2, f"{local} = coerce_field({w.ref(spec, 'S')}, {local})")
+        fields.append((name, local, spec.required))
+    build = action.build
+    others = {name for name, _, _ in fields} - {build.first_field} if type(build) is AddBuilder else set()
+    if type(build) is AddBuilder and not build.first_keys & others:   # (no key set twice)
+        _emit_add(w, build, fields)
+    else:
+        w.line(1, "payload = {}")
+        for name, local, required in fields:
+            if required:
+                w.line(1, f"payload[{name!r}] = {local}")
+            else:
+                w.line(1, f"if {local} is not None:")
+                w.line(2, f"payload[{name!r}] = {local}")
+        w.line(1, f"return {w.ref(build, 'B')}(payload, event)")
+    source = "\n".join(w.lines) + "\n"
+    namespace = dict(w.names)
+    exec(compile(source, f"<mapping {mapping.name!r}>", "exec"), namespace)
+    run = namespace["run"]
+    run.source = source   # for tests and for whoever debugs a difference
+    return run
+
+
+def _emit_add(w: _Writer, build: AddBuilder, fields: list[tuple[str, str, bool]]) -> None:
+    """AddBuilder and actions._add_params, step for step, on the fields' locals."""
+    local = {name: (var, required) for name, var, required in fields}
+    if build.check is not None:
+        w.line(1, f"{w.ref(build.check, 'C')}({local[build.checked_field][0]})")
+    if build.first_field is not None:
+        # the first parameters of each request, all of them before the timestamp (as the
+        # builder: a purchase with no products sends nothing and needs no timestamp)
+        value = local[build.first_field][0]
+        first = w.ref(build.first, "F")
+        w.line(1, f"firsts = [{first}(v) for v in {value}]" if build.each else f"firsts = [{first}({value})]")
+        w.line(1, "if not firsts:")
+        w.line(2, "return []")
+    if "timestamp" in local:
+        stamp = local["timestamp"][0]
+        w.line(1, f"if {stamp} is not None:")
+        w.line(2, f"ts = fast_timestamp({stamp}) if type({stamp}) is str else None")
+        w.line(2, "if ts is None:")
+        w.line(3, f"ts = to_epoch_seconds({stamp})")
+        w.line(1, "else:")
+        depth = 2
+    else:
+        depth = 1
+    w.line(depth, "ts = first_epoch_seconds(event, FALLBACK)")
+    w.line(depth, "if ts is None:")
+    w.line(depth + 1, "raise PayloadInvalid(NO_TIMESTAMP)")
+    given = [local[name][0] for name in ("additionalData", "internalAdditionalData") if name in local]
+    if len(given) == 2:
+        w.line(1, f"if {given[0]} and {given[1]}:")
+        w.line(2, f"extra = {{**{given[0]}, **{given[1]}}}")
+        w.line(1, "else:")
+        w.line(2, f"extra = dict({given[0]} or {given[1]} or {{}})")
+    else:
+        w.line(1, f"extra = dict({given[0]}) if {given[0]} else {{}}" if given else "extra = {}")
+    request = f"{{'method': 'POST', 'path': {build.path!r}, 'params': params}}"
+    if build.first_field is None:
+        _emit_params(w, 1, fields, local, None)
+        w.line(1, f"return [{request}]")
+        return
+    w.line(1, "requests = []")
+    w.line(1, "for first in firsts:")
+    _emit_params(w, 2, [f for f in fields if f[0] != build.first_field], local, "first")
+    w.line(2, f"requests.append({request})")
+    w.line(1, "return requests")
+
+
+def _emit_params(w: _Writer, depth: int, fields, local, first: str | None) -> None:
+    """params: timestamp, cascadeCreate, additionalData, the first parameters, then the rest
+    in field order; then the IDs checked."""
+    w.line(depth, "params = {'timestamp': ts, 'cascadeCreate': True, 'additionalData': extra}")
+    if first is not None:
+        w.line(depth, f"if {first}:")
+        w.line(depth + 1, f"params.update({first})")
+    for name, var, required in fields:
+        if name in SKIP_IN_BODY:
+            continue
+        if required:
+            w.line(depth, f"params[{name!r}] = {var}")
+        else:
+            w.line(depth, f"if {var} is not None:")
+            w.line(depth + 1, f"params[{name!r}] = {var}")
+    for name in ("userId", "itemId", "sessionId"):
+        if name in local and first is None:
+            var, required = local[name]
+            guard = "" if required else f"{var} is not None and "
+        elif first is not None:   # the first parameters may bring an itemId
+            var, guard = f"params[{name!r}]", f"{name!r} in params and "
+        else:
+            continue
+        # IDs repeat (users, products): a set of those seen valid saves the regular expression
+        w.line(depth, f"if {guard}{var} not in VALID_IDS:")
+        w.line(depth + 1, f"if not _id_ok({var}):")
+        w.line(depth + 2, f"check_id({name!r}, {var})")
+        w.line(depth + 1, "if len(VALID_IDS) < VALID_IDS_LIMIT:")
+        w.line(depth + 2, f"VALID_IDS.add({var})")

@@ -1,0 +1,504 @@
+"""The replay pipeline, top to bottom: read -> decode -> trigger/map/build -> sink -> record.
+
+`run()` owns the accounting: every line read ends in exactly one outcome per event it holds,
+and the counts add up to the events read (a test checks it).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from array import array
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
+
+import orjson
+
+from recombee_cli.sources.decode import decode
+from recombee_cli.errors import RecombeeCliError
+from recombee_cli.segment.jsvalues import orjson_default
+from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES
+from recombee_cli.pipeline.parallel import CHUNK_LINES, InlineTranslator
+from recombee_cli.segment.properties import PropertyGate
+from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, pieces, read_blocks
+from recombee_cli.record.rejects import RejectsWriter
+from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Sink, Ticket
+from recombee_cli.pipeline.translate import Translator
+
+if TYPE_CHECKING:
+    from recombee_cli.pipeline.filters import Deduplicator
+    from recombee_cli.pipeline.parallel import TranslatorPool
+    from recombee_cli.record.state import Checkpoints
+
+_REASON_LIMIT = 200   # distinct reasons kept per counter; the rest are summed under "other"
+
+
+class SourceEngine(Protocol):
+    """What reads and translates whole sources elsewhere (the Dask cluster, `cluster.DaskEngine`):
+    for each (source, where to start), in input order, the (block, summary, requests) of its
+    chunks, as the in-process and worker-pool translators give them per block."""
+
+    def map_sources(self, pairs: Iterable[tuple[Source, int]], *, chunk_lines: int, max_line_bytes: int,
+                    lanes: int, warn: Callable[[str], None] | None = None
+                    ) -> Iterator[tuple[Source, list[tuple[Block, dict, bytes]]]]: ...
+
+
+class Observer(Protocol):
+    """What the pipeline tells the outside world while it runs (progress bars, logs)."""
+
+    def source_started(self, source: Source) -> None: ...
+    def progress(self, report: "RunReport", raw_bytes_done: int) -> None: ...
+
+
+class _Silent:
+    def source_started(self, source: Source) -> None:
+        pass
+
+    def progress(self, report: "RunReport", raw_bytes_done: int) -> None:
+        pass
+
+
+def _bounded_add(counter: Counter, key: str, n: int = 1) -> None:
+    if key in counter or len(counter) < _REASON_LIMIT:
+        counter[key] += n
+    else:
+        counter["(other reasons)"] += n
+
+
+@dataclass
+class MappingStats:
+    matched: int = 0
+    built: int = 0
+    invalid: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class RunReport:
+    dry_run: bool = False
+    sources: int = 0
+    skipped_sources: int = 0     # already done in an earlier run (state)
+    unreadable_sources: int = 0  # could not be opened or read to the end: left pending
+    lines: int = 0
+    events: int = 0
+    outcomes: Counter = field(default_factory=lambda: Counter({k: 0 for k in OUTCOMES}))
+    requests: Counter = field(default_factory=lambda: Counter({"sent": 0, "duplicate": 0, "failed": 0}))
+    unmatched: Counter = field(default_factory=Counter)
+    invalid_reasons: Counter = field(default_factory=Counter)
+    failed_reasons: Counter = field(default_factory=Counter)
+    filtered_reasons: Counter = field(default_factory=Counter)   # given by a sink (export: not representable)
+    mappings: dict[str, MappingStats] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    elapsed: float = 0.0
+    extra: dict = field(default_factory=dict)   # sink figures: retries, batches, bytes sent...
+    fail_on: tuple[str, ...] = DEFAULT_FAIL_ON  # outcomes that make a run unsuccessful (--fail-on)
+
+    @property
+    def ok(self) -> bool:
+        """No event ended in a `fail_on` outcome, and every input could be read: an unreadable
+        file is the machine's problem, which no outcome setting should hide."""
+        return self.unreadable_sources == 0 and not any(self.outcomes[k] for k in self.fail_on)
+
+    def to_dict(self) -> dict:
+        events_per_s = self.events / self.elapsed if self.elapsed else 0.0
+        return {
+            "dry_run": self.dry_run,
+            "sources": self.sources,
+            "skipped_sources": self.skipped_sources,
+            "unreadable_sources": self.unreadable_sources,
+            "lines": self.lines,
+            "events": self.events,
+            "outcomes": dict(self.outcomes),
+            "requests": dict(self.requests),
+            "unmatched_top": dict(self.unmatched.most_common(20)),
+            "invalid_reasons": dict(self.invalid_reasons.most_common(50)),
+            "failed_reasons": dict(self.failed_reasons.most_common(50)),
+            "filtered_reasons": dict(self.filtered_reasons.most_common(50)),
+            "mappings": {name: {"matched": s.matched, "built": s.built, "invalid": dict(s.invalid)}
+                         for name, s in self.mappings.items()},
+            "elapsed_seconds": round(self.elapsed, 3),
+            "events_per_second": round(events_per_s, 1),
+            **self.extra,
+        }
+
+
+def _outcome_of(ticket: Ticket) -> tuple[str, str | None, int | None]:
+    """Event outcome from its requests' answers: invalid > failed > sent > duplicate.
+
+    A file sink's verdicts (sinks.REFUSED, sinks.NOT_REPRESENTABLE) rank as: a refused request
+    makes the event `invalid`; requests the format cannot express make it `filtered` only when
+    nothing else of it was written or answered (they are counted per request either way)."""
+    failed = refused = unrepresentable = None
+    any_sent = any_answered = False
+    for code, message in zip(ticket.codes, ticket.messages):
+        if code == 200 or code == 201:
+            any_sent = True
+        elif code == REFUSED:
+            refused = refused or message or "refused by the output format"
+        elif code == NOT_REPRESENTABLE:
+            unrepresentable = unrepresentable or message or "not representable in the output format"
+            continue
+        elif code != 409 and failed is None:
+            failed = (code, message)
+        any_answered = True
+    if ticket.errors:
+        name, reason = ticket.errors[0]
+        return "invalid", f"mapping {name!r}: {reason}", None
+    if refused is not None:
+        return "invalid", refused, None
+    if failed is not None:
+        return "failed", failure_reason(*failed), failed[0] if failed[0] >= 100 else None
+    if unrepresentable is not None and not any_answered:
+        return "filtered", unrepresentable, None
+    return ("sent" if any_sent else "duplicate"), None, None
+
+
+def _first_failure(ticket: Ticket) -> tuple[int, str] | None:
+    """(events that failed, why) when a ticket's requests were refused or never delivered."""
+    codes = ticket.codes
+    if codes.count(200) == len(codes):
+        return None
+    # Recombee's refusals only: a file sink's verdicts (negative codes) are final answers.
+    failed = {k for k, code in enumerate(codes) if code not in (200, 201, 409) and code >= 0}
+    if not failed:
+        return None
+    first = min(failed)
+    reason = failure_reason(codes[first], ticket.messages[first])
+    if ticket.events is None:
+        return 1, reason
+    events = ticket.events   # a chunk: count the events that own a failed request
+    owners = sum(1 for k in range(len(events) // 4)
+                 if any(r in failed for r in range(events[4 * k + 2], events[4 * k + 3])))
+    return owners, reason
+
+
+def failure_reason(code: int, message: str | None) -> str:
+    """Why requests failed. A code below 100 is no HTTP status (the sender's NO_STATUS: no answer
+    at all, or a malformed one): the message alone says what happened, never an invented status."""
+    if code < 100:
+        return message or "no answer from Recombee"
+    return f"Recombee answered {code}: {message or 'no message'}"
+
+
+def _event_at(line: Line, index: int) -> dict | None:
+    """The event a line holds at `index`, decoded again (parallel runs keep no event objects)."""
+    if not line.data:
+        return None
+    items = decode(line.data)
+    event = items[index] if index < len(items) else None
+    return event if isinstance(event, dict) else None
+
+
+class Recorder:
+    """Turns finished events into counts and rejects records (single-threaded)."""
+
+    def __init__(self, report: RunReport, rejects: RejectsWriter | None,
+                 on_done: Callable[[Ticket, str], None] | None = None):
+        self.report = report
+        self.rejects = rejects
+        self.on_done = on_done
+
+    def invalid(self, line: Line, event: dict | None, reason: str, mapping: str | None = None,
+                index: int = 0, decodable: bool = False) -> None:
+        text = self._count_invalid(reason, mapping)
+        if self.rejects is not None:
+            if event is None and decodable:
+                event = _event_at(line, index)
+            self.rejects.write(line, event, "invalid", text, mapping=mapping, index=index)
+
+    def invalid_in(self, block: Block, position: int, reason: str, mapping: str | None = None,
+                   index: int = 0) -> None:
+        """An invalid event of a block's line; the Line is made only for the rejects file."""
+        if self.rejects is None:
+            self._count_invalid(reason, mapping)
+        else:
+            self.invalid(block.line(position), None, reason, mapping, index, decodable=mapping is not None)
+
+    def _count_invalid(self, reason: str, mapping: str | None) -> str:
+        self.report.outcomes["invalid"] += 1
+        text = f"mapping {mapping!r}: {reason}" if mapping else reason
+        _bounded_add(self.report.invalid_reasons, text)
+        return text
+
+    def finished(self, ticket: Ticket) -> None:
+        """Count a ticket's events. After an abort a ticket may be partly answered (code 0): its
+        events with an unanswered request are not counted at all — nothing is reported as sent
+        that was not."""
+        report = self.report
+        codes = ticket.codes
+        if ticket.events is not None:   # a chunk: one outcome per event
+            events = ticket.events
+            if codes.count(200) == len(codes) and not ticket.event_errors:
+                report.requests["sent"] += len(codes)
+                report.outcomes["sent"] += len(events) // 4
+                return
+            block, requests, event_errors = ticket.block, ticket.requests, ticket.event_errors or {}
+            for k in range(len(events) // 4):
+                number, index, first, end = events[4 * k:4 * k + 4]
+                errors = event_errors.get(k)
+                single = Ticket(block.line(number), None, requests[first:end],
+                                [tuple(e) for e in errors] if errors else None, index)
+                single.codes, single.messages = codes[first:end], ticket.messages[first:end]
+                self.finished(single)
+            return
+        if 0 in codes:
+            return
+        if not ticket.errors and codes.count(200) == len(codes):   # the common case, quickly
+            report.requests["sent"] += len(codes)
+            report.outcomes["sent"] += 1
+            if self.on_done is not None:
+                self.on_done(ticket, "sent")
+            return
+        for code in codes:
+            if code == 200 or code == 201:
+                report.requests["sent"] += 1
+            elif code == 409:
+                report.requests["duplicate"] += 1
+            elif code == REFUSED:
+                report.requests["invalid"] += 1
+            elif code == NOT_REPRESENTABLE:
+                report.requests["filtered"] += 1
+            else:
+                report.requests["failed"] += 1
+        outcome, reason, status = _outcome_of(ticket)
+        report.outcomes[outcome] += 1
+        if outcome == "invalid":
+            _bounded_add(report.invalid_reasons, reason)
+        elif outcome == "failed":
+            _bounded_add(report.failed_reasons, reason)
+        elif outcome == "filtered":
+            _bounded_add(report.filtered_reasons, reason)
+            reason = None   # not a reject: the run chose not to express it
+        if reason and self.rejects is not None:
+            event = ticket.event if ticket.event is not None else _event_at(ticket.line, ticket.index)
+            self.rejects.write(ticket.line, event, outcome, reason, status=status, index=ticket.index)
+        if self.on_done is not None:
+            self.on_done(ticket, outcome)
+
+
+EventFilter = Callable[[dict], "str | None"]
+
+STREAMING_GC_THRESHOLD = 100_000
+
+
+@contextmanager
+def collector_for_streaming() -> Iterator[None]:
+    """Tune the cyclic garbage collector for a long replay (the command line's, not the library's:
+    it is process-wide). A replay makes no reference cycles worth collecting, but while sending
+    it keeps thousands of requests alive in lanes, which the default thresholds walked through
+    hundreds of times: 0.6 s of a 4.8 s run (200k events). Objects made before the run (config,
+    compiled mappings, modules) are frozen out of the collector's walks, and it runs after
+    100,000 net allocations instead of 700; about 60 collections per 200k events instead of 800."""
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(STREAMING_GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        if not frozen:   # unfreezing is all or nothing: leave a caller's own freeze alone
+            gc.unfreeze()
+
+
+def apply_property_gate(gate: PropertyGate, summary: dict, bodies: bytes, sink, report: RunReport) -> bytes:
+    """The main process's part of users' and items' values, per chunk and in input order: each
+    value request's types are checked against the run's property types (PropertyGate), requests
+    with a value that does not fit are taken out (the event is invalid with the reason), nulls of
+    properties not known yet are left out, and the definitions of properties seen for the first
+    time go to the sink *before* the chunk (the sender sends them and waits for their answers;
+    the dry-run printer prints them first). Workers only describe the values; deciding here keeps
+    the result independent of --workers."""
+    drop: dict[int, tuple[str, str]] = {}
+    rewrite: dict[int, list[str]] = {}
+    definitions: list[dict] = []
+    for index, mapping, entity, described in summary["values"]:
+        reason, skip, new = gate.check(entity, described)
+        if reason is not None:
+            drop[index] = (mapping, reason)
+            continue
+        if skip:
+            rewrite[index] = skip
+        definitions.extend(new)
+    define = getattr(sink, "define", None)   # a file export has no use for them
+    if definitions and define is not None:
+        report.extra["property_definitions"] = report.extra.get("property_definitions", 0) + len(definitions)
+        for problem in define(definitions):
+            _bounded_add(report.extra.setdefault("property_definitions_failed", Counter()), problem)
+    if not drop and not rewrite:
+        return bodies
+    parts = bodies.split(b"\n")
+    for index, names in rewrite.items():
+        request = orjson.loads(parts[index])
+        for name in names:
+            request["params"].pop(name, None)
+        parts[index] = orjson.dumps(request, default=orjson_default)
+    if not drop:
+        return b"\n".join(parts)
+    events, routes, old_errors = summary["events"], summary["routes"], summary["event_errors"]
+    kept: list[bytes] = []
+    kept_routes: list = []
+    kept_events = array("l")
+    kept_errors: dict[int, list] = {}
+    for k in range(len(events) // 4):
+        number, index, first, end = events[4 * k:4 * k + 4]
+        errors = list(old_errors.get(k, ()))
+        start = len(kept)
+        for r in range(first, end):
+            if r in drop:
+                errors.append(drop[r])
+                summary["mapping_errors"].append(drop[r])
+            else:
+                kept.append(parts[r])
+                if routes:
+                    kept_routes.append(routes[r])
+        if len(kept) == start:   # nothing of it is left to send
+            summary["invalid"].append((number, index, errors[0][1], errors[0][0]))
+            continue
+        if errors:
+            kept_errors[len(kept_events) // 4] = errors
+        kept_events.extend((number, index, start, len(kept)))
+    summary["events"], summary["routes"], summary["event_errors"] = kept_events, kept_routes, kept_errors
+    return b"\n".join(kept)
+
+
+def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
+        rejects: RejectsWriter | None = None, observer: Observer | None = None, dry_run: bool = False,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
+        checkpoints: "Checkpoints | None" = None, window_filter: EventFilter | None = None,
+        dedupe: "Deduplicator | None" = None, pool: "TranslatorPool | None" = None,
+        chunk_lines: int = CHUNK_LINES, warn: Callable[[str], None] | None = None,
+        cluster: SourceEngine | None = None) -> RunReport:
+    """Replay `sources` into `sink`, translating chunks of lines in this process or, with `pool`,
+    in worker processes, or, with `cluster`, reading and translating whole files on a Dask
+    cluster; the results, their order and every count are the same. Accounting, checkpoints and
+    the sink stay in this process, fed in input order whatever computed the chunks.
+
+    A chunk is acknowledged as a whole, so `chunk_lines` is also how much a crash can make a run
+    send again; senders use about one Batch's worth."""
+    report = recorder.report if recorder else RunReport(dry_run=dry_run)
+    recorder = recorder or Recorder(report, rejects)
+    observer = observer or _Silent()
+    progress = ReadProgress()
+    stats = report.mappings
+    for mapping in translator.mappings:
+        stats.setdefault(mapping.name, MappingStats())
+    submit = sink.submit
+    outcomes = report.outcomes
+    unmatched = report.unmatched
+    gate = PropertyGate(translator.property_types) if getattr(translator, "sets_values", False) else None
+    engine = pool or InlineTranslator(translator, window_filter=window_filter, dedupe=dedupe,
+                                      lanes=getattr(sink, "lane_count", 0))
+
+    def finish(tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            recorder.finished(ticket)
+            if checkpoints is not None and 0 not in ticket.codes:
+                failure = _first_failure(ticket)
+                if failure is None:
+                    checkpoints.answered(ticket.line.source, ticket.line.offset)
+                else:   # not delivered: the file stays pending and the next run sends it again
+                    checkpoints.failed(ticket.line.source, ticket.line.offset, *failure)
+
+    def count_errors(source: Source, block: Block) -> None:
+        """Unreadable stretches of a block: counted here, never translated."""
+        for position, reason in block.errors.items():
+            report.lines += 1
+            report.events += 1
+            recorder.invalid(block.line(position), None, reason)
+            if block.unreadable:   # the machine's fault, not the data's: read it again next run
+                report.unreadable_sources += 1
+                if checkpoints is not None:
+                    checkpoints.unreadable(source.name, block.start_of(position), reason)
+
+    def chunks(source: Source, start: int) -> Iterator[Block]:
+        for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress,
+                                 split=pool is None, warn=warn):
+            if block.errors:
+                count_errors(source, block)
+            yield from pieces(block, chunk_lines)
+
+    def to_read() -> Iterator[tuple[Source, int]]:
+        """The sources still to read and where each starts (the state may skip or resume one)."""
+        for source in sources:
+            start = 0
+            if checkpoints is not None:
+                start = checkpoints.begin(source)
+                if start is None:
+                    report.skipped_sources += 1
+                    continue
+            yield source, start
+
+    def cluster_results(source: Source, results) -> Iterator[tuple[Block, dict, bytes]]:
+        for block, summary, bodies in results:   # chunks as read on a worker, errors included
+            if block.errors:
+                count_errors(source, block)
+            yield block, summary, bodies
+
+    if cluster is None:
+        stream = ((source, engine.map_ordered(chunks(source, start))) for source, start in to_read())
+    else:
+        stream = ((source, cluster_results(source, results)) for source, results in
+                  cluster.map_sources(to_read(), chunk_lines=chunk_lines, max_line_bytes=max_line_bytes,
+                                      lanes=getattr(sink, "lane_count", 0), warn=warn))
+
+    def account(source: Source, block: Block, summary: dict, bodies: bytes) -> None:
+        if gate is not None and summary["values"]:
+            bodies = apply_property_gate(gate, summary, bodies, sink, report)
+        report.lines += block.count - summary["blank"]
+        report.events += summary["n"]
+        outcomes["filtered"] += summary["filtered"]
+        for name, count in summary["unmatched"].items():
+            outcomes["unmatched"] += count
+            _bounded_add(unmatched, name, count)
+        for name, (matched, built) in summary["stats"].items():
+            stats[name].matched += matched
+            stats[name].built += built
+        for name, reason in summary["mapping_errors"]:
+            _bounded_add(stats[name].invalid, reason)
+        for number, index, reason, mapping in summary["invalid"]:
+            recorder.invalid_in(block, number, reason, mapping, index)
+        if bodies:   # the serialised requests, joined by newlines
+            ticket = Ticket(Line(source.name, block.number, block.offset, b""), None, None, None, 0,
+                            summary["routes"] or None, blob=bodies)
+            ticket.events = summary["events"]
+            ticket.event_errors = summary["event_errors"]
+            ticket.block = block
+            if checkpoints is not None:
+                checkpoints.submitted(source.name, block.offset)
+            submit(ticket)
+        finish(sink.poll())
+        if checkpoints is not None:
+            checkpoints.read_past(source.name, block.end() - 1)   # past the start of its last line
+            checkpoints.maybe_flush()
+        observer.progress(report, progress.done)
+
+    try:
+        for source, results in stream:
+            report.sources += 1
+            observer.source_started(source)
+            if recorder.rejects is not None:
+                recorder.rejects.source_started(source)
+            for block, summary, bodies in results:
+                account(source, block, summary, bodies)
+            if checkpoints is not None:
+                checkpoints.source_read(source.name)
+            progress.finish_source(source.size)
+        finish(sink.close())
+    except BaseException as exc:
+        # Ctrl-C, authentication failure, a crash: what was answered still counts and is saved.
+        finish(sink.drain())
+        if checkpoints is not None:
+            checkpoints.stopped("interrupted" if isinstance(exc, KeyboardInterrupt) else f"run aborted: {exc}")
+            try:
+                checkpoints.flush()
+            except RecombeeCliError as state_exc:   # the state cannot be written: the first error wins
+                checkpoints.warn(str(state_exc))
+        report.elapsed = time.monotonic() - report.started
+        raise
+    if checkpoints is not None:
+        checkpoints.flush()
+    report.elapsed = time.monotonic() - report.started
+    observer.progress(report, progress.done)
+    return report

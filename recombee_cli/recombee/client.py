@@ -1,0 +1,358 @@
+"""The Recombee HTTP client: signed Batch calls over one httpx connection pool.
+
+The URL string is built by hand (httpx's `params=` encodes differently from the official SDK) and
+signed afresh for every attempt, because a signature lives only about ten seconds.
+
+Every call has a total deadline: `timeout + 0.01 * n` seconds for a Batch of n requests (10 s plus
+10 ms per request by default: 20 s for 1000), from before connecting to the last byte of the
+answer. httpx's timeouts are per socket operation, so a server that trickles a byte now and then
+would hold a call forever; here every connect, TLS handshake, write and read of a call waits at
+most what is left of its deadline (`_DeadlineBackend`). Past it, the call got no answer.
+
+How a call can fail, as the sender sees it:
+  * `TransportFailure` (a `Retryable`): no HTTP answer at all: refused, DNS, TLS, a timeout, the
+    deadline, a connection broken mid-answer. Its reason is the true one, in one line
+    ("cannot connect to https://host:1: connection refused", "TLS certificate verify failed for
+    https://host: self-signed certificate", "cannot resolve host h: Name or service not known").
+  * `Retryable` with a `status`: Recombee answered 429 or 5xx.
+  * `CallFailed` (a `ServiceError`): a whole-Batch refusal that retrying cannot fix (400/404/413,
+    `status` set), or a 200 whose body is not a Batch answer (`status` None): not JSON, not a
+    list, not one result per request, a result that is not an object or whose `code` is not an
+    integer HTTP status. Such an answer is never trusted in part.
+  * `AuthenticationError`: 401/403.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+import orjson
+
+from recombee_cli.errors import AuthenticationError, ServiceError
+from recombee_cli.recombee.signing import REGION_HOSTS, sign
+
+MAX_BATCH = 10_000
+
+
+def base_url_for(region: str | None, base_uri: str | None, *, allow_http: bool) -> str:
+    """`https://rapi-<region>.recombee.com`, or a custom base URI (a bare host[:port] gets https)."""
+    if base_uri:
+        url = base_uri.rstrip("/")
+        if "://" not in url:
+            url = "https://" + url
+        if url.startswith("http://") and not allow_http:
+            raise ServiceError(f"{base_uri} is plain http: the token's signatures would travel "
+                               f"unencrypted; pass --allow-http to do it anyway (local testing)")
+        _check_url(base_uri, url)
+        return url
+    if region is None:
+        region = "eu-west"
+    if region not in REGION_HOSTS:
+        raise ServiceError(f"unknown region {region!r} (regions: {', '.join(REGION_HOSTS)})")
+    return "https://" + REGION_HOSTS[region]
+
+
+def _check_url(given: str, url: str) -> None:
+    """A base URI that no call could use is a usage error now, not a crash at the first call
+    (httpx parses `https://a..b` or port 99999 and only the socket refuses them)."""
+    try:
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError("not an http(s)://host[:port] address")
+        parsed.host.encode("idna")
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise ValueError(f"port {parsed.port} is out of range")
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise ServiceError(f"{given} is not a usable base URI: {exc}") from None
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 8          # per batch, first try included
+    base_delay: float = 0.5        # seconds; doubles each attempt, full jitter
+    max_delay: float = 30.0
+    max_total: float = 600.0       # seconds spent retrying one batch before giving up
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return rng.uniform(0, min(self.max_delay, self.base_delay * (2 ** (attempt - 1))))
+
+
+class Retryable(Exception):
+    """A whole call failed in a way worth retrying (connection, timeout, 429, 5xx). `status` is
+    the HTTP status Recombee answered; None when nothing was answered (a TransportFailure)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.status = status
+
+
+class TransportFailure(Retryable):
+    """No HTTP answer: connection refused, DNS, TLS, a timeout, the deadline, a broken connection."""
+
+
+class CallFailed(ServiceError):
+    """A whole Batch call failed in a way retrying cannot fix: refused (`status` 400/404/413...),
+    or answered with something that is not a Batch answer (`status` None)."""
+
+    def __init__(self, reason: str, status: int | None = None):
+        super().__init__(reason)
+        self.status = status
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        if isinstance(body, dict) and "error" in body:
+            return str(body["error"])
+    except ValueError:
+        pass
+    return response.text[:200] or response.reason_phrase
+
+
+# -- what is wrong with an answer --------------------------------------------------------------------
+
+_KINDS = {str: "a string", float: "a float", bool: "a boolean", list: "a list", dict: "an object",
+          type(None): "null", int: "a number"}
+
+
+def _kind(value) -> str:
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def odd_answer(results, expected: int) -> str | None:
+    """What is wrong with a decoded Batch answer, or None when it is a list of `expected` objects
+    each with an integer HTTP status as `code`."""
+    if type(results) is not list:
+        return f"{_kind(results)}, not a list of results"
+    if len(results) != expected:
+        return f"{len(results)} results for {expected} requests"
+    for number, result in enumerate(results, 1):
+        if type(result) is not dict:
+            return f"result {number} of {expected} is {_kind(result)}, not an object"
+        code = result.get("code")
+        if type(code) is not int:
+            if "code" not in result:
+                return f"result {number} of {expected} has no code"
+            return f"result {number} of {expected} has code {_short(code)} ({_kind(code)}), not a number"
+        if not 100 <= code <= 599:
+            return f"result {number} of {expected} has code {code}, not an HTTP status"
+    return None
+
+
+def _short(value) -> str:
+    text = orjson.dumps(value, default=repr).decode()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# -- the deadline of a call ------------------------------------------------------------------------
+# httpcore gives each socket operation its own timeout; the backend below cuts every one to what is
+# left of the calling thread's deadline (a sync call runs entirely in the thread that makes it).
+
+_call = threading.local()
+
+
+def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
+    end = getattr(_call, "deadline", None)
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise expired("the call's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                     _bounded(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend):
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None, socket_options=None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_tcp(host, port, _bounded(timeout, httpcore.ConnectTimeout),
+                                                       local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options=None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(
+            path, _bounded(timeout, httpcore.ConnectTimeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _with_deadlines(client: httpx.Client) -> None:
+    """Put the deadline backend under every connection pool of `client`: the default transport
+    and the proxies httpx took from the environment. httpx has no public way to choose the network
+    backend without giving up the environment's proxies, so this sets httpcore's attribute (there
+    since httpcore 0.17); if a version renames it, this fails loudly rather than leave calls
+    without a deadline."""
+    for transport in [client._transport, *(t for t in client._mounts.values() if t is not None)]:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is None:
+            raise RuntimeError("this httpx/httpcore version hides its network backend: Batch calls "
+                               "cannot be given a deadline")
+        if not isinstance(backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(backend)
+
+
+# -- why a call got no answer ------------------------------------------------------------------------
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] if text else type(exc).__name__
+
+
+def transport_reason(exc: BaseException, base_url: str) -> str:
+    """The true reason a call got no answer, in one line, from the exception and its causes."""
+    host = urlsplit(base_url).hostname or base_url
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate verify failed for {base_url}: {cause.verify_message or cause.reason}"
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve host {host}: {cause.strerror or _one_line(cause)}"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"cannot connect to {base_url}: connection refused"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake with {base_url} failed: {cause.reason or _one_line(cause)}"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"cannot connect to {base_url}: timed out"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer from {base_url}: timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect to {base_url}: {_one_line(exc)}"
+    return f"the connection to {base_url} broke: {_one_line(exc)}"
+
+
+class RecombeeClient:
+    """Sends Batch calls; one instance is shared by every sender thread (httpx pools connections).
+
+    `timeout`: seconds to connect, and the base of every call's deadline (plus 10 ms per request)."""
+
+    def __init__(self, database_id: str, token: str, base_url: str, *, concurrency: int = 4,
+                 timeout: float = 10.0, clock: Callable[[], float] = time.time):
+        self.database_id = database_id
+        self._token = token
+        self.base_url = base_url
+        self._clock = clock
+        self._timeout = timeout
+        limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+        self._http = httpx.Client(limits=limits, headers={
+            "Content-Type": "application/json", "User-Agent": "recombee-cli"})
+        _with_deadlines(self._http)
+        self.bytes_sent = 0
+        self.http_calls = 0
+
+    def __repr__(self) -> str:  # never show the token, not even in a traceback's locals
+        return f"RecombeeClient(database_id={self.database_id!r}, base_url={self.base_url!r})"
+
+    def signed_url(self, path_and_query: str) -> str:
+        return self.base_url + sign(self.database_id, path_and_query, self._token, self._clock())
+
+    def deadline_for(self, requests: int) -> float:
+        """Seconds a Batch call of `requests` requests may take in all: Recombee needs time in
+        proportion to the batch (the official SDK allows 3 s per request, 50 minutes for 1000)."""
+        return self._timeout + 0.01 * requests
+
+    def batch(self, requests: list[bytes]) -> list[dict]:
+        """One Batch call, one attempt, for serialised request objects. Returns Recombee's
+        `[{code, json}]` in request order, each `code` an integer HTTP status.
+
+        Raises AuthenticationError (401/403), TransportFailure (no answer: network, TLS, timeout,
+        the call's deadline), Retryable (429, 5xx), or CallFailed (a whole-batch refusal that
+        retrying cannot fix, 400/404/413...; or an answer that is not a Batch answer)."""
+        if not requests:
+            return []  # Recombee (and the SDK) choke on an empty batch; there is nothing to do
+        body = b'{"requests":[' + b",".join(requests) + b"]}"
+        deadline = self.deadline_for(len(requests))
+        timeout = httpx.Timeout(deadline, connect=min(self._timeout, deadline))
+        _call.deadline = time.monotonic() + deadline
+        try:
+            response = self._http.post(self.signed_url("/batch/"), content=body, timeout=timeout)
+        except httpx.TransportError as exc:
+            if time.monotonic() >= _call.deadline:
+                raise TransportFailure(f"no complete answer from {self.base_url} within the call's "
+                                       f"deadline ({deadline:g} s)") from None
+            raise TransportFailure(transport_reason(exc, self.base_url)) from None
+        finally:
+            _call.deadline = None
+            self.http_calls += 1
+        # httpx's Response and its (read, closed) stream refer to each other: a reference cycle
+        # that kept each Batch's body alive until the garbage collector ran, which a replay tunes
+        # to run rarely (35 MB of peak RSS). Without the stream, all of it goes at once.
+        response.stream = None
+        self.bytes_sent += len(body)
+        status = response.status_code
+        if status == 200:
+            try:
+                results = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                raise CallFailed("Recombee answered the Batch call with a body that is not JSON") from None
+            problem = odd_answer(results, len(requests))
+            if problem is not None:
+                raise CallFailed(f"Recombee's Batch answer is malformed: {problem}")
+            return results
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"Recombee refused the credentials ({status}: {_error_text(response)}); check the "
+                f"private token (RECOMBEE_PRIVATE_TOKEN or --token-file), the database id "
+                f"{self.database_id!r} and that this machine's clock is right")
+        if status == 429 or status >= 500:
+            raise Retryable(f"Recombee answered {status}: {_error_text(response)}",
+                            _retry_after(response.headers.get("Retry-After")), status)
+        raise CallFailed(f"Recombee refused a whole Batch call ({status}: {_error_text(response)})", status)
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,490 @@
+"""Actions: Segment's Recombee destination actions, their fields, and how each builds requests.
+
+A request is the object that goes into a Batch's `requests` array: `{"method", "path", "params"}`.
+Deletes and merges carry their parameters in `params` with JSON types (the official SDK's style;
+Segment's destination puts them in the path's query string instead; Recombee accepts both).
+
+Before an action builds anything, the resolved payload goes through what Segment's runtime applies
+(actions-core): empty values dropped, values coerced to the field's type, required fields checked.
+Two deliberate improvements over Segment (documented in docs/behaviour.md): an add-type interaction
+never goes out without a timestamp (fallback to originalTimestamp, receivedAt, sentAt), and IDs and
+value ranges Recombee would refuse are caught here instead of being sent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from recombee_cli.errors import PayloadInvalid
+from recombee_cli.segment.jsvalues import UNDEFINED, js_string
+from recombee_cli.segment.properties import property_values
+from recombee_cli.segment.timestamps import first_epoch_seconds, js_number, to_epoch_seconds
+
+ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-:@.]+")
+_id_ok = ID_PATTERN.fullmatch
+
+NO_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str                      # string | number | integer | datetime | object
+    required: bool = False
+    default: Any = NO_DEFAULT      # a mapping-kit value
+    multiple: bool = False         # an array of `type`
+    properties: tuple["FieldSpec", ...] = ()
+    maximum: float | None = None   # Segment enforces only truthy maxima (see docs)
+    description: str = ""
+
+
+def _path(p: str) -> dict:
+    return {"@path": p}
+
+
+def _first_of(a: str, b: str) -> dict:
+    return {"@if": {"exists": _path(a), "then": _path(a), "else": _path(b)}}
+
+
+USER_ID = FieldSpec("userId", "string", True, _first_of("$.userId", "$.anonymousId"),
+                    description="The user's ID (userId, else anonymousId).")
+ITEM_ID = FieldSpec("itemId", "string", True, _first_of("$.properties.product_id", "$.properties.asset_id"),
+                    description="The item's ID.")
+ADD_TIMESTAMP = FieldSpec("timestamp", "datetime", False,
+                          _first_of("$.properties.timestamp", "$.timestamp"),
+                          description="When the interaction happened.")
+DELETE_TIMESTAMP = FieldSpec("timestamp", "datetime", False, _path("$.properties.timestamp"),
+                             description="Timestamp of the interaction to delete; without it Recombee "
+                                         "deletes every such interaction of the user and item.")
+RECOMM_ID = FieldSpec("recommId", "string", False, _path("$.properties.recomm_id"),
+                      description="ID of the recommendation that led to the interaction.")
+INTERNAL_DATA = FieldSpec("internalAdditionalData", "object", False,
+                          {"segmentEventType": _path("$.type"),
+                           "segmentEventName": _first_of("$.event", "$.name")},
+                          description="Segment's hidden field: event type and name.")
+ADDITIONAL_DATA = FieldSpec("additionalData", "object", False,
+                            description="Extra data stored with the interaction.")
+SESSION_ID = FieldSpec("sessionId", "string", False, _path("$.properties.session"),
+                       description="Viewing session ID.")
+
+ECOMMERCE_ID = _first_of("$.properties.product_id", "$.properties.sku")
+VIDEO_ID = _first_of("$.properties.content_asset_id", "$.properties.content_asset_ids[0]")
+
+
+@dataclass(frozen=True)
+class Action:
+    slug: str
+    title: str
+    fields: tuple[FieldSpec, ...]
+    build: Callable[[dict, dict], list[dict]] = field(repr=False)
+    default_trigger: str | None = None
+    barrier: bool = False          # touches more than one user's order (merge, delete user)
+
+    def field(self, name: str) -> FieldSpec | None:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        return None
+
+    def default_mapping(self) -> dict:
+        return {f.name: f.default for f in self.fields if f.default is not NO_DEFAULT}
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks shared by the builders
+
+def check_id(name: str, value: str) -> None:
+    if not _id_ok(value):
+        raise PayloadInvalid(
+            f"{name} {value!r} is not a valid Recombee ID (allowed: letters, digits, _ - : @ .)")
+
+
+FALLBACK_TIMESTAMPS = ("originalTimestamp", "receivedAt", "sentAt")
+NO_TIMESTAMP = ("no usable timestamp (the mapped timestamp is missing and none of "
+                "originalTimestamp, receivedAt, sentAt parses); Recombee would store it as now")
+
+
+def interaction_timestamp(payload: dict, event: dict) -> float | int:
+    """The mapped timestamp, else the event's own clock fields: history is never stored as 'now'."""
+    value = payload.get("timestamp")
+    if value is not None:
+        return to_epoch_seconds(value)
+    seconds = first_epoch_seconds(event, FALLBACK_TIMESTAMPS)
+    if seconds is not None:
+        return seconds
+    raise PayloadInvalid(NO_TIMESTAMP)
+
+
+SKIP_IN_BODY = frozenset(("timestamp", "additionalData", "internalAdditionalData"))
+
+
+def _add_params(payload: dict, event: dict, first: dict | None = None) -> dict:
+    """createAddInteractionData: timestamp, cascadeCreate, additionalData, then the rest in order."""
+    params = {"timestamp": interaction_timestamp(payload, event), "cascadeCreate": True}
+    extra = payload.get("additionalData")
+    internal = payload.get("internalAdditionalData")
+    if extra and internal:
+        params["additionalData"] = {**extra, **internal}
+    else:
+        params["additionalData"] = dict(extra or internal or {})
+    if first:
+        params.update(first)
+    for key, value in payload.items():
+        if key not in SKIP_IN_BODY and key not in params:
+            params[key] = value
+    check_id("userId", params["userId"])
+    if "itemId" in params:
+        check_id("itemId", params["itemId"])
+    if "sessionId" in params:
+        check_id("sessionId", params["sessionId"])
+    return params
+
+
+class AddBuilder:
+    """The builder of the add-type interactions: after an optional range check of one field,
+    one POST of the add parameters — or, where one field becomes the first parameters (a cart
+    line, a portion from watch time), one POST per value it gives (a purchase: per product).
+    A class, not a closure, so that the compiled fast path (fastpath.py) can read its parts and
+    inline the same steps."""
+
+    __slots__ = ("path", "checked_field", "check", "first_field", "first", "first_keys", "each")
+
+    def __init__(self, path: str, checked_field: str | None = None,
+                 check: Callable[[Any], None] | None = None, *, first_field: str | None = None,
+                 first: Callable[[Any], dict] | None = None, first_keys: frozenset[str] = frozenset(),
+                 each: bool = False):
+        self.path = path
+        self.checked_field = checked_field
+        self.check = check
+        self.first_field = first_field   # the field that becomes the first parameters...
+        self.first = first               # ...through this (per element when `each`)...
+        self.first_keys = first_keys     # ...which sets at most these keys
+        self.each = each
+
+    def __call__(self, payload: dict, event: dict) -> list[dict]:
+        if self.check is not None:
+            self.check(payload[self.checked_field])
+        if self.first_field is None:
+            return [{"method": "POST", "path": self.path, "params": _add_params(payload, event)}]
+        value = payload[self.first_field]
+        rest = {k: v for k, v in payload.items() if k != self.first_field}
+        values = value if self.each else [value]
+        return [{"method": "POST", "path": self.path, "params": _add_params(rest, event, self.first(v))}
+                for v in values]
+
+
+def check_rating(rating: float) -> None:
+    if not -1 <= rating <= 1:
+        raise PayloadInvalid(f"rating {js_string(rating)} is outside [-1, 1] (rescale it, e.g. (stars-3)/2)")
+
+
+def check_portion(portion: float) -> None:
+    if not 0 <= portion <= 1:
+        raise PayloadInvalid(f"portion {js_string(portion)} is outside [0, 1]")
+
+
+def portion_from_watch_time(times: dict) -> dict:
+    total, watched = times["totalLength"], times["watchTime"]
+    if total == 0:
+        raise PayloadInvalid("The total length of the item cannot be zero.")
+    if watched > total:
+        raise PayloadInvalid("The watch time of the item cannot be greater than the total length of the item.")
+    portion = watched / total
+    check_portion(portion)
+    return {"portion": portion}
+
+
+def _line_item(item: dict, with_profit: bool) -> dict:
+    """Recombee wants line totals: price (and profit) times amount when both are present."""
+    out = {"itemId": item["itemId"]}
+    amount = item.get("amount")
+    if amount is not None:
+        out["amount"] = amount
+    for key in ("price", "profit") if with_profit else ("price",):
+        value = item.get(key)
+        if value is not None:
+            out[key] = value * amount if amount is not None else value
+    return out
+
+
+def cart_line(item: dict) -> dict:
+    return _line_item(item, with_profit=False)
+
+
+def purchase_line(item: dict) -> dict:
+    return _line_item(item, with_profit=True)
+
+
+_LINE_KEYS = frozenset(("itemId", "amount", "price", "profit"))
+
+
+def _delete_interaction(path: str) -> Callable[[dict, dict], list[dict]]:
+    def build(payload: dict, event: dict) -> list[dict]:
+        params = {"userId": payload["userId"], "itemId": payload["itemId"]}
+        check_id("userId", params["userId"])
+        check_id("itemId", params["itemId"])
+        if payload.get("timestamp") is not None:
+            params["timestamp"] = to_epoch_seconds(payload["timestamp"])
+        return [{"method": "DELETE", "path": path, "params": params}]
+    return build
+
+
+def _build_merge(payload: dict, event: dict) -> list[dict]:
+    target, source = payload["targetUserId"], payload["sourceUserId"]
+    check_id("targetUserId", target)
+    check_id("sourceUserId", source)
+    return [{"method": "PUT", "path": f"/users/{target}/merge/{source}", "params": {"cascadeCreate": True}}]
+
+
+def _build_delete_user(payload: dict, event: dict) -> list[dict]:
+    user = payload["userId"]
+    check_id("userId", user)
+    return [{"method": "DELETE", "path": f"/users/{user}", "params": {}}]
+
+
+def _build_set_user_values(payload: dict, event: dict) -> list[dict]:
+    user = payload["userId"]
+    check_id("userId", user)
+    values = property_values(payload.get("values") or {})
+    return [{"method": "POST", "path": f"/users/{user}", "params": {**values, "!cascadeCreate": True}}]
+
+
+def _build_set_item_values(payload: dict, event: dict) -> list[dict]:
+    """One item (itemId, values), and/or several (`items`: each {itemId, values}, e.g. the
+    products of an order): one request per item, in order."""
+    targets = []
+    if payload.get("itemId") is not None:
+        targets.append((payload["itemId"], payload.get("values") or {}))
+    for item in payload.get("items") or ():
+        targets.append((item["itemId"], item.get("values") or {}))
+    if not targets and "items" not in payload:
+        raise PayloadInvalid(missing_field("itemId"))
+    requests = []
+    for item, values in targets:
+        check_id("itemId", item)
+        requests.append({"method": "POST", "path": f"/items/{item}",
+                         "params": {**property_values(values), "!cascadeCreate": True}})
+    return requests
+
+
+VALUES = FieldSpec("values", "object", False,
+                   description="Property values (a mapping-kit object); nested objects are flattened "
+                               "with _ (see docs/configuration.md, Users and items).")
+
+_ADD_COMMON_TAIL = (RECOMM_ID, INTERNAL_DATA, ADDITIONAL_DATA)
+
+ACTIONS: dict[str, Action] = {a.slug: a for a in (
+    Action("addDetailView", "Add Detail View",
+           (USER_ID, ITEM_ID, ADD_TIMESTAMP,
+            FieldSpec("duration", "integer", description="Duration of the view in seconds."),
+            *_ADD_COMMON_TAIL),
+           AddBuilder("/detailviews/")),
+    Action("addBookmark", "Add Bookmark", (USER_ID, ITEM_ID, ADD_TIMESTAMP, *_ADD_COMMON_TAIL),
+           AddBuilder("/bookmarks/"), 'type = "track" and event = "Product Added to Wishlist"'),
+    Action("deleteBookmark", "Delete Bookmark", (USER_ID, ITEM_ID, DELETE_TIMESTAMP),
+           _delete_interaction("/bookmarks/"), 'type = "track" and event = "Product Removed from Wishlist"'),
+    Action("addCartAddition", "Add Cart Addition",
+           (USER_ID,
+            FieldSpec("item", "object", True,
+                      {"itemId": ECOMMERCE_ID, "amount": _path("$.properties.quantity"),
+                       "price": _path("$.properties.price")},
+                      properties=(FieldSpec("itemId", "string", True), FieldSpec("amount", "number"),
+                                  FieldSpec("price", "number")),
+                      description="The product added: itemId, amount, price per item."),
+            ADD_TIMESTAMP, *_ADD_COMMON_TAIL),
+           AddBuilder("/cartadditions/", first_field="item", first=cart_line, first_keys=_LINE_KEYS),
+           'type = "track" and event = "Product Added"'),
+    Action("deleteCartAddition", "Delete Cart Addition", (USER_ID, ITEM_ID, DELETE_TIMESTAMP),
+           _delete_interaction("/cartadditions/"), 'type = "track" and event = "Product Removed"'),
+    Action("addPurchase", "Add Purchase",
+           (USER_ID,
+            FieldSpec("items", "object", True,
+                      {"@arrayPath": ["$.properties.products",
+                                      {"itemId": _first_of("$.product_id", "$.sku"),
+                                       "amount": _path("$.quantity"), "price": _path("$.price"),
+                                       "profit": _path("$.profit")}]},
+                      multiple=True,
+                      properties=(FieldSpec("itemId", "string", True), FieldSpec("amount", "number"),
+                                  FieldSpec("price", "number"), FieldSpec("profit", "number")),
+                      description="The products bought: one purchase each."),
+            ADD_TIMESTAMP, *_ADD_COMMON_TAIL),
+           AddBuilder("/purchases/", first_field="items", first=purchase_line, first_keys=_LINE_KEYS,
+                      each=True)),
+    Action("addRating", "Add Rating",
+           (USER_ID, ITEM_ID, ADD_TIMESTAMP,
+            FieldSpec("rating", "number", True, _path("$.properties.rating"),
+                      description="Rating in [-1, 1]."),
+            *_ADD_COMMON_TAIL),
+           AddBuilder("/ratings/", "rating", check_rating)),
+    Action("setViewPortion", "Set View Portion",
+           (USER_ID, ITEM_ID, ADD_TIMESTAMP,
+            FieldSpec("portion", "number", True, _path("$.properties.portion"), maximum=1,
+                      description="Viewed portion in [0, 1]."),
+            SESSION_ID, *_ADD_COMMON_TAIL),
+           AddBuilder("/viewportions/", "portion", check_portion)),
+    Action("setViewPortionFromWatchTime", "Set View Portion from Watch Time",
+           (USER_ID, ITEM_ID, ADD_TIMESTAMP,
+            FieldSpec("portion", "object", True,
+                      {"totalLength": _path("$.properties.total_length"),
+                       "watchTime": _path("$.properties.position")},
+                      properties=(FieldSpec("totalLength", "number", True),
+                                  FieldSpec("watchTime", "number", True)),
+                      description="totalLength and watchTime; portion = watchTime / totalLength."),
+            SESSION_ID, *_ADD_COMMON_TAIL),
+           AddBuilder("/viewportions/", first_field="portion", first=portion_from_watch_time,
+                      first_keys=frozenset(("portion",)))),
+    Action("mergeUsers", "Merge Users",
+           (FieldSpec("targetUserId", "string", True, _path("$.userId"), description="The user kept."),
+            FieldSpec("sourceUserId", "string", True, _path("$.previousId"),
+                      description="The user merged into the target and deleted.")),
+           _build_merge, 'type = "alias"', barrier=True),
+    Action("deleteUser", "Delete User",
+           (FieldSpec("userId", "string", True, _path("$.userId"), description="The user to delete."),),
+           _build_delete_user, barrier=True),
+    # Beyond Segment's destination (docs/behaviour.md): users' and items' property values.
+    Action("setUserValues", "Set User Values",
+           (USER_ID, VALUES), _build_set_user_values),
+    Action("setItemValues", "Set Item Values",
+           (FieldSpec("itemId", "string", False, ECOMMERCE_ID, description="The item's ID."),
+            VALUES,
+            FieldSpec("items", "object", False, multiple=True,
+                      properties=(FieldSpec("itemId", "string", True), FieldSpec("values", "object")),
+                      description="Several items at once (e.g. an order's products): each itemId and "
+                                  "values; one request per item.")),
+           _build_set_item_values),
+)}
+
+
+# ---------------------------------------------------------------------------------------------
+# What actions-core does between mapping and action: removeEmptyValues, AJV coercion, required.
+
+def _where(path: str) -> str:
+    return f"The value at {path}" if path else "The root value"
+
+
+def _coerce_scalar(spec: FieldSpec, value: Any, path: str) -> Any:
+    kind = spec.type
+    if isinstance(value, list) and len(value) == 1 and kind != "object":
+        value = value[0]  # AJV coerceTypes 'array' unwraps a one-element array
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (bool, int, float)):
+            return js_string(value)
+        raise PayloadInvalid(f"{_where(path)} must be string.")
+    if kind in ("number", "integer"):
+        if isinstance(value, bool):
+            value = 1 if value else 0
+        elif isinstance(value, str):
+            number = js_number(value) if value.strip() else None
+            if number is None or number != number or number in (float("inf"), float("-inf")):
+                raise PayloadInvalid(f"{_where(path)} must be {kind}.")
+            value = int(number) if number == int(number) else number
+        elif not isinstance(value, (int, float)):
+            raise PayloadInvalid(f"{_where(path)} must be {kind}.")
+        if kind == "integer":
+            if value != int(value):
+                raise PayloadInvalid(f"{_where(path)} must be integer.")
+            value = int(value)
+        if spec.maximum and value > spec.maximum:
+            raise PayloadInvalid(f"{_where(path)} must be <= {js_string(spec.maximum)} (schema maximum)")
+        return value
+    if kind == "datetime":
+        if isinstance(value, bool):
+            return js_string(value)
+        if isinstance(value, (str, int, float)):
+            return value
+        raise PayloadInvalid(f"{_where(path)} must be a date-like string or number.")
+    if kind == "object":
+        if isinstance(value, dict):
+            return value
+        raise PayloadInvalid(f"{_where(path)} must be object.")
+    raise AssertionError(kind)
+
+
+def _clean_object(spec: FieldSpec, value: dict, path: str) -> dict:
+    """Declared-property objects: nulls dropped, '' dropped unless the property is a string,
+    undeclared keys removed (AJV removeAdditional), then coercion and required checks."""
+    out = {}
+    for prop in spec.properties:
+        v = value.get(prop.name)
+        if v is None or (v == "" and prop.type != "string"):
+            continue
+        out[prop.name] = _coerce_scalar(prop, v, f"{path}/{prop.name}")
+    for prop in spec.properties:
+        if prop.required and prop.name not in out:
+            raise PayloadInvalid(f"{_where(path)} is missing the required field '{prop.name}'.")
+    return out
+
+
+def coerce_field(spec: FieldSpec, value: Any) -> Any:
+    path = "/" + spec.name
+    if spec.multiple:
+        items = value if isinstance(value, list) else [value]
+        out = []
+        for index, item in enumerate(items):
+            item_path = f"{path}/{index}"
+            if not isinstance(item, dict):
+                raise PayloadInvalid(f"{_where(item_path)} must be object.")
+            out.append(_clean_object(spec, item, item_path) if spec.properties else item)
+        return out
+    if spec.type == "object" and spec.properties:
+        if not isinstance(value, dict):
+            raise PayloadInvalid(f"{_where(path)} must be object.")
+        return _clean_object(spec, value, path)
+    return _coerce_scalar(spec, value, path)
+
+
+_PASS_THROUGH = {"string": (str,), "number": (int, float), "integer": (int,), "datetime": (str, int, float)}
+
+
+PlanStep = tuple[str, Callable[[dict], Any], FieldSpec, "tuple[type, ...] | None"]
+
+
+def preparer_plan(action: Action, resolvers) -> tuple[list[PlanStep], list[str]]:
+    """The mapped fields in the action's order, each (name, resolver, spec, the types that pass
+    through uncoerced or None), and the required fields the mapping leaves unmapped."""
+    by_name = dict(resolvers)
+    plan: list[PlanStep] = []
+    for spec in action.fields:
+        resolve = by_name.get(spec.name)
+        if resolve is None:
+            continue
+        plain = None if (spec.multiple or spec.properties or spec.maximum) else _PASS_THROUGH.get(spec.type)
+        if spec.type == "object" and not spec.properties and not spec.multiple:
+            plain = (dict,)
+        plan.append((spec.name, resolve, spec, plain))
+    unmapped = [spec.name for spec in action.fields if spec.required and spec.name not in by_name]
+    return plan, unmapped
+
+
+def missing_field(name: str) -> str:
+    return f"The root value is missing the required field '{name}'."
+
+
+def make_preparer(action: Action, resolvers) -> Callable[[dict], dict]:
+    """Resolve a mapping's fields and apply Segment's post-mapping steps in one pass: empty values
+    dropped (null anywhere, "" at the root), values coerced to the field's type, required fields
+    checked. Values that already have their field's type pass straight through."""
+    plan, unmapped = preparer_plan(action, resolvers)
+    undefined = UNDEFINED
+
+    def prepare(event: dict) -> dict:
+        if unmapped:
+            raise PayloadInvalid(missing_field(unmapped[0]))
+        payload = {}
+        for name, resolve, spec, plain in plan:
+            value = resolve(event)
+            if value is undefined or value is None or value == "":
+                if spec.required:
+                    raise PayloadInvalid(missing_field(name))
+                continue
+            if plain is not None and type(value) in plain:   # (bool is not int here: type() is exact)
+                payload[name] = value
+            else:
+                payload[name] = coerce_field(spec, value)
+        return payload
+
+    return prepare

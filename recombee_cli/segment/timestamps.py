@@ -1,0 +1,193 @@
+"""Timestamp conversion exactly as Segment's Recombee destination does it (`datetimeToEpochSeconds`).
+
+Numbers: >= 1e10 are milliseconds, else seconds, negatives refused. Strings: JS `Number()` first,
+then a date string; a string with no zone designator gets `Z` appended (so it is UTC). The
+string forms accepted are those V8's `new Date()` accepts for ISO-like input, including its
+quirks (a trailing `-01` in a date-only string counts as an offset; `+02` alone is refused;
+`2024-02-30` rolls over to 1 March). Results are epoch seconds with at most millisecond precision.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+import re
+from datetime import datetime
+
+from recombee_cli.errors import PayloadInvalid
+
+_JS_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+_JS_RADIX = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)\Z")
+_HAS_ZONE = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\Z")
+_DATE = re.compile(
+    r"\s*(?P<y>[+-]\d{6}|\d{4})-(?P<mo>\d{1,2})-(?P<d>\d{1,2})"
+    r"(?:[T ](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?)?"
+    r"\s*(?P<z>[Zz]|[+-]\d{2}:?\d{2})?\s*\Z"
+)
+_DATE_ONLY_WITH_FAKE_OFFSET = re.compile(r"\s*(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})\s*\Z")
+
+_DAYS_IN_MONTH_MAX = 31
+
+
+def js_number(text: str) -> float | None:
+    """JavaScript `Number(string)`, or None where it gives NaN."""
+    s = text.strip()
+    if not s:
+        return 0.0
+    if _JS_DECIMAL.match(s):
+        return float(s)
+    m = _JS_RADIX.match(s)
+    if m:
+        return float(int(m.group(1)[1:], {"x": 16, "o": 8, "b": 2}[m.group(1)[0].lower()]))
+    if s in ("Infinity", "+Infinity"):
+        return math.inf
+    if s == "-Infinity":
+        return -math.inf
+    return None
+
+
+def _normalise(seconds: float) -> float | int:
+    """Epoch seconds as JSON will print them: integral values without `.0`."""
+    if seconds == int(seconds):
+        return int(seconds)
+    return seconds
+
+
+def _parse_date_string(text: str) -> float | None:
+    """Epoch seconds for the ISO-like strings V8 accepts once a missing zone became `Z`."""
+    if not _HAS_ZONE.search(text):
+        text = text + "Z"
+    elif _DATE_ONLY_WITH_FAKE_OFFSET.match(text):
+        # "2024-03-01": the "-01" looked like an offset so no Z was added, but V8 reads a
+        # date-only ISO string as UTC midnight anyway.
+        text = text.strip() + "Z"
+    m = _DATE.match(text)
+    if not m:
+        return None
+    year = int(m["y"])
+    month, day = int(m["mo"]), int(m["d"])
+    hour = int(m["h"] or 0)
+    minute = int(m["mi"] or 0)
+    second = int(m["s"] or 0)
+    if not (1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH_MAX and hour <= 24
+            and minute <= 59 and second <= 59):
+        return None
+    if hour == 24 and (minute or second or (m["f"] and int(m["f"]))):
+        return None
+    millis = int((m["f"] or "0")[:3].ljust(3, "0"))
+    zone = m["z"] or "Z"
+    offset_minutes = 0
+    if zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset_minutes = sign * (int(digits[:2]) * 60 + int(digits[2:4]))
+    # timegm accepts day overflow (Feb 30 -> Mar 1), which is what V8 does for ISO dates.
+    base = calendar.timegm((year, month, 1, 0, 0, 0, 0, 0, 0))
+    total_ms = ((base + (day - 1) * 86400 + hour * 3600 + minute * 60 + second
+                 - offset_minutes * 60) * 1000 + millis)
+    return total_ms / 1000
+
+
+_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
+
+
+_HOUR_MILLIS: dict[str, int | None] = {}   # "2024-03-01T12" -> epoch ms of that hour (None: invalid)
+_HOUR_CACHE_LIMIT = 1 << 16                # an hour per entry: about 7 years of history
+
+
+def _hour_millis(prefix: str) -> int | None:
+    try:
+        moment = datetime.fromisoformat(prefix + ":00:00")
+    except ValueError:
+        return None   # e.g. 2024-02-30, which V8 rolls over: the general parser handles it
+    return ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600) * 1000
+
+
+def _fast_canonical(text: str) -> float | int | None:
+    """Segment's own format, `2024-03-01T12:00:00.123Z` (or `+00:00`): nearly every timestamp in
+    an archive looks like this. The shape is checked, the hour looked up in a cache (an archive
+    has few distinct hours per million events) and minutes, seconds and milliseconds added as
+    integers, as V8 does. Every other form (and every V8 quirk) goes through the general parser."""
+    n = len(text)
+    if n == 24:
+        if text[23] != "Z":
+            return None
+    elif n != 29 or text[23:] != "+00:00":
+        return None
+    if text[13] != ":" or text[16] != ":" or text[19] != ".":
+        return None
+    digits = text[14:16] + text[17:19] + text[20:23]     # mmssfff
+    if not (digits.isdigit() and digits.isascii()):
+        return None
+    base = _HOUR_MILLIS.get(text[:13], -1)
+    if base == -1:
+        base = _learn_hour(text[:13])
+    if base is None:
+        return None
+    value = int(digits)
+    minute, millis = divmod(value, 100000)               # millis: ssfff, seconds in milliseconds
+    if minute > 59 or millis >= 60000:
+        return None
+    millis += base + minute * 60000
+    return millis // 1000 if millis % 1000 == 0 else millis / 1000
+
+
+def _learn_hour(prefix: str) -> int | None:
+    digits = prefix[:4] + prefix[5:7] + prefix[8:10] + prefix[11:13]
+    if prefix[10] != "T" or prefix[4] != "-" or prefix[7] != "-" or not (digits.isascii() and digits.isdigit()):
+        return None
+    base = _hour_millis(prefix)
+    if base is not None and base < 0:
+        base = None   # before 1970: the general parser refuses it with the reason
+    if len(_HOUR_MILLIS) < _HOUR_CACHE_LIMIT:
+        _HOUR_MILLIS[prefix] = base
+    return base
+
+
+def to_epoch_seconds(value) -> float | int:
+    """Segment's `datetimeToEpochSeconds`; raises PayloadInvalid with Segment's message."""
+    if type(value) is str:
+        fast = _fast_canonical(value)
+        if fast is not None:
+            return fast
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise PayloadInvalid(f"Invalid timestamp provided: {value}")
+    if isinstance(value, str):
+        number = js_number(value) if value != "" else None
+    else:
+        number = float(value)
+    if number is not None and not math.isnan(number):
+        if number < 0:
+            raise PayloadInvalid("Timestamp cannot be negative.")
+        if math.isinf(number):
+            raise PayloadInvalid(f"Invalid timestamp provided: {value}")
+        if number >= 1e10:
+            number = number / 1000
+        return _normalise(number)
+    seconds = _parse_date_string(value) if isinstance(value, str) else None
+    if seconds is None:
+        raise PayloadInvalid(f"Invalid timestamp provided: {value}")
+    if seconds < 0:
+        # Segment passes a date before 1970 on (Date.parse); Recombee refuses a negative time
+        # (400), so it is caught here, with Segment's own message for negative numbers.
+        raise PayloadInvalid(f"Timestamp cannot be negative: {value} is before 1970.")
+    return _normalise(seconds)
+
+
+def try_epoch_seconds(value) -> float | int | None:
+    """Like to_epoch_seconds, but None instead of an error (for the fallback chain)."""
+    try:
+        return to_epoch_seconds(value)
+    except PayloadInvalid:
+        return None
+
+
+def first_epoch_seconds(event: dict, keys: tuple[str, ...]) -> float | int | None:
+    """Epoch seconds of the first of `keys` in the event that holds a usable timestamp."""
+    for key in keys:
+        value = event.get(key)
+        if value is not None:
+            seconds = try_epoch_seconds(value)
+            if seconds is not None:
+                return seconds
+    return None

@@ -1,0 +1,510 @@
+"""What every file export shares: the row format interface, the column rules, and the writer of
+parts (temporary names, bounded size, optional gzip, rename, manifest, `_SUCCESS` last).
+
+A format is a `RowFormat`: its columns (each with the rules its contract gives) and how one
+Recombee request becomes one row in one table (a folder of parts). `ExportSink` is the pipeline's
+third sink: it hands each request to the format and each row to a `FileExporter`, and answers each
+request as written (200), refused by a column rule (`REFUSED`, the event is invalid) or not
+representable in the format (`NOT_REPRESENTABLE`, counted as filtered).
+
+No click, no rich: the command line wires this; tests and other programs can use it directly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, BinaryIO, Callable
+
+import orjson
+
+from recombee_cli.sources.decode import decode
+from recombee_cli.errors import RecombeeCliError
+from recombee_cli.segment.jsvalues import js_string, js_utf16_len
+from recombee_cli.sources.reader import Line
+from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Ticket
+
+DEFAULT_PART_ROWS = 1_000_000   # about 60-120 MB of CSV per part: big enough, small enough to move
+MANIFEST = "_manifest.json"
+SUCCESS = "_SUCCESS"
+_PART_NAME = re.compile(r"^part-\d+\.")          # a finished part of some export
+_TEMP_NAME = re.compile(r"^\.part-\d+\..*\.tmp$")  # a part still being written (or left by a crash)
+_FLUSH_ROWS = 2048
+
+
+class ExportError(RecombeeCliError):
+    """The output folder cannot be used (not empty, not a folder): a usage error."""
+
+
+class ExportWriteError(ExportError):
+    """Writing the files failed (disk full, permissions): the export is abandoned."""
+
+
+class Refused(Exception):
+    """A value breaks its column's rule and the rule says "drop entry": the row is not written."""
+
+
+class NotRepresentable(Exception):
+    """The request has no row in this format (a merge of two users, say)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Columns and their rules
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a contract: its type, its length limit, and what an invalid value does.
+
+    kind: "string" (length counted in UTF-16 code units, as .NET and JavaScript count), "double",
+    "datetime" (epoch seconds in, ISO 8601 UTC with milliseconds out) or "bool" (True/False).
+    on_invalid: "drop" (the whole row is refused) or "trim" (a too-long string is cut)."""
+
+    name: str
+    kind: str = "string"
+    max_length: int | None = None
+    required: bool = False
+    on_invalid: str = "drop"
+    allowed: tuple[str, ...] = ()     # the only values accepted (besides empty)
+    forbidden: tuple[str, ...] = ()   # values the consumer fails on
+
+    def cell(self, value: Any) -> str:
+        """The column's text for `value` (None or "" is empty: the contract's default applies)."""
+        if value is None or value == "":
+            if self.required:
+                raise Refused(f"{self.name} is empty but required")
+            return ""
+        kind = self.kind
+        if kind == "string":
+            return self._string(value)
+        if kind == "double":
+            return format_double(value, self.name)
+        if kind == "datetime":
+            return format_datetime(value, self.name)
+        if kind == "bool":
+            if type(value) is not bool:
+                raise Refused(f"{self.name} is not a boolean")
+            return "True" if value else "False"
+        raise AssertionError(kind)
+
+    def _string(self, value: Any) -> str:
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = js_string(value)
+        else:
+            raise Refused(f"{self.name} is not a string")
+        if self.max_length is not None:
+            length = js_utf16_len(text)
+            if length > self.max_length:
+                if self.on_invalid != "trim":
+                    raise Refused(f"{self.name} is longer than {self.max_length} characters ({length})")
+                text = trim_utf16(text, self.max_length)
+        if self.allowed and text not in self.allowed:
+            raise Refused(f"{self.name} {text[:40]!r} is not one of {', '.join(self.allowed)}")
+        if text in self.forbidden:
+            raise Refused(f"{self.name} {text!r} is not allowed (the consumer fails on it)")
+        return text
+
+
+def trim_utf16(text: str, units: int) -> str:
+    """The longest prefix of `text` of at most `units` UTF-16 code units (no pair split)."""
+    if text.isascii():
+        return text[:units]
+    out, used = [], 0
+    for char in text:
+        size = 2 if ord(char) > 0xFFFF else 1
+        if used + size > units:
+            break
+        out.append(char)
+        used += size
+    return "".join(out)
+
+
+def format_double(value: Any, name: str = "value") -> str:
+    """Shortest round-trip decimal, always with a point, never an exponent: 2 -> 2.0, 1e-7 ->
+    0.0000001. Any culture-invariant parser reads it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Refused(f"{name} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise Refused(f"{name} is out of the double range") from None
+    if not math.isfinite(number):
+        raise Refused(f"{name} is not a finite number")
+    text = repr(number)
+    if "e" in text:
+        text = format(Decimal(text), "f")
+        if "." not in text:
+            text += ".0"
+    return text
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def format_datetime(seconds: Any, name: str = "TimeStamp") -> str:
+    """Epoch seconds -> ISO 8601 UTC with milliseconds, e.g. 2024-03-01T06:42:07.728Z."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        raise Refused(f"{name} is not a time")
+    try:
+        moment = _EPOCH + timedelta(milliseconds=round(seconds * 1000))
+    except OverflowError:
+        raise Refused(f"{name} is outside the years 1-9999") from None
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+            f"{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
+
+
+# ---------------------------------------------------------------------------------------------
+# Formats
+
+EventLookup = Callable[[], "dict | None"]
+
+
+class RowFormat:
+    """A file format: the columns in file order, the tables (one folder each), and how a request
+    becomes a row. A new format is a subclass with its columns and `convert`; the CSV encoding and
+    every column rule are shared."""
+
+    name: str = ""                     # the --format value
+    entity: str = ""                   # what the contract calls the data (named in reasons)
+    extension: str = "csv"
+    delimiter: str = ","
+    columns: tuple[Column, ...] = ()
+    tables: tuple[str, ...] = ()
+
+    def convert(self, request: dict, event: EventLookup) -> tuple[str, dict[str, Any]]:
+        """(table, {column name: value}) for one Recombee request; `event()` gives the Segment
+        event it came from, decoded only when called. Raises Refused or NotRepresentable."""
+        raise NotImplementedError
+
+    def row(self, request: dict, event: EventLookup) -> tuple[str, bytes]:
+        table, values = self.convert(request, event)
+        return table, self.encode(values)
+
+    def encode(self, values: dict[str, Any]) -> bytes:
+        """One line: every column's rule applied, RFC 4180 quoting, UTF-8, "\\n" at the end."""
+        delimiter = self.delimiter
+        cells = []
+        for column in self.columns:
+            text = column.cell(values.get(column.name))
+            if delimiter in text or '"' in text or "\n" in text or "\r" in text or text[:1].isspace() \
+                    or text[-1:].isspace():
+                text = '"' + text.replace('"', '""') + '"'
+            cells.append(text)
+        try:
+            return (delimiter.join(cells) + "\n").encode("utf-8")
+        except UnicodeEncodeError:
+            raise Refused("a value is not valid Unicode (a lone surrogate)") from None
+
+    def describe(self) -> dict:
+        """What the manifest says about the files' layout."""
+        return {"format": self.name, "entity": self.entity, "columns": [c.name for c in self.columns],
+                "header": False, "delimiter": self.delimiter, "quoting": "RFC 4180 (only where needed)",
+                "encoding": "utf-8", "line_end": "\\n"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing parts
+
+class _Part:
+    __slots__ = ("table", "number", "temp", "final", "fh", "compressor", "rows", "pending")
+
+    def __init__(self, table: str, number: int, temp: str, final: str, fh: BinaryIO, gzip: bool):
+        self.table, self.number, self.temp, self.final, self.fh = table, number, temp, final, fh
+        # wbits 31: a gzip stream, no file name and mtime 0 in its header (the same bytes every time)
+        self.compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip else None
+        self.rows = 0
+        self.pending: list[bytes] = []
+
+    def flush(self) -> None:
+        if self.pending:
+            data = b"".join(self.pending)
+            self.pending = []
+            self.fh.write(self.compressor.compress(data) if self.compressor else data)
+
+    def close(self) -> None:
+        self.flush()
+        if self.compressor is not None:
+            self.fh.write(self.compressor.flush())
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+
+
+class FileExporter:
+    """Writes rows into `directory/<table>/part-NNNNN.<ext>[.gz]`, at most `part_rows` rows each.
+
+    Every part is written as `.part-NNNNN.<ext>[.gz].tmp` and renamed only by `commit()`, once all
+    of them are complete; then `_manifest.json` (row counts per file) and last an empty `_SUCCESS`.
+    An export that stops before that leaves no file with a final name and no `_SUCCESS`; `abort()`
+    (Ctrl-C, an error) removes its temporary files.
+
+    The folder must be empty or new; with `overwrite`, what an earlier export wrote there (parts,
+    temporary parts, manifest, `_SUCCESS`) is replaced at commit and nothing else is touched."""
+
+    def __init__(self, directory: str, fmt: RowFormat, *, gzip: bool = False,
+                 part_rows: int = DEFAULT_PART_ROWS, overwrite: bool = False):
+        if part_rows < 1:
+            raise ExportError("the part size must be at least 1 row")
+        self.directory = directory
+        self.format = fmt
+        self.gzip = gzip
+        self.part_rows = part_rows
+        self.suffix = f".{fmt.extension}" + (".gz" if gzip else "")
+        self._open: dict[str, _Part] = {}
+        self._closed: list[_Part] = []
+        self._renamed: list[str] = []
+        self._made: list[str] = []   # folders this export created (removed again by abort)
+        self.rows: dict[str, int] = {table: 0 for table in fmt.tables}
+        self.files: list[dict] = []
+        self.manifest: dict | None = None
+        self.committing = self.committed = False
+        self._prepare(overwrite)
+
+    # -- the folder ---------------------------------------------------------------------------
+
+    def _prepare(self, overwrite: bool) -> None:
+        directory = self.directory
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise ExportError(f"--output {directory} is a file, not a folder")
+        try:
+            os.makedirs(directory, exist_ok=True)
+            entries = os.listdir(directory)
+        except OSError as exc:
+            raise ExportError(f"cannot use the output folder {directory}: {exc.strerror or exc}") from None
+        if entries and not overwrite:
+            raise ExportError(f"the output folder {directory} is not empty ({len(entries)} entries, e.g. "
+                              f"{sorted(entries)[0]!r}); choose an empty or new folder, or pass --overwrite "
+                              "to replace an earlier export there")
+        if overwrite:   # temporary parts of a crashed export would be written over anyway
+            for path in self._earlier(temporary=True):
+                self._remove(path)
+
+    def _earlier(self, *, temporary: bool) -> list[str]:
+        """Files an earlier export left: its parts (or temporary parts), manifest and _SUCCESS."""
+        found = []
+        pattern = _TEMP_NAME if temporary else _PART_NAME
+        for table in self.format.tables:
+            folder = os.path.join(self.directory, table)
+            if os.path.isdir(folder):
+                found += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if pattern.match(n)]
+        if not temporary:
+            found += [os.path.join(self.directory, n) for n in (SUCCESS, MANIFEST)
+                      if os.path.isfile(os.path.join(self.directory, n))]
+        return found
+
+    @staticmethod
+    def _remove(path: str) -> None:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    def write(self, table: str, line: bytes) -> None:
+        part = self._open.get(table)
+        if part is None:
+            part = self._open[table] = self._new_part(table)
+        part.pending.append(line)
+        part.rows += 1
+        self.rows[table] += 1
+        if part.rows >= self.part_rows:
+            self._guarded(self._finish_part, part)
+        elif len(part.pending) >= _FLUSH_ROWS:
+            self._guarded(part.flush)
+
+    def _new_part(self, table: str) -> _Part:
+        folder = os.path.join(self.directory, table)
+        number = sum(1 for p in self._closed if p.table == table)
+        name = f"part-{number:05d}{self.suffix}"
+        temp, final = os.path.join(folder, f".{name}.tmp"), os.path.join(folder, name)
+        try:
+            if not os.path.isdir(folder):
+                os.makedirs(folder)
+                self._made.append(folder)
+            fh = open(temp, "wb")
+        except OSError as exc:
+            raise ExportWriteError(f"cannot write {temp}: {exc.strerror or exc}") from None
+        return _Part(table, number, temp, final, fh, self.gzip)
+
+    def _finish_part(self, part: _Part) -> None:
+        del self._open[part.table]
+        self._closed.append(part)
+        part.close()
+
+    def _guarded(self, action: Callable, *args) -> None:
+        try:
+            action(*args)
+        except OSError as exc:
+            where = getattr(exc, "filename", None) or self.directory
+            raise ExportWriteError(f"cannot write in {where}: {exc.strerror or exc}") from None
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def commit(self) -> dict:
+        """Close the parts, replace an earlier export's files, rename the parts, then write the
+        manifest and `_SUCCESS` (in that order). Returns the manifest."""
+        self._guarded(self._commit)
+        return self.manifest
+
+    def _commit(self) -> None:
+        for part in list(self._open.values()):
+            self._finish_part(part)
+        self.committing = True
+        for path in [os.path.join(self.directory, SUCCESS)] + self._earlier(temporary=False):
+            self._remove(path)   # _SUCCESS first: from here the folder reads as incomplete
+        for part in sorted(self._closed, key=lambda p: p.final):
+            os.replace(part.temp, part.final)
+            self._renamed.append(part.final)
+            self.files.append({"path": os.path.relpath(part.final, self.directory), "table": part.table,
+                               "rows": part.rows, "bytes": os.path.getsize(part.final)})
+        self._sync(self.directory, *{os.path.dirname(p.final) for p in self._closed})
+        self.manifest = {**self.format.describe(),
+                         "compression": "gzip" if self.gzip else None,
+                         "part_rows": self.part_rows,
+                         "rows": sum(self.rows.values()),
+                         "tables": {t: {"rows": self.rows[t], "files": [f["path"] for f in self.files
+                                                                         if f["table"] == t]}
+                                    for t in self.format.tables},
+                         "files": self.files}
+        self._write_small(MANIFEST, orjson.dumps(self.manifest, option=orjson.OPT_INDENT_2) + b"\n")
+        self._write_small(SUCCESS, b"")
+        self._sync(self.directory)
+        self.committed = True
+
+    def _write_small(self, name: str, data: bytes) -> None:
+        temp, final = os.path.join(self.directory, f".{name}.tmp"), os.path.join(self.directory, name)
+        with open(temp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, final)
+
+    @staticmethod
+    def _sync(*folders: str) -> None:
+        for folder in folders:
+            try:
+                fd = os.open(folder, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+    def abort(self) -> None:
+        """After an error or Ctrl-C: remove every file this export wrote (it never got as far as
+        `_SUCCESS`), and the folders it created if they are empty. Never raises."""
+        if self.committed:
+            return
+        for part in list(self._open.values()) + self._closed:
+            try:
+                part.fh.close()
+            except OSError:
+                pass
+            self._remove_quietly(part.temp)
+        for path in self._renamed:
+            self._remove_quietly(path)
+        names = [f".{MANIFEST}.tmp", f".{SUCCESS}.tmp"] + ([MANIFEST] if self.committing else [])
+        for name in names:   # once committing, an earlier export's manifest is already gone
+            self._remove_quietly(os.path.join(self.directory, name))
+        for folder in reversed(self._made):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+        self._open.clear()
+        self._closed.clear()
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            self._remove(path)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The sink
+
+class _Event:
+    """The Segment event behind a request, decoded again only if the format asks for it."""
+
+    __slots__ = ("_line", "_index", "_event", "_done")
+
+    def __init__(self, line: Callable[[], Line] | None, index: int, event: dict | None = None):
+        self._line, self._index, self._event, self._done = line, index, event, event is not None
+
+    def __call__(self) -> dict | None:
+        if not self._done:
+            self._done = True
+            data = self._line().data if self._line is not None else b""
+            items = decode(data) if data else []
+            item = items[self._index] if self._index < len(items) else None
+            self._event = item if isinstance(item, dict) else None
+        return self._event
+
+
+class ExportSink:
+    """The third sink: each request becomes a row of `fmt` written through `files`. A request is
+    answered 200 when its row is written, `REFUSED` (with the rule's reason) when a column rule
+    drops it, `NOT_REPRESENTABLE` when the format has no such row."""
+
+    def __init__(self, fmt: RowFormat, files: FileExporter):
+        self.format = fmt
+        self.files = files
+        self._done: list[Ticket] = []
+        self.refused = 0
+        self.not_representable = 0
+
+    def submit(self, ticket: Ticket) -> None:
+        requests = ticket.requests
+        codes = [200] * len(requests)
+        messages: list[str | None] = [None] * len(requests)
+        if ticket.events is not None:   # a chunk: (position in block, index in line, first, end) per event
+            block, events = ticket.block, ticket.events
+            for k in range(0, len(events), 4):
+                number, index, first, end = events[k:k + 4]
+                event = _Event(lambda number=number: block.line(number), index)
+                for i in range(first, end):
+                    self._one(requests[i], event, codes, messages, i)
+        else:
+            line = ticket.line
+            event = _Event(lambda: line, ticket.index, ticket.event)
+            for i, request in enumerate(requests):
+                self._one(request, event, codes, messages, i)
+        ticket.codes, ticket.messages = codes, messages
+        self._done.append(ticket)
+
+    def _one(self, request, event: _Event, codes: list, messages: list, i: int) -> None:
+        if type(request) is bytes:
+            request = orjson.loads(request)
+        try:
+            table, line = self.format.row(request, event)
+        except Refused as exc:
+            codes[i], messages[i] = REFUSED, f"{self.format.entity} drops the entry: {exc}"
+            self.refused += 1
+        except NotRepresentable as exc:
+            codes[i], messages[i] = NOT_REPRESENTABLE, str(exc)
+            self.not_representable += 1
+        else:
+            self.files.write(table, line)
+
+    def poll(self) -> list[Ticket]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> list[Ticket]:
+        self.files.commit()
+        return self.poll()
+
+    def drain(self) -> list[Ticket]:
+        self.files.abort()
+        return self.poll()

@@ -1,0 +1,1 @@
+"""Read and decode: files, folders, globs, stdin and object storage -> lines -> Segment events."""
