@@ -30,12 +30,12 @@ import gzip
 import random
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
-START = datetime(2024, 3, 1, tzinfo=timezone.utc)
+START = datetime(2024, 3, 1, tzinfo=UTC)
 PAGES = ["home", "pricing", "catalog", "account", "cart", "checkout", "blog", "Home Page", "about", "help"]
 SCREENS = ["Home", "ProductList", "ProductDetail", "Cart", "Profile", "Search"]
 CUSTOM = ["Button Clicked", "Signed In", "Signed Up", "Products Searched", "Cart Viewed", "Checkout Started",

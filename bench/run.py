@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from recombee_cli.recombee.emulator import Emulator
@@ -911,7 +911,7 @@ class Bench:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def run_together(cmd: list[str], n: int) -> "Proc | str":
+def run_together(cmd: list[str], n: int) -> Proc | str:
     """N copies of a command started together: one Proc for the lot (wall time until the last
     ends, the largest RSS, the CPU time of all), or why it failed."""
     start = time.perf_counter()
@@ -1022,7 +1022,7 @@ def machine_header(bench: Bench) -> list[str]:
               f"{d['gz'][1] / 1e6:,.0f} MB .gz; {d['plain'][1] / a.events:.0f} bytes/event"
               for mix, d in bench.inputs.items()]
     return [
-        f"recombee-cli benchmark, {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"recombee-cli benchmark, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"machine : {cpu}, {os.cpu_count()} cores ({usable} usable){mem}, {platform.system()} {platform.release()}",
         f"python  : {platform.python_implementation()} {platform.python_version()}; orjson {version('orjson')}, "
         f"httpx {version('httpx')}, isal {version('isal')}, recombee-cli {version('recombee-cli')}, "

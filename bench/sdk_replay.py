@@ -24,9 +24,17 @@ import time
 from collections import Counter
 
 from recombee_api_client.api_client import RecombeeClient
-from recombee_api_client.api_requests import (AddBookmark, AddCartAddition, AddDetailView, AddPurchase,
-                                              Batch, DeleteBookmark, DeleteCartAddition, MergeUsers,
-                                              SetViewPortion)
+from recombee_api_client.api_requests import (
+    AddBookmark,
+    AddCartAddition,
+    AddDetailView,
+    AddPurchase,
+    Batch,
+    DeleteBookmark,
+    DeleteCartAddition,
+    MergeUsers,
+    SetViewPortion,
+)
 
 BOOKMARK_EVENTS = ("Product Added to Wishlist", "Product Shared")
 VIEW_PORTION_EVENTS = ("Video Playback Started", "Video Content Playing", "Video Playback Paused",

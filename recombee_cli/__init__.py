@@ -13,8 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from recombee_cli.errors import (ConfigError, MappingError, PayloadInvalid, RecombeeCliError,  # noqa: E402
-                     TriggerSyntaxError)
+from recombee_cli.errors import ConfigError, MappingError, PayloadInvalid, RecombeeCliError, TriggerSyntaxError  # noqa: E402
 
 __all__ = [
     "__version__", "compile_trigger", "resolve_mapping", "translate_event", "load_translator", "DaskSession",

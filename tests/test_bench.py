@@ -15,7 +15,6 @@ import sys
 
 import orjson
 import pytest
-
 from helpers import ROOT
 
 

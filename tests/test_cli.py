@@ -8,8 +8,8 @@ import os
 import tomllib
 
 import pytest
-
 from helpers import MISTAKES, ROOT, SAMPLES, invoke, ndjson
+
 from recombee_cli.cli.main import ExitCode, main
 
 

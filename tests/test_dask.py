@@ -17,19 +17,19 @@ import cloudpickle
 import orjson
 import pytest
 from distributed import Client, Event, LocalCluster
-
-import recombee_cli
 from helpers import ROOT, invoke
-from recombee_cli.recombee.client import RecombeeClient
-from recombee_cli.pipeline.cluster import DaskEngine
-from recombee_cli.pipeline.config import Config, compile_config
-from recombee_cli.recombee.emulator import Emulator
-from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.sources.reader import Source, expand_inputs
-from recombee_cli.recombee.sender import RecombeeSender
-from recombee_cli.pipeline.translate import Translator
 from test_sender_order import RETRY, history
 from test_state import _saved_progress, _wait_for
+
+import recombee_cli
+from recombee_cli.pipeline.cluster import DaskEngine
+from recombee_cli.pipeline.config import Config, compile_config
+from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.pipeline.translate import Translator
+from recombee_cli.recombee.client import RecombeeClient
+from recombee_cli.recombee.emulator import Emulator
+from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.sources.reader import Source, expand_inputs
 
 sys.path.insert(0, str(ROOT))
 from bench.generate import events as generate  # noqa: E402

@@ -18,10 +18,23 @@ import httpx
 import pytest
 from recombee_api_client import api_client
 from recombee_api_client.api_client import RecombeeClient
-from recombee_api_client.api_requests import (AddBookmark, AddCartAddition, AddDetailView, AddPurchase,
-                                              AddRating, AddUser, AddUserProperty, Batch, DeleteBookmark,
-                                              DeleteCartAddition, DeleteUser, DeleteViewPortion,
-                                              MergeUsers, SetUserValues, SetViewPortion)
+from recombee_api_client.api_requests import (
+    AddBookmark,
+    AddCartAddition,
+    AddDetailView,
+    AddPurchase,
+    AddRating,
+    AddUser,
+    AddUserProperty,
+    Batch,
+    DeleteBookmark,
+    DeleteCartAddition,
+    DeleteUser,
+    DeleteViewPortion,
+    MergeUsers,
+    SetUserValues,
+    SetViewPortion,
+)
 from recombee_api_client.exceptions import ResponseException
 
 from recombee_cli.recombee.emulator import MAX_BATCH, ODD_ANSWERS, Emulator, Faults
@@ -239,7 +252,7 @@ def test_small_skew_is_accepted(emu, sdk, monkeypatch):
 def test_other_auth_failures(emu, http):
     url = emu.base_uri + "/" + DB + "/users/u"
     assert http.put(url).status_code == 401                                  # no signature
-    assert http.put(url + "?hmac_timestamp=%d" % time.time()).status_code == 401
+    assert http.put(url + f"?hmac_timestamp={int(time.time())}").status_code == 401
     target = sign(DB, "/users/u", TOKEN, time.time())
     assert http.put(emu.base_uri + target.replace("/users/u", "/users/v")).status_code == 401  # tampered
     other = sign("other-db", "/users/u", TOKEN, time.time())

@@ -11,22 +11,31 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from helpers import DATA, MISTAKES, invoke, ndjson
+
 from recombee_cli import translate_event
 from recombee_cli.pipeline.config import compile_config, load_config
-from recombee_cli.sinks.files import (MANIFEST, SUCCESS, ExportError, ExportSink, FileExporter, NotRepresentable,
-                                      Refused)
-from recombee_cli.sinks.reco_interactions import RecoInteractions
-from recombee_cli.sinks.files import Column, format_datetime, format_double
 from recombee_cli.pipeline.replay import run
-from recombee_cli.sources.reader import Line, expand_inputs
-from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Ticket
 from recombee_cli.pipeline.translate import Translator
+from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Ticket
+from recombee_cli.sinks.files import (
+    MANIFEST,
+    SUCCESS,
+    Column,
+    ExportError,
+    ExportSink,
+    FileExporter,
+    NotRepresentable,
+    Refused,
+    format_datetime,
+    format_double,
+)
+from recombee_cli.sinks.reco_interactions import RecoInteractions
+from recombee_cli.sources.reader import Line, expand_inputs
 
 EXPORT_20K = DATA / "segment-export-20k.ndjson.gz"
 FORMAT = RecoInteractions()
@@ -563,7 +572,7 @@ def test_the_20k_export_follows_the_contract_row_by_row(export_20k):
 
 
 def _iso_ms(seconds: float) -> str:
-    moment = datetime.fromtimestamp(round(seconds * 1000) / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(round(seconds * 1000) / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

@@ -9,11 +9,10 @@ import re
 import shutil
 
 import pytest
-
 from helpers import MISTAKES, ROOT, SAMPLES, invoke, ndjson
-from recombee_cli.pipeline.config import load_config
-from recombee_cli.errors import ConfigError
 
+from recombee_cli.errors import ConfigError
+from recombee_cli.pipeline.config import load_config
 
 # -- 1. the first README command succeeds; the bad lines have a place of their own ---------------
 
@@ -215,11 +214,11 @@ def test_json_log_lines_carry_a_utc_time_and_an_aborted_run_is_an_error(tmp_path
     from recombee_cli.recombee.emulator import Emulator
 
     second = datetime.timedelta(seconds=1)
-    before = datetime.datetime.now(datetime.timezone.utc) - second
+    before = datetime.datetime.now(datetime.UTC) - second
     with Emulator(DB, TOKEN) as emu:
         result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB, "--no-state",
                          "--log-format", "json", str(SAMPLES)], env={"RECOMBEE_PRIVATE_TOKEN": "wrong-token"})
-    after = datetime.datetime.now(datetime.timezone.utc) + second
+    after = datetime.datetime.now(datetime.UTC) + second
     assert result.exit_code == 3
     records = [json.loads(line) for line in result.stderr.splitlines()]
     for record in records:

@@ -15,19 +15,18 @@ import sys
 
 import orjson
 import pytest
-
 from helpers import MISTAKES, SAMPLES, invoke, ndjson
-from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
-from recombee_cli.pipeline.config import Config, compile_config, load_config
-from recombee_cli.recombee.emulator import Emulator, Faults
-from recombee_cli.errors import ConfigError
-from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.sources.reader import Source, expand_inputs
-from recombee_cli.recombee.sender import RecombeeSender
-from recombee_cli.record.state import Checkpoints, StateStore
-from recombee_cli.pipeline.translate import Translator
 from test_state import _archive, _wait_for, _write_gz
 
+from recombee_cli.errors import ConfigError
+from recombee_cli.pipeline.config import Config, compile_config, load_config
+from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.pipeline.translate import Translator
+from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
+from recombee_cli.recombee.emulator import Emulator, Faults
+from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.record.state import Checkpoints, StateStore
+from recombee_cli.sources.reader import Source, expand_inputs
 
 DB = "nightly-db"
 TOKEN = "nightly-token-5d1e"

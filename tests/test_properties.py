@@ -8,14 +8,21 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import DATA, SAMPLES, invoke, ndjson
 from recombee_api_client.api_client import RecombeeClient
 from recombee_api_client.api_requests import GetUserValues, ListItemProperties, ListUserProperties
 
-from helpers import DATA, SAMPLES, invoke, ndjson
 from recombee_cli.errors import PayloadInvalid
 from recombee_cli.recombee.emulator import Emulator
-from recombee_cli.segment.properties import (MAX_STRING_BYTES, PropertyGate, describe_values, fits, infer_type,
-                                     property_values, value_class)
+from recombee_cli.segment.properties import (
+    MAX_STRING_BYTES,
+    PropertyGate,
+    describe_values,
+    fits,
+    infer_type,
+    property_values,
+    value_class,
+)
 
 DB, TOKEN = "props-db", "props-token-9f2"
 USERS = "Identify - User Traits"

@@ -9,13 +9,13 @@ import gzip
 import json
 
 import pytest
+from helpers import DATA, invoke, ndjson
 from recombee_api_client.api_client import RecombeeClient
 from recombee_api_client.api_requests import ListItemProperties, ListItems, ListUserProperties, ListUsers
 
-from helpers import DATA, invoke, ndjson
-from recombee_cli.segment.actions import ID_PATTERN
 from recombee_cli.recombee.emulator import KINDS, Emulator, parse_timestamp, resolve
 from recombee_cli.recombee.emulator import run as execute
+from recombee_cli.segment.actions import ID_PATTERN
 from recombee_cli.segment.presets import PRODUCT_EVENTS, PRODUCT_FIELDS
 from recombee_cli.segment.properties import property_values
 

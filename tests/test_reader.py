@@ -9,10 +9,11 @@ import os
 
 import pytest
 import zstandard
-from hypothesis import assume, example, given, settings, strategies as st
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
 
-from recombee_cli.sources.decode import decode
 from recombee_cli.errors import InputError
+from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import Source, expand_inputs, read_lines
 
 

@@ -13,7 +13,8 @@ from itertools import accumulate
 
 import pytest
 import zstandard
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import recombee_cli.sources.reader as reader
 from recombee_cli.sources.reader import Block, Source, _starting_at, read_blocks, read_lines

@@ -9,14 +9,20 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from helpers import ROOT
+
 from recombee_cli.errors import InputError
-from recombee_cli.sources.reader import (LATE_ARRIVAL_DAYS, display_name, expand_inputs, folder_outside_window,
-                                 read_lines, received_day)
+from recombee_cli.sources.reader import (
+    LATE_ARRIVAL_DAYS,
+    display_name,
+    expand_inputs,
+    folder_outside_window,
+    read_lines,
+    received_day,
+)
 
 LINES = [b'{"type":"track","event":"A"}', b'{"type":"page","name":"home"}']
 BODY = b"\n".join(LINES) + b"\n"
@@ -181,11 +187,11 @@ def test_an_argument_that_is_a_dangling_link_or_a_loop_is_a_usage_error(tmp_path
 
 
 def _ms(day: str) -> str:
-    return str(int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp() * 1000))
+    return str(int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000))
 
 
 def _epoch(moment: str) -> float:
-    return datetime.fromisoformat(moment).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(moment).replace(tzinfo=UTC).timestamp()
 
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-10", "2024-03-11", "2024-03-20"]

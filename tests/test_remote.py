@@ -10,18 +10,18 @@ import random
 import re
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import boto3
 import orjson
 import pytest
+from helpers import ROOT, invoke, ndjson
 from moto.server import ThreadedMotoServer
 
 import recombee_cli.sources.remote as remote
-from helpers import ROOT, invoke, ndjson
-from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.errors import InputError
+from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.sources.reader import expand_inputs, read_blocks
 from recombee_cli.sources.remote import expand_remote
 
@@ -195,7 +195,7 @@ DAY = 86_400
 
 
 def _day_ms(day: str) -> str:
-    return str(int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp() * 1000))
+    return str(int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000))
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +227,8 @@ def listings(caplog):
 
 
 def test_day_folders_outside_the_window_are_pruned_before_listing(days, listings):
-    window = (datetime(2024, 3, 2, 12, tzinfo=timezone.utc).timestamp(),
-              datetime(2024, 3, 5, tzinfo=timezone.utc).timestamp())
+    window = (datetime(2024, 3, 2, 12, tzinfo=UTC).timestamp(),
+              datetime(2024, 3, 5, tzinfo=UTC).timestamp())
     skipped: list[str] = []
     sources = expand_remote("s3://acme-window/segment-logs/SRC1/", window=window, skipped=skipped)
     kept = [_day_ms(day) for day in ("2024-03-02", "2024-03-09")]
@@ -240,7 +240,7 @@ def test_day_folders_outside_the_window_are_pruned_before_listing(days, listings
 
 
 def test_day_folders_deeper_down_are_filtered_from_the_listing(days):
-    window = (None, datetime(2024, 2, 23, tzinfo=timezone.utc).timestamp())   # 03-01: late arrivals
+    window = (None, datetime(2024, 2, 23, tzinfo=UTC).timestamp())   # 03-01: late arrivals
     skipped: list[str] = []
     sources = expand_remote("s3://acme-window/segment-logs/", window=window, skipped=skipped)
     assert [s.name.split("/", 4)[4] for s in sources] == [
@@ -250,7 +250,7 @@ def test_day_folders_deeper_down_are_filtered_from_the_listing(days):
 
 
 def test_a_glob_skips_the_day_folders_it_matches(days):
-    window = (datetime(2024, 3, 9, tzinfo=timezone.utc).timestamp(), None)
+    window = (datetime(2024, 3, 9, tzinfo=UTC).timestamp(), None)
     skipped: list[str] = []
     sources = expand_inputs(["s3://acme-window/segment-logs/*/*/part-0.gz"], window=window, skipped=skipped)
     assert [s.name.split("/", 4)[4] for s in sources] == [
@@ -259,7 +259,7 @@ def test_a_glob_skips_the_day_folders_it_matches(days):
 
 
 def test_every_day_pruned_is_not_an_error(days):
-    window = (datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp(), None)
+    window = (datetime(2030, 1, 1, tzinfo=UTC).timestamp(), None)
     skipped: list[str] = []
     sources = expand_remote("s3://acme-window/segment-logs/SRC2/", window=window, skipped=skipped)
     assert [s.name for s in sources] == ["s3://acme-window/segment-logs/SRC2/manifest.json"] and len(skipped) == 4

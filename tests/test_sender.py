@@ -7,16 +7,16 @@ import sys
 
 import orjson
 import pytest
-
 from helpers import ROOT, invoke
-from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
-from recombee_cli.pipeline.config import Config, compile_config
-from recombee_cli.recombee.emulator import Emulator, Faults
+
 from recombee_cli.errors import AuthenticationError
+from recombee_cli.pipeline.config import Config, compile_config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.sources.reader import expand_inputs
-from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.pipeline.translate import Translator
+from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
+from recombee_cli.recombee.emulator import Emulator, Faults
+from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.sources.reader import expand_inputs
 
 sys.path.insert(0, str(ROOT))
 from bench.generate import write as write_archive  # noqa: E402
@@ -295,8 +295,8 @@ def test_a_concurrent_replay_stores_what_the_same_requests_sent_one_after_anothe
 def test_a_merge_waiting_for_earlier_batches_does_not_hold_up_reading():
     """A merge waits until everything sent before it is answered; meanwhile `submit` returns at
     once and other users' requests go on (it used to wait for every lane to finish)."""
-    from recombee_cli.sources.reader import Line
     from recombee_cli.sinks.base import Ticket
+    from recombee_cli.sources.reader import Line
 
     def ticket(*requests):
         return Ticket(Line("t", 1, 0, b""), None, list(requests))

@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ROOT, bounded
+
+from recombee_cli.errors import ServiceError
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, odd_answer
 from recombee_cli.recombee.emulator import ODD_ANSWERS, Emulator, Faults
-from recombee_cli.errors import ServiceError
-from recombee_cli.sources.reader import Line
 from recombee_cli.recombee.sender import NO_STATUS, RecombeeSender
 from recombee_cli.sinks.base import Ticket
+from recombee_cli.sources.reader import Line
 
 DB = "e2e-db"
 TOKEN = "e2e-secret-token-41aa"

@@ -8,20 +8,20 @@ Everything on 127.0.0.1 with real sockets and signatures; the emulator's fault d
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import orjson
 import pytest
 
-from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.pipeline.config import Config, compile_config
-from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.sources.reader import Line, expand_inputs
+from recombee_cli.pipeline.translate import Translator
+from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
+from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender, merge_safe_batches
 from recombee_cli.sinks.base import Ticket
-from recombee_cli.pipeline.translate import Translator
+from recombee_cli.sources.reader import Line, expand_inputs
 
 DB = "order-db"
 TOKEN = "order-secret-token-5b20"
@@ -33,7 +33,7 @@ def history(count: int, seed: int, people: int = 60, products: int = 40) -> list
     into `user-N`; afterwards most events carry the user id, some only the old anonymous id
     (which Recombee then knows as a new, separate user), and aliases repeat."""
     rng = random.Random(seed)
-    clock = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    clock = datetime(2024, 3, 1, tzinfo=UTC)
     merged: set[int] = set()
     events = []
     for _ in range(count):

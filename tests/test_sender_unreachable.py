@@ -14,17 +14,17 @@ import sys
 import httpx
 import orjson
 import pytest
-
 from helpers import ROOT, bounded, invoke
-from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, TransportFailure, transport_reason
-from recombee_cli.pipeline.config import Config, compile_config
-from recombee_cli.recombee.emulator import Emulator, Faults
+
 from recombee_cli.errors import UnreachableError
+from recombee_cli.pipeline.config import Config, compile_config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.sources.reader import Line, expand_inputs
+from recombee_cli.pipeline.translate import Translator
+from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, TransportFailure, transport_reason
+from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import NO_STATUS, Breaker, RecombeeSender
 from recombee_cli.sinks.base import Ticket
-from recombee_cli.pipeline.translate import Translator
+from recombee_cli.sources.reader import Line, expand_inputs
 
 sys.path.insert(0, str(ROOT))
 from bench.generate import write as write_archive  # noqa: E402

@@ -9,9 +9,18 @@ from types import SimpleNamespace
 import pytest
 from recombee_api_client import api_client
 from recombee_api_client.api_client import RecombeeClient, Region
-from recombee_api_client.api_requests import (AddBookmark, AddDetailView, AddUser, Batch, DeleteBookmark,
-                                              DeleteCartAddition, DeleteUser, DeleteViewPortion,
-                                              MergeUsers, SetUserValues)
+from recombee_api_client.api_requests import (
+    AddBookmark,
+    AddDetailView,
+    AddUser,
+    Batch,
+    DeleteBookmark,
+    DeleteCartAddition,
+    DeleteUser,
+    DeleteViewPortion,
+    MergeUsers,
+    SetUserValues,
+)
 
 from recombee_cli.recombee.signing import DEFAULT_HOST, REGION_HOSTS, hmac_hex, quote_query, sign, verify
 

@@ -13,9 +13,8 @@ import sys
 import time
 
 import orjson
-import pytest
-
 from helpers import ROOT, invoke, ndjson
+
 from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.record.state import StateStore
 

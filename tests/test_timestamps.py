@@ -52,7 +52,8 @@ def test_refuses_like_segment(value, message):
     assert str(info.value) == message
 
 
-from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from recombee_cli.segment.timestamps import _fast_canonical, _normalise, _parse_date_string  # noqa: E402
 

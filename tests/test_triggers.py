@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recombee_cli.segment import triggers
 from recombee_cli.errors import TriggerSyntaxError
+from recombee_cli.segment import triggers
 from recombee_cli.segment.triggers import Trigger, compile_trigger
 
 FQL = json.loads((pathlib.Path(__file__).parent / "conformance" / "fql.json").read_text(encoding="utf-8"))

@@ -12,33 +12,48 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, TextIO
+from typing import BinaryIO, TextIO
 
 import click
 import orjson
 
 from recombee_cli import __version__
-from recombee_cli.pipeline.config import (MAX_BATCH_SIZE, MAX_CONCURRENCY, Config, compile_config, load_config,
-                     load_segment_subscriptions, trigger_warnings)
-from recombee_cli.errors import (AuthenticationError, ConfigError, InputError, OutputError, RecombeeCliError,
-                     ServiceError, WorkerError)
-from recombee_cli.sinks.files import DEFAULT_PART_ROWS
-from recombee_cli.sinks.formats import FORMATS
-from recombee_cli.pipeline.replay import Recorder, RunReport, collector_for_streaming, run
-from recombee_cli.segment.presets import PRESETS
-from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, display_name, expand_inputs, read_lines
+from recombee_cli.cli import ui
+from recombee_cli.errors import (
+    AuthenticationError,
+    ConfigError,
+    InputError,
+    OutputError,
+    RecombeeCliError,
+    ServiceError,
+    WorkerError,
+)
 from recombee_cli.outcomes import parse_fail_on
-from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.segment.jsvalues import orjson_default
+from recombee_cli.pipeline.config import (
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    Config,
+    compile_config,
+    load_config,
+    load_segment_subscriptions,
+    trigger_warnings,
+)
 from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from recombee_cli.pipeline.parallel import CHUNK_LINES, TranslatorPool
-from recombee_cli.sinks.base import DryRunPrinter, NullSink, PerFileDryRun
-from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
-from recombee_cli.record.state import Checkpoints, StateStore, StateWriteError, default_state_path, describe_command
+from recombee_cli.pipeline.replay import Recorder, RunReport, collector_for_streaming, run
 from recombee_cli.pipeline.translate import Translator
-from recombee_cli.cli import ui
+from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
+from recombee_cli.record.rejects import RejectsWriter
+from recombee_cli.record.state import Checkpoints, StateStore, StateWriteError, default_state_path, describe_command
+from recombee_cli.segment.jsvalues import orjson_default
+from recombee_cli.segment.presets import PRESETS
+from recombee_cli.sinks.base import DryRunPrinter, NullSink, PerFileDryRun
+from recombee_cli.sinks.files import DEFAULT_PART_ROWS
+from recombee_cli.sinks.formats import FORMATS
+from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, display_name, expand_inputs, read_lines
 
 
 class ExitCode(enum.IntEnum):
@@ -111,7 +126,7 @@ class Abort(Exception):
 
 def _log_json(env: Environment, level: str, message: str, **fields) -> None:
     """One JSON log line on stderr, stamped with the time (ISO 8601, UTC, milliseconds)."""
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
     env.stderr.write(orjson.dumps({"time": now.replace("+00:00", "Z"), "level": level, "message": message,
                                    **fields}).decode() + "\n")
 
@@ -663,8 +678,8 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
 @click.pass_obj
 def explain(env: Environment, inputs, config_path, as_json, max_line_bytes, enable) -> None:
     """Show, for each event in INPUTS, which triggers matched and how each field resolved."""
-    from recombee_cli.sources.decode import decode
     from recombee_cli.outcomes import unmatched_name
+    from recombee_cli.sources.decode import decode
 
     config, translator = _load(env, config_path, quiet=as_json, enable=enable)
     for source in _inputs(env, inputs, quiet=as_json)[0]:
@@ -703,9 +718,9 @@ def explain(env: Environment, inputs, config_path, as_json, max_line_bytes, enab
 @click.pass_obj
 def presets(env: Environment, show_all) -> None:
     """Print Segment's 14 built-in presets as a TOML configuration to start from."""
+    from recombee_cli.cli.tomlout import mappings_toml, value
     from recombee_cli.pipeline.config import MappingSpec
     from recombee_cli.segment.presets import OPT_IN_PRESETS, OPT_IN_TYPES
-    from recombee_cli.cli.tomlout import mappings_toml, value
 
     specs = [MappingSpec(p.name, p.trigger, p.action, p.mapping()) for p in PRESETS]
     if show_all:

@@ -11,11 +11,11 @@ from typing import BinaryIO, TextIO
 
 import orjson
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn)
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.pipeline.replay import OUTCOMES, RunReport
+from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sources.reader import Source
 
 

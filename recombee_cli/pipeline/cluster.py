@@ -27,8 +27,9 @@ import hashlib
 import pickle
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from recombee_cli.errors import RecombeeCliError, WorkerError
 
@@ -52,7 +53,7 @@ class _Job:
     """What a worker needs to translate like the driver: the configuration (compiled once per
     worker process, cached by its digest) and the --since/--until window."""
 
-    config: "Config"
+    config: Config
     since: float | None
     until: float | None
     digest: str
@@ -74,7 +75,7 @@ def _translator_for(job: _Job):
     return found
 
 
-def translate_file(source: "Source", start: int, job: _Job, chunk_lines: int, max_line_bytes: int,
+def translate_file(source: Source, start: int, job: _Job, chunk_lines: int, max_line_bytes: int,
                    lanes: int) -> dict:
     """A Dask task: one file read from `start`, decompressed and translated, chunk by chunk.
 
@@ -143,7 +144,7 @@ class DaskEngine:
         ...              cluster=engine)
     """
 
-    def __init__(self, client, config: "Config | None" = None, *, since: float | None = None,
+    def __init__(self, client, config: Config | None = None, *, since: float | None = None,
                  until: float | None = None, files_in_flight: int | None = None):
         from recombee_cli.pipeline.config import Config, compile_config
         from recombee_cli.pipeline.translate import Translator
@@ -162,9 +163,9 @@ class DaskEngine:
         threads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
         return max(2, FILES_PER_WORKER * threads)
 
-    def map_sources(self, pairs: Iterable[tuple["Source", int]], *, chunk_lines: int, max_line_bytes: int,
+    def map_sources(self, pairs: Iterable[tuple[Source, int]], *, chunk_lines: int, max_line_bytes: int,
                     lanes: int, warn: Callable[[str], None] | None = None
-                    ) -> Iterator[tuple["Source", list[tuple["Block", dict, bytes]]]]:
+                    ) -> Iterator[tuple[Source, list[tuple[Block, dict, bytes]]]]:
         """Submit files (a bounded window ahead), yield (source, its chunks' results) in input order.
 
         A task whose worker died is run again by Dask elsewhere; one that raised, or whose
@@ -244,8 +245,8 @@ class DaskSession:
 
     def dry_run(self, inputs: list[str], output: str):
         """The requests of each input in its own file under `output` (DIR/<input name>.ndjson)."""
-        from recombee_cli.sources.reader import expand_inputs
         from recombee_cli.sinks.base import PerFileDryRun
+        from recombee_cli.sources.reader import expand_inputs
 
         sources = expand_inputs(list(inputs))
         from recombee_cli.pipeline.replay import run

@@ -12,14 +12,15 @@ import os
 import re
 import stat
 import tomllib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA, Action, make_preparer
 from recombee_cli.errors import ConfigError, MappingError, TriggerSyntaxError
-from recombee_cli.pipeline.fastpath import compile_mapping_function
-from recombee_cli.segment.mappingkit import compile_value, validate_mapping
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, parse_fail_on
+from recombee_cli.pipeline.fastpath import compile_mapping_function
+from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA, Action, make_preparer
+from recombee_cli.segment.mappingkit import compile_value, validate_mapping
 from recombee_cli.segment.presets import ALL_PRESETS_BY_NAME, OPT_IN_BY_NAME, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME
 from recombee_cli.segment.properties import check_types
 from recombee_cli.segment.triggers import Trigger, compile_trigger
@@ -437,7 +438,9 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
         if problems:
             raise ConfigError("; ".join(problems), field=name, **where)
         for template in _liquid_templates(value):
-            from recombee_cli.segment.liquidjs import liquid_syntax_error   # python-liquid loads in ~0.1 s: only when used
+            from recombee_cli.segment.liquidjs import (
+                liquid_syntax_error,  # python-liquid loads in ~0.1 s: only when used
+            )
 
             problem = liquid_syntax_error(template)
             if problem:

@@ -15,11 +15,21 @@ bench/README.md); the generated function does the same work with local variables
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from recombee_cli.segment.actions import (FALLBACK_TIMESTAMPS, NO_TIMESTAMP, SKIP_IN_BODY, AddBuilder, check_id,
-                      coerce_field, missing_field, preparer_plan, _id_ok)
 from recombee_cli.errors import PayloadInvalid
+from recombee_cli.segment.actions import (
+    FALLBACK_TIMESTAMPS,
+    NO_TIMESTAMP,
+    SKIP_IN_BODY,
+    AddBuilder,
+    _id_ok,
+    check_id,
+    coerce_field,
+    missing_field,
+    preparer_plan,
+)
 from recombee_cli.segment.jsvalues import UNDEFINED
 from recombee_cli.segment.mappingkit import _compile, _compile_path, _copy, _has_directive, is_directive, js_keys
 from recombee_cli.segment.timestamps import _fast_canonical, first_epoch_seconds, to_epoch_seconds

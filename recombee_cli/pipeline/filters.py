@@ -4,7 +4,7 @@ Filtered events count as `filtered`."""
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from recombee_cli.segment.timestamps import first_epoch_seconds
 

@@ -19,15 +19,16 @@ import signal
 import threading
 from array import array
 from collections import deque
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import orjson
 
-from recombee_cli.sources.decode import REJECT_MARKER, decode
 from recombee_cli.errors import MappingError, PayloadInvalid, WorkerError
-from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.outcomes import unmatched_name
 from recombee_cli.pipeline.translate import NOTHING_TO_SEND
+from recombee_cli.segment.jsvalues import orjson_default
+from recombee_cli.sources.decode import REJECT_MARKER, decode
 
 if TYPE_CHECKING:
     from recombee_cli.sources.reader import Block
@@ -51,8 +52,8 @@ def translate_lines(datas, translator, *, window_filter=None, dedupe=None, lanes
 
     This is the hot loop of a replay: it does per event what `Translator.translate` does, with
     the plan cached per (event, type) and the counts kept per mapping position."""
-    from recombee_cli.segment.properties import describe_values
     from recombee_cli.recombee.routing import lenient_404, request_users
+    from recombee_cli.segment.properties import describe_values
 
     describe = getattr(translator, "sets_values", False)   # value requests, for the main process
     values: list = []      # per value request: (request index in the chunk, mapping, entity, names)

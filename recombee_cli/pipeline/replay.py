@@ -10,22 +10,23 @@ import gc
 import time
 from array import array
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
-from recombee_cli.sources.decode import decode
 from recombee_cli.errors import RecombeeCliError
-from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES
 from recombee_cli.pipeline.parallel import CHUNK_LINES, InlineTranslator
-from recombee_cli.segment.properties import PropertyGate
-from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, pieces, read_blocks
-from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Sink, Ticket
 from recombee_cli.pipeline.translate import Translator
+from recombee_cli.record.rejects import RejectsWriter
+from recombee_cli.segment.jsvalues import orjson_default
+from recombee_cli.segment.properties import PropertyGate
+from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Sink, Ticket
+from recombee_cli.sources.decode import decode
+from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, pieces, read_blocks
 
 if TYPE_CHECKING:
     from recombee_cli.pipeline.filters import Deduplicator
@@ -49,14 +50,14 @@ class Observer(Protocol):
     """What the pipeline tells the outside world while it runs (progress bars, logs)."""
 
     def source_started(self, source: Source) -> None: ...
-    def progress(self, report: "RunReport", raw_bytes_done: int) -> None: ...
+    def progress(self, report: RunReport, raw_bytes_done: int) -> None: ...
 
 
 class _Silent:
     def source_started(self, source: Source) -> None:
         pass
 
-    def progress(self, report: "RunReport", raw_bytes_done: int) -> None:
+    def progress(self, report: RunReport, raw_bytes_done: int) -> None:
         pass
 
 
@@ -366,8 +367,8 @@ def apply_property_gate(gate: PropertyGate, summary: dict, bodies: bytes, sink, 
 def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         rejects: RejectsWriter | None = None, observer: Observer | None = None, dry_run: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
-        checkpoints: "Checkpoints | None" = None, window_filter: EventFilter | None = None,
-        dedupe: "Deduplicator | None" = None, pool: "TranslatorPool | None" = None,
+        checkpoints: Checkpoints | None = None, window_filter: EventFilter | None = None,
+        dedupe: Deduplicator | None = None, pool: TranslatorPool | None = None,
         chunk_lines: int = CHUNK_LINES, warn: Callable[[str], None] | None = None,
         cluster: SourceEngine | None = None) -> RunReport:
     """Replay `sources` into `sink`, translating chunks of lines in this process or, with `pool`,

@@ -6,11 +6,12 @@ tested against the mappings that can match it: 50 mappings cost about as much as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from recombee_cli.pipeline.config import CompiledMapping
 from recombee_cli.errors import MappingError, PayloadInvalid
+from recombee_cli.pipeline.config import CompiledMapping
 from recombee_cli.segment.jsvalues import UNDEFINED
 from recombee_cli.segment.triggers import key_only
 

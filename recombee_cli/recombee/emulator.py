@@ -85,13 +85,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -228,7 +229,7 @@ def _timestamp_from_text(text: str) -> float:
     except ValueError:
         raise ApiError(400, f"Invalid timestamp {text!r}: not a number nor ISO-8601") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -1019,7 +1020,7 @@ class Emulator:
                 "store": self.store_path or ":memory: (lost on exit)", "fast": self.fast,
                 "tls_cert": self.cert_path}
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         if self._server is not None:
             return self
         self._server = _Server((self.host, self._port), _Handler)
@@ -1047,7 +1048,7 @@ class Emulator:
             shutil.rmtree(Path(self.cert_path).parent, ignore_errors=True)
         self._stopped.set()
 
-    def serve_forever(self, on_ready: Callable[["Emulator"], None] | None = None) -> None:
+    def serve_forever(self, on_ready: Callable[[Emulator], None] | None = None) -> None:
         """Serve until Ctrl-C (or stop() from another thread); for ``recombee-cli sandbox``."""
         self.start()
         if on_ready:
@@ -1060,7 +1061,7 @@ class Emulator:
         finally:
             self.stop()
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -1102,7 +1103,7 @@ class Emulator:
             return _error_reply(401, "Invalid HMAC signature")
         now = self.now()
         if abs(now - stamp) > self.clock_skew_limit:
-            when = datetime.fromtimestamp(int(now), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            when = datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%d %H:%M:%S")
             return _error_reply(401, f"Token has expired (Current time: {int(now)} or {when} UTC, "
                                      f"you are {abs(int(now) - stamp)}s off)")
         return None
@@ -1397,7 +1398,7 @@ def _cert_with_cryptography(host: str, cert_path: Path, key_path: Path) -> None:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))

@@ -51,15 +51,15 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
 
-from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
-from recombee_cli.segment.jsvalues import orjson_default
-from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY, lane_of, lenient_404, request_users
 from recombee_cli.errors import AuthenticationError, ServiceError, UnreachableError
+from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
+from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY, lane_of, lenient_404, request_users
+from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sinks.base import Ticket
 
 DEFAULT_BATCH_SIZE = 1000
@@ -119,7 +119,7 @@ class _Item:
 
 
 class _Lane:
-    def __init__(self, sender: "RecombeeSender", number: int):
+    def __init__(self, sender: RecombeeSender, number: int):
         self.sender = sender
         self.number = number
         self.queue: deque[_Item] = deque()
@@ -210,7 +210,7 @@ class RecombeeSender:
     def __init__(self, client: RecombeeClient, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
                  seed: int | None = None, breaker: Breaker | None = None,
-                 on_batch: "Callable[[BatchReport], None] | None" = None):
+                 on_batch: Callable[[BatchReport], None] | None = None):
         if not 1 <= batch_size <= 10_000:
             raise ValueError("batch size must be between 1 and 10,000")
         self.client = client

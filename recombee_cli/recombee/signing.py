@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl, quote
 
 __all__ = ["REGION_HOSTS", "DEFAULT_HOST", "quote_query", "sign", "hmac_hex", "verify"]

@@ -14,8 +14,8 @@ from typing import BinaryIO
 
 import orjson
 
-from recombee_cli.sources.decode import REJECT_MARKER
 from recombee_cli.errors import InputError, OutputError
+from recombee_cli.sources.decode import REJECT_MARKER
 from recombee_cli.sources.reader import Line, Source, display_name
 
 

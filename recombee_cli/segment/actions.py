@@ -14,8 +14,9 @@ value ranges Recombee would refuse are caught here instead of being sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from recombee_cli.errors import PayloadInvalid
 from recombee_cli.segment.jsvalues import UNDEFINED, js_string
@@ -35,7 +36,7 @@ class FieldSpec:
     required: bool = False
     default: Any = NO_DEFAULT      # a mapping-kit value
     multiple: bool = False         # an array of `type`
-    properties: tuple["FieldSpec", ...] = ()
+    properties: tuple[FieldSpec, ...] = ()
     maximum: float | None = None   # Segment enforces only truthy maxima (see docs)
     description: str = ""
 

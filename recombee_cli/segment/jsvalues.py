@@ -39,9 +39,9 @@ class _Undefined:
     """The single `UNDEFINED` value: JavaScript's `undefined` (falsy, distinct from None)."""
 
     __slots__ = ()
-    _instance: "_Undefined | None" = None
+    _instance: _Undefined | None = None
 
-    def __new__(cls) -> "_Undefined":
+    def __new__(cls) -> _Undefined:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -52,10 +52,10 @@ class _Undefined:
     def __bool__(self) -> bool:
         return False
 
-    def __copy__(self) -> "_Undefined":
+    def __copy__(self) -> _Undefined:
         return self
 
-    def __deepcopy__(self, memo: dict) -> "_Undefined":
+    def __deepcopy__(self, memo: dict) -> _Undefined:
         return self
 
     def __reduce__(self) -> str:

@@ -12,8 +12,9 @@ import random
 import re
 import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from decimal import Decimal as _Decimal
-from typing import Any, Callable
+from typing import Any
 
 from liquid import Environment as _LiquidEnvironment
 from liquid import Mode as _LiquidMode
@@ -40,9 +41,7 @@ from recombee_cli.segment.jsvalues import (
     js_utf16_len,
     js_utf16_units,
 )
-
 from recombee_cli.segment.mappingkit import DISABLED_LIQUID_FILTERS, DISABLED_LIQUID_TAGS, Resolver, _raiser
-
 
 # =============================================================================================
 # @liquid on python-liquid, configured to behave like LiquidJS 10 (as Segment runs it)
@@ -364,7 +363,7 @@ _ISO_DATETIME = re.compile(
     r"([+-][0-9]{6}|[0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2})"
     r"(?::([0-9]{2})(?:[.,]([0-9]+))?)?\s*(Z|z|[+-][0-9]{2}:?[0-9]{2})?"
 )
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December"]
@@ -375,7 +374,7 @@ def _parse_js_date_string(s: str) -> _dt.datetime | None:
     if m:
         try:
             return _dt.datetime(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1),
-                                tzinfo=_dt.timezone.utc)
+                                tzinfo=_dt.UTC)
         except ValueError:
             return None
     m = _ISO_DATETIME.fullmatch(s.strip())
@@ -384,7 +383,7 @@ def _parse_js_date_string(s: str) -> _dt.datetime | None:
         sec = int(m.group(6) or 0)
         frac = (m.group(7) or "0")[:3].ljust(3, "0")
         zone = m.group(8)
-        tz = _dt.timezone.utc
+        tz = _dt.UTC
         if zone and zone not in ("Z", "z"):
             zz = zone.replace(":", "")
             off = int(zz[1:3]) * 60 + int(zz[3:5])
@@ -399,7 +398,7 @@ def _parse_js_date_string(s: str) -> _dt.datetime | None:
     try:
         from email.utils import parsedate_to_datetime
         d = parsedate_to_datetime(s)
-        return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
+        return d if d.tzinfo else d.replace(tzinfo=_dt.UTC)
     except (TypeError, ValueError, IndexError):
         pass
     if not any(c.isdigit() for c in s):
@@ -407,7 +406,7 @@ def _parse_js_date_string(s: str) -> _dt.datetime | None:
     try:
         from dateutil import parser as _du
         d = _du.parse(s)
-        return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
+        return d if d.tzinfo else d.replace(tzinfo=_dt.UTC)
     except (ValueError, OverflowError, TypeError, ImportError):
         return None
 
@@ -418,7 +417,7 @@ def _parse_liquid_date(v: Any) -> _dt.datetime | None:
         return None
     try:
         if v == "now" or v == "today":
-            return _dt.datetime.now(_dt.timezone.utc)
+            return _dt.datetime.now(_dt.UTC)
         if type(v) in (int, float):
             return _EPOCH + _dt.timedelta(milliseconds=round(float(v) * 1000))
         if type(v) is bool:
@@ -529,7 +528,7 @@ def _liquid_date(v: Any, fmt: Any = None, tz: Any = UNDEFINED, _default: str | N
         except Exception:  # unknown zone: LiquidJS falls back to the host zone
             pass
     try:
-        display = (real.astimezone(_dt.timezone.utc) + _dt.timedelta(minutes=offset_min)).replace(
+        display = (real.astimezone(_dt.UTC) + _dt.timedelta(minutes=offset_min)).replace(
             tzinfo=None)
     except OverflowError:
         return v
@@ -550,7 +549,7 @@ def _stringify_date(v: Any, month: str, kind: Any, style: Any) -> Any:
     if real is None:
         return v
     if kind == "ordinal":
-        d = real.astimezone(_dt.timezone.utc).day
+        d = real.astimezone(_dt.UTC).day
         fmt = f"{month} {d}%q, %Y" if style == "US" else f"{d}%q {month} %Y"
         return _liquid_date(v, _default=fmt)
     return _liquid_date(v, _default=f"%d {month} %Y")

@@ -54,9 +54,9 @@ faithfully or would be harmful):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
-
+from typing import Any
 
 from recombee_cli.errors import MappingError
 from recombee_cli.segment.jsvalues import (
@@ -1113,7 +1113,7 @@ def _c_liquid(value: Any, keep: bool) -> Resolver:
         return lambda _p: ""
     if js_utf16_len(value) > LIQUID_MAX_LENGTH:
         return _raiser("liquid template values are limited to 1000 characters")
-    from recombee_cli.segment.liquidjs import liquid_compile   # python-liquid loads in ~0.1 s: only when used
+    from recombee_cli.segment.liquidjs import liquid_compile  # python-liquid loads in ~0.1 s: only when used
 
     return liquid_compile(value)
 

@@ -24,7 +24,8 @@ import math
 import re
 import string
 from collections import deque
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from recombee_cli.errors import TriggerSyntaxError
 from recombee_cli.segment.jsvalues import js_number_to_string, js_string

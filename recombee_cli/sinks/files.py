@@ -16,18 +16,19 @@ import math
 import os
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import orjson
 
-from recombee_cli.sources.decode import decode
 from recombee_cli.errors import RecombeeCliError
 from recombee_cli.segment.jsvalues import js_string, js_utf16_len
-from recombee_cli.sources.reader import Line
 from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Ticket
+from recombee_cli.sources.decode import decode
+from recombee_cli.sources.reader import Line
 
 DEFAULT_PART_ROWS = 1_000_000   # about 60-120 MB of CSV per part: big enough, small enough to move
 MANIFEST = "_manifest.json"
@@ -144,7 +145,7 @@ def format_double(value: Any, name: str = "value") -> str:
     return text
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def format_datetime(seconds: Any, name: str = "TimeStamp") -> str:

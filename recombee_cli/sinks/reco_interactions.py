@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from recombee_cli.segment.jsvalues import js_string
 from recombee_cli.segment.actions import FALLBACK_TIMESTAMPS
+from recombee_cli.segment.jsvalues import js_string
 from recombee_cli.segment.timestamps import first_epoch_seconds
 from recombee_cli.sinks.files import Column, EventLookup, NotRepresentable, Refused, RowFormat, format_datetime
 

@@ -15,13 +15,19 @@ import io
 import os
 import stat
 import sys
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import BinaryIO, Callable, Generator, Iterator
+from typing import BinaryIO
 
-from recombee_cli.sources.dayfolders import (CLOCK_SKEW_SECONDS, LATE_ARRIVAL_DAYS, folder_outside_window,  # noqa: F401
-                         glob_skip, received_day)
 from recombee_cli.errors import InputError
+from recombee_cli.sources.dayfolders import (  # noqa: F401
+    CLOCK_SKEW_SECONDS,
+    LATE_ARRIVAL_DAYS,
+    folder_outside_window,
+    glob_skip,
+    received_day,
+)
 
 try:  # ISA-L inflate is ~2.5x faster than zlib; fall back to the stdlib where it is missing.
     from isal import isal_zlib as _zlib
@@ -680,7 +686,7 @@ class Block:
                     data[:-1] if data[-1:] == b"\r" else data,
                     self.errors.get(position) if self.errors else None)
 
-    def slice(self, begin: int, end: int) -> "Block":
+    def slice(self, begin: int, end: int) -> Block:
         errors = lengths = None
         if self.errors:
             errors = {p - begin: r for p, r in self.errors.items() if begin <= p < end} or None

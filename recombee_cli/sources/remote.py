@@ -15,7 +15,7 @@ an unreadable block and the object stays pending for the next run.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from recombee_cli.errors import InputError
 from recombee_cli.sources.dayfolders import folder_outside_window, glob_skip, received_day
