@@ -68,7 +68,8 @@ def load_translator(config_path: str | None = None):
     keyed by path, size and modification time)."""
     import os
 
-    from recombee_cli.pipeline.config import compile_config, load_config
+    from recombee_cli.pipeline.compile import compile_config
+    from recombee_cli.pipeline.config import load_config
     from recombee_cli.pipeline.translate import Translator
 
     key = config_path

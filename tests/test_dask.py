@@ -23,7 +23,8 @@ from test_state import _saved_progress, _wait_for
 
 import recombee_cli
 from recombee_cli.pipeline.cluster import DaskEngine
-from recombee_cli.pipeline.config import Config, compile_config
+from recombee_cli.pipeline.compile import compile_config
+from recombee_cli.pipeline.config import Config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient

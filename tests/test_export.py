@@ -18,7 +18,8 @@ import pytest
 from helpers import DATA, MISTAKES, invoke, ndjson
 
 from recombee_cli import translate_event
-from recombee_cli.pipeline.config import compile_config, load_config
+from recombee_cli.pipeline.compile import compile_config
+from recombee_cli.pipeline.config import load_config
 from recombee_cli.pipeline.replay import run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Ticket

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from recombee_cli.errors import MappingError, PayloadInvalid
-from recombee_cli.pipeline.config import MappingSpec, compile_mapping
+from recombee_cli.pipeline.compile import compile_mapping
+from recombee_cli.pipeline.config import MappingSpec
 from recombee_cli.pipeline.fastpath import compile_mapping_function
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.presets import PRESETS

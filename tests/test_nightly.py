@@ -19,7 +19,8 @@ from helpers import MISTAKES, SAMPLES, invoke, ndjson
 from test_state import _archive, _wait_for, _write_gz
 
 from recombee_cli.errors import ConfigError
-from recombee_cli.pipeline.config import Config, compile_config, load_config
+from recombee_cli.pipeline.compile import compile_config
+from recombee_cli.pipeline.config import Config, load_config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy

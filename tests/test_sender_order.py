@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from recombee_cli.pipeline.config import Config, compile_config
+from recombee_cli.pipeline.compile import compile_config
+from recombee_cli.pipeline.config import Config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy

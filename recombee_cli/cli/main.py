@@ -32,14 +32,13 @@ from recombee_cli.errors import (
     WorkerError,
 )
 from recombee_cli.outcomes import parse_fail_on
+from recombee_cli.pipeline.compile import compile_config, trigger_warnings
 from recombee_cli.pipeline.config import (
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
     Config,
-    compile_config,
     load_config,
     load_segment_subscriptions,
-    trigger_warnings,
 )
 from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from recombee_cli.pipeline.parallel import CHUNK_LINES, TranslatorPool
@@ -626,7 +625,7 @@ _NullSink = NullSink   # `validate` only wants the counts
 def validate(env: Environment, inputs, config_path, as_json, dask, max_line_bytes, enable) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
-    from recombee_cli.pipeline.config import NOT_CHECKED_STATICALLY, static_problems
+    from recombee_cli.pipeline.compile import NOT_CHECKED_STATICALLY, static_problems
 
     config, translator = _load(env, config_path, enable=enable)
     names = [m.name for m in translator.mappings]
@@ -753,7 +752,7 @@ def import_segment(env: Environment, subscriptions) -> None:
 
     specs = load_segment_subscriptions(subscriptions)
     for spec in specs:  # fail now, not at the first replay
-        from recombee_cli.pipeline.config import compile_mapping
+        from recombee_cli.pipeline.compile import compile_mapping
         compile_mapping(spec)
     header = (f"# Imported from {os.path.basename(subscriptions)} by recombee-cli import-segment.\n"
               "# Each mapping is Segment's, verbatim.")

@@ -11,8 +11,13 @@ from recombee_cli.pipeline.config import MappingSpec
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
+def _string(text: str) -> str:
+    # JSON's escapes are TOML's, except that TOML also forbids a raw DEL (U+007F), which JSON allows.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+    return key if _BARE_KEY.match(key) else _string(key)
 
 
 def value(v) -> str:
@@ -28,7 +33,7 @@ def value(v) -> str:
             return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return _string(v)
     if isinstance(v, list):
         return "[" + ", ".join(value(x) for x in v) + "]"
     if isinstance(v, dict):

@@ -65,7 +65,7 @@ _compiled: dict[str, tuple[Any, Any]] = {}   # on a worker: job digest -> (trans
 def _translator_for(job: _Job):
     found = _compiled.get(job.digest)
     if found is None:
-        from recombee_cli.pipeline.config import compile_config
+        from recombee_cli.pipeline.compile import compile_config
         from recombee_cli.pipeline.filters import make_filter
         from recombee_cli.pipeline.translate import Translator
 
@@ -146,7 +146,8 @@ class DaskEngine:
 
     def __init__(self, client, config: Config | None = None, *, since: float | None = None,
                  until: float | None = None, files_in_flight: int | None = None):
-        from recombee_cli.pipeline.config import Config, compile_config
+        from recombee_cli.pipeline.compile import compile_config
+        from recombee_cli.pipeline.config import Config
         from recombee_cli.pipeline.translate import Translator
 
         config = config if config is not None else Config()

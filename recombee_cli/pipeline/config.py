@@ -1,29 +1,24 @@
-"""Configuration: TOML files, Segment subscription JSON, presets, and their compilation.
+"""Configuration: TOML files, Segment subscription JSON and presets, read and checked into a `Config`.
 
-Loading never looks at events; compiling turns every mapping into a trigger and field resolvers
-once, so the per-event path does no configuration work.
+Loading never looks at events and never compiles: `pipeline.compile` turns the result into
+triggers and field resolvers. So reading a TOML file does not need the mapping compiler.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 import stat
 import tomllib
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from recombee_cli.errors import ConfigError, MappingError, TriggerSyntaxError
+from recombee_cli.errors import ConfigError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, parse_fail_on
-from recombee_cli.pipeline.fastpath import compile_mapping_function
-from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA, Action, make_preparer
-from recombee_cli.segment.mappingkit import compile_value, validate_mapping
+from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA
 from recombee_cli.segment.presets import ALL_PRESETS_BY_NAME, OPT_IN_BY_NAME, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME
 from recombee_cli.segment.properties import check_types
-from recombee_cli.segment.triggers import Trigger, compile_trigger
 
 REGIONS = ("eu-west", "us-west", "ap-se", "ca-east")
 MAX_BATCH_SIZE = 10_000        # Recombee refuses a larger Batch (413)
@@ -403,114 +398,3 @@ def load_segment_subscriptions(path: str) -> list[MappingSpec]:
     except ValueError as exc:
         raise ConfigError(f"invalid JSON: {exc}", file=path) from None
     return parse_segment_subscriptions(data, path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Compilation
-
-@dataclass(frozen=True)
-class CompiledMapping:
-    name: str
-    trigger: Trigger
-    action: Action
-    resolvers: tuple[tuple[str, Callable[[dict], Any]], ...]
-    spec: MappingSpec
-    prepare: Callable[[dict], dict]      # event -> payload ready for the action (the reference)
-    run: Callable[[dict], list[dict]] | None = None   # event -> requests, compiled (the hot path)
-
-
-def compile_mapping(spec: MappingSpec) -> CompiledMapping:
-    where = dict(file=spec.file, line=spec.line, mapping=spec.name)
-    try:
-        trigger = compile_trigger(spec.trigger)
-    except TriggerSyntaxError as exc:
-        raise ConfigError(f"Segment cannot parse this trigger ({exc}): {spec.trigger!r}",
-                          field="trigger", **where) from None
-    action = ACTIONS.get(spec.action)
-    if action is None:
-        raise ConfigError(f"unknown action {spec.action!r}", **where)
-    resolvers = []
-    for name, value in spec.fields.items():
-        if action.field(name) is None:
-            known = ", ".join(f.name for f in action.fields)
-            raise ConfigError(f"{spec.action} has no field {name!r} (fields: {known})", field=name, **where)
-        problems = validate_mapping(value)
-        if problems:
-            raise ConfigError("; ".join(problems), field=name, **where)
-        for template in _liquid_templates(value):
-            from recombee_cli.segment.liquidjs import (
-                liquid_syntax_error,  # python-liquid loads in ~0.1 s: only when used
-            )
-
-            problem = liquid_syntax_error(template)
-            if problem:
-                raise ConfigError(f"@liquid template {template!r} cannot be parsed: {problem}", field=name,
-                                  **where)
-        try:
-            resolvers.append((name, compile_value(value)))
-        except MappingError as exc:
-            raise ConfigError(str(exc), field=name, **where) from None
-    compiled = CompiledMapping(spec.name, trigger, action, tuple(resolvers), spec,
-                               make_preparer(action, resolvers))
-    return dataclasses.replace(compiled, run=compile_mapping_function(compiled))
-
-
-def _liquid_templates(value: Any) -> Iterator[str]:
-    """Every `@liquid` template string inside a mapping value, however deep."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "@liquid" and isinstance(inner, str):
-                yield inner
-            else:
-                yield from _liquid_templates(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _liquid_templates(inner)
-
-
-def compile_config(config: Config) -> list[CompiledMapping]:
-    return [compile_mapping(spec) for spec in config.effective_mappings()]
-
-
-# The `type` values Segment's libraries and HTTP API send.
-SEGMENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
-
-# What `validate` cannot know without events (said, so that an OK is not read as more than it is).
-NOT_CHECKED_STATICALLY = ("whether your events carry the fields the paths read, and whether their "
-                          "values make valid requests (IDs, ratings, portions, timestamps): give "
-                          "`validate` some exports to see that")
-
-
-def static_problems(mapping: CompiledMapping) -> list[ConfigError]:
-    """What makes a mapping unable to ever build a request, found without events: a required field
-    nothing maps (or mapped to an empty literal), or a trigger no Segment event can match (a
-    `type` Segment never sends, or equalities on one field that contradict each other)."""
-    spec = mapping.spec
-    where = dict(file=spec.file, line=spec.line, mapping=spec.name)
-    problems = []
-    for field_spec in mapping.action.fields:
-        if not field_spec.required:
-            continue
-        value = spec.fields.get(field_spec.name)
-        if value is None or value == "" or value == {}:
-            problems.append(ConfigError(
-                ("is required and nothing maps it" if field_spec.name not in spec.fields
-                 else f"is required and mapped to the empty value {json.dumps(value)}")
-                + ": every event the mapping matches would be invalid",
-                field=field_spec.name, **where))
-    hint = mapping.trigger.index_hint
-    if hint is not None:
-        name, values = hint
-        if not values:
-            problems.append(ConfigError(f"the trigger can never match: it asks for two different values of "
-                                        f"`{name}` at once ({mapping.trigger.describe()})", field="trigger", **where))
-        elif name == "type" and not values & set(SEGMENT_TYPES):
-            problems.append(ConfigError(
-                f"the trigger can never match: Segment sends no event of type "
-                f"{', '.join(repr(v) for v in sorted(values))} (types: {', '.join(SEGMENT_TYPES)})",
-                field="trigger", **where))
-    return problems
-
-
-def trigger_warnings(mappings: list[CompiledMapping]) -> list[str]:
-    return [f"mapping {m.name!r}: {w}" for m in mappings for w in m.trigger.warnings]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recombee_cli.errors import MappingError, PayloadInvalid
-from recombee_cli.pipeline.config import CompiledMapping
+from recombee_cli.pipeline.compile import CompiledMapping
 from recombee_cli.segment.jsvalues import UNDEFINED
 from recombee_cli.segment.triggers import key_only
 
