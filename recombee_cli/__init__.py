@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 from recombee_cli.errors import ConfigError, MappingError, PayloadInvalid, RecombeeCliError, TriggerSyntaxError  # noqa: E402
 
 __all__ = [
-    "__version__", "compile_trigger", "resolve_mapping", "translate_event", "load_translator", "DaskSession",
+    "__version__", "compile_trigger", "resolve_mapping", "translate_event", "load_translator",
+    "DaskSession", "ReplaySession",
     "ConfigError", "MappingError", "PayloadInvalid", "RecombeeCliError", "TriggerSyntaxError",
 ]
 
@@ -27,6 +28,10 @@ def __getattr__(name: str):
         from recombee_cli.pipeline.cluster import DaskSession
 
         return DaskSession
+    if name == "ReplaySession":   # the library's replay: what the CLI, a notebook or a job drives
+        from recombee_cli.pipeline.session import ReplaySession
+
+        return ReplaySession
     raise AttributeError(f"module 'recombee_cli' has no attribute {name!r}")
 
 

@@ -34,3 +34,22 @@ def unmatched_name(event: dict) -> str:
     if kind == "track" or (kind is None and name is not None):
         return f"track: {name}"
     return str(kind) if kind is not None else "(no type)"
+
+
+def mapping_error(mapping: str, reason: str) -> str:
+    """The reason an event is invalid because one of its mappings could not build its requests."""
+    return f"mapping {mapping!r}: {reason}"
+
+
+def translated_outcome(event: dict, matched: list[str], errors: list[tuple[str, str]],
+                       request_count: int) -> tuple[str, str | None]:
+    """An event's outcome as translation alone decides it, before any sink answers: unmatched when
+    no trigger matched; invalid when a matching mapping failed (even if another built requests, as
+    in a replay) or nothing was built; else `sent` (what a replay would send)."""
+    if not matched:
+        return "unmatched", f"no trigger matched ({unmatched_name(event)})"
+    if errors:
+        return "invalid", mapping_error(*errors[0])
+    if not request_count:
+        return "invalid", "nothing to send"
+    return "sent", None

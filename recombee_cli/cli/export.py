@@ -1,0 +1,130 @@
+"""`recombee-cli export`: the translated interactions written as files instead of sent."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from recombee_cli.cli import ui
+from recombee_cli.cli.common import (
+    config_option,
+    exit_for,
+    inputs_of,
+    load,
+    max_line_option,
+    moment,
+    sigterm_stops_like_ctrl_c,
+    total_bytes,
+    warner,
+    write_report,
+)
+from recombee_cli.cli.environment import Command, Environment, log_json, say
+from recombee_cli.cli.exits import Abort, ExitCode, exit_codes_help
+from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
+from recombee_cli.pipeline.parallel import TranslatorPool
+from recombee_cli.pipeline.replay import Recorder, RunReport, collector_for_streaming, run
+from recombee_cli.record.rejects import RejectsWriter
+from recombee_cli.sinks.files import DEFAULT_PART_ROWS, ExportSink, ExportWriteError, FileExporter
+from recombee_cli.sinks.formats import FORMATS
+
+EXPORT_EXIT_CODES_HELP = exit_codes_help({
+    ExitCode.OK: "all written (unmatched and filtered events are fine)",
+    ExitCode.FINISHED_WITH_ERRORS: "written, but some events were invalid (see --rejects)",
+    ExitCode.USAGE: "usage or configuration error (e.g. --output is not empty)",
+    ExitCode.ABORTED: "aborted: writing failed or a worker died; nothing was exported",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); nothing was exported",
+})
+
+
+@click.command(cls=Command, epilog=EXPORT_EXIT_CODES_HELP)
+@click.argument("inputs", nargs=-1, required=True)
+@config_option
+@click.option("--output", "-o", "output", required=True, type=click.Path(file_okay=False),
+              help="Folder to write into; created if missing, must be empty unless --overwrite.")
+@click.option("--format", "format_name", type=click.Choice(sorted(FORMATS)), default="reco-interactions",
+              show_default=True, help="reco-interactions: Microsoft Intelligent Recommendations' "
+                                      "Reco_Interactions (CSV, no header), one folder per interaction type.")
+@click.option("--gzip/--no-gzip", "gzip_parts", default=False, show_default=True,
+              help="Compress each part (part-NNNNN.csv.gz).")
+@click.option("--part-rows", type=click.IntRange(min=1), default=DEFAULT_PART_ROWS, show_default=True,
+              help="At most this many rows per file; a folder holds part-00000, part-00001, ...")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier export in --output (its parts, manifest and _SUCCESS); "
+                   "nothing else there is touched.")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
+              help="Append invalid events (a row the contract drops) here (NDJSON, replayable).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write the run's figures as JSON (with rows and files per folder).")
+@click.option("--since", type=str, help="Only events at or after this time (ISO date or epoch).")
+@click.option("--until", type=str, help="Only events before this time.")
+@click.option("--dedupe", is_flag=True, help="Drop repeated messageIds (counted as filtered).")
+@click.option("--dedupe-window", type=click.IntRange(min=1), default=DEFAULT_DEDUPE_WINDOW, show_default=True,
+              help="How many recent messageIds --dedupe remembers.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes that translate events; the files are the same as with one.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: warnings, errors and the summary as JSON lines on stderr.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something was invalid.")
+@max_line_option
+@click.pass_obj
+def export(env: Environment, inputs, config_path, output, format_name, gzip_parts, part_rows, overwrite,
+           rejects_path, report_path, since, until, dedupe, dedupe_window, workers, log_format, quiet,
+           max_line_bytes) -> None:
+    """Write the interactions translated from INPUTS as files instead of sending them.
+
+    The same reading, triggers, mappings and outcome counting as `replay` (here `sent` means
+    written); no token, no network. reco-interactions writes one folder per interaction type
+    (purchases, cartadditions, detailviews, bookmarks, ratings, viewportions) of header-less CSV
+    parts in the column order of Microsoft Intelligent Recommendations' Reco_Interactions contract.
+    A row the contract drops (e.g. an ItemId longer than 16 characters) makes its event invalid;
+    merges and user deletions have no row and are counted as filtered.
+
+    Parts are written under temporary names and renamed at the end; `_manifest.json` (row counts)
+    and then `_SUCCESS` are written last, so an export without `_SUCCESS` is incomplete.
+    """
+    env.log_json = log_format == "json"
+    config, translator = load(env, config_path, quiet)
+    window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
+    deduplicator = Deduplicator(dedupe_window) if dedupe else None
+    sources, _ = inputs_of(env, inputs, since, until, quiet)
+    fmt = FORMATS[format_name]()
+    files = FileExporter(output, fmt, gzip=gzip_parts, part_rows=part_rows, overwrite=overwrite)
+    sink = ExportSink(fmt, files)
+    if workers > 1 and dedupe:
+        say(env, "warning", "--dedupe needs every event in input order: translating in one process")
+        workers = 1
+    pool = TranslatorPool(translator, workers, window_filter=window_filter) if workers > 1 else None
+    rejects_path = rejects_path or config.replay.rejects
+    rejects = RejectsWriter(rejects_path) if rejects_path else None
+    observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
+    report = RunReport()
+    try:
+        with sigterm_stops_like_ctrl_c(), observer, collector_for_streaming():
+            run(sources, translator, sink, observer=observer, recorder=Recorder(report, rejects),
+                window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, pool=pool,
+                warn=warner(env, quiet))
+    except KeyboardInterrupt:
+        raise Abort("interrupted; nothing was exported (its temporary files are removed)",
+                    ExitCode.INTERRUPTED) from None
+    except ExportWriteError as exc:
+        raise Abort(f"{exc}; nothing was exported (its temporary files are removed)", ExitCode.ABORTED) from None
+    finally:
+        if rejects:
+            rejects.close()
+        if pool is not None:
+            pool.close()
+    manifest = files.manifest
+    report.extra["rows_written"] = manifest["rows"]
+    report.extra["files_written"] = len(manifest["files"])
+    report.extra["export"] = {"output": output, "format": format_name,
+                              "rows": {t: v["rows"] for t, v in manifest["tables"].items()},
+                              "files": manifest["files"]}
+    write_report(report_path, report)
+    if env.log_json:
+        log_json(env, "info" if report.ok else "error", "summary", report=report.to_dict())
+    elif not quiet or not report.ok:
+        ui.print_summary(env.stderr, report, rejects_path=rejects_path,
+                         title=f"recombee-cli export --format {format_name} ('sent' = written)")
+        ui.print_export(env.stderr, manifest, output)
+    sys.exit(int(exit_for(report)))

@@ -1,0 +1,97 @@
+"""`validate` and `explain`: what a configuration does, checked without sending anything."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import orjson
+
+from recombee_cli.cli import ui
+from recombee_cli.cli.common import (
+    close_dask,
+    config_option,
+    dask_engine,
+    dask_option,
+    exit_for,
+    inputs_of,
+    load,
+    max_line_option,
+    preset_option,
+    warner,
+)
+from recombee_cli.cli.environment import Command, Environment, say, text_stdout
+from recombee_cli.cli.exits import EXIT_CODES_HELP, ExitCode
+from recombee_cli.pipeline.compile import NOT_CHECKED_STATICALLY, static_problems
+from recombee_cli.pipeline.explain import explain as explain_events
+from recombee_cli.pipeline.replay import run
+from recombee_cli.segment.jsvalues import orjson_default
+from recombee_cli.sinks.base import NullSink
+
+
+@click.command(cls=Command, epilog=EXIT_CODES_HELP)
+@click.argument("inputs", nargs=-1)
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@dask_option
+@max_line_option
+@preset_option
+@click.pass_obj
+def validate(env: Environment, inputs, config_path, as_json, dask, max_line_bytes, enable) -> None:
+    """Check a configuration; with INPUTS, also report per mapping what it does with them:
+    events matched, requests built, invalid by reason, and the top unmatched event names."""
+    config, translator = load(env, config_path, enable=enable)
+    names = [m.name for m in translator.mappings]
+    problems = [str(p) for m in translator.mappings for p in static_problems(m)]
+    if not inputs:
+        if as_json:
+            env.stdout.write(orjson.dumps({"config": config.file, "mappings": names, "problems": problems,
+                                           "not_checked": NOT_CHECKED_STATICALLY}) + b"\n")
+        else:
+            for problem in problems:
+                say(env, "error", problem)
+            with text_stdout(env) as out:
+                verdict = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "OK"
+                out.write(f"{config.file or 'built-in presets'}: {verdict}, {len(names)} mappings (checked: "
+                          f"triggers, fields, a source for every required field, triggers that can match)\n"
+                          f"not checked without inputs: {NOT_CHECKED_STATICALLY}\n")
+        if problems:
+            sys.exit(int(ExitCode.USAGE))
+        return
+    for problem in problems:
+        say(env, "warning", problem)
+    sources = inputs_of(env, inputs)[0]
+    client = cluster = engine = None
+    try:
+        if dask:
+            client, cluster, engine = dask_engine(dask, config, None, None)
+        report = run(sources, translator, NullSink(), dry_run=True, max_line_bytes=max_line_bytes,
+                     warn=warner(env, False), cluster=engine)
+    finally:
+        close_dask(client, cluster)
+    if as_json:
+        env.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        with text_stdout(env) as out:
+            ui.print_validation(out, report)
+    sys.exit(int(exit_for(report)))
+
+
+@click.command(cls=Command, epilog=EXIT_CODES_HELP)
+@click.argument("inputs", nargs=-1, required=True)
+@config_option
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per event on stdout: origin, matched mappings, requests, outcome.")
+@max_line_option
+@preset_option
+@click.pass_obj
+def explain(env: Environment, inputs: tuple[str, ...], config_path: str | None, as_json: bool, max_line_bytes: int,
+            enable: tuple[str, ...]) -> None:
+    """Show, for each event in INPUTS, which triggers matched and how each field resolved."""
+    config, translator = load(env, config_path, quiet=as_json, enable=enable)
+    sources = inputs_of(env, inputs, quiet=as_json)[0]
+    for explanation in explain_events(sources, translator, max_line_bytes=max_line_bytes, warn=warner(env, as_json)):
+        if as_json:
+            env.stdout.write(orjson.dumps(explanation.record(), default=orjson_default) + b"\n")
+        else:
+            ui.print_explanation(env.stdout, explanation.record(), explanation.traces)

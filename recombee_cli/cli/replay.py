@@ -1,0 +1,254 @@
+"""`recombee-cli replay`: options in, a ReplaySession run, the summary and the exit code out."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import nullcontext
+
+import click
+
+from recombee_cli.cli import ui
+from recombee_cli.cli.common import (
+    check_writable,
+    close_dask,
+    config_option,
+    dask_engine,
+    dask_option,
+    exit_for,
+    inputs_of,
+    load,
+    max_line_option,
+    moment,
+    preset_option,
+    sigterm_stops_like_ctrl_c,
+    total_bytes,
+    warner,
+    write_report,
+)
+from recombee_cli.cli.environment import Command, Environment, log_json, say
+from recombee_cli.cli.exits import EXIT_CODES_HELP, Abort, ExitCode
+from recombee_cli.errors import OutputError, RecombeeCliError, ServiceError
+from recombee_cli.outcomes import parse_fail_on
+from recombee_cli.pipeline.config import MAX_BATCH_SIZE, MAX_CONCURRENCY, Config
+from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
+from recombee_cli.pipeline.parallel import TranslatorPool
+from recombee_cli.pipeline.replay import RunReport
+from recombee_cli.pipeline.session import ReplaySession
+from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
+from recombee_cli.record.state import default_state_path
+from recombee_cli.sinks.base import DryRunPrinter, PerFileDryRun, Sink
+from recombee_cli.sources.reader import Source
+
+
+def read_token(env: Environment, config: Config, token_file: str | None) -> str:
+    """The private token: RECOMBEE_PRIVATE_TOKEN, else --token-file / config token_file, else the
+    config's token (warned about at load time when the file is readable by others)."""
+    token = env.environ.get("RECOMBEE_PRIVATE_TOKEN")
+    path = token_file or config.recombee.token_file
+    if not token and path:
+        path = os.path.expanduser(path)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                token = fh.read().strip()
+            if os.name == "posix" and os.stat(path).st_mode & 0o044:
+                say(env, "warning", f"the token file {path} is readable by other users (chmod 600 it)")
+        except OSError as exc:
+            raise Abort(f"cannot read the token file {path}: {exc.strerror or exc}", ExitCode.USAGE) from None
+    token = token or config.recombee.token
+    if not token:
+        raise Abort("no private token: set RECOMBEE_PRIVATE_TOKEN, or use --token-file "
+                    "(or --dry-run to only print the requests)", ExitCode.USAGE)
+    return token
+
+
+def batch_printer(env: Environment):
+    """--verbose: one line per Batch on stderr (called from the sender's threads)."""
+    lock = threading.Lock()
+
+    def said(batch) -> None:
+        answer = f"HTTP {batch.status}" if batch.status else "no answer"
+        if batch.reason:
+            answer += f" ({batch.reason})"
+        text = (f"Batch of {batch.size:,} requests: {answer}, {batch.attempts} "
+                f"attempt{'s' if batch.attempts != 1 else ''}, {batch.seconds:.2f} s"
+                + (f", {batch.retried:,} requests sent again" if batch.retried else ""))
+        with lock:
+            if env.log_json:
+                log_json(env, "info", "batch", size=batch.size, status=batch.status, attempts=batch.attempts,
+                          seconds=round(batch.seconds, 3), retried=batch.retried, reason=batch.reason)
+            else:
+                say(env, "info", text)
+            env.stderr.flush()
+
+    return said
+
+
+def make_sender(env: Environment, config: Config, *, database_id, region, base_uri, token_file,
+                 allow_http, batch_size, concurrency, verbose=False):
+    from recombee_cli.recombee.client import RecombeeClient, base_url_for
+    from recombee_cli.recombee.sender import DEFAULT_BATCH_SIZE, RecombeeSender
+
+    database_id = database_id or config.recombee.database_id
+    if not database_id:
+        raise Abort("no database id: pass --database-id or set [recombee] database_id in the config",
+                    ExitCode.USAGE)
+    if base_uri and region:
+        raise Abort("--base-uri and --region cannot be used together", ExitCode.USAGE)
+    if not base_uri and not region:
+        base_uri, region = config.recombee.base_uri, config.recombee.region
+    try:
+        base_url = base_url_for(region, base_uri, allow_http=allow_http)
+    except ServiceError as exc:
+        raise Abort(str(exc), ExitCode.USAGE) from None
+    token = read_token(env, config, token_file)
+    batch_size = batch_size or config.replay.batch_size or DEFAULT_BATCH_SIZE
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise Abort(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} (Recombee's limit)", ExitCode.USAGE)
+    client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
+    return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency,
+                          on_batch=batch_printer(env) if verbose else None)
+
+
+@click.command(cls=Command, epilog=EXIT_CODES_HELP)
+@click.argument("inputs", nargs=-1, required=True)
+@config_option
+@click.option("--dry-run", is_flag=True,
+              help="Print the requests (one JSON object per line, as in a Batch's `requests`) "
+                   "instead of sending them. Needs no token.")
+@click.option("--database-id", envvar="RECOMBEE_DATABASE_ID", help="Recombee database id.")
+@click.option("--region", type=click.Choice(["eu-west", "us-west", "ap-se", "ca-east"]),
+              envvar="RECOMBEE_REGION", help="Recombee region (default eu-west).")
+@click.option("--base-uri", envvar="RECOMBEE_BASE_URI",
+              help="Custom API address instead of a region, e.g. https://rapi.example.com.")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="File holding the private token (else RECOMBEE_PRIVATE_TOKEN).")
+@click.option("--allow-http", is_flag=True, help="Allow a plain http:// base URI (local testing only).")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE),
+              help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH_SIZE}).")
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), help="Batch calls in flight (default 4).")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
+              help="Append invalid and failed events here (NDJSON, replayable).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write the run's figures as JSON.")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False),
+              help="State file (SQLite) for resume and incremental runs; default: one per database id "
+                   "under $XDG_STATE_HOME/recombee-cli/.")
+@click.option("--no-state", is_flag=True, help="Neither skip done files nor record progress.")
+@click.option("--reprocess", is_flag=True, help="Process files the state file marks as done again.")
+@click.option("--since", type=str, help="Only events at or after this time (ISO date or epoch); "
+              "such a run leaves the state file alone.")
+@click.option("--until", type=str, help="Only events before this time; leaves the state file alone.")
+@click.option("--dedupe", is_flag=True, help="Drop repeated messageIds (counted as filtered).")
+@click.option("--dedupe-window", type=click.IntRange(min=1), default=DEFAULT_DEDUPE_WINDOW, show_default=True,
+              help="How many recent messageIds --dedupe remembers.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes that translate events (use the number of cores for big archives); "
+                   "output and counts are the same as with one.")
+@dask_option
+@click.option("--output", "output", type=click.Path(file_okay=False),
+              help="With --dry-run: write the requests of each input to its own file in this folder "
+                   "(DIR/<input name>.ndjson) instead of stdout.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: warnings, errors and the summary as JSON lines on stderr (log collectors).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something failed.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Sending: one line per Batch call on stderr (requests, HTTP status, attempts, seconds).")
+@click.option("--fail-on", "fail_on", metavar="OUTCOMES",
+              help="Comma-separated outcomes that make the run exit 1 (and print the summary under "
+                   "--quiet): any of invalid, failed, unmatched, filtered, or 'none'. Default: "
+                   "invalid,failed (or [replay] fail_on). An input that cannot be read always fails the run.")
+@max_line_option
+@preset_option
+@click.pass_obj
+def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
+           allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
+           since, until, dedupe, dedupe_window, workers, dask, output, log_format, quiet, verbose, fail_on,
+           max_line_bytes, enable) -> None:
+    """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
+
+    INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
+    gzip, zstd and bz2 are detected from the content. The private token is read from
+    RECOMBEE_PRIVATE_TOKEN or --token-file and never printed.
+
+    Sending runs keep a state file: the same command after a crash, Ctrl-C or kill continues where
+    it stopped, and a nightly run over the same folder reads only the files that are new.
+    """
+    env.log_json = log_format == "json"
+    config, translator = load(env, config_path, quiet, enable)
+    window = since is not None or until is not None
+    window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
+    deduplicator = Deduplicator(dedupe_window) if dedupe else None
+    fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
+    sources, skipped_folders = inputs_of(env, inputs, since, until, quiet)
+    concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
+    if output and not dry_run:
+        raise Abort("--output writes the requests of a dry run: use it with --dry-run", ExitCode.USAGE)
+    if dask and (dedupe or workers > 1):
+        raise Abort(f"--dask does not go with {'--dedupe' if dedupe else '--workers'}: " +
+                    ("--dedupe needs every event in input order, in one process" if dedupe
+                     else "the cluster's workers translate"), ExitCode.USAGE)
+    if workers > 1 and dedupe:
+        say(env, "warning", "--dedupe needs every event in input order: translating in one process")
+        workers = 1
+    # Fork the translators before any sender thread exists.
+    pool = TranslatorPool(translator, workers, window_filter=window_filter,
+                          lanes=0 if dry_run else concurrency) if workers > 1 else None
+    client = cluster = engine = None
+    try:
+        if dask:
+            client, cluster, engine = dask_engine(dask, config, since, until)
+        check_writable(report_path, "--report")
+        if dry_run:
+            sink: Sink = (PerFileDryRun(output, [s.name for s in sources]) if output
+                          else DryRunPrinter(env.stdout))
+        else:
+            sink = make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
+                               token_file=token_file, allow_http=allow_http, batch_size=batch_size,
+                               concurrency=concurrency, verbose=verbose)
+        use_state = not dry_run and not no_state and not window
+        rejects_path = rejects_path or config.replay.rejects
+        session = ReplaySession(
+            translator, sink, dry_run=dry_run, fail_on=fail_on, rejects_path=rejects_path,
+            state_path=(state_path or default_state_path(database_id or config.recombee.database_id))
+            if use_state else None,
+            reprocess=reprocess, window_filter=window_filter, dedupe=deduplicator,
+            max_line_bytes=max_line_bytes, pool=pool, cluster=engine, warn=warner(env, quiet),
+            observer=ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources)))
+        report = run_session(env, session, sources, len(skipped_folders), report_path, rejects_path, quiet)
+    finally:
+        if pool is not None:
+            pool.close()
+        close_dask(client, cluster)
+    sys.exit(int(exit_for(report)))
+
+
+def run_session(env: Environment, session: ReplaySession, sources: list[Source], skipped_folders: int,
+                report_path: str | None, rejects_path: str | None, quiet: bool) -> RunReport:
+    """Run the session under the progress display; the summary is shown when it ends, and also when
+    it stops on an error (before the error's own line), so a failed night says what was done."""
+    session.open()
+    try:
+        with sigterm_stops_like_ctrl_c(), session.observer or nullcontext():
+            report = session.run(sources, skipped_folders=skipped_folders)
+    except (RecombeeCliError, KeyboardInterrupt, OSError):
+        if "aborted" in session.report.extra:
+            try:
+                show_report(env, session.report, report_path, rejects_path, quiet=False)
+            except (OSError, OutputError):
+                pass   # the output itself failed (disk full): the original error says it
+        raise
+    show_report(env, report, report_path, rejects_path, quiet=quiet)
+    return report
+
+
+def show_report(env: Environment, report: RunReport, report_path: str | None, rejects_path: str | None, *,
+                quiet: bool) -> None:
+    write_report(report_path, report)
+    if env.log_json:
+        # An aborted run (401, unreachable, Ctrl-C) is an error whatever its counts say.
+        level = "info" if report.ok and "aborted" not in report.extra else "error"
+        log_json(env, level, "summary", report=report.to_dict())
+    elif not quiet or not report.ok or "aborted" in report.extra:
+        ui.print_summary(env.stderr, report, rejects_path=rejects_path)

@@ -1,0 +1,49 @@
+"""`explain`: for each event of the inputs, which mappings matched, how each field resolved, the
+requests built and the outcome a replay would give it. The mappings run on their reference path
+(mapping-kit's resolvers and the action's builder), the one the generated fast path is checked
+against."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from recombee_cli.outcomes import translated_outcome
+from recombee_cli.pipeline.translate import FieldTrace, Translator
+from recombee_cli.sources.decode import decode
+from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Source, read_lines
+
+
+@dataclass
+class Explanation:
+    """One event (or one line that holds none), as `explain --json` prints it."""
+
+    source: str
+    line: int
+    matched: list[str]
+    requests: list[dict]
+    outcome: str
+    reason: str | None
+    traces: list[FieldTrace] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        return {"source": self.source, "line": self.line, "matched": self.matched, "requests": self.requests,
+                "outcome": self.outcome, "reason": self.reason}
+
+
+def explain(sources: Iterable[Source], translator: Translator, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+            warn: Callable[[str], None] | None = None) -> Iterator[Explanation]:
+    for source in sources:
+        for line in read_lines(source, max_line_bytes=max_line_bytes, warn=warn):
+            items: list[Any] = [line.error] if line.error else decode(line.data)
+            for item in items:
+                if isinstance(item, str):
+                    yield Explanation(line.source, line.number, [], [], "invalid", item)
+                    continue
+                traces = translator.explain(item)
+                errors = [(t.mapping, t.error) for t in traces if t.error]
+                requests = [r for t in traces for r in t.requests]
+                matched = [t.mapping for t in traces]
+                outcome, reason = translated_outcome(item, matched, errors, len(requests))
+                yield Explanation(line.source, line.number, matched, requests, outcome, reason, traces)
