@@ -77,7 +77,7 @@ def load_translator(config_path: str | None = None):
     from recombee_cli.pipeline.config import load_config
     from recombee_cli.pipeline.translate import Translator
 
-    key = config_path
+    key: str | tuple[str, int, int] | None = config_path
     if config_path is not None:
         try:
             st = os.stat(config_path)

@@ -7,7 +7,7 @@ import datetime
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn, TextIO
@@ -26,7 +26,7 @@ class Environment:
 
     The streams are looked up when used, so that click's test runner can swap them."""
 
-    environ: dict = field(default_factory=lambda: os.environ)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     out: BinaryIO | None = None
     err: TextIO | None = None
     log_json: bool = False      # --log-format json: people-facing lines become JSON objects

@@ -115,6 +115,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
         if pool is not None:
             pool.close()
     manifest = files.manifest
+    assert manifest is not None   # close() wrote it: the run ended without an error
     report.extra["rows_written"] = manifest["rows"]
     report.extra["files_written"] = len(manifest["files"])
     report.extra["export"] = {"output": output, "format": format_name,

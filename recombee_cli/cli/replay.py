@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from contextlib import nullcontext
 
 import click
 
@@ -209,14 +208,16 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
                                concurrency=concurrency, verbose=verbose)
         use_state = not dry_run and not no_state and not window
         rejects_path = rejects_path or config.replay.rejects
+        observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
         session = ReplaySession(
             translator, sink, dry_run=dry_run, fail_on=fail_on, rejects_path=rejects_path,
             state_path=(state_path or default_state_path(database_id or config.recombee.database_id))
             if use_state else None,
             reprocess=reprocess, window_filter=window_filter, dedupe=deduplicator,
             max_line_bytes=max_line_bytes, pool=pool, cluster=engine, warn=warner(env, quiet),
-            observer=ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources)))
-        report = run_session(env, session, sources, len(skipped_folders), report_path, rejects_path, quiet)
+            observer=observer)
+        report = run_session(env, session, observer, sources, len(skipped_folders), report_path, rejects_path,
+                             quiet)
     finally:
         if pool is not None:
             pool.close()
@@ -224,13 +225,13 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     sys.exit(int(exit_for(report)))
 
 
-def run_session(env: Environment, session: ReplaySession, sources: list[Source], skipped_folders: int,
-                report_path: str | None, rejects_path: str | None, quiet: bool) -> RunReport:
+def run_session(env: Environment, session: ReplaySession, progress: ui.ProgressView, sources: list[Source],
+                skipped_folders: int, report_path: str | None, rejects_path: str | None, quiet: bool) -> RunReport:
     """Run the session under the progress display; the summary is shown when it ends, and also when
     it stops on an error (before the error's own line), so a failed night says what was done."""
     session.open()
     try:
-        with sigterm_stops_like_ctrl_c(), session.observer or nullcontext():
+        with sigterm_stops_like_ctrl_c(), progress:
             report = session.run(sources, skipped_folders=skipped_folders)
     except (RecombeeCliError, KeyboardInterrupt, OSError):
         if "aborted" in session.report.extra:

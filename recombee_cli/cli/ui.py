@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from recombee_cli.pipeline.replay import OUTCOMES, RunReport
+from recombee_cli.outcomes import OUTCOMES
+from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sources.reader import Source
 
@@ -24,11 +25,14 @@ def _console(stream: TextIO) -> Console:
     return Console(file=stream, highlight=False, soft_wrap=True)
 
 
-class _NoProgress:
-    def __enter__(self):
+class ProgressView:
+    """The replay loop's observer (pipeline.replay.Observer) that the terminal shows; this one shows
+    nothing (--quiet, a log file, --log-format json)."""
+
+    def __enter__(self) -> ProgressView:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass
 
     def source_started(self, source: Source) -> None:
@@ -38,7 +42,7 @@ class _NoProgress:
         pass
 
 
-class _ProgressBar(_NoProgress):
+class _ProgressBar(ProgressView):
     """Bytes read of the known total, events/s, requests sent, failures, ETA."""
 
     _EVERY = 0.2  # seconds between redraws
@@ -52,11 +56,11 @@ class _ProgressBar(_NoProgress):
         self._task = self._bar.add_task("replay", total=total_bytes, rate="-", sent=0, invalid=0, failed=0)
         self._last = 0.0
 
-    def __enter__(self):
+    def __enter__(self) -> _ProgressBar:
         self._bar.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
     def source_started(self, source: Source) -> None:
@@ -76,10 +80,10 @@ class _ProgressBar(_NoProgress):
                          failed=report.outcomes["failed"])     # events Recombee refused, or retries ran out
 
 
-def make_observer(stream: TextIO, *, quiet: bool, total_bytes: int | None):
+def make_observer(stream: TextIO, *, quiet: bool, total_bytes: int | None) -> ProgressView:
     console = _console(stream)
     if quiet or not console.is_terminal:
-        return _NoProgress()
+        return ProgressView()
     return _ProgressBar(console, total_bytes)
 
 
@@ -177,7 +181,7 @@ def print_status(stream: TextIO, path: str, files, runs) -> None:
         table = Table(title="last runs", title_justify="left")
         for column in ("started", "status", "events", "sent", "duplicate", "invalid", "failed"):
             table.add_column(column, justify="left" if column in ("started", "status") else "right")
-        totals = Counter()
+        totals: Counter[str] = Counter()
         for r in runs:
             outcomes = (r["report"] or {}).get("outcomes", {})
             totals.update(outcomes)

@@ -8,7 +8,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from recombee_cli.errors import ConfigError, MappingError, TriggerSyntaxError
 from recombee_cli.pipeline.config import Config, MappingSpec
@@ -18,19 +18,30 @@ from recombee_cli.segment.mappingkit import compile_value, validate_mapping
 from recombee_cli.segment.triggers import Trigger, compile_trigger
 
 
+class _Where(TypedDict):
+    """Where a mapping is defined, as ConfigError takes it."""
+
+    file: str | None
+    line: int | None
+    mapping: str | None
+
+
+Event = dict[str, Any]   # a Segment event, a payload or a request: JSON objects
+
+
 @dataclass(frozen=True)
 class CompiledMapping:
     name: str
     trigger: Trigger
     action: Action
-    resolvers: tuple[tuple[str, Callable[[dict], Any]], ...]
+    resolvers: tuple[tuple[str, Callable[[Event], Any]], ...]
     spec: MappingSpec
-    prepare: Callable[[dict], dict]      # event -> payload ready for the action (the reference)
-    run: Callable[[dict], list[dict]] | None = None   # event -> requests, compiled (the hot path)
+    prepare: Callable[[Event], Event]      # event -> payload ready for the action (the reference)
+    run: Callable[[Event], list[Event]] | None = None   # event -> requests, compiled (the hot path)
 
 
 def compile_mapping(spec: MappingSpec) -> CompiledMapping:
-    where = dict(file=spec.file, line=spec.line, mapping=spec.name)
+    where = _Where(file=spec.file, line=spec.line, mapping=spec.name)
     try:
         trigger = compile_trigger(spec.trigger)
     except TriggerSyntaxError as exc:
@@ -96,7 +107,7 @@ def static_problems(mapping: CompiledMapping) -> list[ConfigError]:
     nothing maps (or mapped to an empty literal), or a trigger no Segment event can match (a
     `type` Segment never sends, or equalities on one field that contradict each other)."""
     spec = mapping.spec
-    where = dict(file=spec.file, line=spec.line, mapping=spec.name)
+    where = _Where(file=spec.file, line=spec.line, mapping=spec.name)
     problems = []
     for field_spec in mapping.action.fields:
         if not field_spec.required:

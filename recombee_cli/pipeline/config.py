@@ -41,7 +41,7 @@ class MappingSpec:
     name: str
     trigger: str
     action: str
-    fields: dict
+    fields: dict[str, Any]
     origin: str = "preset"            # "preset", or "file:line" of the definition
     file: str | None = None
     line: int | None = None
@@ -184,7 +184,7 @@ _ALLOWED = {
 }
 
 
-def _check_keys(table: dict, section: str, file: str, line: int | None = None) -> None:
+def _check_keys(table: dict[str, Any], section: str, file: str, line: int | None = None) -> None:
     unknown = set(table) - _ALLOWED[section]
     if unknown:
         where = f"[{section}]" if section else "the top level"
@@ -197,7 +197,7 @@ def _mapping_header_lines(text: str) -> list[int]:
             if re.match(r"\s*\[\[\s*mappings\s*\]\]", line)]
 
 
-def _expect(value: Any, kind: type | tuple, what: str, file: str, line: int | None = None,
+def _expect(value: Any, kind: type | tuple[type, ...], what: str, file: str, line: int | None = None,
             mapping: str | None = None) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
@@ -298,11 +298,11 @@ def load_config(path: str | None) -> Config:
         config.mappings.extend(load_segment_subscriptions(full))
 
     seen: dict[str, str] = {}
-    for m in config.mappings:
-        if m.name in seen:
-            raise ConfigError(f"mapping name {m.name!r} is used twice (also at {seen[m.name]})",
-                              file=m.file, line=m.line)
-        seen[m.name] = m.origin
+    for spec in config.mappings:
+        if spec.name in seen:
+            raise ConfigError(f"mapping name {spec.name!r} is used twice (also at {seen[spec.name]})",
+                              file=spec.file, line=spec.line)
+        seen[spec.name] = spec.origin
     return config
 
 

@@ -22,7 +22,7 @@ class Explanation:
     source: str
     line: int
     matched: list[str]
-    requests: list[dict]
+    requests: list[dict[str, Any]]
     outcome: str
     reason: str | None
     traces: list[FieldTrace] = field(default_factory=list)

@@ -131,6 +131,7 @@ class ReplaySession:
         if self.store is None:
             return
         try:
+            assert self.run_id is not None   # set by open() with the store
             self.store.finish_run(self.run_id, status, self.report.to_dict())
         except StateWriteError:
             if not quietly:
