@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recombee_cli.errors import PayloadInvalid
-from recombee_cli.segment.jsvalues import UNDEFINED, js_string
+from recombee_cli.segment.jsvalues import UNDEFINED, js_string, js_string_to_number
 from recombee_cli.segment.properties import property_values
-from recombee_cli.segment.timestamps import first_epoch_seconds, js_number, to_epoch_seconds
+from recombee_cli.segment.timestamps import first_epoch_seconds, to_epoch_seconds
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-:@.]+")
 _id_ok = ID_PATTERN.fullmatch
@@ -379,8 +379,9 @@ def _coerce_scalar(spec: FieldSpec, value: Any, path: str) -> Any:
         if isinstance(value, bool):
             value = 1 if value else 0
         elif isinstance(value, str):
-            number = js_number(value) if value.strip() else None
-            if number is None or number != number or number in (float("inf"), float("-inf")):
+            # AJV: `data && data == +data`, so "" stays a string and "  " is 0 (Number("  ")).
+            number = js_string_to_number(value) if value != "" else float("nan")
+            if number != number or number in (float("inf"), float("-inf")):
                 raise PayloadInvalid(f"{_where(path)} must be {kind}.")
             value = int(number) if number == int(number) else number
         elif not isinstance(value, (int, float)):

@@ -32,10 +32,12 @@ from liquid.undefined import Undefined as _LiquidUndefined
 
 from recombee_cli.errors import MappingError
 from recombee_cli.segment.jsvalues import (
+    JS_WHITESPACE,
     UNDEFINED,
     js_json_stringify,
     js_number_to_string,
     js_string,
+    js_to_number,
     js_trim,
     js_truthy,
     js_utf16_len,
@@ -88,49 +90,9 @@ def _l_num(x: float) -> int | float:
     return x
 
 
-_JS_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def _js_string_to_number(s: str) -> float:
-    s = js_trim(s)
-    if s == "":
-        return 0.0
-    if _JS_NUMBER_RE.fullmatch(s):
-        return float(s)
-    if s in ("Infinity", "+Infinity"):
-        return math.inf
-    if s == "-Infinity":
-        return -math.inf
-    low = s[:2].lower()
-    base = {"0x": 16, "0o": 8, "0b": 2}.get(low)
-    if base is not None:
-        try:
-            return float(int(s[2:], base)) if s[2:] and "_" not in s else math.nan
-        except ValueError:
-            return math.nan
-    return math.nan
-
-
 def _js_number(v: Any) -> float:
-    """JavaScript `Number(v)`."""
-    v = _l_plain(v)
-    if v is UNDEFINED:
-        return math.nan
-    if v is None:
-        return 0.0
-    t = type(v)
-    if t is bool:
-        return 1.0 if v else 0.0
-    if t is int or t is float:
-        try:
-            return float(v)
-        except OverflowError:
-            return math.inf if v > 0 else -math.inf
-    if t is str:
-        return _js_string_to_number(v)
-    if t is list:
-        return _js_string_to_number(js_string(v))
-    return math.nan
+    """JavaScript `Number(v)` for a python-liquid value."""
+    return js_to_number(_l_plain(v))
 
 
 def _to_number(v: Any) -> float:
@@ -252,9 +214,7 @@ def _f_shift(v: Any) -> list:
     return _to_array(v)[1:]
 
 
-_JS_WS_RUN = re.compile("[" + re.escape("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004"
-                                        "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029"
-                                        "\u202f\u205f\u3000\ufeff") + "]+")
+_JS_WS_RUN = re.compile("[" + re.escape(JS_WHITESPACE) + "]+")  # JavaScript's /\s+/
 
 
 def _f_normalize_whitespace(v: Any) -> str:

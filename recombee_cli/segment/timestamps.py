@@ -15,9 +15,8 @@ import re
 from datetime import datetime
 
 from recombee_cli.errors import PayloadInvalid
+from recombee_cli.segment.jsvalues import js_to_number
 
-_JS_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
-_JS_RADIX = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)\Z")
 _HAS_ZONE = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\Z")
 _DATE = re.compile(
     r"\s*(?P<y>[+-]\d{6}|\d{4})-(?P<mo>\d{1,2})-(?P<d>\d{1,2})"
@@ -27,23 +26,6 @@ _DATE = re.compile(
 _DATE_ONLY_WITH_FAKE_OFFSET = re.compile(r"\s*(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})\s*\Z")
 
 _DAYS_IN_MONTH_MAX = 31
-
-
-def js_number(text: str) -> float | None:
-    """JavaScript `Number(string)`, or None where it gives NaN."""
-    s = text.strip()
-    if not s:
-        return 0.0
-    if _JS_DECIMAL.match(s):
-        return float(s)
-    m = _JS_RADIX.match(s)
-    if m:
-        return float(int(m.group(1)[1:], {"x": 16, "o": 8, "b": 2}[m.group(1)[0].lower()]))
-    if s in ("Infinity", "+Infinity"):
-        return math.inf
-    if s == "-Infinity":
-        return -math.inf
-    return None
 
 
 def _normalise(seconds: float) -> float | int:
@@ -152,11 +134,8 @@ def to_epoch_seconds(value) -> float | int:
             return fast
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise PayloadInvalid(f"Invalid timestamp provided: {value}")
-    if isinstance(value, str):
-        number = js_number(value) if value != "" else None
-    else:
-        number = float(value)
-    if number is not None and not math.isnan(number):
+    number = js_to_number(value) if value != "" else math.nan
+    if not math.isnan(number):
         if number < 0:
             raise PayloadInvalid("Timestamp cannot be negative.")
         if math.isinf(number):

@@ -28,80 +28,23 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from recombee_cli.errors import TriggerSyntaxError
-from recombee_cli.segment.jsvalues import js_number_to_string, js_string
+from recombee_cli.segment.jsvalues import (
+    js_has_surrogate,
+    js_is_array_index,
+    js_number_to_string,
+    js_string,
+    js_to_number,
+    js_utf16,
+    js_utf16_slice,
+)
 
 __all__ = ["Trigger", "compile_trigger"]
 
 Matcher = Callable[[Any], bool]
 
 # ============================================================================================
-# JavaScript value helpers (the parser and `validate` run in JavaScript)
+# The getter's member access (the JavaScript value rules themselves live in jsvalues.py)
 # ============================================================================================
-
-_JS_WHITESPACE = (
-    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-    "\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-_JS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
-_JS_RADIX = {"x": (16, re.compile(r"[0-9a-fA-F]+\Z")), "o": (8, re.compile(r"[0-7]+\Z")),
-             "b": (2, re.compile(r"[01]+\Z"))}
-
-
-def _js_to_number(value: Any) -> float:
-    """JavaScript `Number(value)` for the values a trigger can hold (str, float, bool)."""
-    if value is True or value is False:
-        return 1.0 if value else 0.0
-    if type(value) is int or type(value) is float:
-        return float(value)
-    s = str(value).strip(_JS_WHITESPACE)
-    if not s:
-        return 0.0
-    if _JS_DECIMAL.match(s):
-        return float(s)
-    if s in ("Infinity", "+Infinity"):
-        return math.inf
-    if s == "-Infinity":
-        return -math.inf
-    if len(s) > 2 and s[0] == "0" and s[1].lower() in _JS_RADIX:
-        base, digits = _JS_RADIX[s[1].lower()]
-        if digits.match(s[2:]):
-            try:
-                return float(int(s[2:], base))
-            except OverflowError:
-                return math.inf
-    return math.nan
-
-
-def _utf16(s: str) -> str:
-    """`s` as UTF-16 code units, one Python character each (JavaScript's view of a string)."""
-    if s.isascii() or all(ord(c) < 0x10000 for c in s):
-        return s
-    out = []
-    for c in s:
-        o = ord(c)
-        if o < 0x10000:
-            out.append(c)
-        else:
-            o -= 0x10000
-            out.append(chr(0xD800 + (o >> 10)))
-            out.append(chr(0xDC00 + (o & 0x3FF)))
-    return "".join(out)
-
-
-def _utf16_slice(s: str, start: int, stop: int | None) -> str:
-    """JavaScript `s.slice(start, stop)`, which counts UTF-16 code units."""
-    units = _utf16(s)
-    if units is s:
-        return s[start:stop]
-    return units[start:stop].encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-
-
-def _has_surrogate(s: str) -> bool:
-    return not s.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in s)
-
-
-def _is_array_index(key: str) -> bool:
-    return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) < 4294967295
 
 
 def _js_member(value: Any, key: str) -> Any:
@@ -116,17 +59,17 @@ def _js_member(value: Any, key: str) -> Any:
     if t is str:
         if value == "":
             return value
-        units = _utf16(value)
+        units = js_utf16(value)
         if key == "length":
             return len(units)
-        if _is_array_index(key):
+        if js_is_array_index(key):
             i = int(key)
             return units[i] if i < len(units) else None
         return None
     if t is list:
         if key == "length":
             return len(value)
-        if _is_array_index(key):
+        if js_is_array_index(key):
             i = int(key)
             return value[i] if i < len(value) else None
         return None
@@ -372,7 +315,7 @@ def _token_value(tok: _Tok) -> Any:
             v = v[:-1]
         return v
     if tok.type == "number":
-        return _js_to_number(tok.value)
+        return js_to_number(tok.value)
     if tok.type == "ident" and tok.value in ("true", "false"):
         return tok.value == "true"
     return tok.value  # idents, `null`, operators, even the end marker ("eos")
@@ -550,7 +493,7 @@ class _Parser:
             self.findings.append(("unknown-op", {"op": op, "node": node}))
         elif ((operator in _NUMERIC_OPERATORS or operator == "number_equals")
               and val.type in ("string", "ident", "null", "number")
-              and math.isnan(_js_to_number(node["value"]))):
+              and math.isnan(js_to_number(node["value"]))):
             self.findings.append(("not-a-number", {"val": val, "node": node}))
         return node
 
@@ -595,9 +538,9 @@ class _Parser:
         elif val.value.endswith('*"'):
             # match() is no glob: a pattern ending in `*` is a prefix test, anything else a suffix
             # test of the pattern minus its first character.
-            operator, value = ("not_starts_with" if negate else "starts_with"), _utf16_slice(text, 0, -1)
+            operator, value = ("not_starts_with" if negate else "starts_with"), js_utf16_slice(text, 0, -1)
         else:
-            operator, value = ("not_ends_with" if negate else "ends_with"), _utf16_slice(text, 1, None)
+            operator, value = ("not_ends_with" if negate else "ends_with"), js_utf16_slice(text, 1, None)
 
         a = arg.value
         made = []
@@ -673,17 +616,17 @@ def _predicate(operator: str, expected: Any) -> Matcher | None:
     """
     if operator in ("=", "!=") or operator in _STRING_OPERATORS:
         s = js_string(expected)
-        if _has_surrogate(s):  # compare as JavaScript does, in UTF-16 code units
-            u = _utf16(s)
+        if js_has_surrogate(s):  # compare as JavaScript does, in UTF-16 code units
+            u = js_utf16(s)
             tests: dict[str, Matcher] = {
-                "=": lambda a: type(a) is str and _utf16(a) == u,
-                "!=": lambda a: not (type(a) is str and _utf16(a) == u),
-                "contains": lambda a: type(a) is str and u in _utf16(a),
-                "not_contains": lambda a: type(a) is str and u not in _utf16(a),
-                "starts_with": lambda a: type(a) is str and _utf16(a).startswith(u),
-                "not_starts_with": lambda a: type(a) is str and not _utf16(a).startswith(u),
-                "ends_with": lambda a: type(a) is str and _utf16(a).endswith(u),
-                "not_ends_with": lambda a: type(a) is str and not _utf16(a).endswith(u),
+                "=": lambda a: type(a) is str and js_utf16(a) == u,
+                "!=": lambda a: not (type(a) is str and js_utf16(a) == u),
+                "contains": lambda a: type(a) is str and u in js_utf16(a),
+                "not_contains": lambda a: type(a) is str and u not in js_utf16(a),
+                "starts_with": lambda a: type(a) is str and js_utf16(a).startswith(u),
+                "not_starts_with": lambda a: type(a) is str and not js_utf16(a).startswith(u),
+                "ends_with": lambda a: type(a) is str and js_utf16(a).endswith(u),
+                "not_ends_with": lambda a: type(a) is str and not js_utf16(a).endswith(u),
             }
             return tests[operator]
         if operator == "=":
@@ -702,7 +645,7 @@ def _predicate(operator: str, expected: Any) -> Matcher | None:
             return lambda a: type(a) is str and a.endswith(s)
         return lambda a: type(a) is str and not a.endswith(s)
     if operator in _NUMERIC_OPERATORS or operator in ("number_equals", "number_not_equals"):
-        n = _js_to_number(expected)
+        n = js_to_number(expected)
         if operator == "number_not_equals":
             return lambda a: (type(a) is int or type(a) is float) and a != n
         if n != n:
@@ -757,7 +700,7 @@ def _plain_equality(node: dict) -> tuple[str, str] | None:
     """(top-level key, value) when the node is `key = "value"` on type/event/name/userId."""
     if node["type"] in _TOP_LEVEL and node["operator"] == "=":
         value = node["value"]
-        if type(value) is str and not _has_surrogate(value):
+        if type(value) is str and not js_has_surrogate(value):
             return _TOP_LEVEL[node["type"]], value
     return None
 
@@ -925,10 +868,10 @@ def _describe(node: dict, nested: bool = False) -> str:
     if op in ("=", "!="):
         return f"{field} {op} {_quote(js_string(value))}"
     if op in _NUMERIC_OPERATORS:
-        n = _js_to_number(value)
+        n = js_to_number(value)
         return f"{field} {op} {js_number_to_string(n)}" + (" (never true)" if n != n else "")
     if op in ("number_equals", "number_not_equals"):
-        n = _js_to_number(value)
+        n = js_to_number(value)
         never = " (never true)" if n != n and op == "number_equals" else ""
         return f"{field} {'=' if op == 'number_equals' else '!='} {js_number_to_string(n)}{never}"
     if op in ("contains", "not_contains"):
