@@ -43,7 +43,16 @@ from recombee_cli.segment.jsvalues import (
     js_utf16_len,
     js_utf16_units,
 )
-from recombee_cli.segment.mappingkit import DISABLED_LIQUID_FILTERS, DISABLED_LIQUID_TAGS, Resolver, _raiser
+from recombee_cli.segment.resolvers import Resolver, raiser
+
+# The tags and filters Segment switches off in its LiquidJS engine (they fail with LiquidJS's
+# "is disabled" message).
+DISABLED_LIQUID_TAGS = ("case", "for", "include", "layout", "render", "tablerow")
+DISABLED_LIQUID_FILTERS = (
+    "array_to_sentence_string", "concat", "find", "find_exp", "find_index", "find_index_exp",
+    "group_by", "group_by_exp", "has", "has_exp", "map", "newline_to_br", "reject", "reject_exp",
+    "reverse", "sort", "sort_natural", "uniq", "where_exp", "type",
+)
 
 # =============================================================================================
 # @liquid on python-liquid, configured to behave like LiquidJS 10 (as Segment runs it)
@@ -677,7 +686,7 @@ def liquid_compile(source: str) -> Resolver:
     try:
         template = _LIQUID_ENV.from_string(source)
     except _LiquidError as e:
-        return _raiser(_liquid_message(e, source))
+        return raiser(_liquid_message(e, source))
 
     def render_liquid(p: Any) -> str:
         try:

@@ -73,6 +73,7 @@ from recombee_cli.segment.jsvalues import (
     js_utf16_units,
     remove_undefined,
 )
+from recombee_cli.segment.resolvers import Resolver, raiser
 
 __all__ = [
     "validate_mapping",
@@ -85,22 +86,12 @@ __all__ = [
     "MAX_PATTERN_LENGTH",
     "MAX_REPLACEMENT_LENGTH",
     "LIQUID_MAX_LENGTH",
-    "DISABLED_LIQUID_TAGS",
-    "DISABLED_LIQUID_FILTERS",
 ]
-
-Resolver = Callable[[Any], Any]
 
 ROOT_MAPPING_FIELD_KEY = "__segment_internal_directive"
 MAX_PATTERN_LENGTH = 10
 MAX_REPLACEMENT_LENGTH = 10
 LIQUID_MAX_LENGTH = 1000
-DISABLED_LIQUID_TAGS = ("case", "for", "include", "layout", "render", "tablerow")
-DISABLED_LIQUID_FILTERS = (
-    "array_to_sentence_string", "concat", "find", "find_exp", "find_index", "find_index_exp",
-    "group_by", "group_by_exp", "has", "has_exp", "map", "newline_to_br", "reject", "reject_exp",
-    "reverse", "sort", "sort_natural", "uniq", "where_exp", "type",
-)
 
 
 # =============================================================================================
@@ -506,12 +497,6 @@ def _const(value: Any) -> Resolver:
     return lambda _p: value
 
 
-def _raiser(message: str | list[str]) -> Resolver:
-    def fail(_p: Any) -> Any:
-        raise MappingError(message)
-    return fail
-
-
 def _has_directive(node: Any) -> bool:
     t = type(node)
     if t is dict:
@@ -530,7 +515,7 @@ def _compile(node: Any, keep: bool) -> Resolver:
             name = next(k for k in node if k.startswith("@"))
             compiler = _DIRECTIVES.get(name)
             if compiler is None:
-                return _raiser(f"{name} is not a valid directive, got undefined")
+                return raiser(f"{name} is not a valid directive, got undefined")
             return compiler(node[name], keep)
         if not _has_directive(node):
             return _const(node)
@@ -562,11 +547,11 @@ def _undefined(_p: Any) -> Any:
 
 def _c_if(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@if requires an object with an "exists" key')
+        return raiser('@if requires an object with an "exists" key')
     exists = opts.get("exists", UNDEFINED)
     blank = opts.get("blank", UNDEFINED)
     if not js_truthy(exists) and not js_truthy(blank):
-        return _raiser('@if requires an "exists" key or a "blank" key')
+        return raiser('@if requires an "exists" key or a "blank" key')
     use_blank = exists is UNDEFINED
     cond = _compile(blank if use_blank else exists, False)
     then_f = _compile(opts["then"], keep) if "then" in opts else None
@@ -598,10 +583,10 @@ def _c_if(opts: Any, keep: bool) -> Resolver:
 
 def _c_case(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@case requires an object with a "operator" key')
+        return raiser('@case requires an object with a "operator" key')
     operator = opts.get("operator")
     if not js_truthy(operator):
-        return _raiser('@case requires a "operator" key')
+        return raiser('@case requires a "operator" key')
     if not js_truthy(opts.get("value")):
         return _undefined
     value_f = _compile(opts["value"], keep)
@@ -698,10 +683,10 @@ def _perform_replace(value: str, pattern: str, replacement: str, is_global: bool
 
 def _c_replace(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@replace requires an object with a "pattern" key')
+        return raiser('@replace requires an object with a "pattern" key')
     pattern = opts.get("pattern")
     if not js_truthy(pattern):
-        return _raiser('@replace requires a "pattern" key')
+        return raiser('@replace requires a "pattern" key')
     # The reference writes these defaults back into the mapping; we don't mutate it.
     replacement = opts.get("replacement")
     if replacement is None:
@@ -743,7 +728,7 @@ def _c_replace(opts: Any, keep: bool) -> Resolver:
 
 def _c_array_path(data: Any, keep: bool) -> Resolver:
     if type(data) is not list:
-        return _raiser(f"@arrayPath expected array, got {js_type_of(data)}")
+        return raiser(f"@arrayPath expected array, got {js_type_of(data)}")
     path = data[0] if len(data) > 0 else UNDEFINED
     shape = data[1] if len(data) > 1 else UNDEFINED
     if type(path) is str:
@@ -890,9 +875,9 @@ def _flatten_into(out: dict, value: Any, prefix: str, sep: str, omit_arrays: boo
 
 def _c_flatten(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@flatten requires an object with a "separator" key')
+        return raiser('@flatten requires an object with a "separator" key')
     if not js_truthy(opts.get("separator")):
-        return _raiser('@flatten requires a "separator" key')
+        return raiser('@flatten requires a "separator" key')
     sep_f = _compile(opts["separator"], False)
     # Undefined-valued keys matter here: a later undefined leaf overrides an earlier equal key.
     value_f = _compile(opts.get("value", UNDEFINED), True)
@@ -912,12 +897,12 @@ def _c_flatten(opts: Any, keep: bool) -> Resolver:
 
 def _c_json(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@json requires an object with a "value" key')
+        return raiser('@json requires an object with a "value" key')
     mode = opts.get("mode")
     if not js_truthy(mode):
-        return _raiser('@json requires a "mode" key')
+        return raiser('@json requires a "mode" key')
     if not js_truthy(opts.get("value")):
-        return _raiser('@json requires a "value" key')
+        return raiser('@json requires a "value" key')
     value_f = _compile(opts["value"], keep)
     if type(mode) is str and mode == "encode":
         return lambda p: js_json_stringify(value_f(p))
@@ -961,9 +946,9 @@ def _js_typeof(v: Any) -> str:
 
 def _c_merge(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@merge requires an object with an "objects" key and a "direction" key')
+        return raiser('@merge requires an object with an "objects" key and a "direction" key')
     if not js_truthy(opts.get("direction")):
-        return _raiser('@merge requires a "direction" key')
+        return raiser('@merge requires a "direction" key')
     direction_f = _compile(opts["direction"], False)
     objects = opts.get("objects")
     if not js_truthy(objects):
@@ -1050,7 +1035,7 @@ def _compile_transform(mapping: Any) -> Resolver:
     except MappingError as e:
         errors = e.errors
     if errors is not None:
-        resolved: Resolver = _raiser(errors)
+        resolved: Resolver = raiser(errors)
     else:
         resolved = _compile(to_process, False)
 
@@ -1063,14 +1048,14 @@ def _compile_transform(mapping: Any) -> Resolver:
 
 def _c_transform(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@transform requires an object with an "apply" key and a "mapping" key')
+        return raiser('@transform requires an object with an "apply" key and a "mapping" key')
     if not js_truthy(opts.get("mapping")):
-        return _raiser('@transform requires a "mapping" key')
+        return raiser('@transform requires a "mapping" key')
     apply = opts.get("apply")
     if not js_truthy(apply):
-        return _raiser('@transform requires a "apply" key')
+        return raiser('@transform requires a "apply" key')
     if type(apply) is not dict:
-        return _raiser('@transform "apply" key should be an object')
+        return raiser('@transform "apply" key should be an object')
     apply_f = _compile_transform(apply)
     mapping_f = _compile(opts["mapping"], keep)
     return lambda p: mapping_f(apply_f(p))
@@ -1108,11 +1093,11 @@ def _c_exclude_when_null(value: Any, keep: bool) -> Resolver:
 
 def _c_liquid(value: Any, keep: bool) -> Resolver:
     if type(value) is not str:
-        return _raiser("liquid template value must be a string")
+        return raiser("liquid template value must be a string")
     if value == "":
         return lambda _p: ""
     if js_utf16_len(value) > LIQUID_MAX_LENGTH:
-        return _raiser("liquid template values are limited to 1000 characters")
+        return raiser("liquid template values are limited to 1000 characters")
     from recombee_cli.segment.liquidjs import liquid_compile  # python-liquid loads in ~0.1 s: only when used
 
     return liquid_compile(value)
