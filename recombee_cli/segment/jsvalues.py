@@ -63,7 +63,7 @@ class _Undefined:
     def __copy__(self) -> _Undefined:
         return self
 
-    def __deepcopy__(self, memo: dict) -> _Undefined:
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Undefined:
         return self
 
     def __reduce__(self) -> str:
@@ -193,7 +193,8 @@ def js_string(value: Any) -> str:
     """JavaScript `String(value)` for JSON-like values."""
     t = type(value)
     if t is str:
-        return value
+        s: str = value
+        return s
     if t is bool:
         return "true" if value else "false"
     if t is int or t is float:
@@ -322,13 +323,17 @@ def js_truthy(value: Any) -> bool:
         return False
     t = type(value)
     if t is bool:
-        return value
+        b: bool = value
+        return b
     if t is str:
-        return value != ""
+        s: str = value
+        return s != ""
     if t is int:
-        return value != 0
+        i: int = value
+        return i != 0
     if t is float:
-        return value == value and value != 0.0
+        x: float = value
+        return x == x and x != 0.0
     return True
 
 
@@ -336,11 +341,13 @@ def js_loose_equals_empty_string(value: Any) -> bool:
     """`value == ''` with JavaScript's abstract equality (value not null/undefined)."""
     t = type(value)
     if t is str:
-        return value == ""
+        s: str = value
+        return s == ""
     if t is bool:
         return value is False
     if t is int or t is float:
-        return value == 0
+        x: float = value
+        return x == 0
     if t is list:
         return js_string(value) == ""
     return False
@@ -355,7 +362,7 @@ def js_is_array_index(key: str) -> bool:
     return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) < 4294967295
 
 
-def js_keys(obj: dict) -> list:
+def js_keys(obj: dict[Any, Any]) -> list[Any]:
     """`Object.keys(obj)`: array-index keys first in ascending order, then insertion order."""
     index_keys = None
     for k in obj:

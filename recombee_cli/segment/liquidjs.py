@@ -162,7 +162,7 @@ def _f_divided_by(v: Any, d: Any = UNDEFINED, integer: Any = UNDEFINED) -> Any:
     return _l_num(q)
 
 
-def _to_array(v: Any) -> list:
+def _to_array(v: Any) -> list[Any]:
     if _l_nil(v):
         return []
     if isinstance(v, list):
@@ -207,19 +207,19 @@ def _f_to_integer(v: Any) -> Any:
     return _l_num(_js_number(v))
 
 
-def _f_push(v: Any, arg: Any = UNDEFINED) -> list:
+def _f_push(v: Any, arg: Any = UNDEFINED) -> list[Any]:
     return [*_to_array(v), arg]
 
 
-def _f_unshift(v: Any, arg: Any = UNDEFINED) -> list:
+def _f_unshift(v: Any, arg: Any = UNDEFINED) -> list[Any]:
     return [arg, *_to_array(v)]
 
 
-def _f_pop(v: Any) -> list:
+def _f_pop(v: Any) -> list[Any]:
     return _to_array(v)[:-1]
 
 
-def _f_shift(v: Any) -> list:
+def _f_shift(v: Any) -> list[Any]:
     return _to_array(v)[1:]
 
 
@@ -366,16 +366,16 @@ def _parse_js_date_string(s: str) -> _dt.datetime | None:
             return None
     try:
         from email.utils import parsedate_to_datetime
-        d = parsedate_to_datetime(s)
-        return d if d.tzinfo else d.replace(tzinfo=_dt.UTC)
+        parsed = parsedate_to_datetime(s)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)
     except (TypeError, ValueError, IndexError):
         pass
     if not any(c.isdigit() for c in s):
         return None
     try:
         from dateutil import parser as _du
-        d = _du.parse(s)
-        return d if d.tzinfo else d.replace(tzinfo=_dt.UTC)
+        guessed: _dt.datetime = _du.parse(s)
+        return guessed if guessed.tzinfo else guessed.replace(tzinfo=_dt.UTC)
     except (ValueError, OverflowError, TypeError, ImportError):
         return None
 
@@ -422,10 +422,10 @@ def _strftime(d: _dt.datetime, real: _dt.datetime, offset_min: int, zone_name: s
         return ("-" if offset_min < 0 else "+") + f"{n // 60:02d}" + (":" if colon else "") + \
             f"{n % 60:02d}"
 
-    def convert(c: str, flags: set, width: str | None) -> str | None:
+    def convert(c: str, flags: set[str], width: str | None) -> str | None:
         hour12 = str(d.hour % 12 or 12)
         js_day = (d.weekday() + 1) % 7
-        table = {
+        table: dict[str, Callable[[], str]] = {
             "a": lambda: _DAYS[d.weekday()][:3], "A": lambda: _DAYS[d.weekday()],
             "b": lambda: _MONTHS[d.month - 1][:3], "h": lambda: _MONTHS[d.month - 1][:3],
             "B": lambda: _MONTHS[d.month - 1],
@@ -453,7 +453,7 @@ def _strftime(d: _dt.datetime, real: _dt.datetime, offset_min: int, zone_name: s
         f = table.get(c)
         return None if f is None else f()
 
-    def one(m: re.Match) -> str:
+    def one(m: re.Match[str]) -> str:
         flag_str, width, _mod, c = m.groups()
         flags = set(flag_str or "")
         ret = convert(c, flags, width)
@@ -493,7 +493,8 @@ def _liquid_date(v: Any, fmt: Any = None, tz: Any = UNDEFINED, _default: str | N
         try:
             from zoneinfo import ZoneInfo
             off = real.astimezone(ZoneInfo(tzv)).utcoffset()
-            offset_min, zone_name = int(off.total_seconds() // 60), tzv
+            if off is not None:
+                offset_min, zone_name = int(off.total_seconds() // 60), tzv
         except Exception:  # unknown zone: LiquidJS falls back to the host zone
             pass
     try:
@@ -546,7 +547,8 @@ class _JSOutputNode(_LiquidOutputNode):
     __slots__ = ()
 
     def render_to_output(self, context: Any, buffer: Any) -> int:
-        return buffer.write(_l_str(self.expression.evaluate(context)))
+        written: int = buffer.write(_l_str(self.expression.evaluate(context)))
+        return written
 
 
 class _JSOutput(_LiquidOutput):
@@ -557,7 +559,8 @@ class _JSEchoNode(_LiquidEchoNode):
     __slots__ = ()
 
     def render_to_output(self, context: Any, buffer: Any) -> int:
-        return buffer.write(_l_str(self.expression.evaluate(context)))
+        written: int = buffer.write(_l_str(self.expression.evaluate(context)))
+        return written
 
 
 class _JSEcho(_LiquidEchoTag):
@@ -592,7 +595,7 @@ def _make_liquid_environment() -> _LiquidEnvironment:
     env.add_tag(_JSEcho)
     for name in ("base64_url_safe_decode", "base64_url_safe_encode", "escapejs", "safe"):
         env.filters.pop(name, None)  # not LiquidJS filters: LiquidJS ignores unknown filters
-    js_math = {
+    js_math: dict[str, Callable[..., Any]] = {
         "abs": _math_filter(abs),
         "at_least": _math_filter(lambda *a: max(a) if all(x == x for x in a) else math.nan),
         "at_most": _math_filter(lambda *a: min(a) if all(x == x for x in a) else math.nan),
@@ -605,7 +608,7 @@ def _make_liquid_environment() -> _LiquidEnvironment:
         "divided_by": _f_divided_by,
         "round": _f_round,
     }
-    extra = {
+    extra: dict[str, Callable[..., Any]] = {
         "join": _f_join, "size": _f_size, "sum": _f_sum, "append": _f_append, "prepend": _f_prepend,
         "json": _f_json, "jsonify": _f_json, "inspect": _f_json, "to_integer": _f_to_integer,
         "push": _f_push, "pop": _f_pop, "shift": _f_shift, "unshift": _f_unshift,

@@ -221,6 +221,8 @@ class _VError(Exception):
 
 
 class _VAggregate(Exception):
+    messages: list[str]
+
     def __init__(self, errors: list[Exception]):
         msgs: list[str] = []
         for e in errors:
@@ -440,7 +442,7 @@ def _vd_transform(v: Any, stack: list[str]) -> None:
     ], stack)
 
 
-def _directive_validator(name: str, fn: Callable[[Any, list[str]], None]):
+def _directive_validator(name: str, fn: Callable[[Any, list[str]], None]) -> Callable[[Any, list[str]], None]:
     def validator(v: Any, stack: list[str]) -> None:
         fn(v, [*stack, name])
     return validator
@@ -523,7 +525,7 @@ def _compile(node: Any, keep: bool) -> Resolver:
         if keep:
             return lambda p: {k: f(p) for k, f in items}
 
-        def resolve_object(p: Any) -> dict:
+        def resolve_object(p: Any) -> dict[str, Any]:
             out = {}
             for k, f in items:
                 v = f(p)
@@ -684,7 +686,7 @@ def _perform_replace(value: str, pattern: str, replacement: str, is_global: bool
 def _c_replace(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
         return raiser('@replace requires an object with a "pattern" key')
-    pattern = opts.get("pattern")
+    pattern: Any = opts.get("pattern")
     if not js_truthy(pattern):
         return raiser('@replace requires a "pattern" key')
     # The reference writes these defaults back into the mapping; we don't mutate it.
@@ -692,7 +694,7 @@ def _c_replace(opts: Any, keep: bool) -> Resolver:
     if replacement is None:
         replacement = ""
     pattern2 = opts.get("pattern2", UNDEFINED)
-    replacement2 = opts.get("replacement2", UNDEFINED)
+    replacement2: Any = opts.get("replacement2", UNDEFINED)
     if js_truthy(pattern2) and (replacement2 is None or replacement2 is UNDEFINED):
         replacement2 = ""
     ignorecase = opts.get("ignorecase")
@@ -731,14 +733,17 @@ def _c_array_path(data: Any, keep: bool) -> Resolver:
         return raiser(f"@arrayPath expected array, got {js_type_of(data)}")
     path = data[0] if len(data) > 0 else UNDEFINED
     shape = data[1] if len(data) > 1 else UNDEFINED
+    root_f: Resolver
     if type(path) is str:
         keys = _compile_path(path.replace("$.", "", 1))
         if keys is _ROOT:
-            def root_f(p: Any) -> Any:
+            def root_identity(p: Any) -> Any:
                 return p
+            root_f = root_identity
         else:
-            def root_f(p: Any) -> Any:
+            def root_walk(p: Any) -> Any:
                 return _walk(p, keys)
+            root_f = root_walk
     else:
         root_f = _compile(path, keep)
     if type(shape) is dict and len(shape) > 0:
@@ -800,7 +805,7 @@ def render(template: Any, data: Any = UNDEFINED) -> str:
     if data is UNDEFINED:
         data = {}
 
-    def sub(m: re.Match) -> str:
+    def sub(m: re.Match[str]) -> str:
         return _placeholder_text(_lookup(data, js_trim(m.group(1))))
     return _DOUBLE.sub(sub, _TRIPLE.sub(sub, template))
 
@@ -856,7 +861,7 @@ def _c_literal(value: Any, keep: bool) -> Resolver:
 
 # --- @flatten -------------------------------------------------------------------------------
 
-def _flatten_into(out: dict, value: Any, prefix: str, sep: str, omit_arrays: bool,
+def _flatten_into(out: dict[str, Any], value: Any, prefix: str, sep: str, omit_arrays: bool,
                   keep: bool) -> None:
     t = type(value)
     if t is dict:
@@ -883,11 +888,11 @@ def _c_flatten(opts: Any, keep: bool) -> Resolver:
     value_f = _compile(opts.get("value", UNDEFINED), True)
     omit_arrays = js_truthy(opts.get("omitArrays"))
 
-    def resolve_flatten(p: Any) -> dict:
+    def resolve_flatten(p: Any) -> dict[str, Any]:
         sep = sep_f(p)
         if type(sep) is not str:
             raise MappingError("@flatten requires a string separator")
-        out: dict = {}
+        out: dict[str, Any] = {}
         _flatten_into(out, value_f(p), "", sep, omit_arrays, keep)
         return out
     return resolve_flatten
@@ -925,7 +930,7 @@ def _c_json(opts: Any, keep: bool) -> Resolver:
 
 # --- @merge ---------------------------------------------------------------------------------
 
-def _assign(target: dict, source: Any) -> None:
+def _assign(target: dict[str, Any], source: Any) -> None:
     # Object.assign(target, source)
     t = type(source)
     if t is dict:
@@ -950,7 +955,7 @@ def _c_merge(opts: Any, keep: bool) -> Resolver:
     if not js_truthy(opts.get("direction")):
         return raiser('@merge requires a "direction" key')
     direction_f = _compile(opts["direction"], False)
-    objects = opts.get("objects")
+    objects: Any = opts.get("objects")
     if not js_truthy(objects):
         error = '@merge requires a "objects" key'
     elif type(objects) is not list:
@@ -964,12 +969,12 @@ def _c_merge(opts: Any, keep: bool) -> Resolver:
         return fail
     object_fs = [_compile(o, True) for o in objects]
 
-    def resolve_merge(p: Any) -> dict:
+    def resolve_merge(p: Any) -> dict[str, Any]:
         direction = direction_f(p)
         values = [f(p) for f in object_fs]
         if type(direction) is str and direction == "left":
             values.reverse()
-        out: dict = {}
+        out: dict[str, Any] = {}
         for v in values:
             _assign(out, v)
         return out if keep else remove_undefined(out)
@@ -978,7 +983,7 @@ def _c_merge(opts: Any, keep: bool) -> Resolver:
 
 # --- @transform -----------------------------------------------------------------------------
 
-def _spread(mapping: Any) -> dict:
+def _spread(mapping: Any) -> dict[str, Any]:
     # `{ ...mapping }`
     t = type(mapping)
     if t is dict:

@@ -13,6 +13,7 @@ import calendar
 import math
 import re
 from datetime import datetime
+from typing import Any
 
 from recombee_cli.errors import PayloadInvalid
 from recombee_cli.segment.jsvalues import js_to_number
@@ -126,7 +127,7 @@ def _learn_hour(prefix: str) -> int | None:
     return base
 
 
-def to_epoch_seconds(value) -> float | int:
+def to_epoch_seconds(value: Any) -> float | int:
     """Segment's `datetimeToEpochSeconds`; raises PayloadInvalid with Segment's message."""
     if type(value) is str:
         fast = _fast_canonical(value)
@@ -153,7 +154,7 @@ def to_epoch_seconds(value) -> float | int:
     return _normalise(seconds)
 
 
-def try_epoch_seconds(value) -> float | int | None:
+def try_epoch_seconds(value: Any) -> float | int | None:
     """Like to_epoch_seconds, but None instead of an error (for the fallback chain)."""
     try:
         return to_epoch_seconds(value)
@@ -161,7 +162,7 @@ def try_epoch_seconds(value) -> float | int | None:
         return None
 
 
-def first_epoch_seconds(event: dict, keys: tuple[str, ...]) -> float | int | None:
+def first_epoch_seconds(event: dict[str, Any], keys: tuple[str, ...]) -> float | int | None:
     """Epoch seconds of the first of `keys` in the event that holds a usable timestamp."""
     for key in keys:
         value = event.get(key)

@@ -325,18 +325,18 @@ def _is_function(tok: _Tok | None) -> bool:
     return tok is not None and tok.type == "ident" and tok.value in _FUNCTIONS
 
 
-def _shift(toks: deque) -> _Tok | None:
+def _shift(toks: deque[_Tok]) -> _Tok | None:
     return toks.popleft() if toks else None
 
 
 class _Parser:
     def __init__(self) -> None:
-        self.findings: list[tuple[str, dict]] = []  # quirks met, in order; they become warnings
+        self.findings: list[tuple[str, dict[str, Any]]] = []  # quirks met, in order; they become warnings
         self.covered: set[int] = set()              # token positions already explained by a finding
         self.unsupported_functions: list[_Tok] = []
         self.in_operator: _Tok | None = None
 
-    def parse(self, toks: list[_Tok]) -> dict:
+    def parse(self, toks: list[_Tok]) -> dict[str, Any]:
         for i, tok in enumerate(toks):  # things that make Segment fail, for a better message
             nxt = toks[i + 1] if i + 1 < len(toks) else None
             if tok.type == "ident" and tok.value.lower() == "in" and self.in_operator is None:
@@ -352,9 +352,10 @@ class _Parser:
         if root["type"] != "group":
             root = {"type": "group", "operator": "and", "children": [root]}
         self._check_groups(root)
-        return root
+        tree: dict[str, Any] = root
+        return tree
 
-    def _check_groups(self, node: dict) -> None:
+    def _check_groups(self, node: dict[str, Any]) -> None:
         # parseFql accepts `a and ()` but `validate` then throws on the missing child whenever it
         # gets to it; we refuse such a trigger up front.
         for child in node["children"]:
@@ -363,7 +364,7 @@ class _Parser:
             if child["type"] == "group":
                 self._check_groups(child)
 
-    def _parse(self, toks: deque, depth: int) -> Any:
+    def _parse(self, toks: deque[_Tok], depth: int) -> Any:
         nodes: list[Any] = []
         operator = "and"
         keywords: set[str] = set()
@@ -426,7 +427,7 @@ class _Parser:
             return {"type": "group", "operator": operator, "children": nodes}
         return nodes[0] if nodes else None
 
-    def _condition(self, family: str, tok: _Tok, op: _Tok, val: _Tok, rest: deque) -> dict | None:
+    def _condition(self, family: str, tok: _Tok, op: _Tok, val: _Tok, rest: deque[_Tok]) -> dict[str, Any] | None:
         opv, vv = op.value, val.value
         is_true = opv == "=" and vv == "true"
         is_false = opv == "=" and vv == "false"
@@ -435,7 +436,7 @@ class _Parser:
         value = _token_value(val)
         self._check_value(tok, op, val, rest)
 
-        node: dict
+        node: dict[str, Any]
         if family == "ignored":
             self.findings.append(("ignored-field", {"tok": tok}))
             return None
@@ -497,7 +498,7 @@ class _Parser:
             self.findings.append(("not-a-number", {"val": val, "node": node}))
         return node
 
-    def _check_value(self, field: _Tok, op: _Tok, val: _Tok, rest: deque) -> None:
+    def _check_value(self, field: _Tok, op: _Tok, val: _Tok, rest: deque[_Tok]) -> None:
         if val.type == "string" and val.value.startswith("'"):
             self.findings.append(("single-quote", {"tok": val}))
         elif val.type == "eos":
@@ -512,7 +513,7 @@ class _Parser:
         elif val.type in _ODD_VALUE_TYPES:
             self.findings.append(("odd-value", {"field": field, "op": op, "val": val}))
 
-    def _function(self, fn: _Tok, nodes: list, toks: deque, negate: bool) -> None:
+    def _function(self, fn: _Tok, nodes: list[Any], toks: deque[_Tok], negate: bool) -> None:
         # parseFqlFunction takes its tokens by position without checking them.
         open_ = _shift(toks)
         arg = _shift(toks)
@@ -556,7 +557,7 @@ class _Parser:
             self.findings.append(("match-glob", {"tok": fn, "arg": arg, "val": val, "node": made[0]}))
         nodes.extend(made)
 
-    def _unknown_word(self, tok: _Tok, toks: deque) -> None:
+    def _unknown_word(self, tok: _Tok, toks: deque[_Tok]) -> None:
         word = tok.value
         low = word.lower()
         nxt = toks[0] if toks else None
@@ -574,7 +575,7 @@ class _Parser:
             self.findings.append(("ignored-field", {"tok": tok}))
             self._cover_condition_tail(toks)
 
-    def _cover_condition_tail(self, toks: deque) -> None:
+    def _cover_condition_tail(self, toks: deque[_Tok]) -> None:
         """The operator and value after an ignored field are skipped too; one warning is enough."""
         nxt = toks[0] if toks else None
         if nxt is not None and ((nxt.type == "operator" and nxt.value != "!")
@@ -670,7 +671,7 @@ def _predicate(operator: str, expected: Any) -> Matcher | None:
     return None  # `validate` answers false for an operator it does not know
 
 
-def _path_reader(container: str, name: str) -> Callable[[dict], Any]:
+def _path_reader(container: str, name: str) -> Callable[[dict[str, Any]], Any]:
     """`get(event[container], name)`: a lodash-like walk that stops at the first falsy value.
 
     So `properties.a.b` is 0 when `properties.a` is 0 (and `!= null` is then true).
@@ -683,12 +684,12 @@ def _path_reader(container: str, name: str) -> Callable[[dict], Any]:
     if len(segments) == 1:
         key = segments[0]
 
-        def read_one(e: dict) -> Any:
+        def read_one(e: dict[str, Any]) -> Any:
             v = e.get(container)
             return v.get(key) if type(v) is dict else _js_member(v, key)
         return read_one
 
-    def read_path(e: dict) -> Any:
+    def read_path(e: dict[str, Any]) -> Any:
         v = e.get(container)
         for k in segments:
             v = v.get(k) if type(v) is dict else _js_member(v, k)
@@ -696,7 +697,7 @@ def _path_reader(container: str, name: str) -> Callable[[dict], Any]:
     return read_path
 
 
-def _plain_equality(node: dict) -> tuple[str, str] | None:
+def _plain_equality(node: dict[str, Any]) -> tuple[str, str] | None:
     """(top-level key, value) when the node is `key = "value"` on type/event/name/userId."""
     if node["type"] in _TOP_LEVEL and node["operator"] == "=":
         value = node["value"]
@@ -705,7 +706,7 @@ def _plain_equality(node: dict) -> tuple[str, str] | None:
     return None
 
 
-def _compile(node: dict) -> Matcher:
+def _compile(node: dict[str, Any]) -> Matcher:
     """The node as a function of a dict event."""
     if node["type"] == "group":
         children = node["children"]
@@ -744,7 +745,7 @@ def _all_of(fns: list[Matcher]) -> Matcher:
         f, g, h = fns
         return lambda e: f(e) and g(e) and h(e)
 
-    def all_of(e: dict) -> bool:
+    def all_of(e: dict[str, Any]) -> bool:
         for f in fns:
             if not f(e):
                 return False
@@ -759,7 +760,7 @@ def _any_of(fns: list[Matcher]) -> Matcher:
         f, g = fns
         return lambda e: f(e) or g(e)
 
-    def any_of(e: dict) -> bool:
+    def any_of(e: dict[str, Any]) -> bool:
         for f in fns:
             if f(e):
                 return True
@@ -767,7 +768,7 @@ def _any_of(fns: list[Matcher]) -> Matcher:
     return any_of
 
 
-def _build_matcher(root: dict) -> Matcher:
+def _build_matcher(root: dict[str, Any]) -> Matcher:
     """The whole trigger, including the "not a dict -> no match" rule.
 
     Triggers that are only `type`/`event`/... equalities joined by `and` (nearly all of them)
@@ -787,7 +788,7 @@ def _build_matcher(root: dict) -> Matcher:
     return lambda e: isinstance(e, dict) and fn(e)
 
 
-def _hints(node: dict) -> dict[str, frozenset[str]]:
+def _hints(node: dict[str, Any]) -> dict[str, frozenset[str]]:
     """For `event`/`type`: the set of top-level string values the node can possibly match."""
     if node["type"] == "group":
         found = [_hints(c) for c in node["children"]]
@@ -805,7 +806,7 @@ def _hints(node: dict) -> dict[str, frozenset[str]]:
     return {}
 
 
-def key_only(node: dict) -> bool:
+def key_only(node: dict[str, Any]) -> bool:
     """True when the trigger reads nothing but the top-level `event` and `type`: its result is
     then the same for every event with the same string values (or absence) of those two."""
     if node["type"] == "group":
@@ -813,7 +814,7 @@ def key_only(node: dict) -> bool:
     return node["type"] in ("event", "event-type")
 
 
-def _index_hint(root: dict) -> tuple[str, frozenset[str]] | None:
+def _index_hint(root: dict[str, Any]) -> tuple[str, frozenset[str]] | None:
     hints = _hints(root)
     for field in ("event", "type"):  # `event` is the more selective key
         if field in hints:
@@ -850,14 +851,14 @@ def _show(s: str) -> str:
     return f"'{s}'" if "'" not in s else _quote(s)
 
 
-def _field_label(node: dict) -> str:
+def _field_label(node: dict[str, Any]) -> str:
     if node["type"] in _TOP_LEVEL:
         return _TOP_LEVEL[node["type"]]
     name = re.sub(r"([^a-zA-Z0-9._-])", r"\\\1", node["name"])  # as Segment's generateFql writes it
     return f"{_CONTAINERS[node['type']]}.{name}"
 
 
-def _describe(node: dict, nested: bool = False) -> str:
+def _describe(node: dict[str, Any], nested: bool = False) -> str:
     if node["type"] == "group":
         parts = [_describe(c, True) for c in node["children"]]
         if len(parts) == 1:
@@ -1010,7 +1011,7 @@ def _warnings(text: str, description: str, parser: _Parser, lexer: _Lexer) -> li
     paren_cut = any(k == "paren-cut" for k, _ in parser.findings)
     glued = lexer.glued_quotes
     for kind, info in parser.findings:
-        tok = info.get("tok")
+        tok: Any = info.get("tok")
         where = _at(text, tok.pos) if tok is not None and tok.pos >= 0 else ""
         if kind == "mixed":
             out.append(f'Trigger {t} mixes "and" and "or" in one group without parentheses; Segment has '
@@ -1119,7 +1120,7 @@ class Trigger:
 
     source: str
     """The trigger text."""
-    ast: dict
+    ast: dict[str, Any]
     """The tree in parseFql's own vocabulary (a group at the root), as Segment parses it."""
     warnings: list[str]
     """One sentence per place where Segment's reading differs from the obvious one."""
@@ -1128,7 +1129,7 @@ class Trigger:
     field is a string in the set. None when there is no such guarantee."""
     matches: Matcher
 
-    def __init__(self, source: str, ast: dict, matches: Matcher, warnings: list[str],
+    def __init__(self, source: str, ast: dict[str, Any], matches: Matcher, warnings: list[str],
                  index_hint: tuple[str, frozenset[str]] | None, description: str):
         self.source = source
         self.ast = ast
