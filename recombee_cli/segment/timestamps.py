@@ -171,3 +171,6 @@ def first_epoch_seconds(event: dict[str, Any], keys: tuple[str, ...]) -> float |
             if seconds is not None:
                 return seconds
     return None
+
+
+fast_canonical = _fast_canonical  # for the pipeline's compiled fast path (pipeline/fastpath.py)
