@@ -115,3 +115,17 @@ def test_numeric_string_in_a_number_field_is_coerced_as_ajv_does(text, number):
     else:
         with pytest.raises(PayloadInvalid, match="must be integer"):
             coerce_field(integer_field, text)
+
+
+DATES = [(v["input"], v["date_parse"], v["date_parse_z"]) for v in VECTORS["dates"]]
+
+
+@pytest.mark.parametrize(("text", "parsed", "parsed_z"), DATES, ids=[json.dumps(d[0]) for d in DATES])
+def test_timestamp_digits_are_ascii_as_in_javascript(text, parsed, parsed_z):
+    # Python's \d and int() read Arabic-Indic and full-width digits; JavaScript's do not.
+    millis = [float(p) for p in (parsed, parsed_z) if p != "NaN"]
+    if not millis:
+        with pytest.raises(PayloadInvalid, match="Invalid timestamp provided"):
+            to_epoch_seconds(text)
+    else:
+        assert to_epoch_seconds(text) == millis[0] / 1000

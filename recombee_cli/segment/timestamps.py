@@ -18,13 +18,14 @@ from typing import Any
 from recombee_cli.errors import PayloadInvalid
 from recombee_cli.segment.jsvalues import js_to_number
 
-_HAS_ZONE = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\Z")
+# [0-9], not \d: Python's \d (and int()) also read Arabic-Indic and full-width digits.
+_HAS_ZONE = re.compile(r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)\Z")
 _DATE = re.compile(
-    r"\s*(?P<y>[+-]\d{6}|\d{4})-(?P<mo>\d{1,2})-(?P<d>\d{1,2})"
-    r"(?:[T ](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?)?"
-    r"\s*(?P<z>[Zz]|[+-]\d{2}:?\d{2})?\s*\Z"
+    r"\s*(?P<y>[+-][0-9]{6}|[0-9]{4})-(?P<mo>[0-9]{1,2})-(?P<d>[0-9]{1,2})"
+    r"(?:[T ](?P<h>[0-9]{1,2}):(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2})(?:[.,](?P<f>[0-9]+))?)?)?"
+    r"\s*(?P<z>[Zz]|[+-][0-9]{2}:?[0-9]{2})?\s*\Z"
 )
-_DATE_ONLY_WITH_FAKE_OFFSET = re.compile(r"\s*(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})\s*\Z")
+_DATE_ONLY_WITH_FAKE_OFFSET = re.compile(r"\s*(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})\s*\Z")
 
 _DAYS_IN_MONTH_MAX = 31
 
