@@ -30,9 +30,14 @@ from recombee_cli.segment.actions import (
     missing_field,
     preparer_plan,
 )
-from recombee_cli.segment.jsvalues import UNDEFINED
-from recombee_cli.segment.mappingkit import _compile, _compile_path, _copy, _has_directive, is_directive, js_keys
-from recombee_cli.segment.timestamps import _fast_canonical, first_epoch_seconds, to_epoch_seconds
+from recombee_cli.segment.jsvalues import UNDEFINED, js_keys
+from recombee_cli.segment.mappingkit import compile_node as _compile
+from recombee_cli.segment.mappingkit import compile_path as _compile_path
+from recombee_cli.segment.mappingkit import copy_value as _copy
+from recombee_cli.segment.mappingkit import has_directive as _has_directive
+from recombee_cli.segment.mappingkit import is_directive
+from recombee_cli.segment.timestamps import fast_canonical as _fast_canonical
+from recombee_cli.segment.timestamps import first_epoch_seconds, to_epoch_seconds
 
 _SCALARS = (str, int, float, bool, type(None))
 # IDs that passed actions.ID_PATTERN, shared by every mapping. Small enough (32k) to fill early in

@@ -14,14 +14,14 @@ value ranges Recombee would refuse are caught here instead of being sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from recombee_cli.errors import PayloadInvalid
-from recombee_cli.segment.jsvalues import UNDEFINED, js_string
+from recombee_cli.segment.jsvalues import UNDEFINED, js_string, js_string_to_number
 from recombee_cli.segment.properties import property_values
-from recombee_cli.segment.timestamps import first_epoch_seconds, js_number, to_epoch_seconds
+from recombee_cli.segment.timestamps import first_epoch_seconds, to_epoch_seconds
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-:@.]+")
 _id_ok = ID_PATTERN.fullmatch
@@ -41,11 +41,11 @@ class FieldSpec:
     description: str = ""
 
 
-def _path(p: str) -> dict:
+def _path(p: str) -> dict[str, Any]:
     return {"@path": p}
 
 
-def _first_of(a: str, b: str) -> dict:
+def _first_of(a: str, b: str) -> dict[str, Any]:
     return {"@if": {"exists": _path(a), "then": _path(a), "else": _path(b)}}
 
 
@@ -79,7 +79,7 @@ class Action:
     slug: str
     title: str
     fields: tuple[FieldSpec, ...]
-    build: Callable[[dict, dict], list[dict]] = field(repr=False)
+    build: Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]] = field(repr=False)
     default_trigger: str | None = None
     barrier: bool = False          # touches more than one user's order (merge, delete user)
 
@@ -89,7 +89,7 @@ class Action:
                 return spec
         return None
 
-    def default_mapping(self) -> dict:
+    def default_mapping(self) -> dict[str, Any]:
         return {f.name: f.default for f in self.fields if f.default is not NO_DEFAULT}
 
 
@@ -107,7 +107,7 @@ NO_TIMESTAMP = ("no usable timestamp (the mapped timestamp is missing and none o
                 "originalTimestamp, receivedAt, sentAt parses); Recombee would store it as now")
 
 
-def interaction_timestamp(payload: dict, event: dict) -> float | int:
+def interaction_timestamp(payload: dict[str, Any], event: dict[str, Any]) -> float | int:
     """The mapped timestamp, else the event's own clock fields: history is never stored as 'now'."""
     value = payload.get("timestamp")
     if value is not None:
@@ -121,9 +121,9 @@ def interaction_timestamp(payload: dict, event: dict) -> float | int:
 SKIP_IN_BODY = frozenset(("timestamp", "additionalData", "internalAdditionalData"))
 
 
-def _add_params(payload: dict, event: dict, first: dict | None = None) -> dict:
+def _add_params(payload: dict[str, Any], event: dict[str, Any], first: dict[str, Any] | None = None) -> dict[str, Any]:
     """createAddInteractionData: timestamp, cascadeCreate, additionalData, then the rest in order."""
-    params = {"timestamp": interaction_timestamp(payload, event), "cascadeCreate": True}
+    params: dict[str, Any] = {"timestamp": interaction_timestamp(payload, event), "cascadeCreate": True}
     extra = payload.get("additionalData")
     internal = payload.get("internalAdditionalData")
     if extra and internal:
@@ -154,7 +154,7 @@ class AddBuilder:
 
     def __init__(self, path: str, checked_field: str | None = None,
                  check: Callable[[Any], None] | None = None, *, first_field: str | None = None,
-                 first: Callable[[Any], dict] | None = None, first_keys: frozenset[str] = frozenset(),
+                 first: Callable[[Any], dict[str, Any]] | None = None, first_keys: frozenset[str] = frozenset(),
                  each: bool = False):
         self.path = path
         self.checked_field = checked_field
@@ -164,15 +164,16 @@ class AddBuilder:
         self.first_keys = first_keys     # ...which sets at most these keys
         self.each = each
 
-    def __call__(self, payload: dict, event: dict) -> list[dict]:
-        if self.check is not None:
+    def __call__(self, payload: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.check is not None and self.checked_field is not None:
             self.check(payload[self.checked_field])
-        if self.first_field is None:
+        if self.first_field is None or self.first is None:
             return [{"method": "POST", "path": self.path, "params": _add_params(payload, event)}]
+        first = self.first
         value = payload[self.first_field]
         rest = {k: v for k, v in payload.items() if k != self.first_field}
         values = value if self.each else [value]
-        return [{"method": "POST", "path": self.path, "params": _add_params(rest, event, self.first(v))}
+        return [{"method": "POST", "path": self.path, "params": _add_params(rest, event, first(v))}
                 for v in values]
 
 
@@ -186,7 +187,7 @@ def check_portion(portion: float) -> None:
         raise PayloadInvalid(f"portion {js_string(portion)} is outside [0, 1]")
 
 
-def portion_from_watch_time(times: dict) -> dict:
+def portion_from_watch_time(times: dict[str, Any]) -> dict[str, Any]:
     total, watched = times["totalLength"], times["watchTime"]
     if total == 0:
         raise PayloadInvalid("The total length of the item cannot be zero.")
@@ -197,7 +198,7 @@ def portion_from_watch_time(times: dict) -> dict:
     return {"portion": portion}
 
 
-def _line_item(item: dict, with_profit: bool) -> dict:
+def _line_item(item: dict[str, Any], with_profit: bool) -> dict[str, Any]:
     """Recombee wants line totals: price (and profit) times amount when both are present."""
     out = {"itemId": item["itemId"]}
     amount = item.get("amount")
@@ -210,19 +211,19 @@ def _line_item(item: dict, with_profit: bool) -> dict:
     return out
 
 
-def cart_line(item: dict) -> dict:
+def cart_line(item: dict[str, Any]) -> dict[str, Any]:
     return _line_item(item, with_profit=False)
 
 
-def purchase_line(item: dict) -> dict:
+def purchase_line(item: dict[str, Any]) -> dict[str, Any]:
     return _line_item(item, with_profit=True)
 
 
 _LINE_KEYS = frozenset(("itemId", "amount", "price", "profit"))
 
 
-def _delete_interaction(path: str) -> Callable[[dict, dict], list[dict]]:
-    def build(payload: dict, event: dict) -> list[dict]:
+def _delete_interaction(path: str) -> Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]:
+    def build(payload: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
         params = {"userId": payload["userId"], "itemId": payload["itemId"]}
         check_id("userId", params["userId"])
         check_id("itemId", params["itemId"])
@@ -232,27 +233,27 @@ def _delete_interaction(path: str) -> Callable[[dict, dict], list[dict]]:
     return build
 
 
-def _build_merge(payload: dict, event: dict) -> list[dict]:
+def _build_merge(payload: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
     target, source = payload["targetUserId"], payload["sourceUserId"]
     check_id("targetUserId", target)
     check_id("sourceUserId", source)
     return [{"method": "PUT", "path": f"/users/{target}/merge/{source}", "params": {"cascadeCreate": True}}]
 
 
-def _build_delete_user(payload: dict, event: dict) -> list[dict]:
+def _build_delete_user(payload: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
     user = payload["userId"]
     check_id("userId", user)
     return [{"method": "DELETE", "path": f"/users/{user}", "params": {}}]
 
 
-def _build_set_user_values(payload: dict, event: dict) -> list[dict]:
+def _build_set_user_values(payload: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
     user = payload["userId"]
     check_id("userId", user)
     values = property_values(payload.get("values") or {})
     return [{"method": "POST", "path": f"/users/{user}", "params": {**values, "!cascadeCreate": True}}]
 
 
-def _build_set_item_values(payload: dict, event: dict) -> list[dict]:
+def _build_set_item_values(payload: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
     """One item (itemId, values), and/or several (`items`: each {itemId, values}, e.g. the
     products of an order): one request per item, in order."""
     targets = []
@@ -379,8 +380,9 @@ def _coerce_scalar(spec: FieldSpec, value: Any, path: str) -> Any:
         if isinstance(value, bool):
             value = 1 if value else 0
         elif isinstance(value, str):
-            number = js_number(value) if value.strip() else None
-            if number is None or number != number or number in (float("inf"), float("-inf")):
+            # AJV: `data && data == +data`, so "" stays a string and "  " is 0 (Number("  ")).
+            number = js_string_to_number(value) if value != "" else float("nan")
+            if number != number or number in (float("inf"), float("-inf")):
                 raise PayloadInvalid(f"{_where(path)} must be {kind}.")
             value = int(number) if number == int(number) else number
         elif not isinstance(value, (int, float)):
@@ -405,7 +407,7 @@ def _coerce_scalar(spec: FieldSpec, value: Any, path: str) -> Any:
     raise AssertionError(kind)
 
 
-def _clean_object(spec: FieldSpec, value: dict, path: str) -> dict:
+def _clean_object(spec: FieldSpec, value: dict[str, Any], path: str) -> dict[str, Any]:
     """Declared-property objects: nulls dropped, '' dropped unless the property is a string,
     undeclared keys removed (AJV removeAdditional), then coercion and required checks."""
     out = {}
@@ -441,10 +443,11 @@ def coerce_field(spec: FieldSpec, value: Any) -> Any:
 _PASS_THROUGH = {"string": (str,), "number": (int, float), "integer": (int,), "datetime": (str, int, float)}
 
 
-PlanStep = tuple[str, Callable[[dict], Any], FieldSpec, "tuple[type, ...] | None"]
+PlanStep = tuple[str, Callable[[dict[str, Any]], Any], FieldSpec, "tuple[type[Any], ...] | None"]
 
 
-def preparer_plan(action: Action, resolvers) -> tuple[list[PlanStep], list[str]]:
+def preparer_plan(action: Action, resolvers: Iterable[tuple[str, Callable[[dict[str, Any]], Any]]],
+                  ) -> tuple[list[PlanStep], list[str]]:
     """The mapped fields in the action's order, each (name, resolver, spec, the types that pass
     through uncoerced or None), and the required fields the mapping leaves unmapped."""
     by_name = dict(resolvers)
@@ -453,7 +456,8 @@ def preparer_plan(action: Action, resolvers) -> tuple[list[PlanStep], list[str]]
         resolve = by_name.get(spec.name)
         if resolve is None:
             continue
-        plain = None if (spec.multiple or spec.properties or spec.maximum) else _PASS_THROUGH.get(spec.type)
+        plain: tuple[type[Any], ...] | None = (
+            None if (spec.multiple or spec.properties or spec.maximum) else _PASS_THROUGH.get(spec.type))
         if spec.type == "object" and not spec.properties and not spec.multiple:
             plain = (dict,)
         plan.append((spec.name, resolve, spec, plain))
@@ -465,17 +469,18 @@ def missing_field(name: str) -> str:
     return f"The root value is missing the required field '{name}'."
 
 
-def make_preparer(action: Action, resolvers) -> Callable[[dict], dict]:
+def make_preparer(action: Action, resolvers: Iterable[tuple[str, Callable[[dict[str, Any]], Any]]],
+                  ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Resolve a mapping's fields and apply Segment's post-mapping steps in one pass: empty values
     dropped (null anywhere, "" at the root), values coerced to the field's type, required fields
     checked. Values that already have their field's type pass straight through."""
     plan, unmapped = preparer_plan(action, resolvers)
     undefined = UNDEFINED
 
-    def prepare(event: dict) -> dict:
+    def prepare(event: dict[str, Any]) -> dict[str, Any]:
         if unmapped:
             raise PayloadInvalid(missing_field(unmapped[0]))
-        payload = {}
+        payload: dict[str, Any] = {}
         for name, resolve, spec, plain in plan:
             value = resolve(event)
             if value is undefined or value is None or value == "":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 __all__ = [
@@ -29,7 +30,14 @@ __all__ = [
     "js_json_parse",
     "js_loose_equals_empty_string",
     "js_trim",
+    "js_utf16",
+    "js_utf16_slice",
     "js_utf16_units",
+    "js_has_surrogate",
+    "js_is_array_index",
+    "js_to_number",
+    "js_string_to_number",
+    "JS_WHITESPACE",
     "remove_undefined",
     "json_ready",
 ]
@@ -55,7 +63,7 @@ class _Undefined:
     def __copy__(self) -> _Undefined:
         return self
 
-    def __deepcopy__(self, memo: dict) -> _Undefined:
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Undefined:
         return self
 
     def __reduce__(self) -> str:
@@ -124,6 +132,59 @@ def js_number_to_string(x: int | float) -> str:
     return _float_to_string(float(x))
 
 
+# StringToNumber's StrDecimalLiteral (ASCII digits only: Python's float() also reads "\u0665",
+# "\uff15" and "1_000"), and its NonDecimalIntegerLiteral (no sign allowed before 0x/0o/0b).
+_JS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_JS_NON_DECIMAL = re.compile(r"0(?:[xX]([0-9a-fA-F]+)|[oO]([0-7]+)|[bB]([01]+))\Z")
+
+
+def js_string_to_number(s: str) -> float:
+    """`Number(s)` for a string (ECMAScript StringToNumber): NaN where JavaScript gives NaN."""
+    s = s.strip(JS_WHITESPACE)
+    if not s:
+        return 0.0
+    if _JS_DECIMAL.match(s):
+        return float(s)  # rounds to nearest like JavaScript; "1e400" is inf
+    if s in ("Infinity", "+Infinity"):
+        return math.inf
+    if s == "-Infinity":
+        return -math.inf
+    m = _JS_NON_DECIMAL.match(s)
+    if m:
+        hexa, octal, binary = m.groups()
+        n = int(hexa, 16) if hexa else int(octal, 8) if octal else int(binary, 2)
+        try:
+            return float(n)
+        except OverflowError:
+            return math.inf
+    return math.nan
+
+
+def js_to_number(value: Any) -> float:
+    """JavaScript `Number(value)` for JSON-like values (and UNDEFINED)."""
+    t = type(value)
+    if t is str:
+        return js_string_to_number(value)
+    if t is bool:
+        return 1.0 if value else 0.0
+    if t is int or t is float:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if value is None:
+        return 0.0
+    if value is UNDEFINED:
+        return math.nan
+    if t is list or t is tuple:
+        return js_string_to_number(js_string(value))  # via ToPrimitive: the joined string
+    if isinstance(value, str):
+        return js_string_to_number(str(value))
+    if isinstance(value, (bool, int, float)):
+        return js_to_number(float(value) if not isinstance(value, bool) else bool(value))
+    return math.nan  # objects: "[object Object]"
+
+
 # ---------------------------------------------------------------------------------------------
 # Strings
 
@@ -132,7 +193,8 @@ def js_string(value: Any) -> str:
     """JavaScript `String(value)` for JSON-like values."""
     t = type(value)
     if t is str:
-        return value
+        s: str = value
+        return s
     if t is bool:
         return "true" if value else "false"
     if t is int or t is float:
@@ -176,15 +238,49 @@ def js_utf16_units(s: str) -> list[str]:
     return [chr(int.from_bytes(b[i:i + 2], "little")) for i in range(0, len(b), 2)]
 
 
-# JavaScript's WhiteSpace and LineTerminator code points (String.prototype.trim).
-_JS_WHITESPACE = (
+def js_utf16(s: str) -> str:
+    """`s` as UTF-16 code units, one Python character each (JavaScript's view of a string)."""
+    if s.isascii() or all(ord(c) < 0x10000 for c in s):
+        return s
+    out = []
+    for c in s:
+        o = ord(c)
+        if o < 0x10000:
+            out.append(c)
+        else:
+            o -= 0x10000
+            out.append(chr(0xD800 + (o >> 10)))
+            out.append(chr(0xDC00 + (o & 0x3FF)))
+    return "".join(out)
+
+
+def js_utf16_slice(s: str, start: int, stop: int | None) -> str:
+    """JavaScript `s.slice(start, stop)`, which counts UTF-16 code units."""
+    units = js_utf16(s)
+    if units is s:
+        return s[start:stop]
+    return units[start:stop].encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+def js_has_surrogate(s: str) -> bool:
+    """Whether `s` holds a (lone) surrogate code point, so JavaScript compares it unit by unit."""
+    return not s.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in s)
+
+
+# ECMAScript's StrWhiteSpaceChar: WhiteSpace (TAB, VT, FF, ZWNBSP U+FEFF and the Unicode "Zs"
+# space separators) and LineTerminator (LF, CR, LS U+2028, PS U+2029). What `trim()`, `Number()`
+# and a regular expression's `\s` skip. Not Python's whitespace: str.strip()/str.isspace()/float()
+# also take U+001C-U+001F and U+0085 (JavaScript does not) and miss U+FEFF (JavaScript takes it);
+# U+180E has not been a space separator since Unicode 6.3, so JavaScript no longer takes it.
+JS_WHITESPACE = (
     "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
     "\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
 
 
 def js_trim(s: str) -> str:
-    return s.strip(_JS_WHITESPACE)
+    """`s.trim()`."""
+    return s.strip(JS_WHITESPACE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,13 +323,17 @@ def js_truthy(value: Any) -> bool:
         return False
     t = type(value)
     if t is bool:
-        return value
+        b: bool = value
+        return b
     if t is str:
-        return value != ""
+        s: str = value
+        return s != ""
     if t is int:
-        return value != 0
+        i: int = value
+        return i != 0
     if t is float:
-        return value == value and value != 0.0
+        x: float = value
+        return x == x and x != 0.0
     return True
 
 
@@ -241,11 +341,13 @@ def js_loose_equals_empty_string(value: Any) -> bool:
     """`value == ''` with JavaScript's abstract equality (value not null/undefined)."""
     t = type(value)
     if t is str:
-        return value == ""
+        s: str = value
+        return s == ""
     if t is bool:
         return value is False
     if t is int or t is float:
-        return value == 0
+        x: float = value
+        return x == 0
     if t is list:
         return js_string(value) == ""
     return False
@@ -255,22 +357,21 @@ def js_loose_equals_empty_string(value: Any) -> bool:
 # Objects
 
 
-def _is_array_index(key: str) -> bool:
-    return (
-        key.isdigit() and key.isascii() and (key == "0" or key[0] != "0") and int(key) < 4294967295
-    )
+def js_is_array_index(key: str) -> bool:
+    """Whether the property key `key` is an array index ("0", "1", ... below 2**32 - 1)."""
+    return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) < 4294967295
 
 
-def js_keys(obj: dict) -> list:
+def js_keys(obj: dict[Any, Any]) -> list[Any]:
     """`Object.keys(obj)`: array-index keys first in ascending order, then insertion order."""
     index_keys = None
     for k in obj:
-        if type(k) is str and k[:1].isdigit() and _is_array_index(k):
+        if type(k) is str and k[:1].isdigit() and js_is_array_index(k):
             index_keys = True
             break
     if index_keys is None:
         return list(obj)
-    idx = sorted((k for k in obj if type(k) is str and _is_array_index(k)), key=int)
+    idx = sorted((k for k in obj if type(k) is str and js_is_array_index(k)), key=int)
     seen = set(idx)
     return idx + [k for k in obj if k not in seen]
 

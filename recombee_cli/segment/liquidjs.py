@@ -32,16 +32,27 @@ from liquid.undefined import Undefined as _LiquidUndefined
 
 from recombee_cli.errors import MappingError
 from recombee_cli.segment.jsvalues import (
+    JS_WHITESPACE,
     UNDEFINED,
     js_json_stringify,
     js_number_to_string,
     js_string,
+    js_to_number,
     js_trim,
     js_truthy,
     js_utf16_len,
     js_utf16_units,
 )
-from recombee_cli.segment.mappingkit import DISABLED_LIQUID_FILTERS, DISABLED_LIQUID_TAGS, Resolver, _raiser
+from recombee_cli.segment.resolvers import Resolver, raiser
+
+# The tags and filters Segment switches off in its LiquidJS engine (they fail with LiquidJS's
+# "is disabled" message).
+DISABLED_LIQUID_TAGS = ("case", "for", "include", "layout", "render", "tablerow")
+DISABLED_LIQUID_FILTERS = (
+    "array_to_sentence_string", "concat", "find", "find_exp", "find_index", "find_index_exp",
+    "group_by", "group_by_exp", "has", "has_exp", "map", "newline_to_br", "reject", "reject_exp",
+    "reverse", "sort", "sort_natural", "uniq", "where_exp", "type",
+)
 
 # =============================================================================================
 # @liquid on python-liquid, configured to behave like LiquidJS 10 (as Segment runs it)
@@ -88,49 +99,9 @@ def _l_num(x: float) -> int | float:
     return x
 
 
-_JS_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def _js_string_to_number(s: str) -> float:
-    s = js_trim(s)
-    if s == "":
-        return 0.0
-    if _JS_NUMBER_RE.fullmatch(s):
-        return float(s)
-    if s in ("Infinity", "+Infinity"):
-        return math.inf
-    if s == "-Infinity":
-        return -math.inf
-    low = s[:2].lower()
-    base = {"0x": 16, "0o": 8, "0b": 2}.get(low)
-    if base is not None:
-        try:
-            return float(int(s[2:], base)) if s[2:] and "_" not in s else math.nan
-        except ValueError:
-            return math.nan
-    return math.nan
-
-
 def _js_number(v: Any) -> float:
-    """JavaScript `Number(v)`."""
-    v = _l_plain(v)
-    if v is UNDEFINED:
-        return math.nan
-    if v is None:
-        return 0.0
-    t = type(v)
-    if t is bool:
-        return 1.0 if v else 0.0
-    if t is int or t is float:
-        try:
-            return float(v)
-        except OverflowError:
-            return math.inf if v > 0 else -math.inf
-    if t is str:
-        return _js_string_to_number(v)
-    if t is list:
-        return _js_string_to_number(js_string(v))
-    return math.nan
+    """JavaScript `Number(v)` for a python-liquid value."""
+    return js_to_number(_l_plain(v))
 
 
 def _to_number(v: Any) -> float:
@@ -191,7 +162,7 @@ def _f_divided_by(v: Any, d: Any = UNDEFINED, integer: Any = UNDEFINED) -> Any:
     return _l_num(q)
 
 
-def _to_array(v: Any) -> list:
+def _to_array(v: Any) -> list[Any]:
     if _l_nil(v):
         return []
     if isinstance(v, list):
@@ -236,25 +207,23 @@ def _f_to_integer(v: Any) -> Any:
     return _l_num(_js_number(v))
 
 
-def _f_push(v: Any, arg: Any = UNDEFINED) -> list:
+def _f_push(v: Any, arg: Any = UNDEFINED) -> list[Any]:
     return [*_to_array(v), arg]
 
 
-def _f_unshift(v: Any, arg: Any = UNDEFINED) -> list:
+def _f_unshift(v: Any, arg: Any = UNDEFINED) -> list[Any]:
     return [arg, *_to_array(v)]
 
 
-def _f_pop(v: Any) -> list:
+def _f_pop(v: Any) -> list[Any]:
     return _to_array(v)[:-1]
 
 
-def _f_shift(v: Any) -> list:
+def _f_shift(v: Any) -> list[Any]:
     return _to_array(v)[1:]
 
 
-_JS_WS_RUN = re.compile("[" + re.escape("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004"
-                                        "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029"
-                                        "\u202f\u205f\u3000\ufeff") + "]+")
+_JS_WS_RUN = re.compile("[" + re.escape(JS_WHITESPACE) + "]+")  # JavaScript's /\s+/
 
 
 def _f_normalize_whitespace(v: Any) -> str:
@@ -397,16 +366,16 @@ def _parse_js_date_string(s: str) -> _dt.datetime | None:
             return None
     try:
         from email.utils import parsedate_to_datetime
-        d = parsedate_to_datetime(s)
-        return d if d.tzinfo else d.replace(tzinfo=_dt.UTC)
+        parsed = parsedate_to_datetime(s)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)
     except (TypeError, ValueError, IndexError):
         pass
     if not any(c.isdigit() for c in s):
         return None
     try:
         from dateutil import parser as _du
-        d = _du.parse(s)
-        return d if d.tzinfo else d.replace(tzinfo=_dt.UTC)
+        guessed: _dt.datetime = _du.parse(s)
+        return guessed if guessed.tzinfo else guessed.replace(tzinfo=_dt.UTC)
     except (ValueError, OverflowError, TypeError, ImportError):
         return None
 
@@ -453,10 +422,10 @@ def _strftime(d: _dt.datetime, real: _dt.datetime, offset_min: int, zone_name: s
         return ("-" if offset_min < 0 else "+") + f"{n // 60:02d}" + (":" if colon else "") + \
             f"{n % 60:02d}"
 
-    def convert(c: str, flags: set, width: str | None) -> str | None:
+    def convert(c: str, flags: set[str], width: str | None) -> str | None:
         hour12 = str(d.hour % 12 or 12)
         js_day = (d.weekday() + 1) % 7
-        table = {
+        table: dict[str, Callable[[], str]] = {
             "a": lambda: _DAYS[d.weekday()][:3], "A": lambda: _DAYS[d.weekday()],
             "b": lambda: _MONTHS[d.month - 1][:3], "h": lambda: _MONTHS[d.month - 1][:3],
             "B": lambda: _MONTHS[d.month - 1],
@@ -484,7 +453,7 @@ def _strftime(d: _dt.datetime, real: _dt.datetime, offset_min: int, zone_name: s
         f = table.get(c)
         return None if f is None else f()
 
-    def one(m: re.Match) -> str:
+    def one(m: re.Match[str]) -> str:
         flag_str, width, _mod, c = m.groups()
         flags = set(flag_str or "")
         ret = convert(c, flags, width)
@@ -524,7 +493,8 @@ def _liquid_date(v: Any, fmt: Any = None, tz: Any = UNDEFINED, _default: str | N
         try:
             from zoneinfo import ZoneInfo
             off = real.astimezone(ZoneInfo(tzv)).utcoffset()
-            offset_min, zone_name = int(off.total_seconds() // 60), tzv
+            if off is not None:
+                offset_min, zone_name = int(off.total_seconds() // 60), tzv
         except Exception:  # unknown zone: LiquidJS falls back to the host zone
             pass
     try:
@@ -577,7 +547,8 @@ class _JSOutputNode(_LiquidOutputNode):
     __slots__ = ()
 
     def render_to_output(self, context: Any, buffer: Any) -> int:
-        return buffer.write(_l_str(self.expression.evaluate(context)))
+        written: int = buffer.write(_l_str(self.expression.evaluate(context)))
+        return written
 
 
 class _JSOutput(_LiquidOutput):
@@ -588,7 +559,8 @@ class _JSEchoNode(_LiquidEchoNode):
     __slots__ = ()
 
     def render_to_output(self, context: Any, buffer: Any) -> int:
-        return buffer.write(_l_str(self.expression.evaluate(context)))
+        written: int = buffer.write(_l_str(self.expression.evaluate(context)))
+        return written
 
 
 class _JSEcho(_LiquidEchoTag):
@@ -623,7 +595,7 @@ def _make_liquid_environment() -> _LiquidEnvironment:
     env.add_tag(_JSEcho)
     for name in ("base64_url_safe_decode", "base64_url_safe_encode", "escapejs", "safe"):
         env.filters.pop(name, None)  # not LiquidJS filters: LiquidJS ignores unknown filters
-    js_math = {
+    js_math: dict[str, Callable[..., Any]] = {
         "abs": _math_filter(abs),
         "at_least": _math_filter(lambda *a: max(a) if all(x == x for x in a) else math.nan),
         "at_most": _math_filter(lambda *a: min(a) if all(x == x for x in a) else math.nan),
@@ -636,7 +608,7 @@ def _make_liquid_environment() -> _LiquidEnvironment:
         "divided_by": _f_divided_by,
         "round": _f_round,
     }
-    extra = {
+    extra: dict[str, Callable[..., Any]] = {
         "join": _f_join, "size": _f_size, "sum": _f_sum, "append": _f_append, "prepend": _f_prepend,
         "json": _f_json, "jsonify": _f_json, "inspect": _f_json, "to_integer": _f_to_integer,
         "push": _f_push, "pop": _f_pop, "shift": _f_shift, "unshift": _f_unshift,
@@ -717,7 +689,7 @@ def liquid_compile(source: str) -> Resolver:
     try:
         template = _LIQUID_ENV.from_string(source)
     except _LiquidError as e:
-        return _raiser(_liquid_message(e, source))
+        return raiser(_liquid_message(e, source))
 
     def render_liquid(p: Any) -> str:
         try:

@@ -73,6 +73,7 @@ from recombee_cli.segment.jsvalues import (
     js_utf16_units,
     remove_undefined,
 )
+from recombee_cli.segment.resolvers import Resolver, raiser
 
 __all__ = [
     "validate_mapping",
@@ -85,22 +86,12 @@ __all__ = [
     "MAX_PATTERN_LENGTH",
     "MAX_REPLACEMENT_LENGTH",
     "LIQUID_MAX_LENGTH",
-    "DISABLED_LIQUID_TAGS",
-    "DISABLED_LIQUID_FILTERS",
 ]
-
-Resolver = Callable[[Any], Any]
 
 ROOT_MAPPING_FIELD_KEY = "__segment_internal_directive"
 MAX_PATTERN_LENGTH = 10
 MAX_REPLACEMENT_LENGTH = 10
 LIQUID_MAX_LENGTH = 1000
-DISABLED_LIQUID_TAGS = ("case", "for", "include", "layout", "render", "tablerow")
-DISABLED_LIQUID_FILTERS = (
-    "array_to_sentence_string", "concat", "find", "find_exp", "find_index", "find_index_exp",
-    "group_by", "group_by_exp", "has", "has_exp", "map", "newline_to_br", "reject", "reject_exp",
-    "reverse", "sort", "sort_natural", "uniq", "where_exp", "type",
-)
 
 
 # =============================================================================================
@@ -230,6 +221,8 @@ class _VError(Exception):
 
 
 class _VAggregate(Exception):
+    messages: list[str]
+
     def __init__(self, errors: list[Exception]):
         msgs: list[str] = []
         for e in errors:
@@ -449,7 +442,7 @@ def _vd_transform(v: Any, stack: list[str]) -> None:
     ], stack)
 
 
-def _directive_validator(name: str, fn: Callable[[Any, list[str]], None]):
+def _directive_validator(name: str, fn: Callable[[Any, list[str]], None]) -> Callable[[Any, list[str]], None]:
     def validator(v: Any, stack: list[str]) -> None:
         fn(v, [*stack, name])
     return validator
@@ -506,12 +499,6 @@ def _const(value: Any) -> Resolver:
     return lambda _p: value
 
 
-def _raiser(message: str | list[str]) -> Resolver:
-    def fail(_p: Any) -> Any:
-        raise MappingError(message)
-    return fail
-
-
 def _has_directive(node: Any) -> bool:
     t = type(node)
     if t is dict:
@@ -530,7 +517,7 @@ def _compile(node: Any, keep: bool) -> Resolver:
             name = next(k for k in node if k.startswith("@"))
             compiler = _DIRECTIVES.get(name)
             if compiler is None:
-                return _raiser(f"{name} is not a valid directive, got undefined")
+                return raiser(f"{name} is not a valid directive, got undefined")
             return compiler(node[name], keep)
         if not _has_directive(node):
             return _const(node)
@@ -538,7 +525,7 @@ def _compile(node: Any, keep: bool) -> Resolver:
         if keep:
             return lambda p: {k: f(p) for k, f in items}
 
-        def resolve_object(p: Any) -> dict:
+        def resolve_object(p: Any) -> dict[str, Any]:
             out = {}
             for k, f in items:
                 v = f(p)
@@ -562,11 +549,11 @@ def _undefined(_p: Any) -> Any:
 
 def _c_if(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@if requires an object with an "exists" key')
+        return raiser('@if requires an object with an "exists" key')
     exists = opts.get("exists", UNDEFINED)
     blank = opts.get("blank", UNDEFINED)
     if not js_truthy(exists) and not js_truthy(blank):
-        return _raiser('@if requires an "exists" key or a "blank" key')
+        return raiser('@if requires an "exists" key or a "blank" key')
     use_blank = exists is UNDEFINED
     cond = _compile(blank if use_blank else exists, False)
     then_f = _compile(opts["then"], keep) if "then" in opts else None
@@ -598,10 +585,10 @@ def _c_if(opts: Any, keep: bool) -> Resolver:
 
 def _c_case(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@case requires an object with a "operator" key')
+        return raiser('@case requires an object with a "operator" key')
     operator = opts.get("operator")
     if not js_truthy(operator):
-        return _raiser('@case requires a "operator" key')
+        return raiser('@case requires a "operator" key')
     if not js_truthy(opts.get("value")):
         return _undefined
     value_f = _compile(opts["value"], keep)
@@ -698,16 +685,16 @@ def _perform_replace(value: str, pattern: str, replacement: str, is_global: bool
 
 def _c_replace(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@replace requires an object with a "pattern" key')
-    pattern = opts.get("pattern")
+        return raiser('@replace requires an object with a "pattern" key')
+    pattern: Any = opts.get("pattern")
     if not js_truthy(pattern):
-        return _raiser('@replace requires a "pattern" key')
+        return raiser('@replace requires a "pattern" key')
     # The reference writes these defaults back into the mapping; we don't mutate it.
     replacement = opts.get("replacement")
     if replacement is None:
         replacement = ""
     pattern2 = opts.get("pattern2", UNDEFINED)
-    replacement2 = opts.get("replacement2", UNDEFINED)
+    replacement2: Any = opts.get("replacement2", UNDEFINED)
     if js_truthy(pattern2) and (replacement2 is None or replacement2 is UNDEFINED):
         replacement2 = ""
     ignorecase = opts.get("ignorecase")
@@ -743,17 +730,20 @@ def _c_replace(opts: Any, keep: bool) -> Resolver:
 
 def _c_array_path(data: Any, keep: bool) -> Resolver:
     if type(data) is not list:
-        return _raiser(f"@arrayPath expected array, got {js_type_of(data)}")
+        return raiser(f"@arrayPath expected array, got {js_type_of(data)}")
     path = data[0] if len(data) > 0 else UNDEFINED
     shape = data[1] if len(data) > 1 else UNDEFINED
+    root_f: Resolver
     if type(path) is str:
         keys = _compile_path(path.replace("$.", "", 1))
         if keys is _ROOT:
-            def root_f(p: Any) -> Any:
+            def root_identity(p: Any) -> Any:
                 return p
+            root_f = root_identity
         else:
-            def root_f(p: Any) -> Any:
+            def root_walk(p: Any) -> Any:
                 return _walk(p, keys)
+            root_f = root_walk
     else:
         root_f = _compile(path, keep)
     if type(shape) is dict and len(shape) > 0:
@@ -815,7 +805,7 @@ def render(template: Any, data: Any = UNDEFINED) -> str:
     if data is UNDEFINED:
         data = {}
 
-    def sub(m: re.Match) -> str:
+    def sub(m: re.Match[str]) -> str:
         return _placeholder_text(_lookup(data, js_trim(m.group(1))))
     return _DOUBLE.sub(sub, _TRIPLE.sub(sub, template))
 
@@ -871,7 +861,7 @@ def _c_literal(value: Any, keep: bool) -> Resolver:
 
 # --- @flatten -------------------------------------------------------------------------------
 
-def _flatten_into(out: dict, value: Any, prefix: str, sep: str, omit_arrays: bool,
+def _flatten_into(out: dict[str, Any], value: Any, prefix: str, sep: str, omit_arrays: bool,
                   keep: bool) -> None:
     t = type(value)
     if t is dict:
@@ -890,19 +880,19 @@ def _flatten_into(out: dict, value: Any, prefix: str, sep: str, omit_arrays: boo
 
 def _c_flatten(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@flatten requires an object with a "separator" key')
+        return raiser('@flatten requires an object with a "separator" key')
     if not js_truthy(opts.get("separator")):
-        return _raiser('@flatten requires a "separator" key')
+        return raiser('@flatten requires a "separator" key')
     sep_f = _compile(opts["separator"], False)
     # Undefined-valued keys matter here: a later undefined leaf overrides an earlier equal key.
     value_f = _compile(opts.get("value", UNDEFINED), True)
     omit_arrays = js_truthy(opts.get("omitArrays"))
 
-    def resolve_flatten(p: Any) -> dict:
+    def resolve_flatten(p: Any) -> dict[str, Any]:
         sep = sep_f(p)
         if type(sep) is not str:
             raise MappingError("@flatten requires a string separator")
-        out: dict = {}
+        out: dict[str, Any] = {}
         _flatten_into(out, value_f(p), "", sep, omit_arrays, keep)
         return out
     return resolve_flatten
@@ -912,12 +902,12 @@ def _c_flatten(opts: Any, keep: bool) -> Resolver:
 
 def _c_json(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@json requires an object with a "value" key')
+        return raiser('@json requires an object with a "value" key')
     mode = opts.get("mode")
     if not js_truthy(mode):
-        return _raiser('@json requires a "mode" key')
+        return raiser('@json requires a "mode" key')
     if not js_truthy(opts.get("value")):
-        return _raiser('@json requires a "value" key')
+        return raiser('@json requires a "value" key')
     value_f = _compile(opts["value"], keep)
     if type(mode) is str and mode == "encode":
         return lambda p: js_json_stringify(value_f(p))
@@ -940,7 +930,7 @@ def _c_json(opts: Any, keep: bool) -> Resolver:
 
 # --- @merge ---------------------------------------------------------------------------------
 
-def _assign(target: dict, source: Any) -> None:
+def _assign(target: dict[str, Any], source: Any) -> None:
     # Object.assign(target, source)
     t = type(source)
     if t is dict:
@@ -961,11 +951,11 @@ def _js_typeof(v: Any) -> str:
 
 def _c_merge(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@merge requires an object with an "objects" key and a "direction" key')
+        return raiser('@merge requires an object with an "objects" key and a "direction" key')
     if not js_truthy(opts.get("direction")):
-        return _raiser('@merge requires a "direction" key')
+        return raiser('@merge requires a "direction" key')
     direction_f = _compile(opts["direction"], False)
-    objects = opts.get("objects")
+    objects: Any = opts.get("objects")
     if not js_truthy(objects):
         error = '@merge requires a "objects" key'
     elif type(objects) is not list:
@@ -979,12 +969,12 @@ def _c_merge(opts: Any, keep: bool) -> Resolver:
         return fail
     object_fs = [_compile(o, True) for o in objects]
 
-    def resolve_merge(p: Any) -> dict:
+    def resolve_merge(p: Any) -> dict[str, Any]:
         direction = direction_f(p)
         values = [f(p) for f in object_fs]
         if type(direction) is str and direction == "left":
             values.reverse()
-        out: dict = {}
+        out: dict[str, Any] = {}
         for v in values:
             _assign(out, v)
         return out if keep else remove_undefined(out)
@@ -993,7 +983,7 @@ def _c_merge(opts: Any, keep: bool) -> Resolver:
 
 # --- @transform -----------------------------------------------------------------------------
 
-def _spread(mapping: Any) -> dict:
+def _spread(mapping: Any) -> dict[str, Any]:
     # `{ ...mapping }`
     t = type(mapping)
     if t is dict:
@@ -1050,7 +1040,7 @@ def _compile_transform(mapping: Any) -> Resolver:
     except MappingError as e:
         errors = e.errors
     if errors is not None:
-        resolved: Resolver = _raiser(errors)
+        resolved: Resolver = raiser(errors)
     else:
         resolved = _compile(to_process, False)
 
@@ -1063,14 +1053,14 @@ def _compile_transform(mapping: Any) -> Resolver:
 
 def _c_transform(opts: Any, keep: bool) -> Resolver:
     if type(opts) is not dict:
-        return _raiser('@transform requires an object with an "apply" key and a "mapping" key')
+        return raiser('@transform requires an object with an "apply" key and a "mapping" key')
     if not js_truthy(opts.get("mapping")):
-        return _raiser('@transform requires a "mapping" key')
+        return raiser('@transform requires a "mapping" key')
     apply = opts.get("apply")
     if not js_truthy(apply):
-        return _raiser('@transform requires a "apply" key')
+        return raiser('@transform requires a "apply" key')
     if type(apply) is not dict:
-        return _raiser('@transform "apply" key should be an object')
+        return raiser('@transform "apply" key should be an object')
     apply_f = _compile_transform(apply)
     mapping_f = _compile(opts["mapping"], keep)
     return lambda p: mapping_f(apply_f(p))
@@ -1108,11 +1098,11 @@ def _c_exclude_when_null(value: Any, keep: bool) -> Resolver:
 
 def _c_liquid(value: Any, keep: bool) -> Resolver:
     if type(value) is not str:
-        return _raiser("liquid template value must be a string")
+        return raiser("liquid template value must be a string")
     if value == "":
         return lambda _p: ""
     if js_utf16_len(value) > LIQUID_MAX_LENGTH:
-        return _raiser("liquid template values are limited to 1000 characters")
+        return raiser("liquid template values are limited to 1000 characters")
     from recombee_cli.segment.liquidjs import liquid_compile  # python-liquid loads in ~0.1 s: only when used
 
     return liquid_compile(value)
@@ -1178,3 +1168,10 @@ def transform(mapping: Any, payload: Any) -> Any:
     if t != "object":
         raise MappingError(f"data must be an object, got {t}")
     return compile_transform(mapping)(payload)
+
+
+# The steps the pipeline's compiled fast path (pipeline/fastpath.py) inlines, by public names.
+compile_node = _compile          # compile one mapping node (keep: keep undefined-valued keys)
+compile_path = _compile_path     # a `$.a.b[0]` path as keys, or None when the getter cannot take it
+copy_value = _copy               # a resolved value copied so that results never share objects
+has_directive = _has_directive   # whether a node holds a directive anywhere inside

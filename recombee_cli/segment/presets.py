@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from recombee_cli.segment.actions import ACTIONS, ECOMMERCE_ID, VIDEO_ID
 
@@ -12,9 +13,9 @@ class Preset:
     name: str
     trigger: str
     action: str
-    overrides: dict
+    overrides: dict[str, Any]
 
-    def mapping(self) -> dict:
+    def mapping(self) -> dict[str, Any]:
         """The preset's full field mapping: the action's field defaults, then the overrides."""
         fields = ACTIONS[self.action].default_mapping()
         fields.update(self.overrides)
@@ -65,7 +66,7 @@ PRODUCT_EVENTS = ("Product Viewed", "Product Clicked", "Product Added", "Product
 PRODUCT_FIELDS = ("sku", "name", "category", "brand", "variant", "price", "url", "image_url")
 
 
-def _product_values(prefix: str) -> dict:
+def _product_values(prefix: str) -> dict[str, Any]:
     return {name: {"@path": f"{prefix}{name}"} for name in PRODUCT_FIELDS}
 
 

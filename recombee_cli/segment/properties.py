@@ -115,12 +115,12 @@ def type_word(value: Any) -> str:
     return type(value).__name__
 
 
-def property_values(values: dict) -> dict:
+def property_values(values: dict[str, Any]) -> dict[str, Any]:
     """A mapping's `values` object as Recombee property values (see the module docstring)."""
     out: dict[str, Any] = {}
     origin: dict[str, str] = {}
 
-    def walk(obj: dict, prefix: str, path: str) -> None:
+    def walk(obj: dict[str, Any], prefix: str, path: str) -> None:
         for key, value in obj.items():
             key = str(key)
             name = prefix + property_name(key)
@@ -161,7 +161,7 @@ def infer_type(cls: str) -> str | None:
     return _INFERRED.get(cls)
 
 
-def check_types(table: dict, where: str) -> dict[str, str]:
+def check_types(table: dict[str, Any], where: str) -> dict[str, str]:
     """A `[user_properties]`-style table (name -> type), checked; raises ValueError."""
     out = {}
     for name, kind in table.items():
@@ -177,12 +177,12 @@ def check_types(table: dict, where: str) -> dict[str, str]:
 ENTITY_NOUN = {"users": "user", "items": "item"}
 
 
-def definition_request(entity: str, name: str, kind: str) -> dict:
+def definition_request(entity: str, name: str, kind: str) -> dict[str, Any]:
     """AddUserProperty / AddItemProperty as a Batch request (the SDK's shape: type in params)."""
     return {"method": "PUT", "path": f"/{entity}/properties/{name}", "params": {"type": kind}}
 
 
-def value_request_target(request: dict) -> tuple[str, str] | None:
+def value_request_target(request: dict[str, Any]) -> tuple[str, str] | None:
     """(entity, id) when a request sets a user's or an item's values (POST /users/{id}, /items/{id})."""
     if request.get("method") != "POST":
         return None
@@ -199,7 +199,7 @@ def value_request_target(request: dict) -> tuple[str, str] | None:
     return entity, rest
 
 
-def describe_values(request: dict) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+def describe_values(request: dict[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
     """What the main process needs of a value request: its entity and each (name, value class)."""
     target = value_request_target(request)
     if target is None:
@@ -218,13 +218,14 @@ class PropertyGate:
     declared type, or a type inferred from this value) needs a definition before this request."""
 
     def __init__(self, declared: dict[str, dict[str, str]] | None = None):
-        self.declared = {"users": {}, "items": {}}
+        self.declared: dict[str, dict[str, str]] = {"users": {}, "items": {}}
         for entity, table in (declared or {}).items():
             self.declared[entity].update(table)
         self.types: dict[tuple[str, str], tuple[str, str]] = {}   # (entity, name) -> (type, why)
         self.definitions = 0
 
-    def check(self, entity: str, described: tuple[tuple[str, str], ...]):
+    def check(self, entity: str, described: tuple[tuple[str, str], ...],
+              ) -> tuple[str | None, list[str], list[dict[str, Any]]]:
         new: list[tuple[str, str]] = []
         skip: list[str] = []
         pending: dict[str, tuple[str, str]] = {}
@@ -244,7 +245,7 @@ class PropertyGate:
                 new.append((name, kind))
             if not fits(known[0], cls):
                 return (f"{noun} property {name!r} is {known[0]} ({known[1]}); the value ({cls}) does not fit",
-                        (), [])
+                        [], [])
         for name, kind in new:
             self.types[(entity, name)] = (kind, pending[name][1])
         self.definitions += len(new)

@@ -13,37 +13,21 @@ import calendar
 import math
 import re
 from datetime import datetime
+from typing import Any
 
 from recombee_cli.errors import PayloadInvalid
+from recombee_cli.segment.jsvalues import js_to_number
 
-_JS_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
-_JS_RADIX = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)\Z")
-_HAS_ZONE = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\Z")
+# [0-9], not \d: Python's \d (and int()) also read Arabic-Indic and full-width digits.
+_HAS_ZONE = re.compile(r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)\Z")
 _DATE = re.compile(
-    r"\s*(?P<y>[+-]\d{6}|\d{4})-(?P<mo>\d{1,2})-(?P<d>\d{1,2})"
-    r"(?:[T ](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?)?"
-    r"\s*(?P<z>[Zz]|[+-]\d{2}:?\d{2})?\s*\Z"
+    r"\s*(?P<y>[+-][0-9]{6}|[0-9]{4})-(?P<mo>[0-9]{1,2})-(?P<d>[0-9]{1,2})"
+    r"(?:[T ](?P<h>[0-9]{1,2}):(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2})(?:[.,](?P<f>[0-9]+))?)?)?"
+    r"\s*(?P<z>[Zz]|[+-][0-9]{2}:?[0-9]{2})?\s*\Z"
 )
-_DATE_ONLY_WITH_FAKE_OFFSET = re.compile(r"\s*(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})\s*\Z")
+_DATE_ONLY_WITH_FAKE_OFFSET = re.compile(r"\s*(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})\s*\Z")
 
 _DAYS_IN_MONTH_MAX = 31
-
-
-def js_number(text: str) -> float | None:
-    """JavaScript `Number(string)`, or None where it gives NaN."""
-    s = text.strip()
-    if not s:
-        return 0.0
-    if _JS_DECIMAL.match(s):
-        return float(s)
-    m = _JS_RADIX.match(s)
-    if m:
-        return float(int(m.group(1)[1:], {"x": 16, "o": 8, "b": 2}[m.group(1)[0].lower()]))
-    if s in ("Infinity", "+Infinity"):
-        return math.inf
-    if s == "-Infinity":
-        return -math.inf
-    return None
 
 
 def _normalise(seconds: float) -> float | int:
@@ -144,7 +128,7 @@ def _learn_hour(prefix: str) -> int | None:
     return base
 
 
-def to_epoch_seconds(value) -> float | int:
+def to_epoch_seconds(value: Any) -> float | int:
     """Segment's `datetimeToEpochSeconds`; raises PayloadInvalid with Segment's message."""
     if type(value) is str:
         fast = _fast_canonical(value)
@@ -152,11 +136,8 @@ def to_epoch_seconds(value) -> float | int:
             return fast
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise PayloadInvalid(f"Invalid timestamp provided: {value}")
-    if isinstance(value, str):
-        number = js_number(value) if value != "" else None
-    else:
-        number = float(value)
-    if number is not None and not math.isnan(number):
+    number = js_to_number(value) if value != "" else math.nan
+    if not math.isnan(number):
         if number < 0:
             raise PayloadInvalid("Timestamp cannot be negative.")
         if math.isinf(number):
@@ -174,7 +155,7 @@ def to_epoch_seconds(value) -> float | int:
     return _normalise(seconds)
 
 
-def try_epoch_seconds(value) -> float | int | None:
+def try_epoch_seconds(value: Any) -> float | int | None:
     """Like to_epoch_seconds, but None instead of an error (for the fallback chain)."""
     try:
         return to_epoch_seconds(value)
@@ -182,7 +163,7 @@ def try_epoch_seconds(value) -> float | int | None:
         return None
 
 
-def first_epoch_seconds(event: dict, keys: tuple[str, ...]) -> float | int | None:
+def first_epoch_seconds(event: dict[str, Any], keys: tuple[str, ...]) -> float | int | None:
     """Epoch seconds of the first of `keys` in the event that holds a usable timestamp."""
     for key in keys:
         value = event.get(key)
@@ -191,3 +172,6 @@ def first_epoch_seconds(event: dict, keys: tuple[str, ...]) -> float | int | Non
             if seconds is not None:
                 return seconds
     return None
+
+
+fast_canonical = _fast_canonical  # for the pipeline's compiled fast path (pipeline/fastpath.py)

@@ -28,80 +28,23 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from recombee_cli.errors import TriggerSyntaxError
-from recombee_cli.segment.jsvalues import js_number_to_string, js_string
+from recombee_cli.segment.jsvalues import (
+    js_has_surrogate,
+    js_is_array_index,
+    js_number_to_string,
+    js_string,
+    js_to_number,
+    js_utf16,
+    js_utf16_slice,
+)
 
 __all__ = ["Trigger", "compile_trigger"]
 
 Matcher = Callable[[Any], bool]
 
 # ============================================================================================
-# JavaScript value helpers (the parser and `validate` run in JavaScript)
+# The getter's member access (the JavaScript value rules themselves live in jsvalues.py)
 # ============================================================================================
-
-_JS_WHITESPACE = (
-    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-    "\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-_JS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
-_JS_RADIX = {"x": (16, re.compile(r"[0-9a-fA-F]+\Z")), "o": (8, re.compile(r"[0-7]+\Z")),
-             "b": (2, re.compile(r"[01]+\Z"))}
-
-
-def _js_to_number(value: Any) -> float:
-    """JavaScript `Number(value)` for the values a trigger can hold (str, float, bool)."""
-    if value is True or value is False:
-        return 1.0 if value else 0.0
-    if type(value) is int or type(value) is float:
-        return float(value)
-    s = str(value).strip(_JS_WHITESPACE)
-    if not s:
-        return 0.0
-    if _JS_DECIMAL.match(s):
-        return float(s)
-    if s in ("Infinity", "+Infinity"):
-        return math.inf
-    if s == "-Infinity":
-        return -math.inf
-    if len(s) > 2 and s[0] == "0" and s[1].lower() in _JS_RADIX:
-        base, digits = _JS_RADIX[s[1].lower()]
-        if digits.match(s[2:]):
-            try:
-                return float(int(s[2:], base))
-            except OverflowError:
-                return math.inf
-    return math.nan
-
-
-def _utf16(s: str) -> str:
-    """`s` as UTF-16 code units, one Python character each (JavaScript's view of a string)."""
-    if s.isascii() or all(ord(c) < 0x10000 for c in s):
-        return s
-    out = []
-    for c in s:
-        o = ord(c)
-        if o < 0x10000:
-            out.append(c)
-        else:
-            o -= 0x10000
-            out.append(chr(0xD800 + (o >> 10)))
-            out.append(chr(0xDC00 + (o & 0x3FF)))
-    return "".join(out)
-
-
-def _utf16_slice(s: str, start: int, stop: int | None) -> str:
-    """JavaScript `s.slice(start, stop)`, which counts UTF-16 code units."""
-    units = _utf16(s)
-    if units is s:
-        return s[start:stop]
-    return units[start:stop].encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-
-
-def _has_surrogate(s: str) -> bool:
-    return not s.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in s)
-
-
-def _is_array_index(key: str) -> bool:
-    return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) < 4294967295
 
 
 def _js_member(value: Any, key: str) -> Any:
@@ -116,17 +59,17 @@ def _js_member(value: Any, key: str) -> Any:
     if t is str:
         if value == "":
             return value
-        units = _utf16(value)
+        units = js_utf16(value)
         if key == "length":
             return len(units)
-        if _is_array_index(key):
+        if js_is_array_index(key):
             i = int(key)
             return units[i] if i < len(units) else None
         return None
     if t is list:
         if key == "length":
             return len(value)
-        if _is_array_index(key):
+        if js_is_array_index(key):
             i = int(key)
             return value[i] if i < len(value) else None
         return None
@@ -372,7 +315,7 @@ def _token_value(tok: _Tok) -> Any:
             v = v[:-1]
         return v
     if tok.type == "number":
-        return _js_to_number(tok.value)
+        return js_to_number(tok.value)
     if tok.type == "ident" and tok.value in ("true", "false"):
         return tok.value == "true"
     return tok.value  # idents, `null`, operators, even the end marker ("eos")
@@ -382,18 +325,18 @@ def _is_function(tok: _Tok | None) -> bool:
     return tok is not None and tok.type == "ident" and tok.value in _FUNCTIONS
 
 
-def _shift(toks: deque) -> _Tok | None:
+def _shift(toks: deque[_Tok]) -> _Tok | None:
     return toks.popleft() if toks else None
 
 
 class _Parser:
     def __init__(self) -> None:
-        self.findings: list[tuple[str, dict]] = []  # quirks met, in order; they become warnings
+        self.findings: list[tuple[str, dict[str, Any]]] = []  # quirks met, in order; they become warnings
         self.covered: set[int] = set()              # token positions already explained by a finding
         self.unsupported_functions: list[_Tok] = []
         self.in_operator: _Tok | None = None
 
-    def parse(self, toks: list[_Tok]) -> dict:
+    def parse(self, toks: list[_Tok]) -> dict[str, Any]:
         for i, tok in enumerate(toks):  # things that make Segment fail, for a better message
             nxt = toks[i + 1] if i + 1 < len(toks) else None
             if tok.type == "ident" and tok.value.lower() == "in" and self.in_operator is None:
@@ -409,9 +352,10 @@ class _Parser:
         if root["type"] != "group":
             root = {"type": "group", "operator": "and", "children": [root]}
         self._check_groups(root)
-        return root
+        tree: dict[str, Any] = root
+        return tree
 
-    def _check_groups(self, node: dict) -> None:
+    def _check_groups(self, node: dict[str, Any]) -> None:
         # parseFql accepts `a and ()` but `validate` then throws on the missing child whenever it
         # gets to it; we refuse such a trigger up front.
         for child in node["children"]:
@@ -420,7 +364,7 @@ class _Parser:
             if child["type"] == "group":
                 self._check_groups(child)
 
-    def _parse(self, toks: deque, depth: int) -> Any:
+    def _parse(self, toks: deque[_Tok], depth: int) -> Any:
         nodes: list[Any] = []
         operator = "and"
         keywords: set[str] = set()
@@ -483,7 +427,7 @@ class _Parser:
             return {"type": "group", "operator": operator, "children": nodes}
         return nodes[0] if nodes else None
 
-    def _condition(self, family: str, tok: _Tok, op: _Tok, val: _Tok, rest: deque) -> dict | None:
+    def _condition(self, family: str, tok: _Tok, op: _Tok, val: _Tok, rest: deque[_Tok]) -> dict[str, Any] | None:
         opv, vv = op.value, val.value
         is_true = opv == "=" and vv == "true"
         is_false = opv == "=" and vv == "false"
@@ -492,7 +436,7 @@ class _Parser:
         value = _token_value(val)
         self._check_value(tok, op, val, rest)
 
-        node: dict
+        node: dict[str, Any]
         if family == "ignored":
             self.findings.append(("ignored-field", {"tok": tok}))
             return None
@@ -550,11 +494,11 @@ class _Parser:
             self.findings.append(("unknown-op", {"op": op, "node": node}))
         elif ((operator in _NUMERIC_OPERATORS or operator == "number_equals")
               and val.type in ("string", "ident", "null", "number")
-              and math.isnan(_js_to_number(node["value"]))):
+              and math.isnan(js_to_number(node["value"]))):
             self.findings.append(("not-a-number", {"val": val, "node": node}))
         return node
 
-    def _check_value(self, field: _Tok, op: _Tok, val: _Tok, rest: deque) -> None:
+    def _check_value(self, field: _Tok, op: _Tok, val: _Tok, rest: deque[_Tok]) -> None:
         if val.type == "string" and val.value.startswith("'"):
             self.findings.append(("single-quote", {"tok": val}))
         elif val.type == "eos":
@@ -569,7 +513,7 @@ class _Parser:
         elif val.type in _ODD_VALUE_TYPES:
             self.findings.append(("odd-value", {"field": field, "op": op, "val": val}))
 
-    def _function(self, fn: _Tok, nodes: list, toks: deque, negate: bool) -> None:
+    def _function(self, fn: _Tok, nodes: list[Any], toks: deque[_Tok], negate: bool) -> None:
         # parseFqlFunction takes its tokens by position without checking them.
         open_ = _shift(toks)
         arg = _shift(toks)
@@ -595,9 +539,9 @@ class _Parser:
         elif val.value.endswith('*"'):
             # match() is no glob: a pattern ending in `*` is a prefix test, anything else a suffix
             # test of the pattern minus its first character.
-            operator, value = ("not_starts_with" if negate else "starts_with"), _utf16_slice(text, 0, -1)
+            operator, value = ("not_starts_with" if negate else "starts_with"), js_utf16_slice(text, 0, -1)
         else:
-            operator, value = ("not_ends_with" if negate else "ends_with"), _utf16_slice(text, 1, None)
+            operator, value = ("not_ends_with" if negate else "ends_with"), js_utf16_slice(text, 1, None)
 
         a = arg.value
         made = []
@@ -613,7 +557,7 @@ class _Parser:
             self.findings.append(("match-glob", {"tok": fn, "arg": arg, "val": val, "node": made[0]}))
         nodes.extend(made)
 
-    def _unknown_word(self, tok: _Tok, toks: deque) -> None:
+    def _unknown_word(self, tok: _Tok, toks: deque[_Tok]) -> None:
         word = tok.value
         low = word.lower()
         nxt = toks[0] if toks else None
@@ -631,7 +575,7 @@ class _Parser:
             self.findings.append(("ignored-field", {"tok": tok}))
             self._cover_condition_tail(toks)
 
-    def _cover_condition_tail(self, toks: deque) -> None:
+    def _cover_condition_tail(self, toks: deque[_Tok]) -> None:
         """The operator and value after an ignored field are skipped too; one warning is enough."""
         nxt = toks[0] if toks else None
         if nxt is not None and ((nxt.type == "operator" and nxt.value != "!")
@@ -673,17 +617,17 @@ def _predicate(operator: str, expected: Any) -> Matcher | None:
     """
     if operator in ("=", "!=") or operator in _STRING_OPERATORS:
         s = js_string(expected)
-        if _has_surrogate(s):  # compare as JavaScript does, in UTF-16 code units
-            u = _utf16(s)
+        if js_has_surrogate(s):  # compare as JavaScript does, in UTF-16 code units
+            u = js_utf16(s)
             tests: dict[str, Matcher] = {
-                "=": lambda a: type(a) is str and _utf16(a) == u,
-                "!=": lambda a: not (type(a) is str and _utf16(a) == u),
-                "contains": lambda a: type(a) is str and u in _utf16(a),
-                "not_contains": lambda a: type(a) is str and u not in _utf16(a),
-                "starts_with": lambda a: type(a) is str and _utf16(a).startswith(u),
-                "not_starts_with": lambda a: type(a) is str and not _utf16(a).startswith(u),
-                "ends_with": lambda a: type(a) is str and _utf16(a).endswith(u),
-                "not_ends_with": lambda a: type(a) is str and not _utf16(a).endswith(u),
+                "=": lambda a: type(a) is str and js_utf16(a) == u,
+                "!=": lambda a: not (type(a) is str and js_utf16(a) == u),
+                "contains": lambda a: type(a) is str and u in js_utf16(a),
+                "not_contains": lambda a: type(a) is str and u not in js_utf16(a),
+                "starts_with": lambda a: type(a) is str and js_utf16(a).startswith(u),
+                "not_starts_with": lambda a: type(a) is str and not js_utf16(a).startswith(u),
+                "ends_with": lambda a: type(a) is str and js_utf16(a).endswith(u),
+                "not_ends_with": lambda a: type(a) is str and not js_utf16(a).endswith(u),
             }
             return tests[operator]
         if operator == "=":
@@ -702,7 +646,7 @@ def _predicate(operator: str, expected: Any) -> Matcher | None:
             return lambda a: type(a) is str and a.endswith(s)
         return lambda a: type(a) is str and not a.endswith(s)
     if operator in _NUMERIC_OPERATORS or operator in ("number_equals", "number_not_equals"):
-        n = _js_to_number(expected)
+        n = js_to_number(expected)
         if operator == "number_not_equals":
             return lambda a: (type(a) is int or type(a) is float) and a != n
         if n != n:
@@ -727,7 +671,7 @@ def _predicate(operator: str, expected: Any) -> Matcher | None:
     return None  # `validate` answers false for an operator it does not know
 
 
-def _path_reader(container: str, name: str) -> Callable[[dict], Any]:
+def _path_reader(container: str, name: str) -> Callable[[dict[str, Any]], Any]:
     """`get(event[container], name)`: a lodash-like walk that stops at the first falsy value.
 
     So `properties.a.b` is 0 when `properties.a` is 0 (and `!= null` is then true).
@@ -740,12 +684,12 @@ def _path_reader(container: str, name: str) -> Callable[[dict], Any]:
     if len(segments) == 1:
         key = segments[0]
 
-        def read_one(e: dict) -> Any:
+        def read_one(e: dict[str, Any]) -> Any:
             v = e.get(container)
             return v.get(key) if type(v) is dict else _js_member(v, key)
         return read_one
 
-    def read_path(e: dict) -> Any:
+    def read_path(e: dict[str, Any]) -> Any:
         v = e.get(container)
         for k in segments:
             v = v.get(k) if type(v) is dict else _js_member(v, k)
@@ -753,16 +697,16 @@ def _path_reader(container: str, name: str) -> Callable[[dict], Any]:
     return read_path
 
 
-def _plain_equality(node: dict) -> tuple[str, str] | None:
+def _plain_equality(node: dict[str, Any]) -> tuple[str, str] | None:
     """(top-level key, value) when the node is `key = "value"` on type/event/name/userId."""
     if node["type"] in _TOP_LEVEL and node["operator"] == "=":
         value = node["value"]
-        if type(value) is str and not _has_surrogate(value):
+        if type(value) is str and not js_has_surrogate(value):
             return _TOP_LEVEL[node["type"]], value
     return None
 
 
-def _compile(node: dict) -> Matcher:
+def _compile(node: dict[str, Any]) -> Matcher:
     """The node as a function of a dict event."""
     if node["type"] == "group":
         children = node["children"]
@@ -801,7 +745,7 @@ def _all_of(fns: list[Matcher]) -> Matcher:
         f, g, h = fns
         return lambda e: f(e) and g(e) and h(e)
 
-    def all_of(e: dict) -> bool:
+    def all_of(e: dict[str, Any]) -> bool:
         for f in fns:
             if not f(e):
                 return False
@@ -816,7 +760,7 @@ def _any_of(fns: list[Matcher]) -> Matcher:
         f, g = fns
         return lambda e: f(e) or g(e)
 
-    def any_of(e: dict) -> bool:
+    def any_of(e: dict[str, Any]) -> bool:
         for f in fns:
             if f(e):
                 return True
@@ -824,7 +768,7 @@ def _any_of(fns: list[Matcher]) -> Matcher:
     return any_of
 
 
-def _build_matcher(root: dict) -> Matcher:
+def _build_matcher(root: dict[str, Any]) -> Matcher:
     """The whole trigger, including the "not a dict -> no match" rule.
 
     Triggers that are only `type`/`event`/... equalities joined by `and` (nearly all of them)
@@ -844,7 +788,7 @@ def _build_matcher(root: dict) -> Matcher:
     return lambda e: isinstance(e, dict) and fn(e)
 
 
-def _hints(node: dict) -> dict[str, frozenset[str]]:
+def _hints(node: dict[str, Any]) -> dict[str, frozenset[str]]:
     """For `event`/`type`: the set of top-level string values the node can possibly match."""
     if node["type"] == "group":
         found = [_hints(c) for c in node["children"]]
@@ -862,7 +806,7 @@ def _hints(node: dict) -> dict[str, frozenset[str]]:
     return {}
 
 
-def key_only(node: dict) -> bool:
+def key_only(node: dict[str, Any]) -> bool:
     """True when the trigger reads nothing but the top-level `event` and `type`: its result is
     then the same for every event with the same string values (or absence) of those two."""
     if node["type"] == "group":
@@ -870,7 +814,7 @@ def key_only(node: dict) -> bool:
     return node["type"] in ("event", "event-type")
 
 
-def _index_hint(root: dict) -> tuple[str, frozenset[str]] | None:
+def _index_hint(root: dict[str, Any]) -> tuple[str, frozenset[str]] | None:
     hints = _hints(root)
     for field in ("event", "type"):  # `event` is the more selective key
         if field in hints:
@@ -907,14 +851,14 @@ def _show(s: str) -> str:
     return f"'{s}'" if "'" not in s else _quote(s)
 
 
-def _field_label(node: dict) -> str:
+def _field_label(node: dict[str, Any]) -> str:
     if node["type"] in _TOP_LEVEL:
         return _TOP_LEVEL[node["type"]]
     name = re.sub(r"([^a-zA-Z0-9._-])", r"\\\1", node["name"])  # as Segment's generateFql writes it
     return f"{_CONTAINERS[node['type']]}.{name}"
 
 
-def _describe(node: dict, nested: bool = False) -> str:
+def _describe(node: dict[str, Any], nested: bool = False) -> str:
     if node["type"] == "group":
         parts = [_describe(c, True) for c in node["children"]]
         if len(parts) == 1:
@@ -925,10 +869,10 @@ def _describe(node: dict, nested: bool = False) -> str:
     if op in ("=", "!="):
         return f"{field} {op} {_quote(js_string(value))}"
     if op in _NUMERIC_OPERATORS:
-        n = _js_to_number(value)
+        n = js_to_number(value)
         return f"{field} {op} {js_number_to_string(n)}" + (" (never true)" if n != n else "")
     if op in ("number_equals", "number_not_equals"):
-        n = _js_to_number(value)
+        n = js_to_number(value)
         never = " (never true)" if n != n and op == "number_equals" else ""
         return f"{field} {'=' if op == 'number_equals' else '!='} {js_number_to_string(n)}{never}"
     if op in ("contains", "not_contains"):
@@ -1067,7 +1011,7 @@ def _warnings(text: str, description: str, parser: _Parser, lexer: _Lexer) -> li
     paren_cut = any(k == "paren-cut" for k, _ in parser.findings)
     glued = lexer.glued_quotes
     for kind, info in parser.findings:
-        tok = info.get("tok")
+        tok: Any = info.get("tok")
         where = _at(text, tok.pos) if tok is not None and tok.pos >= 0 else ""
         if kind == "mixed":
             out.append(f'Trigger {t} mixes "and" and "or" in one group without parentheses; Segment has '
@@ -1176,7 +1120,7 @@ class Trigger:
 
     source: str
     """The trigger text."""
-    ast: dict
+    ast: dict[str, Any]
     """The tree in parseFql's own vocabulary (a group at the root), as Segment parses it."""
     warnings: list[str]
     """One sentence per place where Segment's reading differs from the obvious one."""
@@ -1185,7 +1129,7 @@ class Trigger:
     field is a string in the set. None when there is no such guarantee."""
     matches: Matcher
 
-    def __init__(self, source: str, ast: dict, matches: Matcher, warnings: list[str],
+    def __init__(self, source: str, ast: dict[str, Any], matches: Matcher, warnings: list[str],
                  index_hint: tuple[str, frozenset[str]] | None, description: str):
         self.source = source
         self.ast = ast
