@@ -24,9 +24,9 @@ from recombee_cli.segment.actions import (
     NO_TIMESTAMP,
     SKIP_IN_BODY,
     AddBuilder,
-    _id_ok,
     check_id,
     coerce_field,
+    is_valid_id,
     missing_field,
     preparer_plan,
 )
@@ -55,7 +55,7 @@ class _Writer:
             "_copy": _copy, "CONTAINERS": (dict, list), "to_epoch_seconds": to_epoch_seconds,
             "fast_timestamp": _fast_canonical,
             "first_epoch_seconds": first_epoch_seconds, "FALLBACK": FALLBACK_TIMESTAMPS,
-            "NO_TIMESTAMP": NO_TIMESTAMP, "_id_ok": _id_ok, "check_id": check_id,
+            "NO_TIMESTAMP": NO_TIMESTAMP, "_id_ok": is_valid_id, "check_id": check_id,
             "VALID_IDS": _VALID_IDS, "VALID_IDS_LIMIT": 1 << 15,
         }
         self._temps = 0

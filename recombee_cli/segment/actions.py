@@ -24,7 +24,7 @@ from recombee_cli.segment.properties import property_values
 from recombee_cli.segment.timestamps import first_epoch_seconds, to_epoch_seconds
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-:@.]+")
-_id_ok = ID_PATTERN.fullmatch
+is_valid_id = ID_PATTERN.fullmatch   # the fast path inlines this check
 
 NO_DEFAULT = object()
 
@@ -97,7 +97,7 @@ class Action:
 # Checks shared by the builders
 
 def check_id(name: str, value: str) -> None:
-    if not _id_ok(value):
+    if not is_valid_id(value):
         raise PayloadInvalid(
             f"{name} {value!r} is not a valid Recombee ID (allowed: letters, digits, _ - : @ .)")
 
