@@ -18,8 +18,8 @@ import os
 from collections.abc import Callable
 
 from recombee_cli.errors import InputError
+from recombee_cli.sources.base import Source
 from recombee_cli.sources.dayfolders import folder_outside_window, glob_skip, received_day
-from recombee_cli.sources.reader import Source
 
 _BLOCK_SIZE = 8 << 20
 S3_CONNECT_TIMEOUT = 5   # seconds per connection attempt
