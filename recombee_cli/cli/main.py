@@ -33,7 +33,6 @@ from recombee_cli.errors import (
 )
 from recombee_cli.outcomes import parse_fail_on
 from recombee_cli.pipeline.config import (
-    MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
     Config,
     compile_config,
@@ -46,6 +45,7 @@ from recombee_cli.pipeline.parallel import CHUNK_LINES, TranslatorPool
 from recombee_cli.pipeline.replay import Recorder, RunReport, collector_for_streaming, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
+from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
 from recombee_cli.record.rejects import RejectsWriter
 from recombee_cli.record.state import Checkpoints, StateStore, StateWriteError, default_state_path, describe_command
 from recombee_cli.segment.jsvalues import orjson_default
@@ -330,8 +330,8 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
         raise Abort(str(exc), ExitCode.USAGE) from None
     token = _read_token(env, config, token_file)
     batch_size = batch_size or config.replay.batch_size or DEFAULT_BATCH_SIZE
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise Abort(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} (Recombee's limit)", ExitCode.USAGE)
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise Abort(f"--batch-size must be between 1 and {MAX_BATCH} (Recombee's limit)", ExitCode.USAGE)
     client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
     return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency,
                           on_batch=_batch_printer(env) if verbose else None)
@@ -344,15 +344,15 @@ def _make_sender(env: Environment, config: Config, *, database_id, region, base_
               help="Print the requests (one JSON object per line, as in a Batch's `requests`) "
                    "instead of sending them. Needs no token.")
 @click.option("--database-id", envvar="RECOMBEE_DATABASE_ID", help="Recombee database id.")
-@click.option("--region", type=click.Choice(["eu-west", "us-west", "ap-se", "ca-east"]),
-              envvar="RECOMBEE_REGION", help="Recombee region (default eu-west).")
+@click.option("--region", type=click.Choice(REGIONS),
+              envvar="RECOMBEE_REGION", help=f"Recombee region (default {DEFAULT_REGION}).")
 @click.option("--base-uri", envvar="RECOMBEE_BASE_URI",
               help="Custom API address instead of a region, e.g. https://rapi.example.com.")
 @click.option("--token-file", type=click.Path(dir_okay=False),
               help="File holding the private token (else RECOMBEE_PRIVATE_TOKEN).")
 @click.option("--allow-http", is_flag=True, help="Allow a plain http:// base URI (local testing only).")
-@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE),
-              help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH_SIZE}).")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH),
+              help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH}).")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), help="Batch calls in flight (default 4).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Append invalid and failed events here (NDJSON, replayable).")
@@ -728,8 +728,8 @@ def presets(env: Environment, show_all) -> None:
     header = ("# recombee-cli configuration: Segment's Recombee (Actions) presets, written out.\n"
               "# Edit a mapping, delete the ones you do not want, add your own [[mappings]].\n"
               "# Reference: docs/configuration.md\n\n"
-              "[recombee]\n# database_id = \"my-database\"\n# region = \"eu-west\"   "
-              "# eu-west, us-west, ap-se, ca-east; or base_uri = \"...\"\n"
+              f"[recombee]\n# database_id = \"my-database\"\n# region = \"{DEFAULT_REGION}\"   "
+              f"# {', '.join(REGIONS)}; or base_uri = \"...\"\n"
               "# The private token comes from RECOMBEE_PRIVATE_TOKEN or token_file, not from here.")
     text = mappings_toml(specs, header, presets=False)
     if show_all:   # the opt-in presets' declared types, as tables the config reads
