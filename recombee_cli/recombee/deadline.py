@@ -91,7 +91,7 @@ def with_deadlines(client: httpx.Client) -> None:
     for transport in [client._transport, *(t for t in client._mounts.values() if t is not None)]:
         pool = getattr(transport, "_pool", None)
         backend = getattr(pool, "_network_backend", None)
-        if backend is None:
+        if pool is None or backend is None:
             raise RuntimeError("this httpx/httpcore version hides its network backend: Batch calls "
                                "cannot be given a deadline")
         if not isinstance(backend, _DeadlineBackend):

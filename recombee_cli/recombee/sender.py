@@ -47,6 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -88,7 +89,7 @@ def classify(lenient: bool, code: int) -> int:
     return 409 if code == 404 and lenient else code
 
 
-def _message(result: dict) -> str:
+def _message(result: dict[str, Any]) -> str:
     """Recombee's message in a `{code, json}` result."""
     body = result.get("json")
     return str(body.get("error", body)) if isinstance(body, dict) else str(body)
@@ -207,7 +208,7 @@ class RecombeeSender:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._done: list[Ticket] = []
-        self._pending: dict[int, list] = {}    # id(ticket) -> [ticket, requests not yet answered]
+        self._pending: dict[int, list[Any]] = {}    # id(ticket) -> [ticket, requests not yet answered]
         self._error: BaseException | None = None
         self._failed_in_a_row = 0
         self.breaker = breaker or Breaker()
@@ -277,7 +278,7 @@ class RecombeeSender:
                       or self._passed_since >= BATCHES_PER_BARRIER * self.batch_size * self.lane_count):
             self._close_group()
 
-    def define(self, requests: list[dict]) -> list[str]:
+    def define(self, requests: list[dict[str, Any]]) -> list[str]:
         """Send property definitions (PUT /users|items/properties/{name}) in calls of their own
         and wait for their answers, before the requests that use them are queued: every lane
         then finds the property there. 200/201 created, 409 already there (both fine); retried
@@ -288,7 +289,7 @@ class RecombeeSender:
             problems += self._define_part(requests[start:start + self.batch_size])
         return problems
 
-    def _define_part(self, requests: list[dict]) -> list[str]:
+    def _define_part(self, requests: list[dict[str, Any]]) -> list[str]:
         self._raise_if_failed()
         todo = [(r, orjson.dumps(r, default=orjson_default)) for r in requests]
         problems: list[str] = []
@@ -459,7 +460,7 @@ class RecombeeSender:
 
     def _answer_all(self, answers: list[tuple[_Item, int, str | None]]) -> None:
         """_answer for a whole Batch's answers, taking the lock once (it was per request)."""
-        left: dict[int, list] = {}
+        left: dict[int, list[Any]] = {}
         for item, code, message in answers:
             ticket = item.ticket
             ticket.codes[item.index] = code      # each index has one writer: its lane
@@ -541,7 +542,7 @@ class RecombeeSender:
             if self._failed_in_a_row:
                 with self._lock:
                     self._failed_in_a_row = 0
-            retry: list[tuple[_Item, dict]] = []
+            retry: list[tuple[_Item, dict[str, Any]]] = []
             blocked_users: set[str] = set()
             answers: list[tuple[_Item, int, str | None]] = []
             nothing_to_do = 0    # deletes and merges answered 404: already applied or never there

@@ -33,7 +33,7 @@ def _expand_envelope(envelope: dict) -> list:
     batch = envelope["batch"]
     context = envelope.get("context")
     integrations = envelope.get("integrations")
-    events = []
+    events: list[dict | str] = []
     for item in batch:
         if isinstance(item, dict):
             if isinstance(context, dict):

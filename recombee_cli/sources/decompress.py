@@ -21,7 +21,7 @@ from recombee_cli.sources.base import Warn, display_name, one_line, quiet
 try:  # ISA-L inflate is ~2.5x faster than zlib; fall back to the stdlib where it is missing.
     from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - isal is a declared dependency
-    import zlib as _zlib
+    import zlib as _zlib  # type: ignore[no-redef]  # the stdlib's inflate, the same interface
 
 CHUNK_SIZE = 1 << 20  # decoded bytes per piece (read via the module: tests make it small)
 _IN_SIZE = 1 << 17    # compressed bytes read at a time (a damaged piece is decoded again byte by byte)

@@ -56,7 +56,9 @@ def _walk(top: str, *, warn: Warn, window, skipped: list[str] | None) -> list[tu
     that leads nowhere, and pipes or devices found inside, are skipped with a warning."""
     found = []
     seen: dict[tuple[int, int], str] = {}
-    folders, linked = [top], []   # real folders first, so that a link to one is the copy skipped
+    # real folders first, so that a link to one is the copy skipped
+    folders: list[str] = [top]
+    linked: list[str] = []
     while folders or linked:
         folder = folders.pop() if folders else linked.pop()
         try:
@@ -75,7 +77,8 @@ def _walk(top: str, *, warn: Warn, window, skipped: list[str] | None) -> list[tu
         except OSError as exc:
             warn(f"{display_name(folder)}: cannot list this folder ({exc.strerror or exc}); skipped")
             continue
-        real, links = [], []
+        real: list[str] = []
+        links: list[str] = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue

@@ -121,7 +121,11 @@ class Block:
         self.data = data           # the lines joined by "\n" as read (None: see `lines`)
         self._lines = lines        # each line without its newline; b"" where it is unreadable
         # counting newlines is a pass over the bytes of its own: skipped where they are cut anyway
-        self.count = len(lines) if lines is not None else data.count(b"\n") + 1
+        if lines is not None:
+            self.count = len(lines)
+        else:
+            assert data is not None, "a block is made of its lines or of its bytes"
+            self.count = data.count(b"\n") + 1
         self.errors = errors       # {position: why that line is unreadable}, or None
         # True when an error is the machine's, not the data's (cannot open, I/O error): the source
         # must stay pending, to be read again by the next run, instead of being marked done.
@@ -135,6 +139,7 @@ class Block:
     @property
     def lines(self) -> list[bytes]:
         if self._lines is None:
+            assert self.data is not None   # a block without its lines has its bytes
             self._lines = self.data.split(b"\n")
         return self._lines
 
@@ -373,10 +378,10 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         if document is not None:
             yield from _document_blocks(name, document, start_offset)
             return
-        tell = raw.tell if progress is not None and raw.seekable() else None
+        tracked = progress if progress is not None and raw.seekable() else None
         while True:
-            if tell is not None:
-                progress.done = progress._base + tell()
+            if tracked is not None:
+                tracked.done = tracked._base + raw.tell()
             try:
                 chunk = next(chunks, b"")
             except Exception as exc:  # noqa: BLE001 - damage ends this source, not the run
@@ -395,10 +400,10 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                 elif pending:
                     lines.append(pending)
                 if lines:
-                    block = _starting_at(Block(name, number, offset, lines=lines, errors=errors or None,
-                                               lengths=lengths or None), start_offset)
-                    if block is not None:
-                        yield block
+                    kept = _starting_at(Block(name, number, offset, lines=lines, errors=errors or None,
+                                              lengths=lengths or None), start_offset)
+                    if kept is not None:
+                        yield kept
                 return
             cut = chunk.rfind(b"\n")
             if cut < 0:   # no newline in this read
@@ -426,9 +431,9 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
             pending = chunk[cut + 1:]
             if len(pending) > max_line_bytes:
                 skipping, pending = len(pending), b""
-            block = _starting_at(block, start_offset)
-            if block is not None:
-                yield block
+            kept = _starting_at(block, start_offset)
+            if kept is not None:
+                yield kept
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from recombee_cli.errors import InputError
 from recombee_cli.sources.base import Source
@@ -142,6 +143,11 @@ def _list(fs, path: str, protocol: str, window, skipped: list[str] | None) -> li
     return infos
 
 
+def _opener(fs: Any, name: str) -> Callable[[], BinaryIO]:
+    """Streams the object in ranged reads of _BLOCK_SIZE (read when it is opened)."""
+    return lambda: fs.open(name, "rb", block_size=_BLOCK_SIZE)
+
+
 def expand_remote(url: str, *, window: tuple[float | None, float | None] | None = None,
                   warn: Callable[[str], None] | None = None, skipped: list[str] | None = None) -> list[Source]:
     """The objects a URL names (an object, a prefix read recursively, a glob), sorted by key.
@@ -165,7 +171,7 @@ def expand_remote(url: str, *, window: tuple[float | None, float | None] | None 
         if name.rsplit("/", 1)[-1].startswith("."):
             continue
         sources.append(Source(name=f"{protocol}://{name}",
-                              open=lambda name=name: fs.open(name, "rb", block_size=_BLOCK_SIZE),
+                              open=_opener(fs, name),
                               size=info.get("size"), identity=_identity(info), key=f"{protocol}://{name}"))
     if skipped is not None:
         skipped.extend(pruned)

@@ -11,7 +11,7 @@ from typing import Any
 def odd_answer(results: list[dict], kind: str) -> Any:
     """A Batch answer spoilt in one way; the middle result is the one spoilt."""
     middle = len(results) // 2
-    spoilt = list(results)
+    spoilt: list[Any] = list(results)
     if kind == "not_a_list":
         return {"results": spoilt}
     if kind == "wrong_length":

@@ -88,6 +88,7 @@ def op_delete_interaction(kind: Kind, store: Store, params: dict, now: float) ->
     check_names(params, kind.delete_names)
     user = id_param(params, "userId")
     item = id_param(params, "itemId")
+    args: tuple[Any, ...]
     if kind.table == "viewportions":
         where, args = "session_id IS ?", (id_param(params, "sessionId", required=False),)
     elif params.get("timestamp") is not None:

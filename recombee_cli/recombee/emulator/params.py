@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 
@@ -56,13 +56,18 @@ def valid_id(value: Any, what: str) -> str:
     return str(value)
 
 
+@overload
+def id_param(params: dict, name: str, required: Literal[True] = True) -> str: ...
+@overload
+def id_param(params: dict, name: str, required: bool) -> str | None: ...
 def id_param(params: dict, name: str, required: bool = True) -> str | None:
+    """An ID parameter, checked; None when it may be missing and is (required: never None)."""
     value = required_param(params, name) if required else params.get(name)
     return None if value is None else valid_id(value, name)
 
 
 def number_param(params: dict, name: str, *, lo: float | None = None, hi: float | None = None,
-            required: bool = False) -> float | int | None:
+                 required: bool = False) -> float | int | None:
     value = required_param(params, name) if required else params.get(name)
     if value is None:
         return None

@@ -164,7 +164,8 @@ class Emulator:
         server.shutdown()
         server.close_clients()
         server.server_close()
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         if self.cert_path:
             shutil.rmtree(Path(self.cert_path).parent, ignore_errors=True)
         self._stopped.set()
@@ -377,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:
