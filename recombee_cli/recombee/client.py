@@ -89,7 +89,12 @@ class RetryPolicy:
 
 class Retryable(Exception):
     """A whole call failed in a way worth retrying (connection, timeout, 429, 5xx). `status` is
-    the HTTP status Recombee answered; None when nothing was answered (a TransportFailure)."""
+    the HTTP status Recombee answered; None when nothing was answered (a TransportFailure).
+
+    A signal from the client to the sender, not an error of the run: the sender catches it at
+    both of its calls (it retries, then records a give-up or opens the circuit breaker, which
+    raises UnreachableError), so it never reaches the CLI and has no exit code (errors.py holds
+    the types that do)."""
 
     def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(reason)
