@@ -30,6 +30,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -141,11 +142,11 @@ _KINDS = {str: "a string", float: "a float", bool: "a boolean", list: "a list", 
           type(None): "null", int: "a number"}
 
 
-def _kind(value) -> str:
+def _kind(value: Any) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
-def odd_answer(results, expected: int) -> str | None:
+def odd_answer(results: Any, expected: int) -> str | None:
     """What is wrong with a decoded Batch answer, or None when it is a list of `expected` objects
     each with an integer HTTP status as `code`."""
     if type(results) is not list:
@@ -165,7 +166,7 @@ def odd_answer(results, expected: int) -> str | None:
     return None
 
 
-def _short(value) -> str:
+def _short(value: Any) -> str:
     text = orjson.dumps(value, default=repr).decode()
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -236,7 +237,7 @@ class RecombeeClient:
         proportion to the batch (the official SDK allows 3 s per request, 50 minutes for 1000)."""
         return self._timeout + 0.01 * requests
 
-    def batch(self, requests: list[bytes]) -> list[dict]:
+    def batch(self, requests: list[bytes]) -> list[dict[str, Any]]:
         """One Batch call, one attempt, for serialised request objects. Returns Recombee's
         `[{code, json}]` in request order, each `code` an integer HTTP status.
 
@@ -273,7 +274,8 @@ class RecombeeClient:
             problem = odd_answer(results, len(requests))
             if problem is not None:
                 raise CallFailed(f"Recombee's Batch answer is malformed: {problem}")
-            return results
+            answer: list[dict[str, Any]] = results   # checked just above
+            return answer
         if status in (401, 403):
             raise AuthenticationError(
                 f"Recombee refused the credentials ({status}: {_error_text(response)}); check the "

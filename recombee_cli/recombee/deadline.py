@@ -11,6 +11,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
+from typing import Any
 
 import httpcore
 import httpx
@@ -33,7 +34,7 @@ def clear_deadline() -> None:
 
 
 def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
-    end = getattr(_call, "deadline", None)
+    end: float | None = getattr(_call, "deadline", None)
     if end is None:
         return timeout
     left = end - time.monotonic()
@@ -60,7 +61,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
                                                      _bounded(timeout, httpcore.ConnectTimeout)))
 
-    def get_extra_info(self, info: str):
+    def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
@@ -69,12 +70,12 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner = inner
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None, socket_options=None) -> httpcore.NetworkStream:
+                    local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
         return _DeadlineStream(self._inner.connect_tcp(host, port, _bounded(timeout, httpcore.ConnectTimeout),
                                                        local_address, socket_options))
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options=None) -> httpcore.NetworkStream:
+                            socket_options: Any = None) -> httpcore.NetworkStream:
         return _DeadlineStream(self._inner.connect_unix_socket(
             path, _bounded(timeout, httpcore.ConnectTimeout), socket_options))
 

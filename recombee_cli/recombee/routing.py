@@ -8,7 +8,7 @@ without importing an HTTP stack.
 from __future__ import annotations
 
 import zlib
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 DEFAULT_CONCURRENCY = 4     # sender lanes
 
@@ -25,7 +25,7 @@ def lane_of(user: str, lanes: int) -> int:
     return zlib.crc32(user.encode("utf-8", "replace")) % lanes
 
 
-def request_users(request: dict) -> tuple[str, ...]:
+def request_users(request: dict[str, Any]) -> tuple[str, ...]:
     """The users whose order a request takes part in. An item's values (POST /items/{id}) are
     ordered per item: their key is `/items/{id}`, which no user ID can equal (IDs have no `/`)."""
     path = request["path"]
@@ -42,7 +42,7 @@ def request_users(request: dict) -> tuple[str, ...]:
     return ()
 
 
-def lenient_404(request: dict) -> bool:
+def lenient_404(request: dict[str, Any]) -> bool:
     """A delete or merge answered 404 has nothing left to do: the state is the intended one."""
     return request["method"] == "DELETE" or "/merge/" in request["path"]
 

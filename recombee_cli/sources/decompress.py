@@ -14,7 +14,7 @@ from __future__ import annotations
 import bz2
 import io
 from collections.abc import Generator, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from recombee_cli.sources.base import Warn, display_name, one_line, quiet
 
@@ -87,18 +87,34 @@ class _Input:
             self.offset -= len(data)
 
 
-class _Gzip:
+class _Codec:
+    """A decoder of streams read one after another (gzip members, bz2 streams): `new()` makes a
+    decompressor, `feed(d, data)` gives its output in pieces of at most CHUNK_SIZE."""
+
+    name: ClassVar[str]
+    magic: ClassVar[bytes]
+
+    @staticmethod
+    def new() -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def feed(d: Any, data: bytes) -> Iterator[bytes]:
+        raise NotImplementedError
+
+
+class _Gzip(_Codec):
     """A gzip member through ISA-L's inflate (header and CRC checked), output at most CHUNK_SIZE
     per call so a highly compressed member cannot fill memory."""
 
     name, magic = "gzip", GZIP_MAGIC
 
     @staticmethod
-    def new():
+    def new() -> Any:
         return _zlib.decompressobj(31)
 
     @staticmethod
-    def feed(d, data: bytes) -> Iterator[bytes]:
+    def feed(d: Any, data: bytes) -> Iterator[bytes]:
         """All the output `data` gives, in pieces."""
         out = d.decompress(data, CHUNK_SIZE)
         while True:
@@ -109,15 +125,15 @@ class _Gzip:
             out = d.decompress(d.unconsumed_tail, CHUNK_SIZE)
 
 
-class _Bz2:
+class _Bz2(_Codec):
     name, magic = "bz2", BZ2_MAGIC
 
     @staticmethod
-    def new():
+    def new() -> Any:
         return bz2.BZ2Decompressor()
 
     @staticmethod
-    def feed(d, data: bytes) -> Iterator[bytes]:
+    def feed(d: Any, data: bytes) -> Iterator[bytes]:
         out = d.decompress(data, CHUNK_SIZE)
         while True:
             if out:
@@ -127,7 +143,7 @@ class _Bz2:
             out = d.decompress(b"", CHUNK_SIZE)
 
 
-def _members(inp: _Input, codec, name: str, warn: Warn) -> Iterator[bytes]:
+def _members(inp: _Input, codec: type[_Codec], name: str, warn: Warn) -> Iterator[bytes]:
     """gzip members (or bz2 streams) one after another, as `gzip -d` reads them: zero padding after
     the last is ignored, other trailing bytes are ignored with a warning (the data is complete)."""
     while True:
@@ -173,7 +189,7 @@ def _members(inp: _Input, codec, name: str, warn: Warn) -> Iterator[bytes]:
         return
 
 
-def _relocate(inp: _Input, codec, start: int, at: int, data: bytes, produced: int
+def _relocate(inp: _Input, codec: type[_Codec], start: int, at: int, data: bytes, produced: int
               ) -> Generator[bytes, None, int | None]:
     """After a decoding error in `data` (read at offset `at` of a member starting at `start`):
     decode the member again, then `data` one byte at a time, to deliver what the failed call
@@ -236,9 +252,10 @@ def _zstd_frames(inp: _Input) -> Iterator[bytes]:
             raise DamagedData(f"zstd stream is truncated at byte {inp.offset + len(data)} of the file (compressed)")
         return inp.take(n)
 
-    def decode(d, data: bytes, at: int) -> bytes:
+    def decode(d: Any, data: bytes, at: int) -> bytes:
         try:
-            return d.decompress(data)
+            out: bytes = d.decompress(data)
+            return out
         except zstandard.ZstdError as exc:
             raise DamagedData(f"zstd data is corrupt at byte {at} of the file (compressed): {exc}") from None
 
@@ -339,7 +356,7 @@ class _Chunks(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:
+    def readinto(self, buf: Any) -> int:
         if not self._rest:
             self._rest = next(self._chunks, b"")
         n = min(len(buf), len(self._rest))

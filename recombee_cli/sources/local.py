@@ -16,7 +16,7 @@ import sys
 
 from recombee_cli.errors import InputError
 from recombee_cli.sources.base import Source, Warn, display_name
-from recombee_cli.sources.dayfolders import folder_outside_window, glob_skip
+from recombee_cli.sources.dayfolders import Window, folder_outside_window, glob_skip
 
 
 def _local_source(path: str, st: os.stat_result | None = None) -> Source:
@@ -50,7 +50,7 @@ def _symlink_problem(exc: OSError) -> str:
     return f"a symbolic link that cannot be followed ({exc.strerror or exc})"
 
 
-def _walk(top: str, *, warn: Warn, window, skipped: list[str] | None) -> list[tuple[str, os.stat_result]]:
+def _walk(top: str, *, warn: Warn, window: Window, skipped: list[str] | None) -> list[tuple[str, os.stat_result]]:
     """The regular files under a folder (hidden ones left out), sorted by path. Symbolic links are
     followed, but a folder already read (a link loop, a second link to it) is read once; a link
     that leads nowhere, and pipes or devices found inside, are skipped with a warning."""
@@ -113,7 +113,7 @@ def _no_such(arg: str, exc: OSError) -> str:
     return f"{display_name(arg)}: {(exc.strerror or str(exc)).lower()}"
 
 
-def expand_local(arg: str, *, window, warn: Warn, skipped: list[str] | None) -> list[Source]:
+def expand_local(arg: str, *, window: Window, warn: Warn, skipped: list[str] | None) -> list[Source]:
     """The sources a local argument names (see `reader.expand_inputs`): a file, a stream (pipe,
     device), a folder read recursively or a glob pattern; InputError when it names nothing."""
     try:
@@ -129,7 +129,7 @@ def expand_local(arg: str, *, window, warn: Warn, skipped: list[str] | None) -> 
     return [_stream_source(arg)]
 
 
-def _expand_glob(pattern: str, *, window, warn: Warn, skipped: list[str] | None) -> list[Source]:
+def _expand_glob(pattern: str, *, window: Window, warn: Warn, skipped: list[str] | None) -> list[Source]:
     matches = sorted(glob.glob(pattern, recursive=True))
     sources: list[Source] = []
     passed: set[str] = set()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def odd_answer(results: list[dict], kind: str) -> Any:
+def odd_answer(results: list[dict[str, Any]], kind: str) -> Any:
     """A Batch answer spoilt in one way; the middle result is the one spoilt."""
     middle = len(results) // 2
     spoilt: list[Any] = list(results)
@@ -62,7 +62,7 @@ class Faults:
     p_odd: float = 0.0              # a batch: execute, then answer 200 with a malformed answer...
     odd: str = "string_code"        # ...of this kind (ODD_ANSWERS)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         probs = [self.p_500, self.p_503, self.p_429, self.p_slow, self.p_drop, self.p_drop_before,
                  self.p_sub_5xx, self.p_trickle, self.p_odd]
         if any(not 0.0 <= p <= 1.0 for p in probs):
@@ -119,7 +119,7 @@ class FaultDice:
             return self.rng.choice((500, 503))
 
 
-def fault_body(code: int) -> dict:
+def fault_body(code: int) -> dict[str, Any]:
     message = {500: "Internal server error", 503: "Service temporarily unavailable",
                429: "Too many requests"}[code]
     return {"statusCode": code, "error": message}

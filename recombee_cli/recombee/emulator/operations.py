@@ -47,7 +47,7 @@ def _require_entities(store: Store, user: str, item: str, cascade: bool) -> None
         raise ApiError(404, f"Item '{item}' not found")
 
 
-def op_add_interaction(kind: Kind, store: Store, params: dict, now: float) -> Result:
+def op_add_interaction(kind: Kind, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, kind.add_names)
     user = id_param(params, "userId")
     item = id_param(params, "itemId")
@@ -65,7 +65,7 @@ def op_add_interaction(kind: Kind, store: Store, params: dict, now: float) -> Re
     return 200, "ok"
 
 
-def _set_view_portion(store: Store, row: dict) -> Result:
+def _set_view_portion(store: Store, row: dict[str, Any]) -> Result:
     key = (row["user_id"], row["item_id"], row["session_id"])
     old = store.execute(
         "SELECT seq, timestamp, portion, time_spent FROM viewportions "
@@ -84,7 +84,7 @@ def _set_view_portion(store: Store, row: dict) -> Result:
     return 200, "ok"
 
 
-def op_delete_interaction(kind: Kind, store: Store, params: dict, now: float) -> Result:
+def op_delete_interaction(kind: Kind, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, kind.delete_names)
     user = id_param(params, "userId")
     item = id_param(params, "itemId")
@@ -105,7 +105,7 @@ def op_delete_interaction(kind: Kind, store: Store, params: dict, now: float) ->
     return 200, "ok"
 
 
-def op_add_user(user_path: str, store: Store, params: dict, now: float) -> Result:
+def op_add_user(user_path: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset())
     user = valid_id(user_path, "userId")
     if not store.create("users", user):
@@ -119,7 +119,7 @@ def _delete_user_rows(store: Store, user: str) -> None:
     store.execute("DELETE FROM users WHERE user_id = ?", (user,))
 
 
-def op_delete_user(user_path: str, store: Store, params: dict, now: float) -> Result:
+def op_delete_user(user_path: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset())
     user = valid_id(user_path, "userId")
     if not store.exists("users", user):
@@ -145,7 +145,7 @@ def _property_name(entity: str, name: Any) -> str:
     return name
 
 
-def op_add_property(entity: str, name: str, store: Store, params: dict, now: float) -> Result:
+def op_add_property(entity: str, name: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset({"type", "role", "metadata"}))
     name = _property_name(entity, name)
     kind = required_param(params, "type")
@@ -162,15 +162,16 @@ def _property_type(store: Store, entity: str, name: str) -> str:
     row = store.execute(f"SELECT type FROM {_ENTITY[entity][3]} WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise ApiError(404, f"{_ENTITY[entity][0].capitalize()} property '{name}' not found")
-    return row[0]
+    kind: str = row[0]
+    return kind
 
 
-def op_get_property(entity: str, name: str, store: Store, params: dict, now: float) -> Result:
+def op_get_property(entity: str, name: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset())
     return 200, {"name": name, "type": _property_type(store, entity, name)}
 
 
-def op_delete_property(entity: str, name: str, store: Store, params: dict, now: float) -> Result:
+def op_delete_property(entity: str, name: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset())
     _property_type(store, entity, name)
     noun, _, values, table, _ = _ENTITY[entity]
@@ -179,7 +180,7 @@ def op_delete_property(entity: str, name: str, store: Store, params: dict, now: 
     return 200, "ok"
 
 
-def op_list_properties(entity: str, store: Store, params: dict, now: float) -> Result:
+def op_list_properties(entity: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset())
     rows = store.execute(f"SELECT name, type FROM {_ENTITY[entity][3]} ORDER BY name").fetchall()
     return 200, [{"name": n, "type": t} for n, t in rows]
@@ -219,7 +220,7 @@ def _typed_value(kind: str, name: str, value: Any) -> Any:
     raise AssertionError(kind)
 
 
-def _set_values(entity: str, key_path: str, store: Store, params: dict) -> Result:
+def _set_values(entity: str, key_path: str, store: Store, params: dict[str, Any]) -> Result:
     noun, column, table, _, id_name = _ENTITY[entity]
     key = valid_id(key_path, id_name)
     values = dict(params)
@@ -244,15 +245,15 @@ def _set_values(entity: str, key_path: str, store: Store, params: dict) -> Resul
     return 200, "ok"
 
 
-def op_set_user_values(user_path: str, store: Store, params: dict, now: float) -> Result:
+def op_set_user_values(user_path: str, store: Store, params: dict[str, Any], now: float) -> Result:
     return _set_values("users", user_path, store, params)
 
 
-def op_set_item_values(item_path: str, store: Store, params: dict, now: float) -> Result:
+def op_set_item_values(item_path: str, store: Store, params: dict[str, Any], now: float) -> Result:
     return _set_values("items", item_path, store, params)
 
 
-def op_add_item(item_path: str, store: Store, params: dict, now: float) -> Result:
+def op_add_item(item_path: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset())
     item = valid_id(item_path, "itemId")
     if not store.create("items", item):
@@ -260,7 +261,7 @@ def op_add_item(item_path: str, store: Store, params: dict, now: float) -> Resul
     return 201, "ok"
 
 
-def op_delete_item(item_path: str, store: Store, params: dict, now: float) -> Result:
+def op_delete_item(item_path: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset())
     item = valid_id(item_path, "itemId")
     if not store.exists("items", item):
@@ -271,7 +272,7 @@ def op_delete_item(item_path: str, store: Store, params: dict, now: float) -> Re
     return 200, "ok"
 
 
-def _values_of(store: Store, entity: str, key: str, names: list[str] | None = None) -> dict:
+def _values_of(store: Store, entity: str, key: str, names: list[str] | None = None) -> dict[str, Any]:
     """Every property of the entity (null when unset), as Recombee's GetUserValues answers."""
     noun, column, table, ptable, _ = _ENTITY[entity]
     out = {n: None for (n,) in store.execute(f"SELECT name FROM {ptable} ORDER BY name")}
@@ -282,7 +283,7 @@ def _values_of(store: Store, entity: str, key: str, names: list[str] | None = No
     return out
 
 
-def op_get_values(entity: str, key_path: str, store: Store, params: dict, now: float) -> Result:
+def op_get_values(entity: str, key_path: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset())
     noun, *_ = _ENTITY[entity]
     key = valid_id(key_path, _ENTITY[entity][4])
@@ -291,7 +292,7 @@ def op_get_values(entity: str, key_path: str, store: Store, params: dict, now: f
     return 200, _values_of(store, entity, key)
 
 
-def op_list_entities(entity: str, store: Store, params: dict, now: float) -> Result:
+def op_list_entities(entity: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset({"filter", "count", "offset", "returnProperties", "includedProperties"}))
     if params.get("filter") is not None:
         raise ApiError(400, "The emulator does not evaluate ReQL filters")
@@ -315,7 +316,7 @@ _LIST_COLUMNS = {"timestamp": "timestamp", "duration": "duration", "amount": "am
                  "time_spent": "timeSpent", "recomm_id": "recommId", "additional_data": "additionalData"}
 
 
-def op_list_interactions(entity: str, kind: Kind, key_path: str, store: Store, params: dict,
+def op_list_interactions(entity: str, kind: Kind, key_path: str, store: Store, params: dict[str, Any],
                          now: float) -> Result:
     """ListUserDetailViews, ListItemPurchases...: the interactions of a user or an item, oldest first."""
     check_names(params, frozenset())
@@ -336,7 +337,7 @@ def op_list_interactions(entity: str, kind: Kind, key_path: str, store: Store, p
     return 200, out
 
 
-def op_merge_users(target_path: str, source_path: str, store: Store, params: dict, now: float) -> Result:
+def op_merge_users(target_path: str, source_path: str, store: Store, params: dict[str, Any], now: float) -> Result:
     check_names(params, frozenset({"cascadeCreate"}))
     target = valid_id(target_path, "targetUserId")
     source = valid_id(source_path, "sourceUserId")
@@ -372,7 +373,7 @@ _ENTITY_INTERACTIONS_PATH = re.compile(
     r"/(users|items)/([^/?]+)/(detailviews|purchases|cartadditions|bookmarks|ratings|viewportions)/?")
 BATCH_PATH = re.compile(r"/batch/?")
 
-Operation = Callable[[Store, dict, float], Result]
+Operation = Callable[[Store, dict[str, Any], float], Result]
 
 
 def resolve(method: str, path: str) -> Operation:
@@ -413,14 +414,14 @@ def query_params(query: str) -> dict[str, QueryValue]:
             if k not in ("hmac_timestamp", "hmac_sign")}
 
 
-def run(op: Operation, store: Store, params: dict, now: float) -> Result:
+def run(op: Operation, store: Store, params: dict[str, Any], now: float) -> Result:
     try:
         return op(store, params, now)
     except ApiError as e:
         return e.code, e.body()
 
 
-def plan(index: int, request: dict) -> tuple[Operation, dict]:
+def plan(index: int, request: dict[str, Any]) -> tuple[Operation, dict[str, Any]]:
     """Resolve one sub-request; any unknown URL or method makes the whole batch 404."""
     method = request["method"].upper()
     path, _, query = request["path"].partition("?")

@@ -25,7 +25,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, Any]:
         return {"statusCode": self.code, "error": self.message}
 
 
@@ -37,13 +37,13 @@ class QueryValue(str):
 # Parameter validation
 # ----------------------------------------------------------------------------------------------
 
-def check_names(params: dict, allowed: frozenset[str]) -> None:
+def check_names(params: dict[str, Any], allowed: frozenset[str]) -> None:
     for name in params:
         if name not in allowed:
             raise ApiError(400, f"Unknown parameter '{name}'")
 
 
-def required_param(params: dict, name: str) -> Any:
+def required_param(params: dict[str, Any], name: str) -> Any:
     value = params.get(name)
     if value is None:
         raise ApiError(400, f"Missing required parameter '{name}'")
@@ -57,16 +57,16 @@ def valid_id(value: Any, what: str) -> str:
 
 
 @overload
-def id_param(params: dict, name: str, required: Literal[True] = True) -> str: ...
+def id_param(params: dict[str, Any], name: str, required: Literal[True] = True) -> str: ...
 @overload
-def id_param(params: dict, name: str, required: bool) -> str | None: ...
-def id_param(params: dict, name: str, required: bool = True) -> str | None:
+def id_param(params: dict[str, Any], name: str, required: bool) -> str | None: ...
+def id_param(params: dict[str, Any], name: str, required: bool = True) -> str | None:
     """An ID parameter, checked; None when it may be missing and is (required: never None)."""
     value = required_param(params, name) if required else params.get(name)
     return None if value is None else valid_id(value, name)
 
 
-def number_param(params: dict, name: str, *, lo: float | None = None, hi: float | None = None,
+def number_param(params: dict[str, Any], name: str, *, lo: float | None = None, hi: float | None = None,
                  required: bool = False) -> float | int | None:
     value = required_param(params, name) if required else params.get(name)
     if value is None:
@@ -88,7 +88,7 @@ def number_param(params: dict, name: str, *, lo: float | None = None, hi: float 
 _QUERY_BOOLS = {"true": True, "True": True, "false": False, "False": False}
 
 
-def boolean_param(params: dict, name: str) -> bool | None:
+def boolean_param(params: dict[str, Any], name: str) -> bool | None:
     value = params.get(name)
     if value is None:
         return None
@@ -102,14 +102,14 @@ def boolean_param(params: dict, name: str) -> bool | None:
     return value
 
 
-def string_param(params: dict, name: str) -> str | None:
+def string_param(params: dict[str, Any], name: str) -> str | None:
     value = params.get(name)
     if value is not None and not isinstance(value, str):
         raise ApiError(400, f"Parameter '{name}' must be a string")
     return None if value is None else str(value)
 
 
-def json_object_param(params: dict, name: str) -> str | None:
+def json_object_param(params: dict[str, Any], name: str) -> str | None:
     """An object parameter, stored as canonical JSON text (sorted keys, for stable snapshots)."""
     value = params.get(name)
     if value is None:
@@ -148,12 +148,12 @@ def _timestamp_from_text(text: str) -> float:
     return moment.timestamp()
 
 
-def timestamp_param(params: dict, now: float) -> float:
+def timestamp_param(params: dict[str, Any], now: float) -> float:
     value = params.get("timestamp")
     return now if value is None else parse_timestamp(value)
 
 
-def body_object(body: bytes) -> dict:
+def body_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
@@ -165,7 +165,7 @@ def body_object(body: bytes) -> dict:
     return value
 
 
-def parse_batch(content_type: str | None, body: bytes) -> list:
+def parse_batch(content_type: str | None, body: bytes) -> list[Any]:
     """The ``requests`` list of a batch body; 400 for anything malformed, 413 when too long."""
     if not content_type or content_type.split(";")[0].strip().lower() != "application/json":
         raise ApiError(400, "Invalid or missing Content-Type (must be application/json)")

@@ -32,9 +32,9 @@ class Stats:
     http_calls: int = 0
     batch_calls: int = 0
     sub_requests: int = 0
-    codes: Counter = field(default_factory=Counter)
-    sub_codes: Counter = field(default_factory=Counter)
-    faults: Counter = field(default_factory=Counter)
+    codes: Counter[int] = field(default_factory=Counter)
+    sub_codes: Counter[int] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ class Emulator:
     def now(self) -> float:
         return time.time() + self.clock_offset
 
-    def snapshot(self) -> dict[str, list[tuple]]:
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Sorted rows per table (users, items, user_values and the six interaction tables).
         Columns are listed by ``emu.store.columns()``; the insertion counter ``seq`` is left out."""
         return self.store.snapshot()
@@ -186,7 +186,7 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- dispatch --------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class Emulator:
             return Reply(200, orjson.dumps(odd_answer(results, self.faults.odd)))
         return Reply(200, orjson.dumps(results))
 
-    def _execute(self, planned: list[tuple[Operation, dict]]) -> list[dict]:
+    def _execute(self, planned: list[tuple[Operation, dict[str, Any]]]) -> list[dict[str, Any]]:
         results = []
         with self.store.transaction():
             now = self.now()
@@ -317,7 +317,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     emulator: Emulator
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.clients: set[socket.socket] = set()
         self.clients_lock = threading.Lock()
         super().__init__(*args, **kwargs)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from recombee_cli.recombee.emulator.params import boolean_param, id_param, number_param
 
@@ -18,7 +19,7 @@ from recombee_cli.recombee.emulator.params import boolean_param, id_param, numbe
 class Kind:
     table: str
     noun: str                               # for messages
-    read_fields: Callable[[dict], dict]     # params -> {column: value} of the type's own columns
+    read_fields: Callable[[dict[str, Any]], dict[str, Any]]   # params -> {column: value}: the type's own columns
     names: frozenset[str]                   # the type's own parameter names
 
     @property
@@ -35,23 +36,23 @@ class Kind:
 _COMMON_ADD = frozenset({"userId", "itemId", "timestamp", "cascadeCreate", "recommId", "additionalData"})
 
 
-def _detailview_fields(p: dict) -> dict:
+def _detailview_fields(p: dict[str, Any]) -> dict[str, Any]:
     return {"duration": number_param(p, "duration", lo=0), "auto_presented": boolean_param(p, "autoPresented")}
 
 
-def _purchase_fields(p: dict) -> dict:
+def _purchase_fields(p: dict[str, Any]) -> dict[str, Any]:
     return {"amount": number_param(p, "amount"), "price": number_param(p, "price"), "profit": number_param(p, "profit")}
 
 
-def _cartaddition_fields(p: dict) -> dict:
+def _cartaddition_fields(p: dict[str, Any]) -> dict[str, Any]:
     return {"amount": number_param(p, "amount"), "price": number_param(p, "price")}
 
 
-def _rating_fields(p: dict) -> dict:
+def _rating_fields(p: dict[str, Any]) -> dict[str, Any]:
     return {"rating": number_param(p, "rating", lo=-1.0, hi=1.0, required=True)}
 
 
-def _viewportion_fields(p: dict) -> dict:
+def _viewportion_fields(p: dict[str, Any]) -> dict[str, Any]:
     return {"session_id": id_param(p, "sessionId", required=False),
             "portion": number_param(p, "portion", lo=0.0, hi=1.0, required=True),
             "time_spent": number_param(p, "timeSpent", lo=0),
@@ -129,7 +130,7 @@ class Store:
         return [r[1] for r in rows if r[1] != "seq"]
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[Store]:
         with self.lock:
             self.db.execute("BEGIN")
             try:
@@ -146,17 +147,17 @@ class Store:
     def create(self, table: str, key: str) -> bool:
         return self.db.execute(f"INSERT OR IGNORE INTO {table} VALUES (?)", (key,)).rowcount == 1
 
-    def insert(self, table: str, row: dict, *, or_ignore: bool = True) -> bool:
+    def insert(self, table: str, row: dict[str, Any], *, or_ignore: bool = True) -> bool:
         names = ", ".join(row)
         marks = ", ".join("?" * len(row))
         verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
         cur = self.db.execute(f"{verb} INTO {table} ({names}) VALUES ({marks})", tuple(row.values()))
         return cur.rowcount == 1
 
-    def execute(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         return self.db.execute(sql, args)
 
-    def snapshot(self) -> dict[str, list[tuple]]:
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         with self.lock:
             out = {}
             for table, cols in self._columns.items():
