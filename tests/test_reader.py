@@ -160,17 +160,17 @@ def _one_document_spanning_lines(data: bytes) -> bool:
 def test_reading_never_loses_or_duplicates_a_line(parts, chunk, gz):
     """Whatever the chunk boundaries, every non-blank line comes out once, in order (NDJSON: the
     one documented exception, a single JSON value spanning lines, is read as a document)."""
-    import recombee_cli.sources.reader as reader
+    import recombee_cli.sources.decompress as decompress
 
     data = b"\n".join(parts)
     assume(not _one_document_spanning_lines(data))
     raw = gzip.compress(data) if gz else data
-    old = reader.CHUNK_SIZE
-    reader.CHUNK_SIZE = chunk
+    old = decompress.CHUNK_SIZE
+    decompress.CHUNK_SIZE = chunk
     try:
         lines = list(read_lines(_source(raw)))
     finally:
-        reader.CHUNK_SIZE = old
+        decompress.CHUNK_SIZE = old
     expected = [(i + 1, p[:-1] if p.endswith(b"\r") else p) for i, p in enumerate(parts)
                 if p and not p.isspace()]
     assert [(l.number, l.data) for l in lines] == expected
@@ -204,18 +204,18 @@ def _reference_lines(data: bytes, max_line_bytes: int, start_offset: int):
 def test_line_numbers_offsets_and_overlong_lines_whatever_the_reads(parts, chunk, max_line_bytes, start,
                                                                     final_newline, split):
     """`split`: blocks cut into lines as read (one process), or kept as bytes (for --workers)."""
-    import recombee_cli.sources.reader as reader
+    import recombee_cli.sources.decompress as decompress
 
     data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
     # compression is sniffed from the first bytes (docs/behaviour.md); NDJSON never starts so
-    assume(not data.startswith((reader.GZIP_MAGIC, reader.ZSTD_MAGIC, reader.BZ2_MAGIC)))
+    assume(not data.startswith((decompress.GZIP_MAGIC, decompress.ZSTD_MAGIC, decompress.BZ2_MAGIC)))
     # ...and one JSON value spanning lines, within the cap, is read as a document (reader.py)
     assume(not (_one_document_spanning_lines(data) and len(data) <= max_line_bytes))
-    old = reader.CHUNK_SIZE
-    reader.CHUNK_SIZE = chunk
+    old = decompress.CHUNK_SIZE
+    decompress.CHUNK_SIZE = chunk
     try:
         lines = list(read_lines(_source(data), max_line_bytes=max_line_bytes, start_offset=start, split=split))
     finally:
-        reader.CHUNK_SIZE = old
+        decompress.CHUNK_SIZE = old
     got = [(l.number, l.offset, l.data, l.error is not None) for l in lines]
     assert got == _reference_lines(data, max_line_bytes, start)

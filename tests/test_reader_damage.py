@@ -16,7 +16,7 @@ import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import recombee_cli.sources.reader as reader
+import recombee_cli.sources.decompress as decompress
 from recombee_cli.sources.reader import Block, Source, _starting_at, read_blocks, read_lines
 
 
@@ -38,8 +38,8 @@ class _Unseekable(io.BytesIO):
 def small_reads(monkeypatch):
     """Reads of a few bytes: member, frame and block boundaries fall inside reads and between them.
     (Constants only: sharing them between hypothesis' examples is harmless.)"""
-    monkeypatch.setattr(reader, "CHUNK_SIZE", 64)
-    monkeypatch.setattr(reader, "_IN_SIZE", 16, raising=False)
+    monkeypatch.setattr(decompress, "CHUNK_SIZE", 64)
+    monkeypatch.setattr(decompress, "_IN_SIZE", 16)
 
 
 def _events(n: int, seed: int = 0) -> bytes:
@@ -274,7 +274,7 @@ def test_highly_compressed_data_is_read_in_bounded_pieces():
     packed = gzip.compress(line * 300)   # 30 MB from about 30 KB
     sizes = [len(block.raw()) for block in read_blocks(_source(packed))]
     assert sum(sizes) + len(sizes) == len(line) * 300
-    assert max(sizes) <= reader.CHUNK_SIZE + len(line)   # a read, and the line it began in
+    assert max(sizes) <= decompress.CHUNK_SIZE + len(line)   # a read, and the line it began in
 
 
 # --- I/O errors: the machine's fault, not the data's ------------------------------------------

@@ -22,7 +22,8 @@ from recombee_api_client.api_requests import (
     SetUserValues,
 )
 
-from recombee_cli.recombee.signing import DEFAULT_HOST, REGION_HOSTS, hmac_hex, quote_query, sign, verify
+from recombee_cli.recombee.service import DEFAULT_HOST, REGION_HOSTS
+from recombee_cli.recombee.signing import hmac_hex, quote_query, sign, verify
 
 SIGNING = json.loads((Path(__file__).parent / "conformance" / "signing.json").read_text())
 VECTORS = SIGNING["vectors"]

@@ -10,6 +10,7 @@ from recombee_cli.cli.environment import Command, Environment
 from recombee_cli.cli.tomlout import mappings_toml, value
 from recombee_cli.pipeline.compile import compile_mapping
 from recombee_cli.pipeline.config import MappingSpec, load_segment_subscriptions
+from recombee_cli.recombee.service import DEFAULT_REGION, REGIONS
 from recombee_cli.segment.presets import OPT_IN_PRESETS, OPT_IN_TYPES, PRESETS
 
 
@@ -25,8 +26,8 @@ def presets(env: Environment, show_all) -> None:
     header = ("# recombee-cli configuration: Segment's Recombee (Actions) presets, written out.\n"
               "# Edit a mapping, delete the ones you do not want, add your own [[mappings]].\n"
               "# Reference: docs/configuration.md\n\n"
-              "[recombee]\n# database_id = \"my-database\"\n# region = \"eu-west\"   "
-              "# eu-west, us-west, ap-se, ca-east; or base_uri = \"...\"\n"
+              f"[recombee]\n# database_id = \"my-database\"\n# region = \"{DEFAULT_REGION}\"   "
+              f"# {', '.join(REGIONS)}; or base_uri = \"...\"\n"
               "# The private token comes from RECOMBEE_PRIVATE_TOKEN or token_file, not from here.")
     text = mappings_toml(specs, header, presets=False)
     if show_all:   # the opt-in presets' declared types, as tables the config reads

@@ -30,12 +30,13 @@ from recombee_cli.cli.environment import Command, Environment, log_json, say
 from recombee_cli.cli.exits import EXIT_CODES_HELP, Abort, ExitCode
 from recombee_cli.errors import OutputError, RecombeeCliError, ServiceError
 from recombee_cli.outcomes import parse_fail_on
-from recombee_cli.pipeline.config import MAX_BATCH_SIZE, MAX_CONCURRENCY, Config
+from recombee_cli.pipeline.config import MAX_CONCURRENCY, Config
 from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
+from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
 from recombee_cli.record.state import default_state_path
 from recombee_cli.sinks.base import DryRunPrinter, PerFileDryRun, Sink
 from recombee_cli.sources.reader import Source
@@ -103,8 +104,8 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
         raise Abort(str(exc), ExitCode.USAGE) from None
     token = read_token(env, config, token_file)
     batch_size = batch_size or config.replay.batch_size or DEFAULT_BATCH_SIZE
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise Abort(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} (Recombee's limit)", ExitCode.USAGE)
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise Abort(f"--batch-size must be between 1 and {MAX_BATCH} (Recombee's limit)", ExitCode.USAGE)
     client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
     return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency,
                           on_batch=batch_printer(env) if verbose else None)
@@ -117,15 +118,15 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
               help="Print the requests (one JSON object per line, as in a Batch's `requests`) "
                    "instead of sending them. Needs no token.")
 @click.option("--database-id", envvar="RECOMBEE_DATABASE_ID", help="Recombee database id.")
-@click.option("--region", type=click.Choice(["eu-west", "us-west", "ap-se", "ca-east"]),
-              envvar="RECOMBEE_REGION", help="Recombee region (default eu-west).")
+@click.option("--region", type=click.Choice(REGIONS),
+              envvar="RECOMBEE_REGION", help=f"Recombee region (default {DEFAULT_REGION}).")
 @click.option("--base-uri", envvar="RECOMBEE_BASE_URI",
               help="Custom API address instead of a region, e.g. https://rapi.example.com.")
 @click.option("--token-file", type=click.Path(dir_okay=False),
               help="File holding the private token (else RECOMBEE_PRIVATE_TOKEN).")
 @click.option("--allow-http", is_flag=True, help="Allow a plain http:// base URI (local testing only).")
-@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE),
-              help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH_SIZE}).")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH),
+              help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH}).")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), help="Batch calls in flight (default 4).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Append invalid and failed events here (NDJSON, replayable).")

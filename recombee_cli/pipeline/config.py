@@ -16,14 +16,13 @@ from typing import Any
 
 from recombee_cli.errors import ConfigError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, parse_fail_on
+from recombee_cli.recombee.service import MAX_BATCH, REGIONS
 from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA
 from recombee_cli.segment.presets import ALL_PRESETS_BY_NAME, OPT_IN_BY_NAME, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME
 from recombee_cli.segment.properties import check_types
 
-REGIONS = ("eu-west", "us-west", "ap-se", "ca-east")
-MAX_BATCH_SIZE = 10_000        # Recombee refuses a larger Batch (413)
 MAX_CONCURRENCY = 64
-SETTING_RANGES = {"batch_size": (1, MAX_BATCH_SIZE), "concurrency": (1, MAX_CONCURRENCY)}
+SETTING_RANGES = {"batch_size": (1, MAX_BATCH), "concurrency": (1, MAX_CONCURRENCY)}
 
 
 def _line_of(text: str, key: str) -> int | None:

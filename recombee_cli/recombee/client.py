@@ -7,7 +7,7 @@ Every call has a total deadline: `timeout + 0.01 * n` seconds for a Batch of n r
 10 ms per request by default: 20 s for 1000), from before connecting to the last byte of the
 answer. httpx's timeouts are per socket operation, so a server that trickles a byte now and then
 would hold a call forever; here every connect, TLS handshake, write and read of a call waits at
-most what is left of its deadline (`_DeadlineBackend`). Past it, the call got no answer.
+most what is left of its deadline (deadline.py). Past it, the call got no answer.
 
 How a call can fail, as the sender sees it:
   * `TransportFailure` (a `Retryable`): no HTTP answer at all: refused, DNS, TLS, a timeout, the
@@ -27,20 +27,19 @@ from __future__ import annotations
 import random
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 import orjson
 
 from recombee_cli.errors import AuthenticationError, ServiceError
-from recombee_cli.recombee.signing import REGION_HOSTS, sign
-
-MAX_BATCH = 10_000
+from recombee_cli.recombee.deadline import clear_deadline, start_deadline, with_deadlines
+from recombee_cli.recombee.service import DEFAULT_REGION, REGION_HOSTS
+from recombee_cli.recombee.signing import sign
 
 
 def base_url_for(region: str | None, base_uri: str | None, *, allow_http: bool) -> str:
@@ -55,7 +54,7 @@ def base_url_for(region: str | None, base_uri: str | None, *, allow_http: bool) 
         _check_url(base_uri, url)
         return url
     if region is None:
-        region = "eu-west"
+        region = DEFAULT_REGION
     if region not in REGION_HOSTS:
         raise ServiceError(f"unknown region {region!r} (regions: {', '.join(REGION_HOSTS)})")
     return "https://" + REGION_HOSTS[region]
@@ -91,7 +90,12 @@ class RetryPolicy:
 
 class Retryable(Exception):
     """A whole call failed in a way worth retrying (connection, timeout, 429, 5xx). `status` is
-    the HTTP status Recombee answered; None when nothing was answered (a TransportFailure)."""
+    the HTTP status Recombee answered; None when nothing was answered (a TransportFailure).
+
+    A signal from the client to the sender, not an error of the run: the sender catches it at
+    both of its calls (it retries, then records a give-up or opens the circuit breaker, which
+    raises UnreachableError), so it never reaches the CLI and has no exit code (errors.py holds
+    the types that do)."""
 
     def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(reason)
@@ -138,11 +142,11 @@ _KINDS = {str: "a string", float: "a float", bool: "a boolean", list: "a list", 
           type(None): "null", int: "a number"}
 
 
-def _kind(value) -> str:
+def _kind(value: Any) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
-def odd_answer(results, expected: int) -> str | None:
+def odd_answer(results: Any, expected: int) -> str | None:
     """What is wrong with a decoded Batch answer, or None when it is a list of `expected` objects
     each with an integer HTTP status as `code`."""
     if type(results) is not list:
@@ -162,82 +166,9 @@ def odd_answer(results, expected: int) -> str | None:
     return None
 
 
-def _short(value) -> str:
+def _short(value: Any) -> str:
     text = orjson.dumps(value, default=repr).decode()
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-# -- the deadline of a call ------------------------------------------------------------------------
-# httpcore gives each socket operation its own timeout; the backend below cuts every one to what is
-# left of the calling thread's deadline (a sync call runs entirely in the thread that makes it).
-
-_call = threading.local()
-
-
-def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
-    end = getattr(_call, "deadline", None)
-    if end is None:
-        return timeout
-    left = end - time.monotonic()
-    if left <= 0:
-        raise expired("the call's deadline has passed")
-    return left if timeout is None else min(timeout, left)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream):
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
-                                                     _bounded(timeout, httpcore.ConnectTimeout)))
-
-    def get_extra_info(self, info: str):
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend):
-        self._inner = inner
-
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None, socket_options=None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_tcp(host, port, _bounded(timeout, httpcore.ConnectTimeout),
-                                                       local_address, socket_options))
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options=None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_unix_socket(
-            path, _bounded(timeout, httpcore.ConnectTimeout), socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-def _with_deadlines(client: httpx.Client) -> None:
-    """Put the deadline backend under every connection pool of `client`: the default transport
-    and the proxies httpx took from the environment. httpx has no public way to choose the network
-    backend without giving up the environment's proxies, so this sets httpcore's attribute (there
-    since httpcore 0.17); if a version renames it, this fails loudly rather than leave calls
-    without a deadline."""
-    for transport in [client._transport, *(t for t in client._mounts.values() if t is not None)]:
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if backend is None:
-            raise RuntimeError("this httpx/httpcore version hides its network backend: Batch calls "
-                               "cannot be given a deadline")
-        if not isinstance(backend, _DeadlineBackend):
-            pool._network_backend = _DeadlineBackend(backend)
 
 
 # -- why a call got no answer ------------------------------------------------------------------------
@@ -291,7 +222,7 @@ class RecombeeClient:
         limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
         self._http = httpx.Client(limits=limits, headers={
             "Content-Type": "application/json", "User-Agent": "recombee-cli"})
-        _with_deadlines(self._http)
+        with_deadlines(self._http)
         self.bytes_sent = 0
         self.http_calls = 0
 
@@ -306,7 +237,7 @@ class RecombeeClient:
         proportion to the batch (the official SDK allows 3 s per request, 50 minutes for 1000)."""
         return self._timeout + 0.01 * requests
 
-    def batch(self, requests: list[bytes]) -> list[dict]:
+    def batch(self, requests: list[bytes]) -> list[dict[str, Any]]:
         """One Batch call, one attempt, for serialised request objects. Returns Recombee's
         `[{code, json}]` in request order, each `code` an integer HTTP status.
 
@@ -318,21 +249,21 @@ class RecombeeClient:
         body = b'{"requests":[' + b",".join(requests) + b"]}"
         deadline = self.deadline_for(len(requests))
         timeout = httpx.Timeout(deadline, connect=min(self._timeout, deadline))
-        _call.deadline = time.monotonic() + deadline
+        end = start_deadline(deadline)
         try:
             response = self._http.post(self.signed_url("/batch/"), content=body, timeout=timeout)
         except httpx.TransportError as exc:
-            if time.monotonic() >= _call.deadline:
+            if time.monotonic() >= end:
                 raise TransportFailure(f"no complete answer from {self.base_url} within the call's "
                                        f"deadline ({deadline:g} s)") from None
             raise TransportFailure(transport_reason(exc, self.base_url)) from None
         finally:
-            _call.deadline = None
+            clear_deadline()
             self.http_calls += 1
         # httpx's Response and its (read, closed) stream refer to each other: a reference cycle
         # that kept each Batch's body alive until the garbage collector ran, which a replay tunes
         # to run rarely (35 MB of peak RSS). Without the stream, all of it goes at once.
-        response.stream = None
+        response.stream = None  # type: ignore[assignment]  # httpx types it never None; unused from here
         self.bytes_sent += len(body)
         status = response.status_code
         if status == 200:
@@ -343,7 +274,8 @@ class RecombeeClient:
             problem = odd_answer(results, len(requests))
             if problem is not None:
                 raise CallFailed(f"Recombee's Batch answer is malformed: {problem}")
-            return results
+            answer: list[dict[str, Any]] = results   # checked just above
+            return answer
         if status in (401, 403):
             raise AuthenticationError(
                 f"Recombee refused the credentials ({status}: {_error_text(response)}); check the "

@@ -31,14 +31,8 @@ there was no answer ("gave up after 8 attempts: cannot connect to https://h: con
 or when the answer was not a Batch answer (the call's requests fail with what was wrong; three such
 calls, or whole-Batch refusals, in a row abort the run).
 
-Circuit breaker: when Recombee cannot be reached at all, retrying each Batch 8 times only delays
-the inevitable by minutes. The sender counts Batch calls that got no HTTP answer (refused, DNS,
-TLS, timeouts, the call's deadline, broken connections) in a row, across lanes; any answer (even a
-5xx) resets the count. When BREAKER_CALLS calls in a row got none and the first of them is at least
-BREAKER_SECONDS old (or a Batch has used all its attempts), the run stops with `UnreachableError`
-(exit 3) carrying the true reason. On a refused port that is about 10-20 s (BREAKER_SECONDS plus
-the backoff a lane was in), where 8 attempts of every Batch took minutes. Requests not answered
-stay unanswered (code 0): nothing is recorded, the checkpoint stays before.
+Circuit breaker (breaker.py): when Recombee cannot be reached at all, the run stops with
+`UnreachableError` (exit 3) carrying the true reason, instead of retrying every Batch for minutes.
 
 Memory stays flat: each lane holds at most `2 * batch_size` requests, and at most
 MAX_CLOSED_GROUPS groups of about a Batch each wait for the barrier; `submit` waits when either
@@ -53,12 +47,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
-from recombee_cli.errors import AuthenticationError, ServiceError, UnreachableError
+from recombee_cli.errors import AuthenticationError, ServiceError
+from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
-from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY, lane_of, lenient_404, request_users
+from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY, lane_of, lenient_404, merge_safe_batches, request_users
+from recombee_cli.recombee.service import MAX_BATCH
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sinks.base import Ticket
 
@@ -68,8 +65,6 @@ HOLD_SECONDS = 2.0          # merges wait at most this long for a barrier...
 BATCHES_PER_BARRIER = 4     # ...or until this many Batches per lane have gone past them
 MAX_CLOSED_GROUPS = 2       # closed groups waiting for the barrier thread before submit waits
 _FAILED_BATCHES_TO_ABORT = 3
-BREAKER_CALLS = 6           # calls in a row without an HTTP answer...
-BREAKER_SECONDS = 10.0      # ...the first of them at least this old: stop the run
 # The code recorded for a request whose call got no usable answer (no answer at all, or one that
 # was not a Batch answer): `failed`, its message the true reason. Not an HTTP status (those start
 # at 100), not 0 (unanswered), not negative (a file sink's verdicts, sinks.REFUSED...).
@@ -89,20 +84,12 @@ class BatchReport:
     retried: int = 0                # requests sent again after a 429/5xx inside an answered Batch
 
 
-@dataclass(frozen=True)
-class Breaker:
-    """When to give up on reaching Recombee at all (see the module docstring)."""
-
-    calls: int = BREAKER_CALLS
-    seconds: float = BREAKER_SECONDS
-
-
 def classify(lenient: bool, code: int) -> int:
     """Map an answer to the code we record: 404 on a delete or merge means already applied."""
     return 409 if code == 404 and lenient else code
 
 
-def _message(result: dict) -> str:
+def _message(result: dict[str, Any]) -> str:
     """Recombee's message in a `{code, json}` result."""
     body = result.get("json")
     return str(body.get("error", body)) if isinstance(body, dict) else str(body)
@@ -211,8 +198,8 @@ class RecombeeSender:
                  concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
                  seed: int | None = None, breaker: Breaker | None = None,
                  on_batch: Callable[[BatchReport], None] | None = None):
-        if not 1 <= batch_size <= 10_000:
-            raise ValueError("batch size must be between 1 and 10,000")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch size must be between 1 and {MAX_BATCH:,}")
         self.client = client
         self.on_batch = on_batch      # called from the lane and barrier threads, once per Batch
         self.batch_size = batch_size
@@ -221,12 +208,11 @@ class RecombeeSender:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._done: list[Ticket] = []
-        self._pending: dict[int, list] = {}    # id(ticket) -> [ticket, requests not yet answered]
+        self._pending: dict[int, list[Any]] = {}    # id(ticket) -> [ticket, requests not yet answered]
         self._error: BaseException | None = None
         self._failed_in_a_row = 0
         self.breaker = breaker or Breaker()
-        self._silent_calls = 0                 # calls in a row that got no HTTP answer...
-        self._silent_since = 0.0               # ...since the first of them (time.monotonic())
+        self._circuit = Circuit(self.breaker)  # calls in a row that got no HTTP answer
         self.stopping = False
         self.closing = False
         # Merges: the open group collects merges and held users' requests in input order (the
@@ -292,7 +278,7 @@ class RecombeeSender:
                       or self._passed_since >= BATCHES_PER_BARRIER * self.batch_size * self.lane_count):
             self._close_group()
 
-    def define(self, requests: list[dict]) -> list[str]:
+    def define(self, requests: list[dict[str, Any]]) -> list[str]:
         """Send property definitions (PUT /users|items/properties/{name}) in calls of their own
         and wait for their answers, before the requests that use them are queued: every lane
         then finds the property there. 200/201 created, 409 already there (both fine); retried
@@ -303,7 +289,7 @@ class RecombeeSender:
             problems += self._define_part(requests[start:start + self.batch_size])
         return problems
 
-    def _define_part(self, requests: list[dict]) -> list[str]:
+    def _define_part(self, requests: list[dict[str, Any]]) -> list[str]:
         self._raise_if_failed()
         todo = [(r, orjson.dumps(r, default=orjson_default)) for r in requests]
         problems: list[str] = []
@@ -319,18 +305,18 @@ class RecombeeSender:
             except Retryable as exc:
                 exhausted = exhausted or time.monotonic() - started > policy.max_total
                 if isinstance(exc, TransportFailure):
-                    self._no_answer(exc, exhausted)
+                    self._circuit.no_answer(exc.reason, exhausted)
                 else:
-                    self._answered()
+                    self._circuit.answered()
                 if exhausted:
                     return problems + [f"{r['path']}: gave up after {attempt} attempts: {exc.reason}"
                                        for r, _ in todo]
                 self._pause(policy.delay(attempt, exc.retry_after, self._rng))
                 continue
             except CallFailed as exc:
-                self._answered()
+                self._circuit.answered()
                 return problems + [f"{r['path']}: {exc}" for r, _ in todo]
-            self._answered()
+            self._circuit.answered()
             exhausted = exhausted or time.monotonic() - started > policy.max_total
             again = []
             for (request, body), result in zip(todo, results):
@@ -474,7 +460,7 @@ class RecombeeSender:
 
     def _answer_all(self, answers: list[tuple[_Item, int, str | None]]) -> None:
         """_answer for a whole Batch's answers, taking the lock once (it was per request)."""
-        left: dict[int, list] = {}
+        left: dict[int, list[Any]] = {}
         for item, code, message in answers:
             ticket = item.ticket
             ticket.codes[item.index] = code      # each index has one writer: its lane
@@ -526,9 +512,9 @@ class RecombeeSender:
                     report.status, report.reason = exc.status, exc.reason
                 exhausted = attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total
                 if isinstance(exc, TransportFailure):
-                    self._no_answer(exc, exhausted)     # raises when the circuit breaker opens
+                    self._circuit.no_answer(exc.reason, exhausted)     # raises when the circuit breaker opens
                 else:
-                    self._answered()
+                    self._circuit.answered()
                 if exhausted:
                     code = NO_STATUS if exc.status is None else exc.status
                     self._answer_all([(item, code, f"gave up after {attempt} attempts: {exc.reason}")
@@ -540,7 +526,7 @@ class RecombeeSender:
             except CallFailed as exc:
                 if report is not None:
                     report.status, report.reason = exc.status, str(exc)
-                self._answered()
+                self._circuit.answered()
                 with self._lock:
                     self._failed_in_a_row += 1
                     in_a_row = self._failed_in_a_row
@@ -552,11 +538,11 @@ class RecombeeSender:
                 return
             if report is not None:
                 report.status, report.reason = 200, None   # a Batch answer is an HTTP 200
-            self._answered()
+            self._circuit.answered()
             if self._failed_in_a_row:
                 with self._lock:
                     self._failed_in_a_row = 0
-            retry: list[tuple[_Item, dict]] = []
+            retry: list[tuple[_Item, dict[str, Any]]] = []
             blocked_users: set[str] = set()
             answers: list[tuple[_Item, int, str | None]] = []
             nothing_to_do = 0    # deletes and merges answered 404: already applied or never there
@@ -593,26 +579,6 @@ class RecombeeSender:
                 self._pause(policy.delay(attempt, None, self._rng))
             todo = [item for item, _ in retry]
 
-    def _no_answer(self, exc: TransportFailure, exhausted: bool) -> None:
-        """A call got no HTTP answer: open the circuit breaker when too many in a row did, for
-        long enough or for all the attempts of a Batch (a short run must not end in `failed`
-        events for a server that was never reached)."""
-        now = time.monotonic()
-        with self._lock:
-            if not self._silent_calls:
-                self._silent_since = now
-            self._silent_calls += 1
-            calls, since = self._silent_calls, self._silent_since
-        if calls >= self.breaker.calls and (exhausted or now - since >= self.breaker.seconds):
-            raise UnreachableError(f"{exc.reason} (no answer to {calls} Batch calls in a row over "
-                                   f"{now - since:.0f} s; stopped)")
-
-    def _answered(self) -> None:
-        """A call got an HTTP answer (whatever it said): Recombee can be reached."""
-        if self._silent_calls:
-            with self._lock:
-                self._silent_calls = 0
-
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self.stats[name] += n
@@ -621,32 +587,6 @@ class RecombeeSender:
         end = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < end:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
-
-
-def merge_safe_batches(items: list[_Item], size: int) -> list[list[_Item]]:
-    """Cut a group into Batches of at most `size` to be sent one after another, such that a merge
-    shares its Batch with no other request of its two users (see the module docstring: a merge
-    must never be sent again after what followed it). Each request goes into the first Batch
-    that keeps its users' order: not before the Batch of any earlier request of its users, and
-    after it when either is a merge. Other users' requests fill the Batches around the merges,
-    so a group needs about as many Batches as its longest chain of merges, not one per merge."""
-    batches: list[list[_Item]] = []
-    last: dict[str, tuple[int, bool]] = {}   # user -> (Batch of its latest request, a merge?)
-    for item in items:
-        merge = len(item.users) > 1
-        at = 0
-        for user in item.users:
-            seen = last.get(user)
-            if seen is not None:
-                at = max(at, seen[0] + 1 if merge or seen[1] else seen[0])
-        while at < len(batches) and len(batches[at]) >= size:
-            at += 1
-        if at == len(batches):
-            batches.append([])
-        batches[at].append(item)
-        for user in item.users:
-            last[user] = (at, merge)
-    return batches
 
 
 __all__ = ["RecombeeSender", "DEFAULT_BATCH_SIZE", "DEFAULT_CONCURRENCY", "request_users",

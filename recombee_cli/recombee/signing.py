@@ -17,17 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-__all__ = ["REGION_HOSTS", "DEFAULT_HOST", "quote_query", "sign", "hmac_hex", "verify"]
-
-# The four regional clusters the SDKs know (Python 6.3.1, Node 5.1.1, Go 6.2.0); nothing else exists.
-REGION_HOSTS = {
-    "eu-west": "rapi-eu-west.recombee.com",
-    "us-west": "rapi-us-west.recombee.com",
-    "ap-se": "rapi-ap-se.recombee.com",
-    "ca-east": "rapi-ca-east.recombee.com",
-}
-# The Python SDK's host when neither a region nor a base URI is given.
-DEFAULT_HOST = "rapi.recombee.com"
+__all__ = ["quote_query", "sign", "hmac_hex", "verify"]
 
 _SIGN_SEP = "&hmac_sign="
 

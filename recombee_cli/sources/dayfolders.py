@@ -15,6 +15,9 @@ LATE_ARRIVAL_DAYS = 7
 CLOCK_SKEW_SECONDS = 3600   # an event stamped a little after its receipt (a fast device clock)
 _DAY_MS = 86_400_000
 
+# (since, until) in epoch seconds, either end open (None); None: no window, nothing is skipped.
+Window = tuple[float | None, float | None] | None
+
 
 def received_day(name: str) -> float | None:
     """The start (epoch seconds) of the UTC day a Segment `<epoch-ms>` folder is named after, or
@@ -26,7 +29,7 @@ def received_day(name: str) -> float | None:
     return None
 
 
-def folder_outside_window(name: str, window: tuple[float | None, float | None] | None) -> bool:
+def folder_outside_window(name: str, window: Window) -> bool:
     """True when a folder named after the day Segment received its events cannot hold an event of
     `window` = (since, until) in epoch seconds: its day (plus clock skew) ends before `since` (an
     event is not received before it happens), or it starts more than LATE_ARRIVAL_DAYS after `until`."""
@@ -41,7 +44,7 @@ def folder_outside_window(name: str, window: tuple[float | None, float | None] |
     return until is not None and start > until + LATE_ARRIVAL_DAYS * 86_400
 
 
-def glob_skip(pattern: str, match: str, is_dir: bool, window, sep: str = os.sep) -> str | None:
+def glob_skip(pattern: str, match: str, is_dir: bool, window: Window, sep: str = os.sep) -> str | None:
     """The day folder, among those a pattern's wildcards matched, that puts `match` outside the window."""
     if window is None:
         return None

@@ -7,13 +7,15 @@ of our rejects files is unwrapped back into the event it rejected, so a rejects 
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 REJECT_MARKER = "recombee_cli_reject"
 _BOM = b"\xef\xbb\xbf"
 
 
-def _kind(value) -> str:
+def _kind(value: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
             type(None): "null"}.get(type(value), type(value).__name__)
 
@@ -29,11 +31,11 @@ def _json_error(data: bytes, exc: Exception) -> str:
     return f"not JSON ({message})"
 
 
-def _expand_envelope(envelope: dict) -> list:
+def _expand_envelope(envelope: dict[str, Any]) -> list[Any]:
     batch = envelope["batch"]
     context = envelope.get("context")
     integrations = envelope.get("integrations")
-    events = []
+    events: list[dict[str, Any] | str] = []
     for item in batch:
         if isinstance(item, dict):
             if isinstance(context, dict):
@@ -49,7 +51,7 @@ def _expand_envelope(envelope: dict) -> list:
     return events
 
 
-def decode(data: bytes) -> list:
+def decode(data: bytes) -> list[Any]:
     """Events in a line: each element is a dict (an event) or a str (why it is not one)."""
     try:   # the common case first: one plain event object
         value = orjson.loads(data)

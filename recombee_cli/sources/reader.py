@@ -4,186 +4,43 @@ Files, folders (recursive, sorted by path), glob patterns, `-` for stdin and rem
 Compression is sniffed from the first bytes, never from the file name, because S3 often serves
 Segment's `.gz` objects already decompressed. Lines are cut from large chunks so memory stays flat
 and the per-line cost stays low; a line longer than `max_line_bytes` is reported, not buffered.
+
+The stage's parts: `base` (Source, Line, display_name), `local` (paths, folders, globs, streams),
+`remote` (object stores), `decompress` (the codecs). This module sends each argument to `local` or
+`remote` (`expand_inputs`) and cuts the decoded bytes into lines and blocks (`read_blocks`).
 """
 
 from __future__ import annotations
 
-import bz2
-import errno
-import glob
-import io
-import os
-import stat
 import sys
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from itertools import accumulate
-from typing import BinaryIO
 
-from recombee_cli.errors import InputError
-from recombee_cli.sources.dayfolders import (  # noqa: F401
+from recombee_cli.sources.base import Line, Source, Warn, display_name, one_line, quiet
+from recombee_cli.sources.dayfolders import (
     CLOCK_SKEW_SECONDS,
     LATE_ARRIVAL_DAYS,
     folder_outside_window,
     glob_skip,
     received_day,
 )
+from recombee_cli.sources.decompress import DamagedData, ReadFailed, decoded, decompressed
+from recombee_cli.sources.local import expand_local, stdin_source
+from recombee_cli.sources.remote import expand_remote
 
-try:  # ISA-L inflate is ~2.5x faster than zlib; fall back to the stdlib where it is missing.
-    from isal import isal_zlib as _zlib
-except ImportError:  # pragma: no cover - isal is a declared dependency
-    import zlib as _zlib
+# What the read stage offers: the reader's own names, and those of the modules it is made of that
+# its callers use (a Source, a Line, a name for messages, Segment's day folders).
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES", "Block", "DamagedData", "Line", "ReadProgress", "Source", "Warn",
+    "decompressed", "display_name", "expand_inputs", "is_remote", "pieces", "read_blocks", "read_lines",
+    "CLOCK_SKEW_SECONDS", "LATE_ARRIVAL_DAYS", "folder_outside_window", "glob_skip", "received_day",
+]
 
-CHUNK_SIZE = 1 << 20
-_IN_SIZE = 1 << 17    # compressed bytes read at a time (a damaged piece is decoded again byte by byte)
 DEFAULT_MAX_LINE_BYTES = 16 << 20  # Segment caps a message at 32 KB; 16 MiB is generous.
-
-
-Warn = Callable[[str], None]
-
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-BZ2_MAGIC = b"BZh"
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input: a name for messages and an opener for its raw bytes. `name` is the path as
-    given: a non-UTF-8 one keeps Python's surrogate escapes, so print it through display_name()."""
-
-    name: str
-    open: Callable[[], BinaryIO] = field(repr=False, compare=False)
-    size: int | None = None          # bytes on disk (compressed), for progress; None if unknown
-    identity: str | None = None      # path+size+mtime or an object's ETag; None for stdin
-    key: str | None = None           # what the state file knows it by: the resolved absolute path
-                                     # of a local file, the canonical URL of an object (None: name)
-
-    @property
-    def state_key(self) -> str:
-        return self.key or self.name
-
-
-@dataclass(slots=True)   # not frozen: a frozen dataclass is 7x slower to create, once per line
-class Line:
-    """A physical line of a source, or a problem that stands in for one (`error` set)."""
-
-    source: str
-    number: int      # 1-based physical line number
-    offset: int      # byte offset of the line start in the decompressed stream
-    data: bytes      # the line without its newline ("" when error is set and nothing is kept)
-    error: str | None = None
-
-
-def display_name(name: str) -> str:
-    r"""A file name as printable one-line text: the bytes of a non-UTF-8 name (surrogate escapes,
-    as Python gives them) and control characters as `\xNN`, so no message about it can fail."""
-    try:
-        text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:   # a lone surrogate that no byte stands for
-        text = name.encode("utf-8", "backslashreplace").decode("utf-8")
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" if ord(c) < 0x100
-                   else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
-def _local_source(path: str, st: os.stat_result | None = None) -> Source:
-    st = st or os.stat(path)
-    # `./F`, `F` and `/abs/F` (and a path through a symlinked folder) are one file to the state,
-    # so a nightly run from another directory does not send it again.
-    real = os.path.realpath(path)
-    return Source(
-        name=path,
-        open=lambda: open(path, "rb"),
-        size=st.st_size,
-        identity=f"{real}|{st.st_size}|{st.st_mtime_ns}",
-        key=real,
-    )
-
-
-def _stream_source(path: str) -> Source:
-    """A pipe, `<(zcat day.gz)`, /dev/stdin or a device: read once as a stream, nothing to resume."""
-    return Source(name=path, open=lambda: open(path, "rb"), size=None, identity=None, key=None)
-
-
-def _stdin_source() -> Source:
-    return Source(name="<stdin>", open=lambda: sys.stdin.buffer, size=None, identity=None)
 
 
 def is_remote(arg: str) -> bool:
     return "://" in arg and not arg.startswith("file://")
-
-
-def _symlink_problem(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "a symbolic link loop"
-    if exc.errno == errno.ENOENT:
-        return "a dangling symbolic link"
-    return f"a symbolic link that cannot be followed ({exc.strerror or exc})"
-
-
-def _walk(top: str, *, warn: Warn, window, skipped: list[str] | None) -> list[tuple[str, os.stat_result]]:
-    """The regular files under a folder (hidden ones left out), sorted by path. Symbolic links are
-    followed, but a folder already read (a link loop, a second link to it) is read once; a link
-    that leads nowhere, and pipes or devices found inside, are skipped with a warning."""
-    found = []
-    seen: dict[tuple[int, int], str] = {}
-    folders, linked = [top], []   # real folders first, so that a link to one is the copy skipped
-    while folders or linked:
-        folder = folders.pop() if folders else linked.pop()
-        try:
-            st = os.stat(folder)
-            ident = (st.st_dev, st.st_ino)
-            if ident in seen:
-                first = seen[ident]
-                why = f"a symbolic link loop (back to {display_name(first)})" \
-                    if folder.startswith(first.rstrip(os.sep) + os.sep) else \
-                    f"the same folder as {display_name(first)}, already read"
-                warn(f"{display_name(folder)}: {why}; skipped")
-                continue
-            seen[ident] = folder
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda entry: entry.name)   # warnings in a stable order
-        except OSError as exc:
-            warn(f"{display_name(folder)}: cannot list this folder ({exc.strerror or exc}); skipped")
-            continue
-        real, links = [], []
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            path = entry.path
-            try:
-                st = os.stat(path)   # through symbolic links
-            except OSError as exc:
-                why = _symlink_problem(exc) if entry.is_symlink() else f"cannot be read ({exc.strerror or exc})"
-                warn(f"{display_name(path)}: {why}; skipped")
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if folder_outside_window(entry.name, window):   # pruned: never listed
-                    if skipped is not None:
-                        skipped.append(path)
-                    continue
-                (links if entry.is_symlink() else real).append(path)
-            elif stat.S_ISREG(st.st_mode):
-                found.append((path, st))
-            else:   # reading a pipe found in a folder could block the run forever
-                warn(f"{display_name(path)}: not a regular file (a pipe, socket or device); skipped")
-        folders.extend(reversed(real))   # popped in name order: warnings come in path order
-        linked.extend(reversed(links))
-    found.sort(key=lambda item: item[0])
-    return found
-
-
-def _no_such(arg: str, exc: OSError) -> str:
-    if os.path.islink(arg):
-        return f"{display_name(arg)}: {_symlink_problem(exc)}"
-    if exc.errno == errno.ENOENT:
-        return f"{display_name(arg)}: no such file or directory"
-    return f"{display_name(arg)}: {(exc.strerror or str(exc)).lower()}"
-
-
-def _ignore(message: str) -> None:
-    pass
 
 
 def expand_inputs(args: list[str], *, window: tuple[float | None, float | None] | None = None,
@@ -200,60 +57,16 @@ def expand_inputs(args: list[str], *, window: tuple[float | None, float | None] 
     - `warn(message)` gets a one-line message for each thing skipped (symbolic link loops, dangling
       links, pipes inside folders, a file named twice); default: nothing is said.
     """
-    warn = warn or _ignore
+    warn = warn or quiet
     sources: list[Source] = []
     for arg in args:
         if arg == "-":
-            sources.append(_stdin_source())
-            continue
-        if is_remote(arg):
-            from recombee_cli.sources.remote import expand_remote  # optional extra; imported only when used
-
+            sources.append(stdin_source())
+        elif is_remote(arg):
             sources.extend(expand_remote(arg, window=window, warn=warn, skipped=skipped))
-            continue
-        try:
-            st = os.stat(arg)
-        except OSError as exc:
-            if not glob.has_magic(arg):
-                raise InputError(_no_such(arg, exc)) from None
-            sources.extend(_expand_glob(arg, window=window, warn=warn, skipped=skipped))
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            sources.extend(_local_source(p, s) for p, s in _walk(arg, warn=warn, window=window, skipped=skipped))
-        elif stat.S_ISREG(st.st_mode):
-            sources.append(_local_source(arg, st))
         else:
-            sources.append(_stream_source(arg))
+            sources.extend(expand_local(arg, window=window, warn=warn, skipped=skipped))
     return _read_once(sources, warn)
-
-
-def _expand_glob(pattern: str, *, window, warn: Warn, skipped: list[str] | None) -> list[Source]:
-    matches = sorted(glob.glob(pattern, recursive=True))
-    sources: list[Source] = []
-    passed: set[str] = set()
-    for path in matches:
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            warn(f"{display_name(path)}: {_symlink_problem(exc)}; skipped")
-            continue
-        is_dir = stat.S_ISDIR(st.st_mode)
-        folder = glob_skip(pattern, path, is_dir, window)
-        if folder is not None:
-            if folder not in passed:
-                passed.add(folder)
-                if skipped is not None:
-                    skipped.append(folder)
-            continue
-        if is_dir:
-            sources.extend(_local_source(p, s) for p, s in _walk(path, warn=warn, window=window, skipped=skipped))
-        elif stat.S_ISREG(st.st_mode):
-            sources.append(_local_source(path, st))
-        else:
-            warn(f"{display_name(path)}: not a regular file (a pipe, socket or device); skipped")
-    if not sources and not passed:
-        raise InputError(f"{display_name(pattern)}: the pattern matches no file")
-    return sources
 
 
 def _read_once(sources: list[Source], warn: Warn) -> list[Source]:
@@ -274,336 +87,6 @@ def _read_once(sources: list[Source], warn: Warn) -> list[Source]:
     if len(again) > 5:
         warn(f"{len(again) - 5} more paths name files already listed; each file is read once")
     return kept
-
-
-class DamagedData(ValueError):
-    """Compressed data that cannot be decoded past some byte (truncated, corrupt): the data's
-    fault. Everything decoded before it has been delivered; the message names the byte."""
-
-
-class _ReadFailed(OSError):
-    """Reading the raw bytes failed (an I/O error, a remote read that broke off): the machine's
-    fault, not the data's; the same file may read fine next time."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as one line of a reason (a remote store's messages run over several)."""
-    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or exc.__class__.__name__
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
-
-
-class _Input:
-    """The raw bytes of a source, read in large pieces, with the file offset of the next byte."""
-
-    __slots__ = ("raw", "buf", "offset")
-
-    def __init__(self, raw: BinaryIO):
-        self.raw = raw
-        self.buf = b""      # read but not taken yet
-        self.offset = 0     # file offset of the next byte `take` returns
-
-    def _read(self, n: int) -> bytes:
-        try:
-            return self.raw.read(n)
-        except Exception as exc:  # noqa: BLE001 - whatever the stream raises, its bytes are not there
-            raise _ReadFailed(f"cannot read at byte {self.offset + len(self.buf)} of the file: "
-                              f"{_one_line(exc)}") from exc
-
-    def peek(self, n: int) -> bytes:
-        """The next n bytes (fewer only at the end of the file), left in place."""
-        while len(self.buf) < n:
-            more = self._read(max(n - len(self.buf), _IN_SIZE))
-            if not more:
-                break
-            self.buf += more
-        return self.buf[:n]
-
-    def take(self, n: int | None = None) -> bytes:
-        """Up to n bytes (default _IN_SIZE): what is buffered, else a fresh read; b"" at the end."""
-        n = n or _IN_SIZE
-        if self.buf:
-            data, self.buf = self.buf[:n], self.buf[n:]
-        else:
-            data = self._read(n)
-        self.offset += len(data)
-        return data
-
-    def give_back(self, data: bytes) -> None:
-        if data:
-            self.buf = data + self.buf
-            self.offset -= len(data)
-
-
-class _Gzip:
-    """A gzip member through ISA-L's inflate (header and CRC checked), output at most CHUNK_SIZE
-    per call so a highly compressed member cannot fill memory."""
-
-    name, magic = "gzip", GZIP_MAGIC
-
-    @staticmethod
-    def new():
-        return _zlib.decompressobj(31)
-
-    @staticmethod
-    def feed(d, data: bytes) -> Iterator[bytes]:
-        """All the output `data` gives, in pieces."""
-        out = d.decompress(data, CHUNK_SIZE)
-        while True:
-            if out:
-                yield out
-            if len(out) < CHUNK_SIZE or d.eof:   # input used up (a full output may hide more)
-                return
-            out = d.decompress(d.unconsumed_tail, CHUNK_SIZE)
-
-
-class _Bz2:
-    name, magic = "bz2", BZ2_MAGIC
-
-    @staticmethod
-    def new():
-        return bz2.BZ2Decompressor()
-
-    @staticmethod
-    def feed(d, data: bytes) -> Iterator[bytes]:
-        out = d.decompress(data, CHUNK_SIZE)
-        while True:
-            if out:
-                yield out
-            if d.eof or d.needs_input:
-                return
-            out = d.decompress(b"", CHUNK_SIZE)
-
-
-def _members(inp: _Input, codec, name: str, warn: Warn) -> Iterator[bytes]:
-    """gzip members (or bz2 streams) one after another, as `gzip -d` reads them: zero padding after
-    the last is ignored, other trailing bytes are ignored with a warning (the data is complete)."""
-    while True:
-        start = inp.offset
-        d = codec.new()
-        produced = 0
-        while not d.eof:
-            at = inp.offset
-            data = inp.take()
-            if not data:
-                raise DamagedData(f"{codec.name} stream is truncated at byte {at} of the file (compressed)")
-            try:
-                for out in codec.feed(d, data):
-                    produced += len(out)
-                    yield out
-            except Exception as exc:  # noqa: BLE001 - each decoder has its own error types
-                where = yield from _relocate(inp, codec, start, at, data, produced)
-                place = f"at byte {where}" if where is not None else \
-                    f"between bytes {at} and {at + len(data)}"
-                raise DamagedData(f"{codec.name} data is corrupt {place} of the file (compressed): "
-                                  f"{exc or exc.__class__.__name__}") from None
-        inp.give_back(d.unused_data)
-        head = inp.peek(len(codec.magic))
-        if not head:
-            return
-        if head == codec.magic:
-            continue
-        if len(head) < len(codec.magic) and codec.magic.startswith(head):
-            # The file ends inside the next member's magic: a cut, not garbage (gzip would call it
-            # garbage and say nothing of the member that was lost).
-            raise DamagedData(f"{codec.name} stream is truncated at byte {inp.offset + len(head)} of the "
-                              f"file (compressed)")
-        while True:   # zeros (a tape's padding) to the end are ignored without a word, as gzip does
-            piece = inp.take()
-            if not piece:
-                return
-            rest = piece.lstrip(b"\0")
-            if rest:
-                inp.give_back(rest)
-                break
-        warn(f"{display_name(name)}: decompression OK, trailing garbage ignored (the bytes from byte "
-             f"{inp.offset} of the file are not {codec.name} data)")
-        return
-
-
-def _relocate(inp: _Input, codec, start: int, at: int, data: bytes, produced: int
-              ) -> Generator[bytes, None, int | None]:
-    """After a decoding error in `data` (read at offset `at` of a member starting at `start`):
-    decode the member again, then `data` one byte at a time, to deliver what the failed call
-    decoded before the damage and return the damage's offset. Needs a seekable file; None when
-    the damage cannot be placed more precisely than `data`."""
-    raw = inp.raw
-    again = 0   # output of this second pass; the first `produced` bytes were delivered already
-
-    def fresh(out: bytes) -> bytes:
-        nonlocal again
-        before, again = again, again + len(out)
-        return out[max(0, produced - before):] if again > produced else b""
-
-    try:
-        if not raw.seekable():
-            return None
-        raw.seek(start)
-        d = codec.new()
-        remaining = at - start
-        while remaining > 0:
-            piece = raw.read(min(_IN_SIZE, remaining))
-            if not piece:
-                return None
-            remaining -= len(piece)
-            for out in codec.feed(d, piece):
-                new = fresh(out)
-                if new:
-                    yield new
-    except Exception:  # noqa: BLE001 - the file or the decoder disagrees now: no better place is known
-        return None
-    for i in range(len(data)):
-        try:
-            for out in codec.feed(d, data[i:i + 1]):
-                new = fresh(out)
-                if new:
-                    yield new
-        except Exception:  # noqa: BLE001 - this byte is where the decoder fails
-            return at + i
-        if d.eof:
-            return at + i + 1
-    return None
-
-
-def _skippable(magic: bytes) -> bool:
-    """A zstd skippable frame (metadata that zstd tools pass over) starts here."""
-    return len(magic) == 4 and 0x184D2A50 <= int.from_bytes(magic, "little") <= 0x184D2A5F
-
-
-def _zstd_frames(inp: _Input) -> Iterator[bytes]:
-    """zstd frames one after another, fed to the decoder one block at a time: blocks before a
-    damaged one are all delivered (a decoder error loses the output of its call), and each
-    call's output stays under 128 KiB, a block's limit."""
-    import zstandard
-
-    new = zstandard.ZstdDecompressor().decompressobj
-
-    def need(n: int) -> bytes:
-        data = inp.peek(n)
-        if len(data) < n:
-            raise DamagedData(f"zstd stream is truncated at byte {inp.offset + len(data)} of the file (compressed)")
-        return inp.take(n)
-
-    def decode(d, data: bytes, at: int) -> bytes:
-        try:
-            return d.decompress(data)
-        except zstandard.ZstdError as exc:
-            raise DamagedData(f"zstd data is corrupt at byte {at} of the file (compressed): {exc}") from None
-
-    while True:
-        at = inp.offset
-        magic = inp.peek(4)
-        if not magic:
-            return
-        if _skippable(magic):
-            size = int.from_bytes(need(8)[4:], "little")   # a skippable frame: metadata, no data
-            while size:
-                piece = inp.take(min(size, _IN_SIZE))
-                if not piece:
-                    raise DamagedData(f"zstd stream is truncated at byte {inp.offset} of the file (compressed)")
-                size -= len(piece)
-            continue
-        if magic != ZSTD_MAGIC:
-            raise DamagedData(f"not zstd data at byte {at} of the file (compressed)")
-        descriptor = inp.peek(5)[4:5]
-        if not descriptor:
-            need(5)
-        flags = descriptor[0]
-        single, dictionary, size_flag = flags >> 5 & 1, flags & 3, flags >> 6
-        header = 5 + (not single) + (0, 1, 2, 4)[dictionary] + (single, 2, 4, 8)[size_flag]
-        d = new()
-        decode(d, need(header), at)
-        while True:
-            at = inp.offset
-            head = inp.peek(3)
-            if len(head) < 3:
-                need(3)   # raises: the file ends in a block header
-            block = int.from_bytes(head, "little")
-            kind = block >> 1 & 3
-            data = need(3 + (1 if kind == 1 else 0 if kind == 3 else block >> 3))
-            out = decode(d, data, at)
-            if out:
-                yield out
-            if block & 1:
-                break
-        if flags & 4:   # the content checksum: a mismatch is damage at the end of the frame
-            at = inp.offset
-            decode(d, need(4), at)
-
-
-def _plain(inp: _Input) -> Iterator[bytes]:
-    data = inp.take(CHUNK_SIZE)   # the sniffed bytes, then the rest of a full read
-    while data:
-        if len(data) < CHUNK_SIZE:
-            data += inp.take(CHUNK_SIZE - len(data))
-        yield data
-        data = inp.take(CHUNK_SIZE)
-
-
-def _gathered(pieces: Iterator[bytes]) -> Iterator[bytes]:
-    """Small decoded pieces joined to about CHUNK_SIZE (blocks of a few lines cost per block);
-    what was gathered is delivered before an error goes on."""
-    parts: list[bytes] = []
-    size = 0
-    try:
-        for piece in pieces:
-            if not parts and len(piece) >= CHUNK_SIZE // 2:
-                yield piece
-                continue
-            parts.append(piece)
-            size += len(piece)
-            if size >= CHUNK_SIZE:
-                yield b"".join(parts)
-                parts, size = [], 0
-    except Exception:
-        if parts:
-            yield b"".join(parts)
-        raise
-    if parts:
-        yield b"".join(parts)
-
-
-def _decoded(raw: BinaryIO, name: str = "", warn: Warn | None = None) -> Iterator[bytes]:
-    """The decoded bytes of a raw stream, in pieces, decoder chosen by the magic bytes. Damage
-    raises DamagedData after every byte decoded before it; an I/O error raises _ReadFailed. Never
-    seeks, except to place the damage in a corrupt (not truncated) gzip or bz2 file."""
-    inp = _Input(raw)
-    head = inp.peek(4)
-    if head.startswith(GZIP_MAGIC):
-        yield from _gathered(_members(inp, _Gzip, name, warn or _ignore))
-    elif head.startswith(ZSTD_MAGIC) or _skippable(head):
-        yield from _gathered(_zstd_frames(inp))
-    elif head.startswith(BZ2_MAGIC):
-        yield from _gathered(_members(inp, _Bz2, name, warn or _ignore))
-    else:
-        yield from _plain(inp)
-
-
-class _Chunks(io.RawIOBase):
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        if not self._rest:
-            self._rest = next(self._chunks, b"")
-        n = min(len(buf), len(self._rest))
-        buf[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
-
-
-def decompressed(raw: BinaryIO, *, name: str = "", warn: Warn | None = None) -> BinaryIO:
-    """A readable stream of a raw stream's decoded bytes (gzip, zstd, bz2 sniffed, else as is).
-    Reading raises DamagedData (a ValueError) after the bytes before the damage, OSError when the
-    raw stream fails. Does not seek a stream that cannot."""
-    return io.BufferedReader(_Chunks(_decoded(raw, name, warn)), CHUNK_SIZE)
 
 
 class ReadProgress:
@@ -638,7 +121,11 @@ class Block:
         self.data = data           # the lines joined by "\n" as read (None: see `lines`)
         self._lines = lines        # each line without its newline; b"" where it is unreadable
         # counting newlines is a pass over the bytes of its own: skipped where they are cut anyway
-        self.count = len(lines) if lines is not None else data.count(b"\n") + 1
+        if lines is not None:
+            self.count = len(lines)
+        else:
+            assert data is not None, "a block is made of its lines or of its bytes"
+            self.count = data.count(b"\n") + 1
         self.errors = errors       # {position: why that line is unreadable}, or None
         # True when an error is the machine's, not the data's (cannot open, I/O error): the source
         # must stay pending, to be read again by the next run, instead of being marked done.
@@ -652,6 +139,7 @@ class Block:
     @property
     def lines(self) -> list[bytes]:
         if self._lines is None:
+            assert self.data is not None   # a block without its lines has its bytes
             self._lines = self.data.split(b"\n")
         return self._lines
 
@@ -857,7 +345,7 @@ def _document_blocks(name: str, document: bytes, start_offset: int) -> Iterator[
 def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                 start_offset: int = 0, progress: ReadProgress | None = None,
                 split: bool = True, warn: Warn | None = None) -> Iterator[Block]:
-    """Yield a source's physical lines in blocks of one read (about CHUNK_SIZE bytes each).
+    """Yield a source's physical lines in blocks of one read (about decompress.CHUNK_SIZE bytes each).
 
     A line longer than `max_line_bytes` is not buffered: it becomes an error entry. Damaged data
     (a truncated or corrupt gzip, zstd or bz2 stream) ends the source: every complete line before
@@ -875,7 +363,7 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     try:
         raw = source.open()
     except Exception as exc:  # noqa: BLE001 - a remote store raises its own types
-        block = Block(name, 0, 0, lines=[b""], errors={0: f"cannot open: {_one_line(exc)}"})
+        block = Block(name, 0, 0, lines=[b""], errors={0: f"cannot open: {one_line(exc)}"})
         block.unreadable = True
         yield block
         return
@@ -885,21 +373,21 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     skipping = 0        # > 0: the bytes so far of an over-long line being discarded
     too_long = f"line longer than {max_line_bytes} bytes (skipped)"
     try:
-        chunks = _decoded(raw, name, warn)
+        chunks = decoded(raw, name, warn)
         document, chunks = _sniff_document(chunks, max_line_bytes, name, warn)
         if document is not None:
             yield from _document_blocks(name, document, start_offset)
             return
-        tell = raw.tell if progress is not None and raw.seekable() else None
+        tracked = progress if progress is not None and raw.seekable() else None
         while True:
-            if tell is not None:
-                progress.done = progress._base + tell()
+            if tracked is not None:
+                tracked.done = tracked._base + raw.tell()
             try:
                 chunk = next(chunks, b"")
             except Exception as exc:  # noqa: BLE001 - damage ends this source, not the run
                 # The line being read when the damage came has no newline: it is part of the damage.
                 block = Block(name, number, offset, lines=[b""], errors={0: _read_error(exc)})
-                block.unreadable = isinstance(exc, _ReadFailed)
+                block.unreadable = isinstance(exc, ReadFailed)
                 yield block
                 return
             if not chunk:
@@ -912,10 +400,10 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                 elif pending:
                     lines.append(pending)
                 if lines:
-                    block = _starting_at(Block(name, number, offset, lines=lines, errors=errors or None,
-                                               lengths=lengths or None), start_offset)
-                    if block is not None:
-                        yield block
+                    kept = _starting_at(Block(name, number, offset, lines=lines, errors=errors or None,
+                                              lengths=lengths or None), start_offset)
+                    if kept is not None:
+                        yield kept
                 return
             cut = chunk.rfind(b"\n")
             if cut < 0:   # no newline in this read
@@ -943,16 +431,16 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
             pending = chunk[cut + 1:]
             if len(pending) > max_line_bytes:
                 skipping, pending = len(pending), b""
-            block = _starting_at(block, start_offset)
-            if block is not None:
-                yield block
+            kept = _starting_at(block, start_offset)
+            if kept is not None:
+                yield kept
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
 
 
 def _read_error(exc: Exception) -> str:
-    if isinstance(exc, (_ReadFailed, DamagedData)):
+    if isinstance(exc, (ReadFailed, DamagedData)):
         return str(exc)
     return f"cannot decode: {exc or exc.__class__.__name__}"
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from recombee_cli.errors import InputError
-from recombee_cli.sources.dayfolders import folder_outside_window, glob_skip, received_day
-from recombee_cli.sources.reader import Source
+from recombee_cli.sources.base import Source
+from recombee_cli.sources.dayfolders import Window, folder_outside_window, glob_skip, received_day
 
 _BLOCK_SIZE = 8 << 20
 S3_CONNECT_TIMEOUT = 5   # seconds per connection attempt
@@ -29,23 +30,24 @@ S3_MAX_ATTEMPTS = 3      # per request, the first included (botocore's "standard
 PRUNED_LISTING_LIMIT = 64
 
 
-def _storage_options(protocol: str) -> dict:
+def _storage_options(protocol: str) -> dict[str, Any]:
     if protocol not in ("s3", "s3a"):
         return {}
-    config: dict = {"connect_timeout": S3_CONNECT_TIMEOUT}
+    config: dict[str, Any] = {"connect_timeout": S3_CONNECT_TIMEOUT}
     if not (os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE")):   # the user's choice wins
         config["retries"] = {"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"}
     # A fresh client, not fsspec's cached one: endpoint and credentials are the environment's now.
     return {"config_kwargs": config, "skip_instance_cache": True}
 
 
-def _filesystem(url: str):
+def _filesystem(url: str) -> tuple[Any, str]:
     try:
         import fsspec
     except ImportError:
         raise InputError(f"{url}: remote inputs need the 'remote' extra: pip install 'recombee-cli[remote]'") from None
     try:
-        return fsspec.core.url_to_fs(url, **_storage_options(url.split("://", 1)[0]))
+        found: tuple[Any, str] = fsspec.core.url_to_fs(url, **_storage_options(url.split("://", 1)[0]))
+        return found
     except (ImportError, ValueError) as exc:
         raise InputError(f"{url}: {_one_line(exc)}") from None
 
@@ -74,7 +76,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_one_line(exc)}" if not isinstance(exc, OSError) else _one_line(exc)
 
 
-def _identity(info: dict) -> str:
+def _identity(info: dict[str, Any]) -> str:
     for key in ("ETag", "etag", "md5Hash", "crc32c", "checksum"):
         if info.get(key):
             return f"{info['name']}|{str(info[key]).strip(chr(34))}"
@@ -85,7 +87,7 @@ def _basename(name: str) -> str:
     return name.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _find(fs, path: str, protocol: str, window, skipped: list[str] | None) -> list[dict]:
+def _find(fs: Any, path: str, protocol: str, window: Window, skipped: list[str] | None) -> list[dict[str, Any]]:
     """Every object under a prefix; with a window, day folders that cannot hold an event of it are
     left out, unlisted where that saves calls (the prefix's own day folders, when few are kept)."""
     if window is not None:
@@ -121,7 +123,7 @@ def _find(fs, path: str, protocol: str, window, skipped: list[str] | None) -> li
     return kept
 
 
-def _list(fs, path: str, protocol: str, window, skipped: list[str] | None) -> list[dict]:
+def _list(fs: Any, path: str, protocol: str, window: Window, skipped: list[str] | None) -> list[dict[str, Any]]:
     if not any(ch in path for ch in "*?["):
         if fs.isdir(path):
             return _find(fs, path, protocol, window, skipped)
@@ -140,6 +142,11 @@ def _list(fs, path: str, protocol: str, window, skipped: list[str] | None) -> li
     if skipped is not None:
         skipped.extend(f"{protocol}://{folder}" for folder in sorted(passed))
     return infos
+
+
+def _opener(fs: Any, name: str) -> Callable[[], BinaryIO]:
+    """Streams the object in ranged reads of _BLOCK_SIZE (read when it is opened)."""
+    return lambda: fs.open(name, "rb", block_size=_BLOCK_SIZE)
 
 
 def expand_remote(url: str, *, window: tuple[float | None, float | None] | None = None,
@@ -165,7 +172,7 @@ def expand_remote(url: str, *, window: tuple[float | None, float | None] | None 
         if name.rsplit("/", 1)[-1].startswith("."):
             continue
         sources.append(Source(name=f"{protocol}://{name}",
-                              open=lambda name=name: fs.open(name, "rb", block_size=_BLOCK_SIZE),
+                              open=_opener(fs, name),
                               size=info.get("size"), identity=_identity(info), key=f"{protocol}://{name}"))
     if skipped is not None:
         skipped.extend(pruned)
