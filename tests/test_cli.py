@@ -313,7 +313,7 @@ def test_a_failing_translator_worker_stops_the_run_with_one_line(tmp_path, monke
             os._exit(9)
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(parallel, "translate_lines", broken)
+    monkeypatch.setattr(parallel, "translate_block", broken)
     result = invoke(["replay", "--dry-run", "--quiet", "--workers", "2", str(SAMPLES)])
     assert result.exit_code == ExitCode.ABORTED
     assert "Traceback" not in result.stderr

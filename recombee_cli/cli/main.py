@@ -29,6 +29,7 @@ from recombee_cli.errors import (
     OutputError,
     RecombeeCliError,
     ServiceError,
+    StateWriteError,
     WorkerError,
 )
 from recombee_cli.outcomes import parse_fail_on
@@ -42,17 +43,17 @@ from recombee_cli.pipeline.config import (
     trigger_warnings,
 )
 from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
-from recombee_cli.pipeline.parallel import CHUNK_LINES, TranslatorPool
-from recombee_cli.pipeline.replay import Recorder, RunReport, collector_for_streaming, run
+from recombee_cli.pipeline.parallel import TranslatorPool
+from recombee_cli.pipeline.replay import CHUNK_LINES, Recorder, RunReport, collector_for_streaming, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
 from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.record.state import Checkpoints, StateStore, StateWriteError, default_state_path, describe_command
+from recombee_cli.record.state import Checkpoints, StateStore, default_state_path, describe_command
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.presets import PRESETS
-from recombee_cli.sinks.base import DryRunPrinter, NullSink, PerFileDryRun
 from recombee_cli.sinks.files import DEFAULT_PART_ROWS
 from recombee_cli.sinks.formats import FORMATS
+from recombee_cli.sinks.printer import DryRunPrinter, NullSink, PerFileDryRun
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, display_name, expand_inputs, read_lines
 
 
@@ -480,7 +481,7 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
     store = checkpoints = run_id = None
     if not dry_run and not no_state and not window:
         try:
-            store = StateStore(state_path or default_state_path(sink.client.database_id))
+            store = StateStore(state_path or default_state_path(sink.database_id))
             store.lock(describe_command())
             run_id = store.start_run(describe_command())
         except BaseException:
@@ -500,8 +501,8 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
     try:
         with observer, collector_for_streaming():
             run(sources, translator, sink, observer=observer, recorder=recorder, window_filter=window_filter,
-                dedupe=deduplicator, max_line_bytes=max_line_bytes, checkpoints=checkpoints, pool=pool,
-                cluster=cluster,
+                dedupe=deduplicator, max_line_bytes=max_line_bytes, checkpoints=checkpoints,
+                engine=pool or cluster,
                 chunk_lines=CHUNK_LINES if dry_run else max(50, min(CHUNK_LINES, sink.batch_size)),
                 warn=_warner(env, quiet))
     except BaseException as exc:
@@ -592,9 +593,7 @@ def _finish_replay(env: Environment, report: RunReport, sink, dry_run: bool, rep
 
     report.elapsed = report.elapsed or (_time.monotonic() - report.started)
     if not dry_run:
-        report.extra.update(sink.stats)
-        report.extra["http_calls"] = sink.client.http_calls
-        report.extra["bytes_sent"] = sink.client.bytes_sent
+        report.extra.update(sink.counters())
     _write_report(report_path, report)
     if env.log_json:
         # An aborted run (401, unreachable, Ctrl-C) is an error whatever its counts say.
@@ -654,7 +653,7 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
         if dask:
             client, cluster, engine = _dask_engine(dask, config, None, None)
         report = run(sources, translator, _NullSink(), dry_run=True, max_line_bytes=max_line_bytes,
-                     warn=_warner(env, False), cluster=engine)
+                     warn=_warner(env, False), engine=engine)
     finally:
         _close_dask(client, cluster)
     if as_json:
@@ -947,7 +946,8 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     Parts are written under temporary names and renamed at the end; `_manifest.json` (row counts)
     and then `_SUCCESS` are written last, so an export without `_SUCCESS` is incomplete.
     """
-    from recombee_cli.sinks.files import ExportSink, ExportWriteError, FileExporter
+    from recombee_cli.errors import ExportWriteError
+    from recombee_cli.sinks.files import ExportSink, FileExporter
 
     env.log_json = log_format == "json"
     config, translator = _load(env, config_path, quiet)
@@ -969,7 +969,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     try:
         with observer, collector_for_streaming():
             run(sources, translator, sink, observer=observer, recorder=Recorder(report, rejects),
-                window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, pool=pool,
+                window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, engine=pool,
                 warn=_warner(env, quiet))
     except KeyboardInterrupt:
         raise Abort("interrupted; nothing was exported (its temporary files are removed)",

@@ -53,6 +53,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -60,7 +61,7 @@ from recombee_cli.errors import AuthenticationError, ServiceError, UnreachableEr
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY, lane_of, lenient_404, request_users
 from recombee_cli.segment.jsvalues import orjson_default
-from recombee_cli.sinks.base import Ticket
+from recombee_cli.sinks.protocol import Ticket
 
 DEFAULT_BATCH_SIZE = 1000
 LINGER_SECONDS = 0.5        # a partly filled batch waits this long for more requests
@@ -292,7 +293,19 @@ class RecombeeSender:
                       or self._passed_since >= BATCHES_PER_BARRIER * self.batch_size * self.lane_count):
             self._close_group()
 
-    def define(self, requests: list[dict]) -> list[str]:
+    @property
+    def database_id(self) -> str:
+        return self.client.database_id
+
+    def counters(self) -> dict[str, int]:
+        """The run's figures: Batch calls, retries, barriers..., the HTTP calls and bytes sent."""
+        with self._lock:
+            figures = dict(self.stats)
+        figures["http_calls"] = self.client.http_calls
+        figures["bytes_sent"] = self.client.bytes_sent
+        return figures
+
+    def define(self, requests: list[dict[str, Any]]) -> list[str]:
         """Send property definitions (PUT /users|items/properties/{name}) in calls of their own
         and wait for their answers, before the requests that use them are queued: every lane
         then finds the property there. 200/201 created, 409 already there (both fine); retried

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from recombee_cli.errors import RecombeeCliError
+from recombee_cli.errors import StateError, StateLocked, StateWriteError
 from recombee_cli.sources.reader import Source, display_name
 
 SCHEMA_VERSION = 2
@@ -53,18 +53,6 @@ CREATE TABLE IF NOT EXISTS runs (
     report TEXT                         -- the run's --report JSON
 );
 """
-
-
-class StateLocked(RecombeeCliError):
-    """Another run holds the state file."""
-
-
-class StateError(RecombeeCliError):
-    """The state file cannot be used (folder, lock, unreadable, read-only, newer schema...): exit 2."""
-
-
-class StateWriteError(StateError):
-    """Writing progress failed in the middle of a run (disk full, I/O error): exit 3."""
 
 
 def default_state_path(database_id: str | None) -> str:

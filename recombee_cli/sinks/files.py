@@ -24,9 +24,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from recombee_cli.errors import RecombeeCliError
+from recombee_cli.errors import ExportError, ExportWriteError
 from recombee_cli.segment.jsvalues import js_string, js_utf16_len
-from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Ticket
+from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, Ticket
 from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import Line
 
@@ -36,14 +36,6 @@ SUCCESS = "_SUCCESS"
 _PART_NAME = re.compile(r"^part-\d+\.")          # a finished part of some export
 _TEMP_NAME = re.compile(r"^\.part-\d+\..*\.tmp$")  # a part still being written (or left by a crash)
 _FLUSH_ROWS = 2048
-
-
-class ExportError(RecombeeCliError):
-    """The output folder cannot be used (not empty, not a folder): a usage error."""
-
-
-class ExportWriteError(ExportError):
-    """Writing the files failed (disk full, permissions): the export is abandoned."""
 
 
 class Refused(Exception):
@@ -458,6 +450,10 @@ class ExportSink:
     answered 200 when its row is written, `REFUSED` (with the rule's reason) when a column rule
     drops it, `NOT_REPRESENTABLE` when the format has no such row."""
 
+    lane_count = 0
+    batch_size = None
+    database_id = None
+
     def __init__(self, fmt: RowFormat, files: FileExporter):
         self.format = fmt
         self.files = files
@@ -469,14 +465,14 @@ class ExportSink:
         requests = ticket.requests
         codes = [200] * len(requests)
         messages: list[str | None] = [None] * len(requests)
-        if ticket.events is not None:   # a chunk: (position in block, index in line, first, end) per event
-            block, events = ticket.block, ticket.events
-            for k in range(0, len(events), 4):
-                number, index, first, end = events[k:k + 4]
+        if isinstance(ticket, ChunkTicket):   # (position in block, index in line, first, end) per event
+            block, spans = ticket.block, ticket.spans
+            for k in range(0, len(spans), 4):
+                number, index, first, end = spans[k:k + 4]
                 event = _Event(lambda number=number: block.line(number), index)
                 for i in range(first, end):
                     self._one(requests[i], event, codes, messages, i)
-        else:
+        elif isinstance(ticket, EventTicket):
             line = ticket.line
             event = _Event(lambda: line, ticket.index, ticket.event)
             for i, request in enumerate(requests):
@@ -484,7 +480,8 @@ class ExportSink:
         ticket.codes, ticket.messages = codes, messages
         self._done.append(ticket)
 
-    def _one(self, request, event: _Event, codes: list, messages: list, i: int) -> None:
+    def _one(self, request: dict[str, Any] | bytes, event: _Event, codes: list[int], messages: list[str | None],
+             i: int) -> None:
         if type(request) is bytes:
             request = orjson.loads(request)
         try:
@@ -498,6 +495,13 @@ class ExportSink:
         else:
             self.files.write(table, line)
 
+    def define(self, requests: list[dict[str, Any]]) -> list[str] | None:
+        """Property definitions have no row in an export: None (not counted)."""
+        return None
+
+    def counters(self) -> dict[str, int]:
+        return {}
+
     def poll(self) -> list[Ticket]:
         done, self._done = self._done, []
         return done
@@ -509,3 +513,6 @@ class ExportSink:
     def drain(self) -> list[Ticket]:
         self.files.abort()
         return self.poll()
+
+    def abort(self) -> None:
+        """Nothing runs in the background; `drain` removes the export's temporary files."""
