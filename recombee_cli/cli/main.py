@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import click
 import orjson
@@ -55,6 +55,10 @@ from recombee_cli.sinks.files import DEFAULT_PART_ROWS
 from recombee_cli.sinks.formats import FORMATS
 from recombee_cli.sinks.printer import DryRunPrinter, NullSink, PerFileDryRun
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, display_name, expand_inputs, read_lines
+
+if TYPE_CHECKING:
+    from recombee_cli.recombee.sender import RecombeeSender
+    from recombee_cli.sinks.protocol import Sink
 
 
 class ExitCode(enum.IntEnum):
@@ -313,7 +317,7 @@ def _batch_printer(env: Environment):
 
 
 def _make_sender(env: Environment, config: Config, *, database_id, region, base_uri, token_file,
-                 allow_http, batch_size, concurrency, verbose=False):
+                 allow_http, batch_size, concurrency, verbose=False) -> RecombeeSender:
     from recombee_cli.recombee.client import RecombeeClient, base_url_for
     from recombee_cli.recombee.sender import DEFAULT_BATCH_SIZE, RecombeeSender
 
@@ -467,6 +471,7 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
     _check_writable(report_path, "--report")
     rejects_path = rejects_path or config.replay.rejects
     rejects = RejectsWriter(rejects_path) if rejects_path else None
+    sink: Sink
     if dry_run:
         sink = PerFileDryRun(output, [s.name for s in sources]) if output else DryRunPrinter(env.stdout)
     else:
@@ -503,7 +508,7 @@ def _replay(env: Environment, config: Config, translator: Translator, sources, p
             run(sources, translator, sink, observer=observer, recorder=recorder, window_filter=window_filter,
                 dedupe=deduplicator, max_line_bytes=max_line_bytes, checkpoints=checkpoints,
                 engine=pool or cluster,
-                chunk_lines=CHUNK_LINES if dry_run else max(50, min(CHUNK_LINES, sink.batch_size)),
+                chunk_lines=CHUNK_LINES if dry_run else max(50, min(CHUNK_LINES, sink.batch_size or CHUNK_LINES)),
                 warn=_warner(env, quiet))
     except BaseException as exc:
         # Stop the senders first; then say what was really done before the error is reported.

@@ -105,7 +105,7 @@ def parse_address(text: str) -> tuple[str, int | str]:
     raise ClusterUsageError(f"--dask {text!r}: use local:N or a scheduler address such as tcp://host:8786")
 
 
-def _require_distributed():
+def _require_distributed() -> Any:
     try:
         import distributed
     except ImportError:
@@ -113,7 +113,7 @@ def _require_distributed():
     return distributed
 
 
-def connect(text: str):
+def connect(text: str) -> tuple[Any, Any]:
     """A `distributed.Client` for `--dask TEXT`, and the LocalCluster to close after it (or None)."""
     kind, value = parse_address(text)
     distributed = _require_distributed()
@@ -151,7 +151,8 @@ class DaskEngine:
     def _window(self) -> int:
         if self._files_in_flight:
             return self._files_in_flight
-        threads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
+        workers = self.client.scheduler_info()["workers"].values()
+        threads = sum(int(w.get("nthreads", 1)) for w in workers)
         return max(2, FILES_PER_WORKER * threads)
 
     def translate(self, sources: Iterable[tuple[Source, int]], reading: Reading

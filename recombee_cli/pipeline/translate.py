@@ -303,7 +303,7 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
             assert requests is not None   # a matched event built requests or failed
             first = len(bodies)
             if described:
-                values.extend((first + j, *rest) for j, *rest in described)
+                values.extend((first + j, mapping, entity, pairs) for j, mapping, entity, pairs in described)
             for request in requests:
                 bodies.append(dumps(request, default=orjson_default))
                 if routes:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, BinaryIO
 
 import orjson
@@ -155,7 +156,7 @@ def format_datetime(seconds: Any, name: str = "TimeStamp") -> str:
 # ---------------------------------------------------------------------------------------------
 # Formats
 
-EventLookup = Callable[[], "dict | None"]
+EventLookup = Callable[[], "dict[str, Any] | None"]
 
 
 class RowFormat:
@@ -170,12 +171,12 @@ class RowFormat:
     columns: tuple[Column, ...] = ()
     tables: tuple[str, ...] = ()
 
-    def convert(self, request: dict, event: EventLookup) -> tuple[str, dict[str, Any]]:
+    def convert(self, request: dict[str, Any], event: EventLookup) -> tuple[str, dict[str, Any]]:
         """(table, {column name: value}) for one Recombee request; `event()` gives the Segment
         event it came from, decoded only when called. Raises Refused or NotRepresentable."""
         raise NotImplementedError
 
-    def row(self, request: dict, event: EventLookup) -> tuple[str, bytes]:
+    def row(self, request: dict[str, Any], event: EventLookup) -> tuple[str, bytes]:
         table, values = self.convert(request, event)
         return table, self.encode(values)
 
@@ -194,7 +195,7 @@ class RowFormat:
         except UnicodeEncodeError:
             raise Refused("a value is not valid Unicode (a lone surrogate)") from None
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """What the manifest says about the files' layout."""
         return {"format": self.name, "entity": self.entity, "columns": [c.name for c in self.columns],
                 "header": False, "delimiter": self.delimiter, "quoting": "RFC 4180 (only where needed)",
@@ -254,8 +255,8 @@ class FileExporter:
         self._renamed: list[str] = []
         self._made: list[str] = []   # folders this export created (removed again by abort)
         self.rows: dict[str, int] = {table: 0 for table in fmt.tables}
-        self.files: list[dict] = []
-        self.manifest: dict | None = None
+        self.files: list[dict[str, Any]] = []
+        self.manifest: dict[str, Any] | None = None
         self.committing = self.committed = False
         self._prepare(overwrite)
 
@@ -331,7 +332,7 @@ class FileExporter:
         self._closed.append(part)
         part.close()
 
-    def _guarded(self, action: Callable, *args) -> None:
+    def _guarded(self, action: Callable[..., None], *args: Any) -> None:
         try:
             action(*args)
         except OSError as exc:
@@ -340,10 +341,11 @@ class FileExporter:
 
     # -- the end --------------------------------------------------------------------------------
 
-    def commit(self) -> dict:
+    def commit(self) -> dict[str, Any]:
         """Close the parts, replace an earlier export's files, rename the parts, then write the
         manifest and `_SUCCESS` (in that order). Returns the manifest."""
         self._guarded(self._commit)
+        assert self.manifest is not None   # written by _commit
         return self.manifest
 
     def _commit(self) -> None:
@@ -432,10 +434,10 @@ class _Event:
 
     __slots__ = ("_line", "_index", "_event", "_done")
 
-    def __init__(self, line: Callable[[], Line] | None, index: int, event: dict | None = None):
+    def __init__(self, line: Callable[[], Line] | None, index: int, event: dict[str, Any] | None = None):
         self._line, self._index, self._event, self._done = line, index, event, event is not None
 
-    def __call__(self) -> dict | None:
+    def __call__(self) -> dict[str, Any] | None:
         if not self._done:
             self._done = True
             data = self._line().data if self._line is not None else b""
@@ -469,7 +471,7 @@ class ExportSink:
             block, spans = ticket.block, ticket.spans
             for k in range(0, len(spans), 4):
                 number, index, first, end = spans[k:k + 4]
-                event = _Event(lambda number=number: block.line(number), index)
+                event = _Event(partial(block.line, number), index)
                 for i in range(first, end):
                     self._one(requests[i], event, codes, messages, i)
         elif isinstance(ticket, EventTicket):
@@ -482,10 +484,8 @@ class ExportSink:
 
     def _one(self, request: dict[str, Any] | bytes, event: _Event, codes: list[int], messages: list[str | None],
              i: int) -> None:
-        if type(request) is bytes:
-            request = orjson.loads(request)
         try:
-            table, line = self.format.row(request, event)
+            table, line = self.format.row(orjson.loads(request) if isinstance(request, bytes) else request, event)
         except Refused as exc:
             codes[i], messages[i] = REFUSED, f"{self.format.entity} drops the entry: {exc}"
             self.refused += 1
