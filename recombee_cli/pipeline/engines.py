@@ -20,19 +20,23 @@ from recombee_cli.sources.reader import Block, Source
 Translated = tuple[Block, BlockResult]
 
 
+class ReadChunks(Protocol):
+    def __call__(self, source: Source, start: int, *, split: bool) -> Iterator[Block]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """What `replay.run` tells an engine about reading: the chunk size, the longest line, whether
     the sink needs each request's routes, where warnings go, and two functions of its own, which
-    count what could not be read. `read(source, start, split)` reads a source here, from `start`,
-    in chunks (`split`: cut into lines here; else a worker does); `read_elsewhere(source, chunk)`
-    is for a chunk an engine read on another machine."""
+    count what could not be read. `read(source, start, split=...)` reads a source here, from
+    `start`, in chunks (`split`: cut into lines here; else a worker does); `read_elsewhere(source,
+    chunk)` is for a chunk an engine read on another machine."""
 
     chunk_lines: int
     max_line_bytes: int
     routes: bool
     warn: Callable[[str], None] | None
-    read: Callable[[Source, int, bool], Iterator[Block]]
+    read: ReadChunks
     read_elsewhere: Callable[[Source, Block], None]
 
 
@@ -58,7 +62,7 @@ class InlineTranslator:
     def translate(self, sources: Iterable[tuple[Source, int]], reading: Reading
                   ) -> Iterator[tuple[Source, Iterator[Translated]]]:
         for source, start in sources:
-            yield source, self._chunks(reading.read(source, start, True), reading.routes)
+            yield source, self._chunks(reading.read(source, start, split=True), reading.routes)
 
     def _chunks(self, blocks: Iterable[Block], routes: bool) -> Iterator[Translated]:
         """orjson (3.12 and later) returns each request in a buffer of at least 4 KB, never

@@ -123,7 +123,7 @@ class TranslatorPool:
         if reading.routes and not self.lanes:
             raise ValueError("this pool was made for a dry run (lanes=0): a sender needs routes")
         for source, start in sources:
-            yield source, self.map_ordered(reading.read(source, start, False))
+            yield source, self.map_ordered(reading.read(source, start, split=False))
 
     def map_ordered(self, blocks: Iterable[Block]) -> Iterator[Translated]:
         """Translate chunks; yield (chunk, result) in order. The main process does no per-line

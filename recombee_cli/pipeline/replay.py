@@ -416,7 +416,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
                 if checkpoints is not None:
                     checkpoints.unreadable(source.name, block.start_of(position), reason)
 
-    def read(source: Source, start: int, split: bool) -> Iterator[Block]:
+    def read(source: Source, start: int, *, split: bool) -> Iterator[Block]:
         for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress,
                                  split=split, warn=warn):
             if block.errors:
