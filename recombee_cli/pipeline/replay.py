@@ -321,11 +321,18 @@ def apply_property_gate(gate: PropertyGate, result: BlockResult, sink: Sink, rep
             rewrite[index] = skip
         definitions.extend(new)
     if definitions:
+        extra = report.extra
+        counted = extra.get("property_definitions")
+        extra["property_definitions"] = (counted or 0) + len(definitions)   # (counted even if sending them fails)
         problems = sink.define(definitions)
-        if problems is not None:   # (a file export has no use for them)
-            report.extra["property_definitions"] = report.extra.get("property_definitions", 0) + len(definitions)
+        if problems is None:   # the sink has no use for them (a file export): not counted
+            if counted is None:
+                del extra["property_definitions"]
+            else:
+                extra["property_definitions"] = counted
+        else:
             for problem in problems:
-                _bounded_add(report.extra.setdefault("property_definitions_failed", Counter()), problem)
+                _bounded_add(extra.setdefault("property_definitions_failed", Counter()), problem)
     if not drop and not rewrite:
         return
     parts = result.requests.split(b"\n")
