@@ -94,8 +94,9 @@ def load_translator(config_path: str | None = None):
 
 
 def translate_event(event: dict, config_path: str | None = None) -> list[dict]:
-    """The Recombee Batch request objects an event becomes. Raises PayloadInvalid (with the reason)
-    when a matching mapping cannot build a valid request; returns [] when no trigger matches."""
+    """The Recombee Batch request objects an event becomes, by the rules a replay follows
+    (`Translator.apply`). Raises PayloadInvalid (with the reason) when a matching mapping cannot
+    build a valid request; returns [] when no trigger matches."""
     result = load_translator(config_path).translate(event)
     if result.errors:
         name, reason = result.errors[0]

@@ -65,6 +65,39 @@ class WorkerError(RecombeeCliError):
     """A translator worker process (--workers) died or failed: the run stops (exit 3)."""
 
 
+class WorkerStartError(RecombeeCliError):
+    """Translator worker processes cannot be started on this system (--workers needs the 'fork'
+    start method: Linux, macOS): a usage error (exit 2)."""
+
+
+class ClusterError(WorkerError):
+    """The cluster cannot be reached, or a file's task failed for good (exit 3)."""
+
+
+class ClusterUsageError(RecombeeCliError):
+    """A --dask value that means nothing, or the extra is not installed (exit 2)."""
+
+
+class StateLocked(RecombeeCliError):
+    """Another run holds the state file."""
+
+
+class StateError(RecombeeCliError):
+    """The state file cannot be used (folder, lock, unreadable, read-only, newer schema...): exit 2."""
+
+
+class StateWriteError(StateError):
+    """Writing progress failed in the middle of a run (disk full, I/O error): exit 3."""
+
+
+class ExportError(RecombeeCliError):
+    """The output folder of a file export cannot be used (not empty, not a folder): a usage error."""
+
+
+class ExportWriteError(ExportError):
+    """Writing the files of an export failed (disk full, permissions): the export is abandoned."""
+
+
 class OutputError(RecombeeCliError):
     """Writing the output failed (stdout on a full disk, a closed pipe's sibling errors): exit 3."""
 

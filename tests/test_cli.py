@@ -313,10 +313,28 @@ def test_a_failing_translator_worker_stops_the_run_with_one_line(tmp_path, monke
             os._exit(9)
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(parallel, "translate_lines", broken)
+    monkeypatch.setattr(parallel, "translate_block", broken)
     result = invoke(["replay", "--dry-run", "--quiet", "--workers", "2", str(SAMPLES)])
     assert result.exit_code == ExitCode.ABORTED
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]   # after the summary of what was done
     assert message.startswith("recombee-cli: error: a translator worker")
     assert ("process died" in message) if failure == "dies" else ("ZeroDivisionError: a bug" in message)
+
+
+def test_workers_on_a_system_without_fork_is_a_usage_error_in_one_line(monkeypatch):
+    """Where processes cannot be forked (Windows), --workers says so and what to use instead;
+    it was a RuntimeError's traceback."""
+    from recombee_cli.pipeline import parallel
+
+    def no_fork(method=None):
+        raise ValueError(f"cannot find context for {method!r}")
+
+    monkeypatch.setattr(parallel.multiprocessing, "get_context", no_fork)
+    result = invoke(["replay", "--dry-run", "--quiet", "--workers", "2", str(SAMPLES)])
+    assert result.exit_code == ExitCode.USAGE
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "recombee-cli: error: --workers needs the 'fork' start method, which this system does not have "
+        "(it runs on Linux and macOS): use --workers 1"]
+    assert result.stdout == ""

@@ -81,7 +81,7 @@ def _replay(emu: Emulator, sources, *, cluster=None) -> RunReport:
     report = RunReport()
     try:
         run(sources, Translator(compile_config(Config())), sender, recorder=Recorder(report, None),
-            cluster=cluster, chunk_lines=100)
+            engine=cluster, chunk_lines=100)
     finally:
         sender.abort()
     return report

@@ -18,16 +18,15 @@ import pytest
 from helpers import DATA, MISTAKES, invoke, ndjson
 
 from recombee_cli import translate_event
+from recombee_cli.errors import ExportError
 from recombee_cli.pipeline.compile import compile_config
 from recombee_cli.pipeline.config import load_config
 from recombee_cli.pipeline.replay import run
 from recombee_cli.pipeline.translate import Translator
-from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Ticket
 from recombee_cli.sinks.files import (
     MANIFEST,
     SUCCESS,
     Column,
-    ExportError,
     ExportSink,
     FileExporter,
     NotRepresentable,
@@ -35,6 +34,8 @@ from recombee_cli.sinks.files import (
     format_datetime,
     format_double,
 )
+from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED
+from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sinks.reco_interactions import RecoInteractions
 from recombee_cli.sources.reader import Line, expand_inputs
 

@@ -278,7 +278,7 @@ def test_a_concurrent_replay_stores_what_the_same_requests_sent_one_after_anothe
     run's requests applied in input order, one Batch at a time, into a fresh emulator."""
     import io
 
-    from recombee_cli.sinks.base import DryRunPrinter
+    from recombee_cli.sinks.printer import DryRunPrinter
 
     _, clean_snapshot = clean_run
     printed = io.BytesIO()
@@ -296,7 +296,7 @@ def test_a_concurrent_replay_stores_what_the_same_requests_sent_one_after_anothe
 def test_a_merge_waiting_for_earlier_batches_does_not_hold_up_reading():
     """A merge waits until everything sent before it is answered; meanwhile `submit` returns at
     once and other users' requests go on (it used to wait for every lane to finish)."""
-    from recombee_cli.sinks.base import Ticket
+    from recombee_cli.sinks.protocol import EventTicket as Ticket
     from recombee_cli.sources.reader import Line
 
     def ticket(*requests):
@@ -333,7 +333,7 @@ def test_requests_waiting_to_be_sent_cost_about_their_size_in_memory(archive):
     its own size (it was 170 MB of a 250 MB peak)."""
     import tracemalloc
 
-    from recombee_cli.sinks.base import DryRunPrinter
+    from recombee_cli.sinks.printer import DryRunPrinter
 
     class KeepingSink(DryRunPrinter):   # answers like the printer, keeps requests like lanes do
         def __init__(self):

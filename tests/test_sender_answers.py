@@ -15,7 +15,7 @@ from recombee_cli.errors import ServiceError
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, odd_answer
 from recombee_cli.recombee.emulator import ODD_ANSWERS, Emulator, Faults
 from recombee_cli.recombee.sender import NO_STATUS, RecombeeSender
-from recombee_cli.sinks.base import Ticket
+from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sources.reader import Line
 
 DB = "e2e-db"

@@ -24,7 +24,7 @@ from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, TransportFailure, transport_reason
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import NO_STATUS, Breaker, RecombeeSender
-from recombee_cli.sinks.base import Ticket
+from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sources.reader import Line, expand_inputs
 
 sys.path.insert(0, str(ROOT))

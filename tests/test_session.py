@@ -20,7 +20,7 @@ from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.record.state import StateStore
-from recombee_cli.sinks.base import DryRunPrinter
+from recombee_cli.sinks.printer import DryRunPrinter
 from recombee_cli.sources.reader import expand_inputs
 
 DB = "session-db"

@@ -12,9 +12,9 @@ from recombee_cli.errors import (
     OutputError,
     RecombeeCliError,
     ServiceError,
+    StateWriteError,
     WorkerError,
 )
-from recombee_cli.record.state import StateWriteError
 
 
 class ExitCode(enum.IntEnum):

@@ -21,11 +21,12 @@ from recombee_cli.cli.common import (
 )
 from recombee_cli.cli.environment import Command, Environment, log_json, say
 from recombee_cli.cli.exits import Abort, ExitCode, exit_codes_help
+from recombee_cli.errors import ExportWriteError
 from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import Recorder, RunReport, collector_for_streaming, run
 from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.sinks.files import DEFAULT_PART_ROWS, ExportSink, ExportWriteError, FileExporter
+from recombee_cli.sinks.files import DEFAULT_PART_ROWS, ExportSink, FileExporter
 from recombee_cli.sinks.formats import FORMATS
 
 EXPORT_EXIT_CODES_HELP = exit_codes_help({
@@ -102,7 +103,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     try:
         with sigterm_stops_like_ctrl_c(), observer, collector_for_streaming():
             run(sources, translator, sink, observer=observer, recorder=Recorder(report, rejects),
-                window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, pool=pool,
+                window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, engine=pool,
                 warn=warner(env, quiet))
     except KeyboardInterrupt:
         raise Abort("interrupted; nothing was exported (its temporary files are removed)",

@@ -26,7 +26,7 @@ from recombee_cli.pipeline.compile import NOT_CHECKED_STATICALLY, static_problem
 from recombee_cli.pipeline.explain import explain as explain_events
 from recombee_cli.pipeline.replay import run
 from recombee_cli.segment.jsvalues import orjson_default
-from recombee_cli.sinks.base import NullSink
+from recombee_cli.sinks.printer import NullSink
 
 
 @click.command(cls=Command, epilog=EXIT_CODES_HELP)
@@ -66,7 +66,7 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
         if dask:
             client, cluster, engine = dask_engine(dask, config, None, None)
         report = run(sources, translator, NullSink(), dry_run=True, max_line_bytes=max_line_bytes,
-                     warn=warner(env, False), cluster=engine)
+                     warn=warner(env, False), engine=engine)
     finally:
         close_dask(client, cluster)
     if as_json:

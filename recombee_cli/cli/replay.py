@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
@@ -36,10 +37,15 @@ from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
+from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
 from recombee_cli.record.state import default_state_path
-from recombee_cli.sinks.base import DryRunPrinter, PerFileDryRun, Sink
+from recombee_cli.sinks.printer import DryRunPrinter, PerFileDryRun
+from recombee_cli.sinks.protocol import Sink
 from recombee_cli.sources.reader import Source
+
+if TYPE_CHECKING:   # the sender (and httpx) load only when something is sent
+    pass
 
 
 def read_token(env: Environment, config: Config, token_file: str | None) -> str:
@@ -88,7 +94,7 @@ def batch_printer(env: Environment):
 def make_sender(env: Environment, config: Config, *, database_id, region, base_uri, token_file,
                  allow_http, batch_size, concurrency, verbose=False):
     from recombee_cli.recombee.client import RecombeeClient, base_url_for
-    from recombee_cli.recombee.sender import DEFAULT_BATCH_SIZE, RecombeeSender
+    from recombee_cli.recombee.sender import DEFAULT_BATCH_SIZE
 
     database_id = database_id or config.recombee.database_id
     if not database_id:
@@ -212,10 +218,10 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
         observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
         session = ReplaySession(
             translator, sink, dry_run=dry_run, fail_on=fail_on, rejects_path=rejects_path,
-            state_path=(state_path or default_state_path(database_id or config.recombee.database_id))
+            state_path=(state_path or default_state_path(sink.database_id))
             if use_state else None,
             reprocess=reprocess, window_filter=window_filter, dedupe=deduplicator,
-            max_line_bytes=max_line_bytes, pool=pool, cluster=engine, warn=warner(env, quiet),
+            max_line_bytes=max_line_bytes, engine=pool or engine, warn=warner(env, quiet),
             observer=observer)
         report = run_session(env, session, observer, sources, len(skipped_folders), report_path, rejects_path,
                              quiet)

@@ -5,13 +5,13 @@ What runs where (docs/behaviour.md, "When one machine is not enough"):
 - **Workers** take whole input files (the work unit Segment's S3 destination makes: many
   moderate files). A worker opens the file (local path or object store), decompresses it,
   cuts it into the same chunks as one machine does and translates them with the same hot loop
-  as `--workers` (`parallel.translate_lines`). It returns, per chunk, the chunk as read (its
-  bytes: rejects quote raw lines and checkpoints need line offsets), the summary (counts,
-  invalid events, where each event's requests are, each request's users) and the serialised
-  requests, plus the reader's warnings. Nothing is sent from a worker.
+  as `--workers` (`translate.translate_block`). It returns, per chunk, the chunk as read (its
+  bytes: rejects quote raw lines and checkpoints need line offsets) and its `BlockResult`
+  (counts, invalid events, where each event's requests are, each request's users, and the
+  serialised requests), plus the reader's warnings. Nothing is sent from a worker.
 - **The driver** lists the files, skips what the state says is done, keeps a bounded window of
   files in flight, and takes the results **in file order** into the same pipeline
-  (`pipeline.run`): the same accounting, rejects, state checkpoints and the same sink. When
+  (`replay.run`): the same accounting, rejects, state checkpoints and the same sink. When
   sending, that is the one-machine `RecombeeSender`: its lanes by user and its merge barriers
   give per-user order across files (one stream, in input order), `--concurrency` is the cap of
   Batch calls in flight for the whole cluster by construction, and 429 adaptation is shared.
@@ -27,25 +27,23 @@ import hashlib
 import pickle
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from recombee_cli.errors import RecombeeCliError, WorkerError
+from recombee_cli.errors import ClusterError, ClusterUsageError
+from recombee_cli.pipeline.compile import compile_config
+from recombee_cli.pipeline.config import Config, load_config
+from recombee_cli.pipeline.engines import Reading, Translated
+from recombee_cli.pipeline.filters import make_filter
+from recombee_cli.pipeline.translate import EventFilter, Translator, translate_block
+from recombee_cli.sources.reader import Source, display_name, expand_inputs, pieces, read_blocks
 
 if TYPE_CHECKING:
-    from recombee_cli.pipeline.config import Config
-    from recombee_cli.sources.reader import Block, Source
+    from recombee_cli.pipeline.replay import RunReport
+    from recombee_cli.sinks.protocol import Sink
 
 FILES_PER_WORKER = 2   # files in flight per worker thread: one translated, one waiting
-
-
-class ClusterError(WorkerError):
-    """The cluster cannot be reached, or a file's task failed for good (exit 3)."""
-
-
-class ClusterUsageError(RecombeeCliError):
-    """A --dask value that means nothing, or the extra is not installed (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -59,16 +57,20 @@ class _Job:
     digest: str
 
 
-_compiled: dict[str, tuple[Any, Any]] = {}   # on a worker: job digest -> (translator, window filter)
+@dataclass(slots=True)
+class TranslatedFile:
+    """What a task gives back: the file's chunks with their results, and the reader's warnings."""
+
+    parts: list[Translated] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-def _translator_for(job: _Job):
+_compiled: dict[str, tuple[Translator, EventFilter | None]] = {}   # on a worker: job digest -> (translator, filter)
+
+
+def _translator_for(job: _Job) -> tuple[Translator, EventFilter | None]:
     found = _compiled.get(job.digest)
     if found is None:
-        from recombee_cli.pipeline.compile import compile_config
-        from recombee_cli.pipeline.filters import make_filter
-        from recombee_cli.pipeline.translate import Translator
-
         found = (Translator(compile_config(job.config)), make_filter(since=job.since, until=job.until))
         _compiled.clear()   # one configuration at a time per worker
         _compiled[job.digest] = found
@@ -76,25 +78,18 @@ def _translator_for(job: _Job):
 
 
 def translate_file(source: Source, start: int, job: _Job, chunk_lines: int, max_line_bytes: int,
-                   lanes: int) -> dict:
-    """A Dask task: one file read from `start`, decompressed and translated, chunk by chunk.
-
-    Returns {"parts": [(chunk, summary, requests blob)], "warnings": [...]}; the chunk keeps its
-    bytes (each line once: the joined bytes or the cut lines, never both)."""
-    from recombee_cli.pipeline.parallel import translate_lines
-    from recombee_cli.sources.reader import pieces, read_blocks
-
+                   routes: bool) -> TranslatedFile:
+    """A Dask task: one file read from `start`, decompressed and translated, chunk by chunk. A
+    chunk keeps its bytes (each line once: the joined bytes or the cut lines, never both)."""
     translator, window_filter = _translator_for(job)
-    warnings: list[str] = []
-    parts = []
+    done = TranslatedFile()
     for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, split=False,
-                             warn=warnings.append):
+                             warn=done.warnings.append):
         for chunk in pieces(block, chunk_lines):
-            summary, bodies = translate_lines(chunk.lines, translator, window_filter=window_filter, lanes=lanes)
-            if chunk.data is not None:
-                chunk._lines = None   # shipped once: the bytes as read are cut again on the driver
-            parts.append((chunk, summary, b"\n".join(bodies) if bodies else b""))
-    return {"parts": parts, "warnings": warnings}
+            result = translate_block(chunk.lines, translator, window_filter=window_filter, routes=routes)
+            chunk.release_lines()   # shipped once: the bytes as read are cut again on the driver
+            done.parts.append((chunk, result))
+    return done
 
 
 def parse_address(text: str) -> tuple[str, int | str]:
@@ -110,7 +105,7 @@ def parse_address(text: str) -> tuple[str, int | str]:
     raise ClusterUsageError(f"--dask {text!r}: use local:N or a scheduler address such as tcp://host:8786")
 
 
-def _require_distributed():
+def _require_distributed() -> Any:
     try:
         import distributed
     except ImportError:
@@ -118,7 +113,7 @@ def _require_distributed():
     return distributed
 
 
-def connect(text: str):
+def connect(text: str) -> tuple[Any, Any]:
     """A `distributed.Client` for `--dask TEXT`, and the LocalCluster to close after it (or None)."""
     kind, value = parse_address(text)
     distributed = _require_distributed()
@@ -135,21 +130,16 @@ def connect(text: str):
 
 
 class DaskEngine:
-    """Reads and translates files on a Dask cluster for `pipeline.run(..., cluster=engine)`.
-
-    A notebook passes its own `distributed.Client`:
+    """The Engine that reads and translates whole files on a Dask cluster, for
+    `replay.run(..., engine=engine)`. A notebook passes its own `distributed.Client`:
 
         >>> engine = DaskEngine(client, load_config("mappings.toml"))
         >>> report = run(expand_inputs(["s3://acme/segment-logs/SRC/"]), engine.translator, sink,
-        ...              cluster=engine)
+        ...              engine=engine)
     """
 
-    def __init__(self, client, config: Config | None = None, *, since: float | None = None,
+    def __init__(self, client: Any, config: Config | None = None, *, since: float | None = None,
                  until: float | None = None, files_in_flight: int | None = None):
-        from recombee_cli.pipeline.compile import compile_config
-        from recombee_cli.pipeline.config import Config
-        from recombee_cli.pipeline.translate import Translator
-
         config = config if config is not None else Config()
         self.client = client
         self.translator = Translator(compile_config(config))   # the driver's (checks the config too)
@@ -161,18 +151,31 @@ class DaskEngine:
     def _window(self) -> int:
         if self._files_in_flight:
             return self._files_in_flight
-        threads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
+        workers = self.client.scheduler_info()["workers"].values()
+        threads = sum(int(w.get("nthreads", 1)) for w in workers)
         return max(2, FILES_PER_WORKER * threads)
 
-    def map_sources(self, pairs: Iterable[tuple[Source, int]], *, chunk_lines: int, max_line_bytes: int,
-                    lanes: int, warn: Callable[[str], None] | None = None
-                    ) -> Iterator[tuple[Source, list[tuple[Block, dict, bytes]]]]:
-        """Submit files (a bounded window ahead), yield (source, its chunks' results) in input order.
+    def translate(self, sources: Iterable[tuple[Source, int]], reading: Reading
+                  ) -> Iterator[tuple[Source, Iterator[Translated]]]:
+        """The Engine interface: files submitted a bounded window ahead, their chunks' results
+        yielded in input order; what a worker could not read is counted as it comes back.
 
         A task whose worker died is run again by Dask elsewhere; one that raised, or whose
         workers kept dying, stops the run (what was acknowledged is saved by the caller)."""
-        window: deque = deque()
-        pairs = iter(pairs)
+        for source, parts in self.map_sources(sources, reading):
+            yield source, self._counted(source, parts, reading)
+
+    @staticmethod
+    def _counted(source: Source, parts: list[Translated], reading: Reading) -> Iterator[Translated]:
+        for block, result in parts:   # chunks as read on a worker, errors included
+            if block.errors:
+                reading.read_elsewhere(source, block)
+            yield block, result
+
+    def map_sources(self, sources: Iterable[tuple[Source, int]], reading: Reading
+                    ) -> Iterator[tuple[Source, list[Translated]]]:
+        window: deque[tuple[Source, Any]] = deque()
+        pairs = iter(sources)
         size = self._window()
         job = self._job   # small (the configuration): sent with each task, never lost with a worker
 
@@ -181,7 +184,8 @@ class DaskEngine:
             if pair is None:
                 return False
             source, start = pair
-            future = self.client.submit(translate_file, source, start, job, chunk_lines, max_line_bytes, lanes,
+            future = self.client.submit(translate_file, source, start, job, reading.chunk_lines,
+                                        reading.max_line_bytes, reading.routes,
                                         key=f"recombee-file-{uuid.uuid4().hex}", pure=False)
             window.append((source, future))
             return True
@@ -192,20 +196,18 @@ class DaskEngine:
             while window:
                 source, future = window.popleft()
                 try:
-                    result = future.result()
+                    result: TranslatedFile = future.result()
                 except Exception as exc:  # noqa: BLE001 - a task's error or KilledWorker, said plainly
-                    from recombee_cli.sources.reader import display_name
-
                     raise ClusterError(f"{display_name(source.name)}: the cluster could not translate this "
                                        f"file ({type(exc).__name__}: {exc}); what was acknowledged is "
                                        f"saved, run the same command to go on") from None
                 future.release()
                 submit_next()   # keep the cluster busy before our part
-                if warn is not None:
-                    for message in result["warnings"]:
-                        warn(message)
+                if reading.warn is not None:
+                    for message in result.warnings:
+                        reading.warn(message)
                 self.files_done += 1
-                yield source, result["parts"]
+                yield source, result.parts
         finally:
             for _, future in window:
                 future.cancel()
@@ -223,34 +225,29 @@ class DaskSession:
     Files are read and translated on the cluster; the accounting, the order and the sink are in
     this process (see the module's docstring)."""
 
-    def __init__(self, client, config_path: str | None = None, *, since: float | None = None,
+    def __init__(self, client: Any, config_path: str | None = None, *, since: float | None = None,
                  until: float | None = None):
-        from recombee_cli.pipeline.config import load_config
-
         self.client = client
         self.engine = DaskEngine(client, load_config(config_path), since=since, until=until)
 
-    def run(self, inputs: list[str], sink, **options):
-        """`pipeline.run` over INPUTS (files, folders, globs, URLs) with this cluster; `options`
+    def run(self, inputs: list[str], sink: Sink, **options: Any) -> RunReport:
+        """`replay.run` over INPUTS (files, folders, globs, URLs) with this cluster; `options`
         as run() takes them (recorder, checkpoints, rejects, observer...)."""
         from recombee_cli.pipeline.replay import run
-        from recombee_cli.sources.reader import expand_inputs
 
-        return run(expand_inputs(list(inputs)), self.engine.translator, sink, cluster=self.engine, **options)
+        return run(expand_inputs(list(inputs)), self.engine.translator, sink, engine=self.engine, **options)
 
-    def validate(self, inputs: list[str]):
+    def validate(self, inputs: list[str]) -> RunReport:
         """What `validate --dask` reports: per mapping matched, built, invalid by reason."""
-        from recombee_cli.sinks.base import NullSink
+        from recombee_cli.sinks.printer import NullSink
 
         return self.run(inputs, NullSink(), dry_run=True)
 
-    def dry_run(self, inputs: list[str], output: str):
+    def dry_run(self, inputs: list[str], output: str) -> RunReport:
         """The requests of each input in its own file under `output` (DIR/<input name>.ndjson)."""
-        from recombee_cli.sinks.base import PerFileDryRun
-        from recombee_cli.sources.reader import expand_inputs
+        from recombee_cli.pipeline.replay import run
+        from recombee_cli.sinks.printer import PerFileDryRun
 
         sources = expand_inputs(list(inputs))
-        from recombee_cli.pipeline.replay import run
-
         return run(sources, self.engine.translator, PerFileDryRun(output, [s.name for s in sources]),
-                   cluster=self.engine, dry_run=True)
+                   engine=self.engine, dry_run=True)

@@ -16,7 +16,7 @@ bench/README.md); the generated function does the same work with local variables
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from recombee_cli.errors import PayloadInvalid
 from recombee_cli.segment.actions import (
@@ -103,8 +103,11 @@ def _is_coalesce(opts: Any) -> bool:
     if type(opts) is not dict or set(opts) != {"exists", "then", "else"}:
         return False
     exists, otherwise = opts["exists"], opts["else"]
-    path_only = (lambda n: type(n) is dict and len(n) == 1 and type(n.get("@path")) is str
-                 and _compile_path(n["@path"].replace("$.", "", 1)) is not None)
+
+    def path_only(n: Any) -> bool:
+        return (type(n) is dict and len(n) == 1 and type(n.get("@path")) is str
+                and _compile_path(n["@path"].replace("$.", "", 1)) is not None)
+
     return path_only(exists) and opts["then"] == exists and path_only(otherwise)
 
 
@@ -115,6 +118,8 @@ def _emit_value(w: _Writer, node: Any, target: str, depth: int, fallback: str) -
     if t in _SCALARS:
         w.line(depth, f"{target} = {w.ref(node)}")
         return
+    key: Any
+    value: Any
     key, value = next(iter(node.items())) if is_directive(node) else (None, None)
     if key == "@literal":
         w.line(depth, f"{target} = {w.ref(value)}")
@@ -140,7 +145,9 @@ def _emit_value(w: _Writer, node: Any, target: str, depth: int, fallback: str) -
 def _emit_path(w: _Writer, path: str, target: str, depth: int, fallback: str) -> None:
     # Through dicts a path is plain lookups; a list, string or falsy value on the way has
     # JavaScript semantics (indexes, `length`, short-circuit) that the resolver knows.
-    keys = [k for k, _ in _compile_path(path)]
+    compiled = _compile_path(path)
+    assert compiled is not None   # (_inlinable checked it)
+    keys = [k for k, _ in compiled]
     w.line(depth, f"{target} = event.get({w.ref(keys[0])}, U)")
     for level, key in enumerate(keys[1:]):
         w.line(depth + level, f"if type({target}) is dict:")
@@ -152,9 +159,9 @@ def _emit_path(w: _Writer, path: str, target: str, depth: int, fallback: str) ->
         w.line(depth + level + 1, f"{target} = {fallback}(event)")
 
 
-def compile_mapping_function(mapping) -> Callable[[dict], list[dict]]:
-    """`event -> requests` for a compiled mapping (raises PayloadInvalid or MappingError like the
-    interpreter)."""
+def compile_mapping_function(mapping: Any) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+    """`event -> requests` for a compiled mapping, a config.CompiledMapping (not imported here:
+    config imports this module); raises PayloadInvalid or MappingError like the interpreter."""
     action = mapping.action
     plan, unmapped = preparer_plan(action, mapping.resolvers)
     if unmapped:   # Segment refuses every event of such a mapping: no need for speed
@@ -198,13 +205,14 @@ def compile_mapping_function(mapping) -> Callable[[dict], list[dict]]:
     exec(compile(source, f"<mapping {mapping.name!r}>", "exec"), namespace)
     run = namespace["run"]
     run.source = source   # for tests and for whoever debugs a difference
-    return run
+    return cast("Callable[[dict[str, Any]], list[dict[str, Any]]]", run)
 
 
 def _emit_add(w: _Writer, build: AddBuilder, fields: list[tuple[str, str, bool]]) -> None:
     """AddBuilder and actions._add_params, step for step, on the fields' locals."""
     local = {name: (var, required) for name, var, required in fields}
     if build.check is not None:
+        assert build.checked_field is not None   # a check is of a field
         w.line(1, f"{w.ref(build.check, 'C')}({local[build.checked_field][0]})")
     if build.first_field is not None:
         # the first parameters of each request, all of them before the timestamp (as the
@@ -247,7 +255,8 @@ def _emit_add(w: _Writer, build: AddBuilder, fields: list[tuple[str, str, bool]]
     w.line(1, "return requests")
 
 
-def _emit_params(w: _Writer, depth: int, fields, local, first: str | None) -> None:
+def _emit_params(w: _Writer, depth: int, fields: list[tuple[str, str, bool]], local: dict[str, tuple[str, bool]],
+                 first: str | None) -> None:
     """params: timestamp, cascadeCreate, additionalData, the first parameters, then the rest
     in field order; then the IDs checked."""
     w.line(depth, "params = {'timestamp': ts, 'cascadeCreate': True, 'additionalData': extra}")

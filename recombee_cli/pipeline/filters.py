@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from recombee_cli.segment.timestamps import first_epoch_seconds
 
@@ -13,7 +14,7 @@ DEFAULT_DEDUPE_WINDOW = 250_000   # messageIds remembered (about 15 MB)
 _TIME_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
 
 
-def event_time(event: dict) -> float | None:
+def event_time(event: dict[str, Any]) -> float | None:
     """The event's own time: `timestamp`, else the other clock fields Segment records."""
     return first_epoch_seconds(event, _TIME_FIELDS)
 
@@ -42,13 +43,13 @@ class Deduplicator:
 
 
 def make_filter(*, since: float | None = None, until: float | None = None,
-                dedupe: Deduplicator | None = None) -> Callable[[dict], str | None] | None:
-    """(The pipeline applies --dedupe itself, in input order; `dedupe` here is for library use.)"""
-    """A function returning why an event is filtered out, or None to keep it."""
+                dedupe: Deduplicator | None = None) -> Callable[[dict[str, Any]], str | None] | None:
+    """A function returning why an event is filtered out, or None to keep it. (The pipeline
+    applies --dedupe itself, in input order; `dedupe` here is for library use.)"""
     if since is None and until is None and dedupe is None:
         return None
 
-    def keep(event: dict) -> str | None:
+    def keep(event: dict[str, Any]) -> str | None:
         if since is not None or until is not None:
             moment = event_time(event)
             if moment is None:

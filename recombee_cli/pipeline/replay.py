@@ -13,37 +13,26 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from recombee_cli.errors import RecombeeCliError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES
-from recombee_cli.pipeline.parallel import CHUNK_LINES, InlineTranslator
-from recombee_cli.pipeline.translate import Translator
+from recombee_cli.pipeline.engines import Engine, InlineTranslator, Reading, Translated
+from recombee_cli.pipeline.translate import BlockResult, EventFilter, MappingFailure, Seen, Translator
 from recombee_cli.record.rejects import RejectsWriter
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.properties import PropertyGate
-from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Sink, Ticket
+from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, Route, Sink, Ticket
 from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, pieces, read_blocks
 
 if TYPE_CHECKING:
-    from recombee_cli.pipeline.filters import Deduplicator
-    from recombee_cli.pipeline.parallel import TranslatorPool
     from recombee_cli.record.state import Checkpoints
 
+CHUNK_LINES = 2000    # lines translated, sent and acknowledged together (a sender's: about a Batch)
 _REASON_LIMIT = 200   # distinct reasons kept per counter; the rest are summed under "other"
-
-
-class SourceEngine(Protocol):
-    """What reads and translates whole sources elsewhere (the Dask cluster, `cluster.DaskEngine`):
-    for each (source, where to start), in input order, the (block, summary, requests) of its
-    chunks, as the in-process and worker-pool translators give them per block."""
-
-    def map_sources(self, pairs: Iterable[tuple[Source, int]], *, chunk_lines: int, max_line_bytes: int,
-                    lanes: int, warn: Callable[[str], None] | None = None
-                    ) -> Iterator[tuple[Source, list[tuple[Block, dict, bytes]]]]: ...
 
 
 class Observer(Protocol):
@@ -61,7 +50,7 @@ class _Silent:
         pass
 
 
-def _bounded_add(counter: Counter, key: str, n: int = 1) -> None:
+def _bounded_add(counter: Counter[str], key: str, n: int = 1) -> None:
     if key in counter or len(counter) < _REASON_LIMIT:
         counter[key] += n
     else:
@@ -72,7 +61,7 @@ def _bounded_add(counter: Counter, key: str, n: int = 1) -> None:
 class MappingStats:
     matched: int = 0
     built: int = 0
-    invalid: Counter = field(default_factory=Counter)
+    invalid: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -83,16 +72,16 @@ class RunReport:
     unreadable_sources: int = 0  # could not be opened or read to the end: left pending
     lines: int = 0
     events: int = 0
-    outcomes: Counter = field(default_factory=lambda: Counter({k: 0 for k in OUTCOMES}))
-    requests: Counter = field(default_factory=lambda: Counter({"sent": 0, "duplicate": 0, "failed": 0}))
-    unmatched: Counter = field(default_factory=Counter)
-    invalid_reasons: Counter = field(default_factory=Counter)
-    failed_reasons: Counter = field(default_factory=Counter)
-    filtered_reasons: Counter = field(default_factory=Counter)   # given by a sink (export: not representable)
+    outcomes: Counter[str] = field(default_factory=lambda: Counter({k: 0 for k in OUTCOMES}))
+    requests: Counter[str] = field(default_factory=lambda: Counter({"sent": 0, "duplicate": 0, "failed": 0}))
+    unmatched: Counter[str] = field(default_factory=Counter)
+    invalid_reasons: Counter[str] = field(default_factory=Counter)
+    failed_reasons: Counter[str] = field(default_factory=Counter)
+    filtered_reasons: Counter[str] = field(default_factory=Counter)   # given by a sink (export: not representable)
     mappings: dict[str, MappingStats] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
-    extra: dict = field(default_factory=dict)   # sink figures: retries, batches, bytes sent...
+    extra: dict[str, Any] = field(default_factory=dict)   # sink figures: retries, batches, bytes sent...
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON  # outcomes that make a run unsuccessful (--fail-on)
 
     @property
@@ -101,7 +90,7 @@ class RunReport:
         file is the machine's problem, which no outcome setting should hide."""
         return self.unreadable_sources == 0 and not any(self.outcomes[k] for k in self.fail_on)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         events_per_s = self.events / self.elapsed if self.elapsed else 0.0
         return {
             "dry_run": self.dry_run,
@@ -124,13 +113,14 @@ class RunReport:
         }
 
 
-def _outcome_of(ticket: Ticket) -> tuple[str, str | None, int | None]:
+def _outcome_of(ticket: EventTicket) -> tuple[str, str | None, int | None]:
     """Event outcome from its requests' answers: invalid > failed > sent > duplicate.
 
     A file sink's verdicts (sinks.REFUSED, sinks.NOT_REPRESENTABLE) rank as: a refused request
     makes the event `invalid`; requests the format cannot express make it `filtered` only when
     nothing else of it was written or answered (they are counted per request either way)."""
-    failed = refused = unrepresentable = None
+    failed: tuple[int, str | None] | None = None
+    refused = unrepresentable = None
     any_sent = any_answered = False
     for code, message in zip(ticket.codes, ticket.messages):
         if code == 200 or code == 201:
@@ -166,11 +156,11 @@ def _first_failure(ticket: Ticket) -> tuple[int, str] | None:
         return None
     first = min(failed)
     reason = failure_reason(codes[first], ticket.messages[first])
-    if ticket.events is None:
+    if not isinstance(ticket, ChunkTicket):
         return 1, reason
-    events = ticket.events   # a chunk: count the events that own a failed request
-    owners = sum(1 for k in range(len(events) // 4)
-                 if any(r in failed for r in range(events[4 * k + 2], events[4 * k + 3])))
+    spans = ticket.spans   # a chunk: count the events that own a failed request
+    owners = sum(1 for k in range(len(spans) // 4)
+                 if any(r in failed for r in range(spans[4 * k + 2], spans[4 * k + 3])))
     return owners, reason
 
 
@@ -182,7 +172,7 @@ def failure_reason(code: int, message: str | None) -> str:
     return f"Recombee answered {code}: {message or 'no message'}"
 
 
-def _event_at(line: Line, index: int) -> dict | None:
+def _event_at(line: Line, index: int) -> dict[str, Any] | None:
     """The event a line holds at `index`, decoded again (parallel runs keep no event objects)."""
     if not line.data:
         return None
@@ -195,12 +185,12 @@ class Recorder:
     """Turns finished events into counts and rejects records (single-threaded)."""
 
     def __init__(self, report: RunReport, rejects: RejectsWriter | None,
-                 on_done: Callable[[Ticket, str], None] | None = None):
+                 on_done: Callable[[EventTicket, str], None] | None = None):
         self.report = report
         self.rejects = rejects
         self.on_done = on_done
 
-    def invalid(self, line: Line, event: dict | None, reason: str, mapping: str | None = None,
+    def invalid(self, line: Line, event: dict[str, Any] | None, reason: str, mapping: str | None = None,
                 index: int = 0, decodable: bool = False) -> None:
         text = self._count_invalid(reason, mapping)
         if self.rejects is not None:
@@ -226,23 +216,33 @@ class Recorder:
         """Count a ticket's events. After an abort a ticket may be partly answered (code 0): its
         events with an unanswered request are not counted at all — nothing is reported as sent
         that was not."""
+        if isinstance(ticket, ChunkTicket):
+            self._finished_chunk(ticket)
+        elif isinstance(ticket, EventTicket):
+            self._finished_event(ticket)
+        else:
+            raise TypeError(f"not a ticket the pipeline made: {type(ticket).__name__}")
+
+    def _finished_chunk(self, ticket: ChunkTicket) -> None:
+        """One outcome per event of the chunk."""
         report = self.report
         codes = ticket.codes
-        if ticket.events is not None:   # a chunk: one outcome per event
-            events = ticket.events
-            if codes.count(200) == len(codes) and not ticket.event_errors:
-                report.requests["sent"] += len(codes)
-                report.outcomes["sent"] += len(events) // 4
-                return
-            block, requests, event_errors = ticket.block, ticket.requests, ticket.event_errors or {}
-            for k in range(len(events) // 4):
-                number, index, first, end = events[4 * k:4 * k + 4]
-                errors = event_errors.get(k)
-                single = Ticket(block.line(number), None, requests[first:end],
-                                [tuple(e) for e in errors] if errors else None, index)
-                single.codes, single.messages = codes[first:end], ticket.messages[first:end]
-                self.finished(single)
+        spans = ticket.spans
+        if codes.count(200) == len(codes) and not ticket.event_errors:
+            report.requests["sent"] += len(codes)
+            report.outcomes["sent"] += len(spans) // 4
             return
+        block, requests, event_errors, messages = ticket.block, ticket.requests, ticket.event_errors, ticket.messages
+        for k in range(len(spans) // 4):
+            number, index, first, end = spans[4 * k:4 * k + 4]
+            errors = event_errors.get(k)
+            self._finished_event(EventTicket(block.line(number), None, requests[first:end],
+                                             [(e[0], e[1]) for e in errors] if errors else None, index,
+                                             codes=codes[first:end], messages=messages[first:end]))
+
+    def _finished_event(self, ticket: EventTicket) -> None:
+        report = self.report
+        codes = ticket.codes
         if 0 in codes:
             return
         if not ticket.errors and codes.count(200) == len(codes):   # the common case, quickly
@@ -265,11 +265,11 @@ class Recorder:
         outcome, reason, status = _outcome_of(ticket)
         report.outcomes[outcome] += 1
         if outcome == "invalid":
-            _bounded_add(report.invalid_reasons, reason)
+            _bounded_add(report.invalid_reasons, reason or "")
         elif outcome == "failed":
-            _bounded_add(report.failed_reasons, reason)
+            _bounded_add(report.failed_reasons, reason or "")
         elif outcome == "filtered":
-            _bounded_add(report.filtered_reasons, reason)
+            _bounded_add(report.filtered_reasons, reason or "")
             reason = None   # not a reject: the run chose not to express it
         if reason and self.rejects is not None:
             event = ticket.event if ticket.event is not None else _event_at(ticket.line, ticket.index)
@@ -277,8 +277,6 @@ class Recorder:
         if self.on_done is not None:
             self.on_done(ticket, outcome)
 
-
-EventFilter = Callable[[dict], "str | None"]
 
 STREAMING_GC_THRESHOLD = 100_000
 
@@ -303,18 +301,18 @@ def collector_for_streaming() -> Iterator[None]:
             gc.unfreeze()
 
 
-def apply_property_gate(gate: PropertyGate, summary: dict, bodies: bytes, sink, report: RunReport) -> bytes:
+def apply_property_gate(gate: PropertyGate, result: BlockResult, sink: Sink, report: RunReport) -> None:
     """The main process's part of users' and items' values, per chunk and in input order: each
     value request's types are checked against the run's property types (PropertyGate), requests
     with a value that does not fit are taken out (the event is invalid with the reason), nulls of
     properties not known yet are left out, and the definitions of properties seen for the first
     time go to the sink *before* the chunk (the sender sends them and waits for their answers;
     the dry-run printer prints them first). Workers only describe the values; deciding here keeps
-    the result independent of --workers."""
-    drop: dict[int, tuple[str, str]] = {}
+    the result independent of --workers. Changes `result` in place."""
+    drop: dict[int, MappingFailure] = {}
     rewrite: dict[int, list[str]] = {}
-    definitions: list[dict] = []
-    for index, mapping, entity, described in summary["values"]:
+    definitions: list[dict[str, Any]] = []
+    for index, mapping, entity, described in result.values:
         reason, skip, new = gate.check(entity, described)
         if reason is not None:
             drop[index] = (mapping, reason)
@@ -322,62 +320,76 @@ def apply_property_gate(gate: PropertyGate, summary: dict, bodies: bytes, sink, 
         if skip:
             rewrite[index] = skip
         definitions.extend(new)
-    define = getattr(sink, "define", None)   # a file export has no use for them
-    if definitions and define is not None:
-        report.extra["property_definitions"] = report.extra.get("property_definitions", 0) + len(definitions)
-        for problem in define(definitions):
-            _bounded_add(report.extra.setdefault("property_definitions_failed", Counter()), problem)
+    if definitions:
+        extra = report.extra
+        counted = extra.get("property_definitions")
+        extra["property_definitions"] = (counted or 0) + len(definitions)   # (counted even if sending them fails)
+        problems = sink.define(definitions)
+        if problems is None:   # the sink has no use for them (a file export): not counted
+            if counted is None:
+                del extra["property_definitions"]
+            else:
+                extra["property_definitions"] = counted
+        else:
+            for problem in problems:
+                _bounded_add(extra.setdefault("property_definitions_failed", Counter()), problem)
     if not drop and not rewrite:
-        return bodies
-    parts = bodies.split(b"\n")
+        return
+    parts = result.requests.split(b"\n")
     for index, names in rewrite.items():
         request = orjson.loads(parts[index])
         for name in names:
             request["params"].pop(name, None)
         parts[index] = orjson.dumps(request, default=orjson_default)
     if not drop:
-        return b"\n".join(parts)
-    events, routes, old_errors = summary["events"], summary["routes"], summary["event_errors"]
+        result.requests = b"\n".join(parts)
+        return
+    spans, routes, old_errors = result.spans, result.routes, result.event_errors
     kept: list[bytes] = []
-    kept_routes: list = []
-    kept_events = array("l")
-    kept_errors: dict[int, list] = {}
-    for k in range(len(events) // 4):
-        number, index, first, end = events[4 * k:4 * k + 4]
+    kept_routes: list[Route] = []
+    kept_spans = array("l")
+    kept_errors: dict[int, list[MappingFailure]] = {}
+    for k in range(len(spans) // 4):
+        number, index, first, end = spans[4 * k:4 * k + 4]
         errors = list(old_errors.get(k, ()))
         start = len(kept)
         for r in range(first, end):
             if r in drop:
                 errors.append(drop[r])
-                summary["mapping_errors"].append(drop[r])
+                result.mapping_errors.append(drop[r])
             else:
                 kept.append(parts[r])
                 if routes:
                     kept_routes.append(routes[r])
         if len(kept) == start:   # nothing of it is left to send
-            summary["invalid"].append((number, index, errors[0][1], errors[0][0]))
+            result.invalid.append((number, index, errors[0][1], errors[0][0]))
             continue
         if errors:
-            kept_errors[len(kept_events) // 4] = errors
-        kept_events.extend((number, index, start, len(kept)))
-    summary["events"], summary["routes"], summary["event_errors"] = kept_events, kept_routes, kept_errors
-    return b"\n".join(kept)
+            kept_errors[len(kept_spans) // 4] = errors
+        kept_spans.extend((number, index, start, len(kept)))
+    result.spans, result.routes, result.event_errors = kept_spans, kept_routes, kept_errors
+    result.requests = b"\n".join(kept)
 
 
-def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
+def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine: Engine | None = None,
+        window_filter: EventFilter | None = None, dedupe: Seen | None = None,
         rejects: RejectsWriter | None = None, observer: Observer | None = None, dry_run: bool = False,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, recorder: Recorder | None = None,
-        checkpoints: Checkpoints | None = None, window_filter: EventFilter | None = None,
-        dedupe: Deduplicator | None = None, pool: TranslatorPool | None = None,
-        chunk_lines: int = CHUNK_LINES, warn: Callable[[str], None] | None = None,
-        cluster: SourceEngine | None = None) -> RunReport:
-    """Replay `sources` into `sink`, translating chunks of lines in this process or, with `pool`,
-    in worker processes, or, with `cluster`, reading and translating whole files on a Dask
-    cluster; the results, their order and every count are the same. Accounting, checkpoints and
-    the sink stay in this process, fed in input order whatever computed the chunks.
+        checkpoints: Checkpoints | None = None, chunk_lines: int = CHUNK_LINES,
+        warn: Callable[[str], None] | None = None) -> RunReport:
+    """Replay `sources` into `sink`, translating chunks of lines by `engine`: in this process
+    (None: an engines.InlineTranslator of `translator`, with `window_filter` and `dedupe`), in
+    worker processes (parallel.TranslatorPool) or on a Dask cluster (cluster.DaskEngine), which
+    bring their own translator and filter, made from the same configuration. The results, their
+    order and every count are the same whatever the engine: accounting, checkpoints and the sink
+    stay in this process, fed in input order.
 
     A chunk is acknowledged as a whole, so `chunk_lines` is also how much a crash can make a run
     send again; senders use about one Batch's worth."""
+    if engine is None:
+        engine = InlineTranslator(translator, window_filter=window_filter, dedupe=dedupe)
+    elif dedupe is not None:
+        raise ValueError("--dedupe needs every event in input order: give it to an in-process engine")
     report = recorder.report if recorder else RunReport(dry_run=dry_run)
     recorder = recorder or Recorder(report, rejects)
     observer = observer or _Silent()
@@ -388,9 +400,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
     submit = sink.submit
     outcomes = report.outcomes
     unmatched = report.unmatched
-    gate = PropertyGate(translator.property_types) if getattr(translator, "sets_values", False) else None
-    engine = pool or InlineTranslator(translator, window_filter=window_filter, dedupe=dedupe,
-                                      lanes=getattr(sink, "lane_count", 0))
+    gate = PropertyGate(translator.property_types) if translator.sets_values else None
 
     def finish(tickets: list[Ticket]) -> None:
         for ticket in tickets:
@@ -398,13 +408,13 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
             if checkpoints is not None and 0 not in ticket.codes:
                 failure = _first_failure(ticket)
                 if failure is None:
-                    checkpoints.answered(ticket.line.source, ticket.line.offset)
+                    checkpoints.answered(ticket.source, ticket.offset)
                 else:   # not delivered: the file stays pending and the next run sends it again
-                    checkpoints.failed(ticket.line.source, ticket.line.offset, *failure)
+                    checkpoints.failed(ticket.source, ticket.offset, *failure)
 
     def count_errors(source: Source, block: Block) -> None:
         """Unreadable stretches of a block: counted here, never translated."""
-        for position, reason in block.errors.items():
+        for position, reason in (block.errors or {}).items():
             report.lines += 1
             report.events += 1
             recorder.invalid(block.line(position), None, reason)
@@ -413,9 +423,9 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
                 if checkpoints is not None:
                     checkpoints.unreadable(source.name, block.start_of(position), reason)
 
-    def chunks(source: Source, start: int) -> Iterator[Block]:
+    def read(source: Source, start: int, *, split: bool) -> Iterator[Block]:
         for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress,
-                                 split=pool is None, warn=warn):
+                                 split=split, warn=warn):
             if block.errors:
                 count_errors(source, block)
             yield from pieces(block, chunk_lines)
@@ -425,47 +435,34 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
         for source in sources:
             start = 0
             if checkpoints is not None:
-                start = checkpoints.begin(source)
-                if start is None:
+                begun = checkpoints.begin(source)
+                if begun is None:
                     report.skipped_sources += 1
                     continue
+                start = begun
             yield source, start
 
-    def cluster_results(source: Source, results) -> Iterator[tuple[Block, dict, bytes]]:
-        for block, summary, bodies in results:   # chunks as read on a worker, errors included
-            if block.errors:
-                count_errors(source, block)
-            yield block, summary, bodies
+    reading = Reading(chunk_lines=chunk_lines, max_line_bytes=max_line_bytes, routes=sink.lane_count > 0,
+                      warn=warn, read=read, read_elsewhere=count_errors)
 
-    if cluster is None:
-        stream = ((source, engine.map_ordered(chunks(source, start))) for source, start in to_read())
-    else:
-        stream = ((source, cluster_results(source, results)) for source, results in
-                  cluster.map_sources(to_read(), chunk_lines=chunk_lines, max_line_bytes=max_line_bytes,
-                                      lanes=getattr(sink, "lane_count", 0), warn=warn))
-
-    def account(source: Source, block: Block, summary: dict, bodies: bytes) -> None:
-        if gate is not None and summary["values"]:
-            bodies = apply_property_gate(gate, summary, bodies, sink, report)
-        report.lines += block.count - summary["blank"]
-        report.events += summary["n"]
-        outcomes["filtered"] += summary["filtered"]
-        for name, count in summary["unmatched"].items():
+    def account(source: Source, block: Block, result: BlockResult) -> None:
+        if gate is not None and result.values:
+            apply_property_gate(gate, result, sink, report)
+        report.lines += block.count - result.blank
+        report.events += result.events
+        outcomes["filtered"] += result.filtered
+        for name, count in result.unmatched.items():
             outcomes["unmatched"] += count
             _bounded_add(unmatched, name, count)
-        for name, (matched, built) in summary["stats"].items():
+        for name, (matched, built) in result.mappings.items():
             stats[name].matched += matched
             stats[name].built += built
-        for name, reason in summary["mapping_errors"]:
+        for name, reason in result.mapping_errors:
             _bounded_add(stats[name].invalid, reason)
-        for number, index, reason, mapping in summary["invalid"]:
+        for number, index, reason, mapping in result.invalid:
             recorder.invalid_in(block, number, reason, mapping, index)
-        if bodies:   # the serialised requests, joined by newlines
-            ticket = Ticket(Line(source.name, block.number, block.offset, b""), None, None, None, 0,
-                            summary["routes"] or None, blob=bodies)
-            ticket.events = summary["events"]
-            ticket.event_errors = summary["event_errors"]
-            ticket.block = block
+        if result.requests:   # the serialised requests, joined by newlines
+            ticket = ChunkTicket(block, result.requests, result.spans, result.event_errors, result.routes or None)
             if checkpoints is not None:
                 checkpoints.submitted(source.name, block.offset)
             submit(ticket)
@@ -475,14 +472,15 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *,
             checkpoints.maybe_flush()
         observer.progress(report, progress.done)
 
+    results: Iterator[Translated]
     try:
-        for source, results in stream:
+        for source, results in engine.translate(to_read(), reading):
             report.sources += 1
             observer.source_started(source)
             if recorder.rejects is not None:
                 recorder.rejects.source_started(source)
-            for block, summary, bodies in results:
-                account(source, block, summary, bodies)
+            for block, result in results:
+                account(source, block, result)
             if checkpoints is not None:
                 checkpoints.source_read(source.name)
             progress.finish_source(source.size)

@@ -17,15 +17,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from recombee_cli.errors import RecombeeCliError
+from recombee_cli.errors import RecombeeCliError, StateWriteError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON
+from recombee_cli.pipeline.engines import Engine
 from recombee_cli.pipeline.filters import Deduplicator
-from recombee_cli.pipeline.parallel import CHUNK_LINES
-from recombee_cli.pipeline.replay import Observer, Recorder, RunReport, collector_for_streaming, run
+from recombee_cli.pipeline.replay import CHUNK_LINES, Observer, Recorder, RunReport, collector_for_streaming, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.record.state import Checkpoints, StateStore, StateWriteError, describe_command
-from recombee_cli.sinks.base import Sink
+from recombee_cli.record.state import Checkpoints, StateStore, describe_command
+from recombee_cli.sinks.protocol import Sink
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Source
 
 Warn = Callable[[str], None]
@@ -47,12 +47,12 @@ class ReplaySession:
                  fail_on: Sequence[str] = DEFAULT_FAIL_ON, rejects_path: str | None = None,
                  state_path: str | None = None, reprocess: bool = False, window_filter: Any = None,
                  dedupe: Deduplicator | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-                 pool: Any = None, cluster: Any = None, observer: Observer | None = None,
+                 engine: Engine | None = None, observer: Observer | None = None,
                  warn: Warn = _quiet):
         self.translator, self.sink, self.dry_run = translator, sink, dry_run
         self.rejects_path, self.state_path, self.reprocess = rejects_path, state_path, reprocess
         self.window_filter, self.dedupe, self.max_line_bytes = window_filter, dedupe, max_line_bytes
-        self.pool, self.cluster, self.observer, self.warn = pool, cluster, observer, warn
+        self.engine, self.observer, self.warn = engine, observer, warn
         self.report = RunReport(dry_run=dry_run, fail_on=tuple(fail_on))
         self.rejects: RejectsWriter | None = None
         self.store: StateStore | None = None
@@ -71,8 +71,7 @@ class ReplaySession:
                 self.run_id = self.store.start_run(describe_command())
                 self.checkpoints = Checkpoints(self.store, reprocess=self.reprocess, warn=self.warn)
         except BaseException:
-            if not self.dry_run:
-                self.sink.abort()
+            self.sink.abort()
             self._close()
             raise
 
@@ -86,18 +85,17 @@ class ReplaySession:
         if skipped_folders:
             report.extra["skipped_folders"] = skipped_folders
         sink = self.sink
-        batch_size = getattr(sink, "batch_size", None)
+        batch_size = sink.batch_size
         chunk_lines = CHUNK_LINES if self.dry_run or not batch_size else max(50, min(CHUNK_LINES, batch_size))
         try:
             with collector_for_streaming():
                 run(sources, self.translator, sink, observer=self.observer,
                     recorder=Recorder(report, self.rejects), window_filter=self.window_filter,
                     dedupe=self.dedupe, max_line_bytes=self.max_line_bytes, checkpoints=self.checkpoints,
-                    pool=self.pool, cluster=self.cluster, chunk_lines=chunk_lines, warn=self.warn)
+                    engine=self.engine, chunk_lines=chunk_lines, warn=self.warn)
         except BaseException as exc:
             # Stop the senders first; then say what was really done before the error goes on.
-            if not self.dry_run:
-                sink.abort()
+            sink.abort()
             if isinstance(exc, (RecombeeCliError, KeyboardInterrupt, OSError)):
                 report.extra["aborted"] = exc.__class__.__name__
                 report.extra["not_answered"] = report.events - sum(report.outcomes.values())
@@ -119,11 +117,7 @@ class ReplaySession:
         report = self.report
         report.elapsed = report.elapsed or (time.monotonic() - report.started)
         if not self.dry_run:
-            report.extra.update(self.sink.stats)
-            client = getattr(self.sink, "client", None)
-            if client is not None:
-                report.extra["http_calls"] = client.http_calls
-                report.extra["bytes_sent"] = client.bytes_sent
+            report.extra.update(self.sink.counters())
 
     def _record(self, status: str, *, quietly: bool) -> None:
         """The run's row in the state; a state that cannot be written after an error is left for

@@ -1,4 +1,11 @@
-"""Trigger, map and build stages: one Segment event -> the Recombee requests it produces.
+"""Trigger, map and build stages: Segment events -> the Recombee requests they produce.
+
+One function decides what an event becomes: `Translator.apply` (the triggers that match, the
+requests each mapping builds, the reasons it could not). `translate_block` runs it over a block
+of lines for a replay, wherever the block is translated (in this process, in a worker process of
+`--workers`, on a Dask worker); `Translator.translate` runs it for one event (the Python API,
+the conformance and differential tests). `Translator.explain` shows the same mappings field by
+field for the `explain` command.
 
 Mappings are indexed on the `event`/`type` equality their trigger guarantees, so an event is only
 tested against the mappings that can match it: 50 mappings cost about as much as one.
@@ -6,26 +13,87 @@ tested against the mappings that can match it: 50 mappings cost about as much as
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+import orjson
 
 from recombee_cli.errors import MappingError, PayloadInvalid
+from recombee_cli.outcomes import unmatched_name
 from recombee_cli.pipeline.compile import CompiledMapping
-from recombee_cli.segment.jsvalues import UNDEFINED
+from recombee_cli.recombee.routing import lenient_404, request_users
+from recombee_cli.segment.jsvalues import UNDEFINED, orjson_default
+from recombee_cli.segment.properties import describe_values
 from recombee_cli.segment.triggers import key_only
+from recombee_cli.sources.decode import REJECT_MARKER, decode
 
 _CACHE_LIMIT = 4096
 VALUE_ACTIONS = ("setUserValues", "setItemValues")
 NOTHING_TO_SEND = "nothing to send (e.g. an order with no products)"
 
+Request = dict[str, Any]
+MappingFailure = tuple[str, str]            # (mapping name, reason)
+Described = tuple[str, tuple[tuple[str, str], ...]]   # a value request: entity, (name, value class) each
+# What `Translator.apply` makes of a matched event: its requests (None: none built), its mappings'
+# failures (None: none), and, when the mappings set values, the value requests described as
+# (request index in the event, mapping name, entity, values).
+Applied = tuple["list[Request] | None", "list[MappingFailure] | None",
+                "list[tuple[int, str, str, tuple[tuple[str, str], ...]]] | None"]
+EventFilter = Callable[[dict[str, Any]], "str | None"]
+
+
+class Seen(Protocol):
+    """What `translate_block` asks of a de-duplicator (pipeline.filters.Deduplicator)."""
+
+    def seen(self, message_id: str) -> bool: ...
+
 
 @dataclass(slots=True)
 class Translation:
+    """One event translated (`Translator.translate`)."""
+
     matched: list[str] = field(default_factory=list)
-    requests: list[dict] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)   # (mapping name, reason)
-    built: list[str] = field(default_factory=list)                 # mappings that built requests
+    requests: list[Request] = field(default_factory=list)
+    errors: list[MappingFailure] = field(default_factory=list)   # (mapping name, reason)
+    built: list[str] = field(default_factory=list)                # mappings that built requests
+
+
+@dataclass(slots=True)
+class BlockResult:
+    """A block of lines translated (`translate_block`): counts, not events, so that what goes
+    between processes and into the accounting stays small, and the requests already serialised.
+
+    Lines are named by their position in the block. An event that ends here (invalid, filtered,
+    unmatched) is only counted; an event with requests has a span in `spans`, four numbers per
+    event in one flat array: (line, index in the line, first request, end), requests being the
+    lines of `requests`."""
+
+    events: int = 0                      # events read (an envelope line holds several)
+    blank: int = 0                       # blank lines: no event
+    filtered: int = 0                    # events the window filter or the de-duplicator left out
+    unmatched: dict[str, int] = field(default_factory=dict)         # by unmatched_name()
+    mappings: dict[str, tuple[int, int]] = field(default_factory=dict)   # name -> (matched, built)
+    mapping_errors: list[MappingFailure] = field(default_factory=list)   # every failure, in order
+    invalid: list[tuple[int, int, str, str | None]] = field(default_factory=list)  # line, index, why, mapping
+    spans: array[int] = field(default_factory=lambda: array("l"))
+    event_errors: dict[int, list[MappingFailure]] = field(default_factory=dict)   # span number -> failures
+    routes: list[tuple[tuple[str, ...], bool]] = field(default_factory=list)   # per request (users, 404 done)
+    values: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
+    requests: bytes = b""                # the requests as JSON, joined by newlines
+
+    @property
+    def request_count(self) -> int:
+        return self.spans[-1] if self.spans else 0
+
+
+_MISSING = object()
+
+# A step of a plan: (mapping position, its trigger or None when the key already decided it, the
+# mapping's compiled function).
+Step = tuple[int, "Callable[[dict[str, Any]], bool] | None", "Callable[[dict[str, Any]], list[Request]]"]
+Plan = tuple[Step, ...]
 
 
 @dataclass
@@ -35,16 +103,9 @@ class FieldTrace:
     mapping: str
     action: str
     resolved: dict[str, Any]
-    payload: dict | None
-    requests: list[dict]
+    payload: dict[str, Any] | None
+    requests: list[Request]
     error: str | None
-
-
-_MISSING = object()
-
-# A step of a plan: (mapping position, its trigger or None when the key already decided it, the
-# mapping's compiled function).
-Plan = tuple[tuple[int, Callable[[dict], bool] | None, Callable[[dict], list[dict]]], ...]
 
 
 class Translator:
@@ -55,6 +116,11 @@ class Translator:
         # process's PropertyGate (types, definitions); declared types: {"users": {name: type}, ...}
         self.sets_values = any(m.action.slug in VALUE_ACTIONS for m in mappings)
         self.property_types: dict[str, dict[str, str]] = {"users": {}, "items": {}}
+        self._runs: list[Callable[[dict[str, Any]], list[Request]]] = []
+        for mapping in mappings:
+            if mapping.run is None:
+                raise ValueError(f"mapping {mapping.name!r} is not compiled (use pipeline.config.compile_config)")
+            self._runs.append(mapping.run)
         self._by_event: dict[str, list[int]] = {}
         self._by_type: dict[str, list[int]] = {}
         self._always: list[int] = []
@@ -66,10 +132,10 @@ class Translator:
             table = self._by_event if hint[0] == "event" else self._by_type
             for value in hint[1]:
                 table.setdefault(value, []).append(position)
-        self._plans: dict[tuple, Plan] = {}
+        self._plans: dict[tuple[object, object], Plan] = {}
         self._key_only = [key_only(m.trigger.ast) for m in mappings]
 
-    def _positions(self, name, kind) -> list[int]:
+    def _positions(self, name: object, kind: object) -> list[int]:
         positions = set(self._always)
         if type(name) is str:
             positions.update(self._by_event.get(name, ()))
@@ -77,52 +143,87 @@ class Translator:
             positions.update(self._by_type.get(kind, ()))
         return sorted(positions)
 
-    def plan(self, event: dict) -> Plan:
+    def plan(self, event: dict[str, Any]) -> Plan:
         """The mappings to run for an event, as a plan cached per (event, type). Triggers that
         read nothing but `event` and `type` are decided once per key, not per event."""
         name = event.get("event", _MISSING)
         kind = event.get("type", _MISSING)
+        runs = self._runs
         if not ((type(name) is str or name is _MISSING) and (type(kind) is str or kind is _MISSING)):
             # a null, number, list... as event or type: no cache, every candidate's trigger asked
-            return tuple((p, self.mappings[p].trigger.matches, self.mappings[p].run)
-                         for p in self._positions(name, kind))
+            return tuple((p, self.mappings[p].trigger.matches, runs[p]) for p in self._positions(name, kind))
         key = (name, kind)
         plan = self._plans.get(key)
         if plan is None:
             probe = {k: v for k, v in (("event", name), ("type", kind)) if v is not _MISSING}
-            steps = []
+            steps: list[Step] = []
             for position in self._positions(name, kind):
                 mapping = self.mappings[position]
                 if not self._key_only[position]:
-                    steps.append((position, mapping.trigger.matches, mapping.run))
+                    steps.append((position, mapping.trigger.matches, runs[position]))
                 elif mapping.trigger.matches(probe):
-                    steps.append((position, None, mapping.run))
+                    steps.append((position, None, runs[position]))
             plan = tuple(steps)
             if len(self._plans) < _CACHE_LIMIT:
                 self._plans[key] = plan
         return plan
 
-    def translate(self, event: dict) -> Translation:
-        result = Translation()
-        mappings = self.mappings
-        for position, matches, run in self.plan(event):
+    def apply(self, event: dict[str, Any], counts: list[list[int]]) -> Applied | None:
+        """What an event becomes: None when no trigger matches it; else its requests (None when
+        no mapping built any), its mappings' failures (None when none failed; a mapping that
+        built nothing fails with NOTHING_TO_SEND), and its value requests described for the
+        PropertyGate when the mappings set values. `counts[position]` (matched, built) is
+        counted per mapping. Every translation of an event comes here: keep it quick."""
+        try:   # the plan cached for the event's (event, type), without a call
+            plan = self._plans[(event.get("event", _MISSING), event.get("type", _MISSING))]
+        except (KeyError, TypeError):
+            plan = self.plan(event)
+        if not plan:
+            return None
+        names = self.names
+        matched = False
+        requests: list[Request] | None = None
+        errors: list[MappingFailure] | None = None
+        described: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] | None = None
+        for position, matches, run in plan:
             if matches is not None and not matches(event):
                 continue
-            name = mappings[position].name
-            result.matched.append(name)
+            matched = True
+            entry = counts[position]
+            entry[0] += 1
             try:
-                requests = run(event)
+                built = run(event)
             except (PayloadInvalid, MappingError) as exc:
-                result.errors.append((name, str(exc)))
+                (errors := errors or []).append((names[position], str(exc)))
                 continue
-            if requests:
-                result.built.append(name)
-                result.requests.extend(requests)
+            if built:
+                entry[1] += 1
+                if self.sets_values:
+                    base = 0 if requests is None else len(requests)
+                    for j, request in enumerate(built):
+                        d = describe_values(request)
+                        if d is not None:
+                            (described := described or []).append((base + j, names[position], *d))
+                requests = built if requests is None else requests + built
             else:
-                result.errors.append((name, NOTHING_TO_SEND))
-        return result
+                (errors := errors or []).append((names[position], NOTHING_TO_SEND))
+        if not matched:
+            return None
+        return requests, errors, described
 
-    def explain(self, event: dict) -> list[FieldTrace]:
+    def translate(self, event: dict[str, Any]) -> Translation:
+        """One event translated: the mappings that matched and built, its requests, and each
+        failure (mapping name, reason), by the same rules as a replay (`apply`)."""
+        counts = [[0, 0] for _ in self.mappings]
+        applied = self.apply(event, counts)
+        if applied is None:
+            return Translation()
+        requests, errors, _ = applied
+        return Translation(matched=[self.names[p] for p, (m, _) in enumerate(counts) if m],
+                           requests=list(requests or ()), errors=errors or [],
+                           built=[self.names[p] for p, (_, b) in enumerate(counts) if b])
+
+    def explain(self, event: dict[str, Any]) -> list[FieldTrace]:
         """Every matching mapping with its resolved fields, prepared payload and requests."""
         traces = []
         for mapping in self.mappings:
@@ -130,7 +231,7 @@ class Translator:
                 continue
             resolved: dict[str, Any] = {}
             payload = None
-            requests: list[dict] = []
+            requests: list[Request] = []
             error = None
             try:
                 for name, resolve in mapping.resolvers:   # for display: each field as resolved
@@ -143,3 +244,74 @@ class Translator:
                 error = str(exc)
             traces.append(FieldTrace(mapping.name, mapping.action.slug, resolved, payload, requests, error))
         return traces
+
+
+def translate_block(lines: Iterable[bytes], translator: Translator, *, window_filter: EventFilter | None = None,
+                    dedupe: Seen | None = None, routes: bool = False) -> BlockResult:
+    """Translate a block of lines (the unit of a replay) by `Translator.apply`: what becomes of
+    each event, counted, and the requests serialised once (the printer and the sender use bytes).
+    `routes`: note each request's users, for a sender's lanes. This is the hot loop of a replay."""
+    apply = translator.apply
+    loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
+    result = BlockResult()
+    n = filtered = blank = 0
+    unmatched = result.unmatched
+    counts = [[0, 0] for _ in translator.mappings]   # per mapping position: matched, built
+    mapping_errors = result.mapping_errors
+    invalid = result.invalid
+    spans = result.spans
+    event_errors = result.event_errors
+    request_routes = result.routes
+    values = result.values
+    bodies: list[bytes] = []
+    for number, data in enumerate(lines):
+        try:
+            value = loads(data)
+        except decode_error:
+            value = None
+        if type(value) is dict and "batch" not in value and REJECT_MARKER not in value:
+            items: list[Any] | tuple[dict[str, Any]] = (value,)   # one plain event: the common case
+        elif value is None and (not data or data.isspace()):
+            blank += 1         # blank lines (and unreadable ones, which the reader reported) are no events
+            continue
+        else:
+            items = decode(data[:-1] if data[-1:] == b"\r" else data)
+        for index, event in enumerate(items):
+            n += 1
+            if type(event) is str:
+                invalid.append((number, index, event, None))
+                continue
+            if window_filter is not None and window_filter(event) is not None:
+                filtered += 1
+                continue
+            if dedupe is not None:
+                mid = event.get("messageId")
+                if type(mid) is str and dedupe.seen(mid):
+                    filtered += 1
+                    continue
+            applied = apply(event, counts)
+            if applied is None:
+                name = unmatched_name(event)
+                unmatched[name] = unmatched.get(name, 0) + 1
+                continue
+            requests, errors, described = applied
+            if errors:
+                mapping_errors.extend(errors)
+                if requests is None:
+                    invalid.append((number, index, errors[0][1], errors[0][0]))
+                    continue
+            assert requests is not None   # a matched event built requests or failed
+            first = len(bodies)
+            if described:
+                values.extend((first + j, mapping, entity, pairs) for j, mapping, entity, pairs in described)
+            for request in requests:
+                bodies.append(dumps(request, default=orjson_default))
+                if routes:
+                    request_routes.append((request_users(request), lenient_404(request)))
+            if errors:
+                event_errors[len(spans) // 4] = errors
+            spans.extend((number, index, first, len(bodies)))
+    result.events, result.blank, result.filtered = n, blank, filtered
+    result.mappings = {name: (matched, built) for name, (matched, built) in zip(translator.names, counts) if matched}
+    result.requests = b"\n".join(bodies)
+    return result

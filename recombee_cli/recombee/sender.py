@@ -57,7 +57,7 @@ from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, 
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY, lane_of, lenient_404, merge_safe_batches, request_users
 from recombee_cli.recombee.service import MAX_BATCH
 from recombee_cli.segment.jsvalues import orjson_default
-from recombee_cli.sinks.base import Ticket
+from recombee_cli.sinks.protocol import Ticket
 
 DEFAULT_BATCH_SIZE = 1000
 LINGER_SECONDS = 0.5        # a partly filled batch waits this long for more requests
@@ -277,6 +277,18 @@ class RecombeeSender:
         if group and (len(group) >= self.batch_size
                       or self._passed_since >= BATCHES_PER_BARRIER * self.batch_size * self.lane_count):
             self._close_group()
+
+    @property
+    def database_id(self) -> str:
+        return self.client.database_id
+
+    def counters(self) -> dict[str, int]:
+        """The run's figures: Batch calls, retries, barriers..., the HTTP calls and bytes sent."""
+        with self._lock:
+            figures = dict(self.stats)
+        figures["http_calls"] = self.client.http_calls
+        figures["bytes_sent"] = self.client.bytes_sent
+        return figures
 
     def define(self, requests: list[dict[str, Any]]) -> list[str]:
         """Send property definitions (PUT /users|items/properties/{name}) in calls of their own

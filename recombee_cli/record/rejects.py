@@ -10,7 +10,7 @@ events of stdin and pipes are always written, since their offsets name other dat
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -55,9 +55,9 @@ class RejectsWriter:
                 known.add(hash(key))
         return known
 
-    def write(self, line: Line, event: dict | None, outcome: str, reason: str,
+    def write(self, line: Line, event: dict[str, Any] | None, outcome: str, reason: str,
               mapping: str | None = None, status: int | None = None, index: int = 0) -> None:
-        record: dict = {REJECT_MARKER: 1, "outcome": outcome, "reason": reason,
+        record: dict[str, Any] = {REJECT_MARKER: 1, "outcome": outcome, "reason": reason,
                         "source": display_name(line.source), "line": line.number, "offset": line.offset}
         key = self._keys.get(line.source)
         if key is not None:

@@ -25,9 +25,11 @@ import sqlite3
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TextIO
 
-from recombee_cli.errors import RecombeeCliError
+from recombee_cli.errors import StateError, StateLocked, StateWriteError
 from recombee_cli.sources.reader import Source, display_name
 
 SCHEMA_VERSION = 2
@@ -53,18 +55,6 @@ CREATE TABLE IF NOT EXISTS runs (
     report TEXT                         -- the run's --report JSON
 );
 """
-
-
-class StateLocked(RecombeeCliError):
-    """Another run holds the state file."""
-
-
-class StateError(RecombeeCliError):
-    """The state file cannot be used (folder, lock, unreadable, read-only, newer schema...): exit 2."""
-
-
-class StateWriteError(StateError):
-    """Writing progress failed in the middle of a run (disk full, I/O error): exit 3."""
 
 
 def default_state_path(database_id: str | None) -> str:
@@ -94,10 +84,10 @@ class StateStore:
             raise StateError(f"cannot create the state folder {directory}: a file of that name is there") from None
         except OSError as exc:
             raise StateError(f"cannot create the state folder {directory}: {exc.strerror or exc}") from None
-        self._lock_fh = None
-        self.db = None
+        self._lock_fh: TextIO | None = None
+        db: sqlite3.Connection | None = None
         try:
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db = db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
@@ -114,11 +104,12 @@ class StateStore:
                         self._migrate_v1()
                     self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         except (sqlite3.DatabaseError, OSError) as exc:
-            if self.db is not None:
-                self.db.close()
+            if db is not None:
+                db.close()
             raise StateError(f"{path}: not a usable state file ({exc})") from None
         except StateError:
-            self.db.close()
+            if db is not None:
+                db.close()
             raise
 
     def _has_table(self, name: str) -> bool:
@@ -131,7 +122,7 @@ class StateStore:
         self.db.execute("ALTER TABLE files ADD COLUMN failed INTEGER NOT NULL DEFAULT 0")
         self.db.execute("ALTER TABLE files ADD COLUMN reason TEXT")
         rows = self.db.execute("SELECT path, identity, offset, done, updated FROM files ORDER BY updated").fetchall()
-        keyed: dict[str, tuple] = {}
+        keyed: dict[str, tuple[str, str, int, int, float]] = {}
         for path, identity, offset, done, updated in rows:
             if "://" in path:          # an object: its URL was already canonical
                 keyed[path] = (path, identity, offset, done, updated)
@@ -211,16 +202,16 @@ class StateStore:
                                       (time.time(), display_name(command)))
         except sqlite3.Error as exc:
             raise StateError(f"cannot write the state file {self.path}: {exc}") from None
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
-    def finish_run(self, run_id: int, status: str, report: dict) -> None:
+    def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
         try:
             self.db.execute("UPDATE runs SET finished=?, status=?, report=? WHERE id=?",
                             (time.time(), status, json.dumps(report), run_id))
         except sqlite3.Error as exc:
             raise StateWriteError(f"cannot write the state file {self.path}: {exc}") from None
 
-    def runs(self, limit: int = 10) -> list[dict]:
+    def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         out = []
         for r in self.db.execute("SELECT id, started, finished, status, command, report FROM runs "
                                  "ORDER BY id DESC LIMIT ?", (limit,)):
@@ -230,17 +221,17 @@ class StateStore:
 
     def close(self) -> None:
         self.unlock()
-        if self.db is not None:
-            self.db.close()
+        self.db.close()
 
 
 class _FileProgress:
     """Offsets of lines with unanswered events (in read order) and how far reading has got."""
 
-    __slots__ = ("source", "pending", "open", "frontier", "read_all", "failed", "reason", "stuck")
+    __slots__ = ("source", "identity", "pending", "open", "frontier", "read_all", "failed", "reason", "stuck")
 
-    def __init__(self, source: Source, start: int):
+    def __init__(self, source: Source, identity: str, start: int):
         self.source = source
+        self.identity = identity             # the source's, as read when the run began
         self.pending: deque[int] = deque()
         self.open: dict[int, int] = {}       # line offset -> events of that line still unanswered
         self.frontier = start                # every line starting before this has been read
@@ -260,8 +251,8 @@ class _FileProgress:
 class Checkpoints:
     """Tracks acknowledged positions while a run goes, and writes them to the state store."""
 
-    def __init__(self, store: StateStore, *, reprocess: bool = False, warn=lambda message: None,
-                 clock=time.monotonic):
+    def __init__(self, store: StateStore, *, reprocess: bool = False,
+                 warn: Callable[[str], None] = lambda message: None, clock: Callable[[], float] = time.monotonic):
         self.store = store
         self.reprocess = reprocess
         self.warn = warn
@@ -287,7 +278,7 @@ class Checkpoints:
             elif known.offset > 0:
                 start = known.offset
                 self.resumed += 1
-        self._files[source.name] = _FileProgress(source, start)
+        self._files[source.name] = _FileProgress(source, source.identity, start)
         return start
 
     def submitted(self, source: str, offset: int) -> None:
@@ -356,7 +347,7 @@ class Checkpoints:
         finished = []
         for name, progress in self._files.items():
             done = progress.done()
-            rows.append((progress.source.state_key, progress.source.identity, progress.checkpoint(), done,
+            rows.append((progress.source.state_key, progress.identity, progress.checkpoint(), done,
                          progress.failed, None if done else progress.reason))
             if done:
                 finished.append(name)

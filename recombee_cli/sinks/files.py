@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, BinaryIO
 
 import orjson
 
-from recombee_cli.errors import RecombeeCliError
+from recombee_cli.errors import ExportError, ExportWriteError
 from recombee_cli.segment.jsvalues import js_string, js_utf16_len
-from recombee_cli.sinks.base import NOT_REPRESENTABLE, REFUSED, Ticket
+from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, Ticket
 from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import Line
 
@@ -36,14 +37,6 @@ SUCCESS = "_SUCCESS"
 _PART_NAME = re.compile(r"^part-\d+\.")          # a finished part of some export
 _TEMP_NAME = re.compile(r"^\.part-\d+\..*\.tmp$")  # a part still being written (or left by a crash)
 _FLUSH_ROWS = 2048
-
-
-class ExportError(RecombeeCliError):
-    """The output folder cannot be used (not empty, not a folder): a usage error."""
-
-
-class ExportWriteError(ExportError):
-    """Writing the files failed (disk full, permissions): the export is abandoned."""
 
 
 class Refused(Exception):
@@ -163,7 +156,7 @@ def format_datetime(seconds: Any, name: str = "TimeStamp") -> str:
 # ---------------------------------------------------------------------------------------------
 # Formats
 
-EventLookup = Callable[[], "dict | None"]
+EventLookup = Callable[[], "dict[str, Any] | None"]
 
 
 class RowFormat:
@@ -178,12 +171,12 @@ class RowFormat:
     columns: tuple[Column, ...] = ()
     tables: tuple[str, ...] = ()
 
-    def convert(self, request: dict, event: EventLookup) -> tuple[str, dict[str, Any]]:
+    def convert(self, request: dict[str, Any], event: EventLookup) -> tuple[str, dict[str, Any]]:
         """(table, {column name: value}) for one Recombee request; `event()` gives the Segment
         event it came from, decoded only when called. Raises Refused or NotRepresentable."""
         raise NotImplementedError
 
-    def row(self, request: dict, event: EventLookup) -> tuple[str, bytes]:
+    def row(self, request: dict[str, Any], event: EventLookup) -> tuple[str, bytes]:
         table, values = self.convert(request, event)
         return table, self.encode(values)
 
@@ -202,7 +195,7 @@ class RowFormat:
         except UnicodeEncodeError:
             raise Refused("a value is not valid Unicode (a lone surrogate)") from None
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """What the manifest says about the files' layout."""
         return {"format": self.name, "entity": self.entity, "columns": [c.name for c in self.columns],
                 "header": False, "delimiter": self.delimiter, "quoting": "RFC 4180 (only where needed)",
@@ -262,8 +255,8 @@ class FileExporter:
         self._renamed: list[str] = []
         self._made: list[str] = []   # folders this export created (removed again by abort)
         self.rows: dict[str, int] = {table: 0 for table in fmt.tables}
-        self.files: list[dict] = []
-        self.manifest: dict | None = None
+        self.files: list[dict[str, Any]] = []
+        self.manifest: dict[str, Any] | None = None
         self.committing = self.committed = False
         self._prepare(overwrite)
 
@@ -339,7 +332,7 @@ class FileExporter:
         self._closed.append(part)
         part.close()
 
-    def _guarded(self, action: Callable, *args) -> None:
+    def _guarded(self, action: Callable[..., None], *args: Any) -> None:
         try:
             action(*args)
         except OSError as exc:
@@ -348,10 +341,11 @@ class FileExporter:
 
     # -- the end --------------------------------------------------------------------------------
 
-    def commit(self) -> dict:
+    def commit(self) -> dict[str, Any]:
         """Close the parts, replace an earlier export's files, rename the parts, then write the
         manifest and `_SUCCESS` (in that order). Returns the manifest."""
         self._guarded(self._commit)
+        assert self.manifest is not None   # written by _commit
         return self.manifest
 
     def _commit(self) -> None:
@@ -440,10 +434,10 @@ class _Event:
 
     __slots__ = ("_line", "_index", "_event", "_done")
 
-    def __init__(self, line: Callable[[], Line] | None, index: int, event: dict | None = None):
+    def __init__(self, line: Callable[[], Line] | None, index: int, event: dict[str, Any] | None = None):
         self._line, self._index, self._event, self._done = line, index, event, event is not None
 
-    def __call__(self) -> dict | None:
+    def __call__(self) -> dict[str, Any] | None:
         if not self._done:
             self._done = True
             data = self._line().data if self._line is not None else b""
@@ -458,6 +452,10 @@ class ExportSink:
     answered 200 when its row is written, `REFUSED` (with the rule's reason) when a column rule
     drops it, `NOT_REPRESENTABLE` when the format has no such row."""
 
+    lane_count = 0
+    batch_size = None
+    database_id = None
+
     def __init__(self, fmt: RowFormat, files: FileExporter):
         self.format = fmt
         self.files = files
@@ -469,14 +467,14 @@ class ExportSink:
         requests = ticket.requests
         codes = [200] * len(requests)
         messages: list[str | None] = [None] * len(requests)
-        if ticket.events is not None:   # a chunk: (position in block, index in line, first, end) per event
-            block, events = ticket.block, ticket.events
-            for k in range(0, len(events), 4):
-                number, index, first, end = events[k:k + 4]
-                event = _Event(lambda number=number: block.line(number), index)
+        if isinstance(ticket, ChunkTicket):   # (position in block, index in line, first, end) per event
+            block, spans = ticket.block, ticket.spans
+            for k in range(0, len(spans), 4):
+                number, index, first, end = spans[k:k + 4]
+                event = _Event(partial(block.line, number), index)
                 for i in range(first, end):
                     self._one(requests[i], event, codes, messages, i)
-        else:
+        elif isinstance(ticket, EventTicket):
             line = ticket.line
             event = _Event(lambda: line, ticket.index, ticket.event)
             for i, request in enumerate(requests):
@@ -484,11 +482,10 @@ class ExportSink:
         ticket.codes, ticket.messages = codes, messages
         self._done.append(ticket)
 
-    def _one(self, request, event: _Event, codes: list, messages: list, i: int) -> None:
-        if type(request) is bytes:
-            request = orjson.loads(request)
+    def _one(self, request: dict[str, Any] | bytes, event: _Event, codes: list[int], messages: list[str | None],
+             i: int) -> None:
         try:
-            table, line = self.format.row(request, event)
+            table, line = self.format.row(orjson.loads(request) if isinstance(request, bytes) else request, event)
         except Refused as exc:
             codes[i], messages[i] = REFUSED, f"{self.format.entity} drops the entry: {exc}"
             self.refused += 1
@@ -497,6 +494,13 @@ class ExportSink:
             self.not_representable += 1
         else:
             self.files.write(table, line)
+
+    def define(self, requests: list[dict[str, Any]]) -> list[str] | None:
+        """Property definitions have no row in an export: None (not counted)."""
+        return None
+
+    def counters(self) -> dict[str, int]:
+        return {}
 
     def poll(self) -> list[Ticket]:
         done, self._done = self._done, []
@@ -509,3 +513,6 @@ class ExportSink:
     def drain(self) -> list[Ticket]:
         self.files.abort()
         return self.poll()
+
+    def abort(self) -> None:
+        """Nothing runs in the background; `drain` removes the export's temporary files."""

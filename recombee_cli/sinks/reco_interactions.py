@@ -62,7 +62,7 @@ def _what(method: str, path: str) -> str:
     return f"{method} /{parts[0]}/" if parts and parts[0] else f"{method} {path}"
 
 
-def order_id(event: dict | None) -> str | None:
+def order_id(event: dict[str, Any] | None) -> str | None:
     """Segment's ecommerce spec: `properties.order_id` (a string, or a number as JavaScript
     writes it); None when missing, empty or of another type."""
     if not event:
@@ -99,7 +99,7 @@ class RecoInteractions(RowFormat):
     )
     tables = tuple(TABLES.values())
 
-    def convert(self, request: dict, event: EventLookup) -> tuple[str, dict[str, Any]]:
+    def convert(self, request: dict[str, Any], event: EventLookup) -> tuple[str, dict[str, Any]]:
         method, path = request.get("method", ""), request.get("path", "")
         table = TABLES.get(path)
         if table is None or method not in ("POST", "DELETE"):

@@ -143,6 +143,13 @@ class Block:
             self._lines = self.data.split(b"\n")
         return self._lines
 
+    def release_lines(self) -> None:
+        """Forget the lines cut from the bytes; they are cut again if someone asks (an invalid or
+        failed event's line). A block waiting for its answers, or shipped to a cluster, then holds
+        its bytes once instead of twice."""
+        if self.data is not None:
+            self._lines = None
+
     def raw(self) -> bytes:
         """The lines joined by newlines (unreadable ones empty): what a translator worker gets."""
         return self.data if self.data is not None else b"\n".join(self.lines)
