@@ -71,8 +71,10 @@ class InlineTranslator:
         own size."""
         translator, window_filter, dedupe = self.translator, self.window_filter, self.dedupe
         for block in blocks:
-            yield block, translate_block(block.lines, translator, window_filter=window_filter, dedupe=dedupe,
-                                         routes=routes)
+            result = translate_block(block.lines, translator, window_filter=window_filter, dedupe=dedupe,
+                                     routes=routes)
+            block.release_lines()   # it waits for its answers holding its bytes once, not twice
+            yield block, result
 
     def close(self) -> None:
         pass
