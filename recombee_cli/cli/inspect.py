@@ -24,7 +24,7 @@ from recombee_cli.cli.environment import Command, Environment, say, text_stdout
 from recombee_cli.cli.exits import EXIT_CODES_HELP, ExitCode
 from recombee_cli.pipeline.compile import NOT_CHECKED_STATICALLY, static_problems
 from recombee_cli.pipeline.explain import explain as explain_events
-from recombee_cli.pipeline.replay import run
+from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sinks.printer import NullSink
 
@@ -65,8 +65,9 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
     try:
         if dask:
             client, cluster, engine = dask_engine(dask, config, None, None)
-        report = run(sources, translator, NullSink(), dry_run=True, max_line_bytes=max_line_bytes,
-                     warn=warner(env, False), engine=engine)
+        session = ReplaySession(translator, NullSink(), max_line_bytes=max_line_bytes, engine=engine,
+                                warn=warner(env, False))
+        report = session.run(sources)
     finally:
         close_dask(client, cluster)
     if as_json:

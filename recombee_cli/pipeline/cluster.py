@@ -220,10 +220,11 @@ class DaskSession:
         >>> session = recombee_cli.DaskSession(Client("tcp://scheduler:8786"), "mappings.toml")
         >>> session.validate(["s3://acme/segment-logs/SRC/"]).to_dict()
         >>> session.dry_run(["exports/"], output="requests/")        # one file per input
-        >>> session.run(["exports/"], sender, checkpoints=...)       # any sink, e.g. a RecombeeSender
+        >>> session.run(["exports/"], sender, dry_run=False, state_path="state.sqlite")   # any sink
 
-    Files are read and translated on the cluster; the accounting, the order and the sink are in
-    this process (see the module's docstring)."""
+    Files are read and translated on the cluster; the accounting, the order, the sink and the
+    state are in this process (see the module's docstring). Every run is a ReplaySession with the
+    cluster as its engine: the same lifecycle as the `replay` command's."""
 
     def __init__(self, client: Any, config_path: str | None = None, *, since: float | None = None,
                  until: float | None = None):
@@ -231,23 +232,24 @@ class DaskSession:
         self.engine = DaskEngine(client, load_config(config_path), since=since, until=until)
 
     def run(self, inputs: list[str], sink: Sink, **options: Any) -> RunReport:
-        """`replay.run` over INPUTS (files, folders, globs, URLs) with this cluster; `options`
-        as run() takes them (recorder, checkpoints, rejects, observer...)."""
-        from recombee_cli.pipeline.replay import run
+        """A replay of INPUTS (files, folders, globs, URLs) into `sink` with this cluster; `options`
+        as ReplaySession takes them (dry_run, state_path, rejects_path, fail_on, observer...)."""
+        from recombee_cli.pipeline.session import ReplaySession
 
-        return run(expand_inputs(list(inputs)), self.engine.translator, sink, engine=self.engine, **options)
+        session = ReplaySession(self.engine.translator, sink, engine=self.engine, **options)
+        return session.run(expand_inputs(list(inputs)))
 
     def validate(self, inputs: list[str]) -> RunReport:
         """What `validate --dask` reports: per mapping matched, built, invalid by reason."""
         from recombee_cli.sinks.printer import NullSink
 
-        return self.run(inputs, NullSink(), dry_run=True)
+        return self.run(inputs, NullSink())
 
     def dry_run(self, inputs: list[str], output: str) -> RunReport:
         """The requests of each input in its own file under `output` (DIR/<input name>.ndjson)."""
-        from recombee_cli.pipeline.replay import run
+        from recombee_cli.pipeline.session import ReplaySession
         from recombee_cli.sinks.printer import PerFileDryRun
 
         sources = expand_inputs(list(inputs))
-        return run(sources, self.engine.translator, PerFileDryRun(output, [s.name for s in sources]),
-                   engine=self.engine, dry_run=True)
+        sink = PerFileDryRun(output, [s.name for s in sources])
+        return ReplaySession(self.engine.translator, sink, engine=self.engine).run(sources)
