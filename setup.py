@@ -96,9 +96,9 @@ class OptionalBuildExt(build_ext):
                 include = [p for p in self.include_dirs or []]
                 objects = self.compiler.compile([probe], output_dir=tmp, include_dirs=include)
                 self.compiler.link_shared_object(objects, os.path.join(tmp, "probe.so"))
-            except Exception as exc:   # noqa: BLE001 - CompileError, LinkError, a missing program
-                first = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
-                return f"no working C compiler ({first[0]})"
+            except Exception:          # noqa: BLE001 - CompileError, LinkError, a missing program
+                program = (getattr(self.compiler, "compiler_so", None) or ["the C compiler"])[0]
+                return f"no working C compiler ({program} failed)"
         return None
 
     def cythonize(self, exts: list[Extension]) -> list[Extension]:

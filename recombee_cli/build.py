@@ -27,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from functools import cache
 from types import ModuleType
+from typing import Any
 
 # The modules compiled where a compiler is present: the dry-run profile's hot, stable code. Each
 # costs install time (gcc, about 5-25 s of CPU per module); segment.mappingkit was left out: 1 % fewer
@@ -55,7 +56,7 @@ def pure_requested() -> bool:
 
 
 @cache
-def build_record() -> dict:
+def build_record() -> dict[str, Any]:
     """What the install compiled: {"compiler": "cython 3.x", "modules": {name: sha256 of the .py
     compiled}, "note": why not, when it could not}. Empty when the install wrote none (an older
     install, or a checkout used without installing)."""
@@ -80,7 +81,8 @@ class SourceFirst(importlib.abc.MetaPathFinder):
     source changed since the compile, or it was left by an earlier build). Every other import goes
     on as usual (compiled where vouched for)."""
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None):
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if not fullname.startswith("recombee_cli.") or not path:
             return None
         leaf = fullname.rpartition(".")[2]
