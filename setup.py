@@ -57,7 +57,24 @@ class OptionalBuildExt(build_ext):
         super().run()                  # builds into build_lib (then copies to the source when editable)
         self.write_record(os.path.join(self.build_lib, PACKAGE))
         if self.inplace:               # editable install / build_ext --inplace: beside the .py files
-            self.write_record(self.get_finalized_command("build_py").get_package_dir(PACKAGE))
+            folder = self.get_finalized_command("build_py").get_package_dir(PACKAGE)
+            self.write_record(folder)
+            self.remove_earlier_products(folder)
+
+    def remove_earlier_products(self, folder: str) -> None:
+        """Extension modules an earlier build left beside the source (a module since taken off the
+        list, or a build that fell back this time): they would not run (build.py runs only what
+        the record vouches for), but they should not linger either."""
+        from importlib.machinery import EXTENSION_SUFFIXES
+
+        keep = {self.get_ext_filename(name) for name in self.record["modules"]}
+        for dirpath, _dirs, files in os.walk(folder):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                relative = os.path.relpath(path, os.path.dirname(folder))
+                if name.endswith(tuple(EXTENSION_SUFFIXES)) and relative not in keep:
+                    os.remove(path)
+                    note(f"removed {relative}, left by an earlier build")
 
     def build_extensions(self) -> None:
         reason = self.cannot_compile()
