@@ -11,23 +11,23 @@ modules next to the source, which the import system prefers. The .py files stay 
 - `recombee-cli --version` says which build runs, and why it is pure where it is.
 
 This file is read by setup.py (run as a plain file, before the package can be imported), so it
-imports only the standard library.
+imports only the standard library; it runs at every start, so only what is cheap to import (no
+hashlib: OpenSSL takes milliseconds to load) and only when needed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.abc
 import importlib.machinery
-import importlib.util
-import json
 import os
 import sys
-from collections.abc import Sequence
+import zlib
 from functools import cache
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
 
 # The modules compiled where a compiler is present: the dry-run profile's hot, stable code. Each
 # costs install time (gcc, about 5-25 s of CPU per module); segment.mappingkit was left out: 1 % fewer
@@ -47,8 +47,11 @@ RECORD_NAME = "_build.json"               # written by setup.py next to this fil
 
 
 def source_digest(path: str) -> str:
+    """Size and CRC-32 of a source file: enough to tell that it changed since the build (not a
+    defence against tampering), and cheap at every start."""
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        data = f.read()
+    return f"{len(data)}:{zlib.crc32(data):08x}"
 
 
 def pure_requested() -> bool:
@@ -57,9 +60,11 @@ def pure_requested() -> bool:
 
 @cache
 def build_record() -> dict[str, Any]:
-    """What the install compiled: {"compiler": "cython 3.x", "modules": {name: sha256 of the .py
-    compiled}, "note": why not, when it could not}. Empty when the install wrote none (an older
+    """What the install compiled: {"compiler": "cython 3.x", "modules": {name: source_digest of
+    the .py compiled}, "note": why not, when it could not}. Empty when the install wrote none (an older
     install, or a checkout used without installing)."""
+    import json
+
     try:
         with open(os.path.join(os.path.dirname(__file__), RECORD_NAME), encoding="utf-8") as f:
             record = json.load(f)
@@ -75,11 +80,11 @@ def _vouched(fullname: str, source: str) -> bool:
     return fullname in compiled and compiled[fullname] == source_digest(source)
 
 
-class SourceFirst(importlib.abc.MetaPathFinder):
-    """Imports a recombee_cli module from its .py source where an extension module beside it
-    should not run: the pure build is asked for, or the build record does not vouch for it (its
-    source changed since the compile, or it was left by an earlier build). Every other import goes
-    on as usual (compiled where vouched for)."""
+class SourceFirst:
+    """A meta path finder: imports a recombee_cli module from its .py source where an extension
+    module beside it should not run: the pure build is asked for, or the build record does not
+    vouch for it (its source changed since the compile, or it was left by an earlier build). Every
+    other import goes on as usual (compiled where vouched for)."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
@@ -97,8 +102,9 @@ class SourceFirst(importlib.abc.MetaPathFinder):
             return None          # nothing would shadow the source
         if not pure_requested() and _vouched(fullname, source):
             return None          # the compiled module runs
-        return importlib.util.spec_from_file_location(
-            fullname, source, loader=importlib.machinery.SourceFileLoader(fullname, source))
+        from importlib.util import spec_from_file_location
+
+        return spec_from_file_location(fullname, source, loader=importlib.machinery.SourceFileLoader(fullname, source))
 
 
 def install() -> None:
