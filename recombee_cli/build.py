@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # The modules compiled where a compiler is present: the dry-run profile's hot, stable code. Each
 # costs install time (gcc, about 5-25 s of CPU per module); segment.mappingkit was left out: 1 % fewer
-# instructions per event for a third of the compile time.
+# instructions per event (server mix) for a third of the compile time.
 # A name here that no longer exists (a module moved or split) is skipped by the build with a note,
 # and tests/test_builds.py fails under RECOMBEE_CLI_EXPECT_COMPILED=1 (CI) until the list is fixed.
 COMPILED_MODULES: tuple[str, ...] = (
@@ -132,7 +132,7 @@ def compiled_modules() -> list[str]:
 
 
 def describe() -> str:
-    """For --version: "compiled: cython 3.1.2, 6 modules" or "pure Python[: why]"."""
+    """For --version: "compiled: cython 3.3.1, 5 modules" or "pure Python[: why]"."""
     record = build_record()
     running = compiled_modules()
     if running:
@@ -140,6 +140,8 @@ def describe() -> str:
         stale = [n for n in record.get("modules", {}) if n not in running and n in sys.modules]
         if stale:
             text += f"; from source, changed since the build: {', '.join(sorted(stale))}"
+        if record.get("note"):     # some module did not compile
+            text += f"; {record['note']}"
         return text
     if pure_requested():
         return f"pure Python: {PURE_ENV}={os.environ[PURE_ENV]}"
