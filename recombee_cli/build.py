@@ -35,8 +35,7 @@ if TYPE_CHECKING:
 # A name here that no longer exists (a module moved or split) is skipped by the build with a note,
 # and tests/test_builds.py fails under RECOMBEE_CLI_EXPECT_COMPILED=1 (CI) until the list is fixed.
 COMPILED_MODULES: tuple[str, ...] = (
-    "recombee_cli.pipeline.parallel",      # translate_lines: the per-event loop of a replay
-    "recombee_cli.pipeline.translate",     # Translator.plan: which mappings an event meets
+    "recombee_cli.pipeline.translate",     # translate_block, the per-event loop; Translator.plan
     "recombee_cli.segment.timestamps",     # the timestamp fast path
     "recombee_cli.segment.actions",        # the preset builders' coercions and ID checks
     "recombee_cli.outcomes",               # unmatched_name, once per unmatched event
@@ -132,7 +131,7 @@ def compiled_modules() -> list[str]:
 
 
 def describe() -> str:
-    """For --version: "compiled: cython 3.3.1, 5 modules" or "pure Python[: why]"."""
+    """For --version: "compiled: cython 3.3.1, 4 modules" or "pure Python[: why]"."""
     record = build_record()
     running = compiled_modules()
     if running:
