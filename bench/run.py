@@ -351,6 +351,10 @@ class Bench:
         self.code_before = source_fingerprint()
         self.code_after = self.code_before
         self.workers_available = "--workers" in self._help()
+        # Which build runs ("compiled: cython ..." or "pure Python ..."): a compiled build also gets
+        # its pure-Python build measured (RECOMBEE_CLI_PURE=1, the same install) beside it.
+        self.build = self._build()
+        self.compiled = self.build.startswith("compiled")
         self.env = dict(os.environ, RECOMBEE_PRIVATE_TOKEN=TOKEN)
         self.env.pop("RAPI_URI", None)          # the SDK would prefer it to options["base_uri"]
         # An installed tool starts from compiled bytecode; an editable checkout, or packages
@@ -362,6 +366,11 @@ class Bench:
                         *sysconfig.get_paths()["purelib"].split(os.pathsep)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         self._report_n = 0
+
+    def _build(self) -> str:
+        done = subprocess.run(self.cli + ["--version"], capture_output=True, text=True, cwd=ROOT)
+        text = done.stdout.strip()
+        return text[text.find("(") + 1:-1] if text.endswith(")") else "pure Python"
 
     def _help(self) -> str:
         done = subprocess.run(self.cli + ["replay", "--help"], capture_output=True, text=True, cwd=ROOT)
@@ -380,10 +389,10 @@ class Bench:
         return cmd + list(extra) + inputs
 
     def run_cli(self, result: Result, cmd_for, *, expect_events: int | None, stdout: str = "devnull",
-                feeder: list[str] | None = None, sample_tree: bool = False) -> Proc | None:
+                feeder: list[str] | None = None, sample_tree: bool = False, env: dict | None = None) -> Proc | None:
         """One run of recombee-cli: cmd_for(report_path) -> argv. Checks exit code and event count."""
         report = self.report_path()
-        proc = run_process(cmd_for(report), feeder=feeder, stdout=stdout, env=self.env, sample_tree=sample_tree)
+        proc = run_process(cmd_for(report), feeder=feeder, stdout=stdout, env=env or self.env, sample_tree=sample_tree)
         if proc.returncode not in CLI_EXIT_OK:
             result.error = fail_text(proc, "recombee-cli")
             return None
@@ -447,9 +456,15 @@ class Bench:
             custom = self.keep("dry-custom", Result("replay --dry-run --config (presets + 50 custom)", events, size))
             if check.returncode != 0:
                 custom.error = f"validate exited {check.returncode}: {check.stderr.strip()[-200:]}"
+        pure = None
+        if self.compiled:
+            pure = self.keep("dry-pure", Result("replay --dry-run, plain file, pure-Python build", events, size))
         for _ in range(self.args.repeat):
             if not single.error:
                 self.run_cli(single, lambda r: self.replay([str(plain)], report=r), expect_events=events)
+            if pure and not pure.error:
+                self.run_cli(pure, lambda r: self.replay([str(plain)], report=r), expect_events=events,
+                             env=dict(self.env, RECOMBEE_CLI_PURE="1"))
             if custom and not custom.error:
                 self.run_cli(custom, lambda r: self.replay([str(plain)], "--config", str(toml), report=r),
                              expect_events=events)
@@ -464,6 +479,13 @@ class Bench:
                                  target="" if goal is None else f">= {goal:.0%} of plain floor (CPU)",
                                  verdict="ERROR" if result.error else
                                  ("" if goal is None else verdict(None if cpu is None else cpu >= goal))))
+        if pure:
+            cpu, wall = _ratio(pure.cpu_rate, floor and floor.cpu_rate), _ratio(pure.rate, floor and floor.rate)
+            gain = _ratio(single.cpu_rate, pure.cpu_rate)
+            text = f"{cpu:.1%} of floor (wall {wall:.1%})" if cpu and wall else ""
+            if gain:
+                text += f"; compiled {gain:.2f}x its CPU rate"
+            self.rows.append(Row(pure, ratio=text, verdict="ERROR" if pure.error else ""))
         stretch = TARGET_DRY_STRETCH.get(self.mix)
         if stretch:
             cpu = _ratio(single.cpu_rate, floor and floor.cpu_rate)
@@ -789,6 +811,10 @@ class Bench:
         programs.append(("floor", "floor: orjson loads+dumps", [PYTHON, str(BENCH / "floor.py"), "orjson"], env))
         programs.append(("head", f"this checkout ({self.code_before.split(',')[0]})",
                          [PYTHON, "-m", "recombee_cli", "replay", "--dry-run", "--quiet"], dict(env, PYTHONPATH=str(ROOT))))
+        if self.compiled:
+            programs.append(("pure", "this checkout, pure-Python build (RECOMBEE_CLI_PURE=1)",
+                             [PYTHON, "-m", "recombee_cli", "replay", "--dry-run", "--quiet"],
+                             dict(env, PYTHONPATH=str(ROOT), RECOMBEE_CLI_PURE="1")))
         baseline = None
         if a.baseline_rev:
             try:
@@ -841,6 +867,8 @@ class Bench:
                 if value and floor and key != "floor":
                     text += f" (floor {floor / value:.1%})"
                 target, result = "", ""
+                if key == "head" and per.get("pure") and value:
+                    text += f", {1 - value / per['pure']:.1%} fewer than pure Python"
                 if key == "head" and "base" in per:
                     base = per["base"]
                     fewer = 1 - value / base if value and base else None
@@ -1028,6 +1056,8 @@ def machine_header(bench: Bench) -> list[str]:
         f"httpx {version('httpx')}, isal {version('isal')}, recombee-cli {version('recombee-cli')}, "
         f"recombee-api-client {version('recombee-api-client')}",
         f"code    : {bench.code_before}" + _code_change(bench.code_before, bench.code_after),
+        f"build   : {bench.build}" + ("; pure-Python rows: the same install with RECOMBEE_CLI_PURE=1"
+                                     if bench.compiled else ""),
     ] + inputs + [
         f"runs    : best of {a.repeat} runs (wall and CPU time each); --workers "
         f"{'available' if bench.workers_available else 'not available'}",

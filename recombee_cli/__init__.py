@@ -13,6 +13,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# Before any submodule is imported: the compiled modules, where the install built them, unless
+# RECOMBEE_CLI_PURE=1 asks for the pure-Python build or a module's source changed since (build.py).
+from recombee_cli import build as _build  # noqa: E402
+
+_build.install()
+
 from recombee_cli.errors import ConfigError, MappingError, PayloadInvalid, RecombeeCliError, TriggerSyntaxError  # noqa: E402
 
 __all__ = [

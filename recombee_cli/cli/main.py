@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from recombee_cli import __version__
+from recombee_cli import __version__, build
 from recombee_cli.cli.configs import import_segment, presets
 from recombee_cli.cli.environment import Environment, Group
 from recombee_cli.cli.exits import EXIT_CODES_HELP, ExitCode
@@ -23,7 +23,7 @@ ENVVAR_PREFIX = "RECOMBEE_CLI"
 
 
 @click.group(cls=Group, epilog=EXIT_CODES_HELP, context_settings={"auto_envvar_prefix": ENVVAR_PREFIX})
-@click.version_option(__version__, prog_name="recombee-cli")
+@click.version_option(__version__, prog_name="recombee-cli", message=f"%(prog)s %(version)s ({build.describe()})")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Replay Segment event exports into Recombee, as Segment's Recombee (Actions) destination
