@@ -88,3 +88,13 @@ def test_a_session_that_cannot_reach_recombee_says_what_was_done_and_records_the
         assert "hand-written.ndjson" not in done   # its requests were never answered: the next run sends them
     finally:
         store.close()
+
+
+def test_a_session_runs_once_and_says_so_when_run_again(tmp_path):
+    rejects = tmp_path / "rejects.ndjson"
+    session = ReplaySession(translator(), DryRunPrinter(io.BytesIO()), rejects_path=str(rejects))
+    session.run(expand_inputs([str(ROOT / "sample_events_with_mistakes")]))
+    written = rejects.read_bytes()
+    with pytest.raises(RuntimeError, match="runs once"):
+        session.run(expand_inputs([str(ROOT / "sample_events_with_mistakes")]))
+    assert written and rejects.read_bytes() == written

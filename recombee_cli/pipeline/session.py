@@ -58,10 +58,15 @@ class ReplaySession:
         self.store: StateStore | None = None
         self.checkpoints: Checkpoints | None = None
         self.run_id: int | None = None
+        self.opened = self.ran = False
 
     def open(self) -> None:
         """Open the rejects file and the state (locked; a run row started). Everything that can be
-        refused is refused here, before anything is sent; what was opened is closed again."""
+        refused is refused here, before anything is sent; what was opened is closed again. A
+        session runs once: its report, rejects and state row are that run's."""
+        if self.opened:
+            return
+        self.opened = True
         try:
             if self.rejects_path:
                 self.rejects = RejectsWriter(self.rejects_path)
@@ -79,8 +84,10 @@ class ReplaySession:
         """The whole run: open, replay every source, record, close. On an error or Ctrl-C the sink
         is stopped first, the report says what was done (`aborted`, `not_answered`), the state
         records the run as aborted or interrupted, and the error is raised again."""
-        if self.rejects is None and self.store is None:
-            self.open()
+        if self.ran:
+            raise RuntimeError("a ReplaySession runs once: make a new one for another run")
+        self.ran = True
+        self.open()
         report = self.report
         if skipped_folders:
             report.extra["skipped_folders"] = skipped_folders
