@@ -8,6 +8,7 @@ import json
 from types import SimpleNamespace
 
 import orjson
+import pytest
 from helpers import DATA, MISTAKES, SAMPLES, load_json
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,8 @@ from hypothesis import strategies as st
 from recombee_cli.errors import MappingError, PayloadInvalid
 from recombee_cli.pipeline.compile import compile_mapping
 from recombee_cli.pipeline.config import MappingSpec
-from recombee_cli.pipeline.fastpath import compile_mapping_function
+from recombee_cli.pipeline import mapcore
+from recombee_cli.pipeline.fastpath import program_function, source_function
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.presets import PRESETS
 
@@ -30,6 +32,18 @@ def _outcome(fn, event):
 
 def _reference(mapping):
     return lambda event: mapping.action.build(mapping.prepare(event), event)
+
+
+# Both fast paths, whichever the build runs: the generated source (the pure build's) and the
+# program run by mapcore (the compiled build's; pure Python here under RECOMBEE_CLI_PURE=1).
+FAST_PATHS = {"source": source_function, "program": program_function}
+
+
+def test_a_replay_runs_the_fast_path_of_its_build():
+    mapping = _preset_mappings()[0]
+    expected = "program" if mapcore.COMPILED else "source"
+    assert (hasattr(mapping.run, "source") and not hasattr(mapping.run, "func")) == (expected == "source")
+    assert mapcore.COMPILED == (not mapcore.__file__.endswith(".py"))
 
 
 def _preset_mappings():
@@ -59,23 +73,26 @@ def _corpus():
     return events
 
 
-def test_presets_agree_with_the_interpreter_on_every_event_we_have():
+@pytest.mark.parametrize("fast", FAST_PATHS)
+def test_presets_agree_with_the_interpreter_on_every_event_we_have(fast):
     mappings = _preset_mappings()
+    runs = [FAST_PATHS[fast](mapping) for mapping in mappings]
     events = _corpus()
     assert len(events) > 35_000
     compared = 0
     for i, event in enumerate(events):
-        for mapping in mappings:
+        for mapping, run in zip(mappings, runs):
             # every matching mapping, and every mapping on a slice: the function must not rely
             # on its trigger (an event of another type is just another shape)
             if i % 20 == 0 or mapping.trigger.matches(event):
-                assert _outcome(mapping.run, event) == _outcome(_reference(mapping), event), \
+                assert _outcome(run, event) == _outcome(_reference(mapping), event), \
                     (mapping.name, event)
                 compared += 1
     assert compared > 50_000
 
 
-def test_every_preset_is_compiled_and_resolves_common_events_without_the_interpreter():
+@pytest.mark.parametrize("fast", FAST_PATHS)
+def test_every_preset_is_compiled_and_resolves_common_events_without_the_interpreter(fast):
     """A normal event is resolved by the inlined lookups: resolvers that explode prove it; an
     event whose `properties` is not an object takes the resolvers' path and still agrees."""
     event = {"type": "track", "event": "Product Viewed", "userId": "u1", "name": "home",
@@ -87,15 +104,15 @@ def test_every_preset_is_compiled_and_resolves_common_events_without_the_interpr
         raise AssertionError("the interpreter's resolver was called")
 
     for mapping in _preset_mappings():
-        assert "def run(event)" in mapping.run.source
+        assert "def run(event)" in source_function(mapping).source
         if mapping.action.slug == "addPurchase":   # @arrayPath is left to its resolver
             continue
         spied = SimpleNamespace(name=mapping.name, action=mapping.action, spec=mapping.spec,
                                 prepare=mapping.prepare,
                                 resolvers=tuple((name, explode) for name, _ in mapping.resolvers))
-        assert _outcome(compile_mapping_function(spied), event) == _outcome(_reference(mapping), event)
+        assert _outcome(FAST_PATHS[fast](spied), event) == _outcome(_reference(mapping), event)
         odd = dict(event, properties=["not", "an", "object"])
-        assert _outcome(mapping.run, odd) == _outcome(_reference(mapping), odd)
+        assert _outcome(FAST_PATHS[fast](mapping), odd) == _outcome(_reference(mapping), odd)
 
 
 # --- custom mappings over generated events -----------------------------------------------------
@@ -184,6 +201,7 @@ _EVENTS = st.builds(
 
 _CUSTOM_MAPPINGS = [compile_mapping(MappingSpec(f"custom {i}", 'type = "track"', action, fields, "test"))
                     for i, (action, fields) in enumerate(_CUSTOM)]
+_CUSTOM_PROGRAMS = [program_function(mapping) for mapping in _CUSTOM_MAPPINGS]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -191,8 +209,10 @@ _CUSTOM_MAPPINGS = [compile_mapping(MappingSpec(f"custom {i}", 'type = "track"',
 @example({"type": "track", "event": "Anything", "userId": "u1", "properties": {"lines": []}})  # no clock, nothing to send
 @example({"type": "track", "event": "Anything", "userId": "u1", "properties": {"price": 0, "rating": 1}})
 def test_custom_mappings_agree_with_the_interpreter_on_any_event_shape(event):
-    for mapping in _CUSTOM_MAPPINGS:
-        assert _outcome(mapping.run, event) == _outcome(_reference(mapping), event), mapping.spec.fields
+    for mapping, program in zip(_CUSTOM_MAPPINGS, _CUSTOM_PROGRAMS):
+        expected = _outcome(_reference(mapping), event)
+        assert _outcome(source_function(mapping), event) == expected, mapping.spec.fields
+        assert _outcome(program, event) == expected, mapping.spec.fields
 
 
 def test_custom_mappings_produce_requests_for_a_well_formed_event():
@@ -203,9 +223,10 @@ def test_custom_mappings_produce_requests_for_a_well_formed_event():
                             "items": ["u2"], "lines": [{"id": "u2", "b": 2, "x": 1.5}, {"id": "u3"}],
                             "when": "2024-03-01T12:00:01.000Z", "a": {"b": "x"}, "price": 2}}
     for mapping in _CUSTOM_MAPPINGS:
-        kind, requests = _outcome(mapping.run, event)
-        assert kind == "requests" and requests, (mapping.name, requests)
-        assert requests == _outcome(_reference(mapping), event)[1]
+        for fast in FAST_PATHS.values():
+            kind, requests = _outcome(fast(mapping), event)
+            assert kind == "requests" and requests, (mapping.name, requests)
+            assert requests == _outcome(_reference(mapping), event)[1]
 
 
 # --- plans: triggers decided once per (event, type) --------------------------------------------

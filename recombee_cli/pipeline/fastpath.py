@@ -9,6 +9,11 @@ add-type builders (`AddBuilder`) are inlined too; every other builder is called 
 result — requests or the first PayloadInvalid/MappingError — is the interpreter's, which
 tests/test_fastpath.py checks event by event on every corpus we have.
 
+The same analysis is also given as data, a *program* (`compile_program`), which
+`mapcore.run_program` runs in one call. Which of the two a replay uses is the build's: where the
+install compiled mapcore, the program (C does the lookups); in the pure build, the generated source
+(the faster of the two in pure Python). Tests run both in either build.
+
 Why: calling a dozen closures per event was most of the translate stage's time (profile in
 bench/README.md); the generated function does the same work with local variables.
 """
@@ -16,9 +21,11 @@ bench/README.md); the generated function does the same work with local variables
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 from recombee_cli.errors import PayloadInvalid
+from recombee_cli.pipeline import mapcore
 from recombee_cli.segment.actions import (
     FALLBACK_TIMESTAMPS,
     NO_TIMESTAMP,
@@ -40,9 +47,6 @@ from recombee_cli.segment.timestamps import fast_canonical as _fast_canonical
 from recombee_cli.segment.timestamps import first_epoch_seconds, to_epoch_seconds
 
 _SCALARS = (str, int, float, bool, type(None))
-# IDs that passed actions.ID_PATTERN, shared by every mapping. Small enough (32k) to fill early in
-# any archive, so that memory stays flat however long the run (at 256k it grew 12 MB from 1M to 10M).
-_VALID_IDS: set[str] = set()
 
 
 class _Writer:
@@ -56,7 +60,7 @@ class _Writer:
             "fast_timestamp": _fast_canonical,
             "first_epoch_seconds": first_epoch_seconds, "FALLBACK": FALLBACK_TIMESTAMPS,
             "NO_TIMESTAMP": NO_TIMESTAMP, "_id_ok": is_valid_id, "check_id": check_id,
-            "VALID_IDS": _VALID_IDS, "VALID_IDS_LIMIT": 1 << 15,
+            "VALID_IDS": mapcore.VALID_IDS, "VALID_IDS_LIMIT": mapcore.VALID_IDS_LIMIT,
         }
         self._temps = 0
 
@@ -159,14 +163,38 @@ def _emit_path(w: _Writer, path: str, target: str, depth: int, fallback: str) ->
         w.line(depth + level + 1, f"{target} = {fallback}(event)")
 
 
-def compile_mapping_function(mapping: Any) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
-    """`event -> requests` for a compiled mapping, a config.CompiledMapping (not imported here:
-    config imports this module); raises PayloadInvalid or MappingError like the interpreter."""
+MappingFunction = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
+def compile_mapping_function(mapping: Any) -> MappingFunction:
+    """`event -> requests` for a compiled mapping, a compile.CompiledMapping (not imported here:
+    compile imports this module); raises PayloadInvalid or MappingError like the interpreter.
+    Where mapcore runs compiled, the mapping's program (one C call per event); else its
+    generated source."""
+    return program_function(mapping) if mapcore.COMPILED else source_function(mapping)
+
+
+def _unmapped(mapping: Any) -> MappingFunction | None:
+    """A mapping that leaves a required field unmapped: Segment refuses every event of it, so
+    there is no need for speed: the interpreter runs it."""
+    if not preparer_plan(mapping.action, mapping.resolvers)[1]:
+        return None
+    prepare, build = mapping.prepare, mapping.action.build
+    return lambda event: build(prepare(event), event)
+
+
+def program_function(mapping: Any) -> MappingFunction:
+    """The mapping as a mapcore program, run by `mapcore.run_program`."""
+    return _unmapped(mapping) or partial(mapcore.run_program, compile_program(mapping))
+
+
+def source_function(mapping: Any) -> MappingFunction:
+    """The mapping written out as Python source (its `.source`), compiled by the interpreter."""
+    unmapped = _unmapped(mapping)
+    if unmapped is not None:
+        return unmapped
     action = mapping.action
-    plan, unmapped = preparer_plan(action, mapping.resolvers)
-    if unmapped:   # Segment refuses every event of such a mapping: no need for speed
-        prepare, build = mapping.prepare, action.build
-        return lambda event: build(prepare(event), event)
+    plan, _ = preparer_plan(action, mapping.resolvers)
     w = _Writer()
     w.line(0, "def run(event):")
     fields: list[tuple[str, str, bool]] = []   # (name, local, always present)
@@ -205,7 +233,56 @@ def compile_mapping_function(mapping: Any) -> Callable[[dict[str, Any]], list[di
     exec(compile(source, f"<mapping {mapping.name!r}>", "exec"), namespace)
     run = namespace["run"]
     run.source = source   # for tests and for whoever debugs a difference
-    return cast("Callable[[dict[str, Any]], list[dict[str, Any]]]", run)
+    return cast("MappingFunction", run)
+
+
+def compile_program(mapping: Any) -> tuple[Any, ...]:
+    """The mapping as a program for mapcore.run_program: source_function's analysis, as data
+    (a mapping with an unmapped required field has none: see _unmapped)."""
+    plan, unmapped = preparer_plan(mapping.action, mapping.resolvers)
+    assert not unmapped, "a mapping that leaves a required field unmapped has no program"
+    fields = []
+    for name, resolve, spec, plain in plan:
+        node = mapping.spec.fields[name]
+        fields.append((_program_node(node, resolve) if _inlinable(node) else (mapcore.CALL, resolve),
+                       spec.required, missing_field(name), plain, spec))
+    names = [name for name, _, _, _ in plan]
+    build = mapping.action.build
+    others = set(names) - {build.first_field} if type(build) is AddBuilder else set()
+    if type(build) is not AddBuilder or build.first_keys & others:
+        return tuple(fields), (mapcore.GENERIC, tuple(names), build)
+    at = {name: position for position, name in enumerate(names)}
+    required = {name: spec.required for name, _, spec, _ in plan}
+    check = (build.check, at[build.checked_field]) if build.check is not None and build.checked_field else None
+    first = (build.first, at[build.first_field], build.each) if build.first_field is not None else None
+    body = tuple((name, at[name], required[name]) for name in names
+                 if name not in SKIP_IN_BODY and name != build.first_field)
+    ids = () if first is not None else tuple((name, at[name], required[name]) for name in mapcore.ID_FIELDS
+                                             if name in at)
+    extras = tuple(at[name] for name in ("additionalData", "internalAdditionalData") if name in at)
+    builder = (mapcore.ADD, check, first, at.get("timestamp", -1), extras, build.path, body, ids)
+    return tuple(fields), builder
+
+
+def _program_node(node: Any, fallback: Callable[[dict[str, Any]], Any]) -> tuple[Any, ...]:
+    """_emit_value's forms as a mapcore node."""
+    if type(node) in _SCALARS:
+        return (mapcore.LITERAL, node)
+    key, value = next(iter(node.items())) if is_directive(node) else (None, None)
+    if key == "@literal":
+        return (mapcore.LITERAL, value)
+    if key == "@path":
+        return _program_path(value, fallback)
+    if key == "@if":
+        return (mapcore.COALESCE, _program_path(value["exists"]["@path"], fallback),
+                _program_path(value["else"]["@path"], fallback))
+    return (mapcore.OBJECT, tuple((k, _program_node(node[k], _compile(node[k], False))) for k in js_keys(node)))
+
+
+def _program_path(path: str, fallback: Callable[[dict[str, Any]], Any]) -> tuple[Any, ...]:
+    compiled = _compile_path(path.replace("$.", "", 1))
+    assert compiled is not None   # (_inlinable checked it)
+    return (mapcore.PATH, tuple(k for k, _ in compiled), fallback)
 
 
 def _emit_add(w: _Writer, build: AddBuilder, fields: list[tuple[str, str, bool]]) -> None:

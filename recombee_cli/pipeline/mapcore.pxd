@@ -1,0 +1,10 @@
+# Cython's view of mapcore.py (an "augmenting .pxd"): C types and C calls for the compiled build.
+# The .py stays the reference and the pure build; nothing here changes what it computes.
+import cython
+
+@cython.locals(kind=cython.long, i=cython.Py_ssize_t)
+cdef object _resolve(tuple node, dict event)
+
+cdef list _build_add(tuple builder, list values, dict event)
+
+cdef object _check_id(str name, object value)

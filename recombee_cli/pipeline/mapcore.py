@@ -1,0 +1,176 @@
+"""Map and build stages as one compiled call per event: a mapping's *program* run by `run_program`.
+
+`pipeline.fastpath` writes each mapping out twice, from the same analysis: as generated Python
+source (the pure-Python build's fast path) and as a program of plain tuples that this module runs.
+This module is in build.COMPILED_MODULES: where the install compiled it, a replay runs every mapping
+through `run_program` (one C call per mapping per event, the inlinable forms — `@path`, the coalesce,
+literals, objects of those, the add-type builders — done in C), and the generated source stays
+the pure build's. Both do the same steps in the same order as the interpreter (mappingkit's
+resolvers, `actions.make_preparer`, the action's builder), which stays the reference:
+tests/test_fastpath.py checks all three event by event on every corpus we have.
+
+A program (built by fastpath.compile_program):
+    (fields, builder)
+    fields:  a tuple of (node, required, missing message, plain types or None, field spec)
+    node:    (LITERAL, value) | (PATH, keys, fallback) | (COALESCE, path node, else node)
+             | (OBJECT, ((key, node), ...)) | (CALL, resolver)
+    builder: (GENERIC, names, build)   the payload of the present fields, to the action's builder
+           | (ADD, check, first, stamp, extras, path, body, ids)   actions.AddBuilder, inlined
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recombee_cli.errors import PayloadInvalid
+from recombee_cli.segment.actions import FALLBACK_TIMESTAMPS, NO_TIMESTAMP, check_id, coerce_field, is_valid_id
+from recombee_cli.segment.jsvalues import UNDEFINED
+from recombee_cli.segment.mappingkit import copy_value
+from recombee_cli.segment.timestamps import fast_canonical, first_epoch_seconds, to_epoch_seconds
+
+# Whether this module runs compiled (then fastpath gives every mapping a program instead of source).
+COMPILED = not __file__.endswith(".py")
+
+# node kinds
+LITERAL, PATH, COALESCE, OBJECT, CALL = 0, 1, 2, 3, 4
+# builder kinds
+GENERIC, ADD = 0, 1
+
+# IDs that passed actions.ID_PATTERN, shared by every mapping (and by the generated source). Small
+# enough (32k) to fill early in any archive, so that memory stays flat however long the run (at
+# 256k it grew 12 MB from 1M to 10M).
+VALID_IDS: set[str] = set()
+VALID_IDS_LIMIT = 1 << 15
+ID_FIELDS = ("userId", "itemId", "sessionId")
+
+
+def _resolve(node: tuple, event: dict) -> Any:   # type: ignore[type-arg]  # (Cython types these)
+    # The kinds are written as numbers, not their names, so that the compiled build compares C
+    # integers instead of looking up module globals.
+    kind = node[0]
+    if kind == 1:   # PATH
+        keys: tuple = node[1]   # type: ignore[type-arg]
+        value = event.get(keys[0], UNDEFINED)
+        for i in range(1, len(keys)):
+            # through dicts a path is plain lookups; a list, string or falsy value on the way has
+            # JavaScript semantics (indexes, `length`, short-circuit) that the field's resolver knows
+            if type(value) is not dict:
+                return node[2](event)
+            inner: dict = value   # type: ignore[type-arg]
+            value = inner.get(keys[i], UNDEFINED)
+        if type(value) is dict or type(value) is list:
+            return copy_value(value)
+        return value
+    if kind == 0:   # LITERAL
+        return node[1]
+    if kind == 2:   # COALESCE
+        value = _resolve(node[1], event)
+        if value is None or value is UNDEFINED:
+            return _resolve(node[2], event)
+        return value
+    if kind == 3:   # OBJECT
+        out = {}
+        for key, child in node[1]:
+            value = _resolve(child, event)
+            if value is not UNDEFINED:
+                out[key] = value
+        return out
+    return node[1](event)   # CALL: a form not written out, resolved by the field's own resolver
+
+
+def run_program(program: tuple, event: dict) -> list[dict[str, Any]]:   # type: ignore[type-arg]
+    """A mapping's requests for an event, or the first PayloadInvalid/MappingError, as the
+    interpreter gives them."""
+    fields: tuple = program[0]   # type: ignore[type-arg]
+    builder: tuple = program[1]  # type: ignore[type-arg]
+    values: list[Any] = []
+    for field in fields:
+        value = _resolve(field[0], event)
+        if value is UNDEFINED or value is None or value == "":
+            if field[1]:
+                raise PayloadInvalid(field[2])
+            values.append(None)
+            continue
+        plain = field[3]
+        if plain is None or type(value) not in plain:
+            value = coerce_field(field[4], value)
+        values.append(value)
+    if builder[0] == 0:   # GENERIC
+        payload = {}
+        names: tuple = builder[1]   # type: ignore[type-arg]
+        for i in range(len(names)):
+            value = values[i]
+            if value is not None or fields[i][1]:
+                payload[names[i]] = value
+        return builder[2](payload, event)   # type: ignore[no-any-return]
+    return _build_add(builder, values, event)
+
+
+def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]]:   # type: ignore[type-arg]
+    """actions.AddBuilder and actions._add_params, step for step, on the resolved values."""
+    _, check, first, stamp_at, extras, path, body, ids = builder
+    if check is not None:
+        check[0](values[check[1]])
+    firsts: list[Any] | None = None
+    if first is not None:
+        # the first parameters of each request, all of them before the timestamp (as the builder:
+        # a purchase with no products sends nothing and needs no timestamp)
+        make = first[0]
+        value = values[first[1]]
+        firsts = [make(v) for v in value] if first[2] else [make(value)]
+        if not firsts:
+            return []
+    stamp = values[stamp_at] if stamp_at >= 0 else None
+    ts: Any = None
+    if stamp is not None:
+        if type(stamp) is str:
+            ts = fast_canonical(stamp)
+        if ts is None:
+            ts = to_epoch_seconds(stamp)
+    else:
+        ts = first_epoch_seconds(event, FALLBACK_TIMESTAMPS)
+        if ts is None:
+            raise PayloadInvalid(NO_TIMESTAMP)
+    if len(extras) == 2:
+        given, internal = values[extras[0]], values[extras[1]]
+        extra = {**given, **internal} if given and internal else dict(given or internal or {})
+    elif extras:
+        given = values[extras[0]]
+        extra = dict(given) if given else {}
+    else:
+        extra = {}
+    if firsts is None:
+        params = {"timestamp": ts, "cascadeCreate": True, "additionalData": extra}
+        for name, at, required in body:
+            value = values[at]
+            if required or value is not None:
+                params[name] = value
+        for name, at, required in ids:
+            value = values[at]
+            if (required or value is not None) and value not in VALID_IDS:
+                _check_id(name, value)
+        return [{"method": "POST", "path": path, "params": params}]
+    requests = []
+    for one in firsts:
+        params = {"timestamp": ts, "cascadeCreate": True, "additionalData": extra}
+        if one:
+            params.update(one)
+        for name, at, required in body:
+            value = values[at]
+            if required or value is not None:
+                params[name] = value
+        for name in ID_FIELDS:   # the first parameters may bring an itemId
+            if name in params:
+                value = params[name]
+                if value not in VALID_IDS:
+                    _check_id(name, value)
+        requests.append({"method": "POST", "path": path, "params": params})
+    return requests
+
+
+def _check_id(name: str, value: Any) -> None:
+    # IDs repeat (users, products): a set of those seen valid saves the regular expression
+    if not is_valid_id(value):
+        check_id(name, value)
+    if len(VALID_IDS) < VALID_IDS_LIMIT:
+        VALID_IDS.add(value)
