@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from recombee_cli.errors import InputError
 from recombee_cli.sources.decode import decode
+from recombee_cli.sources.lines import cut_lines
 from recombee_cli.sources.reader import Source, expand_inputs, read_lines
 
 
@@ -219,3 +220,13 @@ def test_line_numbers_offsets_and_overlong_lines_whatever_the_reads(parts, chunk
         decompress.CHUNK_SIZE = old
     got = [(l.number, l.offset, l.data, l.error is not None) for l in lines]
     assert got == _reference_lines(data, max_line_bytes, start)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"", b"\n", b"\r", b"\n\n", b"{}", b"x" * 40, b"\xff", b" "]), max_size=12))
+@example([])
+@example([b"\n"])
+def test_lines_are_cut_exactly_where_bytes_split_cuts_them(parts):
+    """A line cut one byte off would be a broken event: the memchr cut must be split's."""
+    data = b"".join(parts)
+    assert cut_lines(data) == data.split(b"\n")

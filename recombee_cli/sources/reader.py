@@ -25,6 +25,7 @@ from recombee_cli.sources.dayfolders import (
     received_day,
 )
 from recombee_cli.sources.decompress import DamagedData, ReadFailed, decoded, decompressed
+from recombee_cli.sources.lines import cut_lines
 from recombee_cli.sources.local import expand_local, stdin_source
 from recombee_cli.sources.remote import expand_remote
 
@@ -105,8 +106,8 @@ class ReadProgress:
 
 class Block:
     """Consecutive physical lines of one source as read, blank ones included: the unit the
-    pipeline works in. A block keeps the bytes as read; they are cut into lines (`bytes.split`, in
-    C) where they are translated, which with --workers is another process. A `Line`, with its byte
+    pipeline works in. A block keeps the bytes as read; they are cut into lines (`lines.cut_lines`)
+    where they are translated, which with --workers is another process. A `Line`, with its byte
     offset, is made only for the few lines someone asks about (invalid events, failures)."""
 
     __slots__ = ("source", "number", "offset", "count", "data", "errors", "unreadable", "_lines", "_lengths",
@@ -140,7 +141,7 @@ class Block:
     def lines(self) -> list[bytes]:
         if self._lines is None:
             assert self.data is not None   # a block without its lines has its bytes
-            self._lines = self.data.split(b"\n")
+            self._lines = cut_lines(self.data)
         return self._lines
 
     def release_lines(self) -> None:
@@ -430,7 +431,7 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                 skipping = 0
             else:
                 data = b"".join((pending, head))
-                block = Block(name, number, offset, data=data, lines=data.split(b"\n") if split else None)
+                block = Block(name, number, offset, data=data, lines=cut_lines(data) if split else None)
             if len(head) + len(pending) > max_line_bytes:
                 block.mark_too_long(max_line_bytes, too_long)
             number += block.count
