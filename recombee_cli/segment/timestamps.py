@@ -87,6 +87,12 @@ def _hour_millis(prefix: str) -> int | None:
     return ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600) * 1000
 
 
+# "mm:ss" -> its milliseconds in the hour, and "fff" -> milliseconds: a lookup both reads and checks
+# the digits (only ASCII digits in range are keys), without slicing out and converting each part.
+_MINUTE_SECOND = {f"{m:02d}:{sec:02d}": (m * 60 + sec) * 1000 for m in range(60) for sec in range(60)}
+_MILLIS = {f"{ms:03d}": ms for ms in range(1000)}
+
+
 def _fast_canonical(text: str) -> float | int | None:
     """Segment's own format, `2024-03-01T12:00:00.123Z` (or `+00:00`): nearly every timestamp in
     an archive looks like this. The shape is checked, the hour looked up in a cache (an archive
@@ -98,22 +104,20 @@ def _fast_canonical(text: str) -> float | int | None:
             return None
     elif n != 29 or text[23:] != "+00:00":
         return None
-    if text[13] != ":" or text[16] != ":" or text[19] != ".":
+    if text[13] != ":" or text[19] != ".":
         return None
-    digits = text[14:16] + text[17:19] + text[20:23]     # mmssfff
-    if not (digits.isdigit() and digits.isascii()):
+    minute_second = _MINUTE_SECOND.get(text[14:19], -1)   # (holds the ":" at 16)
+    millis = _MILLIS.get(text[20:23], -1)
+    if minute_second == -1 or millis == -1:
         return None
     base = _HOUR_MILLIS.get(text[:13], -1)
     if base == -1:
         base = _learn_hour(text[:13])
     if base is None:
         return None
-    value = int(digits)
-    minute, millis = divmod(value, 100000)               # millis: ssfff, seconds in milliseconds
-    if minute > 59 or millis >= 60000:
-        return None
-    millis += base + minute * 60000
-    return millis // 1000 if millis % 1000 == 0 else millis / 1000
+    if millis:
+        return (base + minute_second + millis) / 1000
+    return (base + minute_second) // 1000
 
 
 def _learn_hour(prefix: str) -> int | None:
