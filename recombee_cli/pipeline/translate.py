@@ -259,7 +259,7 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
     counts = [[0, 0] for _ in translator.mappings]   # per mapping position: matched, built
     mapping_errors = result.mapping_errors
     invalid = result.invalid
-    spans = result.spans
+    spans: list[int] = []   # an array at the end: array.extend takes a tuple an item at a time
     event_errors = result.event_errors
     request_routes = result.routes
     values = result.values
@@ -310,8 +310,9 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                     request_routes.append((request_users(request), lenient_404(request)))
             if errors:
                 event_errors[len(spans) // 4] = errors
-            spans.extend((number, index, first, len(bodies)))
+            spans += (number, index, first, len(bodies))
     result.events, result.blank, result.filtered = n, blank, filtered
     result.mappings = {name: (matched, built) for name, (matched, built) in zip(translator.names, counts) if matched}
     result.requests = b"\n".join(bodies)
+    result.spans = array("l", spans)
     return result

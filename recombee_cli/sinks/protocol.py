@@ -13,6 +13,7 @@ from __future__ import annotations
 from array import array
 from typing import Any, Protocol
 
+from recombee_cli.sources.lines import cut_lines
 from recombee_cli.sources.reader import Block, Line
 
 # What a sink that writes files instead of calling Recombee may answer besides 200 ("written").
@@ -102,13 +103,11 @@ class ChunkTicket(Ticket):
     @property
     def requests(self) -> list[Any]:
         if self._requests is None:
-            self._requests = self.blob.split(b"\n") if self.blob else []
+            self._requests = cut_lines(self.blob) if self.blob else []
         return self._requests
 
     def request_count(self) -> int:
-        if self._requests is None:
-            return self.blob.count(b"\n") + 1 if self.blob else 0   # JSON bodies never hold a raw newline
-        return len(self._requests)
+        return self.spans[-1] if self.spans else 0   # the end of the last event's requests
 
     def event_count(self) -> int:
         return len(self.spans) // 4
