@@ -366,8 +366,13 @@ def _where(path: str) -> str:
     return f"The value at {path}" if path else "The root value"
 
 
-def _coerce_scalar(spec: FieldSpec, value: Any, path: str) -> Any:
+def _coerce_scalar(spec: FieldSpec, value: Any, path: str, name: str | None = None) -> Any:
+    """AJV's coercion of one value to its field's type. The value's JSON pointer is `path`, plus
+    `/name` for an object's property (joined only for an error message: this runs per value)."""
     kind = spec.type
+    t = type(value)
+    if t is str and kind == "string" or (t is int or t is float) and kind == "number" and not spec.maximum:
+        return value   # the common case: the type already
     if isinstance(value, list) and len(value) == 1 and kind != "object":
         value = value[0]  # AJV coerceTypes 'array' unwraps a one-element array
     if kind == "string":
@@ -375,7 +380,7 @@ def _coerce_scalar(spec: FieldSpec, value: Any, path: str) -> Any:
             return value
         if isinstance(value, (bool, int, float)):
             return js_string(value)
-        raise PayloadInvalid(f"{_where(path)} must be string.")
+        raise PayloadInvalid(f"{_where(_pointer(path, name))} must be string.")
     if kind in ("number", "integer"):
         if isinstance(value, bool):
             value = 1 if value else 0
@@ -383,42 +388,51 @@ def _coerce_scalar(spec: FieldSpec, value: Any, path: str) -> Any:
             # AJV: `data && data == +data`, so "" stays a string and "  " is 0 (Number("  ")).
             number = js_string_to_number(value) if value != "" else float("nan")
             if number != number or number in (float("inf"), float("-inf")):
-                raise PayloadInvalid(f"{_where(path)} must be {kind}.")
+                raise PayloadInvalid(f"{_where(_pointer(path, name))} must be {kind}.")
             value = int(number) if number == int(number) else number
         elif not isinstance(value, (int, float)):
-            raise PayloadInvalid(f"{_where(path)} must be {kind}.")
+            raise PayloadInvalid(f"{_where(_pointer(path, name))} must be {kind}.")
         if kind == "integer":
             if value != int(value):
-                raise PayloadInvalid(f"{_where(path)} must be integer.")
+                raise PayloadInvalid(f"{_where(_pointer(path, name))} must be integer.")
             value = int(value)
         if spec.maximum and value > spec.maximum:
-            raise PayloadInvalid(f"{_where(path)} must be <= {js_string(spec.maximum)} (schema maximum)")
+            raise PayloadInvalid(f"{_where(_pointer(path, name))} must be <= {js_string(spec.maximum)} "
+                                 "(schema maximum)")
         return value
     if kind == "datetime":
         if isinstance(value, bool):
             return js_string(value)
         if isinstance(value, (str, int, float)):
             return value
-        raise PayloadInvalid(f"{_where(path)} must be a date-like string or number.")
+        raise PayloadInvalid(f"{_where(_pointer(path, name))} must be a date-like string or number.")
     if kind == "object":
         if isinstance(value, dict):
             return value
-        raise PayloadInvalid(f"{_where(path)} must be object.")
+        raise PayloadInvalid(f"{_where(_pointer(path, name))} must be object.")
     raise AssertionError(kind)
 
 
-def _clean_object(spec: FieldSpec, value: dict[str, Any], path: str) -> dict[str, Any]:
+def _pointer(path: str, name: str | int | None) -> str:
+    return path if name is None else f"{path}/{name}"
+
+
+def _clean_object(spec: FieldSpec, value: dict[str, Any], path: str, index: int | None = None) -> dict[str, Any]:
     """Declared-property objects: nulls dropped, '' dropped unless the property is a string,
-    undeclared keys removed (AJV removeAdditional), then coercion and required checks."""
+    undeclared keys removed (AJV removeAdditional), then coercion and required checks. The
+    object's JSON pointer is `path`, plus `/index` for an item of an array."""
     out = {}
-    for prop in spec.properties:
+    properties = spec.properties
+    where = path if index is None else f"{path}/{index}"
+    for prop in properties:
         v = value.get(prop.name)
         if v is None or (v == "" and prop.type != "string"):
             continue
-        out[prop.name] = _coerce_scalar(prop, v, f"{path}/{prop.name}")
-    for prop in spec.properties:
-        if prop.required and prop.name not in out:
-            raise PayloadInvalid(f"{_where(path)} is missing the required field '{prop.name}'.")
+        out[prop.name] = _coerce_scalar(prop, v, where, prop.name)
+    if len(out) < len(properties):
+        for prop in properties:
+            if prop.required and prop.name not in out:
+                raise PayloadInvalid(f"{_where(where)} is missing the required field '{prop.name}'.")
     return out
 
 
@@ -428,10 +442,9 @@ def coerce_field(spec: FieldSpec, value: Any) -> Any:
         items = value if isinstance(value, list) else [value]
         out = []
         for index, item in enumerate(items):
-            item_path = f"{path}/{index}"
             if not isinstance(item, dict):
-                raise PayloadInvalid(f"{_where(item_path)} must be object.")
-            out.append(_clean_object(spec, item, item_path) if spec.properties else item)
+                raise PayloadInvalid(f"{_where(f'{path}/{index}')} must be object.")
+            out.append(_clean_object(spec, item, path, index) if spec.properties else item)
         return out
     if spec.type == "object" and spec.properties:
         if not isinstance(value, dict):
