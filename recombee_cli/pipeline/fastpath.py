@@ -89,7 +89,8 @@ def _inlinable(node: Any) -> bool:
             return False
         (key, value), = node.items()
         if key == "@path":
-            return type(value) is str and _compile_path(value.replace("$.", "", 1)) is not None
+            # (a path of no keys, such as "..", is the whole event: its resolver copies it)
+            return type(value) is str and bool(_compile_path(value.replace("$.", "", 1)))
         if key == "@literal":
             return type(value) in _SCALARS
         if key == "@if":
@@ -110,7 +111,7 @@ def _is_coalesce(opts: Any) -> bool:
 
     def path_only(n: Any) -> bool:
         return (type(n) is dict and len(n) == 1 and type(n.get("@path")) is str
-                and _compile_path(n["@path"].replace("$.", "", 1)) is not None)
+                and bool(_compile_path(n["@path"].replace("$.", "", 1))))
 
     return path_only(exists) and opts["then"] == exists and path_only(otherwise)
 
@@ -150,7 +151,7 @@ def _emit_path(w: _Writer, path: str, target: str, depth: int, fallback: str) ->
     # Through dicts a path is plain lookups; a list, string or falsy value on the way has
     # JavaScript semantics (indexes, `length`, short-circuit) that the resolver knows.
     compiled = _compile_path(path)
-    assert compiled is not None   # (_inlinable checked it)
+    assert compiled   # (_inlinable checked it)
     keys = [k for k, _ in compiled]
     w.line(depth, f"{target} = event.get({w.ref(keys[0])}, U)")
     for level, key in enumerate(keys[1:]):
@@ -244,8 +245,15 @@ def compile_program(mapping: Any) -> tuple[Any, ...]:
     fields = []
     for name, resolve, spec, plain in plan:
         node = mapping.spec.fields[name]
-        fields.append((_program_node(node, resolve) if _inlinable(node) else (mapcore.CALL, resolve),
-                       spec.required, missing_field(name), plain, spec))
+        if _inlinable(node):
+            program_node = _program_node(node, resolve)
+        elif _is_array_path(node):
+            (path, shape), = node.values()
+            program_node = (mapcore.ARRAY, *_program_path(path, resolve)[1:], _program_node(shape, _compile(shape, False)),
+                            _compile(shape, False))
+        else:
+            program_node = (mapcore.CALL, resolve)
+        fields.append((program_node, spec.required, missing_field(name), plain, spec))
     names = [name for name, _, _, _ in plan]
     build = mapping.action.build
     others = set(names) - {build.first_field} if type(build) is AddBuilder else set()
@@ -262,6 +270,18 @@ def compile_program(mapping: Any) -> tuple[Any, ...]:
     extras = tuple(at[name] for name in ("additionalData", "internalAdditionalData") if name in at)
     builder = (mapcore.ADD, check, first, at.get("timestamp", -1), extras, build.path, body, ids)
     return tuple(fields), builder
+
+
+def _is_array_path(node: Any) -> bool:
+    """`{"@arrayPath": [path, shape]}` with a path of dict lookups and an inlinable object shape:
+    an order's products, say."""
+    if type(node) is not dict or len(node) != 1 or type(node.get("@arrayPath")) is not list:
+        return False
+    args = node["@arrayPath"]
+    if len(args) != 2 or type(args[0]) is not str or type(args[1]) is not dict or is_directive(args[1]):
+        return False
+    path, shape = args
+    return _inlinable({"@path": path}) and _inlinable(shape)
 
 
 def _program_node(node: Any, fallback: Callable[[dict[str, Any]], Any]) -> tuple[Any, ...]:
@@ -281,7 +301,7 @@ def _program_node(node: Any, fallback: Callable[[dict[str, Any]], Any]) -> tuple
 
 def _program_path(path: str, fallback: Callable[[dict[str, Any]], Any]) -> tuple[Any, ...]:
     compiled = _compile_path(path.replace("$.", "", 1))
-    assert compiled is not None   # (_inlinable checked it)
+    assert compiled   # (_inlinable checked it)
     return (mapcore.PATH, tuple(k for k, _ in compiled), fallback)
 
 

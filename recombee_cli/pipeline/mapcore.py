@@ -14,6 +14,7 @@ A program (built by fastpath.compile_program):
     fields:  a tuple of (node, required, missing message, plain types or None, field spec)
     node:    (LITERAL, value) | (PATH, keys, fallback) | (COALESCE, path node, else node)
              | (OBJECT, ((key, node), ...)) | (CALL, resolver)
+             | (ARRAY, keys, fallback, shape node, shape resolver)   `@arrayPath` with an inlinable shape
     builder: (GENERIC, names, build)   the payload of the present fields, to the action's builder
            | (ADD, check, first, stamp, extras, path, body, ids)   actions.AddBuilder, inlined
 """
@@ -32,7 +33,7 @@ from recombee_cli.segment.timestamps import fast_canonical, first_epoch_seconds,
 COMPILED = not __file__.endswith(".py")
 
 # node kinds
-LITERAL, PATH, COALESCE, OBJECT, CALL = 0, 1, 2, 3, 4
+LITERAL, PATH, COALESCE, OBJECT, CALL, ARRAY = 0, 1, 2, 3, 4, 5
 # builder kinds
 GENERIC, ADD = 0, 1
 
@@ -75,6 +76,23 @@ def _resolve(node: tuple, event: dict) -> Any:   # type: ignore[type-arg]  # (Cy
             if value is not UNDEFINED:
                 out[key] = value
         return out
+    if kind == 5:   # ARRAY: @arrayPath, its shape resolved on each item of the array
+        keys = node[1]
+        value = event.get(keys[0], UNDEFINED)
+        for i in range(1, len(keys)):
+            if type(value) is not dict:
+                return node[2](event)
+            inner = value
+            value = inner.get(keys[i], UNDEFINED)
+        if type(value) is list:
+            items = []
+            for item in value:
+                # an item that is not an object has JavaScript's semantics: the shape's resolver
+                items.append(_resolve(node[3], item) if type(item) is dict else node[4](item))
+            return items
+        if type(value) is dict:
+            return [_resolve(node[3], value)]
+        return value
     return node[1](event)   # CALL: a form not written out, resolved by the field's own resolver
 
 
@@ -131,12 +149,13 @@ def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]
         ts = first_epoch_seconds(event, FALLBACK_TIMESTAMPS)
         if ts is None:
             raise PayloadInvalid(NO_TIMESTAMP)
+    # (The resolved objects are this event's own: mappingkit's resolvers and _resolve never share
+    # one with the event or another resolution, so one is used as it is instead of copied.)
     if len(extras) == 2:
         given, internal = values[extras[0]], values[extras[1]]
-        extra = {**given, **internal} if given and internal else dict(given or internal or {})
+        extra = {**given, **internal} if given and internal else (given or internal or {})
     elif extras:
-        given = values[extras[0]]
-        extra = dict(given) if given else {}
+        extra = values[extras[0]] or {}
     else:
         extra = {}
     if firsts is None:
