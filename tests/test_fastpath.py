@@ -18,6 +18,7 @@ from recombee_cli.pipeline.compile import compile_mapping
 from recombee_cli.pipeline.config import MappingSpec
 from recombee_cli.pipeline import mapcore
 from recombee_cli.pipeline.fastpath import program_function, source_function
+from recombee_cli.segment.actions import is_valid_id
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.presets import PRESETS
 
@@ -259,3 +260,14 @@ def test_a_cached_plan_runs_exactly_the_mappings_whose_trigger_matches(event, pr
         ran = [translator.names[p] for p, matches, _run in translator.plan(event)
                if matches is None or matches(event)]
         assert ran == [m.name for m in _PLAN_MAPPINGS if m.trigger.matches(event)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.one_of(st.characters(max_codepoint=0x7f), st.sampled_from("\u0665\uff21é\u212a\n")),
+               max_size=12))
+@example("")
+@example("a-b_c:d@e.f")
+def test_the_compiled_id_check_is_the_id_pattern(value):
+    """The character loop the compiled build checks IDs with accepts exactly what actions.ID_PATTERN
+    accepts (an ID Recombee refuses would fail the whole Batch)."""
+    assert mapcore.id_chars_ok(value) == bool(is_valid_id(value))

@@ -8,3 +8,6 @@ cdef object _resolve(tuple node, dict event)
 cdef list _build_add(tuple builder, list values, dict event)
 
 cdef object _check_id(str name, object value)
+
+@cython.locals(ch=cython.Py_UCS4)
+cpdef bint id_chars_ok(str value)
