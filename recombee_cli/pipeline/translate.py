@@ -180,7 +180,6 @@ class Translator:
             plan = self.plan(event)
         if not plan:
             return None
-        names = self.names
         matched = False
         requests: list[Request] | None = None
         errors: list[MappingFailure] | None = None
@@ -189,16 +188,17 @@ class Translator:
             if matches is not None and not matches(event):
                 continue
             matched = True
-            entry = counts[position]
+            entry: list[int] = counts[position]
             entry[0] += 1
             try:
                 built = run(event)
             except (PayloadInvalid, MappingError) as exc:
-                (errors := errors or []).append((names[position], str(exc)))
+                (errors := errors or []).append((self.names[position], str(exc)))
                 continue
             if built:
                 entry[1] += 1
                 if self.sets_values:
+                    names = self.names
                     base = 0 if requests is None else len(requests)
                     for j, request in enumerate(built):
                         d = describe_values(request)
@@ -206,7 +206,7 @@ class Translator:
                             (described := described or []).append((base + j, names[position], *d))
                 requests = built if requests is None else requests + built
             else:
-                (errors := errors or []).append((names[position], NOTHING_TO_SEND))
+                (errors := errors or []).append((self.names[position], NOTHING_TO_SEND))
         if not matched:
             return None
         return requests, errors, described
