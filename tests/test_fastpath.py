@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from recombee_cli.errors import MappingError, PayloadInvalid
+from recombee_cli.pipeline import mapcore
 from recombee_cli.pipeline.compile import compile_mapping
 from recombee_cli.pipeline.config import MappingSpec
-from recombee_cli.pipeline import mapcore
 from recombee_cli.pipeline.fastpath import program_function, source_function
 from recombee_cli.segment.actions import is_valid_id
 from recombee_cli.segment.jsvalues import orjson_default

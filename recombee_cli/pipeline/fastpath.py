@@ -249,8 +249,9 @@ def compile_program(mapping: Any) -> tuple[Any, ...]:
             program_node = _program_node(node, resolve)
         elif _is_array_path(node):
             (path, shape), = node.values()
-            program_node = (mapcore.ARRAY, *_program_path(path, resolve)[1:], _program_node(shape, _compile(shape, False)),
-                            _compile(shape, False))
+            shape_resolver = _compile(shape, False)
+            program_node = (mapcore.ARRAY, *_program_path(path, resolve)[1:], _program_node(shape, shape_resolver),
+                            shape_resolver)
         else:
             program_node = (mapcore.CALL, resolve)
         fields.append((program_node, spec.required, missing_field(name), plain, spec))
@@ -288,6 +289,8 @@ def _program_node(node: Any, fallback: Callable[[dict[str, Any]], Any]) -> tuple
     """_emit_value's forms as a mapcore node."""
     if type(node) in _SCALARS:
         return (mapcore.LITERAL, node)
+    key: Any
+    value: Any
     key, value = next(iter(node.items())) if is_directive(node) else (None, None)
     if key == "@literal":
         return (mapcore.LITERAL, value)
