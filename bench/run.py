@@ -54,7 +54,7 @@ TARGET_LATENCY_HIDDEN = 0.95         # rate at --latency ms >= 0.95 x rate at 0 
 TARGET_RSS_SEND_MB = 150
 TARGET_RSS_DRY_MB = 60
 TARGET_RSS_GROWTH = 0.10             # 1x -> 10x events, streamed
-TARGET_CONFIG = 0.10                 # 50 extra mappings: CPU time
+TARGET_CONFIG = 0.10                 # 50 extra mappings: instructions per event (callgrind)
 TARGET_INSTRUCTIONS_FEWER = 0.35     # instructions per event of a dry run vs --baseline-rev
 TARGET_INSTRUCTIONS_MIX = "server"
 
@@ -507,9 +507,11 @@ class Bench:
         ok = not (custom.error or single is None or single.error)
         extra = custom.cpu_seconds / single.cpu_seconds - 1 if ok and custom.cpu_seconds and single.cpu_seconds else None
         wall = custom.seconds / single.seconds - 1 if ok and custom.seconds and single.seconds else None
+        # The target is judged on instructions per event (the `instructions` section): one run's CPU
+        # time moved by more than the 10 % this compares with, while the counts do not move.
         self.rows.append(Row(custom, ratio="" if extra is None else f"{extra:+.1%} CPU time (wall {wall:+.1%})",
-                             target=f"<= +{TARGET_CONFIG:.0%} CPU time vs no config",
-                             verdict="ERROR" if custom.error else verdict(None if extra is None else extra <= TARGET_CONFIG)))
+                             target="(target: see instructions)",
+                             verdict="ERROR" if custom.error else ""))
 
     # -- 2. both cores ---------------------------------------------------------------------------
 
@@ -811,6 +813,10 @@ class Bench:
         programs.append(("floor", "floor: orjson loads+dumps", [PYTHON, str(BENCH / "floor.py"), "orjson"], env))
         programs.append(("head", f"this checkout ({self.code_before.split(',')[0]})",
                          [PYTHON, "-m", "recombee_cli", "replay", "--dry-run", "--quiet"], dict(env, PYTHONPATH=str(ROOT))))
+        custom = custom_mappings_toml(self.scratch / "custom-50.toml")
+        programs.append(("custom", "this checkout, presets + 50 custom mappings (--config)",
+                         [PYTHON, "-m", "recombee_cli", "replay", "--dry-run", "--quiet", "--config", str(custom)],
+                         dict(env, PYTHONPATH=str(ROOT))))
         if self.compiled:
             programs.append(("pure", "this checkout, pure-Python build (RECOMBEE_CLI_PURE=1)",
                              [PYTHON, "-m", "recombee_cli", "replay", "--dry-run", "--quiet"],
@@ -869,6 +875,11 @@ class Bench:
                 target, result = "", ""
                 if key == "head" and per.get("pure") and value:
                     text += f", {1 - value / per['pure']:.1%} fewer than pure Python"
+                if key == "custom" and per.get("head") and value:
+                    extra = value / per["head"] - 1
+                    text += f", {extra:+.1%} per event vs the presets alone"
+                    target = f"<= +{TARGET_CONFIG:.0%} per event vs no config"
+                    result = verdict(extra <= TARGET_CONFIG)
                 if key == "head" and "base" in per:
                     base = per["base"]
                     fewer = 1 - value / base if value and base else None
