@@ -174,8 +174,10 @@ class Translator:
         built nothing fails with NOTHING_TO_SEND), and its value requests described for the
         PropertyGate when the mappings set values. `counts[position]` (matched, built) is
         counted per mapping. Every translation of an event comes here: keep it quick."""
+        fields: dict[str, Any] = event   # (typed for the compiled build: its lookups are then C calls)
+        plans: dict[tuple[object, object], Plan] = self._plans
         try:   # the plan cached for the event's (event, type), without a call
-            plan = self._plans[(event.get("event", _MISSING), event.get("type", _MISSING))]
+            plan = plans[(fields.get("event", _MISSING), fields.get("type", _MISSING))]
         except (KeyError, TypeError):
             plan = self.plan(event)
         if not plan:
@@ -214,6 +216,8 @@ class Translator:
     def translate(self, event: dict[str, Any]) -> Translation:
         """One event translated: the mappings that matched and built, its requests, and each
         failure (mapping name, reason), by the same rules as a replay (`apply`)."""
+        if not isinstance(event, dict):   # (compiled, the annotation is checked: a TypeError either way)
+            raise TypeError(f"an event is a JSON object (a dict), not {type(event).__name__}")
         counts = [[0, 0] for _ in self.mappings]
         applied = self.apply(event, counts)
         if applied is None:
