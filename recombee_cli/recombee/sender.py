@@ -180,11 +180,16 @@ class _Lane:
                 batch = self._take()
                 if batch is None:
                     return
+                size = len(batch)
                 try:
                     self.sender.deliver(batch)
                 finally:
+                    # Let go of the answered Batch before waiting for the next: each of its items
+                    # holds its whole ticket (a chunk's bytes), and a lane that kept its last Batch
+                    # while waiting kept about ten chunks alive for nothing.
+                    batch = None
                     with self.cond:
-                        self.done += len(batch)
+                        self.done += size
                         self.cond.notify_all()
                     self.sender.lane_progressed()
         except BaseException as exc:   # noqa: BLE001 - handed to the main thread, never lost
@@ -417,6 +422,8 @@ class RecombeeSender:
                 self._count("barriers")
                 for part in merge_safe_batches(items, self.batch_size):
                     self.deliver(part)
+                # Not kept while waiting for the next group: the items hold their tickets.
+                items = part = []
                 with self._route_lock:
                     self._closed.popleft()
                     self._held = self._group_users.union(*(users for _, users, _ in self._closed))
