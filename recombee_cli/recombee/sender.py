@@ -184,10 +184,7 @@ class _Lane:
                 try:
                     self.sender.deliver(batch)
                 finally:
-                    # Let go of the answered Batch before waiting for the next: each of its items
-                    # holds its whole ticket (a chunk's bytes), and a lane that kept its last Batch
-                    # while waiting kept about ten chunks alive for nothing.
-                    batch = None
+                    batch = None   # not kept while waiting: each item holds its ticket, a chunk's bytes
                     with self.cond:
                         self.done += size
                         self.cond.notify_all()
@@ -361,9 +358,7 @@ class RecombeeSender:
 
     def close(self) -> list[Ticket]:
         self._close_group()
-        # What the lanes hold waits for no group (a held user's requests go to the groups): send
-        # it now, beside the groups, rather than after them.
-        for lane in self.lanes:
+        for lane in self.lanes:   # what lanes hold waits for no group (held users' go there): send it now
             lane.need_up_to(lane.given)
         with self._barrier_cond:   # the groups go first: lanes send short Batches to get there
             while self._closed and not self.stopping:
@@ -409,10 +404,8 @@ class RecombeeSender:
     def _barrier_work(self) -> None:
         """Send each closed group, oldest first, once every lane has answered what it was given
         before the group closed; then release its users (unless a later group holds them).
-        Groups that are ready together are cut into Batches together: a group's short tail
-        Batches (its chains of merges) then share calls with the next group's requests, in the
-        same order per user as one after the other (merge_safe_batches keeps input order per
-        user across the whole list), and the barrier makes fewer calls one after another."""
+        Groups ready together are cut into Batches together (each user's order is that of one
+        after the other), so a group's short tail Batches (chains of merges) share calls."""
         lanes, cond = self.lanes, self._barrier_cond
         try:
             while True:
