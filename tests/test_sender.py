@@ -379,3 +379,47 @@ def test_a_batch_call_leaves_no_garbage_cycle_holding_its_body():
             gc.enable()
             client.close()
     assert left_for_the_collector == 0
+
+
+def test_an_answered_ticket_is_not_kept_while_the_sender_waits_for_more():
+    """Each request waiting in a sender holds its ticket, and a chunk's ticket its bytes. A lane
+    kept its last Batch, and the barrier thread its last group of merges, while waiting for the
+    next: about 60 chunks stayed alive where 20 were waiting (peak RSS 165 MB sending browser
+    events). Once answered and handed back, a ticket belongs to the caller alone."""
+    import gc
+    import time
+    import weakref
+
+    from recombee_cli.sinks.protocol import EventTicket
+    from recombee_cli.sources.reader import Line
+
+    class Tracked(EventTicket):
+        __slots__ = ("__weakref__",)
+
+    def view(user, item):
+        return {"method": "POST", "path": "/detailviews/",
+                "params": {"userId": user, "itemId": item, "timestamp": 1, "cascadeCreate": True}}
+
+    tickets = [Tracked(Line("t", n, n, b""), None, [view(f"u{n}", "p1"), view(f"u{n}", "p2")]) for n in range(6)]
+    tickets.append(Tracked(Line("t", 7, 7, b""), None, [   # a merge and its user's next request: the barrier's
+        {"method": "PUT", "path": "/users/u0/merge/u1", "params": {"cascadeCreate": True}}, view("u0", "p3")]))
+    with Emulator(DB, TOKEN, fast=True) as emu:
+        client = RecombeeClient(DB, TOKEN, emu.base_uri, concurrency=2, timeout=5)
+        sender = RecombeeSender(client, batch_size=2, concurrency=2, retry=FAST_RETRY)
+        try:
+            for ticket in tickets:
+                sender.submit(ticket)
+            answered = []
+            for _ in range(400):   # at most 20 s
+                answered += sender.poll()
+                if len(answered) == len(tickets):
+                    break
+                time.sleep(0.05)
+            assert len(answered) == len(tickets)
+            assert all(code == 200 for ticket in answered for code in ticket.codes)
+            refs = [weakref.ref(ticket) for ticket in tickets]
+            del tickets, answered, ticket
+            gc.collect()
+            assert [ref() for ref in refs if ref() is not None] == []   # the sender, still open, keeps none
+        finally:
+            sender.close()

@@ -180,11 +180,13 @@ class _Lane:
                 batch = self._take()
                 if batch is None:
                     return
+                size = len(batch)
                 try:
                     self.sender.deliver(batch)
                 finally:
+                    batch = None   # not kept while waiting: each item holds its ticket, a chunk's bytes
                     with self.cond:
-                        self.done += len(batch)
+                        self.done += size
                         self.cond.notify_all()
                     self.sender.lane_progressed()
         except BaseException as exc:   # noqa: BLE001 - handed to the main thread, never lost
@@ -356,6 +358,8 @@ class RecombeeSender:
 
     def close(self) -> list[Ticket]:
         self._close_group()
+        for lane in self.lanes:   # what lanes hold waits for no group (held users' go there): send it now
+            lane.need_up_to(lane.given)
         with self._barrier_cond:   # the groups go first: lanes send short Batches to get there
             while self._closed and not self.stopping:
                 self._raise_if_failed()
@@ -399,7 +403,9 @@ class RecombeeSender:
 
     def _barrier_work(self) -> None:
         """Send each closed group, oldest first, once every lane has answered what it was given
-        before the group closed; then release its users (unless a later group holds them)."""
+        before the group closed; then release its users (unless a later group holds them).
+        Groups ready together are cut into Batches together (each user's order is that of one
+        after the other), so a group's short tail Batches (chains of merges) share calls."""
         lanes, cond = self.lanes, self._barrier_cond
         try:
             while True:
@@ -407,18 +413,27 @@ class RecombeeSender:
                     while True:
                         if self.stopping:
                             return
-                        if self._closed:
-                            items, _, given = self._closed[0]
-                            if all(lane.done >= mark for lane, mark in zip(lanes, given)):
+                        with self._route_lock:
+                            waiting = list(self._closed)
+                        ready = 0
+                        for _, _, given in waiting:   # a later group's marks are never lower
+                            if not all(lane.done >= mark for lane, mark in zip(lanes, given)):
                                 break
-                        elif self.closing:
+                            ready += 1
+                        if ready:
+                            break
+                        if not waiting and self.closing:
                             return
                         cond.wait(0.2)
-                self._count("barriers")
+                self._count("barriers", ready)
+                items = [item for group, _, _ in waiting[:ready] for item in group]
+                waiting = []   # not kept while waiting for the next group: the items hold their tickets
                 for part in merge_safe_batches(items, self.batch_size):
                     self.deliver(part)
+                items = part = []
                 with self._route_lock:
-                    self._closed.popleft()
+                    for _ in range(ready):
+                        self._closed.popleft()
                     self._held = self._group_users.union(*(users for _, users, _ in self._closed))
                 self.lane_progressed()
         except BaseException as exc:   # noqa: BLE001 - handed to the main thread, never lost
