@@ -85,7 +85,7 @@ class EventTicket(Ticket):
 class ChunkTicket(Ticket):
     """The requests of a chunk of lines, serialised and joined by newlines (`blob`) as the
     translate stage makes them, cut into a list only if a sink asks for `requests` (the printer
-    writes the blob as it is). `spans` holds four numbers per event with requests: (line position
+    writes the blob as it is; once cut, the blob is emptied). `spans` holds four numbers per event with requests: (line position
     in `block`, index in the line, first request, end); `event_errors` the translation errors of
     events by their span number."""
 
@@ -104,6 +104,7 @@ class ChunkTicket(Ticket):
     def requests(self) -> list[Any]:
         if self._requests is None:
             self._requests = cut_lines(self.blob) if self.blob else []
+            self.blob = b""   # once cut, the bytes are held once (a sender's chunks wait for answers)
         return self._requests
 
     def request_count(self) -> int:
