@@ -18,6 +18,7 @@ for the main process. `--dedupe` needs every event in input order, so it runs in
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import pickle
@@ -31,6 +32,7 @@ from typing import TypeVar, cast
 
 from recombee_cli.errors import WorkerError, WorkerStartError
 from recombee_cli.pipeline.engines import Reading, Translated
+from recombee_cli.pipeline.replay import STREAMING_GC_THRESHOLD
 from recombee_cli.pipeline.translate import BlockResult, EventFilter, Translator, translate_block
 from recombee_cli.sources.reader import Block, Source, plain_ranges
 
@@ -59,6 +61,11 @@ def _serve(conn: Connection, inherited: list[Connection]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for other in inherited:   # the parent's ends (ours and earlier workers'): they would keep pipes open
         other.close()
+    # Forked before the run tunes the collector (replay.collector_for_streaming), a worker did it
+    # with the default thresholds: hundreds of collections, each walking (and so copying, page by
+    # page, from the parent) every object it inherited. What it inherited is frozen out instead.
+    gc.freeze()
+    gc.set_threshold(STREAMING_GC_THRESHOLD, *gc.get_threshold()[1:])
     files = _OpenFile()
     try:
         while True:
