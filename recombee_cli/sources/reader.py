@@ -7,7 +7,8 @@ and the per-line cost stays low; a line longer than `max_line_bytes` is reported
 
 The stage's parts: `base` (Source, Line, display_name), `local` (paths, folders, globs, streams),
 `remote` (object stores), `decompress` (the codecs). This module sends each argument to `local` or
-`remote` (`expand_inputs`) and cuts the decoded bytes into lines and blocks (`read_blocks`).
+`remote` (`expand_inputs`) and cuts the decoded bytes into lines and blocks (`read_blocks`); for
+--workers it also says where a plain file's blocks are, for the workers to read them (`plain_ranges`).
 """
 
 from __future__ import annotations
