@@ -235,6 +235,24 @@ def test_workers_store_the_same_as_one_process(archive, clean_run, tmp_path):
     assert sum(figures["outcomes"].values()) == figures["events"] == 20_000
 
 
+def test_workers_reading_a_plain_file_themselves_store_the_same(archive, clean_run, tmp_path):
+    """An uncompressed file is read by the workers by byte ranges; each request still goes to its
+    user's lane (the workers note the routes) and Recombee ends with the same data."""
+    _, clean_snapshot = clean_run
+    plain = tmp_path / "events.ndjson"
+    plain.write_bytes(gzip.decompress(open(archive, "rb").read()))
+    report = tmp_path / "r.json"
+    with Emulator(DB, TOKEN) as emu:
+        result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB, "--no-state",
+                         "--workers", "2", "--batch-size", "500", "--report", str(report), str(plain)],
+                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        snapshot = emu.snapshot()
+    assert result.exit_code in (0, 1), result.stderr
+    assert snapshot == clean_snapshot
+    figures = __import__("json").loads(report.read_text())
+    assert sum(figures["outcomes"].values()) == figures["events"] == 20_000
+
+
 def test_token_file_is_used_and_a_readable_one_is_warned_about(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")

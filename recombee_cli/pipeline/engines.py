@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from recombee_cli.pipeline.translate import BlockResult, EventFilter, Seen, Translator, translate_block
-from recombee_cli.sources.reader import Block, Source
+from recombee_cli.sources.reader import Block, ReadProgress, Source
 
 Translated = tuple[Block, BlockResult]
 
@@ -30,7 +30,8 @@ class Reading:
     the sink needs each request's routes, where warnings go, and two functions of its own, which
     count what could not be read. `read(source, start, split=...)` reads a source here, from
     `start`, in chunks (`split`: cut into lines here; else a worker does); `read_elsewhere(source,
-    chunk)` is for a chunk an engine read on another machine."""
+    chunk)` is for a chunk an engine read on another machine. `progress`: the raw bytes read so
+    far, which an engine that reads a source by itself (not through `read`) moves on."""
 
     chunk_lines: int
     max_line_bytes: int
@@ -38,6 +39,7 @@ class Reading:
     warn: Callable[[str], None] | None
     read: ReadChunks
     read_elsewhere: Callable[[Source, Block], None]
+    progress: ReadProgress | None = None
 
 
 class Engine(Protocol):

@@ -1,30 +1,41 @@
-"""The worker-pool engine (`--workers N`): forked processes decode and translate chunks while the
-main process reads, keeps the order, and does the accounting and the sending exactly as in one
+"""The worker-pool engine (`--workers N`): forked processes read, decode and translate chunks
+while the main process keeps the order and does the accounting and the sending exactly as in one
 process.
 
 Workers are forked after the translator is compiled, so they inherit it (closures cannot be
-pickled). A chunk goes out as the bytes read and comes back as its `BlockResult`, the requests
-already serialised in one blob sent apart from the rest; the main process then does per chunk
-what it would do per event. Two chunks are in flight per worker (one translated, one waiting), so
-memory stays flat and a worker never waits for the main process. `--dedupe` needs every event in
-input order, so it runs in one process (engines.InlineTranslator).
+pickled). A plain local file is read by the workers themselves: the main process only finds where
+its blocks start and end (reader.plain_ranges, a few KB read per MB) and hands out those byte
+ranges; a worker reads its range, cuts it into lines and chunks, and sends back each chunk's
+`BlockResult`. The main process never touches the input's bytes (on two cores it shares them with
+the workers, and moving every byte through it cost a third of a core). Compressed files, streams,
+stdin and remote objects are read by the main process as before, and a chunk goes out as the bytes
+read. Either way a result comes back with the requests already serialised in one blob sent apart
+from the rest, and the main process does per chunk what it would do per event. Two tasks are in
+flight per worker (one translated, one waiting), so memory stays flat and a worker never waits
+for the main process. `--dedupe` needs every event in input order, so it runs in one process
+(engines.InlineTranslator).
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
+from typing import TypeVar, cast
 
 from recombee_cli.errors import WorkerError, WorkerStartError
 from recombee_cli.pipeline.engines import Reading, Translated
+from recombee_cli.pipeline.replay import STREAMING_GC_THRESHOLD
 from recombee_cli.pipeline.translate import BlockResult, EventFilter, Translator, translate_block
-from recombee_cli.sources.reader import Block, Source
+from recombee_cli.sources.lines import cut_lines
+from recombee_cli.sources.reader import Block, Source, plain_ranges
 
 IN_FLIGHT = 2             # chunks handed to each worker before its first result is taken
 
@@ -33,8 +44,17 @@ _window_filter: EventFilter | None = None
 _routes = False           # note each request's users (a sender's lanes)
 
 
+DATA, RANGE = b"D", b"R"   # what a task is: a chunk's bytes, or a range of a file to read
+
+# A range task: (path, start, end, resume offset, lines per chunk). Its answer: (lines in the range,
+# lines left out before the resume offset, per chunk (lines, offset, end offset, result, requests' size)).
+RangeTask = tuple[str, int, int, int, int]
+RangeAnswer = tuple[int, int, list[tuple[int, int, int, BlockResult, int]]]
+AnswerT = TypeVar("AnswerT")
+
+
 def _serve(conn: Connection, inherited: list[Connection]) -> None:
-    """A worker: chunks in, (result, requests blob) out, until the pipe closes."""
+    """A worker: tasks in (a kind, then the task), (result, requests blob) out, until the pipe closes."""
     # Ctrl-C and SIGTERM reach the whole process group: they are the parent's to handle (it saves
     # what was acknowledged and closes our pipe, which ends us); a worker killed first would look
     # like a crash.
@@ -42,24 +62,115 @@ def _serve(conn: Connection, inherited: list[Connection]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for other in inherited:   # the parent's ends (ours and earlier workers'): they would keep pipes open
         other.close()
-    while True:
-        try:
-            blob = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        try:
-            if _translator is None:
-                raise WorkerError("the worker has no translator (not forked from a TranslatorPool)")
-            result = translate_block(blob.split(b"\n"), _translator, window_filter=_window_filter, routes=_routes)
-            blob, result.requests = result.requests, b""   # the requests go apart: no copy into the pickle
-            head = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException as exc:  # noqa: BLE001 - reported by the parent, which stops the run
-            head, blob = pickle.dumps(f"{type(exc).__name__}: {exc}"), b""
-        try:
-            conn.send_bytes(head)
-            conn.send_bytes(blob)
-        except OSError:   # the parent is gone or stopped reading (Ctrl-C, an error): nothing to say
-            return
+    # Forked before the run tunes the collector (replay.collector_for_streaming), a worker did it
+    # with the default thresholds: hundreds of collections, each walking (and so copying, page by
+    # page, from the parent) every object it inherited. What it inherited is frozen out instead.
+    gc.freeze()
+    gc.set_threshold(STREAMING_GC_THRESHOLD, *gc.get_threshold()[1:])
+    files = _OpenFile()
+    try:
+        while True:
+            try:
+                kind = conn.recv_bytes()
+                blob = conn.recv_bytes()
+            except (EOFError, OSError):
+                return
+            try:
+                if _translator is None:
+                    raise WorkerError("the worker has no translator (not forked from a TranslatorPool)")
+                if kind == RANGE:
+                    head, blob = _translate_range(pickle.loads(blob), files)
+                else:
+                    result = translate_block(cut_lines(blob), _translator, window_filter=_window_filter,
+                                             routes=_routes)
+                    blob, result.requests = result.requests, b""   # the requests go apart: no copy into the pickle
+                    head = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # noqa: BLE001 - reported by the parent, which stops the run
+                head, blob = pickle.dumps(f"{type(exc).__name__}: {exc}"), b""
+            try:
+                conn.send_bytes(head)
+                conn.send_bytes(blob)
+            except OSError:   # the parent is gone or stopped reading (Ctrl-C, an error): nothing to say
+                return
+    finally:
+        files.close()
+
+
+class _OpenFile:
+    """The file a worker reads ranges of, kept open from one range to the next."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.fd = -1
+
+    def read(self, path: str, start: int, end: int) -> bytes:
+        if path != self.path:
+            self.close()
+            self.fd, self.path = os.open(path, os.O_RDONLY), path
+        data = os.pread(self.fd, end - start, start)
+        if len(data) != end - start:
+            raise WorkerError(f"{path} is shorter than when the run began (changed while read?)")
+        return data
+
+    def close(self) -> None:
+        if self.path is not None:
+            os.close(self.fd)
+            self.path, self.fd = None, -1
+
+
+def _translate_range(task: RangeTask, files: _OpenFile) -> tuple[bytes, bytes]:
+    """A block read from its file and translated chunk by chunk, as the main process would:
+    the lines that start before the resume offset left out (reader._starting_at), the rest cut
+    into equal chunks of at most `chunk_lines` lines (reader.pieces)."""
+    assert _translator is not None
+    path, start, end, resume, chunk_lines = task
+    lines = cut_lines(files.read(path, start, end))
+    count = len(lines)
+    first, offset = 0, start
+    if start < resume:
+        while first < count and offset < resume:
+            offset += len(lines[first]) + 1
+            first += 1
+        lines = lines[first:]
+    kept = count - first
+    step = (kept or 1) if kept <= chunk_lines else -(-kept // -(-kept // chunk_lines))
+    chunks: list[tuple[int, int, int, BlockResult, int]] = []
+    blobs: list[bytes] = []
+    for begin in range(0, kept, step):
+        part = lines[begin:begin + step] if step < kept else lines
+        result = translate_block(part, _translator, window_filter=_window_filter, routes=_routes)
+        stop = offset + sum(map(len, part)) + len(part)
+        blobs.append(result.requests)
+        chunks.append((len(part), offset, stop, result, len(result.requests)))
+        result.requests = b""
+        offset = stop
+    answer: RangeAnswer = (count, first, chunks)
+    return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL), blobs[0] if len(blobs) == 1 else b"".join(blobs)
+
+
+class RangeBlock(Block):
+    """A block a worker read from a file by itself: its place (line number, offsets) without its
+    bytes, which are read again from the file only if someone asks for a line (an invalid or
+    failed event's, for the rejects file)."""
+
+    __slots__ = ("path", "stop")
+
+    def __init__(self, source: str, path: str, number: int, offset: int, stop: int, count: int):
+        super().__init__(source, number, offset, lines=[])
+        self.count = count
+        self.path = path
+        self.stop = stop   # just past the newline of its last line
+
+    @property
+    def lines(self) -> list[bytes]:
+        if self._lines is None or len(self._lines) != self.count:
+            with open(self.path, "rb") as file:
+                file.seek(self.offset)
+                self._lines = cut_lines(file.read(self.stop - 1 - self.offset))
+        return self._lines
+
+    def end(self) -> int:
+        return self.stop
 
 
 class TranslatorPool:
@@ -97,7 +208,7 @@ class TranslatorPool:
             theirs.close()
             self._conns.append(ours)
             self._procs.append(process)
-        self._feeds: list[queue.SimpleQueue[bytes | None]] = [queue.SimpleQueue() for _ in self._conns]
+        self._feeds: list[queue.SimpleQueue[tuple[bytes, bytes] | None]] = [queue.SimpleQueue() for _ in self._conns]
         self._feeders = [threading.Thread(target=self._feed, args=(conn, feed), daemon=True,
                                           name=f"recombee-feed-{n}")
                          for n, (conn, feed) in enumerate(zip(self._conns, self._feeds))]
@@ -105,62 +216,109 @@ class TranslatorPool:
             feeder.start()
 
     @staticmethod
-    def _feed(conn: Connection, feed: queue.SimpleQueue[bytes | None]) -> None:
-        """Write a worker's chunks in turn; a worker that died shows when its result is read."""
+    def _feed(conn: Connection, feed: queue.SimpleQueue[tuple[bytes, bytes] | None]) -> None:
+        """Write a worker's tasks in turn; a worker that died shows when its result is read."""
         while True:
-            blob = feed.get()
-            if blob is None:
+            task = feed.get()
+            if task is None:
                 return
             try:
-                conn.send_bytes(blob)
+                conn.send_bytes(task[0])
+                conn.send_bytes(task[1])
             except (OSError, ValueError):   # died, or the pool closed its end
                 return
 
     def translate(self, sources: Iterable[tuple[Source, int]], reading: Reading
                   ) -> Iterator[tuple[Source, Iterator[Translated]]]:
-        """The Engine interface: each source read here, in chunks of bytes left uncut (a worker
-        cuts them into lines), translated by the workers."""
+        """The Engine interface: a plain local file read by the workers, range by range; any other
+        source read here, in chunks of bytes left uncut (a worker cuts them into lines)."""
         if reading.routes and not self.lanes:
             raise ValueError("this pool was made for a dry run (lanes=0): a sender needs routes")
         for source, start in sources:
-            yield source, self.map_ordered(reading.read(source, start, split=False))
+            found = plain_ranges(source, reading.max_line_bytes)
+            if found is None:
+                yield source, self.map_ordered(reading.read(source, start, split=False))
+            else:
+                yield source, self._ranges(source, *found, start, reading)
+
+    def _ranges(self, source: Source, path: str, ranges: list[tuple[int, int]], resume: int,
+                reading: Reading) -> Iterator[Translated]:
+        """A file's blocks read and translated by the workers; the main process numbers the lines."""
+        number = 1
+        progress = reading.progress
+        tasks = ((RANGE, pickle.dumps((path, begin, end, resume, reading.chunk_lines))) for begin, end in ranges)
+        for answer, blob in self._ordered(tasks, self._receive_range):
+            count, first, chunks = answer
+            at = 0
+            for lines, offset, stop, result, size in chunks:
+                result.requests = blob if size == len(blob) else blob[at:at + size]
+                at += size
+                yield RangeBlock(source.name, path, number + first, offset, stop, lines), result
+                first += lines
+            number += count
+            if progress is not None and chunks:
+                progress.reached(chunks[-1][2] - 1)
 
     def map_ordered(self, blocks: Iterable[Block]) -> Iterator[Translated]:
         """Translate chunks; yield (chunk, result) in order. The main process does no per-line
         work: a chunk goes out as the bytes read, its requests come back as one blob."""
+        pending: deque[Block] = deque()
+
+        def tasks() -> Iterator[tuple[bytes, bytes]]:
+            for block in blocks:
+                pending.append(block)
+                yield DATA, block.raw()
+
+        for result, _ in self._ordered(tasks(), self._receive_data):
+            yield pending.popleft(), result
+
+    def _ordered(self, tasks: Iterator[tuple[bytes, bytes]],
+                 receive: Callable[[Connection], tuple[AnswerT, bytes]]) -> Iterator[tuple[AnswerT, bytes]]:
+        """Tasks handed out round-robin, IN_FLIGHT per worker; their answers in the same order."""
         conns, feeds = self._conns, self._feeds
-        in_flight: deque[tuple[Block, int]] = deque()   # (chunk, worker index), in input order
-        chunks = iter(blocks)
+        in_flight: deque[int] = deque()   # the worker of each task, in input order
         for _ in range(IN_FLIGHT):
             for index, feed in enumerate(feeds):
-                block = next(chunks, None)
-                if block is None:
+                task = next(tasks, None)
+                if task is None:
                     break
-                feed.put(block.raw())
-                in_flight.append((block, index))
+                feed.put(task)
+                in_flight.append(index)
         while in_flight:
-            block, index = in_flight.popleft()
-            result = self._receive(conns[index])
-            following = next(chunks, None)
+            index = in_flight.popleft()
+            answer = receive(conns[index])
+            following = next(tasks, None)
             if following is not None:   # first keep the worker busy, then do our part
-                feeds[index].put(following.raw())
-                in_flight.append((following, index))
-            yield block, result
+                feeds[index].put(following)
+                in_flight.append(index)
+            yield answer
 
     @staticmethod
-    def _receive(conn: Connection) -> BlockResult:
+    def _answer(conn: Connection) -> tuple[object, bytes]:
         try:
-            result = pickle.loads(conn.recv_bytes())
-            requests = conn.recv_bytes()
+            head = pickle.loads(conn.recv_bytes())
+            blob = conn.recv_bytes()
         except (EOFError, OSError):
             raise WorkerError("a translator worker process died (out of memory?); "
                               "what was acknowledged is saved, run the same command to go on") from None
-        if type(result) is str:
-            raise WorkerError(f"a translator worker failed: {result}")
+        if type(head) is str:
+            raise WorkerError(f"a translator worker failed: {head}")
+        return head, blob
+
+    @classmethod
+    def _receive_data(cls, conn: Connection) -> tuple[BlockResult, bytes]:
+        result, requests = cls._answer(conn)
         if not isinstance(result, BlockResult):
             raise WorkerError(f"a translator worker answered {type(result).__name__}, not a BlockResult")
         result.requests = requests
-        return result
+        return result, b""
+
+    @classmethod
+    def _receive_range(cls, conn: Connection) -> tuple[RangeAnswer, bytes]:
+        answer, blob = cls._answer(conn)
+        if not isinstance(answer, tuple):
+            raise WorkerError(f"a translator worker answered {type(answer).__name__}, not a range's results")
+        return cast(RangeAnswer, answer), blob   # the shape _translate_range pickled
 
     def close(self) -> None:
         for feed in self._feeds:

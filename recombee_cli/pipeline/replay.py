@@ -443,7 +443,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
             yield source, start
 
     reading = Reading(chunk_lines=chunk_lines, max_line_bytes=max_line_bytes, routes=sink.lane_count > 0,
-                      warn=warn, read=read, read_elsewhere=count_errors)
+                      warn=warn, read=read, read_elsewhere=count_errors, progress=progress)
 
     def account(source: Source, block: Block, result: BlockResult) -> None:
         if gate is not None and result.values:

@@ -85,9 +85,9 @@ class EventTicket(Ticket):
 class ChunkTicket(Ticket):
     """The requests of a chunk of lines, serialised and joined by newlines (`blob`) as the
     translate stage makes them, cut into a list only if a sink asks for `requests` (the printer
-    writes the blob as it is; once cut, the blob is emptied). `spans` holds four numbers per event with requests: (line position
-    in `block`, index in the line, first request, end); `event_errors` the translation errors of
-    events by their span number."""
+    writes the blob as it is; once cut, the blob is emptied). `spans` holds four numbers per
+    event with requests: (line position in `block`, index in the line, first request, end);
+    `event_errors` the translation errors of events by their span number."""
 
     __slots__ = ("block", "blob", "spans", "event_errors", "_requests")
 

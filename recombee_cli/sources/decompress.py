@@ -332,6 +332,11 @@ def _gathered(pieces: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(parts)
 
 
+def compressed(head: bytes) -> bool:
+    """Whether a stream starting with these (at least 4) bytes is one `decoded` decompresses."""
+    return head.startswith((GZIP_MAGIC, ZSTD_MAGIC, BZ2_MAGIC)) or _skippable(head[:4])
+
+
 def decoded(raw: BinaryIO, name: str = "", warn: Warn | None = None) -> Iterator[bytes]:
     """The decoded bytes of a raw stream, in pieces, decoder chosen by the magic bytes. Damage
     raises DamagedData after every byte decoded before it; an I/O error raises ReadFailed. Never

@@ -7,15 +7,19 @@ and the per-line cost stays low; a line longer than `max_line_bytes` is reported
 
 The stage's parts: `base` (Source, Line, display_name), `local` (paths, folders, globs, streams),
 `remote` (object stores), `decompress` (the codecs). This module sends each argument to `local` or
-`remote` (`expand_inputs`) and cuts the decoded bytes into lines and blocks (`read_blocks`).
+`remote` (`expand_inputs`) and cuts the decoded bytes into lines and blocks (`read_blocks`); for
+--workers it also says where a plain file's blocks are, for the workers to read them (`plain_ranges`).
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from itertools import accumulate
 
+from recombee_cli.sources import decompress
 from recombee_cli.sources.base import Line, Source, Warn, display_name, one_line, quiet
 from recombee_cli.sources.dayfolders import (
     CLOCK_SKEW_SECONDS,
@@ -24,7 +28,7 @@ from recombee_cli.sources.dayfolders import (
     glob_skip,
     received_day,
 )
-from recombee_cli.sources.decompress import DamagedData, ReadFailed, decoded, decompressed
+from recombee_cli.sources.decompress import DamagedData, ReadFailed, compressed, decoded, decompressed
 from recombee_cli.sources.lines import cut_lines
 from recombee_cli.sources.local import expand_local, stdin_source
 from recombee_cli.sources.remote import expand_remote
@@ -33,7 +37,8 @@ from recombee_cli.sources.remote import expand_remote
 # its callers use (a Source, a Line, a name for messages, Segment's day folders).
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES", "Block", "DamagedData", "Line", "ReadProgress", "Source", "Warn",
-    "decompressed", "display_name", "expand_inputs", "is_remote", "pieces", "read_blocks", "read_lines",
+    "decompressed", "display_name", "expand_inputs", "is_remote", "pieces", "plain_ranges", "read_blocks",
+    "read_lines",
     "CLOCK_SKEW_SECONDS", "LATE_ARRIVAL_DAYS", "folder_outside_window", "glob_skip", "received_day",
 ]
 
@@ -102,6 +107,10 @@ class ReadProgress:
     def finish_source(self, size: int | None) -> None:
         self._base += size or 0
         self.done = self._base
+
+    def reached(self, offset: int) -> None:
+        """The current source is read up to `offset` (raw bytes)."""
+        self.done = self._base + offset
 
 
 class Block:
@@ -445,6 +454,80 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+RANGE_TAIL = 1 << 16   # bytes read back from a chunk's end to find its last newline
+
+
+def plain_ranges(source: Source,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple[str, list[tuple[int, int]]] | None:
+    """Where other processes can read a source's blocks themselves (--workers): for a regular
+    local file of plain NDJSON, (its resolved path, the byte range of each block `read_blocks`
+    would make of it: from its first line's start to its last line's end, that line's newline
+    left out). The ranges follow the reader's chunks exactly (each block ends at the last newline
+    of a chunk), so the blocks, their line numbers and offsets are the same however they are read.
+    None where `read_blocks` must read the source: compressed, a stream, remote, one JSON document
+    spanning lines (or what might be one), a line longer than `max_line_bytes`, a file that cannot
+    be opened here (read_blocks says why)."""
+    if source.key is None or is_remote(source.name):
+        return None
+    try:
+        raw = source.open()
+    except Exception:  # noqa: BLE001 - read_blocks reports it
+        return None
+    try:
+        fd = raw.fileno()
+        st = os.fstat(fd)
+        there = os.stat(source.key)
+        if not stat.S_ISREG(st.st_mode) or (there.st_dev, there.st_ino) != (st.st_dev, st.st_ino):
+            return None
+        size, chunk = st.st_size, decompress.CHUNK_SIZE
+        head = os.pread(fd, min(chunk, size), 0)
+        if compressed(head) or not _lines_for_sure(head, size):
+            return None
+        ranges: list[tuple[int, int]] = []
+        begin = 0
+        for at in range(0, size, chunk):
+            stop = min(at + chunk, size)
+            low = max(at, stop - RANGE_TAIL)
+            cut = os.pread(fd, stop - low, low).rfind(b"\n")
+            if cut < 0 and low > at:
+                low = at
+                cut = os.pread(fd, stop - low, low).rfind(b"\n")
+            if cut >= 0:
+                ranges.append((begin, low + cut))
+                begin = low + cut + 1
+        if begin < size:
+            ranges.append((begin, size))   # the last line, without a newline
+        if any(end - start > max_line_bytes for start, end in ranges):
+            return None   # a line may be over the limit: the reader reports it
+        return source.key, ranges
+    except OSError:
+        return None
+    finally:
+        raw.close()
+
+
+def _lines_for_sure(head: bytes, size: int) -> bool:
+    """The input is read as lines, not as one JSON document (see _sniff_document): its first
+    non-blank line does not start with `{` or `[`, or is a complete JSON value by itself."""
+    import orjson
+
+    body = head.lstrip(_SPACE)
+    if body.startswith(_BOM):
+        body = body[3:].lstrip(_SPACE)
+    if not body:
+        return len(head) == size   # blank so far: sure only if that is all
+    if body[:1] not in (b"{", b"["):
+        return True
+    end = body.find(b"\n")
+    if end < 0:
+        return False
+    try:
+        orjson.loads(body[:end])
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _read_error(exc: Exception) -> str:

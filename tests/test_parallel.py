@@ -1,0 +1,146 @@
+"""--workers: a plain local file is read by the workers themselves (by byte ranges), everything else
+by the main process; either way the output, the counts, the rejects (file and line) and where a
+resumed run starts are those of one process."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+
+import pytest
+from helpers import DATA, invoke
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+
+import recombee_cli.sources.decompress as decompress
+from recombee_cli.pipeline.compile import compile_config
+from recombee_cli.pipeline.config import Config
+from recombee_cli.pipeline.engines import InlineTranslator, Reading
+from recombee_cli.pipeline.parallel import TranslatorPool
+from recombee_cli.pipeline.translate import Translator
+from recombee_cli.sources.reader import Source, expand_inputs, pieces, plain_ranges, read_blocks
+
+DIRTY = DATA / "segment-export-dirty-20k.ndjson.gz"
+
+
+@pytest.fixture
+def small_reads(monkeypatch):
+    """Reads of 64 KB, so that a test file is many blocks (the workers and the main process both
+    see it: they are forked from the test)."""
+    monkeypatch.setattr(decompress, "CHUNK_SIZE", 64 << 10)
+
+
+def _plain_copy(tmp_path, *, tail: bytes = b"") -> str:
+    """The dirty 20k export uncompressed, with Windows line ends on some lines, blank lines, and
+    `tail` after its last newline."""
+    lines = gzip.decompress(DIRTY.read_bytes()).split(b"\n")
+    for k in range(0, len(lines), 97):
+        lines[k] += b"\r"
+    lines[5:5] = [b"", b"   "]
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(b"\n".join(lines) + tail)
+    return str(path)
+
+
+def _replay(tmp_path, workers: str, inputs: list[str], stdin: bytes | None = None):
+    report, rejects = tmp_path / f"r{workers}.json", tmp_path / f"x{workers}.ndjson"
+    result = invoke(["replay", "--dry-run", "--quiet", "--workers", workers, "--report", str(report),
+                     "--rejects", str(rejects), *inputs], input=stdin)
+    counts = json.loads(report.read_text())
+    for key in ("elapsed_seconds", "events_per_second"):
+        counts.pop(key)
+    return result.exit_code, result.stdout, counts, rejects.read_text()
+
+
+@pytest.mark.parametrize("tail", [b"", b'{"type":"track","event":"Order Completed"'], ids=["newline", "cut"])
+def test_workers_reading_a_plain_file_themselves_give_what_one_process_gives(tmp_path, small_reads, tail):
+    path = _plain_copy(tmp_path, tail=tail)
+    assert plain_ranges(expand_inputs([path])[0]) is not None   # the workers read it, not the main process
+    one, two = _replay(tmp_path, "1", [path]), _replay(tmp_path, "2", [path])
+    assert one == two
+    rejects = [json.loads(line) for line in two[3].splitlines()]
+    assert two[2]["outcomes"]["invalid"] > 0 and len(rejects) >= two[2]["outcomes"]["invalid"]
+    # the rejects name lines far into the file, read back from it by the main process
+    assert max(r["line"] for r in rejects) > 15_000
+
+
+def test_workers_on_stdin_and_beside_a_gzip_file_give_what_one_process_gives(tmp_path, small_reads):
+    """Stdin and compressed files are read by the main process and their bytes sent to the workers;
+    a plain file between them is read by the workers: one run, in order."""
+    path = _plain_copy(tmp_path)
+    data = gzip.decompress(DIRTY.read_bytes())[:3_000_000]
+    inputs = [str(DIRTY), path, "-"]
+    assert _replay(tmp_path, "1", inputs, stdin=data) == _replay(tmp_path, "2", inputs, stdin=data)
+
+
+def _chunks(engine, source: Source, start: int, chunk_lines: int):
+    def read(source, start, *, split):
+        for block in read_blocks(source, start_offset=start, split=split):
+            yield from pieces(block, chunk_lines)
+
+    reading = Reading(chunk_lines=chunk_lines, max_line_bytes=1 << 24, routes=False, warn=None, read=read,
+                      read_elsewhere=lambda source, block: None)
+    [(_, results)] = list(engine.translate([(source, start)], reading))
+    return [(block.number, block.offset, block.end(), len(block), block.line(len(block) - 1), result)
+            for block, result in results]
+
+
+def test_a_resumed_file_starts_at_the_same_line_with_workers(tmp_path, small_reads):
+    """A resumed run (the state's offset) leaves out the same lines and numbers the rest the same,
+    whoever reads the file; chunks of 300 lines cut the blocks the same way too."""
+    path = _plain_copy(tmp_path, tail=b'{"no": "newline"}')
+    source = expand_inputs([path])[0]
+    translator = Translator(compile_config(Config()))
+    pool = TranslatorPool(translator, 2)
+    try:
+        size = os.path.getsize(path)
+        for start in (0, 1, 70_000, size // 2, size - 17, size - 5, size + 10):
+            alone = _chunks(InlineTranslator(translator), source, start, 300)
+            assert _chunks(pool, source, start, 300) == alone
+            assert bool(alone) == (start <= size - 17)   # the last line starts 17 bytes before the end
+    finally:
+        pool.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=40),
+       st.sampled_from([1, 5, 16, 4096]), st.booleans())
+@example([b"abcdefghijkl", b"xy", b"z"], 5, True)
+@example([b"", b"", b"x" * 20], 4, False)
+def test_plain_ranges_are_the_blocks_the_reader_makes(parts, chunk, final_newline):
+    data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
+    assume(not decompress.compressed(data[:4]))
+    old = decompress.CHUNK_SIZE
+    decompress.CHUNK_SIZE = chunk
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "f.ndjson")
+        with open(path, "wb") as file:
+            file.write(data)
+        source = expand_inputs([path])[0]
+        try:
+            found = plain_ranges(source)
+            blocks = [(b.offset, b.end() - 1) for b in read_blocks(source, split=False)]
+        finally:
+            decompress.CHUNK_SIZE = old
+    if found is not None:   # None: the reader reads it (it might be one JSON document)
+        assert found[1] == blocks
+
+
+def test_what_the_workers_do_not_read_themselves(tmp_path):
+    """Compressed files, a JSON document spanning lines, lines over --max-line-bytes and streams
+    are read by the main process, as in one process."""
+    gz = tmp_path / "a.ndjson.gz"
+    gz.write_bytes(gzip.compress(b'{"type":"track"}\n'))
+    document = tmp_path / "doc.json"
+    document.write_bytes(b'[\n  {"type": "track", "event": "A"}\n]\n')
+    long = tmp_path / "long.ndjson"
+    long.write_bytes(b'{"type":"track","event":"' + b"x" * 5000 + b'"}\n')
+    plain = tmp_path / "plain.ndjson"
+    plain.write_bytes(b'{"type":"track"}\n')
+    assert plain_ranges(expand_inputs([str(gz)])[0]) is None
+    assert plain_ranges(expand_inputs([str(document)])[0]) is None
+    assert plain_ranges(expand_inputs([str(long)])[0], max_line_bytes=1000) is None
+    assert plain_ranges(expand_inputs(["-"])[0]) is None
+    assert plain_ranges(expand_inputs([str(plain)])[0]) == (str(plain.resolve()), [(0, 16)])
