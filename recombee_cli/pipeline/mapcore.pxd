@@ -5,6 +5,7 @@ import cython
 @cython.locals(kind=cython.long, i=cython.Py_ssize_t)
 cdef object _resolve(tuple node, dict event)
 
+@cython.locals(at=cython.Py_ssize_t, stamp_at=cython.Py_ssize_t)
 cdef list _build_add(tuple builder, list values, dict event)
 
 cdef object _check_id(str name, object value)

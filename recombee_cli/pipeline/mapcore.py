@@ -104,7 +104,8 @@ def run_program(program: tuple, event: dict) -> list[dict[str, Any]]:   # type: 
     values: list[Any] = []
     for field in fields:
         value = _resolve(field[0], event)
-        if value is UNDEFINED or value is None or value == "":
+        # (`== ""` on a JSON value: only the empty string; said without a rich comparison)
+        if value is UNDEFINED or value is None or (type(value) is str and len(value) == 0):
             if field[1]:
                 raise PayloadInvalid(field[2])
             values.append(None)
@@ -158,6 +159,7 @@ def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]
         extra = values[extras[0]] or {}
     else:
         extra = {}
+    valid: set[str] = VALID_IDS
     if firsts is None:
         params = {"timestamp": ts, "cascadeCreate": True, "additionalData": extra}
         for name, at, required in body:
@@ -166,7 +168,7 @@ def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]
                 params[name] = value
         for name, at, required in ids:
             value = values[at]
-            if (required or value is not None) and value not in VALID_IDS:
+            if (required or value is not None) and value not in valid:
                 _check_id(name, value)
         return [{"method": "POST", "path": path, "params": params}]
     requests = []
@@ -181,7 +183,7 @@ def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]
         for name in ID_FIELDS:   # the first parameters may bring an itemId
             if name in params:
                 value = params[name]
-                if value not in VALID_IDS:
+                if value not in valid:
                     _check_id(name, value)
         requests.append({"method": "POST", "path": path, "params": params})
     return requests
