@@ -2,7 +2,12 @@
 # The .py stays the reference and the pure build; nothing here changes what it computes.
 import cython
 
-@cython.locals(kind=cython.long, i=cython.Py_ssize_t)
+cdef object _OFF_PATH
+
+@cython.locals(i=cython.Py_ssize_t)
+cdef inline object _walk(tuple keys, dict event)
+
+@cython.locals(kind=cython.long)
 cdef object _resolve(tuple node, dict event)
 
 @cython.locals(at=cython.Py_ssize_t, stamp_at=cython.Py_ssize_t)

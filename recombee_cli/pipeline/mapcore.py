@@ -45,20 +45,30 @@ VALID_IDS_LIMIT = 1 << 15
 ID_FIELDS = ("userId", "itemId", "sessionId")
 
 
+_OFF_PATH = object()   # what _walk gives where the path leaves dicts
+
+
+def _walk(keys: tuple, event: dict) -> Any:   # type: ignore[type-arg]
+    """The value at `keys` through dicts (UNDEFINED where a key is missing), or _OFF_PATH where a
+    list, string or falsy value is on the way: those have JavaScript semantics (indexes, `length`,
+    short-circuit) that the field's resolver knows."""
+    value = event.get(keys[0], UNDEFINED)
+    for i in range(1, len(keys)):
+        if type(value) is not dict:
+            return _OFF_PATH
+        inner: dict = value   # type: ignore[type-arg]
+        value = inner.get(keys[i], UNDEFINED)
+    return value
+
+
 def _resolve(node: tuple, event: dict) -> Any:   # type: ignore[type-arg]  # (Cython types these)
     # The kinds are written as numbers, not their names, so that the compiled build compares C
     # integers instead of looking up module globals.
     kind = node[0]
     if kind == 1:   # PATH
-        keys: tuple = node[1]   # type: ignore[type-arg]
-        value = event.get(keys[0], UNDEFINED)
-        for i in range(1, len(keys)):
-            # through dicts a path is plain lookups; a list, string or falsy value on the way has
-            # JavaScript semantics (indexes, `length`, short-circuit) that the field's resolver knows
-            if type(value) is not dict:
-                return node[2](event)
-            inner: dict = value   # type: ignore[type-arg]
-            value = inner.get(keys[i], UNDEFINED)
+        value = _walk(node[1], event)
+        if value is _OFF_PATH:
+            return node[2](event)
         if type(value) is dict or type(value) is list:
             return copy_value(value)
         return value
@@ -77,13 +87,9 @@ def _resolve(node: tuple, event: dict) -> Any:   # type: ignore[type-arg]  # (Cy
                 out[key] = value
         return out
     if kind == 5:   # ARRAY: @arrayPath, its shape resolved on each item of the array
-        keys = node[1]
-        value = event.get(keys[0], UNDEFINED)
-        for i in range(1, len(keys)):
-            if type(value) is not dict:
-                return node[2](event)
-            inner = value
-            value = inner.get(keys[i], UNDEFINED)
+        value = _walk(node[1], event)
+        if value is _OFF_PATH:
+            return node[2](event)
         if type(value) is list:
             items = []
             for item in value:
