@@ -86,6 +86,11 @@ class StateError(RecombeeCliError):
     """The state file cannot be used (folder, lock, unreadable, read-only, newer schema...): exit 2."""
 
 
+class ReprocessRefused(StateError):
+    """--reprocess of files whose merges or user deletions Recombee already applied (a usage error:
+    nothing was sent)."""
+
+
 class StateWriteError(StateError):
     """Writing progress failed in the middle of a run (disk full, I/O error): exit 3."""
 

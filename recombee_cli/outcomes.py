@@ -8,6 +8,26 @@ OUTCOMES = ("sent", "duplicate", "unmatched", "filtered", "invalid", "failed")
 DEFAULT_FAIL_ON = ("invalid", "failed")
 FAILABLE = ("invalid", "failed", "unmatched", "filtered")
 
+# How a request's answer is read, in one place. A code is an HTTP status Recombee answered for the
+# request (200/201 stored, 409 already there, 4xx refused, 429/5xx not now), 0 while unanswered,
+# NO_ANSWER when its call got no usable answer (no answer at all, a malformed one, or the request
+# was held back because an earlier request of its user was not delivered: its message says which),
+# or a file sink's negative verdict (sinks.protocol.REFUSED, NOT_REPRESENTABLE).
+NO_ANSWER = 1
+
+
+def accepted(code: int) -> bool:
+    """Recombee has it: stored (200, 201) or had it already (409; also a delete or merge answered
+    404, which the sender records as 409: nothing was left to do)."""
+    return code == 200 or code == 201 or code == 409
+
+
+def transient(code: int) -> bool:
+    """Not delivered, for a reason that may pass: no usable answer, 429 or 5xx after the retries.
+    Such a request's file stays pending and the next run sends it again (SPEC §8); any other
+    refusal (a 4xx that no retry can change) is final."""
+    return code == NO_ANSWER or code == 429 or code >= 500
+
 
 def parse_fail_on(value: str | list, where: str, *, file: str | None = None,
                   line: int | None = None) -> tuple[str, ...]:

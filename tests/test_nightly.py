@@ -26,7 +26,8 @@ from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender
-from recombee_cli.record.state import Checkpoints, StateStore
+from recombee_cli.record.checkpoints import Checkpoints
+from recombee_cli.record.state import StateStore
 from recombee_cli.sources.reader import Source, expand_inputs
 
 DB = "nightly-db"

@@ -20,7 +20,9 @@ from recombee_cli.pipeline.replay import Recorder, RunReport, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
-from recombee_cli.recombee.sender import RecombeeSender, merge_safe_batches
+from recombee_cli.recombee.lanes import Item, Lane
+from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.request_kinds import SOLO
 from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sources.reader import Line, expand_inputs
 
@@ -173,11 +175,26 @@ def test_a_lost_reply_does_not_make_a_merge_take_what_its_source_was_given_after
     assert ticket.codes == [409, 200]     # the merge again: its source is gone, already done
 
 
-def _item(n: int, *users: str):
-    return SimpleNamespace(n=n, users=users)
+def _item(n: int, *users: str) -> Item:
+    item = Item(SimpleNamespace(n=n), n, b"", users, SOLO if len(users) > 1 else 0, None, n, 0.0)
+    item.pos = n + 1
+    return item
 
 
-def test_merge_safe_batches_keep_each_users_order_and_keep_merges_apart():
+def lane_batches(items: list[Item], size: int) -> list[list[Item]]:
+    """The Batches one lane sends, one after another (each answered before the next is built)."""
+    lane = Lane(0)
+    lane.put(items, size)
+    batches = []
+    while lane.queue:
+        batch, dropped, scanned = lane.build(size, frozenset())
+        assert batch and not dropped
+        lane.take(batch, dropped, scanned)
+        batches.append(batch)
+    return batches
+
+
+def test_a_lane_keeps_each_users_order_and_keeps_merges_apart():
     rng = random.Random(4)
     people = [f"u{k}" for k in range(12)]
     items = []
@@ -187,12 +204,12 @@ def test_merge_safe_batches_keep_each_users_order_and_keep_merges_apart():
         else:
             items.append(_item(n, rng.choice(people)))
     items.append(_item(600))                                   # a request of no user
-    batches = merge_safe_batches(items, 25)
-    assert sorted(i.n for b in batches for i in b) == list(range(601))
+    batches = lane_batches(items, 25)
+    assert sorted(i.ticket.n for b in batches for i in b) == list(range(601))
     assert all(0 < len(b) <= 25 for b in batches)
-    position = {i.n: (k, j) for k, b in enumerate(batches) for j, i in enumerate(b)}
+    position = {i.ticket.n: (k, j) for k, b in enumerate(batches) for j, i in enumerate(b)}
     for user in people:   # sent one Batch after another: each user's requests in input order
-        mine = [position[i.n] for i in items if user in i.users]
+        mine = [position[i.ticket.n] for i in items if user in i.users]
         assert mine == sorted(mine)
     for batch in batches:  # a merge's users have nothing else in its Batch
         for item in batch:
@@ -201,11 +218,11 @@ def test_merge_safe_batches_keep_each_users_order_and_keep_merges_apart():
                 assert others == [], (item, others)
 
 
-def test_merge_safe_batches_pack_independent_merges_together():
+def test_a_lane_packs_independent_merges_together():
     """Fifty visitors, each seen, merged, then seen again: three Batches (before, the merges,
     after), not a few per merge."""
     items = []
     for k in range(50):
         items += [_item(3 * k, f"a{k}"), _item(3 * k + 1, f"u{k}", f"a{k}"), _item(3 * k + 2, f"u{k}")]
-    batches = merge_safe_batches(items, 1000)
-    assert [[i.n for i in b] for b in batches] == [list(range(r, 150, 3)) for r in range(3)]
+    batches = lane_batches(items, 1000)
+    assert [[i.ticket.n for i in b] for b in batches] == [list(range(r, 150, 3)) for r in range(3)]

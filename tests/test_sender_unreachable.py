@@ -19,7 +19,7 @@ from helpers import ROOT, bounded, invoke
 from recombee_cli.errors import UnreachableError
 from recombee_cli.pipeline.compile import compile_config
 from recombee_cli.pipeline.config import Config
-from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.pipeline.replay import Recorder, RunReport, failure_reason, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, TransportFailure, transport_reason
 from recombee_cli.recombee.emulator import Emulator, Faults
@@ -162,7 +162,11 @@ def test_retries_exhausted_on_answers_record_the_status_and_message_recombee_gav
         finally:
             sender.abort()
     assert ticket.codes == [503]
-    assert ticket.messages == ["gave up after 3 attempts: Recombee answered 503: Service temporarily unavailable"]
+    # The status stands beside the message: the reason a user reads says it once (it said
+    # "Recombee answered 503: gave up after 3 attempts: Recombee answered 503: ...").
+    assert ticket.messages == ["gave up after 3 attempts: Service temporarily unavailable"]
+    assert failure_reason(ticket.codes[0], ticket.messages[0]) == \
+        "Recombee answered 503: gave up after 3 attempts: Service temporarily unavailable"
 
 
 def test_after_the_breaker_opens_unanswered_requests_stay_unanswered():

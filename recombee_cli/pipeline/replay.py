@@ -18,18 +18,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from recombee_cli.errors import RecombeeCliError
-from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES
+from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES, transient
 from recombee_cli.pipeline.engines import Engine, InlineTranslator, Reading, Translated
 from recombee_cli.pipeline.translate import BlockResult, EventFilter, MappingFailure, Seen, Translator
 from recombee_cli.record.rejects import RejectsWriter
+from recombee_cli.request_kinds import Route
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.properties import PropertyGate
-from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, Route, Sink, Ticket
+from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, Sink, Ticket
 from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, pieces, read_blocks
 
 if TYPE_CHECKING:
-    from recombee_cli.record.state import Checkpoints
+    from recombee_cli.record.checkpoints import Checkpoints
 
 CHUNK_LINES = 2000    # lines translated, sent and acknowledged together (a sender's: about a Batch)
 _REASON_LIMIT = 200   # distinct reasons kept per counter; the rest are summed under "other"
@@ -145,23 +146,35 @@ def _outcome_of(ticket: EventTicket) -> tuple[str, str | None, int | None]:
     return ("sent" if any_sent else "duplicate"), None, None
 
 
-def _first_failure(ticket: Ticket) -> tuple[int, str] | None:
-    """(events that failed, why) when a ticket's requests were refused or never delivered."""
+def _events_with(ticket: Ticket, which: set[int]) -> int:
+    """How many of a ticket's events own one of the requests `which`."""
+    if not isinstance(ticket, ChunkTicket):
+        return 1
+    spans = ticket.spans
+    return sum(1 for k in range(len(spans) // 4) if any(r in which for r in range(spans[4 * k + 2], spans[4 * k + 3])))
+
+
+def _undelivered(ticket: Ticket) -> tuple[int, str] | None:
+    """(events, why) when requests of a ticket were not delivered for a reason that may pass (no
+    usable answer, 429 or 5xx after the retries): its file stays pending, the next run sends them."""
     codes = ticket.codes
     if codes.count(200) == len(codes):
         return None
-    # Recombee's refusals only: a file sink's verdicts (negative codes) are final answers.
-    failed = {k for k, code in enumerate(codes) if code not in (200, 201, 409) and code >= 0}
-    if not failed:
+    # Recombee's answers only: a file sink's verdicts (negative codes) are final.
+    lost = {k for k, code in enumerate(codes) if code > 0 and transient(code)}
+    if not lost:
         return None
-    first = min(failed)
-    reason = failure_reason(codes[first], ticket.messages[first])
-    if not isinstance(ticket, ChunkTicket):
-        return 1, reason
-    spans = ticket.spans   # a chunk: count the events that own a failed request
-    owners = sum(1 for k in range(len(spans) // 4)
-                 if any(r in failed for r in range(spans[4 * k + 2], spans[4 * k + 3])))
-    return owners, reason
+    first = min(lost)
+    return _events_with(ticket, lost), failure_reason(codes[first], ticket.messages[first])
+
+
+def _refused_events(ticket: Ticket) -> int:
+    """Events with a request Recombee refused for good (a 4xx no retry changes): final answers."""
+    codes = ticket.codes
+    if codes.count(200) == len(codes):
+        return 0
+    refused = {k for k, code in enumerate(codes) if code >= 400 and code != 409 and not transient(code)}
+    return _events_with(ticket, refused) if refused else 0
 
 
 def failure_reason(code: int, message: str | None) -> str:
@@ -406,11 +419,14 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
         for ticket in tickets:
             recorder.finished(ticket)
             if checkpoints is not None and 0 not in ticket.codes:
-                failure = _first_failure(ticket)
-                if failure is None:
+                undelivered = _undelivered(ticket)
+                if undelivered is None:
                     checkpoints.answered(ticket.source, ticket.offset)
                 else:   # not delivered: the file stays pending and the next run sends it again
-                    checkpoints.failed(ticket.source, ticket.offset, *failure)
+                    checkpoints.failed(ticket.source, ticket.offset, *undelivered)
+                refused = _refused_events(ticket)
+                if refused:   # final: in the rejects, counted for `status`
+                    checkpoints.refused(ticket.source, refused)
 
     def count_errors(source: Source, block: Block) -> None:
         """Unreadable stretches of a block: counted here, never translated."""
@@ -421,7 +437,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
             if block.unreadable:   # the machine's fault, not the data's: read it again next run
                 report.unreadable_sources += 1
                 if checkpoints is not None:
-                    checkpoints.unreadable(source.name, block.start_of(position), reason)
+                    checkpoints.unreadable(source.name, block.start_of(position), block.number + position, reason)
 
     def read(source: Source, start: int, *, split: bool) -> Iterator[Block]:
         for block in read_blocks(source, max_line_bytes=max_line_bytes, start_offset=start, progress=progress,
@@ -464,11 +480,17 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
         if result.requests:   # the serialised requests, joined by newlines
             ticket = ChunkTicket(block, result.requests, result.spans, result.event_errors, result.routes or None)
             if checkpoints is not None:
-                checkpoints.submitted(source.name, block.offset)
+                checkpoints.submitted(source.name, block.offset, block.number, block.number + block.count - 1)
+                if result.routes:   # a resumed file: what an earlier run had answered is not sent again
+                    before = checkpoints.answered_before(source.name, block.number, result.routes)
+                    if before is not None:
+                        ticket.codes, ticket.messages = before, [None] * len(before)
+                        report.extra["answered_before"] = report.extra.get("answered_before", 0) + \
+                            len(before) - before.count(0)
             submit(ticket)
         finish(sink.poll())
         if checkpoints is not None:
-            checkpoints.read_past(source.name, block.end() - 1)   # past the start of its last line
+            checkpoints.read_past(source.name, block.end(), block.number + block.count)
             checkpoints.maybe_flush()
         observer.progress(report, progress.done)
 

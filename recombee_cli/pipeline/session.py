@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from recombee_cli.errors import RecombeeCliError, StateWriteError
+from recombee_cli.errors import RecombeeCliError, ReprocessRefused, StateWriteError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON
 from recombee_cli.pipeline.engines import Engine
 from recombee_cli.pipeline.filters import Deduplicator
 from recombee_cli.pipeline.replay import CHUNK_LINES, Observer, Recorder, RunReport, collector_for_streaming, run
 from recombee_cli.pipeline.translate import Translator
+from recombee_cli.record.checkpoints import Checkpoints
 from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.record.state import Checkpoints, StateStore, describe_command
+from recombee_cli.record.state import StateStore, describe_command
 from recombee_cli.sinks.protocol import Sink
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Source
 
@@ -33,6 +34,10 @@ Warn = Callable[[str], None]
 
 def _quiet(message: str) -> None:
     pass
+
+
+def _merges(n: int) -> str:
+    return f"{n:,} merge or user deletion" if n == 1 else f"{n:,} merges or user deletions"
 
 
 class ReplaySession:
@@ -75,6 +80,7 @@ class ReplaySession:
                 self.store.lock(describe_command())
                 self.run_id = self.store.start_run(describe_command())
                 self.checkpoints = Checkpoints(self.store, reprocess=self.reprocess, warn=self.warn)
+                self.sink.keep_answers(self.checkpoints)
         except BaseException:
             self.sink.abort()
             self._close()
@@ -88,6 +94,8 @@ class ReplaySession:
             raise RuntimeError("a ReplaySession runs once: make a new one for another run")
         self.ran = True
         self.open()
+        if self.reprocess and self.store is not None:
+            self._refuse_merges_again(sources)
         report = self.report
         if skipped_folders:
             report.extra["skipped_folders"] = skipped_folders
@@ -119,6 +127,24 @@ class ReplaySession:
         self._finish_report()
         self._record("done" if report.ok else "failed", quietly=False)
         return report
+
+    def _refuse_merges_again(self, sources: Sequence[Source]) -> None:
+        """--reprocess sends a file's requests again from its start. Recombee applies a merge or a
+        user deletion again (a merge would move what its source user was given since, a deletion
+        delete it), so files whose merges or deletions were applied are refused, before anything
+        is sent; the state is left as it was."""
+        assert self.store is not None
+        applied = self.store.applied_solos([s.state_key for s in sources if s.identity is not None])
+        if not applied:
+            return
+        first = next(s for s in sources if s.state_key in applied)
+        self.sink.abort()
+        self._record("aborted", quietly=True)
+        raise ReprocessRefused(
+            f"--reprocess would send again {_merges(sum(applied.values()))} that Recombee "
+            f"already applied, from {len(applied):,} file{'s' if len(applied) != 1 else ''} (first: "
+            f"{first.name}); applied again, a merge moves what its source user was given since. Replay "
+            f"into an empty database with a new state instead, or leave those files out")
 
     def _finish_report(self) -> None:
         report = self.report

@@ -23,7 +23,7 @@ import orjson
 from recombee_cli.errors import MappingError, PayloadInvalid
 from recombee_cli.outcomes import unmatched_name
 from recombee_cli.pipeline.compile import CompiledMapping
-from recombee_cli.recombee.routing import lenient_404, request_users
+from recombee_cli.request_kinds import Route, route, sid
 from recombee_cli.segment.jsvalues import UNDEFINED, orjson_default
 from recombee_cli.segment.properties import describe_values
 from recombee_cli.segment.triggers import key_only
@@ -79,7 +79,7 @@ class BlockResult:
     invalid: list[tuple[int, int, str, str | None]] = field(default_factory=list)  # line, index, why, mapping
     spans: array[int] = field(default_factory=lambda: array("l"))
     event_errors: dict[int, list[MappingFailure]] = field(default_factory=dict)   # span number -> failures
-    routes: list[tuple[tuple[str, ...], bool]] = field(default_factory=list)   # per request (users, 404 done)
+    routes: list[Route] = field(default_factory=list)   # per request: request_kinds.route (a sender's)
     values: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
     requests: bytes = b""                # the requests as JSON, joined by newlines
 
@@ -308,10 +308,10 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
             first = len(bodies)
             if described:
                 values.extend((first + j, mapping, entity, pairs) for j, mapping, entity, pairs in described)
-            for request in requests:
+            for ordinal, request in enumerate(requests):
                 bodies.append(dumps(request, default=orjson_default))
-                if routes:
-                    request_routes.append((request_users(request), lenient_404(request)))
+                if routes:   # its place: the line (in the block), the event's index there, its own
+                    request_routes.append(route(request, sid(number, index, ordinal)))
             if errors:
                 event_errors[len(spans) // 4] = errors
             spans += (number, index, first, len(bodies))

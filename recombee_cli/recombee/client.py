@@ -97,11 +97,13 @@ class Retryable(Exception):
     raises UnreachableError), so it never reaches the CLI and has no exit code (errors.py holds
     the types that do)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None,
+                 detail: str | None = None):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.status = status
+        self.detail = reason if detail is None else detail   # Recombee's own words, without the status
 
 
 class TransportFailure(Retryable):
@@ -282,8 +284,9 @@ class RecombeeClient:
                 f"private token (RECOMBEE_PRIVATE_TOKEN or --token-file), the database id "
                 f"{self.database_id!r} and that this machine's clock is right")
         if status == 429 or status >= 500:
-            raise Retryable(f"Recombee answered {status}: {_error_text(response)}",
-                            _retry_after(response.headers.get("Retry-After")), status)
+            text = _error_text(response)
+            raise Retryable(f"Recombee answered {status}: {text}", _retry_after(response.headers.get("Retry-After")),
+                            status, text)
         raise CallFailed(f"Recombee refused a whole Batch call ({status}: {_error_text(response)})", status)
 
     def close(self) -> None:

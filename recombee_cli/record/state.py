@@ -1,18 +1,23 @@
-"""Record stage: what has been acknowledged, per input file, so that runs resume and skip.
+"""Record stage: the state file, what has been answered per input file, so that runs resume and skip.
 
 A SQLite file (versioned schema) holds, per input file, its identity (path + size + mtime, or an
-object's ETag) and the byte offset (in the decompressed stream) before which every event has a final
-answer — sent, duplicate, or invalid and written to the rejects file. A crash re-reads from that
-offset; what is re-sent comes back 409 and counts as `duplicate`.
+object's ETag), the byte offset (in the decompressed stream) and line number before which every
+event has a final answer, and the journal of what Recombee accepted past that point (`answered`:
+the places of the requests, request_kinds.sid, or whole ranges of lines), so that a resumed run
+sends nothing Recombee already answered — a merge or a user deletion above all, which Recombee
+would apply again (record/checkpoints.py keeps it up to date while a run goes). `applied` counts,
+per file, the merges and user deletions Recombee applied, which `--reprocess` must not send again.
 
-A file is *done* only when every event in it has such an answer. An event whose requests `failed`
-(Recombee refused them, or retries ran out in an outage) is not acknowledged: the offset stays
-before it and the file stays pending, with the reason, so the next run sends it again. So does a
-file that could not be opened or read (permission denied, I/O error). Files are known by their
-resolved absolute path (objects by their canonical URL), so `F`, `./F` and `/abs/F` are one file.
+A file is *done* only when every event in it has a final answer. An event with a request not
+delivered (retries ran out in an outage, no usable answer) keeps its file pending, with the
+reason, so the next run sends it again; so does a file that could not be opened or read. A
+request Recombee refused for good (a 4xx no retry can change) is final: counted (`refused`), kept
+in the rejects, the file can be done. Files are known by their resolved absolute path (objects by
+their canonical URL), so `F`, `./F` and `/abs/F` are one file.
 
 A lock (flock on `<state>.lock`, which the kernel releases when the process dies, even on kill -9)
-keeps two runs off one state file; the lock file names the running process.
+keeps two runs off one state file; the lock file names the running process. Within a run, the
+sender's threads write the journal while the main thread writes checkpoints: one lock orders them.
 """
 
 from __future__ import annotations
@@ -23,19 +28,30 @@ import os
 import socket
 import sqlite3
 import sys
+import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from recombee_cli.errors import StateError, StateLocked, StateWriteError
-from recombee_cli.sources.reader import Source, display_name
+from recombee_cli.sources.reader import display_name
 
-SCHEMA_VERSION = 2
-FLUSH_SECONDS = 1.0   # a crash re-sends at most about this much work (a few batches)
+SCHEMA_VERSION = 3
 
-_SCHEMA = """
+_JOURNAL = """
+CREATE TABLE IF NOT EXISTS answered (   -- past a file's checkpoint: what Recombee accepted (v3)
+    path TEXT NOT NULL,
+    first INTEGER NOT NULL,             -- the lines it covers
+    last INTEGER NOT NULL,
+    sids BLOB                           -- the requests' places (int64 each), or NULL: every request of the lines
+);
+CREATE INDEX IF NOT EXISTS answered_by_path ON answered (path, last);
+CREATE TABLE IF NOT EXISTS applied (    -- merges and user deletions Recombee applied, per file (v3)
+    path TEXT PRIMARY KEY,
+    solos INTEGER NOT NULL DEFAULT 0
+);
+"""
+_SCHEMA = _JOURNAL + """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
@@ -44,7 +60,9 @@ CREATE TABLE IF NOT EXISTS files (
     done INTEGER NOT NULL DEFAULT 0,
     updated REAL NOT NULL,
     failed INTEGER NOT NULL DEFAULT 0,   -- events not delivered in the last run (v2)
-    reason TEXT                          -- why the file is not done (v2)
+    reason TEXT,                         -- why the file is not done (v2)
+    line INTEGER NOT NULL DEFAULT 1,     -- the line number at `offset` (v3)
+    refused INTEGER NOT NULL DEFAULT 0   -- events Recombee refused for good, in the runs so far (v3)
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,6 +90,12 @@ class FileState:
     updated: float
     failed: int = 0
     reason: str | None = None
+    line: int = 1
+    refused: int = 0
+
+
+# A journal row: (first line, last line, the places of the requests, or None for every request of the lines)
+AnsweredRow = tuple[int, int, bytes | None]
 
 
 class StateStore:
@@ -85,6 +109,7 @@ class StateStore:
         except OSError as exc:
             raise StateError(f"cannot create the state folder {directory}: {exc.strerror or exc}") from None
         self._lock_fh: TextIO | None = None
+        self._write = threading.Lock()   # the sender's threads (journal) and the main thread (checkpoints)
         db: sqlite3.Connection | None = None
         try:
             self.db = db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -100,8 +125,11 @@ class StateStore:
             elif int(row[0]) < SCHEMA_VERSION:
                 with self.db:
                     self.db.execute("BEGIN IMMEDIATE")
-                    if int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]) < 2:
+                    version = int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+                    if version < 2:
                         self._migrate_v1()
+                    if version < 3:
+                        self._migrate_v2()
                     self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         except (sqlite3.DatabaseError, OSError) as exc:
             if db is not None:
@@ -134,6 +162,15 @@ class StateStore:
         self.db.executemany("INSERT INTO files (path, identity, offset, done, updated) VALUES (?, ?, ?, ?, ?)",
                             list(keyed.values()))
 
+    def _migrate_v2(self) -> None:
+        """Schema 3 adds each checkpoint's line number, the refusals and the journal of answers. A
+        file of schema 2 has no journal: its pending files resume from their checkpoints, as before."""
+        self.db.execute("ALTER TABLE files ADD COLUMN line INTEGER NOT NULL DEFAULT 1")
+        self.db.execute("ALTER TABLE files ADD COLUMN refused INTEGER NOT NULL DEFAULT 0")
+        for statement in _JOURNAL.split(";"):   # (not executescript: it would end the transaction)
+            if statement.strip():
+                self.db.execute(statement)
+
     # -- the lock ------------------------------------------------------------------------------
     def lock(self, command: str) -> None:
         """Take the run lock or raise StateLocked naming the holder. A dead holder's lock is free."""
@@ -164,31 +201,84 @@ class StateStore:
             self._lock_fh = None
 
     # -- files ---------------------------------------------------------------------------------
-    _COLUMNS = "path, identity, offset, done, updated, failed, reason"
+    _COLUMNS = "path, identity, offset, done, updated, failed, reason, line, refused"
 
     def file(self, key: str) -> FileState | None:
         row = self.db.execute(f"SELECT {self._COLUMNS} FROM files WHERE path=?", (display_name(key),)).fetchone()
-        return FileState(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6]) if row else None
+        return FileState(row[0], row[1], row[2], bool(row[3]), *row[4:]) if row else None
 
-    def save_files(self, rows: list[tuple[str, str, int, bool, int, str | None]]) -> None:
-        """Rows of (key, identity, offset, done, failed events, reason it is not done)."""
+    def save_files(self, rows: list[FileState], prune: dict[str, tuple[int, list[tuple[int, int]]]]) -> None:
+        """Write files' checkpoints (`updated` is set here) and tidy their journals in one
+        transaction. `prune`: per file, its checkpoint's line (the journal rows before it are let
+        go) and the ranges of lines past it whose every request is answered (one row each,
+        replacing the rows they hold); a file done keeps no journal."""
         now = time.time()
         try:
-            with self.db:
+            with self._write, self.db:
                 self.db.execute("BEGIN")
                 self.db.executemany(
-                    "INSERT INTO files (path, identity, offset, done, updated, failed, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "INSERT INTO files (path, identity, offset, done, updated, failed, reason, line, refused) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(path) DO UPDATE SET identity=excluded.identity, offset=excluded.offset, "
                     "done=excluded.done, updated=excluded.updated, failed=excluded.failed, "
-                    "reason=excluded.reason",
-                    [(display_name(p), display_name(i), o, int(d), now, f, r) for p, i, o, d, f, r in rows])
+                    "reason=excluded.reason, line=excluded.line, refused=excluded.refused",
+                    [(display_name(f.path), display_name(f.identity), f.offset, int(f.done), now, f.failed,
+                      f.reason, f.line, f.refused) for f in rows])
+                for f in rows:
+                    key = display_name(f.path)
+                    if f.done:
+                        self.db.execute("DELETE FROM answered WHERE path=?", (key,))
+                        continue
+                    line, ranges = prune.get(f.path, (f.line, []))
+                    self.db.execute("DELETE FROM answered WHERE path=? AND last < ?", (key, line))
+                    if f.path in prune:
+                        self.db.execute("DELETE FROM answered WHERE path=? AND sids IS NULL", (key,))
+                    for first, last in ranges:
+                        self.db.execute("DELETE FROM answered WHERE path=? AND first >= ? AND last <= ?",
+                                        (key, first, last))
+                        self.db.execute("INSERT INTO answered (path, first, last, sids) VALUES (?, ?, ?, NULL)",
+                                        (key, first, last))
         except sqlite3.Error as exc:
             raise StateWriteError(f"cannot write the state file {self.path}: {exc}") from None
 
     def files(self) -> list[FileState]:
-        return [FileState(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in self.db.execute(
+        return [FileState(r[0], r[1], r[2], bool(r[3]), *r[4:]) for r in self.db.execute(
             f"SELECT {self._COLUMNS} FROM files ORDER BY path")]
+
+    # -- the journal of answers ----------------------------------------------------------------
+    def record_answered(self, rows: list[tuple[str, int, int, bytes]], solos: dict[str, int]) -> None:
+        """Record what Recombee accepted (rows of key, first line, last line, places), and the
+        merges and user deletions it applied per file; committed before this returns."""
+        try:
+            with self._write, self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany("INSERT INTO answered (path, first, last, sids) VALUES (?, ?, ?, ?)",
+                                    [(display_name(k), first, last, blob) for k, first, last, blob in rows])
+                self.db.executemany("INSERT INTO applied (path, solos) VALUES (?, ?) "
+                                    "ON CONFLICT(path) DO UPDATE SET solos = solos + excluded.solos",
+                                    [(display_name(k), n) for k, n in solos.items() if n])
+        except sqlite3.Error as exc:
+            raise StateWriteError(f"cannot write the state file {self.path}: {exc}") from None
+
+    def answered_rows(self, key: str, from_line: int) -> list[AnsweredRow]:
+        """The journal of a file from a line on."""
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            "SELECT first, last, sids FROM answered WHERE path=? AND last >= ? ORDER BY first",
+            (display_name(key), from_line))]
+
+    def forget_answered(self, key: str) -> None:
+        """A file read again from its start (changed, or --reprocess): its journal no longer applies."""
+        try:
+            with self._write, self.db:
+                self.db.execute("DELETE FROM answered WHERE path=?", (display_name(key),))
+        except sqlite3.Error as exc:
+            raise StateWriteError(f"cannot write the state file {self.path}: {exc}") from None
+
+    def applied_solos(self, keys: list[str]) -> dict[str, int]:
+        """Per file (of `keys`), the merges and user deletions Recombee applied in earlier runs."""
+        wanted = {display_name(k): k for k in keys}
+        return {wanted[path]: n for path, n in self.db.execute("SELECT path, solos FROM applied WHERE solos > 0")
+                if path in wanted}
 
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, command: str) -> int:
@@ -206,8 +296,9 @@ class StateStore:
 
     def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
         try:
-            self.db.execute("UPDATE runs SET finished=?, status=?, report=? WHERE id=?",
-                            (time.time(), status, json.dumps(report), run_id))
+            with self._write:
+                self.db.execute("UPDATE runs SET finished=?, status=?, report=? WHERE id=?",
+                                (time.time(), status, json.dumps(report), run_id))
         except sqlite3.Error as exc:
             raise StateWriteError(f"cannot write the state file {self.path}: {exc}") from None
 
@@ -222,140 +313,6 @@ class StateStore:
     def close(self) -> None:
         self.unlock()
         self.db.close()
-
-
-class _FileProgress:
-    """Offsets of lines with unanswered events (in read order) and how far reading has got."""
-
-    __slots__ = ("source", "identity", "pending", "open", "frontier", "read_all", "failed", "reason", "stuck")
-
-    def __init__(self, source: Source, identity: str, start: int):
-        self.source = source
-        self.identity = identity             # the source's, as read when the run began
-        self.pending: deque[int] = deque()
-        self.open: dict[int, int] = {}       # line offset -> events of that line still unanswered
-        self.frontier = start                # every line starting before this has been read
-        self.read_all = False
-        self.failed = 0                      # events of this file that failed in this run
-        self.reason: str | None = None       # why the file is not done (the first failure)
-        self.stuck: int | None = None        # where reading failed (I/O): never past it
-
-    def checkpoint(self) -> int:
-        at = self.pending[0] if self.pending else self.frontier
-        return at if self.stuck is None else min(at, self.stuck)
-
-    def done(self) -> bool:
-        return self.read_all and not self.pending and self.stuck is None
-
-
-class Checkpoints:
-    """Tracks acknowledged positions while a run goes, and writes them to the state store."""
-
-    def __init__(self, store: StateStore, *, reprocess: bool = False,
-                 warn: Callable[[str], None] = lambda message: None, clock: Callable[[], float] = time.monotonic):
-        self.store = store
-        self.reprocess = reprocess
-        self.warn = warn
-        self._clock = clock
-        self._files: dict[str, _FileProgress] = {}
-        self._last_flush = clock()
-        self.skipped = 0
-        self.resumed = 0
-
-    def begin(self, source: Source) -> int | None:
-        """Where to start reading a source; None to skip it (done before, unchanged)."""
-        if source.identity is None:
-            return 0   # stdin, a pipe: nothing to resume
-        known = self.store.file(source.state_key)
-        start = 0
-        if known is not None and not self.reprocess:
-            if known.identity != display_name(source.identity):
-                self.warn(f"{display_name(source.name)} changed since it was last read; processing it again "
-                          f"from the start")
-            elif known.done:
-                self.skipped += 1
-                return None
-            elif known.offset > 0:
-                start = known.offset
-                self.resumed += 1
-        self._files[source.name] = _FileProgress(source, source.identity, start)
-        return start
-
-    def submitted(self, source: str, offset: int) -> None:
-        progress = self._files.get(source)
-        if progress is None:
-            return
-        if offset in progress.open:
-            progress.open[offset] += 1
-        else:
-            progress.open[offset] = 1
-            progress.pending.append(offset)
-
-    def read_past(self, source: str, offset: int) -> None:
-        progress = self._files.get(source)
-        if progress is not None:
-            progress.frontier = offset + 1
-
-    def source_read(self, source: str) -> None:
-        progress = self._files.get(source)
-        if progress is not None:
-            progress.read_all = True
-
-    def answered(self, source: str, offset: int) -> None:
-        progress = self._files.get(source)
-        if progress is None:
-            return
-        left = progress.open[offset] - 1
-        if left:
-            progress.open[offset] = left
-            return
-        del progress.open[offset]
-        pending = progress.pending
-        while pending and pending[0] not in progress.open:
-            pending.popleft()
-
-    def failed(self, source: str, offset: int, events: int, reason: str) -> None:
-        """Events of the chunk or line at `offset` failed: it stays open, so the checkpoint never
-        passes it and the file stays pending for the next run, which sends it again."""
-        progress = self._files.get(source)
-        if progress is None:
-            return
-        progress.failed += events
-        if progress.reason is None:
-            progress.reason = reason
-
-    def unreadable(self, source: str, offset: int, reason: str) -> None:
-        """Reading stopped at `offset` for a reason of the machine's (cannot open, I/O error)."""
-        progress = self._files.get(source)
-        if progress is None:
-            return
-        progress.stuck = offset if progress.stuck is None else min(progress.stuck, offset)
-        progress.reason = progress.reason or reason
-
-    def stopped(self, reason: str) -> None:
-        """The run was aborted or interrupted: files not done say why, for `status`."""
-        for progress in self._files.values():
-            if progress.reason is None and not progress.done():
-                progress.reason = reason
-
-    def maybe_flush(self) -> None:
-        if self._clock() - self._last_flush >= FLUSH_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        rows = []
-        finished = []
-        for name, progress in self._files.items():
-            done = progress.done()
-            rows.append((progress.source.state_key, progress.identity, progress.checkpoint(), done,
-                         progress.failed, None if done else progress.reason))
-            if done:
-                finished.append(name)
-        if rows:
-            self.store.save_files(rows)
-        for name in finished:   # done files need no more tracking
-            del self._files[name]
-        self._last_flush = self._clock()
 
 
 def describe_command(argv: list[str] | None = None) -> str:

@@ -27,7 +27,7 @@ import orjson
 
 from recombee_cli.errors import ExportError, ExportWriteError
 from recombee_cli.segment.jsvalues import js_string, js_utf16_len
-from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, Ticket
+from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, LocalSink, Ticket
 from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import Line
 
@@ -447,19 +447,17 @@ class _Event:
         return self._event
 
 
-class ExportSink:
+class ExportSink(LocalSink):
     """The third sink: each request becomes a row of `fmt` written through `files`. A request is
     answered 200 when its row is written, `REFUSED` (with the rule's reason) when a column rule
-    drops it, `NOT_REPRESENTABLE` when the format has no such row."""
-
-    lane_count = 0
-    batch_size = None
-    database_id = None
+    drops it, `NOT_REPRESENTABLE` when the format has no such row. Property definitions have no
+    row in an export (not counted). Nothing runs in the background; `drain` removes the export's
+    temporary files."""
 
     def __init__(self, fmt: RowFormat, files: FileExporter):
+        super().__init__()
         self.format = fmt
         self.files = files
-        self._done: list[Ticket] = []
         self.refused = 0
         self.not_representable = 0
 
@@ -495,17 +493,6 @@ class ExportSink:
         else:
             self.files.write(table, line)
 
-    def define(self, requests: list[dict[str, Any]]) -> list[str] | None:
-        """Property definitions have no row in an export: None (not counted)."""
-        return None
-
-    def counters(self) -> dict[str, int]:
-        return {}
-
-    def poll(self) -> list[Ticket]:
-        done, self._done = self._done, []
-        return done
-
     def close(self) -> list[Ticket]:
         self.files.commit()
         return self.poll()
@@ -513,6 +500,3 @@ class ExportSink:
     def drain(self) -> list[Ticket]:
         self.files.abort()
         return self.poll()
-
-    def abort(self) -> None:
-        """Nothing runs in the background; `drain` removes the export's temporary files."""

@@ -11,22 +11,19 @@ import orjson
 
 from recombee_cli.errors import OutputError
 from recombee_cli.segment.jsvalues import orjson_default
-from recombee_cli.sinks.protocol import ChunkTicket, Ticket
+from recombee_cli.sinks.protocol import ChunkTicket, LocalSink, Ticket
 
 
-class DryRunPrinter:
+class DryRunPrinter(LocalSink):
     """Prints each request as one JSON object per line, exactly as it would go into a Batch's
     `requests` array, and answers every request as accepted."""
 
     _FLUSH_EVERY = 512
-    lane_count = 0
-    batch_size = None
-    database_id = None
 
     def __init__(self, out: BinaryIO):
+        super().__init__()
         self._out = out
         self._pending: list[bytes] = []
-        self._done: list[Ticket] = []
         self.requests_printed = 0
 
     def submit(self, ticket: Ticket) -> None:
@@ -50,9 +47,6 @@ class DryRunPrinter:
         self.requests_printed += len(requests)
         return []
 
-    def counters(self) -> dict[str, int]:
-        return {}
-
     def _answered(self, ticket: Ticket, n: int) -> Ticket:
         ticket.codes = [200] * n
         ticket.messages = [None] * n
@@ -74,10 +68,6 @@ class DryRunPrinter:
         except OSError as exc:
             raise OutputError(f"cannot write the requests to the output: {exc.strerror or exc}") from None
 
-    def poll(self) -> list[Ticket]:
-        done, self._done = self._done, []
-        return done
-
     def close(self) -> list[Ticket]:
         self._flush()
         try:
@@ -94,9 +84,6 @@ class DryRunPrinter:
         except OSError:
             pass
         return self.poll()
-
-    def abort(self) -> None:
-        """Nothing runs in the background: nothing to stop."""
 
 
 def output_names(names: list[str], suffix: str = ".ndjson") -> dict[str, str]:
@@ -115,23 +102,20 @@ def output_names(names: list[str], suffix: str = ".ndjson") -> dict[str, str]:
     return {name: posixpath.relpath(path, root) + suffix for name, path in paths.items()}
 
 
-class PerFileDryRun:
+class PerFileDryRun(LocalSink):
     """The dry-run printer writing one file per input (`--dry-run --output DIR`): the requests
     of each input, in order, in `DIR/<its name>.ndjson`, exactly what the printer would print.
     Tickets come in input order, so each output file is written once, start to end; an input
-    that produced no request gets an empty file."""
-
-    lane_count = 0
-    batch_size = None
-    database_id = None
+    that produced no request gets an empty file. Property definitions are not printed (nor
+    counted) in per-input files."""
 
     def __init__(self, folder: str, source_names: list[str]):
+        super().__init__()
         self._folder = folder
         self._names = output_names(source_names)
         self._current: str | None = None
         self._file: BinaryIO | None = None
         self._printer: DryRunPrinter | None = None
-        self._done: list[Ticket] = []
         self._written: set[str] = set()
         self.requests_printed = 0
         os.makedirs(folder, exist_ok=True)
@@ -168,18 +152,10 @@ class PerFileDryRun:
             printer = self._switch(ticket.source)
         printer.submit(ticket)
 
-    def define(self, requests: list[dict[str, Any]]) -> list[str] | None:
-        """Not printed (nor counted) in per-input files: None."""
-        return None
-
-    def counters(self) -> dict[str, int]:
-        return {}
-
     def poll(self) -> list[Ticket]:
         if self._printer is not None:
             self._done.extend(self._printer.poll())
-        done, self._done = self._done, []
-        return done
+        return super().poll()
 
     def close(self) -> list[Ticket]:
         self._end_file()
@@ -196,40 +172,11 @@ class PerFileDryRun:
             pass
         return self.poll()
 
-    def abort(self) -> None:
-        """Nothing runs in the background: nothing to stop."""
 
-
-class NullSink:
-    """Accepts everything and prints nothing: `validate` only wants the counts."""
-
-    lane_count = 0
-    batch_size = None
-    database_id = None
-
-    def __init__(self) -> None:
-        self._done: list[Ticket] = []
+class NullSink(LocalSink):
+    """Accepts everything and prints nothing: `validate` only wants the counts (and counts no
+    property definitions)."""
 
     def submit(self, ticket: Ticket) -> None:
         ticket.answer_all(200)
         self._done.append(ticket)
-
-    def define(self, requests: list[dict[str, Any]]) -> list[str] | None:
-        """`validate` counts no definitions: None."""
-        return None
-
-    def counters(self) -> dict[str, int]:
-        return {}
-
-    def poll(self) -> list[Ticket]:
-        done, self._done = self._done, []
-        return done
-
-    def close(self) -> list[Ticket]:
-        return self.poll()
-
-    def drain(self) -> list[Ticket]:
-        return self.poll()
-
-    def abort(self) -> None:
-        """Nothing to stop."""

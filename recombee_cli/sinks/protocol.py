@@ -13,6 +13,7 @@ from __future__ import annotations
 from array import array
 from typing import Any, Protocol
 
+from recombee_cli.request_kinds import Route
 from recombee_cli.sources.lines import cut_lines
 from recombee_cli.sources.reader import Block, Line
 
@@ -21,7 +22,6 @@ from recombee_cli.sources.reader import Block, Line
 REFUSED = -1            # the request breaks the output format's rules: the event is `invalid`
 NOT_REPRESENTABLE = -2  # the format has no way to express it: `filtered` unless something was written
 
-Route = tuple[tuple[str, ...], bool]   # a request's users (its sender lane) and whether 404 means done
 MappingFailure = tuple[str, str]       # (mapping name, reason)
 
 
@@ -29,7 +29,8 @@ class Ticket:
     """What every ticket has: where it starts in its source (the checkpoint it advances), its
     requests (Batch request objects, or the same serialised as JSON bytes), the routes of
     serialised requests (for a sender's lanes; None: taken from the requests), and the answers,
-    one code and message per request, which the sink fills in."""
+    one code and message per request, which the sink fills in. Codes may come filled in for
+    requests an earlier run had answered (a resumed file): a sender sends only those at 0."""
 
     __slots__ = ("source", "offset", "routes", "codes", "messages")
 
@@ -46,6 +47,16 @@ class Ticket:
 
     def request_count(self) -> int:
         raise NotImplementedError
+
+    @property
+    def first_line(self) -> int:
+        """The line number (1-based, in its source) where the ticket starts."""
+        raise NotImplementedError
+
+    @property
+    def index_in_line(self) -> int:
+        """An event ticket's index in its batch-envelope line (0 for a chunk's)."""
+        return 0
 
     def answer_all(self, code: int) -> None:
         """Every request answered `code` with no message (a printer's 200)."""
@@ -81,6 +92,14 @@ class EventTicket(Ticket):
     def request_count(self) -> int:
         return len(self._requests)
 
+    @property
+    def first_line(self) -> int:
+        return self.line.number
+
+    @property
+    def index_in_line(self) -> int:
+        return self.index
+
 
 class ChunkTicket(Ticket):
     """The requests of a chunk of lines, serialised and joined by newlines (`blob`) as the
@@ -109,6 +128,10 @@ class ChunkTicket(Ticket):
 
     def request_count(self) -> int:
         return self.spans[-1] if self.spans else 0   # the end of the last event's requests
+
+    @property
+    def first_line(self) -> int:
+        return self.block.number
 
     def event_count(self) -> int:
         return len(self.spans) // 4
@@ -153,3 +176,52 @@ class Sink(Protocol):
         """The sink's figures for the run's report (the sender: Batch calls, retries, HTTP calls,
         bytes sent...); empty for sinks with nothing to add."""
         ...
+
+    def keep_answers(self, journal: AnswerJournal) -> None:
+        """A run with a state: record what the database accepted in `journal` before anything that
+        depends on it is sent (the sender); sinks that write no database ignore it."""
+        ...
+
+
+class AnswerJournal(Protocol):
+    """Where a sender records what Recombee accepted (record.state.Checkpoints makes one), per
+    source: the places (sids, request_kinds.sid) of the accepted requests, and how many of them
+    were merges or user deletions that Recombee applied."""
+
+    def record(self, answered: dict[str, tuple[list[int], int]]) -> None: ...
+
+
+class LocalSink:
+    """What the sinks that make no calls share (the dry-run printers, `validate`'s, the file
+    export): every ticket is answered when submitted and handed back by the next `poll`; they keep
+    no per-user order, write no database, and have nothing in the background to stop."""
+
+    lane_count = 0
+    batch_size: int | None = None
+    database_id: str | None = None
+
+    def __init__(self) -> None:
+        self._done: list[Ticket] = []
+
+    def poll(self) -> list[Ticket]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> list[Ticket]:
+        return self.poll()
+
+    def drain(self) -> list[Ticket]:
+        return self.poll()
+
+    def abort(self) -> None:
+        """Nothing runs in the background: nothing to stop."""
+
+    def define(self, requests: list[dict[str, Any]]) -> list[str] | None:
+        """Property definitions: None, not counted (a printer that shows them says otherwise)."""
+        return None
+
+    def counters(self) -> dict[str, int]:
+        return {}
+
+    def keep_answers(self, journal: AnswerJournal) -> None:
+        """No database, nothing to record."""
