@@ -177,20 +177,19 @@ def test_a_lost_reply_does_not_make_a_merge_take_what_its_source_was_given_after
 
 def _item(n: int, *users: str) -> Item:
     item = Item(SimpleNamespace(n=n), n, b"", users, SOLO if len(users) > 1 else 0, None, n, 0.0)
-    item.pos = n + 1
     return item
 
 
 def lane_batches(items: list[Item], size: int) -> list[list[Item]]:
     """The Batches one lane sends, one after another (each answered before the next is built)."""
     lane = Lane(0)
-    lane.put(items, size)
+    lane.put(items, size, 0.0)
     batches = []
     while lane.queue:
-        batch, dropped, scanned = lane.build(size, frozenset())
-        assert batch and not dropped
-        lane.take(batch, dropped, scanned)
-        batches.append(batch)
+        built = lane.build(size, frozenset())
+        assert built.batch and not built.dropped
+        lane.take(built)
+        batches.append(built.batch)
     return batches
 
 

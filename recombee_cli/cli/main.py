@@ -44,7 +44,7 @@ class LazyGroup(Group):
         for param in command.params:
             if isinstance(param, click.Option):
                 param.show_envvar = True
-        return command  # type: ignore[no-any-return]
+        return command
 
 # Every option can also come from the environment (cron, containers): RECOMBEE_CLI_<COMMAND>_<OPTION>,
 # e.g. RECOMBEE_CLI_REPLAY_BATCH_SIZE=500, unless the option names its own variable; --help shows each.

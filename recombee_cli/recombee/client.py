@@ -155,6 +155,13 @@ def odd_answer(results: Any, expected: int) -> str | None:
         return f"{_kind(results)}, not a list of results"
     if len(results) != expected:
         return f"{len(results)} results for {expected} requests"
+    try:   # the common case at C speed: objects whose codes are integers in range
+        codes = [result["code"] for result in results if type(result) is dict]
+        if len(codes) == expected and all(type(code) is int for code in codes) and \
+                100 <= min(codes) and max(codes) <= 599:
+            return None
+    except (KeyError, ValueError):
+        pass
     for number, result in enumerate(results, 1):
         if type(result) is not dict:
             return f"result {number} of {expected} is {_kind(result)}, not an object"

@@ -6,10 +6,10 @@ requests take effect in input order while `concurrency` lanes work at once. A Ba
 taking requests from the front of the queue and *skipping* those that may not go yet
 (`Lane.build`), so that they hold up their own users and nobody else:
 
-* a request that waits for something (`after`): a merge waits until the lane holding earlier
-  requests of its source user has answered them (a `Watermark`), and every later request of a
-  merge's or a user deletion's users waits until that one is answered and recorded in the state
-  (its `Fence`: request_kinds.SOLO says why);
+* a request that waits for something (`after`): a merge waits until the latest earlier request of
+  its source user (queued in the source's own lane) is answered (that `Item`), and every later
+  request of a merge's or a user deletion's users waits until that one is answered and recorded in
+  the state (its `Fence`: request_kinds.SOLO says why);
 * a request of a user one of whose earlier requests was skipped (order);
 * a solo request beside another request of its users in the Batch, or any request beside a solo
   one of its users (a failed neighbour would make the solo be sent again);
@@ -17,8 +17,10 @@ taking requests from the front of the queue and *skipping* those that may not go
 * a request of a user whose earlier request gave up (`poisoned`): it is not sent at all, so that
   nothing overtakes the failed one; the next run sends both, in order.
 
-A lane sends when it holds a Batch's worth that may go, or when its oldest such request has
-waited LINGER_SECONDS, or at the close.
+A lane sends when it holds a Batch's worth that may go. It sends a partly filled Batch only when
+it was given nothing new for LINGER_SECONDS (the input is slower than the sending), when a request
+that may go has waited HOLD_SECONDS, or at the close: requests released by a merge join the next
+full Batch instead of leaving in a small one.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any, Protocol
 
 from recombee_cli.request_kinds import SOLO, Users
 
-LINGER_SECONDS = 0.5   # a partly filled Batch waits this long for more requests
+LINGER_SECONDS = 0.5   # a lane given nothing new for this long sends a partly filled Batch...
+HOLD_SECONDS = 2.0     # ...as it does when a request that may go has waited this long
 SCAN_LIMIT = 4         # a build looks at most this many Batches' worth of the queue
 
 
@@ -53,11 +56,12 @@ class Fence:
 
 
 class Item:
-    """One request waiting in a lane: its ticket and index there, its body, its route, its
-    place in the lane (`pos`), what it waits for, when it was queued, and (a solo request) the
-    fence its users' later requests wait at."""
+    """One request waiting in a lane: its ticket and index there, its body, its route, what it
+    waits for, when it was queued, whether it has its answer (`done`: the ticket and body are
+    then let go, since the sender may remember the item a while as its users' latest), and (a
+    solo request) the fence its users' later requests wait at."""
 
-    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "pos", "after", "enqueued", "fence")
+    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "after", "enqueued", "done", "fence")
 
     def __init__(self, ticket: Any, index: int, body: bytes, users: Users, flags: int, key: Any, sid: int,
                  enqueued: float):
@@ -69,52 +73,46 @@ class Item:
         self.key = key
         self.sid = sid
         self.enqueued = enqueued
-        self.pos = 0
         self.after: list[Dependency] | None = None
+        self.done = False
         self.fence: Fence | None = None
 
-
-class Watermark:
-    """A dependency on a lane: every request it was given up to `pos` is answered."""
-
-    __slots__ = ("lane", "pos")
-
-    def __init__(self, lane: Lane, pos: int):
-        self.lane = lane
-        self.pos = pos
-
     def passed(self) -> bool:
-        return self.lane.floor >= self.pos
+        """As a dependency (a merge waiting for its source's earlier request): answered."""
+        return self.done
+
+
+class Built:
+    """What `Lane.build` chose: the batch, the dropped items, the kept items, how many it looked at."""
+
+    __slots__ = ("batch", "dropped", "kept", "scanned")
+
+    def __init__(self, batch: list[Item], dropped: list[Item], kept: list[Item], scanned: int):
+        self.batch = batch
+        self.dropped = dropped
+        self.kept = kept
+        self.scanned = scanned
 
 
 class Lane:
-    """A queue of items in `pos` order and the thread that sends them (the sender starts it).
-
-    `assigned`: positions handed out by the routing (the main thread); `put_count`: positions
-    queued; `floor`: every item up to it is answered (written under `cond` by the lane's thread,
-    read by anyone: a stale value only makes a dependency wait a little longer)."""
+    """A queue of items in input order and the thread that sends them (the sender starts it)."""
 
     def __init__(self, number: int):
         self.number = number
         self.queue: deque[Item] = deque()
-        self.assigned = 0
-        self.put_count = 0
-        self.floor = 0
         self.cond = threading.Condition()
-        self.rescan = True       # something changed since the last build found nothing to send
+        self.rescan = True       # something changed since the last build found no full Batch
+        self.last_put = 0.0      # time.monotonic() of the last put
+        self.last_look = 0.0     # ...of the last build that looked for an overdue request
         self.thread: threading.Thread | None = None
 
-    def assign(self) -> int:
-        self.assigned += 1
-        return self.assigned
-
-    def put(self, items: list[Item], batch_size: int) -> None:
-        """Queue items (their positions assigned, in order); wakes the lane when it holds a Batch's
-        worth. Never waits: the sender waits for room after every lane got its part of a ticket,
-        since a request here may wait for one that another lane has not been given yet."""
+    def put(self, items: list[Item], batch_size: int, now: float) -> None:
+        """Queue items, in order; wakes the lane when it holds a Batch's worth. Never waits: the
+        sender waits for room after every lane got its part of a ticket, since a request here may
+        wait for one that another lane has not been given yet."""
         with self.cond:
             self.queue.extend(items)
-            self.put_count = items[-1].pos
+            self.last_put = now
             if len(self.queue) >= batch_size:
                 self.rescan = True
                 self.cond.notify_all()
@@ -125,61 +123,67 @@ class Lane:
             self.rescan = True
             self.cond.notify_all()
 
-    def answered(self) -> None:
-        """The Batch in flight (or the items dropped) has its answers: move the floor."""
-        with self.cond:
-            self.floor = self.queue[0].pos - 1 if self.queue else self.put_count
-
-    def build(self, size: int, poisoned: frozenset[str]) -> tuple[list[Item], list[Item], int]:
-        """Choose the next Batch from the front of the queue without changing it: (the items that
-        may go, in order; the items of poisoned users, not to be sent; how many were looked at).
-        `take` commits the choice."""
+    def build(self, size: int, poisoned: frozenset[str]) -> Built:
+        """Choose the next Batch from the front of the queue without changing it: the items that
+        may go, in order; the items of poisoned users, not to be sent; the items that stay; how
+        many were looked at. `take` commits the choice. Most items wait for nothing: they take
+        the short way."""
         batch: list[Item] = []
         dropped: list[Item] = []
-        users_in: set[str] = set()
-        solo_users: set[str] = set()
+        kept: list[Item] = []
         keys: set[Any] = set()
         blocked: set[str] = set()
+        users_in: set[str] | None = None   # the batch's users, kept once a solo request is met
+        solo_users: set[str] = set()
         scanned = 0
+        append = batch.append
         for item in islice(self.queue, SCAN_LIMIT * size):
             scanned += 1
             users = item.users
-            if poisoned and not poisoned.isdisjoint(users):
-                dropped.append(item)
-                continue
-            go = not blocked or blocked.isdisjoint(users)
-            if go and item.after is not None:
-                if all(dependency.passed() for dependency in item.after):
-                    item.after = None
-                else:
-                    go = False
-            if go and item.flags & SOLO:
-                go = users_in.isdisjoint(users)
-            elif go and solo_users:
-                go = solo_users.isdisjoint(users)
+            if blocked or poisoned or solo_users or item.flags or item.after is not None:
+                if poisoned and not poisoned.isdisjoint(users):
+                    dropped.append(item)
+                    continue
+                go = not blocked or blocked.isdisjoint(users)
+                if go and item.after is not None:
+                    if all(dependency.passed() for dependency in item.after):
+                        item.after = None
+                    else:
+                        go = False
+                if go and item.flags & SOLO:
+                    if users_in is None:
+                        users_in = {user for earlier in batch for user in earlier.users}
+                    go = users_in.isdisjoint(users)
+                elif go and solo_users:
+                    go = solo_users.isdisjoint(users)
+                if not go:
+                    blocked.update(users)
+                    kept.append(item)
+                    continue
             key = item.key
-            if go and key is not None:
-                go = key not in keys
+            if key is not None:
+                known = len(keys)
                 keys.add(key)
-            if not go:
-                blocked.update(users)
-                continue
-            batch.append(item)
-            users_in.update(users)
+                if len(keys) == known:   # one key twice: the second waits for the next Batch
+                    blocked.update(users)
+                    kept.append(item)
+                    continue
+            append(item)
+            if users_in is not None:
+                users_in.update(users)
             if item.flags & SOLO:
                 solo_users.update(users)
             if len(batch) >= size:
                 break
-        return batch, dropped, scanned
+        return Built(batch, dropped, kept, scanned)
 
-    def take(self, batch: list[Item], dropped: list[Item], scanned: int) -> None:
-        """Remove a build's batch and dropped items from the queue (under `cond`)."""
+    def take(self, built: Built, *, send: bool = True) -> None:
+        """Remove a build's dropped items, and its batch unless not `send`, from the queue (under `cond`)."""
         queue = self.queue
-        if len(batch) == scanned:   # the common case: the front of the queue
-            for _ in range(scanned):
+        if send:
+            for _ in range(built.scanned):
                 queue.popleft()
-            return
-        gone = {id(item) for item in batch}
-        gone.update(id(item) for item in dropped)
-        kept = [item for item in (queue.popleft() for _ in range(scanned)) if id(item) not in gone]
-        queue.extendleft(reversed(kept))
+            queue.extendleft(reversed(built.kept))
+        elif built.dropped:   # rare: only the dropped go
+            gone = {id(item) for item in built.dropped}
+            self.queue = deque(item for item in queue if id(item) not in gone)

@@ -48,16 +48,17 @@ from recombee_cli.errors import AuthenticationError, ServiceError
 from recombee_cli.outcomes import NO_ANSWER, transient
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
-from recombee_cli.recombee.lanes import LINGER_SECONDS, Dependency, Fence, Item, Lane, Watermark
+from recombee_cli.recombee.lanes import HOLD_SECONDS, LINGER_SECONDS, Dependency, Fence, Item, Lane
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY, lane_of
 from recombee_cli.recombee.service import MAX_BATCH
 from recombee_cli.request_kinds import LENIENT, SOLO, chunk_sid, route, sid
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sinks.protocol import AnswerJournal, Ticket
+from recombee_cli.sources.lines import cut_lines
 
 DEFAULT_BATCH_SIZE = 1000
 _FAILED_BATCHES_TO_ABORT = 3
-_FENCES_SWEEP = 50_000     # users held by merges remembered before the settled ones are forgotten
+_SWEEP = 50_000            # users remembered (their latest request, a merge's fence) before a sweep
 NO_STATUS = NO_ANSWER      # the code of a request whose call got no usable answer (outcomes.py)
 
 
@@ -110,8 +111,10 @@ class RecombeeSender:
         self._circuit = Circuit(self.breaker)
         self.stopping = False
         self.closing = False
-        # The main thread's: users whose later requests wait for a merge or user deletion.
+        # The main thread's: users whose later requests wait for a merge or user deletion, and
+        # each user's latest request (what a merge waits for, in the lane of its source).
         self._fences: dict[str, Fence] = {}
+        self._latest: dict[str, Item] = {}
         # Users one of whose requests was not delivered (copied on write: lanes read it unlocked).
         self._poisoned: frozenset[str] = frozenset()
         self._room = threading.Condition()           # a lane answered: submit may find room
@@ -139,62 +142,63 @@ class RecombeeSender:
             return
         with self._lock:
             self._pending[id(ticket)] = [ticket, left]
-        lanes, fences, count = self.lanes, self._fences, self.lane_count
+        lanes, fences, latest, count = self.lanes, self._fences, self._latest, self.lane_count
+        fence: Fence | None
         per_lane: list[list[Item]] = [[] for _ in lanes]
         routes = ticket.routes
+        if routes is None:   # an event's requests as objects (the Python API, tests): as the
+            # translate stage does, serialised once and cut from one joined blob, each its size
+            # (orjson gives every result a buffer of at least 4 KB)
+            index_in_line = ticket.index_in_line
+            routes = [route(request, sid(0, index_in_line, k)) for k, request in enumerate(requests)]
+            bodies = cut_lines(b"\n".join([orjson.dumps(r, default=orjson_default) for r in requests]))
+        else:                # serialised and routed by the translate stage
+            bodies = requests
         base = chunk_sid(ticket.first_line)
-        index_in_line = ticket.index_in_line
         now = time.monotonic()
-        for index, request in enumerate(requests):
+        for index, (users, flags, key, place) in enumerate(routes):
             if codes[index]:
                 continue
-            if routes is None:   # an event's requests as objects (the Python API, tests)
-                users, flags, key, place = route(request, sid(0, index_in_line, index))
-                body = orjson.dumps(request, default=orjson_default)
-            else:                # serialised and routed by the translate stage
-                users, flags, key, place = routes[index]
-                body = request
-            lane = lanes[lane_of(users[0], count)] if users else lanes[0]
-            item = Item(ticket, index, body, users, flags, key, base + place if place >= 0 else -1, now)
-            if fences:
-                self._fence(item)
+            lane = lanes[hash(users[0]) % count] if users else lanes[0]   # routing.lane_of
+            item = Item(ticket, index, bodies[index], users, flags, key, base + place if place >= 0 else -1, now)
+            if fences:   # a later request of a user a merge or user deletion touched waits for it
+                for user in users:
+                    fence = fences.get(user)
+                    if fence is None:
+                        continue
+                    if fence.settled:
+                        del fences[user]
+                    elif item.after is None:
+                        item.after = [fence]
+                    else:
+                        item.after.append(fence)
             if flags & SOLO:
                 self._hold(item, lane)
-            item.pos = lane.assign()
+            for user in users:
+                latest[user] = item
             per_lane[lane.number].append(item)
+        if len(latest) > _SWEEP:
+            self._latest = {user: item for user, item in latest.items() if not item.done}
         for lane, items in zip(lanes, per_lane):
             if items:
-                lane.put(items, self.batch_size)
+                lane.put(items, self.batch_size, now)
         self._wait_for_room()
 
-    def _fence(self, item: Item) -> None:
-        """A later request of a user a merge or user deletion touched waits for it to be answered
-        and recorded (unless it is already)."""
-        fences = self._fences
-        for user in item.users:
-            fence = fences.get(user)
-            if fence is None:
-                continue
-            if fence.settled:
-                del fences[user]
-            elif item.after is None:
-                item.after = [fence]
-            else:
-                item.after.append(fence)
-
     def _hold(self, item: Item, lane: Lane) -> None:
-        """A merge or user deletion: it waits until the lanes holding earlier requests of its
-        users have answered them, and holds back their later requests (SPEC §7)."""
+        """A merge or user deletion: it waits for the earlier requests of its users (the latest of
+        each, where another lane holds it: in its own lane, order does it), and holds back their
+        later requests (SPEC §7)."""
         self._count("merges_ordered")
         after: list[Dependency] = item.after or []
         fence = item.fence = Fence()
         for user in item.users:
-            home = self.lanes[lane_of(user, self.lane_count)]
-            if home is not lane and home.assigned > home.floor:
-                after.append(Watermark(home, home.assigned))
+            earlier = self._latest.get(user)
+            if earlier is not None and not earlier.done and \
+                    lane_of(earlier.users[0], self.lane_count) != lane.number:
+                after.append(earlier)
             self._fences[user] = fence
         item.after = after or None
-        if len(self._fences) > _FENCES_SWEEP:
+        if len(self._fences) > _SWEEP:
             self._fences = {user: f for user, f in self._fences.items() if not f.settled}
 
     def _wait_for_room(self) -> None:
@@ -327,7 +331,6 @@ class RecombeeSender:
                         self.deliver(batch)
                     finally:
                         batch = None   # not kept while waiting: each item holds its ticket, a chunk's bytes
-                lane.answered()
                 self._wake_all()
         except BaseException as exc:   # noqa: BLE001 - handed to the main thread, never lost
             self.fail(exc)
@@ -335,7 +338,7 @@ class RecombeeSender:
     def _take(self, lane: Lane) -> list[Item] | None:
         """Wait for a Batch worth sending (see lanes.py); None when the sender stops or closes
         with nothing left. Items of users whose earlier request was not delivered are answered
-        `not sent` here (an empty list comes back: the lane's floor moved)."""
+        `not sent` here (an empty list comes back)."""
         size = self.batch_size
         with lane.cond:
             while True:
@@ -349,18 +352,22 @@ class RecombeeSender:
                     continue
                 now = time.monotonic()
                 closing = self.closing
-                # A build looks at the queue only when a Batch could be worth sending: a full one
-                # may be there (something changed since the last look), the oldest request has
-                # lingered, or the sender is closing.
-                if closing or now - queue[0].enqueued >= LINGER_SECONDS or (lane.rescan and len(queue) >= size):
+                idle = now - lane.last_put >= LINGER_SECONDS   # the input is slower than the sending
+                # Look for an overdue request at most every LINGER_SECONDS: the oldest may be one
+                # that waits for a merge, while the rest fill the next Batch.
+                overdue = now - queue[0].enqueued >= HOLD_SECONDS and now - lane.last_look >= LINGER_SECONDS
+                if closing or idle or overdue or (lane.rescan and len(queue) >= size):
                     lane.rescan = False
-                    batch, dropped, scanned = lane.build(size, self._poisoned)
-                    worth = bool(batch) and (len(batch) >= size or closing
-                                             or now - batch[0].enqueued >= LINGER_SECONDS)
-                    if worth or dropped:
-                        lane.take(batch if worth else [], dropped, scanned)
-                        if dropped:
-                            self._not_sent(dropped)
+                    if overdue:
+                        lane.last_look = now
+                    built = lane.build(size, self._poisoned)
+                    batch = built.batch
+                    worth = bool(batch) and (len(batch) >= size or closing or idle
+                                             or now - batch[0].enqueued >= HOLD_SECONDS)
+                    if worth or built.dropped:
+                        lane.take(built, send=worth)
+                        if built.dropped:
+                            self._not_sent(built.dropped)
                         return batch if worth else []
                 lane.cond.wait(LINGER_SECONDS / 5)
 
@@ -407,7 +414,8 @@ class RecombeeSender:
                 self._not_answered(exc, exhausted)   # raises when the circuit breaker opens
                 if exhausted:   # the status stands beside the message: it is not repeated in it
                     code = NO_ANSWER if exc.status is None else exc.status
-                    self._settle([(item, code, f"gave up after {attempt} attempts: {exc.detail}") for item in todo])
+                    why = f"gave up after {attempt} attempts: {exc.detail}"
+                    self._settle(todo, [code] * len(todo), [why] * len(todo))
                     return
                 self._pause(policy.delay(attempt, exc.retry_after, self._rng))
                 self._count("retries")
@@ -424,7 +432,7 @@ class RecombeeSender:
                                        f"stopping") from None
                 # Not delivered (refused whole, or an answer that says nothing trustworthy about
                 # what was applied): not final, and the later requests of these users are held back.
-                self._settle([(item, NO_ANSWER, str(exc)) for item in todo])
+                self._settle(todo, [NO_ANSWER] * len(todo), [str(exc)] * len(todo))
                 return
             if report is not None:
                 report.status, report.reason = 200, None   # a Batch answer is an HTTP 200
@@ -437,13 +445,18 @@ class RecombeeSender:
     def _answered(self, todo: list[Item], results: list[dict[str, Any]], attempt: int, started: float,
                   report: BatchReport | None) -> list[Item]:
         """Read one answered call: settle what is final, return what goes again."""
+        codes = [result["code"] for result in results]   # ints: the client checked the answer
+        if codes.count(200) + codes.count(201) == len(codes):   # the common case, quickly
+            self._settle(todo, codes, None)
+            return []
         policy = self.retry
         retry: list[tuple[Item, dict[str, Any]]] = []
         blocked_users: set[str] = set()
-        answers: list[tuple[Item, int, str | None]] = []
+        items: list[Item] = []
+        final: list[int] = []
+        messages: list[str | None] = []
         nothing_to_do = 0    # deletes and merges answered 404: already applied or never there
-        for item, result in zip(todo, results):
-            code = result["code"]           # an int: the client checked the answer
+        for item, result, code in zip(todo, results, codes):
             if code == 429 or code >= 500 or (blocked_users and not blocked_users.isdisjoint(item.users)):
                 # A failed request, or a later request of a user whose earlier one failed:
                 # both go again, in their order, so the user's history ends in order.
@@ -452,21 +465,24 @@ class RecombeeSender:
                 continue
             if code == 404 and item.flags & LENIENT:
                 nothing_to_do += 1
-            answers.append((item, classify(bool(item.flags & LENIENT), code),
-                            None if code in (200, 201, 409) else _message(result)))
+            items.append(item)
+            final.append(classify(bool(item.flags & LENIENT), code))
+            messages.append(None if code in (200, 201, 409) else _message(result))
         if retry and (attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total):
             for item, result in retry:   # what each last answered; a failure says it gave up
                 code = result["code"]
+                items.append(item)
                 if code == 429 or code >= 500:
-                    answers.append((item, code, f"gave up after {attempt} attempts: {_message(result)}"))
+                    final.append(code)
+                    messages.append(f"gave up after {attempt} attempts: {_message(result)}")
                 else:
                     nothing_to_do += code == 404 and bool(item.flags & LENIENT)
-                    answers.append((item, classify(bool(item.flags & LENIENT), code),
-                                    None if code in (200, 201, 409) else _message(result)))
+                    final.append(classify(bool(item.flags & LENIENT), code))
+                    messages.append(None if code in (200, 201, 409) else _message(result))
             retry = []
         if nothing_to_do:   # said in words in the summary: they count as `duplicate`
             self._count("nothing_to_do", nothing_to_do)
-        self._settle(answers)
+        self._settle(items, final, messages)
         if retry:
             if report is not None:
                 report.retried += len(retry)
@@ -475,31 +491,37 @@ class RecombeeSender:
             self._pause(policy.delay(attempt, None, self._rng))
         return [item for item, _ in retry]
 
-    def _settle(self, answers: list[tuple[Item, int, str | None]]) -> None:
-        """Final answers: what Recombee accepted is recorded first (the journal), then merges and
-        user deletions are settled (their users' later requests may go), users with a request not
-        delivered are held back for the rest of the run, and the tickets get their codes."""
+    def _settle(self, items: list[Item], codes: list[int], messages: list[str | None] | None) -> None:
+        """Final answers (`messages` None: none has one): what Recombee answered for good is
+        recorded first (the journal), then merges and user deletions are settled (their users'
+        later requests may go), users with a request not delivered are held back for the rest of
+        the run, and the tickets get their codes."""
         journal = self.journal
+        lost: set[str] = set()
         if journal is not None:
-            answered: dict[str, tuple[list[int], list[int]]] = {}   # source -> (sids, [solos applied])
-            for item, code, _ in answers:
-                if (code == 200 or code == 201 or code == 409) and item.sid >= 0:
-                    entry = answered.get(item.ticket.source)
+            answered: dict[str, tuple[list[int], list[int]]] = {}   # source -> (places, [solos applied])
+            for item, code in zip(items, codes):
+                if transient(code):
+                    lost.update(item.users)
+                elif item.sid >= 0:
+                    source = item.ticket.source
+                    entry = answered.get(source)
                     if entry is None:
-                        entry = answered[item.ticket.source] = ([], [0])
+                        entry = answered[source] = ([], [0])
                     entry[0].append(item.sid)
-                    if item.flags & SOLO and code != 409:
+                    if item.flags & SOLO and (code == 200 or code == 201):
                         entry[1][0] += 1
             if answered:
-                journal.record({source: (sids, solos[0]) for source, (sids, solos) in answered.items()})
-        lost = {user for item, code, _ in answers if transient(code) for user in item.users}
+                journal.record({source: (places, solos[0]) for source, (places, solos) in answered.items()})
+        else:
+            lost = {user for item, code in zip(items, codes) if transient(code) for user in item.users}
         if lost:
             with self._lock:
                 self._poisoned = self._poisoned | lost
-        for item, _, _ in answers:
+        for item in items:
             if item.fence is not None:
                 item.fence.settled = True
-        self._answer_all(answers)
+        self._answer_all(items, codes, messages)
 
     def _not_sent(self, items: list[Item]) -> None:
         """Requests of users with an earlier request not delivered: held back, so that nothing
@@ -507,9 +529,10 @@ class RecombeeSender:
         for item in items:
             if item.fence is not None:
                 item.fence.settled = True
-        self._answer_all([(item, NO_ANSWER, "not sent: an earlier request of user "
-                           f"{next((u for u in item.users if u in self._poisoned), item.users[0])!r} "
-                           "was not delivered") for item in items])
+        poisoned = self._poisoned
+        self._answer_all(items, [NO_ANSWER] * len(items), [
+            f"not sent: an earlier request of user {next((u for u in item.users if u in poisoned), item.users[0])!r} "
+            "was not delivered" for item in items])
 
     def _not_answered(self, exc: Retryable, exhausted: bool) -> None:
         """A whole call failed: count it toward the circuit breaker (which raises when it opens)."""
@@ -532,14 +555,17 @@ class RecombeeSender:
                 self._error = exc
         self.abort()
 
-    def _answer_all(self, answers: list[tuple[Item, int, str | None]]) -> None:
+    def _answer_all(self, items: list[Item], codes: list[int], messages: list[str | None] | None) -> None:
         """Give a Batch's answers to their tickets; a ticket with all its answers is done."""
         left: dict[int, list[Any]] = {}
         with self._lock:
-            for item, code, message in answers:
+            for k, (item, code) in enumerate(zip(items, codes)):
                 ticket = item.ticket
                 ticket.codes[item.index] = code
-                ticket.messages[item.index] = message
+                if messages is not None:
+                    ticket.messages[item.index] = messages[k]
+                item.done = True
+                item.ticket, item.body = None, b""   # the item may be remembered as its users' latest
                 counted = left.get(id(ticket))
                 if counted is None:
                     left[id(ticket)] = [ticket, 1]

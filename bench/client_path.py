@@ -1,0 +1,106 @@
+"""The client's own cost per request: recombee-cli's sender against a minimal sequential sender.
+
+Both send the same request objects (an NDJSON file of them, as `replay --dry-run` prints) to the
+same Recombee (the local emulator, in another process) in Batches of `--batch-size`, and each
+prints the CPU time its process spent sending them — serialising, signing, the HTTP calls,
+reading and classifying the answers — without the time to read the file:
+
+    python bench/client_path.py minimal --base-uri http://127.0.0.1:8910 requests.ndjson
+    python bench/client_path.py sender --base-uri http://127.0.0.1:8910 requests.ndjson
+
+`minimal` is the least a correct client does: one request after another, `orjson.dumps` each,
+the body joined by hand, signed, posted with httpx, the answer parsed and each code counted. It
+keeps no order across lanes, retries nothing and records nothing. `sender` is recombee-cli's
+`RecombeeSender` with its defaults (4 lanes), fed chunks of 1,000 requests as the translate stage
+hands them on (serialised, joined, each request's route noted): it orders merges, keeps
+duplicate keys apart, retries, and checks every answer.
+Prints one JSON line: mode, requests, calls, cpu_seconds, us_per_request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections import Counter
+
+import orjson
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def minimal(requests: list[dict], base_uri: str, database: str, token: str, size: int) -> tuple[int, Counter]:
+    import httpx
+
+    from recombee_cli.recombee.signing import sign
+
+    codes: Counter = Counter()
+    calls = 0
+    with httpx.Client(headers={"Content-Type": "application/json"}) as http:
+        for start in range(0, len(requests), size):
+            body = b'{"requests":[' + b",".join(orjson.dumps(r) for r in requests[start:start + size]) + b"]}"
+            url = base_uri + sign(database, "/batch/", token, time.time())
+            answer = orjson.loads(http.post(url, content=body).content)
+            calls += 1
+            for result in answer:
+                codes[result["code"]] += 1
+    return calls, codes
+
+
+def sender(requests: list[dict], base_uri: str, database: str, token: str, size: int) -> tuple[int, Counter]:
+    from array import array
+
+    from recombee_cli.recombee.client import RecombeeClient
+    from recombee_cli.recombee.sender import RecombeeSender
+    from recombee_cli.request_kinds import route, sid
+    from recombee_cli.sinks.protocol import ChunkTicket
+    from recombee_cli.sources.reader import Block
+
+    client = RecombeeClient(database, token, base_uri)
+    sink = RecombeeSender(client, batch_size=size)
+    codes: Counter = Counter()
+    try:
+        for start in range(0, len(requests), 1000):   # a chunk: one event a line, one request an event
+            chunk = requests[start:start + 1000]
+            blob = b"\n".join([orjson.dumps(r) for r in chunk])
+            routes = [route(r, sid(k, 0, 0)) for k, r in enumerate(chunk)]
+            spans = array("l", [n for k in range(len(chunk)) for n in (k, 0, k, k + 1)])
+            block = Block("requests", start + 1, 0, data=blob)
+            sink.submit(ChunkTicket(block, blob, spans, None, routes))
+            for ticket in sink.poll():
+                codes.update(ticket.codes)
+        for ticket in sink.close():
+            codes.update(ticket.codes)
+    finally:
+        sink.abort()
+    return sink.counters()["batches"], codes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["minimal", "sender"])
+    parser.add_argument("requests", help="NDJSON of request objects (replay --dry-run's output)")
+    parser.add_argument("--base-uri", required=True)
+    parser.add_argument("--database-id", default="bench")
+    parser.add_argument("--token", default="bench-token")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    args = parser.parse_args()
+    with open(args.requests, "rb") as fh:
+        requests = [orjson.loads(line) for line in fh if line.strip()]
+    before = cpu()
+    calls, codes = (minimal if args.mode == "minimal" else sender)(
+        requests, args.base_uri, args.database_id, args.token, args.batch_size)
+    spent = cpu() - before
+    if sum(codes.values()) != len(requests) or any(code >= 400 and code != 409 for code in codes):
+        sys.exit(f"not every request was accepted: {dict(codes)}")
+    print(json.dumps({"mode": args.mode, "requests": len(requests), "calls": calls,
+                      "cpu_seconds": round(spent, 3), "us_per_request": round(spent / len(requests) * 1e6, 2)}))
+
+
+if __name__ == "__main__":
+    main()
