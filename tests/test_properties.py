@@ -243,6 +243,26 @@ def test_one_refused_value_is_dropped_alone_and_said_once_per_property(tmp_path)
     assert "user property 'id': property name 'id' is reserved" in result.stderr
 
 
+def test_dry_run_output_folder_prints_the_definitions_as_stdout_does(tmp_path):
+    args = ["--preset", USERS, "--preset", ITEMS, str(DATA / "segment-export-20k.ndjson.gz"), str(SAMPLES)]
+    stdout = invoke(["replay", "--dry-run", *args]).stdout.splitlines()
+    result = invoke(["replay", "--dry-run", "--output", str(tmp_path / "out"), "--report",
+                     str(tmp_path / "r.json"), *args])
+    assert result.exit_code in (0, 1), result.stderr   # (the 20k export has invalid lines on purpose)
+    files = sorted((tmp_path / "out").rglob("*.ndjson"))
+    assert len(files) == 1 + len(list(SAMPLES.rglob("*.*")))
+    written = [line for path in files for line in path.read_text().splitlines()]
+    assert sorted(written) == sorted(stdout) and len(written) == len(stdout)
+    definitions = [line for line in written if '"/users/properties/' in line or '"/items/properties/' in line]
+    assert definitions and len(definitions) == json.loads((tmp_path / "r.json").read_text())["property_definitions"]
+    # Each input's file holds its part of stdout, definitions where stdout has them.
+    def where(lines):   # where this file's lines stand in stdout, as one run of lines
+        return next(i for i, line in enumerate(stdout) if line == lines[0] and stdout[i:i + len(lines)] == lines)
+
+    parts = sorted((p.read_text().splitlines() for p in files if p.stat().st_size), key=where)
+    assert [line for lines in parts for line in lines] == stdout
+
+
 def test_config_declares_types_and_enables_presets(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('[replay]\nenable_presets = ["Identify - User Traits"]\n'

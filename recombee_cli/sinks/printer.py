@@ -133,6 +133,7 @@ class PerFileDryRun:
         self._printer: DryRunPrinter | None = None
         self._done: list[Ticket] = []
         self._written: set[str] = set()
+        self._definitions: list[dict[str, Any]] = []   # to print before the next ticket's requests
         self.requests_printed = 0
         os.makedirs(folder, exist_ok=True)
 
@@ -166,11 +167,16 @@ class PerFileDryRun:
         printer = self._printer
         if ticket.source != self._current or printer is None:
             printer = self._switch(ticket.source)
+        if self._definitions:
+            printer.define(self._definitions)
+            self._definitions = []
         printer.submit(ticket)
 
-    def define(self, requests: list[dict[str, Any]]) -> list[str] | None:
-        """Not printed (nor counted) in per-input files: None."""
-        return None
+    def define(self, requests: list[dict[str, Any]]) -> list[str]:
+        """Property definitions the run would send before the next requests: printed first in the
+        file those requests go to, as `--dry-run` prints them on stdout."""
+        self._definitions.extend(requests)
+        return []
 
     def counters(self) -> dict[str, int]:
         return {}
