@@ -14,7 +14,8 @@ value ranges Recombee would refuse are caught here instead of being sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +97,26 @@ class Action:
 # ---------------------------------------------------------------------------------------------
 # Checks shared by the builders
 
+# Recombee's ID rule applies to what goes to Recombee; a file export applies its own contract's
+# rules instead (`recombee_id_rule(False)` around it, process-wide: the export's forked workers
+# inherit it). A list, not a bool, so that the compiled build reads the current value.
+_ID_RULE = [True]
+
+
+@contextmanager
+def recombee_id_rule(enabled: bool) -> Iterator[None]:
+    before = _ID_RULE[0]
+    _ID_RULE[0] = enabled
+    try:
+        yield
+    finally:
+        _ID_RULE[0] = before
+
+
 def check_id(name: str, value: str) -> None:
-    if not is_valid_id(value):
+    """Recombee's ID rule (SPEC 6): raise unless the ID is valid; with the rule off (a file
+    export), return, and callers must not remember such an ID as valid."""
+    if not is_valid_id(value) and _ID_RULE[0]:
         raise PayloadInvalid(
             f"{name} {value!r} is not a valid Recombee ID (allowed: letters, digits, _ - : @ .)")
 
