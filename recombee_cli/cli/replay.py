@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import click
@@ -37,7 +36,6 @@ from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, m
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
@@ -117,43 +115,6 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
     client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
     return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency,
                           on_batch=batch_printer(env) if verbose else None)
-
-
-def read_database_types(env: Environment, sender: RecombeeSender, translator: Translator, quiet: bool) -> None:
-    """A sending run that sets users' or items' values first reads the database's property types
-    (ListUserProperties, ListItemProperties), so that a value that does not fit a property the
-    database already has is decided before sending, as within one run. 401/403 stops the run
-    (nothing was sent); a list that cannot be read after a few tries leaves the types unknown, as
-    before: such values then fail with Recombee's answer."""
-    from recombee_cli.recombee.client import CallFailed, Retryable
-
-    types: dict[str, dict[str, str]] = {}
-    for entity in ("users", "items"):
-        for attempt in range(3):
-            try:
-                types[entity] = sender.client.list_properties(entity)
-                break
-            except Retryable as exc:
-                if attempt == 2:
-                    if not quiet:
-                        say(env, "warning", f"cannot read the database's {entity[:-1]} properties ({exc.reason}): "
-                                            "values that do not fit an existing property will fail with Recombee's "
-                                            "answer")
-                    return
-                time.sleep(min(exc.retry_after or 0.5 * 2 ** attempt, 5.0))
-            except CallFailed as exc:
-                if not quiet:
-                    say(env, "warning", f"{exc}: values that do not fit an existing property will fail with "
-                                        "Recombee's answer")
-                return
-    translator.database_types = types
-    declared = translator.property_types
-    for entity, table in types.items():
-        for name, kind in table.items():
-            wanted = declared.get(entity, {}).get(name)
-            if wanted is not None and wanted != kind and not quiet:
-                say(env, "warning", f"{entity[:-1]} property {name!r} is declared {wanted} but the database has it "
-                                    f"as {kind}: its values must fit {kind}")
 
 
 @click.command(cls=Command, epilog=EXIT_CODES_HELP)
@@ -249,16 +210,9 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
             sink: Sink = (PerFileDryRun(output, [s.name for s in sources]) if output
                           else DryRunPrinter(env.stdout))
         else:
-            sender = make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
-                                 token_file=token_file, allow_http=allow_http, batch_size=batch_size,
-                                 concurrency=concurrency, verbose=verbose)
-            if translator.sets_values:
-                try:
-                    read_database_types(env, sender, translator, quiet)
-                except BaseException:   # 401, Ctrl-C: nothing was sent; stop the sender's threads
-                    sender.abort()
-                    raise
-            sink = sender
+            sink = make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
+                               token_file=token_file, allow_http=allow_http, batch_size=batch_size,
+                               concurrency=concurrency, verbose=verbose)
         use_state = not dry_run and not no_state and not window
         rejects_path = rejects_path or config.replay.rejects
         observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
