@@ -491,3 +491,12 @@ def test_products_of_list_events_feed_the_item_preset_last_value_wins(tmp_path):
     assert items["p2"] == {**items["p2"], "price": 21.0, "brand": "B"}
     assert items["s3"]["sku"] == "s3" and items["s3"]["price"] == 3.0
     assert all(i.get("category") != "Deals" for i in items.values())   # the list's category is not theirs
+
+
+def test_explain_shows_the_values_left_out_with_their_field(tmp_path):
+    path = _write(tmp_path, [_identify("u5", {"id": "x123", "plan": "pro"})])
+    result = invoke(["explain", "--preset", USERS, path])
+    assert result.exit_code == 0, result.stderr
+    assert "value left out: values.id: property name 'id' is reserved by Recombee" in result.stdout
+    assert '"params":{"plan":"pro","!cascadeCreate":true}' in result.stdout
+    assert "~values" not in result.stdout
