@@ -274,3 +274,19 @@ def test_opt_in_presets_give_the_same_values_and_definitions_on_the_cluster():
     one = dry_run()
     assert b"/users/properties/" in one and b"/items/properties/" in one
     assert dry_run("--dask", "local:2") == one
+
+
+def test_dry_run_output_folder_has_the_definitions_on_the_cluster_too(tmp_path):
+    """--dry-run --output DIR prints the property definitions where --dry-run prints them on
+    stdout: the per-input files together hold exactly stdout's lines, on a cluster as on one machine."""
+    args = ["replay", "--dry-run", "--quiet", "--preset", "Identify - User Traits",
+            "--preset", "Ecommerce - Item Properties", str(ROOT / "sample_events")]
+    stdout = invoke(args).stdout.splitlines()
+    assert any('"/items/properties/' in line for line in stdout)
+    for name, extra in (("one", []), ("cluster", ["--dask", "local:2"])):
+        out = tmp_path / name
+        result = subprocess.run([sys.executable, "-m", "recombee_cli", *args[:1], *extra, "--output", str(out),
+                                 *args[1:]], capture_output=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        written = [line for path in sorted(out.rglob("*.ndjson")) for line in path.read_text().splitlines()]
+        assert sorted(written) == sorted(stdout), name

@@ -163,14 +163,34 @@ def test_interactions_of_a_user_and_of_an_item(sdk):
     assert _error(sdk, ListItemRatings("nothing"))[0] == 404
 
 
-def test_a_merge_moves_values_the_target_lacks(sdk):
+def test_a_merge_moves_interactions_and_deletes_the_source_with_its_values(sdk):
+    """Recombee's MergeUsers (API reference, every official SDK): "all the interactions of the
+    source user are attributed to the target user, and the source user is deleted". Nothing is
+    said of property values, so the source's values are deleted with it; the target keeps its own."""
     sdk.send(AddUserProperty("a", "string"))
     sdk.send(AddUserProperty("b", "string"))
     sdk.send(SetUserValues("anon", {"a": "from-anon", "b": "from-anon"}, cascade_create=True))
+    sdk.send(AddDetailView("anon", "i1", timestamp=10, cascade_create=True))
     sdk.send(SetUserValues("user", {"a": "user's"}, cascade_create=True))
     sdk.send(MergeUsers("user", "anon"))
-    assert sdk.send(GetUserValues("user")) == {"a": "user's", "b": "from-anon"}
+    assert sdk.send(GetUserValues("user")) == {"a": "user's", "b": None}
+    assert [v["itemId"] for v in sdk.send(ListUserDetailViews("user"))] == ["i1"]
     assert sdk.send(ListUsers()) == ["user"]
+    assert _error(sdk, GetUserValues("anon"))[0] == 404
+
+
+def test_image_values_must_be_http_urls(sdk):
+    """Recombee documents `image` as the URL of an image and `imageList` as a list of them: the
+    emulator refuses a value that is no http(s) URL (400), as for any value of the wrong type."""
+    sdk.send(AddItemProperty("img", "image"))
+    sdk.send(AddItemProperty("imgs", "imageList"))
+    assert sdk.send(SetItemValues("i1", {"img": "https://cdn.example.com/a.png", "imgs": ["http://x.io/b.gif"]},
+                                  cascade_create=True)) == "ok"
+    for bad in ({"img": "not a url at all"}, {"img": ""}, {"img": "ftp://nope/a.png"}, {"img": "https://"},
+                {"imgs": ["https://x.io/a.png", "b.png"]}):
+        status, text = _error(sdk, SetItemValues("i1", bad))
+        assert status == 400 and "http(s) URL" in text, (bad, text)
+    assert sdk.send(GetItemValues("i1")) == {"img": "https://cdn.example.com/a.png", "imgs": ["http://x.io/b.gif"]}
 
 
 def test_batch_with_definitions_values_and_reads(emu, sdk):

@@ -132,7 +132,7 @@ def test_retries_exhausted_without_an_answer_record_the_transport_reason_not_a_s
     the requests fail with what happened, and no invented status."""
     with Emulator(DB, TOKEN, faults=Faults(p_drop_before=1.0)) as emu:
         base = emu.base_uri
-        sender = _sender(emu, breaker=Breaker(calls=10**6, seconds=0))
+        sender = _sender(emu, breaker=Breaker(calls=10**6, seconds=0, unreached=False))
         try:
             ticket = _send(sender, _request("u1", "i1"), _request("u2", "i2"))
             bounded(sender.close, 60)

@@ -98,3 +98,29 @@ def test_a_session_runs_once_and_says_so_when_run_again(tmp_path):
     with pytest.raises(RuntimeError, match="runs once"):
         session.run(expand_inputs([str(ROOT / "sample_events_with_mistakes")]))
     assert written and rejects.read_bytes() == written
+
+
+def test_a_session_that_sends_values_reads_the_databases_types_first(tmp_path):
+    """The Python API gets what the command line gets: the session reads the database's property
+    types before sending, so a value that does not fit one is left out before sending."""
+    from recombee_api_client.api_client import RecombeeClient as SDK
+    from recombee_api_client.api_requests import AddUserProperty, GetUserValues
+
+    config = Config()
+    config.enable(["Identify - User Traits"])
+    values = Translator(compile_config(config))
+    values.property_types = config.property_types()
+    path = tmp_path / "e.ndjson"
+    path.write_text('{"type":"identify","userId":"u1","traits":{"seats":"many","plan":"pro"},'
+                    '"timestamp":"2024-03-01T00:00:00Z"}\n')
+    warnings: list[str] = []
+    with Emulator(DB, TOKEN) as emu:
+        sdk = SDK(DB, TOKEN, protocol="http", options={"base_uri": emu.host_port})
+        sdk.send(AddUserProperty("seats", "int"))
+        session = ReplaySession(values, sender(emu.base_uri), dry_run=False, warn=warnings.append)
+        report = session.run(expand_inputs([str(path)]))
+        assert report.outcomes["sent"] == 1 and report.outcomes["failed"] == 0 and warnings == []
+        assert report.extra["dropped_values"]["user property 'seats'"]["reason"] == \
+            "user property 'seats' is int (in the database); the value (string) does not fit"
+        assert sdk.send(GetUserValues("u1")) == {"seats": None, "plan": "pro"}
+        assert emu.stats.sub_codes.get(400, 0) == 0

@@ -18,6 +18,8 @@ from recombee_api_client.api_requests import (
     DeleteCartAddition,
     DeleteUser,
     DeleteViewPortion,
+    ListItemProperties,
+    ListUserProperties,
     MergeUsers,
     SetUserValues,
 )
@@ -142,6 +144,9 @@ SDK_CASES = [
     (SetUserValues("user-1", {"country": "US"}, cascade_create=True), "/users/user-1"),
     (AddBookmark("user-1", "item-4", cascade_create=True), "/bookmarks/"),
     (Batch([AddUser("u-x")]), "/batch/"),
+    # what a sending run that sets values reads first (RecombeeClient.list_properties)
+    (ListUserProperties(), "/users/properties/list/"),
+    (ListItemProperties(), "/items/properties/list/"),
 ]
 
 

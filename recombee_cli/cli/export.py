@@ -26,6 +26,7 @@ from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, m
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import Recorder, RunReport, collector_for_streaming, run
 from recombee_cli.record.rejects import RejectsWriter
+from recombee_cli.segment.actions import recombee_id_rule
 from recombee_cli.sinks.files import DEFAULT_PART_ROWS, ExportSink, FileExporter
 from recombee_cli.sinks.formats import FORMATS
 
@@ -53,6 +54,9 @@ EXPORT_EXIT_CODES_HELP = exit_codes_help({
 @click.option("--overwrite", is_flag=True,
               help="Replace an earlier export in --output (its parts, manifest and _SUCCESS); "
                    "nothing else there is touched.")
+@click.option("--keep-anonymous-id", "anonymous_ids", is_flag=True,
+              help="Events with no userId: write their anonymousId as UserId (default: empty, which "
+                   "the contract reads as an anonymous interaction).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Append invalid events (a row the contract drops) here (NDJSON, replayable).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
@@ -70,8 +74,8 @@ EXPORT_EXIT_CODES_HELP = exit_codes_help({
 @max_line_option
 @click.pass_obj
 def export(env: Environment, inputs, config_path, output, format_name, gzip_parts, part_rows, overwrite,
-           rejects_path, report_path, since, until, dedupe, dedupe_window, workers, log_format, quiet,
-           max_line_bytes) -> None:
+           anonymous_ids, rejects_path, report_path, since, until, dedupe, dedupe_window, workers, log_format,
+           quiet, max_line_bytes) -> None:
     """Write the interactions translated from INPUTS as files instead of sending them.
 
     The same reading, triggers, mappings and outcome counting as `replay` (here `sent` means
@@ -89,32 +93,35 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     sources, _ = inputs_of(env, inputs, since, until, quiet)
-    fmt = FORMATS[format_name]()
+    fmt = FORMATS[format_name](anonymous_ids=anonymous_ids)
     files = FileExporter(output, fmt, gzip=gzip_parts, part_rows=part_rows, overwrite=overwrite)
     sink = ExportSink(fmt, files)
     if workers > 1 and dedupe:
         say(env, "warning", "--dedupe needs every event in input order: translating in one process")
         workers = 1
-    pool = TranslatorPool(translator, workers, window_filter=window_filter) if workers > 1 else None
-    rejects_path = rejects_path or config.replay.rejects
-    rejects = RejectsWriter(rejects_path) if rejects_path else None
-    observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
-    report = RunReport()
-    try:
-        with sigterm_stops_like_ctrl_c(), observer, collector_for_streaming():
-            run(sources, translator, sink, observer=observer, recorder=Recorder(report, rejects),
-                window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, engine=pool,
-                warn=warner(env, quiet))
-    except KeyboardInterrupt:
-        raise Abort("interrupted; nothing was exported (its temporary files are removed)",
-                    ExitCode.INTERRUPTED) from None
-    except ExportWriteError as exc:
-        raise Abort(f"{exc}; nothing was exported (its temporary files are removed)", ExitCode.ABORTED) from None
-    finally:
-        if rejects:
-            rejects.close()
-        if pool is not None:
-            pool.close()
+    # The format's contract decides what is valid, not Recombee's ID rule (a page named "Search
+    # Results" is a fine ItemId): off for this export, in this process and the workers it forks.
+    with recombee_id_rule(fmt.recombee_ids):
+        pool = TranslatorPool(translator, workers, window_filter=window_filter) if workers > 1 else None
+        rejects_path = rejects_path or config.replay.rejects
+        rejects = RejectsWriter(rejects_path) if rejects_path else None
+        observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
+        report = RunReport()
+        try:
+            with sigterm_stops_like_ctrl_c(), observer, collector_for_streaming():
+                run(sources, translator, sink, observer=observer, recorder=Recorder(report, rejects),
+                    window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, engine=pool,
+                    warn=warner(env, quiet))
+        except KeyboardInterrupt:
+            raise Abort("interrupted; nothing was exported (its temporary files are removed)",
+                        ExitCode.INTERRUPTED) from None
+        except ExportWriteError as exc:
+            raise Abort(f"{exc}; nothing was exported (its temporary files are removed)", ExitCode.ABORTED) from None
+        finally:
+            if rejects:
+                rejects.close()
+            if pool is not None:
+                pool.close()
     manifest = files.manifest
     assert manifest is not None   # close() wrote it: the run ended without an error
     report.extra["rows_written"] = manifest["rows"]

@@ -126,7 +126,17 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None
             console.print(f"{title}, top reasons:")
             for reason, n in reasons.most_common(5):
                 console.print(f"  {n:>8,}  {reason}", markup=False)
-    if rejects_path and (report.outcomes["invalid"] or report.outcomes["failed"]):
+    dropped = report.extra.get("dropped_values")
+    if dropped:
+        console.print("values left out (the rest of each event was sent), per property:")
+        for name, entry in sorted(dropped.items(), key=lambda kv: -kv[1]["count"])[:10]:
+            example = entry["example"]
+            where = f" ({example['source']} line {example['line']})" if "line" in example else ""
+            console.print(f"  {entry['count']:>8,}  {name}: {entry['reason']}; e.g. {example['field']} = "
+                          f"{orjson.dumps(example['value'], default=orjson_default).decode()}{where}", markup=False)
+        if len(dropped) > 10:
+            console.print(f"  ... and {len(dropped) - 10:,} more properties (see --report)", markup=False)
+    if rejects_path and (report.outcomes["invalid"] or report.outcomes["failed"] or dropped):
         console.print(f"rejected events written to {rejects_path}", markup=False)
 
 
@@ -160,6 +170,8 @@ def print_explanation(out: BinaryIO, record: dict, traces) -> None:
             lines.append(f"    {name} = {orjson.dumps(value, default=orjson_default).decode()}")
         if trace.error:
             lines.append(f"    error: {trace.error}")
+        for where, reason in trace.dropped:
+            lines.append(f"    value left out: {where}: {reason}")
         for request in trace.requests:
             lines.append(f"    request: {orjson.dumps(request, default=orjson_default).decode()}")
     out.write(("\n".join(lines) + "\n").encode())

@@ -18,7 +18,7 @@ from recombee_cli.errors import ConfigError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, parse_fail_on
 from recombee_cli.recombee.service import MAX_BATCH, REGIONS
 from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA
-from recombee_cli.segment.presets import ALL_PRESETS_BY_NAME, OPT_IN_BY_NAME, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME
+from recombee_cli.segment.presets import ALL_PRESETS_BY_NAME, OPT_IN_GROUPS, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME
 from recombee_cli.segment.properties import check_types
 
 MAX_CONCURRENCY = 64
@@ -90,12 +90,13 @@ class Config:
                     out.append(custom.pop(preset.name))
                 elif preset.name not in disabled:
                     out.append(MappingSpec(preset.name, preset.trigger, preset.action, preset.mapping()))
-        for name in self.replay.enable_presets:   # opt-in presets, in the order enabled
-            preset = OPT_IN_BY_NAME[name]
-            if name in custom:
-                out.append(custom.pop(name))
-            elif all(m.name != name for m in out):
-                out.append(MappingSpec(preset.name, preset.trigger, preset.action, preset.mapping()))
+        for group in self.replay.enable_presets:   # opt-in presets, in the order enabled
+            for preset in OPT_IN_GROUPS[group]:        # (one name may enable several mappings)
+                name = preset.name
+                if name in custom:
+                    out.append(custom.pop(name))
+                elif all(m.name != name for m in out):
+                    out.append(MappingSpec(preset.name, preset.trigger, preset.action, preset.mapping()))
         out.extend(m for m in self.mappings if m.name in custom)
         return [m for m in out if m.enabled]
 
@@ -114,8 +115,8 @@ class Config:
     def enable(self, names: list[str]) -> None:
         """Enable opt-in presets by name (--preset); unknown names are a configuration error."""
         for name in names:
-            if name not in OPT_IN_BY_NAME:
-                known = ", ".join(repr(n) for n in OPT_IN_BY_NAME)
+            if name not in OPT_IN_GROUPS:
+                known = ", ".join(repr(n) for n in OPT_IN_GROUPS)
                 hint = " (Segment's presets are on by default)" if name in PRESETS_BY_NAME else ""
                 raise ConfigError(f"--preset {name!r} is not an opt-in preset{hint}; opt-in presets: {known}")
             if name not in self.replay.enable_presets:
@@ -256,9 +257,9 @@ def load_config(path: str | None) -> Config:
     if "enable_presets" in rep:
         names = _expect(rep["enable_presets"], list, "replay.enable_presets", path, _line_of(text, "enable_presets"))
         for name in names:
-            if name not in OPT_IN_BY_NAME:
+            if name not in OPT_IN_GROUPS:
                 raise ConfigError(f"replay.enable_presets names {name!r}, which is not an opt-in preset "
-                                  f"(opt-in presets: {', '.join(repr(n) for n in OPT_IN_BY_NAME)}; "
+                                  f"(opt-in presets: {', '.join(repr(n) for n in OPT_IN_GROUPS)}; "
                                   f"see `recombee-cli presets --all`)", file=path,
                                   line=_line_of(text, "enable_presets"))
         config.replay.enable_presets = list(dict.fromkeys(names))

@@ -382,6 +382,6 @@ def _emit_params(w: _Writer, depth: int, fields: list[tuple[str, str, bool]], lo
         # IDs repeat (users, products): a set of those seen valid saves the regular expression
         w.line(depth, f"if {guard}{var} not in VALID_IDS:")
         w.line(depth + 1, f"if not _id_ok({var}):")
-        w.line(depth + 2, f"check_id({name!r}, {var})")
-        w.line(depth + 1, "if len(VALID_IDS) < VALID_IDS_LIMIT:")
+        w.line(depth + 2, f"check_id({name!r}, {var})")   # (returns only when the ID rule is off)
+        w.line(depth + 1, "elif len(VALID_IDS) < VALID_IDS_LIMIT:")
         w.line(depth + 2, f"VALID_IDS.add({var})")

@@ -198,8 +198,8 @@ def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]
 def _check_id(name: str, value: Any) -> None:
     # IDs repeat (users, products): a set of those seen valid saves the check
     if not (id_chars_ok(value) if COMPILED and type(value) is str else is_valid_id(value)):
-        check_id(name, value)
-    if len(VALID_IDS) < VALID_IDS_LIMIT:
+        check_id(name, value)   # raises, unless Recombee's ID rule is off (a file export)
+    elif len(VALID_IDS) < VALID_IDS_LIMIT:
         VALID_IDS.add(value)
 
 

@@ -20,11 +20,10 @@ import orjson
 from recombee_cli.errors import RecombeeCliError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES, transient
 from recombee_cli.pipeline.engines import Engine, InlineTranslator, Reading, Translated
-from recombee_cli.pipeline.translate import BlockResult, EventFilter, MappingFailure, Seen, Translator
+from recombee_cli.pipeline.translate import BlockResult, EventFilter, Seen, Translator
 from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.request_kinds import Route
 from recombee_cli.segment.jsvalues import orjson_default
-from recombee_cli.segment.properties import PropertyGate
+from recombee_cli.segment.properties import ENTITY_NOUN, PropertyGate
 from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, Sink, Ticket
 from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, pieces, read_blocks
@@ -314,24 +313,52 @@ def collector_for_streaming() -> Iterator[None]:
             gc.unfreeze()
 
 
-def apply_property_gate(gate: PropertyGate, result: BlockResult, sink: Sink, report: RunReport) -> None:
+def _short(value: Any) -> Any:
+    """A dropped value as an example in the report: long strings and lists cut short."""
+    if isinstance(value, str) and len(value) > 80:
+        return value[:77] + "..."
+    if isinstance(value, list) and len(value) > 5:
+        return [_short(v) for v in value[:5]] + ["..."]
+    if isinstance(value, list):
+        return [_short(v) for v in value]
+    return value
+
+
+def _owner(spans: array[int], request: int) -> tuple[int, int]:
+    """(line position in the block, index in the line) of the event that owns a request."""
+    for k in range(0, len(spans), 4):
+        if spans[k + 2] <= request < spans[k + 3]:
+            return spans[k], spans[k + 1]
+    raise ValueError(f"no event owns request {request}")
+
+
+def apply_property_gate(gate: PropertyGate, result: BlockResult, sink: Sink, report: RunReport,
+                        block: Block | None = None, rejects: RejectsWriter | None = None) -> None:
     """The main process's part of users' and items' values, per chunk and in input order: each
-    value request's types are checked against the run's property types (PropertyGate), requests
-    with a value that does not fit are taken out (the event is invalid with the reason), nulls of
-    properties not known yet are left out, and the definitions of properties seen for the first
+    value request's types are checked against the run's property types (PropertyGate); a value
+    that cannot be sent (the builder's checks, or one that does not fit its property's type) is
+    taken out of its request alone, said once per property in the report (`dropped_values`:
+    count, reason, an example) and written to the rejects file with its field; nulls of
+    properties not known yet are left out; and the definitions of properties seen for the first
     time go to the sink *before* the chunk (the sender sends them and waits for their answers;
     the dry-run printer prints them first). Workers only describe the values; deciding here keeps
     the result independent of --workers. Changes `result` in place."""
-    drop: dict[int, MappingFailure] = {}
-    rewrite: dict[int, list[str]] = {}
+    leave: dict[int, list[str]] = {}
+    drops: list[tuple[int, str, str, str, str, Any, str]] = []   # request, mapping, entity, field, name, value, why
     definitions: list[dict[str, Any]] = []
-    for index, mapping, entity, described in result.values:
-        reason, skip, new = gate.check(entity, described)
-        if reason is not None:
-            drop[index] = (mapping, reason)
-            continue
-        if skip:
-            rewrite[index] = skip
+    for index, mapping, entity, described, notes in result.values:
+        renamed = prefix = None
+        if notes:
+            renamed = notes.get("renamed")
+            prefix = notes.get("field")
+            for field_path, name, reason, value in notes.get("dropped", ()):
+                drops.append((index, mapping, entity, field_path, name, value, reason))
+        dropped, names, new = gate.check(entity, described, renamed)
+        if names:
+            leave[index] = names
+        for name, reason in dropped:
+            where = (renamed or {}).get(name, name)
+            drops.append((index, mapping, entity, f"{prefix or 'values'}.{where}", name, None, reason))
         definitions.extend(new)
     if definitions:
         extra = report.extra
@@ -346,42 +373,46 @@ def apply_property_gate(gate: PropertyGate, result: BlockResult, sink: Sink, rep
         else:
             for problem in problems:
                 _bounded_add(extra.setdefault("property_definitions_failed", Counter()), problem)
-    if not drop and not rewrite:
+    if not leave and not drops:
         return
     parts = result.requests.split(b"\n")
-    for index, names in rewrite.items():
+    taken: dict[int, dict[str, Any]] = {}
+    for index, names in leave.items():
         request = orjson.loads(parts[index])
-        for name in names:
-            request["params"].pop(name, None)
+        taken[index] = {name: request["params"].pop(name, None) for name in names}
         parts[index] = orjson.dumps(request, default=orjson_default)
-    if not drop:
-        result.requests = b"\n".join(parts)
+    result.requests = b"\n".join(parts)
+    _record_drops(drops, taken, result, report, block, rejects)
+
+
+def _record_drops(drops: list[tuple[int, str, str, str, str, Any, str]], taken: dict[int, dict[str, Any]],
+                  result: BlockResult, report: RunReport, block: Block | None, rejects: RejectsWriter | None) -> None:
+    """Each dropped value: counted per property in the report (the first reason and example kept)
+    and written to the rejects file with its field (the event's other values were sent)."""
+    if not drops:
         return
-    spans, routes, old_errors = result.spans, result.routes, result.event_errors
-    kept: list[bytes] = []
-    kept_routes: list[Route] = []
-    kept_spans = array("l")
-    kept_errors: dict[int, list[MappingFailure]] = {}
-    for k in range(len(spans) // 4):
-        number, index, first, end = spans[4 * k:4 * k + 4]
-        errors = list(old_errors.get(k, ()))
-        start = len(kept)
-        for r in range(first, end):
-            if r in drop:
-                errors.append(drop[r])
-                result.mapping_errors.append(drop[r])
-            else:
-                kept.append(parts[r])
-                if routes:
-                    kept_routes.append(routes[r])
-        if len(kept) == start:   # nothing of it is left to send
-            result.invalid.append((number, index, errors[0][1], errors[0][0]))
-            continue
-        if errors:
-            kept_errors[len(kept_spans) // 4] = errors
-        kept_spans.extend((number, index, start, len(kept)))
-    result.spans, result.routes, result.event_errors = kept_spans, kept_routes, kept_errors
-    result.requests = b"\n".join(kept)
+    extra = report.extra
+    extra["values_dropped"] = extra.get("values_dropped", 0) + len(drops)
+    table: dict[str, dict[str, Any]] = extra.setdefault("dropped_values", {})
+    for index, mapping, entity, field_path, name, value, reason in drops:
+        if value is None:
+            value = taken.get(index, {}).get(name)
+        number, position = _owner(result.spans, index)
+        line = block.line(number) if block is not None else None
+        key = f"{ENTITY_NOUN[entity]} property {name!r}"
+        entry = table.get(key)
+        if entry is None:
+            if len(table) >= _REASON_LIMIT:
+                key = "(other properties)"
+                entry = table.get(key)
+            if entry is None:
+                entry = table[key] = {"count": 0, "reason": reason, "example": {
+                    "value": _short(value), "field": field_path, "mapping": mapping,
+                    **({"source": line.source, "line": line.number} if line is not None else {})}}
+        entry["count"] += 1
+        if rejects is not None and line is not None:
+            rejects.write(line, _event_at(line, position), "invalid", f"value dropped: {reason}", mapping=mapping,
+                          index=position, field=field_path)
 
 
 def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine: Engine | None = None,
@@ -413,7 +444,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
     submit = sink.submit
     outcomes = report.outcomes
     unmatched = report.unmatched
-    gate = PropertyGate(translator.property_types) if translator.sets_values else None
+    gate = PropertyGate(translator.property_types, translator.database_types) if translator.sets_values else None
 
     def finish(tickets: list[Ticket]) -> None:
         for ticket in tickets:
@@ -463,7 +494,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
 
     def account(source: Source, block: Block, result: BlockResult) -> None:
         if gate is not None and result.values:
-            apply_property_gate(gate, result, sink, report)
+            apply_property_gate(gate, result, sink, report, block, recorder.rejects)
         report.lines += block.count - result.blank
         report.events += result.events
         outcomes["filtered"] += result.filtered

@@ -40,6 +40,44 @@ def _merges(n: int) -> str:
     return f"{n:,} merge or user deletion" if n == 1 else f"{n:,} merges or user deletions"
 
 
+def read_database_types(translator: Translator, sink: Sink, warn: Warn = _quiet,
+                        sleep: Callable[[float], None] = time.sleep) -> None:
+    """Before a sending run that sets users' or items' values: the database's property types
+    (Recombee's ListUserProperties and ListItemProperties, signed GETs), so that a value that does
+    not fit a property the database already has is decided before sending, as within one run.
+    A sink with no Recombee client (a dry run, an export) has no database: nothing is read.
+    401/403 raises (nothing was sent); a list that cannot be read after three tries (429, 5xx, no
+    answer, a malformed one) is warned about and the types stay unknown, as before: such values
+    then fail with Recombee's answer."""
+    from recombee_cli.recombee.client import CallFailed, Retryable
+
+    list_properties = getattr(getattr(sink, "client", None), "list_properties", None)
+    if not translator.sets_values or list_properties is None:
+        return
+    types: dict[str, dict[str, str]] = {}
+    for entity in ("users", "items"):
+        for attempt in range(3):
+            try:
+                types[entity] = list_properties(entity)
+                break
+            except Retryable as exc:
+                if attempt == 2:
+                    warn(f"cannot read the database's {entity[:-1]} properties ({exc.reason}): values that "
+                         "do not fit an existing property will fail with Recombee's answer")
+                    return
+                sleep(min(exc.retry_after or 0.5 * 2 ** attempt, 5.0))
+            except CallFailed as exc:
+                warn(f"{exc}: values that do not fit an existing property will fail with Recombee's answer")
+                return
+    translator.database_types = types
+    for entity, table in types.items():
+        for name, kind in table.items():
+            wanted = translator.property_types.get(entity, {}).get(name)
+            if wanted is not None and wanted != kind:
+                warn(f"{entity[:-1]} property {name!r} is declared {wanted} but the database has it as {kind}: "
+                     f"its values must fit {kind}")
+
+
 class ReplaySession:
     """One replay: `run(sources)` reads, translates, sends (or prints) and records, and returns the
     report; `report` holds the figures even when `run` raised.
@@ -103,6 +141,8 @@ class ReplaySession:
         batch_size = sink.batch_size
         chunk_lines = CHUNK_LINES if self.dry_run or not batch_size else max(50, min(CHUNK_LINES, batch_size))
         try:
+            if not self.dry_run:
+                read_database_types(self.translator, sink, self.warn)
             with collector_for_streaming():
                 run(sources, self.translator, sink, observer=self.observer,
                     recorder=Recorder(report, self.rejects), window_filter=self.window_filter,

@@ -25,22 +25,23 @@ from recombee_cli.outcomes import unmatched_name
 from recombee_cli.pipeline.compile import CompiledMapping
 from recombee_cli.request_kinds import Route, route, sid
 from recombee_cli.segment.jsvalues import UNDEFINED, orjson_default
-from recombee_cli.segment.properties import describe_values
+from recombee_cli.segment.properties import NOTES, describe_values
 from recombee_cli.segment.triggers import key_only
 from recombee_cli.sources.decode import REJECT_MARKER, decode
 
 _CACHE_LIMIT = 4096
-VALUE_ACTIONS = ("setUserValues", "setItemValues")
+VALUE_ACTIONS = ("setUserValues", "setUserValue", "setItemValues")
 NOTHING_TO_SEND = "nothing to send (e.g. an order with no products)"
 
 Request = dict[str, Any]
 MappingFailure = tuple[str, str]            # (mapping name, reason)
-Described = tuple[str, tuple[tuple[str, str], ...]]   # a value request: entity, (name, value class) each
+# A value request described for the main process's PropertyGate: (request index, mapping name,
+# entity, (name, value class) each, its notes: values dropped and keys renamed, or None).
+ValueEntry = tuple[int, str, str, tuple[tuple[str, str], ...], "dict[str, Any] | None"]
 # What `Translator.apply` makes of a matched event: its requests (None: none built), its mappings'
-# failures (None: none), and, when the mappings set values, the value requests described as
-# (request index in the event, mapping name, entity, values).
-Applied = tuple["list[Request] | None", "list[MappingFailure] | None",
-                "list[tuple[int, str, str, tuple[tuple[str, str], ...]]] | None"]
+# failures (None: none), and, when the mappings set values, the value requests described (the
+# request index being the index in the event).
+Applied = tuple["list[Request] | None", "list[MappingFailure] | None", "list[ValueEntry] | None"]
 EventFilter = Callable[[dict[str, Any]], "str | None"]
 
 
@@ -80,7 +81,7 @@ class BlockResult:
     spans: array[int] = field(default_factory=lambda: array("l"))
     event_errors: dict[int, list[MappingFailure]] = field(default_factory=dict)   # span number -> failures
     routes: list[Route] = field(default_factory=list)   # per request: request_kinds.route (a sender's)
-    values: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
+    values: list[ValueEntry] = field(default_factory=list)   # the value requests, index in the block
     requests: bytes = b""                # the requests as JSON, joined by newlines
 
     @property
@@ -106,6 +107,7 @@ class FieldTrace:
     payload: dict[str, Any] | None
     requests: list[Request]
     error: str | None
+    dropped: list[tuple[str, str]] = field(default_factory=list)   # values left out: (field, reason)
 
 
 class Translator:
@@ -116,6 +118,9 @@ class Translator:
         # process's PropertyGate (types, definitions); declared types: {"users": {name: type}, ...}
         self.sets_values = any(m.action.slug in VALUE_ACTIONS for m in mappings)
         self.property_types: dict[str, dict[str, str]] = {"users": {}, "items": {}}
+        # The types the database already has, read when a sending run starts (None: not known, as
+        # in a dry run): values must fit them, and they need no definition.
+        self.database_types: dict[str, dict[str, str]] | None = None
         self._runs: list[Callable[[dict[str, Any]], list[Request]]] = []
         for mapping in mappings:
             if mapping.run is None:
@@ -185,7 +190,7 @@ class Translator:
         matched = False
         requests: list[Request] | None = None
         errors: list[MappingFailure] | None = None
-        described: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] | None = None
+        described: list[ValueEntry] | None = None
         for position, matches, run in plan:
             if matches is not None and not matches(event):
                 continue
@@ -246,7 +251,9 @@ class Translator:
                 requests = mapping.action.build(payload, event)
             except (PayloadInvalid, MappingError) as exc:
                 error = str(exc)
-            traces.append(FieldTrace(mapping.name, mapping.action.slug, resolved, payload, requests, error))
+            dropped = [(where, reason) for r in requests
+                       for where, _, reason, _ in (r.pop(NOTES, None) or {}).get("dropped", ())]
+            traces.append(FieldTrace(mapping.name, mapping.action.slug, resolved, payload, requests, error, dropped))
         return traces
 
 
@@ -307,7 +314,8 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
             assert requests is not None   # a matched event built requests or failed
             first = len(bodies)
             if described:
-                values.extend((first + j, mapping, entity, pairs) for j, mapping, entity, pairs in described)
+                values.extend((first + j, mapping, entity, pairs, notes)
+                              for j, mapping, entity, pairs, notes in described)
             for ordinal, request in enumerate(requests):
                 bodies.append(dumps(request, default=orjson_default))
                 if routes:   # its place: the line (in the block), the event's index there, its own

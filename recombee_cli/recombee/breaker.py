@@ -32,6 +32,7 @@ class Breaker:
 
     calls: int = BREAKER_CALLS
     seconds: float = BREAKER_SECONDS
+    unreached: bool = True   # a Batch that used all its attempts before any call got through opens it too
 
 
 class _Count:
@@ -53,16 +54,20 @@ class Circuit:
         self._lock = threading.Lock()
         self._silent = _Count()     # calls in a row that got no HTTP answer
         self._refused = _Count()    # calls in a row refused whole (5xx, 429 past its retries)
+        self._ever = False          # any call of the run got an HTTP answer
 
-    def _add(self, count: _Count, exhausted: bool) -> tuple[int, float] | None:
-        """Count a call; (calls, seconds) when the breaker opens."""
+    def _add(self, count: _Count, exhausted: bool, ever: bool) -> tuple[int, float] | None:
+        """Count a call; (calls, seconds) when the breaker opens: enough calls in a row, for long
+        enough or with a Batch's attempts used up; or a Batch's attempts used up before any call
+        of the run went through (a short run never reaches `Breaker.calls`)."""
         now = time.monotonic()
         with self._lock:
             if not count.calls:
                 count.since = now
             count.calls += 1
             calls, since = count.calls, count.since
-        if calls >= self.breaker.calls and (exhausted or now - since >= self.breaker.seconds):
+        if (calls >= self.breaker.calls and (exhausted or now - since >= self.breaker.seconds)) or \
+                (exhausted and not ever and self.breaker.unreached):
             return calls, now - since
         return None
 
@@ -70,7 +75,7 @@ class Circuit:
         """A call got no HTTP answer: open the circuit breaker (raise UnreachableError) when too
         many in a row did, for long enough or for all the attempts of a Batch (a short run must
         not end in `failed` events for a server that was never reached)."""
-        opened = self._add(self._silent, exhausted)
+        opened = self._add(self._silent, exhausted, self._ever)
         if opened is not None:
             raise UnreachableError(f"{reason} (no answer to {opened[0]} Batch calls in a row over "
                                    f"{opened[1]:.0f} s; stopped)")
@@ -79,13 +84,14 @@ class Circuit:
         """Recombee refused a whole call (5xx, or 429 with no retry left): open the breaker when it
         keeps doing so. Also an HTTP answer."""
         self.answered()
-        opened = self._add(self._refused, exhausted)
+        opened = self._add(self._refused, exhausted, True)
         if opened is not None:
             raise UnreachableError(f"Recombee keeps refusing Batch calls: {reason} ({opened[0]} calls in a "
                                    f"row refused over {opened[1]:.0f} s; stopped)")
 
     def answered(self) -> None:
         """A call got an HTTP answer (whatever it said): Recombee can be reached."""
+        self._ever = True
         if self._silent.calls:
             with self._lock:
                 self._silent.calls = 0

@@ -296,5 +296,49 @@ class RecombeeClient:
                             status, text)
         raise CallFailed(f"Recombee refused a whole Batch call ({status}: {_error_text(response)})", status)
 
+    def list_properties(self, entity: str) -> dict[str, str]:
+        """The database's user or item properties and their types: ListUserProperties
+        (`GET /{db}/users/properties/list/`) or ListItemProperties (`.../items/properties/list/`),
+        signed like every call, one attempt, within the call deadline. Returns {name: type}.
+
+        Raises AuthenticationError (401/403), TransportFailure (no answer), Retryable (429, 5xx)
+        or CallFailed (another refusal, or an answer that is not a list of {name, type})."""
+        if entity not in ("users", "items"):
+            raise ValueError(f"no such entity: {entity!r}")
+        deadline = self._timeout
+        end = start_deadline(deadline)
+        try:
+            response = self._http.get(self.signed_url(f"/{entity}/properties/list/"),
+                                      timeout=httpx.Timeout(deadline))
+        except httpx.TransportError as exc:
+            if time.monotonic() >= end:
+                raise TransportFailure(f"no complete answer from {self.base_url} within the call's "
+                                       f"deadline ({deadline:g} s)") from None
+            raise TransportFailure(transport_reason(exc, self.base_url)) from None
+        finally:
+            clear_deadline()
+            self.http_calls += 1
+        status = response.status_code
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"Recombee refused the credentials ({status}: {_error_text(response)}); check the "
+                f"private token (RECOMBEE_PRIVATE_TOKEN or --token-file), the database id "
+                f"{self.database_id!r} and that this machine's clock is right")
+        if status == 429 or status >= 500:
+            raise Retryable(f"Recombee answered {status}: {_error_text(response)}",
+                            _retry_after(response.headers.get("Retry-After")), status)
+        if status != 200:
+            raise CallFailed(f"Recombee refused to list the {entity[:-1]} properties "
+                             f"({status}: {_error_text(response)})", status)
+        try:
+            listed = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise CallFailed(f"Recombee's list of {entity[:-1]} properties is not JSON") from None
+        if type(listed) is not list or not all(type(p) is dict and type(p.get("name")) is str
+                                               and type(p.get("type")) is str for p in listed):
+            raise CallFailed(f"Recombee's list of {entity[:-1]} properties is malformed: "
+                             f"{_short(listed)} is not a list of {{name, type}}")
+        return {p["name"]: p["type"] for p in listed}
+
     def close(self) -> None:
         self._http.close()

@@ -49,19 +49,22 @@ class RejectsWriter:
             for raw in fh:
                 try:
                     record = orjson.loads(raw)
-                    key = record["key"], record["offset"], record.get("index", 0)
+                    key = record["key"], record["offset"], record.get("index", 0), record.get("field")
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     continue   # not a keyed record (a pipe's, written by hand or by an older version)
                 known.add(hash(key))
         return known
 
     def write(self, line: Line, event: dict[str, Any] | None, outcome: str, reason: str,
-              mapping: str | None = None, status: int | None = None, index: int = 0) -> None:
+              mapping: str | None = None, status: int | None = None, index: int = 0,
+              field: str | None = None) -> None:
+        """One record. `field`: the record is about one value of the event that was left out (its
+        mapping field, e.g. `values.id`); the event's other requests were sent."""
         record: dict[str, Any] = {REJECT_MARKER: 1, "outcome": outcome, "reason": reason,
                         "source": display_name(line.source), "line": line.number, "offset": line.offset}
         key = self._keys.get(line.source)
         if key is not None:
-            digest = hash((key, line.offset, index))
+            digest = hash((key, line.offset, index, field))
             if digest in self._known:
                 self.repeated += 1
                 return
@@ -71,6 +74,8 @@ class RejectsWriter:
             record["index"] = index
         if mapping:
             record["mapping"] = mapping
+        if field:
+            record["field"] = field
         if status is not None:
             record["status"] = status
         if event is not None:

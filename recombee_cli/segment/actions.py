@@ -14,13 +14,14 @@ value ranges Recombee would refuse are caught here instead of being sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from recombee_cli.errors import PayloadInvalid
 from recombee_cli.segment.jsvalues import UNDEFINED, js_string, js_string_to_number
-from recombee_cli.segment.properties import property_values
+from recombee_cli.segment.properties import engage_name, value_request
 from recombee_cli.segment.timestamps import first_epoch_seconds, to_epoch_seconds
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-:@.]+")
@@ -32,7 +33,7 @@ NO_DEFAULT = object()
 @dataclass(frozen=True)
 class FieldSpec:
     name: str
-    type: str                      # string | number | integer | datetime | object
+    type: str                      # string | number | integer | datetime | object | any
     required: bool = False
     default: Any = NO_DEFAULT      # a mapping-kit value
     multiple: bool = False         # an array of `type`
@@ -96,8 +97,26 @@ class Action:
 # ---------------------------------------------------------------------------------------------
 # Checks shared by the builders
 
+# Recombee's ID rule applies to what goes to Recombee; a file export applies its own contract's
+# rules instead (`recombee_id_rule(False)` around it, process-wide: the export's forked workers
+# inherit it). A list, not a bool, so that the compiled build reads the current value.
+_ID_RULE = [True]
+
+
+@contextmanager
+def recombee_id_rule(enabled: bool) -> Iterator[None]:
+    before = _ID_RULE[0]
+    _ID_RULE[0] = enabled
+    try:
+        yield
+    finally:
+        _ID_RULE[0] = before
+
+
 def check_id(name: str, value: str) -> None:
-    if not is_valid_id(value):
+    """Recombee's ID rule (SPEC 6): raise unless the ID is valid; with the rule off (a file
+    export), return, and callers must not remember such an ID as valid."""
+    if not is_valid_id(value) and _ID_RULE[0]:
         raise PayloadInvalid(
             f"{name} {value!r} is not a valid Recombee ID (allowed: letters, digits, _ - : @ .)")
 
@@ -249,8 +268,25 @@ def _build_delete_user(payload: dict[str, Any], event: dict[str, Any]) -> list[d
 def _build_set_user_values(payload: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
     user = payload["userId"]
     check_id("userId", user)
-    values = property_values(payload.get("values") or {})
-    return [{"method": "POST", "path": f"/users/{user}", "params": {**values, "!cascadeCreate": True}}]
+    return [value_request(f"/users/{user}", payload.get("values") or {})]
+
+
+_NO_VALUE = object()
+
+
+def _build_set_user_value(payload: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
+    """One user property named by `key` as Engage names it (its audience and computed-trait
+    track events: `audience_key` or `trait_key`), set to `value`, else to `values[key]`."""
+    user = payload["userId"]
+    check_id("userId", user)
+    key = payload["key"]
+    if "value" in payload:
+        value, where = payload["value"], "value"
+    else:
+        value, where = (payload.get("values") or {}).get(key, _NO_VALUE), "values"
+        if value is _NO_VALUE:
+            raise PayloadInvalid(f"no value for {key!r}: neither value nor values.{key} is there")
+    return [value_request(f"/users/{user}", {key: value}, where, engage_name)]
 
 
 def _build_set_item_values(payload: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -258,16 +294,15 @@ def _build_set_item_values(payload: dict[str, Any], event: dict[str, Any]) -> li
     products of an order): one request per item, in order."""
     targets = []
     if payload.get("itemId") is not None:
-        targets.append((payload["itemId"], payload.get("values") or {}))
-    for item in payload.get("items") or ():
-        targets.append((item["itemId"], item.get("values") or {}))
+        targets.append((payload["itemId"], payload.get("values") or {}, "values"))
+    for n, item in enumerate(payload.get("items") or ()):
+        targets.append((item["itemId"], item.get("values") or {}, f"items[{n}].values"))
     if not targets and "items" not in payload:
         raise PayloadInvalid(missing_field("itemId"))
     requests = []
-    for item, values in targets:
+    for item, values, where in targets:
         check_id("itemId", item)
-        requests.append({"method": "POST", "path": f"/items/{item}",
-                         "params": {**property_values(values), "!cascadeCreate": True}})
+        requests.append(value_request(f"/items/{item}", values, where))
     return requests
 
 
@@ -348,6 +383,13 @@ ACTIONS: dict[str, Action] = {a.slug: a for a in (
     # Beyond Segment's destination (docs/behaviour.md): users' and items' property values.
     Action("setUserValues", "Set User Values",
            (USER_ID, VALUES), _build_set_user_values),
+    Action("setUserValue", "Set User Value",
+           (USER_ID,
+            FieldSpec("key", "string", True, description="The property's key, named as Engage names "
+                                                         "audiences and computed traits (snake_case)."),
+            FieldSpec("value", "any", description="The value (else values[key])."),
+            VALUES),
+           _build_set_user_value),
     Action("setItemValues", "Set Item Values",
            (FieldSpec("itemId", "string", False, ECOMMERCE_ID, description="The item's ID."),
             VALUES,
@@ -373,6 +415,8 @@ def _coerce_scalar(spec: FieldSpec, value: Any, path: str, name: str | None = No
     t = type(value)
     if t is str and kind == "string" or (t is int or t is float) and kind == "number" and not spec.maximum:
         return value   # the common case: the type already
+    if kind == "any":
+        return value   # (our own fields only: Segment's have a type)
     if isinstance(value, list) and len(value) == 1 and kind != "object":
         value = value[0]  # AJV coerceTypes 'array' unwraps a one-element array
     if kind == "string":

@@ -14,11 +14,14 @@ class Preset:
     trigger: str
     action: str
     overrides: dict[str, Any]
+    without: tuple[str, ...] = ()   # fields of the action's defaults this preset leaves unmapped
 
     def mapping(self) -> dict[str, Any]:
         """The preset's full field mapping: the action's field defaults, then the overrides."""
         fields = ACTIONS[self.action].default_mapping()
         fields.update(self.overrides)
+        for name in self.without:
+            fields.pop(name, None)
         return fields
 
 
@@ -62,37 +65,65 @@ PRESETS_BY_NAME = {p.name: p for p in PRESETS}
 PRODUCT_EVENTS = ("Product Viewed", "Product Clicked", "Product Added", "Product Removed",
                   "Product Added to Wishlist", "Product Removed from Wishlist", "Product Shared",
                   "Order Completed")
+# Events of Segment's ecommerce spec that list products (`products`) and describe no single one.
+PRODUCT_LIST_EVENTS = ("Product List Viewed", "Cart Viewed", "Checkout Started")
 # Segment's ecommerce spec: the fields of a product that describe the item (not the event).
 PRODUCT_FIELDS = ("sku", "name", "category", "brand", "variant", "price", "url", "image_url")
+# Engage's track events for audiences and computed traits (Segment's "Using Engage Data"): the
+# key in `audience_key` / `trait_key`, the value under that key in the properties.
+ENGAGE_ENTERED, ENGAGE_EXITED, ENGAGE_COMPUTED = "Audience Entered", "Audience Exited", "Trait Computed"
 
 
 def _product_values(prefix: str) -> dict[str, Any]:
     return {name: {"@path": f"{prefix}{name}"} for name in PRODUCT_FIELDS}
 
 
+_PRODUCTS = {"@arrayPath": ["$.properties.products",
+                             {"itemId": {"@if": {"exists": {"@path": "$.product_id"},
+                                                 "then": {"@path": "$.product_id"},
+                                                 "else": {"@path": "$.sku"}}},
+                              "values": _product_values("$.")}]}
+
+USER_TRAITS = "Identify - User Traits"
+ITEM_PROPERTIES = "Ecommerce - Item Properties"
+
 OPT_IN_PRESETS: tuple[Preset, ...] = (
-    # Traits, Engage audiences (snake_cased name: true/false) and computed traits all arrive as
-    # an identify call's traits: each becomes a user property.
-    Preset("Identify - User Traits", 'type = "identify"', "setUserValues",
-           {"values": {"@path": "$.traits"}}),
+    # Traits, Engage audiences (snake_cased name: true/false) and computed traits as an identify
+    # call's traits: each becomes a user property.
+    Preset(USER_TRAITS, 'type = "identify"', "setUserValues", {"values": {"@path": "$.traits"}}),
+    # The same audiences and computed traits as Engage's track events: one property each, named
+    # by its key as Engage names it; an exit sets false.
+    Preset("Engage - Audience Entered", _track(ENGAGE_ENTERED), "setUserValue",
+           {"key": {"@path": "$.properties.audience_key"}, "value": {"@literal": True}}),
+    Preset("Engage - Audience Exited", _track(ENGAGE_EXITED), "setUserValue",
+           {"key": {"@path": "$.properties.audience_key"}, "value": {"@literal": False}}),
+    Preset("Engage - Trait Computed", _track(ENGAGE_COMPUTED), "setUserValue",
+           {"key": {"@path": "$.properties.trait_key"}, "values": {"@path": "$.properties"}}),
     # Product events carry one product in `properties`, Order Completed a list in `products`.
-    Preset("Ecommerce - Item Properties",
+    Preset(ITEM_PROPERTIES,
            'type = "track" and (' + " or ".join(f'event = "{e}"' for e in PRODUCT_EVENTS) + ")",
            "setItemValues",
-           {"itemId": ECOMMERCE_ID, "values": _product_values("$.properties."),
-            "items": {"@arrayPath": ["$.properties.products",
-                                     {"itemId": {"@if": {"exists": {"@path": "$.product_id"},
-                                                         "then": {"@path": "$.product_id"},
-                                                         "else": {"@path": "$.sku"}}},
-                                      "values": _product_values("$.")}]}}),
+           {"itemId": ECOMMERCE_ID, "values": _product_values("$.properties."), "items": _PRODUCTS}),
+    # The list events: their products only (what a list says of an item is its catalogue entry);
+    # one without a product list (a checkout started from elsewhere) says nothing of items.
+    Preset("Ecommerce - Item Properties from Lists",
+           'type = "track" and (' + " or ".join(f'event = "{e}"' for e in PRODUCT_LIST_EVENTS)
+           + ") and properties.products != null",
+           "setItemValues", {"items": _PRODUCTS}, without=("itemId",)),
 )
 
 # Types the opt-in presets declare (the config's [user_properties] / [item_properties] win);
 # every other property's type is inferred from its first value (properties.py).
 OPT_IN_TYPES: dict[str, dict[str, dict[str, str]]] = {
-    "Identify - User Traits": {"users": {"createdAt": "timestamp"}},
-    "Ecommerce - Item Properties": {"items": {"price": "double", "image_url": "image"}},
+    USER_TRAITS: {"users": {"createdAt": "timestamp"}},
+    ITEM_PROPERTIES: {"items": {"price": "double", "image_url": "image"}},
 }
 
+# The opt-in presets by the name that enables them: users' traits in both forms Engage sends them
+# (identify calls and its track events), items' properties.
+OPT_IN_GROUPS: dict[str, tuple[Preset, ...]] = {
+    USER_TRAITS: OPT_IN_PRESETS[:4],
+    ITEM_PROPERTIES: OPT_IN_PRESETS[4:6],
+}
 OPT_IN_BY_NAME = {p.name: p for p in OPT_IN_PRESETS}
 ALL_PRESETS_BY_NAME = {**PRESETS_BY_NAME, **OPT_IN_BY_NAME}

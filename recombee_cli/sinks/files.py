@@ -170,6 +170,17 @@ class RowFormat:
     delimiter: str = ","
     columns: tuple[Column, ...] = ()
     tables: tuple[str, ...] = ()
+    entity_folder: str = ""            # the parts go in <table>/<entity_folder>/ ("": in <table>/)
+    recombee_ids: bool = True          # False: the contract's rules only, not Recombee's ID rule
+
+    def __init__(self, *, anonymous_ids: bool = False):
+        # True: an event with no userId keeps its anonymousId as the row's user (for formats
+        # whose contract has a way to say "anonymous", which is otherwise used)
+        self.anonymous_ids = anonymous_ids
+
+    def root_files(self, table: str) -> dict[str, bytes]:
+        """Files a table's folder holds beside its parts (name -> content), written at commit."""
+        return {}
 
     def convert(self, request: dict[str, Any], event: EventLookup) -> tuple[str, dict[str, Any]]:
         """(table, {column name: value}) for one Recombee request; `event()` gives the Segment
@@ -254,6 +265,7 @@ class FileExporter:
         self._closed: list[_Part] = []
         self._renamed: list[str] = []
         self._made: list[str] = []   # folders this export created (removed again by abort)
+        self._root_files: list[str] = []   # the tables' own files written at commit (model.json)
         self.rows: dict[str, int] = {table: 0 for table in fmt.tables}
         self.files: list[dict[str, Any]] = []
         self.manifest: dict[str, Any] | None = None
@@ -279,14 +291,24 @@ class FileExporter:
             for path in self._earlier(temporary=True):
                 self._remove(path)
 
+    def _parts_folder(self, table: str) -> str:
+        folder = os.path.join(self.directory, table)
+        return os.path.join(folder, self.format.entity_folder) if self.format.entity_folder else folder
+
     def _earlier(self, *, temporary: bool) -> list[str]:
-        """Files an earlier export left: its parts (or temporary parts), manifest and _SUCCESS."""
+        """Files an earlier export left: its parts (or temporary parts), the tables' own files
+        (model.json), the manifest and _SUCCESS."""
         found = []
         pattern = _TEMP_NAME if temporary else _PART_NAME
         for table in self.format.tables:
-            folder = os.path.join(self.directory, table)
-            if os.path.isdir(folder):
-                found += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if pattern.match(n)]
+            # (parts straight in the table's folder: an export written before entity folders)
+            for folder in dict.fromkeys((self._parts_folder(table), os.path.join(self.directory, table))):
+                if os.path.isdir(folder):
+                    found += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if pattern.match(n)]
+            for name in self.format.root_files(table):
+                path = os.path.join(self.directory, table, f".{name}.tmp" if temporary else name)
+                if os.path.isfile(path):
+                    found.append(path)
         if not temporary:
             found += [os.path.join(self.directory, n) for n in (SUCCESS, MANIFEST)
                       if os.path.isfile(os.path.join(self.directory, n))]
@@ -314,14 +336,15 @@ class FileExporter:
             self._guarded(part.flush)
 
     def _new_part(self, table: str) -> _Part:
-        folder = os.path.join(self.directory, table)
+        folder = self._parts_folder(table)
         number = sum(1 for p in self._closed if p.table == table)
         name = f"part-{number:05d}{self.suffix}"
         temp, final = os.path.join(folder, f".{name}.tmp"), os.path.join(folder, name)
         try:
-            if not os.path.isdir(folder):
-                os.makedirs(folder)
-                self._made.append(folder)
+            for path in dict.fromkeys((os.path.join(self.directory, table), folder)):
+                if not os.path.isdir(path):
+                    os.mkdir(path)
+                    self._made.append(path)
             fh = open(temp, "wb")
         except OSError as exc:
             raise ExportWriteError(f"cannot write {temp}: {exc.strerror or exc}") from None
@@ -359,13 +382,20 @@ class FileExporter:
             self._renamed.append(part.final)
             self.files.append({"path": os.path.relpath(part.final, self.directory), "table": part.table,
                                "rows": part.rows, "bytes": os.path.getsize(part.final)})
-        self._sync(self.directory, *{os.path.dirname(p.final) for p in self._closed})
+        for table in sorted({p.table for p in self._closed}):   # a folder per table with rows
+            for name, data in self.format.root_files(table).items():
+                self._write_small(os.path.join(table, name), data)
+                self._root_files.append(os.path.join(self.directory, table, name))
+        self._sync(self.directory, *{os.path.dirname(p.final) for p in self._closed},
+                   *{os.path.join(self.directory, p.table) for p in self._closed})
         self.manifest = {**self.format.describe(),
                          "compression": "gzip" if self.gzip else None,
                          "part_rows": self.part_rows,
                          "rows": sum(self.rows.values()),
                          "tables": {t: {"rows": self.rows[t], "files": [f["path"] for f in self.files
-                                                                         if f["table"] == t]}
+                                                                         if f["table"] == t],
+                                        "root_files": [os.path.relpath(p, self.directory) for p in self._root_files
+                                                       if os.path.dirname(p) == os.path.join(self.directory, t)]}
                                     for t in self.format.tables},
                          "files": self.files}
         self._write_small(MANIFEST, orjson.dumps(self.manifest, option=orjson.OPT_INDENT_2) + b"\n")
@@ -374,7 +404,11 @@ class FileExporter:
         self.committed = True
 
     def _write_small(self, name: str, data: bytes) -> None:
-        temp, final = os.path.join(self.directory, f".{name}.tmp"), os.path.join(self.directory, name)
+        """A small file under its final name, written under a temporary one first; `name` may
+        be in a table's folder (`purchases/model.json`)."""
+        folder, base = os.path.split(name)
+        temp = os.path.join(self.directory, folder, f".{base}.tmp")
+        final = os.path.join(self.directory, name)
         with open(temp, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -406,8 +440,11 @@ class FileExporter:
             except OSError:
                 pass
             self._remove_quietly(part.temp)
-        for path in self._renamed:
+        for path in self._renamed + self._root_files:
             self._remove_quietly(path)
+        for table in self.format.tables:
+            for name in self.format.root_files(table):
+                self._remove_quietly(os.path.join(self.directory, table, f".{name}.tmp"))
         names = [f".{MANIFEST}.tmp", f".{SUCCESS}.tmp"] + ([MANIFEST] if self.committing else [])
         for name in names:   # once committing, an earlier export's manifest is already gone
             self._remove_quietly(os.path.join(self.directory, name))

@@ -117,6 +117,7 @@ class PerFileDryRun(LocalSink):
         self._file: BinaryIO | None = None
         self._printer: DryRunPrinter | None = None
         self._written: set[str] = set()
+        self._definitions: list[dict[str, Any]] = []   # to print before the next ticket's requests
         self.requests_printed = 0
         os.makedirs(folder, exist_ok=True)
 
@@ -150,7 +151,16 @@ class PerFileDryRun(LocalSink):
         printer = self._printer
         if ticket.source != self._current or printer is None:
             printer = self._switch(ticket.source)
+        if self._definitions:
+            printer.define(self._definitions)
+            self._definitions = []
         printer.submit(ticket)
+
+    def define(self, requests: list[dict[str, Any]]) -> list[str]:
+        """Property definitions the run would send before the next requests: printed first in the
+        file those requests go to, as `--dry-run` prints them on stdout."""
+        self._definitions.extend(requests)
+        return []
 
     def poll(self) -> list[Ticket]:
         if self._printer is not None:

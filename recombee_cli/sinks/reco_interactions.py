@@ -1,5 +1,6 @@
 """Microsoft Intelligent Recommendations' `Reco_Interactions` entity (its data contract for
-interactions; the service retires on 31 March 2026, the files stay in data lakes).
+interactions). Microsoft retired the service on 31 March 2026; the files remain a clean export
+of interactions, one folder per type, that any data lake or loader reads.
 
 Columns, in the contract's order, with its limits and its "drop entry" / "trim value" rules:
 
@@ -18,13 +19,20 @@ Columns, in the contract's order, with its limits and its "drop entry" / "trim v
 
 One table (folder) per Recombee interaction type, because the contract asks that one entity hold
 interactions of one type: purchases, cartadditions, detailviews, bookmarks, ratings,
-viewportions. Merges and user deletions have no row (not representable). docs/behaviour.md
-explains each choice.
+viewportions. Each is an IR root folder as the data contract describes it: `model.json` (the
+entities it holds: here Reco_Interactions, its columns and their types) beside the entity's
+folder of CSV partitions, `<type>/Reco_Interactions/part-NNNNN.csv`. Merges and user deletions
+have no row (not representable). Only the contract's rules apply, not Recombee's ID rule. An
+event with no userId is anonymous: its UserId is empty, as the contract says ("an empty value
+represents an anonymous interaction"), unless `anonymous_ids` keeps its anonymousId there.
+docs/behaviour.md explains each choice.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from recombee_cli.segment.actions import FALLBACK_TIMESTAMPS
 from recombee_cli.segment.jsvalues import js_string
@@ -60,6 +68,18 @@ def _what(method: str, path: str) -> str:
     if method == "POST" and len(parts) == 2 and parts[0] in ("users", "items"):
         return "setUserValues" if parts[0] == "users" else "setItemValues"
     return f"{method} /{parts[0]}/" if parts and parts[0] else f"{method} {path}"
+
+
+# The contract's types as the Common Data Model's model.json names them (the format of the
+# `model.json` an IR root holds).
+CDM_TYPES = {"string": "string", "datetime": "dateTime", "double": "double", "bool": "boolean"}
+
+
+def anonymous(event: dict[str, Any] | None, user: Any) -> bool:
+    """The request's user is the event's anonymousId because the event has no userId."""
+    if not event or event.get("userId") not in (None, ""):
+        return False
+    return user is not None and user == event.get("anonymousId")
 
 
 def order_id(event: dict[str, Any] | None) -> str | None:
@@ -98,6 +118,27 @@ class RecoInteractions(RowFormat):
         Column("IsPositive", "bool"),
     )
     tables = tuple(TABLES.values())
+    entity_folder = ENTITY
+    recombee_ids = False
+
+    def root_files(self, table: str) -> dict[str, bytes]:
+        """The IR root's `model.json`: the one entity this folder holds, its columns in the
+        contract's order with their types; its partitions are the CSV files of its folder."""
+        model = {
+            "name": f"recombee-cli-{table}",
+            "description": f"{ENTITY}: Recombee {table}, written by recombee-cli export",
+            "version": "1.0",
+            "entities": [{
+                "$type": "LocalEntity",
+                "name": ENTITY,
+                "description": f"Interactions of one type ({table}), one CSV row each, no header",
+                "attributes": [{"name": c.name, "dataType": CDM_TYPES[c.kind]} for c in self.columns],
+            }],
+        }
+        return {"model.json": orjson.dumps(model, option=orjson.OPT_INDENT_2) + b"\n"}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "entity_folder": ENTITY, "anonymous_user_ids": self.anonymous_ids}
 
     def convert(self, request: dict[str, Any], event: EventLookup) -> tuple[str, dict[str, Any]]:
         method, path = request.get("method", ""), request.get("path", "")
@@ -116,9 +157,9 @@ class RecoInteractions(RowFormat):
             if seconds is None:
                 raise Refused("TimeStamp is missing (no timestamp in the request or the event)")
         values: dict[str, Any] = {
-            "InteractionGroupingId": user,
+            "InteractionGroupingId": user,   # (an anonymous visitor's rows stay grouped by its id)
             "ItemId": params.get("itemId"),
-            "UserId": user,
+            "UserId": user if self.anonymous_ids or not anonymous(event(), user) else "",
             "InteractionType": "Transaction",
             "TimeStamp": seconds,
             "String Attribute": params.get("sessionId" if table == "viewportions" else "recommId"),

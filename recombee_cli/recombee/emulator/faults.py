@@ -57,6 +57,7 @@ class Faults:
     p_sub_5xx: float = 0.0          # per batch sub-request: 500 or 503, not executed
     seed: int = 0
     limit: int | None = None
+    batch_calls_only: bool = False  # the faults hit Batch calls only (reads, e.g. property lists, answer)
     p_trickle: float = 0.0          # execute, then send the reply one byte every trickle_seconds
     trickle_seconds: float = 2.0
     p_odd: float = 0.0              # a batch: execute, then answer 200 with a malformed answer...

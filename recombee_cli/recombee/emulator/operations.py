@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from recombee_cli.recombee.emulator.params import (
+    IMAGE_URL_RE,
     PROPERTY_RE,
     ApiError,
     QueryValue,
@@ -200,9 +201,14 @@ def _typed_value(kind: str, name: str, value: Any) -> Any:
                 raise wrong()
             return int(value)
         return float(value)
-    if kind in ("string", "image"):
+    if kind == "string":
         if not isinstance(value, str):
             raise wrong()
+        return value
+    if kind == "image":
+        if not isinstance(value, str) or not IMAGE_URL_RE.fullmatch(value):
+            raise ApiError(400, f"Value {value!r} of property '{name}' is not a valid image "
+                                "(the http(s) URL of an image)")
         return value
     if kind == "boolean":
         if not isinstance(value, bool):
@@ -216,6 +222,9 @@ def _typed_value(kind: str, name: str, value: Any) -> Any:
     if kind in ("set", "imageList"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise wrong()
+        if kind == "imageList" and not all(IMAGE_URL_RE.fullmatch(v) for v in value):
+            raise ApiError(400, f"Value {value!r} of property '{name}' is not a valid imageList "
+                                "(a list of http(s) URLs of images)")
         return sorted(set(value)) if kind == "set" else list(value)
     raise AssertionError(kind)
 
@@ -350,9 +359,12 @@ def op_merge_users(target_path: str, source_path: str, store: Store, params: dic
         if not cascade:
             raise ApiError(404, f"Target user '{target}' not found")
         store.create("users", target)
-    # Move what does not clash with the target's own rows; the clashing rest goes with the source.
-    for table in (*KINDS, "user_values"):
-        # A value the target has already is kept (the source's goes with it), like interactions.
+    # Recombee: "all the interactions of the source user are attributed to the target user, and
+    # the source user is deleted" (MergeUsers in its API reference and every official SDK). Nothing
+    # is documented of property values, and the SDK's own merge test reads none back: the source's
+    # values go with the source user (deleted), the target keeps its own. Interactions that clash
+    # with the target's own rows (the same key) go with the source too.
+    for table in KINDS:
         store.execute(f"UPDATE OR IGNORE {table} SET user_id = ? WHERE user_id = ?", (target, source))
     _delete_user_rows(store, source)
     return 201, "ok"

@@ -14,6 +14,9 @@ from recombee_cli.recombee.service import MAX_BATCH
 
 ID_RE = re.compile(r"[a-zA-Z0-9_\-:@.]+")          # used with fullmatch (no "\n" before $)
 PROPERTY_RE = re.compile(r"[a-zA-Z0-9_\-:]+")
+# Recombee documents an `image` value as the URL of an image (`imageList`: a list of them); the
+# emulator accepts an http(s) URL with a host, nothing else.
+IMAGE_URL_RE = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?", re.IGNORECASE)
 ID_RULE = r"^[a-zA-Z0-9_\-:@.]+$"
 
 

@@ -232,16 +232,20 @@ class Emulator:
 
     def _handle_authenticated(self, method: str, target: str, content_type: str | None,
                               body: bytes) -> Reply:
-        fault = self._dice.before()
-        if fault is not None:
-            self._count(faults=[fault])
-            return _fault_reply(fault, self.faults)
         path, _, query = target.partition("?")
         path = path[len(self.database_id) + 1:]
-        if BATCH_PATH.fullmatch(path):
+        batch = BATCH_PATH.fullmatch(path) is not None
+        if batch or not self.faults.batch_calls_only:
+            fault = self._dice.before()
+            if fault is not None:
+                self._count(faults=[fault])
+                return _fault_reply(fault, self.faults)
+        if batch:
             reply = self._batch(method, content_type, body)
         else:
             reply = self._single(method, path, query, body)
+            if self.faults.batch_calls_only:
+                return reply
         if self._dice.hit(self.faults.p_slow):
             self._count(faults=["slow"])
             reply.delay = self.faults.slow_seconds
