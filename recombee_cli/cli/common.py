@@ -61,11 +61,13 @@ dask_option = click.option(
 
 
 def load(env: Environment, config_path: str | None, quiet: bool = False,
-          enable: tuple[str, ...] = ()) -> tuple[Config, Translator]:
+          enable: tuple[str, ...] = (), *, check: bool = True) -> tuple[Config, Translator]:
+    """The config found (see `find_config`) and its mappings compiled. With `check` (every command
+    but `validate`, which lists them all), a mapping that can never build is refused here."""
     config_path, notice = find_config(config_path)
     config = load_config(config_path)
     config.enable(list(enable))
-    mappings = compile_config(config)
+    mappings = compile_config(config, check=check)
     if not quiet:
         env.notice = notice
         for warning in config.warnings + trigger_warnings(mappings):

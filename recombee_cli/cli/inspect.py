@@ -22,6 +22,7 @@ from recombee_cli.cli.common import (
 )
 from recombee_cli.cli.environment import Command, Environment, say, text_stdout
 from recombee_cli.cli.exits import EXIT_CODES_HELP, ExitCode
+from recombee_cli.errors import ConfigError
 from recombee_cli.pipeline.compile import NOT_CHECKED_STATICALLY, static_problems
 from recombee_cli.pipeline.explain import explain as explain_events
 from recombee_cli.pipeline.session import ReplaySession
@@ -40,13 +41,17 @@ from recombee_cli.sinks.printer import NullSink
 def validate(env: Environment, inputs, config_path, as_json, dask, max_line_bytes, enable) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
-    config, translator = load(env, config_path, enable=enable)
+    config, translator = load(env, config_path, enable=enable, check=False)
     names = [m.name for m in translator.mappings]
     problems = [str(p) for m in translator.mappings for p in static_problems(m)]
-    if not inputs:
+    if not names:
+        problems.append(str(ConfigError("no mappings: every event would be unmatched", file=config.file,
+                                        line=config.replay.presets_line)))
+    presets = config.presets_summary()
+    if not inputs or problems:
         if as_json:
-            env.stdout.write(orjson.dumps({"config": config.file, "mappings": names, "problems": problems,
-                                           "not_checked": NOT_CHECKED_STATICALLY}) + b"\n")
+            env.stdout.write(orjson.dumps({"config": config.file, "presets": presets, "mappings": names,
+                                           "problems": problems, "not_checked": NOT_CHECKED_STATICALLY}) + b"\n")
         else:
             for problem in problems:
                 say(env, "error", problem)
@@ -54,12 +59,11 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
                 verdict = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "OK"
                 out.write(f"{config.file or 'built-in presets'}: {verdict}, {len(names)} mappings (checked: "
                           f"triggers, fields, a source for every required field, triggers that can match)\n"
+                          f"{presets['said']}\n"
                           f"not checked without inputs: {NOT_CHECKED_STATICALLY}\n")
         if problems:
             sys.exit(int(ExitCode.USAGE))
         return
-    for problem in problems:
-        say(env, "warning", problem)
     sources = inputs_of(env, inputs)[0]
     client = cluster = engine = None
     try:
@@ -71,9 +75,10 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
     finally:
         close_dask(client, cluster)
     if as_json:
-        env.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        env.stdout.write(orjson.dumps({**report.to_dict(), "presets": presets}, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         with text_stdout(env) as out:
+            out.write(presets["said"] + "\n")
             ui.print_validation(out, report)
     sys.exit(int(exit_for(report)))
 

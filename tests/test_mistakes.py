@@ -1,0 +1,195 @@
+"""An operator's ordinary mistakes (issue 23): each one used to send wrong data, lose it or keep a
+nightly job failing, with exit 0 or without a word. Each test is the mistake, made through the
+command line, and what the tool now says."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import SAMPLES, invoke, ndjson
+
+TRACK = {"type": "track", "event": "Song Played", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z",
+         "properties": {"song_id": "s-1", "qty": 2}}
+
+
+def _config(tmp_path, text: str, name: str = "c.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _one_mapping(fields: str, action: str = "addDetailView", extra: str = "") -> str:
+    return ('[replay]\npresets = false\n\n[[mappings]]\nname = "Songs"\n'
+            f'trigger = \'type = "track" and event = "Song Played"\'\naction = "{action}"\n{extra}'
+            f'[mappings.fields]\n{fields}\n')
+
+
+def _events(tmp_path, *events, name="day.ndjson"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+# -- 1. a path written without `$.` is a constant: refused at load ------------------------------------
+
+@pytest.mark.parametrize("command", ["validate", "replay"])
+def test_a_path_without_dollar_dot_in_an_id_field_is_refused_with_the_fix(tmp_path, command):
+    config = _config(tmp_path, _one_mapping('itemId = "properties.song_id"'))
+    args = ["--config", str(config)] + (["--dry-run", str(_events(tmp_path, TRACK))] if command == "replay" else [])
+    result = invoke([command, *args])
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"recombee-cli: error: {config}:9, mapping 'Songs', field 'itemId': ")
+    assert '"$.properties.song_id"' in line and '{ "@literal" = "properties.song_id" }' in line
+
+
+def test_a_deliberate_literal_is_written_with_at_literal(tmp_path):
+    config = _config(tmp_path, _one_mapping('itemId = { "@literal" = "properties.song_id" }'))
+    result = invoke(["replay", "--dry-run", "--quiet", "--config", str(config), str(_events(tmp_path, TRACK))])
+    assert result.exit_code == 0, result.stderr
+    assert [r["params"]["itemId"] for r in ndjson(result.stdout)] == ["properties.song_id"]
+
+
+@pytest.mark.parametrize("action, fields, field, words", [
+    ("addDetailView", 'userId = "anonymousId"', "userId", '"$.anonymousId"'),
+    ("addDetailView", 'itemId = "$properties.song_id"', "itemId", '"$.properties.song_id"'),
+    ("addDetailView", 'itemId = "$.properties.song_id"\ntimestamp = "timestamp"', "timestamp", '"$.timestamp"'),
+    ("addDetailView", 'itemId = "$.properties.song_id"\ntimestamp = "yesterday"', "timestamp", "is not a date"),
+    ("addCartAddition", 'item = { itemId = "$.properties.song_id", amount = "properties.qty" }', "item",
+     '"$.properties.qty"'),
+    ("addCartAddition", 'item = { itemId = "$.properties.song_id", amount = "qty" }', "item", "is not a number"),
+    ("addPurchase", 'items = { "@arrayPath" = ["$.properties.products", { itemId = "properties.sku" }] }',
+     "items", "looks like a path"),
+    ("addDetailView", 'itemId = "$.properties.song_id"\nadditionalData = { album = "properties.album" }',
+     "additionalData", '"$.properties.album"'),
+])
+def test_the_same_trap_in_other_fields_is_refused(tmp_path, action, fields, field, words):
+    config = _config(tmp_path, _one_mapping(fields, action))
+    result = invoke(["validate", "--config", str(config)])
+    assert result.exit_code == 2, result.stdout
+    assert f"mapping 'Songs', field '{field}':" in result.stderr and words in result.stderr
+
+
+# -- 3. whether the presets run is said in the file, and shown ----------------------------------------
+
+def test_a_config_with_mappings_must_say_whether_the_presets_run(tmp_path):
+    config = _config(tmp_path, '[[mappings]]\nname = "Songs"\ntrigger = \'event = "Song Played"\'\n'
+                               'action = "addDetailView"\n[mappings.fields]\nitemId = "$.properties.song_id"\n')
+    result = invoke(["validate", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}:1: say whether Segment's 14 presets run beside the 1 mapping of this file" in result.stderr
+    assert "`presets = false`" in result.stderr
+
+
+@pytest.mark.parametrize("presets, count, words", [
+    ("false", 1, "presets: off (presets = false, {config}:2): only the 1 mapping of this file"),
+    ("true", 15, "presets: on (presets = true, {config}:2): 14 of Segment's 14 presets, and 1 mapping of this file"),
+])
+def test_validate_shows_whether_the_presets_are_in(tmp_path, presets, count, words):
+    config = _config(tmp_path, _one_mapping('itemId = "$.properties.song_id"').replace(
+        "presets = false", f"presets = {presets}"))
+    result = invoke(["validate", "--config", str(config)])
+    assert result.exit_code == 0, result.stderr
+    assert f"OK, {count} mappings" in result.stdout and words.format(config=config) in result.stdout
+    with_inputs = invoke(["validate", "--json", "--config", str(config), str(_events(tmp_path, TRACK))])
+    report = json.loads(with_inputs.stdout)
+    assert len(report["mappings"]) == count and report["presets"]["included"] is (presets == "true")
+
+
+# -- 10. values of the wrong type are refused, never read as something else -----------------------------
+
+@pytest.mark.parametrize("text, line, words", [
+    (_one_mapping('itemId = "$.properties.song_id"', extra='enabled = "false"\n'), 8,
+     "mapping 'Songs': enabled must be true or false (it is a string: \"false\")"),
+    (_one_mapping('itemId = "$.properties.song_id"', extra='use_defaults = "no"\n'), 8,
+     "mapping 'Songs': use_defaults must be true or false (it is a string: \"no\")"),
+    ('[replay]\ndisable_presets = [["x"]]\n', 2, "replay.disable_presets must be a list of strings"),
+    ('[replay]\nenable_presets = [["x"]]\n', 2, "replay.enable_presets must be a list of strings"),
+    ('segment_subscriptions = [1]\n', 1, "segment_subscriptions must be a list of strings"),
+    ('[replay]\npresets = "yes"\n', 2, 'replay.presets must be true or false (it is a string: "yes")'),
+    ('[replay]\nbatch_size = true\n', 2, "replay.batch_size must be an integer (it is a boolean: true)"),
+])
+def test_a_value_of_the_wrong_type_is_exit_2_with_file_line_and_key(tmp_path, text, line, words):
+    config = _config(tmp_path, text)
+    result = invoke(["replay", "--dry-run", "--config", str(config), str(_events(tmp_path, TRACK))])
+    assert result.exit_code == 2 and result.stdout == ""
+    (message,) = result.stderr.splitlines()
+    assert message.startswith(f"recombee-cli: error: {config}:{line}") and words in message, message
+
+
+def test_a_subscriptions_file_with_a_list_as_action_is_one_line(tmp_path):
+    (tmp_path / "subs.json").write_text(json.dumps({"data": {"subscriptions": [
+        {"name": "Viewed", "actionSlug": ["addDetailView"], "trigger": 'type = "track"', "settings": {}}]}},
+        indent=2))
+    config = _config(tmp_path, 'segment_subscriptions = ["subs.json"]\n[replay]\npresets = false\n')
+    result = invoke(["validate", "--config", str(config)])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert f"{tmp_path / 'subs.json'}:5, mapping 'Viewed': unknown action [\"addDetailView\"]" in result.stderr
+
+
+# -- 11. every config error names a line -----------------------------------------------------------
+
+@pytest.mark.parametrize("text, line, words", [
+    ('[replay]\npresets = true\n\nbatchsize = 5\n', 4, "unknown key 'batchsize' in [replay]; did you mean 'batch_size'?"),
+    ('\n[recombee]\ndatabase_id = "x"\ndatabse = "y"\n', 4, "unknown key 'databse' in [recombee]"),
+    ('\n\nmapings = []\n', 3, "unknown key 'mapings' in the top level"),
+    ('[recombee]\n\nregion = "eu"\n', 3, "recombee.region 'eu' is not one of"),
+    ('[recombee]\ndatabase_id = 7\n', 2, "recombee.database_id must be a string"),
+    ('[replay]\n\npresets = 1\n', 3, "replay.presets must be true or false"),
+    ('[replay]\n\ndisable_presets = ["Page Viewed"]\n', 3, "did you mean 'Page - Viewed'?"),
+    ('[replay]\n\nrejects = ["r.ndjson"]\n', 3, "replay.rejects must be a string"),
+    ('[user_properties]\n\nage = "integer"\n', 3, "user_properties.age: type 'integer' is not one of"),
+    ('[user_properties]\n\nid = "int"\n', 3, "'id' is not a property name Recombee accepts"),
+    ('[user_properties]\n\nage = 5\n', 3, "[user_properties] age must be a type name"),
+])
+def test_every_config_error_names_a_line(tmp_path, text, line, words):
+    config = _config(tmp_path, text)
+    result = invoke(["validate", "--config", str(config)])
+    assert result.exit_code == 2
+    (message,) = result.stderr.splitlines()
+    assert message.startswith(f"recombee-cli: error: {config}:{line}") and words in message, message
+
+
+# -- 12. whatever validate refuses, replay refuses; what can be checked at load is ------------------------
+
+@pytest.mark.parametrize("value, words", [
+    ('{ "@path" = "$..[" }', "is not a path Segment can read"),
+    ('{ "@if" = { exists = { "@path" = "$.userId" } } }', "@if has no `then`"),
+    ('{ "@liquid" = "{{ properties.song_id | no_such_filter }}" }', "filter 'no_such_filter'"),
+    ('{ "@template" = "song-{{properties.song_id" }', "unclosed placeholder"),
+    ('{ "@case" = { operator = "sideways", value = { "@path" = "$.properties.song_id" } } }', "sideways"),
+])
+@pytest.mark.parametrize("command", ["validate", "replay"])
+def test_mappings_that_never_build_are_refused_by_validate_and_replay(tmp_path, value, words, command):
+    config = _config(tmp_path, _one_mapping(f"itemId = {value}"))
+    args = ["--dry-run", str(_events(tmp_path, TRACK))] if command == "replay" else []
+    result = invoke([command, "--config", str(config), *args])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"{config}:9, mapping 'Songs', field 'itemId': " in result.stderr and words in result.stderr
+
+
+def test_replay_refuses_a_trigger_validate_refuses(tmp_path):
+    config = _config(tmp_path, _one_mapping('itemId = "$.properties.song_id"').replace(
+        'type = "track" and event = "Song Played"', "type = "))
+    checked = invoke(["validate", "--config", str(config)])
+    sent = invoke(["replay", "--dry-run", "--config", str(config), str(_events(tmp_path, TRACK))])
+    assert checked.exit_code == sent.exit_code == 2 and sent.stdout == ""
+    assert "the trigger can never match" in sent.stderr.splitlines()[-1]
+
+
+def test_a_config_that_maps_nothing_is_refused(tmp_path):
+    config = _config(tmp_path, '[replay]\npresets = false\n')
+    result = invoke(["replay", "--dry-run", "--config", str(config), str(SAMPLES)])
+    assert result.exit_code == 2 and f"{config}:2: no mappings: every event would be unmatched" in result.stderr
+
+
+# -- 13. a config that is not UTF-8 ---------------------------------------------------------------------
+
+def test_a_config_that_is_not_utf8_is_exit_2_naming_the_line(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_bytes(b'[replay]\npresets = true\n# caf\xe9 au lait\n')
+    result = invoke(["validate", "--config", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"recombee-cli: error: {config}:3: is not UTF-8 (byte 0xe9 at byte 29); "
+                             "TOML files are UTF-8: save it as UTF-8\n")
