@@ -5,9 +5,12 @@ command line, and what the tool now says."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
-from helpers import SAMPLES, invoke, ndjson
+from helpers import MISTAKES, ROOT, SAMPLES, invoke, ndjson
 
 TRACK = {"type": "track", "event": "Song Played", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z",
          "properties": {"song_id": "s-1", "qty": 2}}
@@ -193,3 +196,79 @@ def test_a_config_that_is_not_utf8_is_exit_2_naming_the_line(tmp_path):
     assert result.exit_code == 2
     assert result.stderr == (f"recombee-cli: error: {config}:3: is not UTF-8 (byte 0xe9 at byte 29); "
                              "TOML files are UTF-8: save it as UTF-8\n")
+
+
+# -- 8. a full disk is exit 3 and one line, in a shell that buffers stdout too ----------------------------
+
+@pytest.mark.parametrize("args", [["replay", "--dry-run", str(SAMPLES)], ["presets"],
+                                  ["validate", "--config", str(ROOT / "mappings.example.toml")],
+                                  ["explain", str(SAMPLES / "hand-written.ndjson")]])
+def test_a_full_disk_is_exit_3_and_one_line_with_stdout_buffered(args):
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}   # as in a user's shell
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([sys.executable, "-m", "recombee_cli", *args], stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=120, env=environ)
+    assert result.returncode == 3, result.stderr
+    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("recombee-cli: error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0]
+    assert result.stderr.rstrip().endswith(errors[0])
+
+
+def test_ci_runs_the_suite_as_a_users_shell_does():
+    runs = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "pytest" in line
+            and not line.startswith("#") and "pip install" not in line]
+    assert runs and all(line.startswith("env -u PYTHONUNBUFFERED ") for line in runs), runs
+
+
+# -- 9. environment variables: one rule, a separator, and nothing set that goes unread ---------------------
+
+def test_every_option_reads_the_variable_the_rule_names(tmp_path):
+    from recombee_cli.cli.main import COMMANDS
+
+    for command in COMMANDS:
+        for param in command.params:
+            if getattr(param, "opts", None) and param.param_type_name == "option":
+                longest = max(param.opts, key=len)
+                rule = f"RECOMBEE_CLI_{command.name}_{longest.lstrip('-')}".upper().replace("-", "_")
+                assert rule in param.envvar, (command.name, param.opts, param.envvar)
+                text = " ".join(invoke([command.name, "--help"]).stdout.split())
+                assert rule in text.replace(" ", "") or rule in text, (command.name, rule)
+
+
+def test_the_variables_the_issue_found_ignored_now_work(tmp_path):
+    rejects, report = tmp_path / "r.ndjson", tmp_path / "run.json"
+    result = invoke(["replay", "--dry-run", str(MISTAKES)],
+                    env={"RECOMBEE_CLI_REPLAY_REJECTS": str(rejects), "RECOMBEE_CLI_REPLAY_REPORT": str(report)})
+    assert result.exit_code == 1 and len(ndjson(rejects.read_text())) == 16 and json.loads(report.read_text())
+    assert invoke(["presets"], env={"RECOMBEE_CLI_PRESETS_ALL": "1"}).stdout.count("\n[[mappings]]\n") == 16
+    assert invoke(["status"], env={"RECOMBEE_CLI_STATUS_JSON": "1"}).stdout.startswith("{")
+
+
+def test_a_repeatable_option_takes_comma_separated_values_from_the_environment():
+    both = "Identify - User Traits, Ecommerce - Item Properties"
+    result = invoke(["validate", "--json"], env={"RECOMBEE_CLI_VALIDATE_PRESET": both})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["mappings"][-2:] == ["Identify - User Traits", "Ecommerce - Item Properties"]
+
+
+def test_an_unknown_variable_is_a_warning_naming_the_closest_one():
+    result = invoke(["replay", "--dry-run", str(SAMPLES)],
+                    env={"RECOMBEE_CLI_REPLAY_QUEIT": "1", "RECOMBEE_PRIVATE_TOKN": "x"})
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("recombee-cli: warning:")]
+    assert warnings == [
+        "recombee-cli: warning: RECOMBEE_CLI_REPLAY_QUEIT is set, but no option reads it; did you mean "
+        "RECOMBEE_CLI_REPLAY_QUIET? (the rule: RECOMBEE_CLI_<COMMAND>_<OPTION>, e.g. RECOMBEE_CLI_REPLAY_BATCH_SIZE)",
+        "recombee-cli: warning: RECOMBEE_PRIVATE_TOKN is set, but nothing reads it; did you mean RECOMBEE_PRIVATE_TOKEN?"]
+
+
+@pytest.mark.parametrize("variable, value, words", [
+    ("RECOMBEE_CLI_REPLAY_BATCH_SIZE", "abc", "not a value --batch-size takes: 'abc' is not a valid integer range"),
+    ("RECOMBEE_REGION", "eu", "not a value --region takes: 'eu' is not one of"),
+])
+def test_a_bad_value_from_the_environment_is_one_line_naming_the_variable(variable, value, words):
+    result = invoke(["replay", "--dry-run", str(SAMPLES)], env={variable: value})
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"recombee-cli: error: {variable}={value!r}: {words}")
+    assert len(result.stderr.splitlines()) == 1 and "Usage:" not in result.stderr

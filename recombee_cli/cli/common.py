@@ -13,6 +13,7 @@ import click
 import orjson
 
 from recombee_cli.cli.environment import Environment, say
+from recombee_cli.cli.envvars import NAMES
 from recombee_cli.cli.exits import Abort, ExitCode, Terminated
 from recombee_cli.errors import OutputError
 from recombee_cli.pipeline.compile import compile_config, trigger_warnings
@@ -48,9 +49,10 @@ max_line_option = click.option(
 
 
 preset_option = click.option(
-    "--preset", "enable", multiple=True, metavar="NAME",
+    "--preset", "enable", multiple=True, metavar="NAME", type=NAMES,
     help="Enable an opt-in preset by name (repeatable): \"Identify - User Traits\", "
-         "\"Ecommerce - Item Properties\" (see `presets --all`). Same as enable_presets in [replay].")
+         "\"Ecommerce - Item Properties\" (see `presets --all`). Same as enable_presets in [replay]; "
+         "in the environment, comma-separated.")
 
 
 dask_option = click.option(

@@ -7,7 +7,8 @@ import click
 
 from recombee_cli import __version__, build
 from recombee_cli.cli.configs import import_segment, presets
-from recombee_cli.cli.environment import Environment, Group
+from recombee_cli.cli.environment import Environment, Group, say
+from recombee_cli.cli.envvars import check_environment, name_variables
 from recombee_cli.cli.exits import EXIT_CODES_HELP, ExitCode
 from recombee_cli.cli.export import export
 from recombee_cli.cli.inspect import explain, validate
@@ -17,12 +18,10 @@ from recombee_cli.cli.status import status
 
 __all__ = ["Environment", "ExitCode", "main"]
 
-# Every option can also come from the environment (cron, containers): RECOMBEE_CLI_<COMMAND>_<OPTION>,
-# e.g. RECOMBEE_CLI_REPLAY_BATCH_SIZE=500, unless the option names its own variable; --help shows each.
-ENVVAR_PREFIX = "RECOMBEE_CLI"
+COMMANDS = (replay, validate, explain, presets, import_segment, sandbox, status, export)
 
 
-@click.group(cls=Group, epilog=EXIT_CODES_HELP, context_settings={"auto_envvar_prefix": ENVVAR_PREFIX})
+@click.group(cls=Group, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="recombee-cli", message=f"%(prog)s %(version)s ({build.describe()})")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -31,12 +30,17 @@ def main(ctx: click.Context) -> None:
 
     Start with `recombee-cli replay --dry-run EXPORTS` to see the requests, `recombee-cli presets`
     for a config to edit, and `recombee-cli validate --config FILE EXPORTS` to check a mapping.
+
+    Every option can also be set in the environment: RECOMBEE_CLI_<COMMAND>_<OPTION> (e.g.
+    RECOMBEE_CLI_REPLAY_BATCH_SIZE=500; several values of a repeatable option comma-separated);
+    each command's --help shows its variables.
     """
-    ctx.ensure_object(Environment)
+    env = ctx.ensure_object(Environment)
+    for warning in check_environment(env.environ, KNOWN_VARIABLES):
+        say(env, "warning", warning)
 
 
-for command in (replay, validate, explain, presets, import_segment, sandbox, status, export):
+for command in COMMANDS:
     main.add_command(command)
-    for param in command.params:
-        if isinstance(param, click.Option):
-            param.show_envvar = True
+# Every option can come from the environment (cron, containers): RECOMBEE_CLI_<COMMAND>_<OPTION>.
+KNOWN_VARIABLES = name_variables(COMMANDS)
