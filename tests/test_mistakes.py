@@ -272,3 +272,31 @@ def test_a_bad_value_from_the_environment_is_one_line_naming_the_variable(variab
     assert result.exit_code == 2
     assert result.stderr.startswith(f"recombee-cli: error: {variable}={value!r}: {words}")
     assert len(result.stderr.splitlines()) == 1 and "Usage:" not in result.stderr
+
+
+# -- 7. reasons grouped by kind: count, share, two examples; the value stays in the rejects ---------------
+
+def test_reasons_are_grouped_by_kind_in_the_summary_the_report_and_validate(tmp_path):
+    pages = [{"type": "page", "name": f"Landing Page {i}", "userId": f"u{i}", "timestamp": "2024-01-01T00:00:00Z"}
+             for i in range(300)]
+    anonymous = [{"type": "page", "name": "home", "timestamp": "2024-01-01T00:00:00Z"}] * 100
+    path = _events(tmp_path, *pages, *anonymous)
+    rejects, report = tmp_path / "r.ndjson", tmp_path / "run.json"
+    result = invoke(["replay", "--dry-run", "--rejects", str(rejects), "--report", str(report), str(path)])
+    assert result.exit_code == 1
+    summary = result.stderr[result.stderr.index("invalid, by kind of reason:"):].splitlines()
+    assert summary[1].split() == ["300", "75.0%", "mapping", "'Page", "-", "Viewed':", "itemId", "…", "is", "not",
+                                  "a", "valid", "Recombee", "ID", "(allowed:", "letters,", "digits,", "_", "-", ":",
+                                  "@", ".)"]
+    assert summary[2].strip() == "e.g. 'Landing Page 0'; 'Landing Page 1'"
+    assert summary[3].split()[:2] == ["100", "25.0%"] and "missing the required field 'userId'" in summary[3]
+    kinds = json.loads(report.read_text())["invalid_reason_kinds"]
+    assert [(k["count"], k["share"]) for k in kinds] == [(300, 0.75), (100, 0.25)]
+    assert kinds[0]["examples"] == [f"mapping 'Page - Viewed': itemId 'Landing Page {i}' is not a valid Recombee ID "
+                                    "(allowed: letters, digits, _ - : @ .)" for i in (0, 1)]
+    assert sum(1 for r in ndjson(rejects.read_text()) if "'Landing Page 299'" in r["reason"]) == 1
+    checked = json.loads(invoke(["validate", "--json", str(path)]).stdout)
+    (kind,) = checked["mappings"]["Page - Viewed"]["invalid_kinds"][:1]
+    assert kind["kind"].startswith("itemId … is not a valid Recombee ID") and kind["count"] == 300
+    shown = invoke(["validate", str(path)]).stdout
+    assert "Page - Viewed: invalid, by kind of reason:" in shown and "e.g. 'Landing Page 0'; 'Landing Page 1'" in shown

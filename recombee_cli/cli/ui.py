@@ -15,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from recombee_cli.outcomes import OUTCOMES
+from recombee_cli.pipeline.reasons import example_values
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sources.reader import Source
@@ -123,11 +124,25 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None
     for title, reasons in (("invalid", report.invalid_reasons), ("failed", report.failed_reasons),
                            ("filtered", report.filtered_reasons)):
         if reasons:
-            console.print(f"{title}, top reasons:")
-            for reason, n in reasons.most_common(5):
-                console.print(f"  {n:>8,}  {reason}", markup=False)
+            print_kinds(console, f"{title}, by kind of reason:", reasons.by_kind(), "  ")
     if rejects_path and (report.outcomes["invalid"] or report.outcomes["failed"]):
         console.print(f"rejected events written to {rejects_path}", markup=False)
+
+
+def print_kinds(console: Console, title: str, kinds: list[dict], indent: str, shown: int = 5) -> None:
+    """Reasons grouped by kind: count, share, and what two of them held (the values are in the
+    rejects file; the kind is what to fix)."""
+    console.print(title, markup=False)
+    for kind in kinds[:shown]:
+        console.print(f"{indent}{kind['count']:>8,}  {kind['share']:>6.1%}  {kind['kind']}", markup=False)
+        values = example_values(kind)
+        if values:
+            console.print(f"{indent}{'':>8}  {'':>6}  e.g. {'; '.join(values)}", markup=False)
+    if len(kinds) > shown:
+        rest = sum(k["count"] for k in kinds[shown:])
+        more = len(kinds) - shown
+        console.print(f"{indent}{rest:>8,}  in {more:,} more kind{'s' if more != 1 else ''} (--report lists them)",
+                      markup=False)
 
 
 def print_validation(stream: TextIO, report: RunReport) -> None:
@@ -139,16 +154,16 @@ def print_validation(stream: TextIO, report: RunReport) -> None:
         table.add_row(name, f"{stats.matched:,}", f"{stats.built:,}", f"{sum(stats.invalid.values()):,}")
     console.print(table)
     for name, stats in report.mappings.items():
-        for reason, n in stats.invalid.most_common(5):
-            console.print(f"  {name}: {n:,} invalid: {reason}", markup=False)
+        if stats.invalid:
+            print_kinds(console, f"{name}: invalid, by kind of reason:", stats.invalid.by_kind(), "  ")
     console.print(f"{report.events:,} events: " + ", ".join(
         f"{k} {report.outcomes[k]:,}" for k in OUTCOMES if report.outcomes[k]))
     if report.unmatched:
         console.print("unmatched, top: " + ", ".join(
             f"{name} ({n:,})" for name, n in report.unmatched.most_common(10)), markup=False)
-    other = [r for r in report.invalid_reasons if not r.startswith("mapping ")]
-    for reason in other[:5]:
-        console.print(f"  unreadable: {report.invalid_reasons[reason]:,}: {reason}", markup=False)
+    other = [k for k in report.invalid_reasons.by_kind() if not k["kind"].startswith("mapping ")]
+    if other:
+        print_kinds(console, "lines that hold no event, by kind of reason:", other, "  ")
 
 
 def print_explanation(out: BinaryIO, record: dict, traces) -> None:
