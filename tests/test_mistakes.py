@@ -300,3 +300,49 @@ def test_reasons_are_grouped_by_kind_in_the_summary_the_report_and_validate(tmp_
     assert kind["kind"].startswith("itemId … is not a valid Recombee ID") and kind["count"] == 300
     shown = invoke(["validate", str(path)]).stdout
     assert "Page - Viewed: invalid, by kind of reason:" in shown and "e.g. 'Landing Page 0'; 'Landing Page 1'" in shown
+
+
+# -- 6. files that are not Segment exports are named; --exclude leaves them out -------------------------
+
+def _export_folder(tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    _events(folder, TRACK | {"event": "Product Viewed", "properties": {"product_id": "p1"}}, name="day.ndjson")
+    (folder / "README.txt").write_text("How this export was made\n" * 30)
+    (folder / "data.csv").write_text("user,item\n" + "u1,p1\n" * 40)
+    _events(folder, *({"id": i, "score": i / 10} for i in range(200)), name="scores.ndjson")
+    return folder
+
+
+def test_files_that_are_not_segment_exports_are_named_and_warned_about_once(tmp_path):
+    result = invoke(["replay", "--dry-run", str(_export_folder(tmp_path))])
+    assert result.exit_code == 1   # the not-JSON lines are still invalid events: nothing is hidden
+    folder = tmp_path / "export"
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("recombee-cli: warning:")]
+    assert warnings == [
+        f"recombee-cli: warning: {folder / 'README.txt'}: not a Segment export? none of its 30 lines is a JSON "
+        "object; --exclude GLOB leaves such files out",
+        f"recombee-cli: warning: {folder / 'data.csv'}: not a Segment export? none of its 41 lines is a JSON "
+        "object; --exclude GLOB leaves such files out",
+        f"recombee-cli: warning: {folder / 'scores.ndjson'}: not a Segment export? none of its 200 events has a "
+        "Segment type (track, page, screen, identify, group, alias); --exclude GLOB leaves such files out"]
+    assert (f"not Segment exports (no line is a Segment event): {folder / 'README.txt'}, {folder / 'data.csv'}, "
+            f"{folder / 'scores.ndjson'}") in result.stderr
+    quiet = invoke(["replay", "--dry-run", "--quiet", str(folder / "scores.ndjson")])
+    assert quiet.exit_code == 0 and "scores.ndjson: not a Segment export?" in quiet.stderr   # said under --quiet too
+
+
+def test_exclude_leaves_files_out_from_the_option_the_config_and_the_environment(tmp_path):
+    folder = _export_folder(tmp_path)
+    option = invoke(["replay", "--dry-run", "--exclude", "*.txt", "--exclude", "*.csv", "--exclude", "scores*",
+                     str(folder)])
+    assert option.exit_code == 0, option.stderr
+    assert "3 input files left out by --exclude" in option.stderr and "not a Segment export" not in option.stderr
+    config = _config(tmp_path, '[replay]\nexclude = ["README*", "export/*.csv"]\n')
+    configured = invoke(["replay", "--dry-run", "--config", str(config), str(folder)])
+    assert "2 input files left out" in configured.stderr and "scores.ndjson: not a Segment export?" in configured.stderr
+    environ = invoke(["replay", "--dry-run", str(folder)], env={"RECOMBEE_CLI_REPLAY_EXCLUDE": "*.txt,*.csv"})
+    assert "2 input files left out" in environ.stderr
+    report = json.loads(invoke(["validate", "--json", "--exclude", "*.txt", str(folder)]).stdout)
+    assert [e["source"] for e in report["not_segment_sources"]["named"]] == [str(folder / "data.csv"),
+                                                                          str(folder / "scores.ndjson")]

@@ -18,6 +18,7 @@ from recombee_cli.cli.exits import Abort, ExitCode, Terminated
 from recombee_cli.errors import OutputError
 from recombee_cli.pipeline.compile import compile_config, trigger_warnings
 from recombee_cli.pipeline.config import Config, load_config
+from recombee_cli.pipeline.foreign import excluded
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, expand_inputs
@@ -53,6 +54,13 @@ preset_option = click.option(
     help="Enable an opt-in preset by name (repeatable): \"Identify - User Traits\", "
          "\"Ecommerce - Item Properties\" (see `presets --all`). Same as enable_presets in [replay]; "
          "in the environment, comma-separated.")
+
+
+exclude_option = click.option(
+    "--exclude", "exclude", multiple=True, metavar="GLOB", type=NAMES,
+    help="Leave out input files whose name or path matches GLOB (repeatable; also `exclude = [...]` in "
+         "[replay]), e.g. --exclude '*.txt' --exclude 'archive/*'. Files that hold no Segment event are "
+         "named in the summary.")
 
 
 dask_option = click.option(
@@ -97,19 +105,36 @@ def warner(env: Environment, quiet: bool):
 
 
 def inputs_of(env: Environment, inputs, since: str | None = None, until: str | None = None,
-            quiet: bool = False) -> tuple[list, list[str]]:
-    """The sources named by INPUTS, and Segment day folders left out as wholly outside the window."""
+              quiet: bool = False, exclude: tuple[str, ...] | list[str] = ()) -> tuple[list, list[str]]:
+    """The sources named by INPUTS less those `exclude` matches, and Segment day folders left out
+    as wholly outside the window."""
     window = None
     if since is not None or until is not None:
         window = (moment(since, "--since"), moment(until, "--until"))
     skipped: list[str] = []
     sources = expand_inputs(list(inputs), window=window, warn=warner(env, quiet), skipped=skipped)
+    kept = [s for s in sources if not excluded(s.name, exclude)]
     if env.notice:
         say(env, "info", env.notice)
         env.notice = None
     if skipped and not quiet:
         say(env, "info", f"{len(skipped):,} day folders skipped: received outside --since/--until")
-    return sources, skipped
+    if len(kept) < len(sources) and not quiet:
+        say(env, "info", f"{len(sources) - len(kept):,} input files left out by --exclude / exclude "
+                         f"({', '.join(exclude)})")
+    return kept, skipped
+
+
+def warn_not_segment(env: Environment, report: RunReport) -> None:
+    """Name each input none of whose lines is a Segment event (even under --quiet: it is not what
+    the operator thinks it is, and a run of `unmatched` alone would exit 0 without a word)."""
+    for entry in report.foreign.named:
+        hint = " (a TOML file: is it the config? give it with --config)" \
+            if entry["source"].endswith(".toml") else ""
+        say(env, "warning", f"{entry['source']}: not a Segment export? {entry['why']}{hint}; "
+                            f"--exclude GLOB leaves such files out")
+    if report.foreign.count > len(report.foreign.named):
+        say(env, "warning", f"... and {report.foreign.count - len(report.foreign.named):,} more such files")
 
 
 def check_writable(path: str | None, option: str) -> None:

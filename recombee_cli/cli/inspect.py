@@ -13,11 +13,13 @@ from recombee_cli.cli.common import (
     config_option,
     dask_engine,
     dask_option,
+    exclude_option,
     exit_for,
     inputs_of,
     load,
     max_line_option,
     preset_option,
+    warn_not_segment,
     warner,
 )
 from recombee_cli.cli.environment import Command, Environment, say, text_stdout
@@ -37,8 +39,9 @@ from recombee_cli.sinks.printer import NullSink
 @dask_option
 @max_line_option
 @preset_option
+@exclude_option
 @click.pass_obj
-def validate(env: Environment, inputs, config_path, as_json, dask, max_line_bytes, enable) -> None:
+def validate(env: Environment, inputs, config_path, as_json, dask, max_line_bytes, enable, exclude) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
     config, translator = load(env, config_path, enable=enable, check=False)
@@ -64,7 +67,7 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
         if problems:
             sys.exit(int(ExitCode.USAGE))
         return
-    sources = inputs_of(env, inputs)[0]
+    sources = inputs_of(env, inputs, exclude=(*exclude, *config.replay.exclude))[0]
     client = cluster = engine = None
     try:
         if dask:
@@ -74,6 +77,7 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
         report = session.run(sources)
     finally:
         close_dask(client, cluster)
+    warn_not_segment(env, report)
     if as_json:
         env.stdout.write(orjson.dumps({**report.to_dict(), "presets": presets}, option=orjson.OPT_INDENT_2) + b"\n")
     else:
@@ -90,12 +94,13 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
               help="One JSON object per event on stdout: origin, matched mappings, requests, outcome.")
 @max_line_option
 @preset_option
+@exclude_option
 @click.pass_obj
 def explain(env: Environment, inputs: tuple[str, ...], config_path: str | None, as_json: bool, max_line_bytes: int,
-            enable: tuple[str, ...]) -> None:
+            enable: tuple[str, ...], exclude: tuple[str, ...]) -> None:
     """Show, for each event in INPUTS, which triggers matched and how each field resolved."""
     config, translator = load(env, config_path, quiet=as_json, enable=enable)
-    sources = inputs_of(env, inputs, quiet=as_json)[0]
+    sources = inputs_of(env, inputs, quiet=as_json, exclude=(*exclude, *config.replay.exclude))[0]
     for explanation in explain_events(sources, translator, max_line_bytes=max_line_bytes, warn=warner(env, as_json)):
         if as_json:
             env.stdout.write(orjson.dumps(explanation.record(), default=orjson_default) + b"\n")

@@ -16,6 +16,7 @@ from recombee_cli.cli.common import (
     config_option,
     dask_engine,
     dask_option,
+    exclude_option,
     exit_for,
     inputs_of,
     load,
@@ -24,6 +25,7 @@ from recombee_cli.cli.common import (
     preset_option,
     sigterm_stops_like_ctrl_c,
     total_bytes,
+    warn_not_segment,
     warner,
     write_report,
 )
@@ -167,11 +169,12 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
                    "invalid,failed (or [replay] fail_on). An input that cannot be read always fails the run.")
 @max_line_option
 @preset_option
+@exclude_option
 @click.pass_obj
 def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
            allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
            since, until, dedupe, dedupe_window, workers, dask, output, log_format, quiet, verbose, fail_on,
-           max_line_bytes, enable) -> None:
+           max_line_bytes, enable, exclude) -> None:
     """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
 
     INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
@@ -187,7 +190,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
-    sources, skipped_folders = inputs_of(env, inputs, since, until, quiet)
+    sources, skipped_folders = inputs_of(env, inputs, since, until, quiet, (*exclude, *config.replay.exclude))
     concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
     if output and not dry_run:
         raise Abort("--output writes the requests of a dry run: use it with --dry-run", ExitCode.USAGE)
@@ -254,6 +257,7 @@ def run_session(env: Environment, session: ReplaySession, progress: ui.ProgressV
 def show_report(env: Environment, report: RunReport, report_path: str | None, rejects_path: str | None, *,
                 quiet: bool) -> None:
     write_report(report_path, report)
+    warn_not_segment(env, report)
     if env.log_json:
         # An aborted run (401, unreachable, Ctrl-C) is an error whatever its counts say.
         level = "info" if report.ok and "aborted" not in report.extra else "error"

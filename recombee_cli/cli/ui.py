@@ -114,6 +114,11 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None
                   f"({rate:,.0f} events/s){extra}")
     if report.skipped_sources:
         console.print(f"{report.skipped_sources:,} files already done in earlier runs (skipped)", markup=False)
+    if report.foreign.count:
+        names = ", ".join(entry["source"] for entry in report.foreign.named[:5])
+        more = f" and {report.foreign.count - 5:,} more" if report.foreign.count > 5 else ""
+        console.print(f"not Segment exports (no line is a Segment event): {names}{more}; "
+                      f"--exclude GLOB leaves them out", markup=False)
     nothing = report.extra.get("nothing_to_do")
     if nothing:
         console.print(f"{nothing:,} merges/deletes had nothing to do (Recombee "

@@ -20,6 +20,7 @@ import orjson
 from recombee_cli.errors import RecombeeCliError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES
 from recombee_cli.pipeline.engines import Engine, InlineTranslator, Reading, Translated
+from recombee_cli.pipeline.foreign import ForeignSources
 from recombee_cli.pipeline.reasons import ReasonCounter
 from recombee_cli.pipeline.translate import BlockResult, EventFilter, MappingFailure, Seen, Translator
 from recombee_cli.record.rejects import RejectsWriter
@@ -82,6 +83,7 @@ class RunReport:
     failed_reasons: ReasonCounter = field(default_factory=ReasonCounter)
     filtered_reasons: ReasonCounter = field(default_factory=ReasonCounter)   # a sink's (export: not representable)
     mappings: dict[str, MappingStats] = field(default_factory=dict)
+    foreign: ForeignSources = field(default_factory=ForeignSources)   # sources with no Segment event
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)   # sink figures: retries, batches, bytes sent...
@@ -115,6 +117,7 @@ class RunReport:
             "mappings": {name: {"matched": s.matched, "built": s.built, "invalid": dict(s.invalid),
                                 "invalid_kinds": s.invalid.by_kind(20)}
                          for name, s in self.mappings.items()},
+            "not_segment_sources": self.foreign.to_dict(),
             "elapsed_seconds": round(self.elapsed, 3),
             "events_per_second": round(events_per_s, 1),
             **self.extra,
@@ -489,6 +492,8 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
                 recorder.rejects.source_started(source)
             for block, result in results:
                 account(source, block, result)
+                report.foreign.block(result)
+            report.foreign.source_done(source)
             if checkpoints is not None:
                 checkpoints.source_read(source.name)
             progress.finish_source(source.size)
