@@ -346,3 +346,66 @@ def test_exclude_leaves_files_out_from_the_option_the_config_and_the_environment
     report = json.loads(invoke(["validate", "--json", "--exclude", "*.txt", str(folder)]).stdout)
     assert [e["source"] for e in report["not_segment_sources"]["named"]] == [str(folder / "data.csv"),
                                                                           str(folder / "scores.ndjson")]
+
+
+# -- 4. a sending run keeps its rejects beside the state; one command re-sends them -------------------------
+
+DB = "mistakes-db"
+TOKEN = "mistakes-token-23"
+
+
+def _send(emu, *args, env=None):
+    return invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB, *map(str, args)],
+                  env={"RECOMBEE_PRIVATE_TOKEN": TOKEN, **(env or {})})
+
+
+PAGES = [{"type": "page", "name": name, "userId": f"u{i}", "timestamp": f"2024-01-0{i + 1}T00:00:00Z",
+          "properties": {"path": f"/p/{i}"}} for i, name in enumerate(["home", "Search Results", "Order Confirmation"])]
+FIXED = ('[replay]\npresets = true\n\n[[mappings]]\nname = "Page - Viewed"\n[mappings.fields]\n'
+         'itemId = { "@replace" = { value = { "@path" = "$.properties.path" }, pattern = "/", replacement = ":" } }\n')
+
+
+def test_a_sending_run_keeps_its_rejects_and_one_command_resends_them_after_the_fix(tmp_path):
+    from recombee_cli.recombee.emulator import Emulator
+    from recombee_cli.record.state import default_rejects_path, default_state_path
+
+    day = _events(tmp_path, *PAGES)
+    kept = default_rejects_path(default_state_path(DB))
+    with Emulator(DB, TOKEN) as emu:
+        first = _send(emu, "--rejects", tmp_path / "copy.ndjson", day)   # no --state: the database's default
+        assert first.exit_code == 1
+        records = ndjson(open(kept).read())
+        assert [r["event"]["name"] for r in records] == ["Search Results", "Order Confirmation"]
+        assert ndjson((tmp_path / "copy.ndjson").read_text()) == records            # the copy asked for
+        assert f"rejected events written to {kept} and {tmp_path / 'copy.ndjson'}" in first.stderr
+        status = invoke(["status", "--database-id", DB])
+        assert f"rejects kept: 2 events (2 invalid) in {kept}" in status.stdout
+        assert json.loads(invoke(["status", "--database-id", DB, "--json"]).stdout)["rejects"]["count"] == 2
+        again = _send(emu, day)                                     # the same night again: nothing new
+        assert len(ndjson(open(kept).read())) == 2
+        config = _config(tmp_path, FIXED)
+        resent = _send(emu, "--config", config, kept)               # the README's command, after the fix
+        assert resent.exit_code == 0, resent.stderr
+        assert open(kept).read() == ""                              # delivered: nothing is kept any more
+        items = {row[0] for row in emu.snapshot()["items"]}
+    assert again.exit_code == 0
+    assert "rejects kept: none" in invoke(["status", "--database-id", DB]).stdout
+    assert {"home", ":p:1", ":p:2"} <= items
+
+
+def test_resending_the_kept_rejects_keeps_those_still_rejected_with_their_origin(tmp_path):
+    from recombee_cli.recombee.emulator import Emulator
+    from recombee_cli.record.state import default_rejects_path, default_state_path
+
+    day = _events(tmp_path, *PAGES)
+    kept = default_rejects_path(default_state_path(DB))
+    with Emulator(DB, TOKEN) as emu:
+        _send(emu, day)
+        before = ndjson(open(kept).read())
+        still = _send(emu, kept)                      # re-sent without fixing anything: rejected again
+        interrupted_file = open(kept).read()
+    assert still.exit_code == 1
+    after = ndjson(interrupted_file)
+    assert [(r["source"], r["line"], r["offset"], r["key"]) for r in after] == \
+        [(r["source"], r["line"], r["offset"], r["key"]) for r in before]
+    assert all(r["source"] == str(day) for r in after)

@@ -137,7 +137,8 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
               help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH}).")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), help="Batch calls in flight (default 4).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
-              help="Append invalid and failed events here (NDJSON, replayable).")
+              help="Also append invalid and failed events here (NDJSON, replayable). A sending run keeps "
+                   "them anyway beside its state file (<state>.rejects.ndjson; `status` says how many).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Write the run's figures as JSON.")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),
@@ -226,8 +227,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
             reprocess=reprocess, window_filter=window_filter, dedupe=deduplicator,
             max_line_bytes=max_line_bytes, engine=pool or engine, warn=warner(env, quiet),
             observer=observer)
-        report = run_session(env, session, observer, sources, len(skipped_folders), report_path, rejects_path,
-                             quiet)
+        report = run_session(env, session, observer, sources, len(skipped_folders), report_path, quiet)
     finally:
         if pool is not None:
             pool.close()
@@ -236,10 +236,11 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
 
 
 def run_session(env: Environment, session: ReplaySession, progress: ui.ProgressView, sources: list[Source],
-                skipped_folders: int, report_path: str | None, rejects_path: str | None, quiet: bool) -> RunReport:
+                skipped_folders: int, report_path: str | None, quiet: bool) -> RunReport:
     """Run the session under the progress display; the summary is shown when it ends, and also when
     it stops on an error (before the error's own line), so a failed night says what was done."""
     session.open()
+    rejects_path = session.rejects.paths if session.rejects is not None else None
     try:
         with sigterm_stops_like_ctrl_c(), progress:
             report = session.run(sources, skipped_folders=skipped_folders)
@@ -254,7 +255,7 @@ def run_session(env: Environment, session: ReplaySession, progress: ui.ProgressV
     return report
 
 
-def show_report(env: Environment, report: RunReport, report_path: str | None, rejects_path: str | None, *,
+def show_report(env: Environment, report: RunReport, report_path: str | None, rejects_path: list[str] | None, *,
                 quiet: bool) -> None:
     write_report(report_path, report)
     warn_not_segment(env, report)

@@ -88,7 +88,7 @@ def make_observer(stream: TextIO, *, quiet: bool, total_bytes: int | None) -> Pr
     return _ProgressBar(console, total_bytes)
 
 
-def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None = None,
+def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | list[str] | None = None,
                   title: str | None = None) -> None:
     console = _console(stream)
     if report.skipped_sources and not report.lines and not report.events and "aborted" not in report.extra:
@@ -130,8 +130,10 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None
                            ("filtered", report.filtered_reasons)):
         if reasons:
             print_kinds(console, f"{title}, by kind of reason:", reasons.by_kind(), "  ")
+    if isinstance(rejects_path, str):
+        rejects_path = [rejects_path]
     if rejects_path and (report.outcomes["invalid"] or report.outcomes["failed"]):
-        console.print(f"rejected events written to {rejects_path}", markup=False)
+        console.print(f"rejected events written to {' and '.join(rejects_path)}", markup=False)
 
 
 def print_kinds(console: Console, title: str, kinds: list[dict], indent: str, shown: int = 5) -> None:
@@ -185,11 +187,19 @@ def print_explanation(out: BinaryIO, record: dict, traces) -> None:
     out.write(("\n".join(lines) + "\n").encode())
 
 
-def print_status(stream: TextIO, path: str, files, runs) -> None:
+def print_status(stream: TextIO, path: str, files, runs, rejects: dict | None = None) -> None:
     console = _console(stream)
     done = [f for f in files if f.done]
     pending = [f for f in files if not f.done]
     console.print(f"state file {path}: {len(done):,} files done, {len(pending):,} not done", markup=False)
+    if rejects is not None:
+        if rejects["count"]:
+            outcomes = ", ".join(f"{n:,} {outcome}" for outcome, n in sorted(rejects["by_outcome"].items()))
+            console.print(f"rejects kept: {rejects['count']:,} events ({outcomes}) in {rejects['path']}; once the "
+                          f"mapping is fixed, re-send them: recombee-cli replay [the same options] {rejects['path']}",
+                          markup=False)
+        else:
+            console.print(f"rejects kept: none ({rejects['path']})", markup=False)
     for f in pending[:20]:
         why = f"; {f.failed:,} events failed" if f.failed else ""
         why += f"; {f.reason}" if f.reason else ""

@@ -13,6 +13,7 @@ progress, the summary, the exit code (the caller's observer and report printing)
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ from recombee_cli.pipeline.filters import Deduplicator
 from recombee_cli.pipeline.replay import CHUNK_LINES, Observer, Recorder, RunReport, collector_for_streaming, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.record.state import Checkpoints, StateStore, describe_command
+from recombee_cli.record.state import Checkpoints, StateStore, default_rejects_path, describe_command
 from recombee_cli.sinks.protocol import Sink
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Source
 
@@ -41,7 +42,12 @@ class ReplaySession:
 
     `state_path` None means no state (dry runs, --no-state, a --since/--until window): nothing is
     skipped and nothing recorded. A sending sink has `batch_size`; chunks of lines are then no
-    bigger than a Batch, so the first requests leave early and a checkpoint never waits long."""
+    bigger than a Batch, so the first requests leave early and a checkpoint never waits long.
+
+    A run with a state keeps its rejects beside it (`record.state.default_rejects_path`: a
+    dead-letter queue per database), whether or not `rejects_path` asks for a copy elsewhere. A
+    run that reads that very file again (re-sending the rejects once a mapping is fixed) leaves
+    in it only what is rejected again, when it ends without an error."""
 
     def __init__(self, translator: Translator, sink: Sink, *, dry_run: bool = True,
                  fail_on: Sequence[str] = DEFAULT_FAIL_ON, rejects_path: str | None = None,
@@ -55,6 +61,7 @@ class ReplaySession:
         self.engine, self.observer, self.warn = engine, observer, warn
         self.report = RunReport(dry_run=dry_run, fail_on=tuple(fail_on))
         self.rejects: RejectsWriter | None = None
+        self.kept_rejects_path = default_rejects_path(state_path) if state_path is not None else None
         self.store: StateStore | None = None
         self.checkpoints: Checkpoints | None = None
         self.run_id: int | None = None
@@ -68,13 +75,13 @@ class ReplaySession:
             return
         self.opened = True
         try:
-            if self.rejects_path:
-                self.rejects = RejectsWriter(self.rejects_path)
             if self.state_path is not None:
                 self.store = StateStore(self.state_path)
                 self.store.lock(describe_command())
                 self.run_id = self.store.start_run(describe_command())
                 self.checkpoints = Checkpoints(self.store, reprocess=self.reprocess, warn=self.warn)
+            copy = RejectsWriter(self.rejects_path) if self.rejects_path else None
+            self.rejects = RejectsWriter(self.kept_rejects_path, also=copy) if self.kept_rejects_path else copy
         except BaseException:
             self.sink.abort()
             self._close()
@@ -94,12 +101,15 @@ class ReplaySession:
         sink = self.sink
         batch_size = sink.batch_size
         chunk_lines = CHUNK_LINES if self.dry_run or not batch_size else max(50, min(CHUNK_LINES, batch_size))
+        sources = self._resending(sources)
+        ended = False
         try:
             with collector_for_streaming():
                 run(sources, self.translator, sink, observer=self.observer,
                     recorder=Recorder(report, self.rejects), window_filter=self.window_filter,
                     dedupe=self.dedupe, max_line_bytes=self.max_line_bytes, checkpoints=self.checkpoints,
                     engine=self.engine, chunk_lines=chunk_lines, warn=self.warn)
+            ended = True
         except BaseException as exc:
             # Stop the senders first; then say what was really done before the error goes on.
             sink.abort()
@@ -111,7 +121,7 @@ class ReplaySession:
             raise
         finally:
             if self.rejects is not None:
-                self.rejects.close()
+                self.rejects.close(commit=ended)
         if self.checkpoints is not None:
             report.extra["resumed_sources"] = self.checkpoints.resumed
         if self.rejects is not None and self.rejects.repeated:
@@ -119,6 +129,19 @@ class ReplaySession:
         self._finish_report()
         self._record("done" if report.ok else "failed", quietly=False)
         return report
+
+    def _resending(self, sources: Sequence[Source]) -> Sequence[Source]:
+        """When the kept rejects are among the inputs, they are read as a stream (nothing of them
+        recorded in the state: a re-send reads them whole) and rewritten (`RejectsWriter.rewrite`)."""
+        if self.rejects is None or self.kept_rejects_path is None or not os.path.exists(self.kept_rejects_path):
+            return sources
+        kept = os.path.realpath(self.kept_rejects_path)
+        out = [Source(s.name, s.open, s.size, None, s.key) if s.identity is not None and "://" not in s.state_key
+               and os.path.realpath(s.state_key) == kept else s for s in sources]
+        if any(a is not b for a, b in zip(out, sources)):
+            self.rejects.rewrite()
+            self.report.extra["rejects_resent"] = kept
+        return out
 
     def _finish_report(self) -> None:
         report = self.report

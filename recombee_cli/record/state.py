@@ -63,6 +63,13 @@ def default_state_path(database_id: str | None) -> str:
     return os.path.join(base, "recombee-cli", f"{name}.sqlite")
 
 
+def default_rejects_path(state_path: str) -> str:
+    """Where a run that keeps this state keeps its rejects (invalid and failed events, a dead-letter
+    queue for that database): beside the state, `<database>.rejects.ndjson`."""
+    stem, extension = os.path.splitext(state_path)
+    return (stem if extension == ".sqlite" else state_path) + ".rejects.ndjson"
+
+
 @dataclass
 class FileState:
     path: str
@@ -111,6 +118,11 @@ class StateStore:
             if db is not None:
                 db.close()
             raise
+
+    @property
+    def rejects_path(self) -> str:
+        """The rejects this state keeps (see `default_rejects_path`)."""
+        return default_rejects_path(self.path)
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() \
