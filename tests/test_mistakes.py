@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -409,3 +410,89 @@ def test_resending_the_kept_rejects_keeps_those_still_rejected_with_their_origin
     assert [(r["source"], r["line"], r["offset"], r["key"]) for r in after] == \
         [(r["source"], r["line"], r["offset"], r["key"]) for r in before]
     assert all(r["source"] == str(day) for r in after)
+
+
+# -- 2. the config the README teaches is the one found; a change of mappings is said ---------------------
+
+def test_the_config_the_readme_writes_is_the_one_discovery_finds(tmp_path, monkeypatch):
+    from recombee_cli.cli.common import CONFIG_FILE_NAME
+
+    readme = (ROOT / "README.md").read_text()
+    written = re.findall(r"recombee-cli (?:presets|import-segment \S+)(?: --all)? > (\S+)", readme)
+    assert written and set(written) == {CONFIG_FILE_NAME}, written
+    named = set(re.findall(r"--config ([^\s`]+)", readme)) - {"FILE"}
+    assert named <= {CONFIG_FILE_NAME, "mappings.example.toml"} | {n for n in named if n.startswith("/")}, named
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / CONFIG_FILE_NAME).write_text(invoke(["presets"]).stdout + (
+        '\n[[mappings]]\nname = "Songs"\ntrigger = \'event = "Song Played"\'\naction = "addDetailView"\n'
+        '[mappings.fields]\nitemId = "$.properties.song_id"\n'))
+    result = invoke(["replay", "--dry-run", str(_events(tmp_path, TRACK))])   # --config forgotten
+    assert result.exit_code == 0 and [r["params"]["itemId"] for r in ndjson(result.stdout)] == ["s-1"]
+
+
+def test_a_config_lying_beside_the_presets_is_a_warning_even_under_quiet(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mappings.toml").write_text(_one_mapping('itemId = "$.properties.song_id"'))
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    result = invoke(["replay", "--dry-run", "--quiet", str(_events(tmp_path, TRACK))])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr == ("recombee-cli: warning: no config given, so Segment's 14 built-in presets are used, "
+                             "but ./mappings.toml looks like a config: pass --config mappings.toml, or name it "
+                             "recombee-cli.toml to have it found\n")
+
+
+def test_a_run_whose_mappings_differ_from_the_last_one_says_so_even_under_quiet(tmp_path, monkeypatch):
+    from recombee_cli.recombee.emulator import Emulator
+
+    (tmp_path / "cron").mkdir()
+    monkeypatch.chdir(tmp_path / "cron")   # where cron starts it: no config lying around
+    day = _events(tmp_path, TRACK | {"event": "Product Viewed", "properties": {"product_id": "p1"}})
+    config = _config(tmp_path, _one_mapping('itemId = "$.properties.song_id"').replace("presets = false",
+                                                                                     "presets = true"))
+    state = tmp_path / "s.sqlite"
+    runs = []
+    with Emulator(DB, TOKEN) as emu:
+        for step in ("first", "same", "edited", "forgotten"):
+            if step == "edited":
+                config.write_text(config.read_text().replace("song_id", "track_id"))
+            args = ["--quiet", "--reprocess", "--state", state] + (["--config", config] if step != "forgotten" else [])
+            runs.append(_send(emu, *args, day))
+    assert [r.exit_code for r in runs] == [0, 0, 0, 0], runs[-1].stderr
+    assert runs[0].stderr == runs[1].stderr == ""
+    edited, forgotten = runs[2].stderr.splitlines(), runs[3].stderr.splitlines()
+    assert len(edited) == 1 and edited[0].startswith("recombee-cli: warning: the mappings differ from the last run "
+                                                      "on this state (run 2 of ")
+    assert f"{config}, 15 mappings, digest " in edited[0] and "; now: " in edited[0]
+    assert len(forgotten) == 1 and "now: Segment's built-in presets, 14 mappings, digest" in forgotten[0]
+    shown = invoke(["status", "--state", str(state)]).stdout
+    assert shown.count(f"{config}, 15 mappings, digest ") == 3 and shown.count("built-in presets, 14 mappings") == 1
+    assert "mappings each run used:\n  run 4: Segment's built-in presets" in shown
+    runs_json = json.loads(invoke(["status", "--state", str(state), "--json"]).stdout)["runs"]
+    digests = [r["mappings"]["digest"] for r in reversed(runs_json)]
+    assert digests[0] == digests[1] != digests[2] != digests[3]
+
+
+V2_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE files (path TEXT PRIMARY KEY, identity TEXT NOT NULL, offset INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL, failed INTEGER NOT NULL DEFAULT 0, reason TEXT);
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL,
+    status TEXT NOT NULL, command TEXT NOT NULL, report TEXT);
+INSERT INTO meta VALUES ('schema_version', '2');
+INSERT INTO runs (started, finished, status, command) VALUES (1700000000, 1700000100, 'done', 'recombee-cli replay x');
+"""
+
+
+def test_a_state_of_the_previous_schema_is_upgraded_and_its_old_runs_say_their_mappings_are_unknown(tmp_path):
+    import sqlite3
+
+    state = tmp_path / "old.sqlite"
+    with sqlite3.connect(state) as db:
+        db.executescript(V2_SCHEMA)
+    from recombee_cli.recombee.emulator import Emulator
+
+    with Emulator(DB, TOKEN) as emu:
+        result = _send(emu, "--quiet", "--state", state, _events(tmp_path, TRACK))
+    assert result.exit_code == 0 and result.stderr == ""   # no earlier mappings: nothing to compare
+    shown = invoke(["status", "--state", str(state)]).stdout
+    assert "run 1: not recorded" in shown and "run 2: Segment's built-in presets, 14 mappings, digest" in shown

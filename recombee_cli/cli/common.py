@@ -3,7 +3,9 @@ parsing --since/--until, the Dask engine, SIGTERM, the run report file and the e
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +46,22 @@ def find_config(config_path: str | None) -> tuple[str | None, str | None]:
                   f"using Segment's 14 built-in presets")
 
 
+def configs_not_found() -> list[str]:
+    """TOML files in the current directory that look like our configs (a [[mappings]], [replay] or
+    [recombee] table) but are not what discovery reads: a mappings.toml written by an older README,
+    a copy of the example. Using the presets beside one of them is probably not what was meant."""
+    found = []
+    for name in sorted(n for n in glob.glob("*.toml") if "example" not in n):   # an example is not a config
+        try:
+            with open(name, "rb") as fh:
+                head = fh.read(1 << 16)
+        except OSError:
+            continue
+        if re.search(rb"^\s*\[\[?\s*(mappings|replay|recombee)\s*\]", head, re.MULTILINE):
+            found.append(name)
+    return found
+
+
 max_line_option = click.option(
     "--max-line-bytes", type=click.IntRange(min=1024), default=DEFAULT_MAX_LINE_BYTES, show_default=True,
     help="Longer lines are reported as invalid instead of being read into memory.")
@@ -75,6 +93,13 @@ def load(env: Environment, config_path: str | None, quiet: bool = False,
     """The config found (see `find_config`) and its mappings compiled. With `check` (every command
     but `validate`, which lists them all), a mapping that can never build is refused here."""
     config_path, notice = find_config(config_path)
+    if config_path is None:
+        lurking = configs_not_found()
+        if lurking:   # said even under --quiet: the run would send something else than meant
+            say(env, "warning", f"no config given, so Segment's 14 built-in presets are used, but "
+                                f"{', '.join('./' + n for n in lurking)} looks like a config: pass "
+                                f"--config {lurking[0]}, or name it {CONFIG_FILE_NAME} to have it found")
+            notice = None
     config = load_config(config_path)
     config.enable(list(enable))
     mappings = compile_config(config, check=check)

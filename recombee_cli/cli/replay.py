@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -226,7 +227,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
             if use_state else None,
             reprocess=reprocess, window_filter=window_filter, dedupe=deduplicator,
             max_line_bytes=max_line_bytes, engine=pool or engine, warn=warner(env, quiet),
-            observer=observer)
+            observer=observer, mappings=config.mappings_identity())
         report = run_session(env, session, observer, sources, len(skipped_folders), report_path, quiet)
     finally:
         if pool is not None:
@@ -241,6 +242,13 @@ def run_session(env: Environment, session: ReplaySession, progress: ui.ProgressV
     it stops on an error (before the error's own line), so a failed night says what was done."""
     session.open()
     rejects_path = session.rejects.paths if session.rejects is not None else None
+    if session.previous_mappings is not None and session.mappings is not None:   # said even under --quiet
+        before = session.previous_mappings
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(before.get("started", 0)))
+        say(env, "warning", f"the mappings differ from the last run on this state (run {before.get('run')} of "
+                            f"{when}: {ui.mappings_said(before)}; now: {ui.mappings_said(session.mappings)}): "
+                            f"files done before were sent with those (--reprocess sends them again); "
+                            f"`recombee-cli status` shows each run's mappings")
     try:
         with sigterm_stops_like_ctrl_c(), progress:
             report = session.run(sources, skipped_folders=skipped_folders)

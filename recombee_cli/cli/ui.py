@@ -209,17 +209,28 @@ def print_status(stream: TextIO, path: str, files, runs, rejects: dict | None = 
         console.print(f"  ... and {len(pending) - 20:,} more not done (--json lists all)", markup=False)
     if runs:
         table = Table(title="last runs", title_justify="left")
-        for column in ("started", "status", "events", "sent", "duplicate", "invalid", "failed"):
+        for column in ("run", "started", "status", "events", "sent", "duplicate", "invalid", "failed"):
             table.add_column(column, justify="left" if column in ("started", "status") else "right")
         totals: Counter[str] = Counter()
         for r in runs:
             outcomes = (r["report"] or {}).get("outcomes", {})
             totals.update(outcomes)
-            table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])), r["status"],
+            table.add_row(str(r["id"]), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])), r["status"],
                           f"{(r['report'] or {}).get('events', 0):,}",
                           *(f"{outcomes.get(k, 0):,}" for k in ("sent", "duplicate", "invalid", "failed")))
         console.print(table)
         console.print("over these runs: " + ", ".join(f"{k} {v:,}" for k, v in totals.items() if v))
+        console.print("mappings each run used:", markup=False)
+        for r in runs:
+            console.print(f"  run {r['id']}: {mappings_said(r.get('mappings'))}", markup=False)
+
+
+def mappings_said(mappings: dict | None) -> str:
+    """Which mappings a run used: the config (or the presets), how many, their digest."""
+    if not mappings:
+        return "not recorded (a run of an older recombee-cli, or a dry run)"
+    where = mappings["config"] or "Segment's built-in presets"
+    return f"{where}, {mappings.get('mappings', '?')} mappings, digest {mappings.get('digest', '?')}"
 
 
 def print_export(stream: TextIO, manifest: dict, directory: str) -> None:

@@ -7,6 +7,7 @@ triggers and field resolvers. So reading a TOML file does not need the mapping c
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -122,6 +123,17 @@ class Config:
             said += "; opt-in: " + ", ".join(self.replay.enable_presets)
         return {"included": self.replay.presets, "segment_presets": used if self.replay.presets else 0,
                 "config_mappings": len(self.mappings), "opt_in": list(self.replay.enable_presets), "said": said}
+
+    def mappings_identity(self) -> dict[str, Any]:
+        """Which mappings a run uses, for the state's run history: where they come from, how many,
+        and a digest of everything that decides the requests (the effective mappings and the
+        declared property types), so that a nightly run can say when they changed."""
+        mappings = self.effective_mappings()
+        canonical = json.dumps([[m.name, m.trigger, m.action, m.fields] for m in mappings] + [self.property_types()],
+                               sort_keys=True, default=str, ensure_ascii=False)
+        return {"config": os.path.abspath(self.file) if self.file else None, "mappings": len(mappings),
+                "presets": self.replay.presets,
+                "digest": hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]}
 
     def property_types(self) -> dict[str, dict[str, str]]:
         """Declared property types: the enabled opt-in presets' defaults, then the config's."""

@@ -54,7 +54,7 @@ class ReplaySession:
                  state_path: str | None = None, reprocess: bool = False, window_filter: Any = None,
                  dedupe: Deduplicator | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                  engine: Engine | None = None, observer: Observer | None = None,
-                 warn: Warn = _quiet):
+                 warn: Warn = _quiet, mappings: dict[str, Any] | None = None):
         self.translator, self.sink, self.dry_run = translator, sink, dry_run
         self.rejects_path, self.state_path, self.reprocess = rejects_path, state_path, reprocess
         self.window_filter, self.dedupe, self.max_line_bytes = window_filter, dedupe, max_line_bytes
@@ -65,6 +65,8 @@ class ReplaySession:
         self.store: StateStore | None = None
         self.checkpoints: Checkpoints | None = None
         self.run_id: int | None = None
+        self.mappings = mappings                                 # Config.mappings_identity(), for the state
+        self.previous_mappings: dict[str, Any] | None = None     # the last run's, when they differ
         self.opened = self.ran = False
 
     def open(self) -> None:
@@ -79,6 +81,10 @@ class ReplaySession:
                 self.store = StateStore(self.state_path)
                 self.store.lock(describe_command())
                 self.run_id = self.store.start_run(describe_command())
+                if self.mappings is not None:
+                    previous = self.store.record_mappings(self.run_id, self.mappings)
+                    if previous is not None and previous.get("digest") != self.mappings.get("digest"):
+                        self.previous_mappings = previous
                 self.checkpoints = Checkpoints(self.store, reprocess=self.reprocess, warn=self.warn)
             copy = RejectsWriter(self.rejects_path) if self.rejects_path else None
             self.rejects = RejectsWriter(self.kept_rejects_path, also=copy) if self.kept_rejects_path else copy

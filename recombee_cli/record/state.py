@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from recombee_cli.errors import StateError, StateLocked, StateWriteError
 from recombee_cli.sources.reader import Source, display_name
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FLUSH_SECONDS = 1.0   # a crash re-sends at most about this much work (a few batches)
 
 _SCHEMA = """
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished REAL,
     status TEXT NOT NULL,               -- running, done, failed, aborted, interrupted, crashed
     command TEXT NOT NULL,
-    report TEXT                         -- the run's --report JSON
+    report TEXT,                        -- the run's --report JSON
+    mappings TEXT                       -- which mappings it used: config, count, digest (JSON; v3)
 );
 """
 
@@ -107,8 +108,11 @@ class StateStore:
             elif int(row[0]) < SCHEMA_VERSION:
                 with self.db:
                     self.db.execute("BEGIN IMMEDIATE")
-                    if int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]) < 2:
+                    version = int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+                    if version < 2:
                         self._migrate_v1()
+                    if version < 3:   # v3: which mappings each run used
+                        self.db.execute("ALTER TABLE runs ADD COLUMN mappings TEXT")
                     self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         except (sqlite3.DatabaseError, OSError) as exc:
             if db is not None:
@@ -225,11 +229,23 @@ class StateStore:
 
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         out = []
-        for r in self.db.execute("SELECT id, started, finished, status, command, report FROM runs "
+        for r in self.db.execute("SELECT id, started, finished, status, command, report, mappings FROM runs "
                                  "ORDER BY id DESC LIMIT ?", (limit,)):
             out.append({"id": r[0], "started": r[1], "finished": r[2], "status": r[3], "command": r[4],
-                        "report": json.loads(r[5]) if r[5] else None})
+                        "report": json.loads(r[5]) if r[5] else None,
+                        "mappings": json.loads(r[6]) if r[6] else None})
         return out
+
+    def record_mappings(self, run_id: int, mappings: dict[str, Any]) -> dict[str, Any] | None:
+        """Note which mappings a run uses (`pipeline.config.Config.mappings_identity`); returns what
+        the last earlier run that noted them used, or None (a first run, an older state)."""
+        try:
+            row = self.db.execute("SELECT id, started, mappings FROM runs WHERE id < ? AND mappings IS NOT NULL "
+                                  "ORDER BY id DESC LIMIT 1", (run_id,)).fetchone()
+            self.db.execute("UPDATE runs SET mappings=? WHERE id=?", (json.dumps(mappings), run_id))
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write the state file {self.path}: {exc}") from None
+        return {**json.loads(row[2]), "run": row[0], "started": row[1]} if row else None
 
     def close(self) -> None:
         self.unlock()
