@@ -496,3 +496,82 @@ def test_a_state_of_the_previous_schema_is_upgraded_and_its_old_runs_say_their_m
     assert result.exit_code == 0 and result.stderr == ""   # no earlier mappings: nothing to compare
     shown = invoke(["status", "--state", str(state)]).stdout
     assert "run 1: not recorded" in shown and "run 2: Segment's built-in presets, 14 mappings, digest" in shown
+
+
+# -- beyond the list: a new user's ordinary mistakes, none of which may pass silently ---------------------
+
+def test_wrong_paths_are_one_line_each(tmp_path):
+    typo = invoke(["replay", "--dry-run", str(tmp_path / "exprots")])
+    assert typo.exit_code == 2 and typo.stderr.strip().endswith("no such file or directory")
+    pattern = invoke(["replay", "--dry-run", str(tmp_path / "2024-*.gz")])
+    assert pattern.exit_code == 2 and "the pattern matches no file" in pattern.stderr
+    config = invoke(["replay", "--dry-run", "--config", str(tmp_path / "mapings.toml"), str(SAMPLES)])
+    assert config.exit_code == 2 and "mapings.toml: cannot read: No such file or directory" in config.stderr
+    folder = invoke(["validate", "--config", str(tmp_path)])
+    assert folder.exit_code == 2 and folder.stderr == f"recombee-cli: error: --config: File '{tmp_path}' is a directory.\n"
+
+
+def test_an_empty_folder_is_said_even_under_quiet(tmp_path):
+    (tmp_path / "2024-05-02").mkdir()
+    result = invoke(["replay", "--dry-run", "--quiet", str(tmp_path / "2024-05-02")])
+    assert result.exit_code == 0
+    assert result.stderr == f"recombee-cli: warning: {tmp_path / '2024-05-02'}: holds no file to read (a wrong path?)\n"
+
+
+def test_swapped_config_and_input_are_named_for_what_they_are(tmp_path):
+    config = _config(tmp_path, _one_mapping('itemId = "$.properties.song_id"'))
+    events = _events(tmp_path, TRACK)
+    as_config = invoke(["replay", "--dry-run", "--config", str(events), str(config)])
+    assert as_config.exit_code == 2
+    assert "invalid TOML" in as_config.stderr and "it looks like JSON (events, or Segment subscriptions?)" in as_config.stderr
+    as_input = invoke(["replay", "--dry-run", "--quiet", str(config)])    # --config forgotten: the TOML as input
+    assert as_input.exit_code == 1
+    assert f"{config}: not a Segment export? none of its 8 lines is a JSON object (a TOML file: is it the config? " \
+           "give it with --config)" in as_input.stderr
+
+
+@pytest.mark.parametrize("option", ["--rejects", "--report"])
+def test_an_output_option_never_overwrites_a_file_given_by_mistake(tmp_path, option):
+    config = _config(tmp_path, _one_mapping('itemId = "$.properties.song_id"'))
+    before = config.read_bytes()
+    result = invoke(["replay", "--dry-run", option, str(config), str(MISTAKES)])
+    assert result.exit_code == 2 and config.read_bytes() == before
+    assert "exists and is not a" in result.stderr and "refusing to" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_state_file_given_an_events_file_is_refused_and_left_alone(tmp_path):
+    events = _events(tmp_path, TRACK)
+    before = events.read_bytes()
+    result = invoke(["replay", "--database-id", DB, "--state", str(events), "--base-uri", "http://127.0.0.1:9",
+                     "--allow-http", str(events)], env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+    assert result.exit_code == 2 and "not a usable state file" in result.stderr and events.read_bytes() == before
+
+
+def test_a_trigger_with_a_typo_in_the_event_name_is_a_warning_even_under_quiet(tmp_path):
+    config = _config(tmp_path, _one_mapping('itemId = "$.properties.song_id"').replace("Song Played", "Song Plaied"))
+    result = invoke(["replay", "--dry-run", "--quiet", "--config", str(config), str(_events(tmp_path, TRACK, TRACK))])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr == ("recombee-cli: warning: mapping 'Songs' matched no event: its trigger asks for event "
+                             "\"Song Plaied\", and 2 unmatched events are \"Song Played\" (a typo?)\n")
+
+
+def test_the_dry_runs_own_output_inside_the_input_folder_is_not_read_back(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    _events(folder, TRACK | {"event": "Product Viewed", "properties": {"product_id": "p1"}})
+    with open(folder / "requests.ndjson", "wb") as out:
+        result = subprocess.run([sys.executable, "-m", "recombee_cli", "replay", "--dry-run", "--quiet", str(folder)],
+                                stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"recombee-cli: warning: {folder / 'requests.ndjson'}: is this run's own output (stdout): left out\n"
+    assert len(ndjson((folder / "requests.ndjson").read_text())) == 1
+
+
+def test_forgotten_options_are_named(tmp_path):
+    no_db = invoke(["replay", str(SAMPLES)], env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+    assert no_db.exit_code == 2 and "no database id: pass --database-id" in no_db.stderr
+    no_token = invoke(["replay", "--database-id", DB, str(SAMPLES)])
+    assert no_token.exit_code == 2 and "RECOMBEE_PRIVATE_TOKEN" in no_token.stderr and "--dry-run" in no_token.stderr
+    no_input = invoke(["replay", "--dry-run"])
+    assert no_input.exit_code == 2 and "INPUTS" in no_input.stderr

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, NoReturn, TextIO
 import click
 import orjson
 
-from recombee_cli.cli.envvars import from_environment
+from recombee_cli.cli.envvars import one_line
 from recombee_cli.cli.exits import Abort, ExitCode, Terminated, code_for
 from recombee_cli.errors import RecombeeCliError
 from recombee_cli.sources.reader import display_name
@@ -106,13 +106,13 @@ class Command(click.Command):
                      **extra: Any) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except click.BadParameter as exc:   # from an environment variable: one line naming it
+        except click.BadParameter as exc:   # one line, naming the variable when it came from one
             environ = parent.obj.environ if parent is not None and isinstance(parent.obj, Environment) \
                 else os.environ
-            one_line = from_environment(exc, environ)
-            if one_line is None:
+            said = one_line(exc, environ)
+            if said is None:
                 raise
-            raise one_line from None
+            raise said from None
 
     def invoke(self, ctx: click.Context) -> Any:
         env: Environment = ctx.ensure_object(Environment)

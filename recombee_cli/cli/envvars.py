@@ -81,7 +81,7 @@ def check_environment(environ: Mapping[str, str], known: set[str]) -> list[str]:
 
 
 class EnvironmentValueError(click.ClickException):
-    """A value from the environment that its option refuses: one line, naming the variable."""
+    """A value an option refuses: one line (naming the variable when it came from the environment)."""
 
     exit_code = 2
 
@@ -89,14 +89,15 @@ class EnvironmentValueError(click.ClickException):
         click.echo(f"recombee-cli: error: {self.format_message()}", err=True)
 
 
-def from_environment(exc: click.BadParameter, environ: Mapping[str, str]) -> EnvironmentValueError | None:
-    """The one-line error for a bad value that came from a variable, or None (it came from argv)."""
+def one_line(exc: click.BadParameter, environ: Mapping[str, str]) -> EnvironmentValueError | None:
+    """A refused option value as one line instead of click's usage block: naming the variable the
+    operator set when it came from the environment, else the option. None: not an option's."""
     param, ctx = exc.param, exc.ctx
     if param is None or ctx is None or param.name is None:
         return None
+    option = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
     if ctx.get_parameter_source(param.name) != ParameterSource.ENVIRONMENT:
-        return None
+        return EnvironmentValueError(f"{option}: {exc.message}")
     names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
     name = next((n for n in names if environ.get(n)), names[0] if names else "the environment")
-    option = param.opts[0] if isinstance(param, click.Option) else param.name
     return EnvironmentValueError(f"{name}={environ.get(name, '')!r}: not a value {option} takes: {exc.message}")

@@ -8,6 +8,7 @@ import click
 
 from recombee_cli.cli import ui
 from recombee_cli.cli.common import (
+    check_writable,
     config_option,
     exclude_option,
     exit_for,
@@ -17,7 +18,7 @@ from recombee_cli.cli.common import (
     moment,
     sigterm_stops_like_ctrl_c,
     total_bytes,
-    warn_not_segment,
+    warn_what_was_read,
     warner,
     write_report,
 )
@@ -92,6 +93,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     sources, _ = inputs_of(env, inputs, since, until, quiet, (*exclude, *config.replay.exclude))
+    check_writable(report_path, "--report")
     fmt = FORMATS[format_name]()
     files = FileExporter(output, fmt, gzip=gzip_parts, part_rows=part_rows, overwrite=overwrite)
     sink = ExportSink(fmt, files)
@@ -126,7 +128,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
                               "rows": {t: v["rows"] for t, v in manifest["tables"].items()},
                               "files": manifest["files"]}
     write_report(report_path, report)
-    warn_not_segment(env, report)
+    warn_what_was_read(env, report, translator)
     if env.log_json:
         log_json(env, "info" if report.ok else "error", "summary", report=report.to_dict())
     elif not quiet or not report.ok:

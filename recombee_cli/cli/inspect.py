@@ -19,7 +19,7 @@ from recombee_cli.cli.common import (
     load,
     max_line_option,
     preset_option,
-    warn_not_segment,
+    warn_what_was_read,
     warner,
 )
 from recombee_cli.cli.environment import Command, Environment, say, text_stdout
@@ -77,7 +77,7 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
         report = session.run(sources)
     finally:
         close_dask(client, cluster)
-    warn_not_segment(env, report)
+    warn_what_was_read(env, report, translator)
     if as_json:
         env.stdout.write(orjson.dumps({**report.to_dict(), "presets": presets}, option=orjson.OPT_INDENT_2) + b"\n")
     else:

@@ -26,7 +26,7 @@ from recombee_cli.cli.common import (
     preset_option,
     sigterm_stops_like_ctrl_c,
     total_bytes,
-    warn_not_segment,
+    warn_what_was_read,
     warner,
     write_report,
 )
@@ -39,6 +39,7 @@ from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, m
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
+from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
@@ -255,18 +256,19 @@ def run_session(env: Environment, session: ReplaySession, progress: ui.ProgressV
     except (RecombeeCliError, KeyboardInterrupt, OSError):
         if "aborted" in session.report.extra:
             try:
-                show_report(env, session.report, report_path, rejects_path, quiet=False)
+                show_report(env, session.report, report_path, rejects_path, quiet=False,
+                            translator=session.translator)
             except (OSError, OutputError):
                 pass   # the output itself failed (disk full): the original error says it
         raise
-    show_report(env, report, report_path, rejects_path, quiet=quiet)
+    show_report(env, report, report_path, rejects_path, quiet=quiet, translator=session.translator)
     return report
 
 
 def show_report(env: Environment, report: RunReport, report_path: str | None, rejects_path: list[str] | None, *,
-                quiet: bool) -> None:
+                quiet: bool, translator: Translator | None = None) -> None:
     write_report(report_path, report)
-    warn_not_segment(env, report)
+    warn_what_was_read(env, report, translator)
     if env.log_json:
         # An aborted run (401, unreachable, Ctrl-C) is an error whatever its counts say.
         level = "info" if report.ok and "aborted" not in report.extra else "error"

@@ -86,7 +86,13 @@ class RejectsWriter:
         except OSError:
             return known   # one we cannot read: opening it to append will say why
         with fh:
+            first = True
             for raw in fh:
+                if first and raw.strip():   # refuse to append to a file that is not a rejects file
+                    first = False
+                    if not raw.startswith(_RECORD_START):
+                        raise InputError(f"{path}: the file exists and is not a rejects file (its first line "
+                                         f"is no rejects record); refusing to append to it (name a new file)")
                 try:
                     record = orjson.loads(raw)
                     key = record["key"], record["offset"], record.get("index", 0)
