@@ -166,7 +166,7 @@ def test_config_errors_name_file_line_mapping_and_field(tmp_path):
 
 def test_unparseable_trigger_is_a_configuration_error(tmp_path):
     config = tmp_path / "bad.toml"
-    config.write_text('[[mappings]]\nname = "Broken"\naction = "addBookmark"\ntrigger = \'type = "track\'\n')
+    config.write_text('[replay]\npresets = false\n[[mappings]]\nname = "Broken"\naction = "addBookmark"\ntrigger = \'type = "track\'\n')
     result = invoke(["replay", "--dry-run", "--config", str(config), str(SAMPLES)])
     assert result.exit_code == 2 and "Segment cannot parse" in result.stderr and "'Broken'" in result.stderr
 

@@ -41,7 +41,7 @@ TOKEN = "once-secret-token-93c1"
 RETRY = RetryPolicy(max_attempts=6, base_delay=0.002, max_delay=0.01, max_total=30)
 CONFIG = """
 [replay]
-enable_presets = []
+presets = true
 
 [[mappings]]
 name = "Account Deleted"

@@ -303,7 +303,8 @@ def test_validate_without_inputs_refuses_mappings_that_can_never_build(tmp_path)
 def test_validate_ok_says_what_it_could_not_check_without_inputs():
     result = invoke(["validate", "--config", str(ROOT / "mappings.example.toml")])
     assert result.exit_code == 0
-    first, second = result.stdout.splitlines()
+    first, presets, second = result.stdout.splitlines()
+    assert presets.startswith("presets: on (presets = true, ") and "12 mappings of this file" in presets
     assert re.search(r": OK, \d+ mappings \(checked: triggers, fields, a source for every required field, "
                      r"triggers that can match\)$", first), first
     assert second.startswith("not checked without inputs: whether your events carry the fields")

@@ -283,6 +283,8 @@ def test_config_declares_types_and_enables_presets(tmp_path):
 def test_custom_set_item_values_mapping_and_explain(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('''
+[replay]
+presets = true
 [[mappings]]
 name = "Catalog"
 trigger = 'type = "track" and event = "Product Updated"'

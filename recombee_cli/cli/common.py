@@ -3,8 +3,15 @@ parsing --since/--until, the Dask engine, SIGTERM, the run report file and the e
 
 from __future__ import annotations
 
+import difflib
+import glob
+import io
+import json
 import os
+import re
 import signal
+import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,10 +20,12 @@ import click
 import orjson
 
 from recombee_cli.cli.environment import Environment, say
+from recombee_cli.cli.envvars import NAMES
 from recombee_cli.cli.exits import Abort, ExitCode, Terminated
 from recombee_cli.errors import OutputError
 from recombee_cli.pipeline.compile import compile_config, trigger_warnings
 from recombee_cli.pipeline.config import Config, load_config
+from recombee_cli.pipeline.foreign import excluded
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, expand_inputs
@@ -42,15 +51,39 @@ def find_config(config_path: str | None) -> tuple[str | None, str | None]:
                   f"using Segment's 14 built-in presets")
 
 
+def configs_not_found() -> list[str]:
+    """TOML files in the current directory that look like our configs (a [[mappings]], [replay] or
+    [recombee] table) but are not what discovery reads: a mappings.toml written by an older README,
+    a copy of the example. Using the presets beside one of them is probably not what was meant."""
+    found = []
+    for name in sorted(n for n in glob.glob("*.toml") if "example" not in n):   # an example is not a config
+        try:
+            with open(name, "rb") as fh:
+                head = fh.read(1 << 16)
+        except OSError:
+            continue
+        if re.search(rb"^\s*\[\[?\s*(mappings|replay|recombee)\s*\]", head, re.MULTILINE):
+            found.append(name)
+    return found
+
+
 max_line_option = click.option(
     "--max-line-bytes", type=click.IntRange(min=1024), default=DEFAULT_MAX_LINE_BYTES, show_default=True,
     help="Longer lines are reported as invalid instead of being read into memory.")
 
 
 preset_option = click.option(
-    "--preset", "enable", multiple=True, metavar="NAME",
+    "--preset", "enable", multiple=True, metavar="NAME", type=NAMES,
     help="Enable an opt-in preset by name (repeatable): \"Identify - User Traits\", "
-         "\"Ecommerce - Item Properties\" (see `presets --all`). Same as enable_presets in [replay].")
+         "\"Ecommerce - Item Properties\" (see `presets --all`). Same as enable_presets in [replay]; "
+         "in the environment, comma-separated.")
+
+
+exclude_option = click.option(
+    "--exclude", "exclude", multiple=True, metavar="GLOB", type=NAMES,
+    help="Leave out input files whose name or path matches GLOB (repeatable; also `exclude = [...]` in "
+         "[replay]), e.g. --exclude '*.txt' --exclude 'archive/*'. Files that hold no Segment event are "
+         "named in the summary.")
 
 
 dask_option = click.option(
@@ -61,11 +94,21 @@ dask_option = click.option(
 
 
 def load(env: Environment, config_path: str | None, quiet: bool = False,
-          enable: tuple[str, ...] = ()) -> tuple[Config, Translator]:
+          enable: tuple[str, ...] = (), *, check: bool = True) -> tuple[Config, Translator]:
+    """The config found (see `find_config`) and its mappings compiled. With `check` (every command
+    but `validate`, which lists them all), a mapping that can never build is refused here."""
     config_path, notice = find_config(config_path)
+    if config_path is None:
+        lurking = configs_not_found()
+        if lurking:   # said even under --quiet: the run would send something else than meant
+            say(env, "warning", f"no config given, so Segment's 14 built-in presets are used, but "
+                                f"{', '.join('./' + n for n in lurking)} "
+                                f"{'looks like a config' if len(lurking) == 1 else 'look like configs'}: pass "
+                                f"--config {lurking[0]}, or name it {CONFIG_FILE_NAME} to have it found")
+            notice = None
     config = load_config(config_path)
     config.enable(list(enable))
-    mappings = compile_config(config)
+    mappings = compile_config(config, check=check)
     if not quiet:
         env.notice = notice
         for warning in config.warnings + trigger_warnings(mappings):
@@ -93,27 +136,103 @@ def warner(env: Environment, quiet: bool):
 
 
 def inputs_of(env: Environment, inputs, since: str | None = None, until: str | None = None,
-            quiet: bool = False) -> tuple[list, list[str]]:
-    """The sources named by INPUTS, and Segment day folders left out as wholly outside the window."""
+              quiet: bool = False, exclude: tuple[str, ...] | list[str] = ()) -> tuple[list, list[str]]:
+    """The sources named by INPUTS less those `exclude` matches, and Segment day folders left out
+    as wholly outside the window."""
     window = None
     if since is not None or until is not None:
         window = (moment(since, "--since"), moment(until, "--until"))
     skipped: list[str] = []
-    sources = expand_inputs(list(inputs), window=window, warn=warner(env, quiet), skipped=skipped)
+    empty: list[str] = []
+    sources = expand_inputs(list(inputs), window=window, warn=warner(env, quiet), skipped=skipped, empty=empty)
+    for arg in empty:   # said even under --quiet: a wrong path, not a quiet night
+        say(env, "warning", f"{arg}: holds no file to read (a wrong path?)")
+    kept = [s for s in own_output_left_out(env, sources) if not excluded(s.name, exclude)]
     if env.notice:
         say(env, "info", env.notice)
         env.notice = None
     if skipped and not quiet:
         say(env, "info", f"{len(skipped):,} day folders skipped: received outside --since/--until")
-    return sources, skipped
+    if len(kept) < len(sources) and not quiet:
+        say(env, "info", f"{len(sources) - len(kept):,} input files left out by --exclude / exclude "
+                         f"({', '.join(exclude)})")
+    return kept, skipped
+
+
+def own_output_left_out(env: Environment, sources: list) -> list:
+    """Inputs that are this run's own stdout (`replay --dry-run exports/ > exports/requests.ndjson`)
+    are left out with a warning: they would be read while they are written."""
+    try:
+        out = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return sources
+    if not stat.S_ISREG(out.st_mode):
+        return sources
+    kept = []
+    for source in sources:
+        try:
+            st = os.stat(source.name) if source.identity is not None and "://" not in source.state_key else None
+        except OSError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            say(env, "warning", f"{source.name}: is this run's own output (stdout): left out")
+            continue
+        kept.append(source)
+    return kept
+
+
+def unmatched_by_a_typo(translator: Translator, report: RunReport) -> list[str]:
+    """Mappings of the config that matched nothing while unmatched events carry nearly the name
+    their trigger asks for (`event = "Product Veiwed"`): a typo that makes a job send nothing."""
+    names = [n[len("track: "):] for n in report.unmatched if n.startswith("track: ")]
+    hints = []
+    for mapping in translator.mappings:
+        stats = report.mappings.get(mapping.name)
+        hint = mapping.trigger.index_hint
+        if mapping.spec.file is None or stats is None or stats.matched or hint is None or hint[0] != "event":
+            continue
+        for wanted in sorted(hint[1]):
+            close = [n for n in names if n.lower() == wanted.lower()] or \
+                difflib.get_close_matches(wanted, names, n=1, cutoff=0.8)
+            if close:
+                count = report.unmatched[f"track: {close[0]}"]
+                hints.append(f"mapping {mapping.name!r} matched no event: its trigger asks for event "
+                             f"{json.dumps(wanted)}, and {count:,} unmatched events are {json.dumps(close[0])} "
+                             f"(a typo?)")
+    return hints
+
+
+def warn_what_was_read(env: Environment, report: RunReport, translator: Translator | None = None) -> None:
+    """Name each input none of whose lines is a Segment event, and each mapping that matched
+    nothing by what looks like a typo (even under --quiet: a run of `unmatched` alone would exit 0
+    without a word)."""
+    for entry in report.foreign.named:
+        hint = " (a TOML file: is it the config? give it with --config)" \
+            if entry["source"].endswith(".toml") else ""
+        say(env, "warning", f"{entry['source']}: not a Segment export? {entry['why']}{hint}; "
+                            f"--exclude GLOB leaves such files out")
+    if report.foreign.count > len(report.foreign.named):
+        say(env, "warning", f"... and {report.foreign.count - len(report.foreign.named):,} more such files")
+    for hint in unmatched_by_a_typo(translator, report) if translator is not None else ():
+        say(env, "warning", hint)
 
 
 def check_writable(path: str | None, option: str) -> None:
-    """Refuse now, not after an hour of sending, an output file whose folder does not exist."""
+    """Refuse now, not after an hour of sending, an output file whose folder does not exist, or a
+    --report that would overwrite a file that is not a report (a config given by mistake)."""
     if path:
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise Abort(f"{option} {path}: the folder {folder} does not exist", ExitCode.USAGE)
+        if option == "--report" and os.path.isfile(path) and os.path.getsize(path):
+            try:
+                with open(path, "rb") as fh:
+                    ours = isinstance(data := orjson.loads(fh.read()), dict) and "outcomes" in data
+            except (OSError, orjson.JSONDecodeError):
+                ours = False
+            if not ours:
+                raise Abort(f"--report {path}: the file exists and is not a report of recombee-cli; "
+                            f"refusing to overwrite it (name a new file)", ExitCode.USAGE)
 
 
 @contextmanager

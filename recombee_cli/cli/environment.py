@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, NoReturn, TextIO
 import click
 import orjson
 
+from recombee_cli.cli.envvars import one_line
 from recombee_cli.cli.exits import Abort, ExitCode, Terminated, code_for
 from recombee_cli.errors import RecombeeCliError
 from recombee_cli.sources.reader import display_name
@@ -70,17 +71,66 @@ def say(env: Environment, level: str, message: str) -> None:
         env.stderr.write(f"recombee-cli: {level}: {message}\n")
 
 
+def _settle_stdout() -> str | None:
+    """Write out what stdout still buffers, now; on failure (a full disk) send the rest to
+    /dev/null, so that exiting is quiet, and say why. Otherwise Python flushes it at exit and a
+    full disk becomes "Exception ignored ... OSError" and exit 120 in a shell that buffers."""
+    try:
+        sys.stdout.flush()
+        return None
+    except ValueError:   # closed (a test's stream): nothing buffered to lose
+        return None
+    except OSError as exc:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            sys.stdout.flush()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            sys.stdout = open(os.devnull, "w")
+        return exc.strerror or str(exc)
+
+
 def fail(env: Environment, message: str, code: ExitCode) -> NoReturn:
     say(env, "error", message)
     env.stderr.flush()
+    _settle_stdout()
     sys.exit(int(code))
 
 
 class Command(click.Command):
-    """Every command: typed core errors become one line on stderr and an exit code (cli.exits)."""
+    """Every command: typed core errors become one line on stderr and an exit code (cli.exits);
+    stdout is written out before the exit code is decided."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.BadParameter as exc:   # one line, naming the variable when it came from one
+            environ = parent.obj.environ if parent is not None and isinstance(parent.obj, Environment) \
+                else os.environ
+            said = one_line(exc, environ)
+            if said is None:
+                raise
+            raise said from None
 
     def invoke(self, ctx: click.Context) -> Any:
         env: Environment = ctx.ensure_object(Environment)
+        try:
+            result = self._invoke(env, ctx)
+        except SystemExit:
+            self._written_out(env)
+            raise
+        self._written_out(env)
+        return result
+
+    @staticmethod
+    def _written_out(env: Environment) -> None:
+        problem = _settle_stdout()
+        if problem is not None:
+            fail(env, f"cannot write the output: {problem}", ExitCode.ABORTED)
+
+    def _invoke(self, env: Environment, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except Abort as exc:

@@ -8,7 +8,9 @@ import click
 
 from recombee_cli.cli import ui
 from recombee_cli.cli.common import (
+    check_writable,
     config_option,
+    exclude_option,
     exit_for,
     inputs_of,
     load,
@@ -16,6 +18,7 @@ from recombee_cli.cli.common import (
     moment,
     sigterm_stops_like_ctrl_c,
     total_bytes,
+    warn_what_was_read,
     warner,
     write_report,
 )
@@ -72,10 +75,11 @@ EXPORT_EXIT_CODES_HELP = exit_codes_help({
               help="json: warnings, errors and the summary as JSON lines on stderr.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something was invalid.")
 @max_line_option
+@exclude_option
 @click.pass_obj
 def export(env: Environment, inputs, config_path, output, format_name, gzip_parts, part_rows, overwrite,
            anonymous_ids, rejects_path, report_path, since, until, dedupe, dedupe_window, workers, log_format,
-           quiet, max_line_bytes) -> None:
+           quiet, max_line_bytes, exclude) -> None:
     """Write the interactions translated from INPUTS as files instead of sending them.
 
     The same reading, triggers, mappings and outcome counting as `replay` (here `sent` means
@@ -92,7 +96,8 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     config, translator = load(env, config_path, quiet)
     window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
-    sources, _ = inputs_of(env, inputs, since, until, quiet)
+    sources, _ = inputs_of(env, inputs, since, until, quiet, (*exclude, *config.replay.exclude))
+    check_writable(report_path, "--report")
     fmt = FORMATS[format_name](anonymous_ids=anonymous_ids)
     files = FileExporter(output, fmt, gzip=gzip_parts, part_rows=part_rows, overwrite=overwrite)
     sink = ExportSink(fmt, files)
@@ -130,6 +135,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
                               "rows": {t: v["rows"] for t, v in manifest["tables"].items()},
                               "files": manifest["files"]}
     write_report(report_path, report)
+    warn_what_was_read(env, report, translator)
     if env.log_json:
         log_json(env, "info" if report.ok else "error", "summary", report=report.to_dict())
     elif not quiet or not report.ok:

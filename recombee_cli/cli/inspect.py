@@ -13,15 +13,18 @@ from recombee_cli.cli.common import (
     config_option,
     dask_engine,
     dask_option,
+    exclude_option,
     exit_for,
     inputs_of,
     load,
     max_line_option,
     preset_option,
+    warn_what_was_read,
     warner,
 )
 from recombee_cli.cli.environment import Command, Environment, say, text_stdout
 from recombee_cli.cli.exits import EXIT_CODES_HELP, ExitCode
+from recombee_cli.errors import ConfigError
 from recombee_cli.pipeline.compile import NOT_CHECKED_STATICALLY, static_problems
 from recombee_cli.pipeline.explain import explain as explain_events
 from recombee_cli.pipeline.session import ReplaySession
@@ -36,17 +39,22 @@ from recombee_cli.sinks.printer import NullSink
 @dask_option
 @max_line_option
 @preset_option
+@exclude_option
 @click.pass_obj
-def validate(env: Environment, inputs, config_path, as_json, dask, max_line_bytes, enable) -> None:
+def validate(env: Environment, inputs, config_path, as_json, dask, max_line_bytes, enable, exclude) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
-    config, translator = load(env, config_path, enable=enable)
+    config, translator = load(env, config_path, enable=enable, check=False)
     names = [m.name for m in translator.mappings]
     problems = [str(p) for m in translator.mappings for p in static_problems(m)]
-    if not inputs:
+    if not names:
+        problems.append(str(ConfigError("no mappings: every event would be unmatched", file=config.file,
+                                        line=config.replay.presets_line)))
+    presets = config.presets_summary()
+    if not inputs or problems:
         if as_json:
-            env.stdout.write(orjson.dumps({"config": config.file, "mappings": names, "problems": problems,
-                                           "not_checked": NOT_CHECKED_STATICALLY}) + b"\n")
+            env.stdout.write(orjson.dumps({"config": config.file, "presets": presets, "mappings": names,
+                                           "problems": problems, "not_checked": NOT_CHECKED_STATICALLY}) + b"\n")
         else:
             for problem in problems:
                 say(env, "error", problem)
@@ -54,13 +62,12 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
                 verdict = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "OK"
                 out.write(f"{config.file or 'built-in presets'}: {verdict}, {len(names)} mappings (checked: "
                           f"triggers, fields, a source for every required field, triggers that can match)\n"
+                          f"{presets['said']}\n"
                           f"not checked without inputs: {NOT_CHECKED_STATICALLY}\n")
         if problems:
             sys.exit(int(ExitCode.USAGE))
         return
-    for problem in problems:
-        say(env, "warning", problem)
-    sources = inputs_of(env, inputs)[0]
+    sources = inputs_of(env, inputs, exclude=(*exclude, *config.replay.exclude))[0]
     client = cluster = engine = None
     try:
         if dask:
@@ -70,10 +77,12 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
         report = session.run(sources)
     finally:
         close_dask(client, cluster)
+    warn_what_was_read(env, report, translator)
     if as_json:
-        env.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        env.stdout.write(orjson.dumps({**report.to_dict(), "presets": presets}, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         with text_stdout(env) as out:
+            out.write(presets["said"] + "\n")
             ui.print_validation(out, report)
     sys.exit(int(exit_for(report)))
 
@@ -85,12 +94,13 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
               help="One JSON object per event on stdout: origin, matched mappings, requests, outcome.")
 @max_line_option
 @preset_option
+@exclude_option
 @click.pass_obj
 def explain(env: Environment, inputs: tuple[str, ...], config_path: str | None, as_json: bool, max_line_bytes: int,
-            enable: tuple[str, ...]) -> None:
+            enable: tuple[str, ...], exclude: tuple[str, ...]) -> None:
     """Show, for each event in INPUTS, which triggers matched and how each field resolved."""
     config, translator = load(env, config_path, quiet=as_json, enable=enable)
-    sources = inputs_of(env, inputs, quiet=as_json)[0]
+    sources = inputs_of(env, inputs, quiet=as_json, exclude=(*exclude, *config.replay.exclude))[0]
     for explanation in explain_events(sources, translator, max_line_bytes=max_line_bytes, warn=warner(env, as_json)):
         if as_json:
             env.stdout.write(orjson.dumps(explanation.record(), default=orjson_default) + b"\n")

@@ -7,12 +7,12 @@ command load only what they use (a dry run never loads the HTTP stack)."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import click
 
 from recombee_cli import __version__, build
-from recombee_cli.cli.environment import Environment, Group
+from recombee_cli.cli.environment import Environment, Group, say
+from recombee_cli.cli.envvars import OTHER_VARIABLES, check_environment, name_variables
 from recombee_cli.cli.exits import EXIT_CODES_HELP, ExitCode
 
 __all__ = ["Environment", "ExitCode", "main", "COMMANDS"]
@@ -28,6 +28,17 @@ COMMANDS = {
     "status": ("status", "status"),
     "export": ("export", "export"),
 }
+# Variables that options name themselves, read without loading every command to check them.
+COMMON_VARIABLES = frozenset((*OTHER_VARIABLES, "RECOMBEE_DATABASE_ID", "RECOMBEE_REGION", "RECOMBEE_BASE_URI",
+                              "RECOMBEE_CLI_CONFIG"))
+
+
+def load_command(name: str) -> click.Command:
+    """A command, imported, its options reading the environment by the one rule (cli.envvars)."""
+    module, attribute = COMMANDS[name]
+    command: click.Command = getattr(importlib.import_module(f"recombee_cli.cli.{module}"), attribute)
+    name_variables([command])
+    return command
 
 
 class LazyGroup(Group):
@@ -37,21 +48,10 @@ class LazyGroup(Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        module, name = COMMANDS[cmd_name]
-        command: Any = getattr(importlib.import_module(f"recombee_cli.cli.{module}"), name)
-        for param in command.params:
-            if isinstance(param, click.Option):
-                param.show_envvar = True
-        return command
-
-# Every option can also come from the environment (cron, containers): RECOMBEE_CLI_<COMMAND>_<OPTION>,
-# e.g. RECOMBEE_CLI_REPLAY_BATCH_SIZE=500, unless the option names its own variable; --help shows each.
-ENVVAR_PREFIX = "RECOMBEE_CLI"
+        return load_command(cmd_name) if cmd_name in COMMANDS else None
 
 
-@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP, context_settings={"auto_envvar_prefix": ENVVAR_PREFIX})
+@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="recombee-cli", message=f"%(prog)s %(version)s ({build.describe()})")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -60,5 +60,15 @@ def main(ctx: click.Context) -> None:
 
     Start with `recombee-cli replay --dry-run EXPORTS` to see the requests, `recombee-cli presets`
     for a config to edit, and `recombee-cli validate --config FILE EXPORTS` to check a mapping.
+
+    Every option can also be set in the environment: RECOMBEE_CLI_<COMMAND>_<OPTION> (e.g.
+    RECOMBEE_CLI_REPLAY_BATCH_SIZE=500; several values of a repeatable option comma-separated);
+    each command's --help shows its variables.
     """
-    ctx.ensure_object(Environment)
+    env = ctx.ensure_object(Environment)
+    suspects = {name: value for name, value in env.environ.items()
+                if name.startswith("RECOMBEE_") and name not in COMMON_VARIABLES}
+    if suspects:   # only then every command is loaded, to know every variable an option reads
+        known = name_variables(load_command(name) for name in COMMANDS)
+        for warning in check_environment(suspects, known):
+            say(env, "warning", warning)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -16,6 +17,7 @@ from recombee_cli.cli.common import (
     config_option,
     dask_engine,
     dask_option,
+    exclude_option,
     exit_for,
     inputs_of,
     load,
@@ -24,6 +26,7 @@ from recombee_cli.cli.common import (
     preset_option,
     sigterm_stops_like_ctrl_c,
     total_bytes,
+    warn_what_was_read,
     warner,
     write_report,
 )
@@ -36,6 +39,7 @@ from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, m
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
+from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
@@ -135,7 +139,8 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
               help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH}).")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), help="Batch calls in flight (default 4).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
-              help="Append invalid and failed events here (NDJSON, replayable).")
+              help="Also append invalid and failed events here (NDJSON, replayable). A sending run keeps "
+                   "them anyway beside its state file (<state>.rejects.ndjson; `status` says how many).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Write the run's figures as JSON.")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),
@@ -167,11 +172,12 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
                    "invalid,failed (or [replay] fail_on). An input that cannot be read always fails the run.")
 @max_line_option
 @preset_option
+@exclude_option
 @click.pass_obj
 def replay(env: Environment, inputs, config_path, dry_run, database_id, region, base_uri, token_file,
            allow_http, batch_size, concurrency, rejects_path, report_path, state_path, no_state, reprocess,
            since, until, dedupe, dedupe_window, workers, dask, output, log_format, quiet, verbose, fail_on,
-           max_line_bytes, enable) -> None:
+           max_line_bytes, enable, exclude) -> None:
     """Translate Segment events from INPUTS and send them to Recombee (or print them with --dry-run).
 
     INPUTS are files, folders (read recursively, sorted by path), glob patterns or `-` for stdin;
@@ -187,7 +193,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
-    sources, skipped_folders = inputs_of(env, inputs, since, until, quiet)
+    sources, skipped_folders = inputs_of(env, inputs, since, until, quiet, (*exclude, *config.replay.exclude))
     concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
     if output and not dry_run:
         raise Abort("--output writes the requests of a dry run: use it with --dry-run", ExitCode.USAGE)
@@ -222,9 +228,8 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
             if use_state else None,
             reprocess=reprocess, window_filter=window_filter, dedupe=deduplicator,
             max_line_bytes=max_line_bytes, engine=pool or engine, warn=warner(env, quiet),
-            observer=observer)
-        report = run_session(env, session, observer, sources, len(skipped_folders), report_path, rejects_path,
-                             quiet)
+            observer=observer, mappings=config.mappings_identity())
+        report = run_session(env, session, observer, sources, len(skipped_folders), report_path, quiet)
     finally:
         if pool is not None:
             pool.close()
@@ -233,27 +238,37 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
 
 
 def run_session(env: Environment, session: ReplaySession, progress: ui.ProgressView, sources: list[Source],
-                skipped_folders: int, report_path: str | None, rejects_path: str | None, quiet: bool) -> RunReport:
+                skipped_folders: int, report_path: str | None, quiet: bool) -> RunReport:
     """Run the session under the progress display; the summary is shown when it ends, and also when
     it stops on an error (before the error's own line), so a failed night says what was done."""
     session.open()
+    rejects_path = session.rejects.paths if session.rejects is not None else None
+    if session.previous_mappings is not None and session.mappings is not None:   # said even under --quiet
+        before = session.previous_mappings
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(before.get("started", 0)))
+        say(env, "warning", f"the mappings differ from the last run on this state (run {before.get('run')} of "
+                            f"{when}: {ui.mappings_said(before)}; now: {ui.mappings_said(session.mappings)}): "
+                            f"files done before were sent with those (--reprocess sends them again); "
+                            f"`recombee-cli status` shows each run's mappings")
     try:
         with sigterm_stops_like_ctrl_c(), progress:
             report = session.run(sources, skipped_folders=skipped_folders)
     except (RecombeeCliError, KeyboardInterrupt, OSError):
         if "aborted" in session.report.extra:
             try:
-                show_report(env, session.report, report_path, rejects_path, quiet=False)
+                show_report(env, session.report, report_path, rejects_path, quiet=False,
+                            translator=session.translator)
             except (OSError, OutputError):
                 pass   # the output itself failed (disk full): the original error says it
         raise
-    show_report(env, report, report_path, rejects_path, quiet=quiet)
+    show_report(env, report, report_path, rejects_path, quiet=quiet, translator=session.translator)
     return report
 
 
-def show_report(env: Environment, report: RunReport, report_path: str | None, rejects_path: str | None, *,
-                quiet: bool) -> None:
+def show_report(env: Environment, report: RunReport, report_path: str | None, rejects_path: list[str] | None, *,
+                quiet: bool, translator: Translator | None = None) -> None:
     write_report(report_path, report)
+    warn_what_was_read(env, report, translator)
     if env.log_json:
         # An aborted run (401, unreachable, Ctrl-C) is an error whatever its counts say.
         level = "info" if report.ok and "aborted" not in report.extra else "error"

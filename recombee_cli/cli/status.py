@@ -13,6 +13,7 @@ from recombee_cli.cli.common import config_option, find_config
 from recombee_cli.cli.environment import Command, Environment, text_stdout
 from recombee_cli.cli.exits import Abort, ExitCode
 from recombee_cli.pipeline.config import load_config
+from recombee_cli.record.rejects import count_rejects
 from recombee_cli.record.state import StateStore, default_state_path
 
 
@@ -47,17 +48,21 @@ def status(env: Environment, state_path, database_id, config_path, as_json) -> N
     try:
         files = store.files()
         runs = store.runs(10)
+        rejects_path = store.rejects_path
     finally:
         store.close()
+    kept = count_rejects(rejects_path) or {}
+    rejects = {"path": rejects_path, "count": sum(kept.values()), "by_outcome": kept}
     if as_json:
         env.stdout.write(orjson.dumps({
             "state": state_path,
             "files": [{"path": f.path, "done": f.done, "offset": f.offset, "updated": f.updated,
                        "failed": f.failed, "reason": f.reason} for f in files],
+            "rejects": rejects,
             "runs": runs}, option=orjson.OPT_INDENT_2) + b"\n")
         return
     with text_stdout(env) as out:
-        ui.print_status(out, state_path, files, runs)
+        ui.print_status(out, state_path, files, runs, rejects)
 
 
 def list_state_files(env: Environment, folder: str, found: list[str], as_json: bool) -> None:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from recombee_cli.outcomes import OUTCOMES
+from recombee_cli.pipeline.reasons import example_values
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sources.reader import Source
@@ -87,7 +88,7 @@ def make_observer(stream: TextIO, *, quiet: bool, total_bytes: int | None) -> Pr
     return _ProgressBar(console, total_bytes)
 
 
-def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None = None,
+def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | list[str] | None = None,
                   title: str | None = None) -> None:
     console = _console(stream)
     if report.skipped_sources and not report.lines and not report.events and "aborted" not in report.extra:
@@ -113,6 +114,11 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None
                   f"({rate:,.0f} events/s){extra}")
     if report.skipped_sources:
         console.print(f"{report.skipped_sources:,} files already done in earlier runs (skipped)", markup=False)
+    if report.foreign.count:
+        names = ", ".join(entry["source"] for entry in report.foreign.named[:5])
+        more = f" and {report.foreign.count - 5:,} more" if report.foreign.count > 5 else ""
+        console.print(f"not Segment exports (no line is a Segment event): {names}{more}; "
+                      f"--exclude GLOB leaves them out", markup=False)
     nothing = report.extra.get("nothing_to_do")
     if nothing:
         console.print(f"{nothing:,} merges/deletes had nothing to do (Recombee "
@@ -123,9 +129,7 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None
     for title, reasons in (("invalid", report.invalid_reasons), ("failed", report.failed_reasons),
                            ("filtered", report.filtered_reasons)):
         if reasons:
-            console.print(f"{title}, top reasons:")
-            for reason, n in reasons.most_common(5):
-                console.print(f"  {n:>8,}  {reason}", markup=False)
+            print_kinds(console, f"{title}, by kind of reason:", reasons.by_kind(), "  ")
     dropped = report.extra.get("dropped_values")
     if dropped:
         console.print("values left out (the rest of each event was sent), per property:")
@@ -136,8 +140,26 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | None
                           f"{orjson.dumps(example['value'], default=orjson_default).decode()}{where}", markup=False)
         if len(dropped) > 10:
             console.print(f"  ... and {len(dropped) - 10:,} more properties (see --report)", markup=False)
+    if isinstance(rejects_path, str):
+        rejects_path = [rejects_path]
     if rejects_path and (report.outcomes["invalid"] or report.outcomes["failed"] or dropped):
-        console.print(f"rejected events written to {rejects_path}", markup=False)
+        console.print(f"rejected events written to {' and '.join(rejects_path)}", markup=False)
+
+
+def print_kinds(console: Console, title: str, kinds: list[dict], indent: str, shown: int = 5) -> None:
+    """Reasons grouped by kind: count, share, and what two of them held (the values are in the
+    rejects file; the kind is what to fix)."""
+    console.print(title, markup=False)
+    for kind in kinds[:shown]:
+        console.print(f"{indent}{kind['count']:>8,}  {kind['share']:>6.1%}  {kind['kind']}", markup=False)
+        values = example_values(kind)
+        if values:
+            console.print(f"{indent}{'':>8}  {'':>6}  e.g. {'; '.join(values)}", markup=False)
+    if len(kinds) > shown:
+        rest = sum(k["count"] for k in kinds[shown:])
+        more = len(kinds) - shown
+        console.print(f"{indent}{rest:>8,}  in {more:,} more kind{'s' if more != 1 else ''} (--report lists them)",
+                      markup=False)
 
 
 def print_validation(stream: TextIO, report: RunReport) -> None:
@@ -149,16 +171,16 @@ def print_validation(stream: TextIO, report: RunReport) -> None:
         table.add_row(name, f"{stats.matched:,}", f"{stats.built:,}", f"{sum(stats.invalid.values()):,}")
     console.print(table)
     for name, stats in report.mappings.items():
-        for reason, n in stats.invalid.most_common(5):
-            console.print(f"  {name}: {n:,} invalid: {reason}", markup=False)
+        if stats.invalid:
+            print_kinds(console, f"{name}: invalid, by kind of reason:", stats.invalid.by_kind(), "  ")
     console.print(f"{report.events:,} events: " + ", ".join(
         f"{k} {report.outcomes[k]:,}" for k in OUTCOMES if report.outcomes[k]))
     if report.unmatched:
         console.print("unmatched, top: " + ", ".join(
             f"{name} ({n:,})" for name, n in report.unmatched.most_common(10)), markup=False)
-    other = [r for r in report.invalid_reasons if not r.startswith("mapping ")]
-    for reason in other[:5]:
-        console.print(f"  unreadable: {report.invalid_reasons[reason]:,}: {reason}", markup=False)
+    other = [k for k in report.invalid_reasons.by_kind() if not k["kind"].startswith("mapping ")]
+    if other:
+        print_kinds(console, "lines that hold no event, by kind of reason:", other, "  ")
 
 
 def print_explanation(out: BinaryIO, record: dict, traces) -> None:
@@ -177,11 +199,19 @@ def print_explanation(out: BinaryIO, record: dict, traces) -> None:
     out.write(("\n".join(lines) + "\n").encode())
 
 
-def print_status(stream: TextIO, path: str, files, runs) -> None:
+def print_status(stream: TextIO, path: str, files, runs, rejects: dict | None = None) -> None:
     console = _console(stream)
     done = [f for f in files if f.done]
     pending = [f for f in files if not f.done]
     console.print(f"state file {path}: {len(done):,} files done, {len(pending):,} not done", markup=False)
+    if rejects is not None:
+        if rejects["count"]:
+            outcomes = ", ".join(f"{n:,} {outcome}" for outcome, n in sorted(rejects["by_outcome"].items()))
+            console.print(f"rejects kept: {rejects['count']:,} events ({outcomes}) in {rejects['path']}; once the "
+                          f"mapping is fixed, re-send them: recombee-cli replay [the same options] {rejects['path']}",
+                          markup=False)
+        else:
+            console.print(f"rejects kept: none ({rejects['path']})", markup=False)
     for f in pending[:20]:
         why = f"; {f.failed:,} events failed" if f.failed else ""
         why += f"; {f.reason}" if f.reason else ""
@@ -191,17 +221,28 @@ def print_status(stream: TextIO, path: str, files, runs) -> None:
         console.print(f"  ... and {len(pending) - 20:,} more not done (--json lists all)", markup=False)
     if runs:
         table = Table(title="last runs", title_justify="left")
-        for column in ("started", "status", "events", "sent", "duplicate", "invalid", "failed"):
+        for column in ("run", "started", "status", "events", "sent", "duplicate", "invalid", "failed"):
             table.add_column(column, justify="left" if column in ("started", "status") else "right")
         totals: Counter[str] = Counter()
         for r in runs:
             outcomes = (r["report"] or {}).get("outcomes", {})
             totals.update(outcomes)
-            table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])), r["status"],
+            table.add_row(str(r["id"]), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])), r["status"],
                           f"{(r['report'] or {}).get('events', 0):,}",
                           *(f"{outcomes.get(k, 0):,}" for k in ("sent", "duplicate", "invalid", "failed")))
         console.print(table)
         console.print("over these runs: " + ", ".join(f"{k} {v:,}" for k, v in totals.items() if v))
+        console.print("mappings each run used:", markup=False)
+        for r in runs:
+            console.print(f"  run {r['id']}: {mappings_said(r.get('mappings'))}", markup=False)
+
+
+def mappings_said(mappings: dict | None) -> str:
+    """Which mappings a run used: the config (or the presets), how many, their digest."""
+    if not mappings:
+        return "not recorded (a run of an older recombee-cli, or a dry run)"
+    where = mappings["config"] or "Segment's built-in presets"
+    return f"{where}, {mappings.get('mappings', '?')} mappings, digest {mappings.get('digest', '?')}"
 
 
 def print_export(stream: TextIO, manifest: dict, directory: str) -> None:

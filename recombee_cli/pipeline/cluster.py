@@ -12,7 +12,7 @@ What runs where (docs/behaviour.md, "When one machine is not enough"):
 - **The driver** lists the files, skips what the state says is done, keeps a bounded window of
   files in flight, and takes the results **in file order** into the same pipeline
   (`replay.run`): the same accounting, rejects, state checkpoints and the same sink. When
-  sending, that is the one-machine `RecombeeSender`: its lanes by user and its merge barriers
+  sending, that is the one-machine `RecombeeSender`: its lanes by user and its ordering of merges
   give per-user order across files (one stream, in input order), `--concurrency` is the cap of
   Batch calls in flight for the whole cluster by construction, and 429 adaptation is shared.
 

@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 from recombee_cli.errors import ConfigError, MappingError, TriggerSyntaxError
 from recombee_cli.pipeline.config import Config, MappingSpec
 from recombee_cli.pipeline.fastpath import compile_mapping_function
+from recombee_cli.pipeline.fieldcheck import field_problems
 from recombee_cli.segment.actions import ACTIONS, Action, make_preparer
 from recombee_cli.segment.mappingkit import compile_value, validate_mapping
 from recombee_cli.segment.triggers import Trigger, compile_trigger
@@ -58,6 +59,10 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
         problems = validate_mapping(value)
         if problems:
             raise ConfigError("; ".join(problems), field=name, **where)
+        problems = field_problems(name, action.field(name), value, liquid_filters=_liquid_filters(value))
+        if problems:
+            raise ConfigError(problems[0], file=spec.file, line=spec.field_lines.get(name, spec.line),
+                              mapping=spec.name, field=name)
         for template in _liquid_templates(value):
             from recombee_cli.segment.liquidjs import (
                 liquid_syntax_error,  # python-liquid loads in ~0.1 s: only when used
@@ -76,6 +81,15 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
     return dataclasses.replace(compiled, run=compile_mapping_function(compiled))
 
 
+def _liquid_filters(value: Any) -> frozenset[str] | None:
+    """LiquidJS's filter names, when the value has a template (python-liquid loads only then)."""
+    if next(_liquid_templates(value), None) is None:
+        return None
+    from recombee_cli.segment.liquidjs import liquid_filter_names
+
+    return liquid_filter_names()
+
+
 def _liquid_templates(value: Any) -> Iterator[str]:
     """Every `@liquid` template string inside a mapping value, however deep."""
     if isinstance(value, dict):
@@ -89,8 +103,22 @@ def _liquid_templates(value: Any) -> Iterator[str]:
             yield from _liquid_templates(inner)
 
 
-def compile_config(config: Config) -> list[CompiledMapping]:
-    return [compile_mapping(spec) for spec in config.effective_mappings()]
+def compile_config(config: Config, *, check: bool = True) -> list[CompiledMapping]:
+    """Every enabled mapping compiled. With `check`, a mapping that can never build a request
+    (`static_problems`) is refused as any other configuration error: whatever `validate` refuses,
+    `replay` refuses. `validate` passes `check=False` to list every problem itself."""
+    specs = config.effective_mappings()
+    if not specs and check:
+        raise ConfigError("no mappings: every event would be unmatched (presets = false and no [[mappings]], or "
+                          "every mapping disabled)", file=config.file,
+                          line=config.replay.presets_line)
+    mappings = [compile_mapping(spec) for spec in specs]
+    if check:
+        for mapping in mappings:
+            problems = static_problems(mapping)
+            if problems:
+                raise problems[0]
+    return mappings
 
 
 # The `type` values Segment's libraries and HTTP API send.

@@ -20,6 +20,8 @@ import orjson
 from recombee_cli.errors import RecombeeCliError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES, transient
 from recombee_cli.pipeline.engines import Engine, InlineTranslator, Reading, Translated
+from recombee_cli.pipeline.foreign import ForeignSources
+from recombee_cli.pipeline.reasons import ReasonCounter
 from recombee_cli.pipeline.translate import BlockResult, EventFilter, Seen, Translator
 from recombee_cli.record.rejects import RejectsWriter
 from recombee_cli.segment.jsvalues import orjson_default
@@ -51,7 +53,9 @@ class _Silent:
 
 
 def _bounded_add(counter: Counter[str], key: str, n: int = 1) -> None:
-    if key in counter or len(counter) < _REASON_LIMIT:
+    if isinstance(counter, ReasonCounter):   # reasons: also counted by kind (pipeline.reasons)
+        counter.add(key, n)
+    elif key in counter or len(counter) < _REASON_LIMIT:
         counter[key] += n
     else:
         counter["(other reasons)"] += n
@@ -61,7 +65,7 @@ def _bounded_add(counter: Counter[str], key: str, n: int = 1) -> None:
 class MappingStats:
     matched: int = 0
     built: int = 0
-    invalid: Counter[str] = field(default_factory=Counter)
+    invalid: ReasonCounter = field(default_factory=ReasonCounter)
 
 
 @dataclass
@@ -75,10 +79,11 @@ class RunReport:
     outcomes: Counter[str] = field(default_factory=lambda: Counter({k: 0 for k in OUTCOMES}))
     requests: Counter[str] = field(default_factory=lambda: Counter({"sent": 0, "duplicate": 0, "failed": 0}))
     unmatched: Counter[str] = field(default_factory=Counter)
-    invalid_reasons: Counter[str] = field(default_factory=Counter)
-    failed_reasons: Counter[str] = field(default_factory=Counter)
-    filtered_reasons: Counter[str] = field(default_factory=Counter)   # given by a sink (export: not representable)
+    invalid_reasons: ReasonCounter = field(default_factory=ReasonCounter)   # also by kind (pipeline.reasons)
+    failed_reasons: ReasonCounter = field(default_factory=ReasonCounter)
+    filtered_reasons: ReasonCounter = field(default_factory=ReasonCounter)   # a sink's (export: not representable)
     mappings: dict[str, MappingStats] = field(default_factory=dict)
+    foreign: ForeignSources = field(default_factory=ForeignSources)   # sources with no Segment event
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)   # sink figures: retries, batches, bytes sent...
@@ -105,8 +110,14 @@ class RunReport:
             "invalid_reasons": dict(self.invalid_reasons.most_common(50)),
             "failed_reasons": dict(self.failed_reasons.most_common(50)),
             "filtered_reasons": dict(self.filtered_reasons.most_common(50)),
-            "mappings": {name: {"matched": s.matched, "built": s.built, "invalid": dict(s.invalid)}
+            # the same by kind (values taken out): count, share of the outcome, two examples each
+            "invalid_reason_kinds": self.invalid_reasons.by_kind(50),
+            "failed_reason_kinds": self.failed_reasons.by_kind(50),
+            "filtered_reason_kinds": self.filtered_reasons.by_kind(50),
+            "mappings": {name: {"matched": s.matched, "built": s.built, "invalid": dict(s.invalid),
+                                "invalid_kinds": s.invalid.by_kind(20)}
                          for name, s in self.mappings.items()},
+            "not_segment_sources": self.foreign.to_dict(),
             "elapsed_seconds": round(self.elapsed, 3),
             "events_per_second": round(events_per_s, 1),
             **self.extra,
@@ -534,6 +545,8 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
                 recorder.rejects.source_started(source)
             for block, result in results:
                 account(source, block, result)
+                report.foreign.block(result)
+            report.foreign.source_done(source)
             if checkpoints is not None:
                 checkpoints.source_read(source.name)
             progress.finish_source(source.size)

@@ -13,6 +13,7 @@ progress, the summary, the exit code (the caller's observer and report printing)
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,7 +26,7 @@ from recombee_cli.pipeline.replay import CHUNK_LINES, Observer, Recorder, RunRep
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.record.checkpoints import Checkpoints
 from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.record.state import StateStore, describe_command
+from recombee_cli.record.state import StateStore, default_rejects_path, describe_command
 from recombee_cli.sinks.protocol import Sink
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Source
 
@@ -84,23 +85,31 @@ class ReplaySession:
 
     `state_path` None means no state (dry runs, --no-state, a --since/--until window): nothing is
     skipped and nothing recorded. A sending sink has `batch_size`; chunks of lines are then no
-    bigger than a Batch, so the first requests leave early and a checkpoint never waits long."""
+    bigger than a Batch, so the first requests leave early and a checkpoint never waits long.
+
+    A run with a state keeps its rejects beside it (`record.state.default_rejects_path`: a
+    dead-letter queue per database), whether or not `rejects_path` asks for a copy elsewhere. A
+    run that reads that very file again (re-sending the rejects once a mapping is fixed) leaves
+    in it only what is rejected again, when it ends without an error."""
 
     def __init__(self, translator: Translator, sink: Sink, *, dry_run: bool = True,
                  fail_on: Sequence[str] = DEFAULT_FAIL_ON, rejects_path: str | None = None,
                  state_path: str | None = None, reprocess: bool = False, window_filter: Any = None,
                  dedupe: Deduplicator | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                  engine: Engine | None = None, observer: Observer | None = None,
-                 warn: Warn = _quiet):
+                 warn: Warn = _quiet, mappings: dict[str, Any] | None = None):
         self.translator, self.sink, self.dry_run = translator, sink, dry_run
         self.rejects_path, self.state_path, self.reprocess = rejects_path, state_path, reprocess
         self.window_filter, self.dedupe, self.max_line_bytes = window_filter, dedupe, max_line_bytes
         self.engine, self.observer, self.warn = engine, observer, warn
         self.report = RunReport(dry_run=dry_run, fail_on=tuple(fail_on))
         self.rejects: RejectsWriter | None = None
+        self.kept_rejects_path = default_rejects_path(state_path) if state_path is not None else None
         self.store: StateStore | None = None
         self.checkpoints: Checkpoints | None = None
         self.run_id: int | None = None
+        self.mappings = mappings                                 # Config.mappings_identity(), for the state
+        self.previous_mappings: dict[str, Any] | None = None     # the last run's, when they differ
         self.opened = self.ran = False
 
     def open(self) -> None:
@@ -111,14 +120,18 @@ class ReplaySession:
             return
         self.opened = True
         try:
-            if self.rejects_path:
-                self.rejects = RejectsWriter(self.rejects_path)
             if self.state_path is not None:
                 self.store = StateStore(self.state_path)
                 self.store.lock(describe_command())
                 self.run_id = self.store.start_run(describe_command())
+                if self.mappings is not None:
+                    previous = self.store.record_mappings(self.run_id, self.mappings)
+                    if previous is not None and previous.get("digest") != self.mappings.get("digest"):
+                        self.previous_mappings = previous
                 self.checkpoints = Checkpoints(self.store, reprocess=self.reprocess, warn=self.warn)
                 self.sink.keep_answers(self.checkpoints)
+            copy = RejectsWriter(self.rejects_path) if self.rejects_path else None
+            self.rejects = RejectsWriter(self.kept_rejects_path, also=copy) if self.kept_rejects_path else copy
         except BaseException:
             self.sink.abort()
             self._close()
@@ -140,6 +153,8 @@ class ReplaySession:
         sink = self.sink
         batch_size = sink.batch_size
         chunk_lines = CHUNK_LINES if self.dry_run or not batch_size else max(50, min(CHUNK_LINES, batch_size))
+        sources = self._resending(sources)
+        ended = False
         try:
             if not self.dry_run:
                 read_database_types(self.translator, sink, self.warn)
@@ -148,6 +163,7 @@ class ReplaySession:
                     recorder=Recorder(report, self.rejects), window_filter=self.window_filter,
                     dedupe=self.dedupe, max_line_bytes=self.max_line_bytes, checkpoints=self.checkpoints,
                     engine=self.engine, chunk_lines=chunk_lines, warn=self.warn)
+            ended = True
         except BaseException as exc:
             # Stop the senders first; then say what was really done before the error goes on.
             sink.abort()
@@ -159,7 +175,7 @@ class ReplaySession:
             raise
         finally:
             if self.rejects is not None:
-                self.rejects.close()
+                self.rejects.close(commit=ended)
         if self.checkpoints is not None:
             report.extra["resumed_sources"] = self.checkpoints.resumed
         if self.rejects is not None and self.rejects.repeated:
@@ -185,6 +201,19 @@ class ReplaySession:
             f"already applied, from {len(applied):,} file{'s' if len(applied) != 1 else ''} (first: "
             f"{first.name}); applied again, a merge moves what its source user was given since. Replay "
             f"into an empty database with a new state instead, or leave those files out")
+
+    def _resending(self, sources: Sequence[Source]) -> Sequence[Source]:
+        """When the kept rejects are among the inputs, they are read as a stream (nothing of them
+        recorded in the state: a re-send reads them whole) and rewritten (`RejectsWriter.rewrite`)."""
+        if self.rejects is None or self.kept_rejects_path is None or not os.path.exists(self.kept_rejects_path):
+            return sources
+        kept = os.path.realpath(self.kept_rejects_path)
+        out = [Source(s.name, s.open, s.size, None, s.key) if s.identity is not None and "://" not in s.state_key
+               and os.path.realpath(s.state_key) == kept else s for s in sources]
+        if any(a is not b for a, b in zip(out, sources)):
+            self.rejects.rewrite()
+            self.report.extra["rejects_resent"] = kept
+        return out
 
     def _finish_report(self) -> None:
         report = self.report

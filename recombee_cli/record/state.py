@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished REAL,
     status TEXT NOT NULL,               -- running, done, failed, aborted, interrupted, crashed
     command TEXT NOT NULL,
-    report TEXT                         -- the run's --report JSON
+    report TEXT,                        -- the run's --report JSON
+    mappings TEXT                       -- which mappings it used: config, count, digest (JSON; v3)
 );
 """
 
@@ -79,6 +80,13 @@ def default_state_path(database_id: str | None) -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in (database_id or "default"))
     return os.path.join(base, "recombee-cli", f"{name}.sqlite")
+
+
+def default_rejects_path(state_path: str) -> str:
+    """Where a run that keeps this state keeps its rejects (invalid and failed events, a dead-letter
+    queue for that database): beside the state, `<database>.rejects.ndjson`."""
+    stem, extension = os.path.splitext(state_path)
+    return (stem if extension == ".sqlite" else state_path) + ".rejects.ndjson"
 
 
 @dataclass
@@ -130,6 +138,7 @@ class StateStore:
                         self._migrate_v1()
                     if version < 3:
                         self._migrate_v2()
+                        self.db.execute("ALTER TABLE runs ADD COLUMN mappings TEXT")   # which mappings each run used
                     self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         except (sqlite3.DatabaseError, OSError) as exc:
             if db is not None:
@@ -139,6 +148,11 @@ class StateStore:
             if db is not None:
                 db.close()
             raise
+
+    @property
+    def rejects_path(self) -> str:
+        """The rejects this state keeps (see `default_rejects_path`)."""
+        return default_rejects_path(self.path)
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() \
@@ -304,11 +318,23 @@ class StateStore:
 
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         out = []
-        for r in self.db.execute("SELECT id, started, finished, status, command, report FROM runs "
+        for r in self.db.execute("SELECT id, started, finished, status, command, report, mappings FROM runs "
                                  "ORDER BY id DESC LIMIT ?", (limit,)):
             out.append({"id": r[0], "started": r[1], "finished": r[2], "status": r[3], "command": r[4],
-                        "report": json.loads(r[5]) if r[5] else None})
+                        "report": json.loads(r[5]) if r[5] else None,
+                        "mappings": json.loads(r[6]) if r[6] else None})
         return out
+
+    def record_mappings(self, run_id: int, mappings: dict[str, Any]) -> dict[str, Any] | None:
+        """Note which mappings a run uses (`pipeline.config.Config.mappings_identity`); returns what
+        the last earlier run that noted them used, or None (a first run, an older state)."""
+        try:
+            row = self.db.execute("SELECT id, started, mappings FROM runs WHERE id < ? AND mappings IS NOT NULL "
+                                  "ORDER BY id DESC LIMIT 1", (run_id,)).fetchone()
+            self.db.execute("UPDATE runs SET mappings=? WHERE id=?", (json.dumps(mappings), run_id))
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write the state file {self.path}: {exc}") from None
+        return {**json.loads(row[2]), "run": row[0], "started": row[1]} if row else None
 
     def close(self) -> None:
         self.unlock()

@@ -82,7 +82,6 @@ class Action:
     fields: tuple[FieldSpec, ...]
     build: Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]] = field(repr=False)
     default_trigger: str | None = None
-    barrier: bool = False          # touches more than one user's order (merge, delete user)
 
     def field(self, name: str) -> FieldSpec | None:
         for spec in self.fields:
@@ -376,10 +375,10 @@ ACTIONS: dict[str, Action] = {a.slug: a for a in (
            (FieldSpec("targetUserId", "string", True, _path("$.userId"), description="The user kept."),
             FieldSpec("sourceUserId", "string", True, _path("$.previousId"),
                       description="The user merged into the target and deleted.")),
-           _build_merge, 'type = "alias"', barrier=True),
+           _build_merge, 'type = "alias"'),
     Action("deleteUser", "Delete User",
            (FieldSpec("userId", "string", True, _path("$.userId"), description="The user to delete."),),
-           _build_delete_user, barrier=True),
+           _build_delete_user),
     # Beyond Segment's destination (docs/behaviour.md): users' and items' property values.
     Action("setUserValues", "Set User Values",
            (USER_ID, VALUES), _build_set_user_values),

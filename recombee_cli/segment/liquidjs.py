@@ -699,3 +699,16 @@ def liquid_compile(source: str) -> Resolver:
         except (TypeError, ValueError, ArithmeticError, RecursionError) as e:
             raise MappingError(str(e)) from None
     return render_liquid
+
+
+def liquid_filter_names() -> frozenset[str]:
+    """The filters Segment's LiquidJS has (a template may use no other: LiquidJS would ignore it)."""
+    return frozenset(_LIQUID_ENV.filters)
+
+
+def liquid_filters_used(source: str) -> list[str]:
+    """The filters a template uses, in order (none when it cannot be parsed: that is said elsewhere)."""
+    try:
+        return list(_LIQUID_ENV.from_string(source).analyze().filters)
+    except _LiquidError:
+        return []

@@ -50,7 +50,8 @@ def is_remote(arg: str) -> bool:
 
 
 def expand_inputs(args: list[str], *, window: tuple[float | None, float | None] | None = None,
-                  warn: Warn | None = None, skipped: list[str] | None = None) -> list[Source]:
+                  warn: Warn | None = None, skipped: list[str] | None = None,
+                  empty: list[str] | None = None) -> list[Source]:
     """Turn command-line inputs into sources, in the order given; folders and globs sorted by path.
 
     - A path that exists and is not a folder is read: a regular file (resumable, known by its
@@ -62,16 +63,21 @@ def expand_inputs(args: list[str], *, window: tuple[float | None, float | None] 
       the caller owns, so it can say "N folders skipped (received outside the window)".
     - `warn(message)` gets a one-line message for each thing skipped (symbolic link loops, dangling
       links, pipes inside folders, a file named twice); default: nothing is said.
+    - `empty`, a list the caller owns, gets each folder (or prefix) that held no file to read, the
+      window aside: a wrong path more often than a quiet day.
     """
     warn = warn or quiet
     sources: list[Source] = []
     for arg in args:
+        before, left_out = len(sources), len(skipped) if skipped is not None else 0
         if arg == "-":
             sources.append(stdin_source())
         elif is_remote(arg):
             sources.extend(expand_remote(arg, window=window, warn=warn, skipped=skipped))
         else:
             sources.extend(expand_local(arg, window=window, warn=warn, skipped=skipped))
+        if empty is not None and len(sources) == before and (skipped is None or len(skipped) == left_out):
+            empty.append(arg)
     return _read_once(sources, warn)
 
 
