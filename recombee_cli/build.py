@@ -122,15 +122,18 @@ def is_compiled(module: ModuleType) -> bool:
 
 
 def compiled_modules() -> list[str]:
-    """The modules of COMPILED_MODULES (and of the build record) running compiled now."""
+    """The modules of COMPILED_MODULES (and of the build record) that run compiled: found as the
+    import system finds them, without running them (--version must not load the HTTP stack)."""
+    from importlib.util import find_spec
+
     names = dict.fromkeys((*COMPILED_MODULES, *build_record().get("modules", {})))
     running = []
     for name in names:
         try:
-            module = importlib.import_module(name)
-        except ImportError:
+            spec = find_spec(name)
+        except (ImportError, ValueError):
             continue
-        if is_compiled(module):
+        if spec is not None and (spec.origin or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
             running.append(name)
     return running
 
@@ -141,7 +144,7 @@ def describe() -> str:
     running = compiled_modules()
     if running:
         text = f"compiled: {record.get('compiler', 'cython')}, {len(running)} modules"
-        stale = [n for n in record.get("modules", {}) if n not in running and n in sys.modules]
+        stale = [n for n in record.get("modules", {}) if n not in running]
         if stale:
             text += f"; from source, changed since the build: {', '.join(sorted(stale))}"
         if record.get("note"):     # some module did not compile

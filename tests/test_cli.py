@@ -343,3 +343,30 @@ def test_workers_on_a_system_without_fork_is_a_usage_error_in_one_line(monkeypat
         "recombee-cli: error: --workers needs the 'fork' start method, which this system does not have "
         "(it runs on Linux and macOS): use --workers 1"]
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("size, expected", [(10**12, "one"), (1, "cores")], ids=["small input", "large input"])
+def test_workers_auto_forks_one_per_core_only_for_large_inputs(monkeypatch, size, expected):
+    """`--workers auto` (the default): the cores of this machine for a large input, one process
+    for a small one (forking costs more than it gains), with the same output either way."""
+    import multiprocessing
+
+    from recombee_cli.cli import common, replay
+
+    made = []
+
+    class Spy(replay.TranslatorPool):
+        def __init__(self, translator, workers, **kwargs):
+            made.append(workers)
+            super().__init__(translator, workers, **kwargs)
+
+    monkeypatch.setattr(replay, "TranslatorPool", Spy)
+    monkeypatch.setattr(common, "AUTO_WORKERS_BYTES", size)   # the samples are a few KB
+    cores = min(len(os.sched_getaffinity(0)), common.AUTO_WORKERS_MAX)
+    result = invoke(["replay", "--dry-run", "--quiet", str(SAMPLES)])
+    explicit = invoke(["replay", "--dry-run", "--quiet", "--workers", "1", str(SAMPLES)])
+    assert result.exit_code == explicit.exit_code == 0 and result.stdout == explicit.stdout
+    if expected == "one" or cores == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        assert made == []
+    else:
+        assert made == [cores]

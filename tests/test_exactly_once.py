@@ -14,7 +14,14 @@ At 1 and 16 lanes.
 from __future__ import annotations
 
 import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -226,4 +233,150 @@ def test_a_killed_and_resumed_replay_stores_what_one_in_order_stores(tmp_path, m
                 break
         assert all_done(state)
         got = emu.snapshot()
+    assert got == expected
+
+
+# -- the command line, real processes --------------------------------------------------------------
+
+THREE = [   # the issue's three lines: a view by anon-1, its alias into user-1, a second view by anon-1
+    {"type": "track", "event": "Product Viewed", "anonymousId": "anon-1", "properties": {"product_id": "p1"},
+     "timestamp": "2024-03-01T10:00:00Z"},
+    {"type": "alias", "previousId": "anon-1", "userId": "user-1", "timestamp": "2024-03-01T10:01:00Z"},
+    {"type": "track", "event": "Product Viewed", "anonymousId": "anon-1", "properties": {"product_id": "p2"},
+     "timestamp": "2024-03-01T10:02:00Z"},
+]
+
+
+def _cli(emu: Emulator, state: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "recombee_cli", "replay", "--base-uri", emu.base_uri, "--allow-http",
+         "--database-id", DB, "--state", str(state), *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
+
+
+def _views(emu: Emulator) -> list[tuple[str, str]]:
+    return sorted(row[:2] for row in emu.snapshot()["detailviews"])
+
+
+@pytest.mark.parametrize("again", [["--reprocess"], ["--since", "2024-01-01", "--until", "2025-01-01"]],
+                         ids=["reprocess", "window"])
+def test_sending_applied_merges_again_is_refused_before_anything_is_sent(tmp_path, again):
+    """--reprocess (and a --since/--until window) used to send the merge again: Recombee moved the
+    re-created anonymous user's second view to user-1 as well."""
+    archive = tmp_path / "three.ndjson"
+    archive.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in THREE))
+    state = tmp_path / "state.sqlite"
+    with Emulator(DB, TOKEN) as emu:
+        first = _cli(emu, state, str(archive))
+        assert first.returncode == 0, first.stderr
+        assert _views(emu) == [("anon-1", "p2"), ("user-1", "p1")]
+        calls = emu.stats.batch_calls
+        second = _cli(emu, state, *again, str(archive))
+        assert emu.stats.batch_calls == calls          # nothing was sent
+        assert _views(emu) == [("anon-1", "p2"), ("user-1", "p1")]
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert "Traceback" not in second.stderr
+    assert lines[-1].startswith("recombee-cli: error: ") and "would send again 1 merge or user deletion" in lines[-1]
+    assert "empty database" in lines[-1]
+
+
+def test_files_without_applied_merges_can_be_reprocessed(tmp_path):
+    archive = tmp_path / "views.ndjson"
+    archive.write_bytes(orjson.dumps(THREE[0]) + b"\n" + orjson.dumps(THREE[2]) + b"\n")
+    state = tmp_path / "state.sqlite"
+    with Emulator(DB, TOKEN) as emu:
+        assert _cli(emu, state, str(archive)).returncode == 0
+        again = _cli(emu, state, "--reprocess", "--report", str(tmp_path / "r.json"), str(archive))
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["outcomes"]["duplicate"] == 2
+
+
+def test_two_requests_with_one_key_never_share_a_batch_so_a_retried_first_is_not_overtaken(tmp_path):
+    """An order listing one product twice at one time makes two purchases with one key. The first
+    failed (503 inside the Batch), the second was stored; the first, sent again, came back 409 and
+    the store kept the second's amount. Now the second waits for the next Batch."""
+    order = {"type": "track", "event": "Order Completed", "userId": "u1", "timestamp": "2024-03-01T10:00:00Z",
+             "properties": {"order_id": "o1", "products": [{"product_id": "p1", "price": 5, "quantity": 1},
+                                                           {"product_id": "p1", "price": 5, "quantity": 3}]}}
+    archive = tmp_path / "order.ndjson"
+    archive.write_bytes(orjson.dumps(order) + b"\n")
+    with Emulator(DB, TOKEN) as reference:
+        client = RecombeeClient(DB, TOKEN, reference.base_uri, timeout=10)
+        for body in dry_run(str(archive), tmp_path):
+            client.batch([body])
+        client.close()
+        expected = reference.snapshot()["purchases"]
+    assert [row[3] for row in expected] == [1.0]        # the first one's amount: Recombee keeps it
+    with Emulator(DB, TOKEN, faults=Faults(p_sub_5xx=1.0, limit=1)) as emu:   # the first request only
+        result = _cli(emu, tmp_path / "state.sqlite", "--batch-size", "10", str(archive))
+        assert emu.stats.faults["sub_5xx"] == 1
+        got = emu.snapshot()["purchases"]
+    assert result.returncode == 0, result.stderr
+    assert got == expected
+
+
+def _history(count: int, seed: int) -> list[dict]:
+    """Visitors browse as anon-N, are aliased into user-N, and come back as anon-N too."""
+    rng = random.Random(seed)
+    clock = START
+    events = []
+    merged: set[int] = set()
+    for _ in range(count):
+        clock += timedelta(milliseconds=rng.randint(1, 3000))
+        stamp = clock.isoformat().replace("+00:00", "Z")
+        person = rng.randrange(40)
+        if rng.random() < 0.05:
+            events.append({"type": "alias", "previousId": f"anon-{person}", "userId": f"user-{person}",
+                           "timestamp": stamp})
+            merged.add(person)
+            continue
+        who = {"userId": f"user-{person}"} if person in merged and rng.random() < 0.5 else \
+            {"anonymousId": f"anon-{person}"}
+        product = f"p{rng.randrange(30)}"
+        name = rng.choice(["Product Viewed", "Product Added to Wishlist", "Product Removed from Wishlist"])
+        events.append({"type": "track", "event": name, **who, "properties": {"product_id": product},
+                       "timestamp": stamp})
+    return events
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["KILL", "TERM", "INT"])
+def test_a_run_killed_at_random_points_and_run_again_stores_what_one_clean_run_stores(tmp_path, sig):
+    """Real processes, real signals: three runs stopped at a random moment after they sent
+    something, then the same command to the end. Merges of anonymous ids used again after them
+    made 17 of 27 such tries end with a store that differed from a clean run's."""
+    archive = tmp_path / "history.ndjson"
+    archive.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in _history(3000, seed=sig)))
+    with Emulator(DB, TOKEN) as reference:
+        client = RecombeeClient(DB, TOKEN, reference.base_uri, timeout=10)
+        bodies = dry_run(str(archive), tmp_path)
+        assert sum(b"/merge/" in body for body in bodies) > 100
+        for start in range(0, len(bodies), 1000):
+            client.batch(bodies[start:start + 1000])
+        client.close()
+        expected = reference.snapshot()
+    rng = random.Random(int(sig))
+    state = tmp_path / "state.sqlite"
+    args = [sys.executable, "-m", "recombee_cli", "replay", "--batch-size", "50", "--concurrency", "3",
+            "--state", str(state), "--database-id", DB, "--allow-http", "--config", str(tmp_path / "once.toml")]
+    (tmp_path / "once.toml").write_text(CONFIG)
+    env = {**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN}
+    with Emulator(DB, TOKEN, latency=40) as emu:     # slow enough to be stopped halfway
+        args += ["--base-uri", emu.base_uri, str(archive)]
+        stopped = 0
+        for _ in range(3):
+            calls = emu.stats.batch_calls
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and emu.stats.batch_calls < calls + 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0, 0.5))
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                stopped += 1
+            proc.wait(timeout=60)
+        final = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        got = emu.snapshot()
+    assert stopped >= 1
+    assert final.returncode == 0, final.stderr
     assert got == expected

@@ -266,6 +266,51 @@ def total_bytes(sources) -> int | None:
     return sum(sizes) if sizes and all(s is not None for s in sizes) else None
 
 
+AUTO_WORKERS_BYTES = 32 << 20   # inputs smaller than this: one process (forking would cost more than it gains)
+AUTO_WORKERS_MAX = 8
+
+
+class WorkersType(click.ParamType):
+    """--workers: a number of processes, or `auto` (None)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number of processes nor auto", param, ctx)
+        if not 1 <= number <= 64:
+            self.fail(f"{number} is not between 1 and 64", param, ctx)
+        return number
+
+
+workers_option = click.option(
+    "--workers", type=WorkersType(), default="auto", show_default=True,
+    help="Processes that translate events: a number, or auto: one per usable core (at most "
+         f"{AUTO_WORKERS_MAX}) when the inputs hold {AUTO_WORKERS_BYTES >> 20} MB or more, else one. The "
+         "output, counts, rejects and state are the same whatever the number.")
+
+
+def workers_for(requested: int | None, sources, *, dedupe: bool = False, dask: bool = False) -> int:
+    """How many translating processes: the number asked for, or for `auto` one per usable core
+    (at most AUTO_WORKERS_MAX) when the inputs' known size is AUTO_WORKERS_BYTES or more and
+    nothing needs one process (--dedupe) or another engine (--dask); else 1."""
+    if requested is not None:
+        return requested
+    size = total_bytes(sources)
+    if dedupe or dask or size is None or size < AUTO_WORKERS_BYTES:
+        return 1
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():   # the pool forks (pipeline/parallel.py)
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, AUTO_WORKERS_MAX))
+
+
 def dask_engine(dask: str, config: Config, since: str | None, until: str | None):
     """The Dask client (and LocalCluster) for --dask, and the engine that reads and translates on it."""
     from recombee_cli.pipeline.cluster import DaskEngine, connect

@@ -20,6 +20,8 @@ from recombee_cli.cli.common import (
     total_bytes,
     warn_what_was_read,
     warner,
+    workers_for,
+    workers_option,
     write_report,
 )
 from recombee_cli.cli.environment import Command, Environment, log_json, say
@@ -69,8 +71,7 @@ EXPORT_EXIT_CODES_HELP = exit_codes_help({
 @click.option("--dedupe", is_flag=True, help="Drop repeated messageIds (counted as filtered).")
 @click.option("--dedupe-window", type=click.IntRange(min=1), default=DEFAULT_DEDUPE_WINDOW, show_default=True,
               help="How many recent messageIds --dedupe remembers.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Processes that translate events; the files are the same as with one.")
+@workers_option
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: warnings, errors and the summary as JSON lines on stderr.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, warnings or summary unless something was invalid.")
@@ -101,9 +102,10 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     fmt = FORMATS[format_name](anonymous_ids=anonymous_ids)
     files = FileExporter(output, fmt, gzip=gzip_parts, part_rows=part_rows, overwrite=overwrite)
     sink = ExportSink(fmt, files)
-    if workers > 1 and dedupe:
+    if (workers or 1) > 1 and dedupe:
         say(env, "warning", "--dedupe needs every event in input order: translating in one process")
         workers = 1
+    workers = workers_for(workers, sources, dedupe=dedupe)
     # The format's contract decides what is valid, not Recombee's ID rule (a page named "Search
     # Results" is a fine ItemId): off for this export, in this process and the workers it forks.
     with recombee_id_rule(fmt.recombee_ids):

@@ -51,8 +51,16 @@ class LazyGroup(Group):
         return load_command(cmd_name) if cmd_name in COMMANDS else None
 
 
+def show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version: the version and which build runs (worked out only when asked)."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"recombee-cli {__version__} ({build.describe()})")
+        ctx.exit()
+
+
 @click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP)
-@click.version_option(__version__, prog_name="recombee-cli", message=f"%(prog)s %(version)s ({build.describe()})")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=show_version,
+              help="Show the version, and whether the compiled build runs, and exit.")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Replay Segment event exports into Recombee, as Segment's Recombee (Actions) destination

@@ -28,6 +28,8 @@ from recombee_cli.cli.common import (
     total_bytes,
     warn_what_was_read,
     warner,
+    workers_for,
+    workers_option,
     write_report,
 )
 from recombee_cli.cli.environment import Command, Environment, log_json, say
@@ -41,7 +43,6 @@ from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
-from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
 from recombee_cli.record.state import default_state_path
 from recombee_cli.sinks.printer import DryRunPrinter, PerFileDryRun
@@ -49,7 +50,7 @@ from recombee_cli.sinks.protocol import Sink
 from recombee_cli.sources.reader import Source
 
 if TYPE_CHECKING:   # the sender (and httpx) load only when something is sent
-    pass
+    from recombee_cli.recombee.sender import RecombeeSender
 
 
 def read_token(env: Environment, config: Config, token_file: str | None) -> str:
@@ -96,9 +97,9 @@ def batch_printer(env: Environment):
 
 
 def make_sender(env: Environment, config: Config, *, database_id, region, base_uri, token_file,
-                 allow_http, batch_size, concurrency, verbose=False):
+                 allow_http, batch_size, concurrency, verbose=False) -> RecombeeSender:
     from recombee_cli.recombee.client import RecombeeClient, base_url_for
-    from recombee_cli.recombee.sender import DEFAULT_BATCH_SIZE
+    from recombee_cli.recombee.sender import DEFAULT_BATCH_SIZE, RecombeeSender
 
     database_id = database_id or config.recombee.database_id
     if not database_id:
@@ -154,9 +155,7 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
 @click.option("--dedupe", is_flag=True, help="Drop repeated messageIds (counted as filtered).")
 @click.option("--dedupe-window", type=click.IntRange(min=1), default=DEFAULT_DEDUPE_WINDOW, show_default=True,
               help="How many recent messageIds --dedupe remembers.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Processes that translate events (use the number of cores for big archives); "
-                   "output and counts are the same as with one.")
+@workers_option
 @dask_option
 @click.option("--output", "output", type=click.Path(file_okay=False),
               help="With --dry-run: write the requests of each input to its own file in this folder "
@@ -197,13 +196,14 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
     if output and not dry_run:
         raise Abort("--output writes the requests of a dry run: use it with --dry-run", ExitCode.USAGE)
-    if dask and (dedupe or workers > 1):
+    if dask and (dedupe or (workers or 1) > 1):
         raise Abort(f"--dask does not go with {'--dedupe' if dedupe else '--workers'}: " +
                     ("--dedupe needs every event in input order, in one process" if dedupe
                      else "the cluster's workers translate"), ExitCode.USAGE)
-    if workers > 1 and dedupe:
+    if (workers or 1) > 1 and dedupe:
         say(env, "warning", "--dedupe needs every event in input order: translating in one process")
         workers = 1
+    workers = workers_for(workers, sources, dedupe=dedupe, dask=bool(dask))
     # Fork the translators before any sender thread exists.
     pool = TranslatorPool(translator, workers, window_filter=window_filter,
                           lanes=0 if dry_run else concurrency) if workers > 1 else None
@@ -228,7 +228,9 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
             if use_state else None,
             reprocess=reprocess, window_filter=window_filter, dedupe=deduplicator,
             max_line_bytes=max_line_bytes, engine=pool or engine, warn=warner(env, quiet),
-            observer=observer, mappings=config.mappings_identity())
+            observer=observer, mappings=config.mappings_identity(),
+            merges_state=(state_path or default_state_path(sink.database_id))
+            if window and not dry_run and not no_state else None)
         report = run_session(env, session, observer, sources, len(skipped_folders), report_path, quiet)
     finally:
         if pool is not None:

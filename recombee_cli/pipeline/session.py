@@ -97,8 +97,12 @@ class ReplaySession:
                  state_path: str | None = None, reprocess: bool = False, window_filter: Any = None,
                  dedupe: Deduplicator | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                  engine: Engine | None = None, observer: Observer | None = None,
-                 warn: Warn = _quiet, mappings: dict[str, Any] | None = None):
+                 warn: Warn = _quiet, mappings: dict[str, Any] | None = None,
+                 merges_state: str | None = None):
         self.translator, self.sink, self.dry_run = translator, sink, dry_run
+        # A run that uses no state but sends (a --since/--until window): the state whose applied
+        # merges it must not send again (it is read, not changed).
+        self.merges_state = merges_state
         self.rejects_path, self.state_path, self.reprocess = rejects_path, state_path, reprocess
         self.window_filter, self.dedupe, self.max_line_bytes = window_filter, dedupe, max_line_bytes
         self.engine, self.observer, self.warn = engine, observer, warn
@@ -146,7 +150,13 @@ class ReplaySession:
         self.ran = True
         self.open()
         if self.reprocess and self.store is not None:
-            self._refuse_merges_again(sources)
+            self._refuse_merges_again(self.store, sources, "--reprocess")
+        elif self.merges_state is not None and os.path.exists(self.merges_state):
+            store = StateStore(self.merges_state)
+            try:
+                self._refuse_merges_again(store, sources, "this --since/--until window")
+            finally:
+                store.close()
         report = self.report
         if skipped_folders:
             report.extra["skipped_folders"] = skipped_folders
@@ -184,20 +194,19 @@ class ReplaySession:
         self._record("done" if report.ok else "failed", quietly=False)
         return report
 
-    def _refuse_merges_again(self, sources: Sequence[Source]) -> None:
-        """--reprocess sends a file's requests again from its start. Recombee applies a merge or a
-        user deletion again (a merge would move what its source user was given since, a deletion
-        delete it), so files whose merges or deletions were applied are refused, before anything
-        is sent; the state is left as it was."""
-        assert self.store is not None
-        applied = self.store.applied_solos([s.state_key for s in sources if s.identity is not None])
+    def _refuse_merges_again(self, store: StateStore, sources: Sequence[Source], what: str) -> None:
+        """--reprocess (or a --since/--until window) sends files' requests again from their start.
+        Recombee applies a merge or a user deletion again (a merge would move what its source user
+        was given since, a deletion delete it), so files whose merges or deletions were applied are
+        refused, before anything is sent; the state is left as it was."""
+        applied = store.applied_solos([s.state_key for s in sources if s.identity is not None])
         if not applied:
             return
         first = next(s for s in sources if s.state_key in applied)
         self.sink.abort()
         self._record("aborted", quietly=True)
         raise ReprocessRefused(
-            f"--reprocess would send again {_merges(sum(applied.values()))} that Recombee "
+            f"{what} would send again {_merges(sum(applied.values()))} that Recombee "
             f"already applied, from {len(applied):,} file{'s' if len(applied) != 1 else ''} (first: "
             f"{first.name}); applied again, a merge moves what its source user was given since. Replay "
             f"into an empty database with a new state instead, or leave those files out")
