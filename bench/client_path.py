@@ -53,17 +53,25 @@ def minimal(requests: list[dict], base_uri: str, database: str, token: str, size
 
 
 def sender(requests: list[dict], base_uri: str, database: str, token: str, size: int) -> tuple[int, Counter]:
-    from array import array
-
     from recombee_cli.recombee.client import RecombeeClient
     from recombee_cli.recombee.sender import RecombeeSender
-    from recombee_cli.request_kinds import route, sid
-    from recombee_cli.sinks.protocol import ChunkTicket
-    from recombee_cli.sources.reader import Block
+
+    from recombee_cli.pipeline.replay import collector_for_streaming
 
     client = RecombeeClient(database, token, base_uri)
     sink = RecombeeSender(client, batch_size=size)
     codes: Counter = Counter()
+    with collector_for_streaming():   # as a replay runs: the collector tuned for a long stream
+        return _send(requests, sink, size, codes)
+
+
+def _send(requests: list[dict], sink, size: int, codes: Counter) -> tuple[int, Counter]:
+    from array import array
+
+    from recombee_cli.request_kinds import route, sid
+    from recombee_cli.sinks.protocol import ChunkTicket
+    from recombee_cli.sources.reader import Block
+
     try:
         for start in range(0, len(requests), 1000):   # a chunk: one event a line, one request an event
             chunk = requests[start:start + 1000]
