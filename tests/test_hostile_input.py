@@ -222,3 +222,33 @@ def test_whatever_an_event_holds_it_ends_in_an_outcome(fuzz_config, events):
     if summary:   # (--quiet says nothing when every event was fine)
         report = summary[-1]["report"]
         assert sum(report["outcomes"].values()) == report["events"] == len(events)
+
+
+# -- blank lines -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_newlines_by_the_million_are_skipped_as_runs_not_cut_into_lines(tmp_path, monkeypatch, workers):
+    """A file of newlines (3 million here; a 2 GB "newline bomb" in the wild) is read at the speed
+    of a search for each run's end: the runs are never cut into lines one by one, and the events
+    between them keep their line numbers and byte offsets."""
+    import recombee_cli.sources.reader as reader
+
+    cut: list[int] = []
+    real = reader.cut_lines
+    monkeypatch.setattr(reader, "cut_lines", lambda data: cut.append(data.count(b"\n") + 1) or real(data))
+    first, bad, last = (orjson.dumps(dict(VIEW, timestamp=GOOD)), orjson.dumps(dict(VIEW, timestamp="0000-01-01")),
+                        orjson.dumps(dict(VIEW, timestamp="2024-03-02")))
+    body = first + b"\n" * 3_000_000 + bad + b"\r\n" * 200_000 + b"\n" + last + b"\n" * 5000 + b"\r\n\n"
+    path = tmp_path / "bomb.ndjson"
+    path.write_bytes(body)
+    rejects, report = tmp_path / "rejects.ndjson", tmp_path / "report.json"
+    result = invoke(["replay", "--dry-run", "--workers", workers, "--rejects", str(rejects), "--report", str(report),
+                     str(path)])
+    assert result.exit_code == 1, result.stderr
+    assert [r["params"]["timestamp"] for r in ndjson(result.stdout)] == [1709294400, 1709337600]
+    rejected = ndjson(rejects.read_text())
+    assert [(r["line"], r["offset"]) for r in rejected] == [(3_000_001, len(first) + 3_000_000)]
+    figures = json.loads(report.read_text())
+    assert figures["lines"] == 3 and figures["events"] == 3
+    if workers == "1":   # (the workers cut their own byte ranges, in their own processes)
+        assert sum(cut) < 20_000, f"{sum(cut):,} lines cut"
