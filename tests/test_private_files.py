@@ -1,12 +1,51 @@
-"""Nothing exposed: signed requests never travel over plain http unless asked for, however the
-scheme is spelled."""
+"""Nothing exposed: what the tool writes is readable by its owner only, signed requests never travel
+over plain http unless asked for (however the scheme is spelled), the sandbox says when it is
+reachable from other machines with its well-known token, and its TLS key does not outlive it."""
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+from pathlib import Path
+
 import pytest
-from helpers import invoke
+from helpers import SAMPLES, invoke
 
 TOKEN = "private-test-token-9a4d"
+
+
+@pytest.fixture
+def usual_umask():
+    """What most machines set (022): files would be created world-readable unless the tool says."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_dry_runs_output_and_an_export_are_their_owners_only(tmp_path, usual_umask):
+    out = tmp_path / "requests" / "deep"
+    assert invoke(["replay", "--dry-run", "--quiet", "--output", str(out), str(SAMPLES)]).exit_code == 0
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and all(_mode(p) == 0o600 for p in files)
+    assert _mode(out) == _mode(out.parent) == 0o700
+    export = tmp_path / "export"
+    assert invoke(["export", "-o", str(export), "--quiet", str(SAMPLES)]).exit_code in (0, 1)   # (long item ids)
+    written = list(export.rglob("*"))
+    assert any(p.name.startswith("part-") for p in written)
+    assert all(_mode(p) == (0o700 if p.is_dir() else 0o600) for p in [export, *written])
+
+
+def test_a_file_that_exists_keeps_the_mode_its_owner_gave_it(tmp_path, usual_umask):
+    report = tmp_path / "run.json"
+    report.write_text("{}")
+    report.chmod(0o640)   # shared with a monitoring group on purpose
+    assert invoke(["replay", "--dry-run", "--quiet", "--report", str(report), str(SAMPLES)]).exit_code == 0
+    assert _mode(report) == 0o640 and json.loads(report.read_text())["events"] > 0
 
 
 # -- plain http ----------------------------------------------------------------------------------

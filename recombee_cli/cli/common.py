@@ -19,6 +19,7 @@ from recombee_cli.pipeline.compile import compile_config, trigger_warnings
 from recombee_cli.pipeline.config import Config, load_config
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.translate import Translator
+from recombee_cli.private import open_private
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, expand_inputs
 
 # Where the configuration comes from when --config is not given (documented in --help and README).
@@ -78,7 +79,7 @@ def load(env: Environment, config_path: str | None, quiet: bool = False,
 def write_report(path: str | None, report: RunReport) -> None:
     if path:
         try:
-            with open(path, "wb") as fh:
+            with open_private(path, "wb") as fh:
                 fh.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
         except OSError as exc:
             raise OutputError(f"cannot write the report {path}: {exc.strerror or exc}") from None

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from recombee_cli.errors import InputError, OutputError
+from recombee_cli.private import open_private
 from recombee_cli.sources.decode import REJECT_MARKER
 from recombee_cli.sources.reader import Line, Source, display_name
 
@@ -24,7 +25,7 @@ class RejectsWriter:
         self.path = path
         self._known = self._keys_in(path)
         try:
-            self._fh: BinaryIO = open(path, "ab")
+            self._fh: BinaryIO = open_private(path, "ab")
         except OSError as exc:
             raise InputError(f"cannot write the rejects file {path}: {exc.strerror or exc}") from None
         self.count = 0

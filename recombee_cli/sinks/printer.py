@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from recombee_cli.errors import OutputError
+from recombee_cli.private import make_folders, open_private
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sinks.protocol import ChunkTicket, Ticket
 
@@ -134,7 +135,10 @@ class PerFileDryRun:
         self._done: list[Ticket] = []
         self._written: set[str] = set()
         self.requests_printed = 0
-        os.makedirs(folder, exist_ok=True)
+        try:
+            make_folders(folder)
+        except OSError as exc:
+            raise OutputError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
 
     def path_of(self, source: str) -> str:
         return os.path.join(self._folder, *self._names[source].split("/"))
@@ -142,9 +146,9 @@ class PerFileDryRun:
     def _switch(self, source: str) -> DryRunPrinter:
         self._end_file()
         path = self.path_of(source)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
-            self._file = open(path, "wb")
+            make_folders(os.path.dirname(path))
+            self._file = open_private(path, "wb")
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         self._printer = DryRunPrinter(self._file)
