@@ -10,7 +10,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLES, invoke
+from helpers import MISTAKES, SAMPLES, invoke
+
+from recombee_cli.recombee.emulator import Emulator
 
 TOKEN = "private-test-token-9a4d"
 
@@ -25,6 +27,23 @@ def usual_umask():
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_state_rejects_and_report_are_created_for_their_owner_only(tmp_path, usual_umask, monkeypatch):
+    home = tmp_path / "home" / "state"   # none of it exists: the tool makes the folders
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    rejects, report = tmp_path / "rejects.ndjson", tmp_path / "run.json"
+    with Emulator("demo", TOKEN) as emu:
+        result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", "demo", "--quiet",
+                         "--rejects", str(rejects), "--report", str(report), str(MISTAKES)],
+                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+    assert result.exit_code == 1, result.stderr
+    state = home / "recombee-cli" / "demo.sqlite"
+    for path in (state, Path(f"{state}.lock"), rejects, report):
+        assert _mode(path) == 0o600, path
+    for folder in (home.parent, home, home / "recombee-cli"):
+        assert _mode(folder) == 0o700, folder
+    assert rejects.read_text().count("\n") > 3   # whole events: e-mails, IPs, user agents
 
 
 def test_a_dry_runs_output_and_an_export_are_their_owners_only(tmp_path, usual_umask):

@@ -36,9 +36,10 @@ from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, m
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
+from recombee_cli.recombee.client import endpoint_of
 from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
 from recombee_cli.recombee.sender import RecombeeSender
-from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
+from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS, database_id_problem
 from recombee_cli.record.state import default_state_path
 from recombee_cli.sinks.printer import DryRunPrinter, PerFileDryRun
 from recombee_cli.sinks.protocol import Sink
@@ -100,6 +101,9 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
     if not database_id:
         raise Abort("no database id: pass --database-id or set [recombee] database_id in the config",
                     ExitCode.USAGE)
+    problem = database_id_problem(database_id)
+    if problem:
+        raise Abort(problem, ExitCode.USAGE)
     if base_uri and region:
         raise Abort("--base-uri and --region cannot be used together", ExitCode.USAGE)
     if not base_uri and not region:
@@ -206,13 +210,15 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
         if dask:
             client, cluster, engine = dask_engine(dask, config, since, until)
         check_writable(report_path, "--report")
+        endpoint = None
         if dry_run:
             sink: Sink = (PerFileDryRun(output, [s.name for s in sources]) if output
                           else DryRunPrinter(env.stdout))
         else:
-            sink = make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
+            sink = sender = make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
                                token_file=token_file, allow_http=allow_http, batch_size=batch_size,
                                concurrency=concurrency, verbose=verbose)
+            endpoint = endpoint_of(sender.client.base_url)
         use_state = not dry_run and not no_state and not window
         rejects_path = rejects_path or config.replay.rejects
         observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
@@ -222,7 +228,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
             if use_state else None,
             reprocess=reprocess, window_filter=window_filter, dedupe=deduplicator,
             max_line_bytes=max_line_bytes, engine=pool or engine, warn=warner(env, quiet),
-            observer=observer)
+            observer=observer, endpoint=endpoint)
         report = run_session(env, session, observer, sources, len(skipped_folders), report_path, rejects_path,
                              quiet)
     finally:

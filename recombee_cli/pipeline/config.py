@@ -16,7 +16,7 @@ from typing import Any
 
 from recombee_cli.errors import ConfigError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, parse_fail_on
-from recombee_cli.recombee.service import MAX_BATCH, REGIONS
+from recombee_cli.recombee.service import MAX_BATCH, REGIONS, database_id_problem
 from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA
 from recombee_cli.segment.presets import ALL_PRESETS_BY_NAME, OPT_IN_BY_NAME, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME
 from recombee_cli.segment.properties import check_types
@@ -230,6 +230,9 @@ def load_config(path: str | None) -> Config:
     for key in ("database_id", "region", "base_uri", "token", "token_file"):
         if key in rec:
             setattr(config.recombee, key, _expect(rec[key], str, f"recombee.{key}", path))
+    problem = database_id_problem(config.recombee.database_id) if config.recombee.database_id is not None else None
+    if problem:
+        raise ConfigError(f"recombee.database_id: {problem}", file=path, line=_line_of(text, "database_id"))
     if config.recombee.region and config.recombee.region not in REGIONS:
         raise ConfigError(f"recombee.region {config.recombee.region!r} is not one of {', '.join(REGIONS)}",
                           file=path)

@@ -40,19 +40,22 @@ class ReplaySession:
     report; `report` holds the figures even when `run` raised.
 
     `state_path` None means no state (dry runs, --no-state, a --since/--until window): nothing is
-    skipped and nothing recorded. A sending sink has `batch_size`; chunks of lines are then no
-    bigger than a Batch, so the first requests leave early and a checkpoint never waits long."""
+    skipped and nothing recorded. A state belongs to the sink's database (and to `endpoint`, the
+    address it sends to, when given): a state of another is refused before anything is sent.
+    A sending sink has `batch_size`; chunks of lines are then no bigger than a Batch, so the
+    first requests leave early and a checkpoint never waits long."""
 
     def __init__(self, translator: Translator, sink: Sink, *, dry_run: bool = True,
                  fail_on: Sequence[str] = DEFAULT_FAIL_ON, rejects_path: str | None = None,
                  state_path: str | None = None, reprocess: bool = False, window_filter: Any = None,
                  dedupe: Deduplicator | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                  engine: Engine | None = None, observer: Observer | None = None,
-                 warn: Warn = _quiet):
+                 warn: Warn = _quiet, endpoint: str | None = None):
         self.translator, self.sink, self.dry_run = translator, sink, dry_run
         self.rejects_path, self.state_path, self.reprocess = rejects_path, state_path, reprocess
         self.window_filter, self.dedupe, self.max_line_bytes = window_filter, dedupe, max_line_bytes
         self.engine, self.observer, self.warn = engine, observer, warn
+        self.endpoint = endpoint   # where the sink sends (a region's host or a base URI): the state's too
         self.report = RunReport(dry_run=dry_run, fail_on=tuple(fail_on))
         self.rejects: RejectsWriter | None = None
         self.store: StateStore | None = None
@@ -71,8 +74,10 @@ class ReplaySession:
             if self.rejects_path:
                 self.rejects = RejectsWriter(self.rejects_path)
             if self.state_path is not None:
-                self.store = StateStore(self.state_path)
+                self.store = StateStore(self.state_path, warn=self.warn)
                 self.store.lock(describe_command())
+                if self.sink.database_id:   # a state belongs to one database (and address)
+                    self.store.bind(self.sink.database_id, self.endpoint)
                 self.run_id = self.store.start_run(describe_command())
                 self.checkpoints = Checkpoints(self.store, reprocess=self.reprocess, warn=self.warn)
         except BaseException:

@@ -62,6 +62,16 @@ def base_url_for(region: str | None, base_uri: str | None, *, allow_http: bool) 
     return "https://" + REGION_HOSTS[region]
 
 
+def endpoint_of(base_url: str) -> str:
+    """The address a state file records (`https://rapi-eu-west.recombee.com`): the base URL with its
+    host in lower case and without the scheme's default port, so that one address is one text."""
+    parts = urlsplit(base_url)
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    netloc = (parts.hostname or "") + (f":{port}" if port and port != default else "")
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
 def _check_url(given: str, url: str) -> None:
     """A base URI that no call could use is a usage error now, not a crash at the first call
     (httpx parses `https://a..b` or port 99999 and only the socket refuses them)."""
