@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import MISTAKES, SAMPLES, invoke
+from test_state import _wait_for
 
 from recombee_cli.recombee.emulator import Emulator
 
@@ -87,3 +91,50 @@ def test_plain_http_needs_allow_http_however_the_scheme_is_spelled(tmp_path, spe
     refused = invoke(args, env=env)
     assert refused.exit_code == 2 and "is plain http" in refused.stderr and "--allow-http" in refused.stderr
     assert invoke([*args, "--allow-http", "--no-state"], env=env).exit_code == 0
+
+
+# -- the sandbox ---------------------------------------------------------------------------------
+
+def _sandbox(*args: str) -> tuple[subprocess.Popen, list[str]]:
+    """`recombee-cli sandbox` in its own process, once it says where it listens."""
+    proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", "sandbox", "--port", "0", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    assert proc.stderr is not None
+    while not any("Recombee emulator on" in line for line in lines):
+        line = proc.stderr.readline()   # bounded: the process ends (EOF) if it cannot start
+        if not line:
+            break
+        lines.append(line)
+    if any("--tls" in a for a in args):
+        lines.append(proc.stderr.readline())   # the certificate's path follows
+    return proc, lines
+
+
+def _stop(proc: subprocess.Popen) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=60)
+    return proc.returncode, rest
+
+
+def test_a_sandbox_other_machines_can_reach_says_so_when_its_token_is_the_default():
+    proc, lines = _sandbox("--host", "0.0.0.0")
+    code, _ = _stop(proc)
+    assert any("lets other machines reach the sandbox" in line for line in lines), lines
+    assert code == 143
+    own, lines = _sandbox("--host", "0.0.0.0", "--token", "a-secret-of-mine")
+    _stop(own)
+    assert not any("warning" in line for line in lines), lines
+    local, lines = _sandbox()
+    _stop(local)
+    assert not any("warning" in line for line in lines), lines
+
+
+def test_sigterm_on_a_tls_sandbox_removes_its_private_key():
+    proc, lines = _sandbox("--tls")
+    cert = next(line.split("TLS certificate: ", 1)[1].strip() for line in lines if "TLS certificate: " in line)
+    folder = Path(cert).parent
+    assert (folder / "key.pem").exists() and _mode(folder / "key.pem") == 0o600
+    code, rest = _stop(proc)
+    assert code == 143 and "Traceback" not in rest
+    assert _wait_for(lambda: not folder.exists(), 10), sorted(os.listdir(folder))
