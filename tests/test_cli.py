@@ -338,3 +338,13 @@ def test_workers_on_a_system_without_fork_is_a_usage_error_in_one_line(monkeypat
         "recombee-cli: error: --workers needs the 'fork' start method, which this system does not have "
         "(it runs on Linux and macOS): use --workers 1"]
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["replay", "--dry-run"], ["export", "-o", "OUT"]])
+@pytest.mark.parametrize("since, until", [("2024-02-01", "2024-01-01"), ("2024-01-01", "2024-01-01"),
+                                          ("1706745600", "2024-01-01T00:00:00Z")])
+def test_a_time_window_with_nothing_in_it_is_a_usage_error(tmp_path, command, since, until):
+    args = [a.replace("OUT", str(tmp_path / "out")) for a in command]
+    result = invoke([*args, "--since", since, "--until", until, str(SAMPLES)])
+    assert result.exit_code == 2, result.stderr
+    assert "is not before --until" in result.stderr and result.stdout == ""

@@ -143,6 +143,16 @@ def moment(text: str | None, option: str) -> float | None:
                     ExitCode.USAGE) from None
 
 
+def window_of(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    """--since and --until as epoch seconds; a window with nothing in it is a usage error (the
+    run would read everything to count every event `filtered`)."""
+    start, end = moment(since, "--since"), moment(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise Abort(f"--since {since!r} is not before --until {until!r}: no event can be in that window "
+                    f"(--since is inclusive, --until exclusive)", ExitCode.USAGE)
+    return start, end
+
+
 def total_bytes(sources) -> int | None:
     sizes = [s.size for s in sources]
     return sum(sizes) if sizes and all(s is not None for s in sizes) else None

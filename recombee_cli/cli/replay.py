@@ -20,11 +20,11 @@ from recombee_cli.cli.common import (
     inputs_of,
     load,
     max_line_option,
-    moment,
     preset_option,
     sigterm_stops_like_ctrl_c,
     total_bytes,
     warner,
+    window_of,
     write_report,
 )
 from recombee_cli.cli.environment import Command, Environment, log_json, say
@@ -188,7 +188,8 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     env.log_json = log_format == "json"
     config, translator = load(env, config_path, quiet, enable)
     window = since is not None or until is not None
-    window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
+    start, end = window_of(since, until)
+    window_filter = make_filter(since=start, until=end)
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
     sources, skipped_folders = inputs_of(env, inputs, since, until, quiet)
