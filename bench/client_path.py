@@ -53,10 +53,9 @@ def minimal(requests: list[dict], base_uri: str, database: str, token: str, size
 
 
 def sender(requests: list[dict], base_uri: str, database: str, token: str, size: int) -> tuple[int, Counter]:
+    from recombee_cli.pipeline.replay import collector_for_streaming
     from recombee_cli.recombee.client import RecombeeClient
     from recombee_cli.recombee.sender import RecombeeSender
-
-    from recombee_cli.pipeline.replay import collector_for_streaming
 
     client = RecombeeClient(database, token, base_uri)
     sink = RecombeeSender(client, batch_size=size)

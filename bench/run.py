@@ -41,7 +41,8 @@ ROOT = BENCH.parent
 PYTHON = sys.executable
 DATABASE, TOKEN = "bench", "bench-token"
 CLI_EXIT_OK = (0, 1)           # 1: the generated exports hold invalid events on purpose ('Home Page')
-SECTIONS = ("floor", "dryrun", "workers", "config", "memory", "e2e", "latency", "sweep", "instructions", "dask")
+SECTIONS = ("floor", "dryrun", "workers", "config", "memory", "e2e", "latency", "client", "sweep", "instructions",
+            "startup", "dask")
 MIXES = ("server", "browser")   # bench/generate.py --mix
 TIMEOUT = 3 * 3600             # per process; a hung run is killed (its process group only)
 
@@ -57,6 +58,14 @@ TARGET_RSS_GROWTH = 0.10             # 1x -> 10x events, streamed
 TARGET_CONFIG = 0.10                 # 50 extra mappings: instructions per event (callgrind)
 TARGET_INSTRUCTIONS_FEWER = 0.35     # instructions per event of a dry run vs --baseline-rev
 TARGET_INSTRUCTIONS_MIX = "server"
+# The targets of "merges exactly once" (#21), on the server mix with its aliases.
+TARGET_LATENCY_HIDDEN_SLOW = 0.90    # rate at --latency-slow ms >= 0.90 x rate at 0 ms
+TARGET_SEND_SDK_LATENCY = 4.0        # replay -> emulator at --latency ms vs the SDK script at the same latency
+TARGET_BATCH_CALLS = 1.15            # Batch calls <= 1.15 x ceil(requests / batch size)
+TARGET_STARTUP_INSTRUCTIONS = 415e6  # `recombee-cli --version`, whole process (about 830 M at f34c24e)
+TARGET_CLIENT_CPU = 1.5              # client CPU per request <= 1.5 x a minimal sequential httpx sender's
+PARALLEL_JUDGED = 1.2                # a parallel row is judged only where N processes get >= 1.2x one
+STARTUP_BASELINE = "f34c24e"         # the revision the start-up row is shown beside
 
 
 # ----------------------------------------------------------------------------------------------
@@ -459,7 +468,17 @@ class Bench:
         pure = None
         if self.compiled:
             pure = self.keep("dry-pure", Result("replay --dry-run, plain file, pure-Python build", events, size))
+        # The floor beside the rows it judges, run for run: a floor measured in an earlier section saw
+        # another moment of the machine's weather.
+        floor = self.keep("floor-beside", Result("floor: orjson loads+dumps, plain (interleaved with these rows)",
+                                                 events, size))
         for _ in range(self.args.repeat):
+            if not floor.error:
+                proc = run_process([PYTHON, str(BENCH / "floor.py"), "orjson", str(plain)], stdout="capture")
+                if proc.returncode != 0:
+                    floor.error = fail_text(proc, "floor.py")
+                else:
+                    floor.add(proc)
             if not single.error:
                 self.run_cli(single, lambda r: self.replay([str(plain)], report=r), expect_events=events)
             if pure and not pure.error:
@@ -470,7 +489,7 @@ class Bench:
                              expect_events=events)
             if not zipped.error:
                 self.run_cli(zipped, lambda r: self.replay([str(gz)], report=r), expect_events=events)
-        floor = self.got("floor-orjson")
+        self.rows.append(Row(floor))
         target = TARGET_DRY_OF_FLOOR[self.mix]
         for result, goal in ((single, target), (zipped, None)):
             cpu, wall = _ratio(result.cpu_rate, floor and floor.cpu_rate), _ratio(result.rate, floor and floor.rate)
@@ -572,10 +591,12 @@ class Bench:
         speedup = _ratio(result.rate, single.rate)
         goal = TARGET_WORKERS_OF_CAPACITY * capacity if capacity else None
         ok = None if speedup is None or same is None or goal is None else (speedup >= goal and same)
+        judged = capacity is not None and capacity >= PARALLEL_JUDGED
         self.rows.append(Row(result, ratio=f"{speedup:.2f}x one process" if speedup else "",
                              target=f">= {TARGET_WORKERS_OF_CAPACITY:g} x capacity"
                                     + (f" = {goal:.2f}x" if goal else "") + ", same output",
-                             verdict="ERROR" if result.error else verdict(ok)))
+                             verdict="ERROR" if result.error else verdict(ok) if judged else
+                             f"not judged (capacity {capacity:.2f}x < {PARALLEL_JUDGED:g})" if capacity else "n/a"))
 
     # -- cluster mode ----------------------------------------------------------------------------
 
@@ -645,7 +666,9 @@ class Bench:
         ratio = two.rate / one.rate if one.rate and two.rate else None
         self.rows.append(Row(one))
         self.rows.append(Row(two, ratio=f"{ratio:.2f}x" if ratio else "",
-                             target=f"near the parallel capacity ({capacity:.2f}x)" if capacity else ""))
+                             target=f"near the parallel capacity ({capacity:.2f}x)" if capacity else "",
+                             verdict="" if capacity is None or capacity >= PARALLEL_JUDGED else
+                             f"not judged (capacity {capacity:.2f}x < {PARALLEL_JUDGED:g})"))
         if one.info.get("own_rate") and two.info.get("own_rate"):
             self.notes.append(f"--dask without the cluster's start: local:1 {one.info['own_rate']:,.0f} events/s, "
                               f"local:2 {two.info['own_rate']:,.0f} events/s "
@@ -711,11 +734,14 @@ class Bench:
 
     def e2e(self, plain: Path, events: int, size: int, with_latency: bool) -> None:
         """The SDK script, replay with its defaults and replay --workers N, at 0 ms per HTTP call and,
-        on the same input, at --latency ms: all six interleaved (the emulator's latency is changed
-        between runs), so that every ratio compares runs that saw the same machine weather."""
-        ms = self.args.latency
+        on the same input, at --latency and --latency-slow ms: all interleaved (the emulator's
+        latency is changed between runs), so that every ratio compares runs that saw the same
+        machine weather. Each row says how many requests its side sent, in how many calls."""
+        ms, slow = self.args.latency, self.args.latency_slow
         self.section("End to end into the local emulator (fast mode, 127.0.0.1, in the benchmark process)")
-        settings = [(0.0, "e2e", "")] + ([(ms, "lat", f", {ms:g} ms latency")] if with_latency else [])
+        settings = [(0.0, "e2e", "")]
+        if with_latency:
+            settings += [(ms, "lat", f", {ms:g} ms latency"), (slow, "slow", f", {slow:g} ms latency")]
         groups = {key: self.send_modes(key, events, size, what) for _, key, what in settings}
         with Emulator(DATABASE, TOKEN, fast=True) as emu:
             try:
@@ -731,28 +757,38 @@ class Bench:
             finally:
                 emu.latency = 0.0
         sdk, modes = groups["e2e"]
-        self.rows.append(Row(sdk))
+        self.rows.append(Row(sdk, ratio=self._sent(sdk)))
         for n, (cli, _) in enumerate(modes):
             speedup = _ratio(cli.rate, sdk.rate)
             goal = TARGET_SEND_SDK if n == 0 else None
-            self.rows.append(Row(cli, ratio=f"{speedup:.2f}x SDK" if speedup else "",
+            self.rows.append(Row(cli, ratio=(f"{speedup:.2f}x SDK; " if speedup else "") + self._sent(cli),
                                  target=f">= {goal:g}x SDK" if goal else "",
                                  verdict="ERROR" if cli.error else
                                  ("" if goal is None else verdict(None if speedup is None else speedup >= goal))))
-        self._request_note("0 ms", sdk, modes[0][0])
+        self.batch_calls_row(modes[0][0])
         sending = [cli for cli, _ in modes]
-        if with_latency:
-            self.section(f"The same input with {ms:g} ms per HTTP call (interleaved with the rows above)")
-            slow_sdk, slow_modes = groups["lat"]
+        for latency, key, _what in settings[1:]:
+            hidden_goal = TARGET_LATENCY_HIDDEN if key == "lat" else TARGET_LATENCY_HIDDEN_SLOW
+            self.section(f"The same input with {latency:g} ms per HTTP call (interleaved with the rows above)")
+            slow_sdk, slow_modes = groups[key]
             hidden = _ratio(slow_sdk.rate, sdk.rate)
-            self.rows.append(Row(slow_sdk, ratio=f"{hidden:.1%} of its 0 ms rate" if hidden else ""))
-            for (cli, _), (fast, _) in zip(slow_modes, modes):
+            self.rows.append(Row(slow_sdk, ratio=(f"{hidden:.1%} of its 0 ms rate; " if hidden else "")
+                                 + self._sent(slow_sdk)))
+            for n, ((cli, _), (fast, _)) in enumerate(zip(slow_modes, modes)):
                 hidden, speedup = _ratio(cli.rate, fast.rate), _ratio(cli.rate, slow_sdk.rate)
-                text = f"latency hidden {hidden:.1%}" + (f" ({speedup:.2f}x SDK)" if speedup else "") if hidden else ""
-                self.rows.append(Row(cli, ratio=text, target=f">= {TARGET_LATENCY_HIDDEN:.0%} of its 0 ms row",
+                text = (f"latency hidden {hidden:.1%}" if hidden else "") + \
+                    (f" ({speedup:.2f}x SDK)" if speedup else "") + "; " + self._sent(cli)
+                judged = n == 0   # the defaults are judged; --workers is for reference
+                self.rows.append(Row(cli, ratio=text,
+                                     target=f">= {hidden_goal:.0%} of its 0 ms row" if judged else "",
                                      verdict="ERROR" if cli.error or fast.error else
-                                     verdict(None if hidden is None else hidden >= TARGET_LATENCY_HIDDEN)))
-            self._request_note(f"{ms:g} ms", slow_sdk, slow_modes[0][0])
+                                     (verdict(None if hidden is None else hidden >= hidden_goal) if judged else "")))
+                if judged and key == "lat":
+                    self.rows.append(Row(label=f"  the same row against the SDK script at {latency:g} ms",
+                                         ratio=f"{speedup:.2f}x SDK" if speedup else "",
+                                         target=f">= {TARGET_SEND_SDK_LATENCY:g}x SDK",
+                                         verdict="ERROR" if cli.error or slow_sdk.error else
+                                         verdict(None if speedup is None else speedup >= TARGET_SEND_SDK_LATENCY)))
             sending += [cli for cli, _ in slow_modes]
         measured = [r for r in sending if r.rss_kb and not r.error]
         if measured:
@@ -760,16 +796,98 @@ class Bench:
             self.rows.append(Row(label=f"peak RSS sending (max of {len(measured)} rows above)", ratio=f"{peak:.0f} MB",
                                  target=f"<= {TARGET_RSS_SEND_MB} MB", verdict=verdict(peak <= TARGET_RSS_SEND_MB)))
 
-    def _request_note(self, what: str, sdk: Result, cli: Result) -> None:
-        s, c = sdk.info.get("sdk"), cli.info.get("report")
-        if not s or not c:
+    @staticmethod
+    def _sent(result: Result) -> str:
+        """What a sending row sent, as the emulator counted it: requests and Batch calls."""
+        if result.error:
+            return ""
+        info = result.info.get("sdk") or result.info
+        requests, calls = info.get("emulator_sub_requests"), info.get("emulator_calls")
+        return f"{_n(requests)} requests in {_n(calls)} calls" if requests is not None else ""
+
+    def batch_calls_row(self, cli: Result) -> None:
+        """Full Batches: the defaults' Batch calls against the least that could carry their requests."""
+        calls, requests = cli.info.get("emulator_calls"), cli.info.get("emulator_sub_requests")
+        size = 1000   # the default --batch-size
+        ideal = -(-requests // size) if requests else None
+        ratio = calls / ideal if calls and ideal else None
+        judged = self.mix == "server"
+        self.rows.append(Row(label="  Batch calls of the defaults row / ceil(requests / batch size)",
+                             ratio=f"{ratio:.2f} ({_n(calls)} calls, {_n(ideal)} at least)" if ratio else "",
+                             target=f"<= {TARGET_BATCH_CALLS:g}" if judged else "",
+                             verdict="ERROR" if cli.error else
+                             (verdict(None if ratio is None else ratio <= TARGET_BATCH_CALLS) if judged else "")))
+
+    def client(self, plain: Path, events: int, size: int) -> None:
+        """The client's CPU per request (bench/client_path.py): recombee-cli's sender against a minimal
+        sequential httpx sender, the same requests (a dry run's) to the same emulator, interleaved."""
+        self.section("Client path: CPU per request, recombee-cli's sender vs a minimal sequential httpx sender")
+        requests_file = self.scratch / f"requests-{self.mix}.ndjson"
+        with open(requests_file, "wb") as out:
+            done = subprocess.run(self.replay([str(plain)]), stdout=out, stderr=subprocess.PIPE, cwd=ROOT,
+                                  env=self.env)
+        results = {mode: self.keep(f"client-{mode}", Result(f"{label}: CPU per request")) for mode, label in
+                   (("minimal", "minimal sequential httpx sender"), ("sender", "recombee-cli's RecombeeSender"))}
+        if done.returncode not in CLI_EXIT_OK:
+            results["sender"].error = f"the dry run for its requests exited {done.returncode}"
+            self.rows.append(Row(results["sender"]))
             return
-        self.notes.append(
-            f"[{self.mix}] requests ({what}): recombee-cli {_n(c.get('requests', {}).get('sent'))} sent in "
-            f"{_n(cli.info.get('emulator_calls'))} Batch calls (emulator counted "
-            f"{_n(cli.info.get('emulator_sub_requests'))}; {_n(c.get('outcomes', {}).get('invalid'))} events "
-            f"invalid, not sent); SDK script {_n(s.get('requests'))} in {_n(s.get('batches'))} calls "
-            f"(emulator counted {_n(s.get('emulator_sub_requests'))}; it validates nothing)")
+        best: dict[str, float] = {}
+        with Emulator(DATABASE, TOKEN, fast=True) as emu:
+            for _ in range(self.args.repeat):
+                for mode, result in results.items():
+                    if result.error:
+                        continue
+                    proc = run_process([PYTHON, str(BENCH / "client_path.py"), mode, "--base-uri", emu.base_uri,
+                                        "--database-id", DATABASE, "--token", TOKEN, str(requests_file)],
+                                       stdout="capture", env=self.env)
+                    if proc.returncode != 0:
+                        result.error = fail_text(proc, "client_path.py")
+                        continue
+                    data = json.loads(proc.stdout)
+                    best[mode] = min(best.get(mode, float("inf")), data["us_per_request"])
+                    result.info.update(data)
+        ratio = _ratio(best.get("sender"), best.get("minimal"))
+        for mode, result in results.items():
+            text = f"{best[mode]:.2f} us/request" if mode in best else ""
+            if mode == "sender" and ratio:
+                text += f", {ratio:.2f}x the minimal sender's"
+            self.rows.append(Row(result, ratio=text,
+                                 target=f"<= {TARGET_CLIENT_CPU:g}x minimal" if mode == "sender" else "",
+                                 verdict="ERROR" if result.error else
+                                 (verdict(None if ratio is None else ratio <= TARGET_CLIENT_CPU)
+                                  if mode == "sender" else "")))
+
+    def startup(self) -> None:
+        """Instructions of a whole `recombee-cli --version` under callgrind (interpreter start and
+        imports: what every command pays), for this checkout and STARTUP_BASELINE."""
+        self.section("Start-up: instructions of `recombee-cli --version` (callgrind, whole process)")
+        if not shutil.which("valgrind"):
+            self.rows.append(Row(label="start-up instructions: valgrind not found", verdict="n/a"))
+            return
+        env = dict(self.env, PYTHONHASHSEED="0")
+        neutral = self.scratch / "cwd"
+        neutral.mkdir(exist_ok=True)
+        programs = [("this checkout", dict(env, PYTHONPATH=str(ROOT)))]
+        try:
+            base = export_revision(STARTUP_BASELINE, self.scratch / "startup-base")
+            programs.append((f"git {STARTUP_BASELINE}", dict(env, PYTHONPATH=str(base))))
+        except (subprocess.CalledProcessError, OSError) as e:
+            self.notes.append(f"start-up baseline {STARTUP_BASELINE}: could not export ({e})")
+        counts = {}
+        for label, penv in programs:
+            counts[label] = callgrind_count([PYTHON, "-m", "recombee_cli", "--version"], penv, neutral)
+        mine = counts["this checkout"]
+        base_count = counts.get(f"git {STARTUP_BASELINE}")
+        for label, count in counts.items():
+            judged = label == "this checkout"
+            text = f"{count / 1e6:,.0f} M instructions" if isinstance(count, int) else str(count)
+            if judged and isinstance(mine, int) and isinstance(base_count, int):
+                text += f" ({mine / base_count:.0%} of {STARTUP_BASELINE}'s)"
+            self.rows.append(Row(label=f"recombee-cli --version, {label}", ratio=text,
+                                 target=f"<= {TARGET_STARTUP_INSTRUCTIONS / 1e6:,.0f} M" if judged else "",
+                                 verdict=("ERROR" if not isinstance(count, int) else
+                                          verdict(count <= TARGET_STARTUP_INSTRUCTIONS)) if judged else ""))
 
     def sweep(self, path: Path, events: int, size: int) -> None:
         self.section(f"Sweep (extra, {_short(events)} events, best of {self.args.sweep_repeat}): "
@@ -897,7 +1015,7 @@ class Bench:
         a, only = self.args, set(self.args.only)
         print("preparing inputs in", self.workdir, file=sys.stderr)
         self.inputs = {}
-        if only & {"floor", "dryrun", "workers", "config", "e2e", "latency", "dask"}:
+        if only & {"floor", "dryrun", "workers", "config", "e2e", "latency", "client", "dask"}:
             for mix in self.mixes:
                 plain = ensure_input(self.workdir, a.events, a.seed, mix=mix)
                 gz = ensure_input(self.workdir, a.events, a.seed, gz=True, mix=mix)
@@ -915,8 +1033,10 @@ class Bench:
             ("memory", lambda mix: self.memory(a.events, a.memory_events)),
             ("e2e", lambda mix: self.e2e(main_input(mix)[0], a.events, main_input(mix)[3],
                                          with_latency="latency" in only)),
+            ("client", lambda mix: self.client(main_input(mix)[0], a.events, main_input(mix)[3])),
             ("sweep", lambda mix: self.sweep(*self._sized(a.sweep_events, mix))),
             ("instructions", None),
+            ("startup", "once"),
             ("dask", lambda mix: self.dask(main_input(mix)[0], a.events, main_input(mix)[3])),
         ]
         for name, step in steps:
@@ -929,17 +1049,28 @@ class Bench:
             try:
                 if step is None:
                     self.instructions(mixes)
+                elif step == "once":
+                    self.startup()
                 else:
                     for mix in mixes:
                         self.mix = mix
                         print(f"[{time.strftime('%H:%M:%S')}]   {mix} mix", file=sys.stderr, flush=True)
+                        here = LoadMeter()
                         step(mix)
+                        self.load_row(here.others())
             except Exception as e:  # noqa: BLE001 - one broken section should not lose the others
                 self.rows.append(Row(label=f"{name}: {type(e).__name__}: {e}"[:120], verdict="ERROR"))
                 print(f"  {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
             self.timings[name] = time.perf_counter() - started
             self.others[name] = meter.others()
         self.code_after = source_fingerprint()
+
+    def load_row(self, load: float) -> None:
+        """Each section says whether other processes used the CPU while it ran."""
+        seen = load >= 0.15
+        self.rows.append(Row(label="  other load during this section",
+                             ratio=f"{load:.2f} cores" + (": these figures are disturbed" if seen else " (none seen)"),
+                             verdict="WARNING" if seen else ""))
 
     def _sized(self, count: int, mix: str) -> tuple[Path, int, int]:
         count = min(count, self.args.events)
@@ -1181,6 +1312,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=50.0,
                         help="ms injected per HTTP call in the latency rows, on the same input as the 0 ms "
                              "rows (default 50)")
+    parser.add_argument("--latency-slow", type=float, default=150.0,
+                        help="ms per HTTP call in the second latency rows (default 150)")
     parser.add_argument("--sweep-events", type=int,
                         help="input of the sweep rows (default 200k; with --quick 50k)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement, best kept (default 2)")

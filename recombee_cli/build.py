@@ -42,8 +42,8 @@ COMPILED_MODULES: tuple[str, ...] = (
     "recombee_cli.sources.lines",          # cutting blocks into lines
     "recombee_cli.outcomes",               # unmatched_name, once per unmatched event
     "recombee_cli.request_kinds",          # each request's route, when sending
-    "recombee_cli.recombee.lanes",         # building each Batch: a look at every request
-    "recombee_cli.recombee.sender",        # routing every request to its lane, reading every answer
+    "recombee_cli.recombee.batching",      # building each Batch: a look at every request
+    "recombee_cli.recombee.sender",        # queueing every request, reading every answer
 )
 
 PURE_ENV = "RECOMBEE_CLI_PURE"            # "1": run every module from its .py source

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
+import sys
 import tomllib
 
 import click
@@ -370,3 +372,26 @@ def test_workers_auto_forks_one_per_core_only_for_large_inputs(monkeypatch, size
         assert made == []
     else:
         assert made == [cores]
+
+
+@pytest.mark.parametrize("command", [["replay", "--dry-run"], ["export", "-o", "OUT"]])
+@pytest.mark.parametrize("since, until", [("2024-02-01", "2024-01-01"), ("2024-01-01", "2024-01-01"),
+                                          ("1706745600", "2024-01-01T00:00:00Z")])
+def test_a_time_window_with_nothing_in_it_is_a_usage_error(tmp_path, command, since, until):
+    args = [a.replace("OUT", str(tmp_path / "out")) for a in command]
+    result = invoke([*args, "--since", since, "--until", until, str(SAMPLES)])
+    assert result.exit_code == 2, result.stderr
+    assert "is not before --until" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("args", [["--version"], ["replay", "--dry-run", "--quiet", str(SAMPLES)], ["validate"]],
+                         ids=["version", "dry-run", "validate"])
+def test_what_sends_nothing_loads_no_http_stack(args):
+    """--version, a dry run and validate send nothing: they load neither httpx, nor ssl, nor the
+    sender (start-up was 0.3 s of imports, for every command)."""
+    probe = ("import sys\nfrom recombee_cli.cli.main import main\n"
+             f"try:\n    main({args!r}, prog_name='recombee-cli')\nexcept SystemExit:\n    pass\n"
+             "loaded = [m for m in ('httpx', 'ssl', 'recombee_cli.recombee.sender', 'recombee_cli.recombee.client')"
+             " if m in sys.modules]\nprint('LOADED', loaded, file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert "LOADED []" in result.stderr, result.stderr[-500:]

@@ -24,7 +24,7 @@ from test_state import _saved_progress, _wait_for
 import recombee_cli
 from recombee_cli.pipeline.cluster import DaskEngine
 from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config
+from recombee_cli.pipeline.config import Config, load_config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient
@@ -290,3 +290,71 @@ def test_dry_run_output_folder_has_the_definitions_on_the_cluster_too(tmp_path):
         assert result.returncode == 0, result.stderr
         written = [line for path in sorted(out.rglob("*.ndjson")) for line in path.read_text().splitlines()]
         assert sorted(written) == sorted(stdout), name
+
+
+def _secret_reader() -> str | None:
+    return os.environ.get("RECOMBEE_PRIVATE_TOKEN")
+
+
+def test_a_local_cluster_admits_only_this_run_and_its_workers_never_hold_the_token(monkeypatch):
+    """`--dask local:N` listens on 127.0.0.1, which every user of the machine can reach: without
+    this run's credentials nobody gets in (to run code beside the token), and the workers, which
+    send nothing, are started without the token in their environment."""
+    from distributed import Security
+
+    from recombee_cli.pipeline.cluster import connect
+
+    monkeypatch.setenv("RECOMBEE_PRIVATE_TOKEN", TOKEN)
+    client, cluster = connect("local:1")
+    try:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://")
+        assert list(client.run(_secret_reader).values()) == [None]
+        for security in (None, Security.temporary()):   # no credentials, or credentials of its own
+            with pytest.raises(Exception) as refused:
+                Client(address.replace("tls://", "tcp://") if security is None else address, timeout="3s",
+                       security=security).run_on_scheduler(_secret_reader)
+            assert TOKEN not in str(refused.value)
+        assert os.environ["RECOMBEE_PRIVATE_TOKEN"] == TOKEN   # the driver still has it, to send
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_the_workers_get_the_mappings_but_not_the_configs_token(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[recombee]\ndatabase_id = "demo"\ntoken = "config-token-55e1"\n')
+    engine = DaskEngine(None, load_config(str(config)))
+    shipped = cloudpickle.dumps(engine._job)
+    assert b"config-token-55e1" not in shipped and engine._job.config.mappings == []
+
+
+def test_ctrl_c_stops_a_local_cluster_run_without_the_workers_tracebacks(tmp_path):
+    """Ctrl-C in a terminal reaches every process of its group, the workers too: they leave the
+    stopping to the driver, which says it in one line and exits 130."""
+    fifo = tmp_path / "events"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", "replay", "--dry-run", "--dask", "local:2",
+                             str(fifo)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)   # its own process group, as a terminal gives it
+    writer: list[int] = []
+
+    def reader_is_there() -> bool:   # a worker opened the input to read it: the cluster runs
+        try:
+            writer.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:   # ENXIO: nobody reads it yet
+            return proc.poll() is not None
+        return True
+
+    try:
+        assert _wait_for(reader_is_there, 120) and writer, "the cluster never read its input"
+        os.write(writer[0], b'{"type": "track", "event": "Product Viewed"}\n')
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        os.close(writer[0])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted" in err

@@ -9,11 +9,16 @@ import gzip
 import io
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from helpers import DATA, MISTAKES, invoke, ndjson
+from test_state import _wait_for
 
 from recombee_cli import translate_event
 from recombee_cli.errors import ExportError
@@ -492,6 +497,37 @@ def test_an_interrupted_export_leaves_no_file_that_looks_complete(tmp_path, monk
     result = invoke(["export", "-o", str(out), "--part-rows", "3", str(MISTAKES)])
     assert result.exit_code == 130 and "nothing was exported" in result.stderr
     assert [p for p in out.rglob("*")] == []
+
+
+def test_sigterm_stops_an_export_with_143_and_leaves_nothing(tmp_path):
+    """cron's timeout, systemd, kill: exit 143 (the README's table), not Ctrl-C's 130."""
+    fifo = tmp_path / "events"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", "export", "-o", str(out), str(fifo)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    writer: list[int] = []
+
+    def reading() -> bool:
+        try:
+            writer.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:   # nobody reads it yet
+            return proc.poll() is not None
+        return True
+
+    try:
+        assert _wait_for(reading, 120) and writer, "the export never read its input"
+        os.write(writer[0], (MISTAKES / "hand-written.ndjson").read_bytes())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        os.close(writer[0])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "nothing was exported" in err and "Traceback" not in err
+    assert [p for p in out.rglob("*") if p.is_file()] == []
+    assert "143" in invoke(["export", "--help"]).stdout
 
 
 def test_a_write_failure_exits_3_and_leaves_nothing(tmp_path):

@@ -18,7 +18,7 @@ import pytest
 from recombee_cli.errors import PayloadInvalid
 from recombee_cli.segment.actions import FieldSpec, coerce_field
 from recombee_cli.segment.mappingkit import resolve
-from recombee_cli.segment.timestamps import to_epoch_seconds
+from recombee_cli.segment.timestamps import AFTER_YEAR_9999, to_epoch_seconds
 from recombee_cli.segment.triggers import compile_trigger
 
 VECTORS = json.loads((Path(__file__).parent / "conformance" / "js-number.json").read_text(encoding="utf-8"))
@@ -93,6 +93,10 @@ def test_string_timestamp_is_read_as_the_javascript_number(text, number):
     if text == "" or n != n or n < 0 or math.isinf(n):
         # None of the NaN vectors is a date string, so the date parser refuses them too.
         with pytest.raises(PayloadInvalid):
+            to_epoch_seconds(text)
+    elif (n / 1000 if n >= 1e10 else n) >= AFTER_YEAR_9999:
+        # Segment sends such a number as it is; we refuse a time after 9999 (docs/behaviour.md).
+        with pytest.raises(PayloadInvalid, match="after the year 9999"):
             to_epoch_seconds(text)
     else:
         assert to_epoch_seconds(text) == (n / 1000 if n >= 1e10 else n)

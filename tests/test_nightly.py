@@ -371,15 +371,16 @@ def test_after_an_outage_status_shows_the_file_pending_and_the_next_run_delivers
     state = tmp_path / "s.sqlite"
     args = ["replay", "--allow-http", "--database-id", DB, "--state", str(state), "--batch-size", "100", *paths]
     env = {**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN}
+    port = _closed_port()   # Recombee's address: down tonight, back tomorrow (a state belongs to one address)
     outage = subprocess.run([sys.executable, "-m", "recombee_cli", *args, "--base-uri",
-                             f"http://127.0.0.1:{_closed_port()}"],
+                             f"http://127.0.0.1:{port}"],
                             capture_output=True, text=True, env=env, timeout=300)
     assert outage.returncode == 3, outage.stderr
     assert "connection refused" in outage.stderr.strip().splitlines()[-1]
     status = invoke(["status", "--state", str(state)])
     assert "0 files done, 1 not done" in status.stdout and "connection refused" in status.stdout
     expected = _clean_store(expand_inputs(paths))
-    with Emulator(DB, TOKEN) as emu:
+    with Emulator(DB, TOKEN, port=port) as emu:
         healthy = subprocess.run([sys.executable, "-m", "recombee_cli", *args, "--base-uri", emu.base_uri],
                                  capture_output=True, text=True, env=env, timeout=300)
         assert healthy.returncode in (0, 1), healthy.stderr

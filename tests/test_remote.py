@@ -273,3 +273,25 @@ def test_s3_archive_read_on_dask_workers_gives_the_same_dry_run(s3):
     one_machine = invoke(["replay", "--dry-run", "--quiet", url])
     assert on_cluster.exit_code == one_machine.exit_code, on_cluster.stderr
     assert on_cluster.stdout == one_machine.stdout and len(ndjson(on_cluster.stdout)) > 500
+
+
+@pytest.mark.parametrize("engine", [[], ["--dask", "local:1"]], ids=["one machine", "dask"])
+def test_an_object_key_never_names_an_output_file_outside_the_output_folder(s3, tmp_path, engine):
+    """S3 keys are any text: `SRC/../../PWNED/evil` is an object of its own, not a path to climb.
+    Each key's output stays in the --output folder, and no two keys share one."""
+    prefix = f"segment-logs/EVIL{len(engine)}"
+    keys = [f"{prefix}/day/part-0.ndjson", f"{prefix}/day/../../../../../../PWNED/evil", f"{prefix}/day/./dot",
+            f"{prefix}/day/%2E%2E/x", f"{prefix}/day//double"]
+    event = {"type": "track", "event": "Product Viewed", "userId": "u1", "properties": {"product_id": "p1"},
+             "timestamp": "2024-03-01T12:00:00Z"}
+    for key in keys:
+        s3["client"].put_object(Bucket=BUCKET, Key=key, Body=orjson.dumps(event) + b"\n")
+    out = tmp_path.joinpath(*"abcdefgh") / "out"   # deep enough that climbing out lands in tmp_path
+    result = invoke(["replay", "--dry-run", "--quiet", "--output", str(out), *engine, f"s3://{BUCKET}/{prefix}/"])
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert not any(p.name.startswith("evil") and out not in p.parents for p in written)
+    assert all(out in p.parents for p in written), written
+    if result.exit_code == 0:
+        assert len(written) == len(keys)
+    else:   # two keys that cannot both have a file of their own: refused before anything is written
+        assert result.exit_code == 2 and "would write the same output file" in result.stderr and not written

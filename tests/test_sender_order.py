@@ -18,9 +18,9 @@ from recombee_cli.pipeline.compile import compile_config
 from recombee_cli.pipeline.config import Config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
 from recombee_cli.pipeline.translate import Translator
+from recombee_cli.recombee.batching import Item, SendQueue
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
-from recombee_cli.recombee.lanes import Item, Lane
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.request_kinds import SOLO
 from recombee_cli.sinks.protocol import EventTicket as Ticket
@@ -176,24 +176,24 @@ def test_a_lost_reply_does_not_make_a_merge_take_what_its_source_was_given_after
 
 
 def _item(n: int, *users: str) -> Item:
-    item = Item(SimpleNamespace(n=n), n, b"", users, SOLO if len(users) > 1 else 0, None, n, 0.0)
-    return item
+    return Item(SimpleNamespace(n=n), n, b"", users, SOLO if len(users) > 1 else 0, None, n, 0.0)
 
 
 def lane_batches(items: list[Item], size: int) -> list[list[Item]]:
-    """The Batches one lane sends, one after another (each answered before the next is built)."""
-    lane = Lane(0)
-    lane.put(items, size, 0.0)
+    """The Batches one sender sends, one after another (each answered before the next is built)."""
+    queue = SendQueue()
+    queue.queue.extend(items)
     batches = []
-    while lane.queue:
-        built = lane.build(size, frozenset())
+    while queue.queue:
+        built = queue.build(size, frozenset())
         assert built.batch and not built.dropped
-        lane.take(built)
+        queue.take(built)
+        queue.in_flight.difference_update(built.users)   # answered: its users may go again
         batches.append(built.batch)
     return batches
 
 
-def test_a_lane_keeps_each_users_order_and_keeps_merges_apart():
+def test_batches_keep_each_users_order_and_keep_merges_apart():
     rng = random.Random(4)
     people = [f"u{k}" for k in range(12)]
     items = []
@@ -217,7 +217,7 @@ def test_a_lane_keeps_each_users_order_and_keeps_merges_apart():
                 assert others == [], (item, others)
 
 
-def test_a_lane_packs_independent_merges_together():
+def test_batches_pack_independent_merges_together():
     """Fifty visitors, each seen, merged, then seen again: three Batches (before, the merges,
     after), not a few per merge."""
     items = []

@@ -28,6 +28,7 @@ from recombee_cli.pipeline.config import Config, load_config
 from recombee_cli.pipeline.foreign import excluded
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.translate import Translator
+from recombee_cli.private import open_private
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, expand_inputs
 
 # Where the configuration comes from when --config is not given (documented in --help and README).
@@ -121,7 +122,7 @@ def load(env: Environment, config_path: str | None, quiet: bool = False,
 def write_report(path: str | None, report: RunReport) -> None:
     if path:
         try:
-            with open(path, "wb") as fh:
+            with open_private(path, "wb") as fh:
                 fh.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
         except OSError as exc:
             raise OutputError(f"cannot write the report {path}: {exc.strerror or exc}") from None
@@ -259,6 +260,16 @@ def moment(text: str | None, option: str) -> float | None:
     except PayloadInvalid:
         raise Abort(f"{option} {text!r} is not a date (use e.g. 2024-01-01 or 2024-01-01T12:00:00Z)",
                     ExitCode.USAGE) from None
+
+
+def window_of(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    """--since and --until as epoch seconds; a window with nothing in it is a usage error (the
+    run would read everything to count every event `filtered`)."""
+    start, end = moment(since, "--since"), moment(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise Abort(f"--since {since!r} is not before --until {until!r}: no event can be in that window "
+                    f"(--since is inclusive, --until exclusive)", ExitCode.USAGE)
+    return start, end
 
 
 def total_bytes(sources) -> int | None:

@@ -15,17 +15,17 @@ from recombee_cli.cli.common import (
     inputs_of,
     load,
     max_line_option,
-    moment,
     sigterm_stops_like_ctrl_c,
     total_bytes,
     warn_what_was_read,
     warner,
+    window_of,
     workers_for,
     workers_option,
     write_report,
 )
 from recombee_cli.cli.environment import Command, Environment, log_json, say
-from recombee_cli.cli.exits import Abort, ExitCode, exit_codes_help
+from recombee_cli.cli.exits import Abort, ExitCode, Terminated, exit_codes_help
 from recombee_cli.errors import ExportWriteError
 from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from recombee_cli.pipeline.parallel import TranslatorPool
@@ -40,7 +40,8 @@ EXPORT_EXIT_CODES_HELP = exit_codes_help({
     ExitCode.FINISHED_WITH_ERRORS: "written, but some events were invalid (see --rejects)",
     ExitCode.USAGE: "usage or configuration error (e.g. --output is not empty)",
     ExitCode.ABORTED: "aborted: writing failed or a worker died; nothing was exported",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); nothing was exported",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); nothing was exported",
+    ExitCode.TERMINATED: "terminated (SIGTERM); nothing was exported",
 })
 
 
@@ -95,7 +96,8 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     """
     env.log_json = log_format == "json"
     config, translator = load(env, config_path, quiet)
-    window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
+    start, end = window_of(since, until)
+    window_filter = make_filter(since=start, until=end)
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     sources, _ = inputs_of(env, inputs, since, until, quiet, (*exclude, *config.replay.exclude))
     check_writable(report_path, "--report")
@@ -119,9 +121,10 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
                 run(sources, translator, sink, observer=observer, recorder=Recorder(report, rejects),
                     window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, engine=pool,
                     warn=warner(env, quiet))
-        except KeyboardInterrupt:
-            raise Abort("interrupted; nothing was exported (its temporary files are removed)",
-                        ExitCode.INTERRUPTED) from None
+        except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM (Terminated): each its own exit code
+            raise Abort(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}; nothing was "
+                        f"exported (its temporary files are removed)",
+                        ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED) from None
         except ExportWriteError as exc:
             raise Abort(f"{exc}; nothing was exported (its temporary files are removed)", ExitCode.ABORTED) from None
         finally:

@@ -22,12 +22,12 @@ from recombee_cli.cli.common import (
     inputs_of,
     load,
     max_line_option,
-    moment,
     preset_option,
     sigterm_stops_like_ctrl_c,
     total_bytes,
     warn_what_was_read,
     warner,
+    window_of,
     workers_for,
     workers_option,
     write_report,
@@ -42,8 +42,8 @@ from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.pipeline.translate import Translator
-from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY
-from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
+from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY
+from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS, database_id_problem
 from recombee_cli.record.state import default_state_path
 from recombee_cli.sinks.printer import DryRunPrinter, PerFileDryRun
 from recombee_cli.sinks.protocol import Sink
@@ -105,6 +105,9 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
     if not database_id:
         raise Abort("no database id: pass --database-id or set [recombee] database_id in the config",
                     ExitCode.USAGE)
+    problem = database_id_problem(database_id)
+    if problem:
+        raise Abort(problem, ExitCode.USAGE)
     if base_uri and region:
         raise Abort("--base-uri and --region cannot be used together", ExitCode.USAGE)
     if not base_uri and not region:
@@ -138,7 +141,8 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
 @click.option("--allow-http", is_flag=True, help="Allow a plain http:// base URI (local testing only).")
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH),
               help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH}).")
-@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), help="Batch calls in flight (default 4).")
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
+              help=f"Batch calls in flight at most (default {DEFAULT_CONCURRENCY}; a user has one at a time).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Also append invalid and failed events here (NDJSON, replayable). A sending run keeps "
                    "them anyway beside its state file (<state>.rejects.ndjson; `status` says how many).")
@@ -189,11 +193,12 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     env.log_json = log_format == "json"
     config, translator = load(env, config_path, quiet, enable)
     window = since is not None or until is not None
-    window_filter = make_filter(since=moment(since, "--since"), until=moment(until, "--until"))
+    start, end = window_of(since, until)
+    window_filter = make_filter(since=start, until=end)
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
     sources, skipped_folders = inputs_of(env, inputs, since, until, quiet, (*exclude, *config.replay.exclude))
-    concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # lanes, also for workers
+    concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # also for workers' routes
     if output and not dry_run:
         raise Abort("--output writes the requests of a dry run: use it with --dry-run", ExitCode.USAGE)
     if dask and (dedupe or (workers or 1) > 1):
@@ -212,13 +217,17 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
         if dask:
             client, cluster, engine = dask_engine(dask, config, since, until)
         check_writable(report_path, "--report")
+        endpoint = None
         if dry_run:
             sink: Sink = (PerFileDryRun(output, [s.name for s in sources]) if output
                           else DryRunPrinter(env.stdout))
         else:
-            sink = make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
-                               token_file=token_file, allow_http=allow_http, batch_size=batch_size,
-                               concurrency=concurrency, verbose=verbose)
+            sink = sender = make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
+                                        token_file=token_file, allow_http=allow_http, batch_size=batch_size,
+                                        concurrency=concurrency, verbose=verbose)
+            from recombee_cli.recombee.client import endpoint_of  # (httpx: only when sending)
+
+            endpoint = endpoint_of(sender.client.base_url)
         use_state = not dry_run and not no_state and not window
         rejects_path = rejects_path or config.replay.rejects
         observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
@@ -228,7 +237,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
             if use_state else None,
             reprocess=reprocess, window_filter=window_filter, dedupe=deduplicator,
             max_line_bytes=max_line_bytes, engine=pool or engine, warn=warner(env, quiet),
-            observer=observer, mappings=config.mappings_identity(),
+            observer=observer, mappings=config.mappings_identity(), endpoint=endpoint,
             merges_state=(state_path or default_state_path(sink.database_id))
             if window and not dry_run and not no_state else None)
         report = run_session(env, session, observer, sources, len(skipped_folders), report_path, quiet)

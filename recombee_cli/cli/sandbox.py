@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
+import signal
 import subprocess
+import sys
+from typing import Any
 
 import click
 
 from recombee_cli.cli.common import check_writable
-from recombee_cli.cli.environment import Command, Environment
-from recombee_cli.cli.exits import Abort, ExitCode
+from recombee_cli.cli.environment import Command, Environment, say
+from recombee_cli.cli.exits import Abort, ExitCode, Terminated
+
+DEFAULT_TOKEN = "sandbox-token"
 
 
 @click.command(cls=Command)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8910, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--database-id", default="demo", show_default=True)
-@click.option("--token", default="sandbox-token", show_default=True,
+@click.option("--token", default=DEFAULT_TOKEN, show_default=True,
               help="The private token the sandbox accepts (a throwaway, not a real one).")
 @click.option("--store", type=click.Path(dir_okay=False),
               help="SQLite file to keep what was sent (default: in memory).")
@@ -54,6 +60,10 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
         raise Abort("--p-5xx and --p-429 together must not exceed 1", ExitCode.USAGE)
     if store:
         check_writable(store, "--store")
+    if token == DEFAULT_TOKEN and not _loopback(host):
+        say(env, "warning", f"--host {host} lets other machines reach the sandbox, and its token is the "
+                            f"default one, which anyone can read in --help: pass --token with a secret of "
+                            f"your own, or keep --host 127.0.0.1")
     faults = Faults(p_503=p_5xx, p_429=p_429, p_drop=p_drop)
     emulator = Emulator(database_id, token, store_path=store, fast=fast, faults=faults, host=host,
                         port=port, latency=latency_ms, tls=tls)
@@ -67,6 +77,13 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
                              f"options={{'base_uri': '{emu.host_port}'}}\n")
         env.stderr.flush()
 
+    terminated = []
+
+    def stop(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        raise Terminated   # serve_forever stops like after Ctrl-C: its temporary key is removed
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         emulator.serve_forever(on_ready=ready)
     except (ImportError, FileNotFoundError, subprocess.CalledProcessError) as exc:
@@ -74,3 +91,16 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
                     f"(pip install 'recombee-cli[sandbox]') or the openssl command", ExitCode.USAGE) from None
     except OSError as exc:
         raise Abort(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.USAGE) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        sys.exit(int(ExitCode.TERMINATED))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False   # a name: it may resolve to anything

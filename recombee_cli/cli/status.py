@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+from urllib.parse import unquote
 
 import click
 import orjson
@@ -13,6 +14,7 @@ from recombee_cli.cli.common import config_option, find_config
 from recombee_cli.cli.environment import Command, Environment, text_stdout
 from recombee_cli.cli.exits import Abort, ExitCode
 from recombee_cli.pipeline.config import load_config
+from recombee_cli.recombee.service import database_id_problem
 from recombee_cli.record.rejects import count_rejects
 from recombee_cli.record.state import StateStore, default_state_path
 
@@ -34,6 +36,9 @@ def status(env: Environment, state_path, database_id, config_path, as_json) -> N
     if not state_path:
         database_id = database_id or load_config(find_config(config_path)[0]).recombee.database_id
         if database_id:
+            problem = database_id_problem(database_id)
+            if problem:
+                raise Abort(problem, ExitCode.USAGE)
             state_path = default_state_path(database_id)
         else:
             folder = os.path.dirname(default_state_path(None))
@@ -49,20 +54,21 @@ def status(env: Environment, state_path, database_id, config_path, as_json) -> N
         files = store.files()
         runs = store.runs(10)
         rejects_path = store.rejects_path
+        owner = store.owner()
     finally:
         store.close()
     kept = count_rejects(rejects_path) or {}
     rejects = {"path": rejects_path, "count": sum(kept.values()), "by_outcome": kept}
     if as_json:
         env.stdout.write(orjson.dumps({
-            "state": state_path,
+            "state": state_path, "database_id": owner[0], "endpoint": owner[1],
             "files": [{"path": f.path, "done": f.done, "offset": f.offset, "updated": f.updated,
                        "failed": f.failed, "reason": f.reason} for f in files],
             "rejects": rejects,
             "runs": runs}, option=orjson.OPT_INDENT_2) + b"\n")
         return
     with text_stdout(env) as out:
-        ui.print_status(out, state_path, files, runs, rejects)
+        ui.print_status(out, state_path, files, runs, rejects, owner)
 
 
 def list_state_files(env: Environment, folder: str, found: list[str], as_json: bool) -> None:
@@ -76,4 +82,4 @@ def list_state_files(env: Environment, folder: str, found: list[str], as_json: b
             return
         out.write(f"{len(found)} state files in {folder}; show one with --database-id ID (or --state FILE):\n")
         for path in found:
-            out.write(f"  {os.path.basename(path)[:-len('.sqlite')]}    {path}\n")
+            out.write(f"  {unquote(os.path.basename(path)[:-len('.sqlite')])}    {path}\n")

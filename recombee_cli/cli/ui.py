@@ -199,11 +199,14 @@ def print_explanation(out: BinaryIO, record: dict, traces) -> None:
     out.write(("\n".join(lines) + "\n").encode())
 
 
-def print_status(stream: TextIO, path: str, files, runs, rejects: dict | None = None) -> None:
+def print_status(stream: TextIO, path: str, files, runs, rejects: dict | None = None,
+                 owner: tuple[str | None, str | None] = (None, None)) -> None:
     console = _console(stream)
     done = [f for f in files if f.done]
     pending = [f for f in files if not f.done]
     console.print(f"state file {path}: {len(done):,} files done, {len(pending):,} not done", markup=False)
+    if owner[0]:
+        console.print(f"  belongs to database {owner[0]!r}" + (f" at {owner[1]}" if owner[1] else ""), markup=False)
     if rejects is not None:
         if rejects["count"]:
             outcomes = ", ".join(f"{n:,} {outcome}" for outcome, n in sorted(rejects["by_outcome"].items()))

@@ -23,8 +23,11 @@ never sees the difference. A driver that dies resumes from the state file like o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 import pickle
+import signal
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from recombee_cli.errors import ClusterError, ClusterUsageError
 from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config, load_config
+from recombee_cli.pipeline.config import Config, RecombeeSettings, load_config
 from recombee_cli.pipeline.engines import Reading, Translated
 from recombee_cli.pipeline.filters import make_filter
 from recombee_cli.pipeline.translate import EventFilter, Translator, translate_block
@@ -113,20 +116,63 @@ def _require_distributed() -> Any:
     return distributed
 
 
+# What the workers never need and so never get: the private token (sending is the driver's).
+SECRET_ENVIRONMENT = ("RECOMBEE_PRIVATE_TOKEN",)
+
+
 def connect(text: str) -> tuple[Any, Any]:
-    """A `distributed.Client` for `--dask TEXT`, and the LocalCluster to close after it (or None)."""
+    """A `distributed.Client` for `--dask TEXT`, and the LocalCluster to close after it (or None).
+
+    A LocalCluster's scheduler runs in this process, which holds the token, and listens on a
+    loopback port that every local user can reach: unauthenticated, anyone could run code in it
+    (`run_on_scheduler`) or in the workers. So it speaks TLS with mutual authentication, with
+    credentials made for this run that exist only in this process's memory and its workers'
+    (Dask's `Security.temporary()`): a connection without them is refused. Its workers are
+    started without the token in their environment."""
     kind, value = parse_address(text)
     distributed = _require_distributed()
     if kind == "local":
-        # dashboard_address=None still binds the scheduler's HTTP server to 8787 (dask/distributed
-        # #8136): a free port on loopback, so two runs (or a user's own cluster) never collide.
-        cluster = distributed.LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address="127.0.0.1:0")
-        return distributed.Client(cluster), cluster
+        try:
+            security = distributed.Security.temporary()
+        except ImportError:
+            raise ClusterUsageError("--dask local:N secures its cluster with TLS, which needs the "
+                                    "cryptography package: pip install 'recombee-cli[dask]'") from None
+        hidden = {name: os.environ.pop(name) for name in SECRET_ENVIRONMENT if name in os.environ}
+        # Ctrl-C reaches every process of the terminal's group: the workers are the driver's to
+        # stop (it closes the cluster), so they start with SIGINT ignored, and keep ignoring it
+        # (dask_setup below: a worker its nanny starts again), instead of printing tracebacks.
+        interrupt = _ignore_sigint()
+        try:
+            # dashboard_address=None still binds the scheduler's HTTP server to 8787 (dask/distributed
+            # #8136): a free port on loopback, so two runs (or a user's own cluster) never collide.
+            cluster = distributed.LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
+                                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                               security=security, protocol="tls://",
+                                               preload=[__name__])
+        finally:
+            os.environ.update(hidden)
+            if interrupt is not None:
+                signal.signal(signal.SIGINT, interrupt)
+        return distributed.Client(cluster, security=security), cluster
     try:
         return distributed.Client(value, timeout="20s"), None
     except OSError as exc:
         raise ClusterError(f"--dask {value}: cannot reach the scheduler ({exc})") from None
+
+
+def _ignore_sigint() -> Any:
+    """Ignore SIGINT here (inherited by the processes started meanwhile); the handler it had, or
+    None where signals cannot be set (not the main thread)."""
+    try:
+        return signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        return None
+
+
+def dask_setup(worker: Any) -> None:
+    """Run in each worker of a `--dask local:N` cluster as it starts (Dask's preload): Ctrl-C in
+    the terminal is for the driver, which stops the workers itself."""
+    _ignore_sigint()
 
 
 class DaskEngine:
@@ -143,6 +189,8 @@ class DaskEngine:
         config = config if config is not None else Config()
         self.client = client
         self.translator = Translator(compile_config(config))   # the driver's (checks the config too)
+        # The workers get the mappings, not the [recombee] settings: a config's token stays here.
+        config = dataclasses.replace(config, recombee=RecombeeSettings())
         digest = hashlib.sha256(pickle.dumps((config, since, until))).hexdigest()
         self._job = _Job(config, since, until, digest)
         self._files_in_flight = files_in_flight

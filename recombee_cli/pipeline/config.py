@@ -19,7 +19,7 @@ from typing import Any
 from recombee_cli.errors import ConfigError
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, parse_fail_on
 from recombee_cli.pipeline.tomlpos import Table, TomlPositions
-from recombee_cli.recombee.service import MAX_BATCH, REGIONS
+from recombee_cli.recombee.service import MAX_BATCH, REGIONS, database_id_problem
 from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA
 from recombee_cli.segment.presets import ALL_PRESETS_BY_NAME, OPT_IN_GROUPS, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME
 from recombee_cli.segment.properties import check_types
@@ -362,6 +362,9 @@ def _read_recombee(reader: _Reader, data: dict[str, Any], config: Config) -> Non
     for key in ("database_id", "region", "base_uri", "token", "token_file"):
         if key in rec:
             setattr(config.recombee, key, reader.get(rec, key, str, ("recombee",), f"recombee.{key}"))
+    problem = database_id_problem(config.recombee.database_id) if config.recombee.database_id is not None else None
+    if problem:
+        raise reader.error(f"recombee.database_id: {problem}", ("recombee",), "database_id")
     if config.recombee.region and config.recombee.region not in REGIONS:
         close = difflib.get_close_matches(config.recombee.region, REGIONS, n=1)
         raise reader.error(f"recombee.region {config.recombee.region!r} is not one of {', '.join(REGIONS)}"

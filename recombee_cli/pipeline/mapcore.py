@@ -204,11 +204,11 @@ def _check_id(name: str, value: Any) -> None:
 
 
 def id_chars_ok(value: str) -> bool:
-    """actions.ID_PATTERN's rule (letters, digits, _ - : @ .), character by character: a C loop
+    """actions.ID_PATTERN's rule (letters, digits, _ - : @ .; not `.` or `..` alone), character by character: a C loop
     where this module is compiled, five times cheaper than the regular expression on the IDs
     of an archive, most of which are seen once. (In pure Python the expression is the faster:
     it is used there. tests/test_fastpath.py checks that both agree.)"""
-    if not value:
+    if not value or value == "." or value == "..":
         return False
     for ch in value:
         if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_-:@."):

@@ -34,7 +34,7 @@ from recombee_cli.errors import WorkerError, WorkerStartError
 from recombee_cli.pipeline.engines import Reading, Translated
 from recombee_cli.pipeline.replay import STREAMING_GC_THRESHOLD
 from recombee_cli.pipeline.translate import BlockResult, EventFilter, Translator, translate_block
-from recombee_cli.sources.lines import cut_lines
+from recombee_cli.sources.lines import blank_free_segments, cut_lines
 from recombee_cli.sources.reader import Block, Source, plain_ranges
 
 IN_FLIGHT = 2             # chunks handed to each worker before its first result is taken
@@ -49,7 +49,7 @@ DATA, RANGE = b"D", b"R"   # what a task is: a chunk's bytes, or a range of a fi
 # A range task: (path, start, end, resume offset, lines per chunk). Its answer: (lines in the range,
 # lines left out before the resume offset, per chunk (lines, offset, end offset, result, requests' size)).
 RangeTask = tuple[str, int, int, int, int]
-RangeAnswer = tuple[int, int, list[tuple[int, int, int, BlockResult, int]]]
+RangeAnswer = tuple[int, list[tuple[int, int, int, int, BlockResult, int]]]
 AnswerT = TypeVar("AnswerT")
 
 
@@ -120,32 +120,51 @@ class _OpenFile:
 
 def _translate_range(task: RangeTask, files: _OpenFile) -> tuple[bytes, bytes]:
     """A block read from its file and translated chunk by chunk, as the main process would:
-    the lines that start before the resume offset left out (reader._starting_at), the rest cut
-    into equal chunks of at most `chunk_lines` lines (reader.pieces)."""
+    long runs of blank lines left out (reader.read_blocks), the lines that start before the
+    resume offset left out (reader._starting_at), the rest cut into equal chunks of at most
+    `chunk_lines` lines (reader.pieces). Each chunk says where it starts: (its first line's index
+    in the range, lines, offset, stop, result, size of its requests)."""
     assert _translator is not None
     path, start, end, resume, chunk_lines = task
-    lines = cut_lines(files.read(path, start, end))
+    data = files.read(path, start, end)
+    parts = blank_free_segments(data)
+    chunks: list[tuple[int, int, int, int, BlockResult, int]] = []
+    blobs: list[bytes] = []
+    if parts is None:
+        lines = cut_lines(data)
+        count = len(lines)
+        _translate_part(lines, 0, start, resume, chunk_lines, chunks, blobs)
+    else:
+        count = data.count(b"\n") + 1
+        for first, begin, stop in parts:
+            _translate_part(cut_lines(data[begin:stop]), first, start + begin, resume, chunk_lines, chunks, blobs)
+    answer: RangeAnswer = (count, chunks)
+    return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL), blobs[0] if len(blobs) == 1 else b"".join(blobs)
+
+
+def _translate_part(lines: list[bytes], at: int, offset: int, resume: int, chunk_lines: int,
+                    chunks: list[tuple[int, int, int, int, BlockResult, int]], blobs: list[bytes]) -> None:
+    """Consecutive lines of a range (the first is line `at` of the range, at byte `offset`)."""
+    assert _translator is not None
     count = len(lines)
-    first, offset = 0, start
-    if start < resume:
+    first = 0
+    if offset < resume:
         while first < count and offset < resume:
             offset += len(lines[first]) + 1
             first += 1
         lines = lines[first:]
     kept = count - first
+    at += first
     step = (kept or 1) if kept <= chunk_lines else -(-kept // -(-kept // chunk_lines))
-    chunks: list[tuple[int, int, int, BlockResult, int]] = []
-    blobs: list[bytes] = []
     for begin in range(0, kept, step):
         part = lines[begin:begin + step] if step < kept else lines
         result = translate_block(part, _translator, window_filter=_window_filter, routes=_routes)
         stop = offset + sum(map(len, part)) + len(part)
         blobs.append(result.requests)
-        chunks.append((len(part), offset, stop, result, len(result.requests)))
+        chunks.append((at, len(part), offset, stop, result, len(result.requests)))
         result.requests = b""
         offset = stop
-    answer: RangeAnswer = (count, first, chunks)
-    return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL), blobs[0] if len(blobs) == 1 else b"".join(blobs)
+        at += len(part)
 
 
 class RangeBlock(Block):
@@ -248,16 +267,15 @@ class TranslatorPool:
         progress = reading.progress
         tasks = ((RANGE, pickle.dumps((path, begin, end, resume, reading.chunk_lines))) for begin, end in ranges)
         for answer, blob in self._ordered(tasks, self._receive_range):
-            count, first, chunks = answer
+            count, chunks = answer
             at = 0
-            for lines, offset, stop, result, size in chunks:
+            for first, lines, offset, stop, result, size in chunks:
                 result.requests = blob if size == len(blob) else blob[at:at + size]
                 at += size
                 yield RangeBlock(source.name, path, number + first, offset, stop, lines), result
-                first += lines
             number += count
             if progress is not None and chunks:
-                progress.reached(chunks[-1][2] - 1)
+                progress.reached(chunks[-1][3] - 1)
 
     def map_ordered(self, blocks: Iterable[Block]) -> Iterator[Translated]:
         """Translate chunks; yield (chunk, result) in order. The main process does no per-line

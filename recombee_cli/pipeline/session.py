@@ -84,8 +84,10 @@ class ReplaySession:
     report; `report` holds the figures even when `run` raised.
 
     `state_path` None means no state (dry runs, --no-state, a --since/--until window): nothing is
-    skipped and nothing recorded. A sending sink has `batch_size`; chunks of lines are then no
-    bigger than a Batch, so the first requests leave early and a checkpoint never waits long.
+    skipped and nothing recorded. A state belongs to the sink's database (and to `endpoint`, the
+    address it sends to, when given): a state of another is refused before anything is sent.
+    A sending sink has `batch_size`; chunks of lines are then no bigger than a Batch, so the
+    first requests leave early and a checkpoint never waits long.
 
     A run with a state keeps its rejects beside it (`record.state.default_rejects_path`: a
     dead-letter queue per database), whether or not `rejects_path` asks for a copy elsewhere. A
@@ -98,7 +100,7 @@ class ReplaySession:
                  dedupe: Deduplicator | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                  engine: Engine | None = None, observer: Observer | None = None,
                  warn: Warn = _quiet, mappings: dict[str, Any] | None = None,
-                 merges_state: str | None = None):
+                 merges_state: str | None = None, endpoint: str | None = None):
         self.translator, self.sink, self.dry_run = translator, sink, dry_run
         # A run that uses no state but sends (a --since/--until window): the state whose applied
         # merges it must not send again (it is read, not changed).
@@ -106,6 +108,7 @@ class ReplaySession:
         self.rejects_path, self.state_path, self.reprocess = rejects_path, state_path, reprocess
         self.window_filter, self.dedupe, self.max_line_bytes = window_filter, dedupe, max_line_bytes
         self.engine, self.observer, self.warn = engine, observer, warn
+        self.endpoint = endpoint   # where the sink sends (a region's host or a base URI): the state's too
         self.report = RunReport(dry_run=dry_run, fail_on=tuple(fail_on))
         self.rejects: RejectsWriter | None = None
         self.kept_rejects_path = default_rejects_path(state_path) if state_path is not None else None
@@ -125,8 +128,10 @@ class ReplaySession:
         self.opened = True
         try:
             if self.state_path is not None:
-                self.store = StateStore(self.state_path)
+                self.store = StateStore(self.state_path, warn=self.warn)
                 self.store.lock(describe_command())
+                if self.sink.database_id:   # a state belongs to one database (and address)
+                    self.store.bind(self.sink.database_id, self.endpoint)
                 self.run_id = self.store.start_run(describe_command())
                 if self.mappings is not None:
                     previous = self.store.record_mappings(self.run_id, self.mappings)

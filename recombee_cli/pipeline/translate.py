@@ -276,6 +276,9 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
     values = result.values
     bodies: list[bytes] = []
     for number, data in enumerate(lines):
+        if not data or data == b"\r":   # a blank line: told apart before orjson's costly error for it
+            blank += 1
+            continue
         try:
             value = loads(data)
         except decode_error:

@@ -45,10 +45,12 @@ from recombee_cli.recombee.signing import sign
 def base_url_for(region: str | None, base_uri: str | None, *, allow_http: bool) -> str:
     """`https://rapi-<region>.recombee.com`, or a custom base URI (a bare host[:port] gets https)."""
     if base_uri:
-        url = base_uri.rstrip("/")
-        if "://" not in url:
-            url = "https://" + url
-        if url.startswith("http://") and not allow_http:
+        url = base_uri.strip().rstrip("/")
+        scheme, sep, rest = url.partition("://")
+        # A scheme is case-insensitive (RFC 3986): `HTTP://` is plain http too, so the scheme is
+        # compared, and written, in lower case.
+        url = f"{scheme.lower()}://{rest}" if sep else "https://" + url
+        if urlsplit(url).scheme == "http" and not allow_http:
             raise ServiceError(f"{base_uri} is plain http: the token's signatures would travel "
                                f"unencrypted; pass --allow-http to do it anyway (local testing)")
         _check_url(base_uri, url)
@@ -58,6 +60,16 @@ def base_url_for(region: str | None, base_uri: str | None, *, allow_http: bool) 
     if region not in REGION_HOSTS:
         raise ServiceError(f"unknown region {region!r} (regions: {', '.join(REGION_HOSTS)})")
     return "https://" + REGION_HOSTS[region]
+
+
+def endpoint_of(base_url: str) -> str:
+    """The address a state file records (`https://rapi-eu-west.recombee.com`): the base URL with its
+    host in lower case and without the scheme's default port, so that one address is one text."""
+    parts = urlsplit(base_url)
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    netloc = (parts.hostname or "") + (f":{port}" if port and port != default else "")
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 def _check_url(given: str, url: str) -> None:

@@ -1,16 +1,17 @@
 """The Recombee sender: the sink that delivers requests in concurrent, ordered Batch calls.
 
-Order (SPEC §7): every request goes to a lane by its user (lanes.py); a lane sends one Batch at a
-time, in input order, so one user's requests take effect in input order while `concurrency` lanes
-work at once. `mergeUsers(source -> target)` orders the two users it touches and nothing else: it
-waits for what is queued for either, and what comes later for either waits for it; `deleteUser`
-does the same for its one user. Everyone else's requests keep flowing, and Batches stay full.
+Order (SPEC §7): requests wait in one queue, in input order, and `concurrency` senders each take
+the next Batch from it (batching.py): a user has at most one Batch in flight, and a Batch skips
+what may not go yet, so one user's requests take effect in input order while everyone else's keep
+flowing. `mergeUsers(source -> target)` orders the two users it touches and nothing else: it waits
+for what came before for either, and what comes later for either waits for it; `deleteUser` does
+the same for its one user. Batches stay full.
 
 Exactly once for what was answered (SPEC §7, §8): after every answered call, the requests Recombee
-accepted are written to the state's journal (`journal`) before the lane goes on, and the later
-requests of a merge's or a user deletion's users wait until it is recorded; so a run killed at any
-point resumes without applying a merge or a user deletion twice, and without sending again what
-was answered.
+answered for good are written to the state's journal (`journal`) before their users may go again,
+so a merge or user deletion is recorded before any later request of its users is sent; a run
+killed at any point resumes without applying a merge or a user deletion twice, and without sending
+again what was answered.
 
 Retries: a whole call that fails (no answer, 429, 5xx) is sent again, re-signed, with exponential
 backoff and jitter; a call with no complete answer by its deadline (client.py) got no answer.
@@ -30,7 +31,7 @@ after 8 attempts: cannot connect to https://h: connection refused"), or what was
 answer that was not a Batch answer. Circuit breaker (breaker.py): when Recombee cannot be reached,
 or refuses call after call, the run stops with `UnreachableError` (exit 3) and the true reason.
 
-Memory stays flat: `submit` waits while a lane holds more than two Batches' worth.
+Memory stays flat: `submit` waits while QUEUED_BATCHES Batches' worth of requests wait.
 """
 
 from __future__ import annotations
@@ -46,10 +47,9 @@ import orjson
 
 from recombee_cli.errors import AuthenticationError, ServiceError
 from recombee_cli.outcomes import NO_ANSWER, transient
+from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY, HOLD_SECONDS, LINGER_SECONDS, Built, Item, SendQueue
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
-from recombee_cli.recombee.lanes import HOLD_SECONDS, LINGER_SECONDS, Dependency, Fence, Item, Lane
-from recombee_cli.recombee.routing import DEFAULT_CONCURRENCY, lane_of
 from recombee_cli.recombee.service import MAX_BATCH
 from recombee_cli.request_kinds import LENIENT, SOLO, chunk_sid, route, sid
 from recombee_cli.segment.jsvalues import orjson_default
@@ -57,8 +57,8 @@ from recombee_cli.sinks.protocol import AnswerJournal, Ticket
 from recombee_cli.sources.lines import cut_lines
 
 DEFAULT_BATCH_SIZE = 1000
+QUEUED_BATCHES = 8         # Batches' worth of requests waiting before `submit` waits (a sender looks that far)
 _FAILED_BATCHES_TO_ABORT = 3
-_SWEEP = 50_000            # users remembered (their latest request, a merge's fence) before a sweep
 NO_STATUS = NO_ANSWER      # the code of a request whose call got no usable answer (outcomes.py)
 
 
@@ -96,9 +96,9 @@ class RecombeeSender:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch size must be between 1 and {MAX_BATCH:,}")
         self.client = client
-        self.on_batch = on_batch      # called from the lane threads, once per Batch
+        self.on_batch = on_batch      # called from the senders' threads, once per Batch
         self.batch_size = batch_size
-        self.lane_capacity = 2 * batch_size
+        self.capacity = QUEUED_BATCHES * batch_size
         self.retry = retry or RetryPolicy()
         self.journal: AnswerJournal | None = None
         self._rng = random.Random(seed)
@@ -111,20 +111,15 @@ class RecombeeSender:
         self._circuit = Circuit(self.breaker)
         self.stopping = False
         self.closing = False
-        # The main thread's: users whose later requests wait for a merge or user deletion, and
-        # each user's latest request (what a merge waits for, in the lane of its source).
-        self._fences: dict[str, Fence] = {}
-        self._latest: dict[str, Item] = {}
-        # Users one of whose requests was not delivered (copied on write: lanes read it unlocked).
+        self.queue = SendQueue()
+        # Users one of whose requests was not delivered (copied on write: builds read it unlocked).
         self._poisoned: frozenset[str] = frozenset()
-        self._room = threading.Condition()           # a lane answered: submit may find room
         self.stats = {"batches": 0, "retries": 0, "requests_retried": 0, "merges_ordered": 0, "nothing_to_do": 0}
-        self.lanes = [Lane(n) for n in range(concurrency)]
         self.lane_count = concurrency
-        for lane in self.lanes:
-            lane.thread = threading.Thread(target=self._work, args=(lane,), name=f"recombee-lane-{lane.number}",
-                                           daemon=True)
-            lane.thread.start()
+        self.threads = [threading.Thread(target=self._work, name=f"recombee-sender-{n}", daemon=True)
+                        for n in range(concurrency)]
+        for thread in self.threads:
+            thread.start()
 
     # -- the Sink interface --------------------------------------------------------------------
     def submit(self, ticket: Ticket) -> None:
@@ -142,9 +137,6 @@ class RecombeeSender:
             return
         with self._lock:
             self._pending[id(ticket)] = [ticket, left]
-        lanes, fences, latest, count = self.lanes, self._fences, self._latest, self.lane_count
-        fence: Fence | None
-        per_lane: list[list[Item]] = [[] for _ in lanes]
         routes = ticket.routes
         if routes is None:   # an event's requests as objects (the Python API, tests): as the
             # translate stage does, serialised once and cut from one joined blob, each its size
@@ -156,60 +148,21 @@ class RecombeeSender:
             bodies = requests
         base = chunk_sid(ticket.first_line)
         now = time.monotonic()
-        for index, (users, flags, key, place) in enumerate(routes):
-            if codes[index]:
-                continue
-            lane = lanes[hash(users[0]) % count] if users else lanes[0]   # routing.lane_of
-            item = Item(ticket, index, bodies[index], users, flags, key, base + place if place >= 0 else -1, now)
-            if fences:   # a later request of a user a merge or user deletion touched waits for it
-                for user in users:
-                    fence = fences.get(user)
-                    if fence is None:
-                        continue
-                    if fence.settled:
-                        del fences[user]
-                    elif item.after is None:
-                        item.after = [fence]
-                    else:
-                        item.after.append(fence)
-            if flags & SOLO:
-                self._hold(item, lane)
-            for user in users:
-                latest[user] = item
-            per_lane[lane.number].append(item)
-        if len(latest) > _SWEEP:
-            self._latest = {user: item for user, item in latest.items() if not item.done}
-        for lane, items in zip(lanes, per_lane):
-            if items:
-                lane.put(items, self.batch_size, now)
-        self._wait_for_room()
-
-    def _hold(self, item: Item, lane: Lane) -> None:
-        """A merge or user deletion: it waits for the earlier requests of its users (the latest of
-        each, where another lane holds it: in its own lane, order does it), and holds back their
-        later requests (SPEC §7)."""
-        self._count("merges_ordered")
-        after: list[Dependency] = item.after or []
-        fence = item.fence = Fence()
-        for user in item.users:
-            earlier = self._latest.get(user)
-            if earlier is not None and not earlier.done and \
-                    lane_of(earlier.users[0], self.lane_count) != lane.number:
-                after.append(earlier)
-            self._fences[user] = fence
-        item.after = after or None
-        if len(self._fences) > _SWEEP:
-            self._fences = {user: f for user, f in self._fences.items() if not f.settled}
-
-    def _wait_for_room(self) -> None:
-        capacity = self.lane_capacity
-        for lane in self.lanes:
-            if len(lane.queue) <= capacity:
-                continue
-            with self._room:
-                while len(lane.queue) > capacity and not self.stopping:
-                    self._raise_if_failed()
-                    self._room.wait(0.1)
+        items = [Item(ticket, index, bodies[index], users, flags, key, base + place if place >= 0 else -1, now)
+                 for index, (users, flags, key, place) in enumerate(routes) if not codes[index]]
+        solos = sum(1 for item in items if item.flags & SOLO)
+        if solos:
+            self._count("merges_ordered", solos)
+        queue = self.queue
+        with queue.cond:
+            queue.queue.extend(items)
+            queue.last_put = now
+            if len(queue.queue) >= self.batch_size:
+                queue.rescan = True
+                queue.cond.notify_all()
+            while len(queue.queue) > self.capacity and not self.stopping:   # memory stays flat
+                self._raise_if_failed()
+                queue.cond.wait(0.1)
 
     @property
     def database_id(self) -> str:
@@ -230,7 +183,7 @@ class RecombeeSender:
 
     def define(self, requests: list[dict[str, Any]]) -> list[str]:
         """Send property definitions (PUT /users|items/properties/{name}) in calls of their own
-        and wait for their answers, before the requests that use them are queued: every lane
+        and wait for their answers, before the requests that use them are queued: every sender
         then finds the property there. 200/201 created, 409 already there (both fine); retried
         like a Batch on 429/5xx and no answer. Returns one line per definition refused (the
         values of such a property then fail with Recombee's own answer)."""
@@ -288,13 +241,12 @@ class RecombeeSender:
         return done
 
     def close(self) -> list[Ticket]:
-        """Send what the lanes hold (partly filled Batches too), wait for every answer."""
+        """Send what the queue holds (partly filled Batches too), wait for every answer."""
         self.closing = True
-        self._wake_all()
-        for lane in self.lanes:
-            assert lane.thread is not None
-            while lane.thread.is_alive():
-                lane.thread.join(0.2)
+        self._wake()
+        for thread in self.threads:
+            while thread.is_alive():
+                thread.join(0.2)
                 if self._error is not None:
                     self.abort()
         self._raise_if_failed()
@@ -302,12 +254,11 @@ class RecombeeSender:
         return self.poll()
 
     def drain(self) -> list[Ticket]:
-        """After an error: stop the lanes and hand back what was answered — finished tickets, and
+        """After an error: stop the senders and hand back what was answered — finished tickets, and
         tickets partly answered (unanswered requests keep code 0); never raises."""
         self.abort()
-        for lane in self.lanes:
-            if lane.thread is not None:
-                lane.thread.join(2.0)
+        for thread in self.threads:
+            thread.join(2.0)
         with self._lock:
             done, self._done = self._done, []
             done += [ticket for ticket, left in self._pending.values() if left < len(ticket.codes)]
@@ -315,71 +266,80 @@ class RecombeeSender:
         return done
 
     def abort(self) -> None:
-        """Stop every lane now (Ctrl-C, authentication failure); unanswered requests stay unanswered."""
+        """Stop every sender now (Ctrl-C, authentication failure); unanswered requests stay unanswered."""
         self.stopping = True
-        self._wake_all()
+        self._wake()
 
-    # -- the lanes' threads --------------------------------------------------------------------
-    def _work(self, lane: Lane) -> None:
+    # -- the senders' threads -------------------------------------------------------------------
+    def _work(self) -> None:
+        queue = self.queue
         try:
             while True:
-                batch = self._take(lane)
-                if batch is None:
+                built = self._take()
+                if built is None:
                     return
-                if batch:
-                    try:
-                        self.deliver(batch)
-                    finally:
-                        batch = None   # not kept while waiting: each item holds its ticket, a chunk's bytes
-                self._wake_all()
+                try:
+                    if built.batch:
+                        self.deliver(built.batch)
+                finally:
+                    with queue.cond:
+                        queue.release(built.users)
+                built = None   # not kept while waiting: each item holds its ticket, a chunk's bytes
         except BaseException as exc:   # noqa: BLE001 - handed to the main thread, never lost
             self.fail(exc)
 
-    def _take(self, lane: Lane) -> list[Item] | None:
-        """Wait for a Batch worth sending (see lanes.py); None when the sender stops or closes
-        with nothing left. Items of users whose earlier request was not delivered are answered
-        `not sent` here (an empty list comes back)."""
+    def _take(self) -> Built | None:
+        """Wait for a Batch worth sending (see batching.py) and take it (its users are in flight
+        until released); None when the sender stops or closes with nothing left. Items of users
+        whose earlier request was not delivered are answered `not sent` here (the Built that
+        comes back may hold no batch)."""
         size = self.batch_size
-        with lane.cond:
+        queue = self.queue
+        with queue.cond:
             while True:
                 if self.stopping:
                     return None
-                queue = lane.queue
-                if not queue:
+                waiting = queue.queue
+                if not waiting:
                     if self.closing:
                         return None
-                    lane.cond.wait(0.1)
+                    queue.cond.wait(0.1)
                     continue
                 now = time.monotonic()
                 closing = self.closing
-                idle = now - lane.last_put >= LINGER_SECONDS   # the input is slower than the sending
+                idle = now - queue.last_put >= LINGER_SECONDS   # the input is slower than the sending
                 # Look for an overdue request at most every LINGER_SECONDS: the oldest may be one
-                # that waits for a merge, while the rest fill the next Batch.
-                overdue = now - queue[0].enqueued >= HOLD_SECONDS and now - lane.last_look >= LINGER_SECONDS
-                if closing or idle or overdue or (lane.rescan and len(queue) >= size):
-                    lane.rescan = False
+                # that waits for its user's Batch in flight, while the rest fill the next Batch.
+                overdue = now - waiting[0].enqueued >= HOLD_SECONDS and now - queue.last_look >= LINGER_SECONDS
+                if closing or idle or overdue or (queue.rescan and len(waiting) >= size):
+                    queue.rescan = False
                     if overdue:
-                        lane.last_look = now
-                    built = lane.build(size, self._poisoned)
-                    batch = built.batch
+                        queue.last_look = now
+                    built: Built | None = queue.build(size, self._poisoned)
+                    assert built is not None
+                    batch: list[Item] | None = built.batch
+                    assert batch is not None
                     worth = bool(batch) and (len(batch) >= size or closing or idle
                                              or now - batch[0].enqueued >= HOLD_SECONDS)
                     if worth or built.dropped:
-                        lane.take(built, send=worth)
+                        queue.take(built, send=worth)
+                        if not worth:
+                            built.batch, built.users = [], set()
                         if built.dropped:
                             self._not_sent(built.dropped)
-                        return batch if worth else []
-                lane.cond.wait(LINGER_SECONDS / 5)
+                        queue.cond.notify_all()   # room for `submit`
+                        return built
+                    built = batch = None   # not kept while waiting: another sender may send them
+                queue.cond.wait(LINGER_SECONDS / 5)
 
-    def _wake_all(self) -> None:
-        for lane in self.lanes:
-            lane.wake()
-        with self._room:
-            self._room.notify_all()
+    def _wake(self) -> None:
+        with self.queue.cond:
+            self.queue.rescan = True
+            self.queue.cond.notify_all()
 
     # -- delivering one Batch ------------------------------------------------------------------
     def deliver(self, batch: list[Item]) -> None:
-        """Send one lane's batch until every request has a final answer (or give up); then tell
+        """Send one Batch until every request has a final answer (or give up); then tell
         the observer, if any, what it took."""
         if self.on_batch is None:
             self._deliver(batch, None)
@@ -493,9 +453,9 @@ class RecombeeSender:
 
     def _settle(self, items: list[Item], codes: list[int], messages: list[str | None] | None) -> None:
         """Final answers (`messages` None: none has one): what Recombee answered for good is
-        recorded first (the journal), then merges and user deletions are settled (their users'
-        later requests may go), users with a request not delivered are held back for the rest of
-        the run, and the tickets get their codes."""
+        recorded first (the journal: the Batch's users are released only after it, so a merge's
+        or user deletion's later requests go once it is recorded), users with a request not
+        delivered are held back for the rest of the run, and the tickets get their codes."""
         journal = self.journal
         lost: set[str] = set()
         if journal is not None:
@@ -518,17 +478,11 @@ class RecombeeSender:
         if lost:
             with self._lock:
                 self._poisoned = self._poisoned | lost
-        for item in items:
-            if item.fence is not None:
-                item.fence.settled = True
         self._answer_all(items, codes, messages)
 
     def _not_sent(self, items: list[Item]) -> None:
         """Requests of users with an earlier request not delivered: held back, so that nothing
         overtakes it (the next run sends them all, in order)."""
-        for item in items:
-            if item.fence is not None:
-                item.fence.settled = True
         poisoned = self._poisoned
         self._answer_all(items, [NO_ANSWER] * len(items), [
             f"not sent: an earlier request of user {next((u for u in item.users if u in poisoned), item.users[0])!r} "
@@ -564,8 +518,6 @@ class RecombeeSender:
                 ticket.codes[item.index] = code
                 if messages is not None:
                     ticket.messages[item.index] = messages[k]
-                item.done = True
-                item.ticket, item.body = None, b""   # the item may be remembered as its users' latest
                 counted = left.get(id(ticket))
                 if counted is None:
                     left[id(ticket)] = [ticket, 1]
@@ -589,4 +541,4 @@ class RecombeeSender:
 
 
 __all__ = ["RecombeeSender", "DEFAULT_BATCH_SIZE", "DEFAULT_CONCURRENCY", "classify", "AuthenticationError",
-           "Breaker", "NO_STATUS", "AnswerJournal"]
+           "Breaker", "NO_STATUS", "AnswerJournal", "BatchReport"]

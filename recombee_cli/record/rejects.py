@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from recombee_cli.errors import InputError, OutputError
+from recombee_cli.private import open_private
 from recombee_cli.sources.decode import REJECT_MARKER
 from recombee_cli.sources.reader import Line, Source, display_name
 
@@ -43,7 +44,7 @@ class RejectsWriter:
         self.also = also
         self._known = self._keys_in(path)
         try:
-            self._fh: BinaryIO = open(path, "ab")
+            self._fh: BinaryIO = open_private(path, "ab")
         except OSError as exc:
             if also is not None:
                 also.close()

@@ -30,10 +30,12 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from recombee_cli.errors import StateError, StateLocked, StateWriteError
+from recombee_cli.private import FILE_MODE, create_private, make_folders
 from recombee_cli.sources.reader import display_name
 
 SCHEMA_VERSION = 3
@@ -76,10 +78,22 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+_NAME_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
+
+
+def state_file_name(database_id: str) -> str:
+    """A database id as a file name, one file per id: Recombee's ID characters stay as they are
+    (so `shop-prod` is `shop-prod.sqlite`, as it always was), anything else, `%` included, is
+    %-escaped (`shop/prod` -> `shop%2Fprod`, never `shop_prod`), and so are `.` and `..`."""
+    if database_id in (".", ".."):
+        return database_id.replace(".", "%2E")
+    return "".join(c if c in _NAME_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+                   for c in database_id)
+
+
 def default_state_path(database_id: str | None) -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in (database_id or "default"))
-    return os.path.join(base, "recombee-cli", f"{name}.sqlite")
+    return os.path.join(base, "recombee-cli", f"{state_file_name(database_id or 'default')}.sqlite")
 
 
 def default_rejects_path(state_path: str) -> str:
@@ -107,19 +121,23 @@ AnsweredRow = tuple[int, int, bytes | None]
 
 
 class StateStore:
-    def __init__(self, path: str):
+    """The state file, opened (created 0600, in folders made 0700, when it does not exist)."""
+
+    def __init__(self, path: str, *, warn: Callable[[str], None] | None = None):
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
         try:
-            os.makedirs(directory, exist_ok=True)
+            make_folders(directory)
         except FileExistsError:
             raise StateError(f"cannot create the state folder {directory}: a file of that name is there") from None
         except OSError as exc:
             raise StateError(f"cannot create the state folder {directory}: {exc.strerror or exc}") from None
         self._lock_fh: TextIO | None = None
         self._write = threading.Lock()   # the sender's threads (journal) and the main thread (checkpoints)
+        self._check_not_emptied(warn)
         db: sqlite3.Connection | None = None
         try:
+            create_private(path)
             self.db = db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -153,6 +171,52 @@ class StateStore:
     def rejects_path(self) -> str:
         """The rejects this state keeps (see `default_rejects_path`)."""
         return default_rejects_path(self.path)
+
+    def _check_not_emptied(self, warn: Callable[[str], None] | None) -> None:
+        """A state file of zero bytes is not a new state: SQLite would take it for one, and every
+        input would be sent again. Refused when a run has used this path before (its lock file is
+        there: the state was emptied or truncated since); else said, and a new state starts."""
+        try:
+            if os.path.getsize(self.path) != 0:
+                return
+        except OSError:
+            return   # not there (a new state), or not readable (sqlite says why)
+        if os.path.exists(self.path + ".lock"):
+            raise StateError(f"the state file {self.path} is empty, but runs have used it before "
+                             f"({self.path}.lock is theirs): it was emptied or truncated, and a new state "
+                             f"would send every input again; restore it from a backup, or remove it and "
+                             f"{self.path}.lock to start afresh")
+        if warn is not None:
+            warn(f"the state file {self.path} is empty: starting a new state in it (every input counts as new)")
+
+    # -- which database the state belongs to -----------------------------------------------------
+    def bind(self, database_id: str, endpoint: str | None = None) -> None:
+        """The state belongs to one database at one address (a region's host or a base URI): the
+        first run records them, and a run for another database or address is refused (StateError,
+        exit 2): its files would be skipped as done while that database never got them. A state
+        from before this was recorded is bound by its next run; an `endpoint` of None (a Python
+        caller's own sink) checks the database alone."""
+        meta = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('database_id', 'endpoint')"))
+        owner, address = meta.get("database_id"), meta.get("endpoint")
+        if (owner is not None and owner != database_id) or (endpoint and address and address != endpoint):
+            raise StateError(f"the state file {self.path} belongs to database {owner!r}"
+                             + (f" at {address}" if address else "") + f", not {database_id!r}"
+                             + (f" at {endpoint}" if endpoint else "") + ": its files are done for that "
+                             "database only; use that database's state (--state FILE; by default one "
+                             "file per database id)")
+        try:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('database_id', ?)", (database_id,))
+                if endpoint:
+                    self.db.execute("INSERT OR IGNORE INTO meta VALUES ('endpoint', ?)", (endpoint,))
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write the state file {self.path}: {exc}") from None
+
+    def owner(self) -> tuple[str | None, str | None]:
+        """The database id and address the state belongs to (None where not recorded yet)."""
+        meta = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('database_id', 'endpoint')"))
+        return meta.get("database_id"), meta.get("endpoint")
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() \
@@ -189,7 +253,7 @@ class StateStore:
     def lock(self, command: str) -> None:
         """Take the run lock or raise StateLocked naming the holder. A dead holder's lock is free."""
         try:
-            fh = open(self.path + ".lock", "a+")
+            fh = os.fdopen(os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, FILE_MODE), "a+")
         except OSError as exc:
             raise StateError(f"cannot create the lock file {self.path}.lock: {exc.strerror or exc}") from None
         try:

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recombee_cli.errors import PayloadInvalid
-from recombee_cli.segment.jsvalues import UNDEFINED, js_string, js_string_to_number
+from recombee_cli.segment.jsvalues import UNDEFINED, js_integral, js_multiply, js_string, js_string_to_number
 from recombee_cli.segment.properties import engage_name, value_request
 from recombee_cli.segment.timestamps import first_epoch_seconds, to_epoch_seconds
 
-ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-:@.]+")
+# Recombee's rule, except `.` and `..` alone: in a request's path (`/users/{userId}`, a merge's
+# `/users/{target}/merge/{source}`) they are dot segments, which HTTP resolves to another path.
+ID_PATTERN = re.compile(r"(?!\.\.?\Z)[a-zA-Z0-9_\-:@.]+")
 is_valid_id = ID_PATTERN.fullmatch   # the fast path inlines this check
 
 NO_DEFAULT = object()
@@ -116,6 +118,9 @@ def check_id(name: str, value: str) -> None:
     """Recombee's ID rule (SPEC 6): raise unless the ID is valid; with the rule off (a file
     export), return, and callers must not remember such an ID as valid."""
     if not is_valid_id(value) and _ID_RULE[0]:
+        if value in (".", ".."):
+            raise PayloadInvalid(f"{name} {value!r} is not a usable Recombee ID (in a request's path "
+                                 f"it would name another path)")
         raise PayloadInvalid(
             f"{name} {value!r} is not a valid Recombee ID (allowed: letters, digits, _ - : @ .)")
 
@@ -225,7 +230,7 @@ def _line_item(item: dict[str, Any], with_profit: bool) -> dict[str, Any]:
     for key in ("price", "profit") if with_profit else ("price",):
         value = item.get(key)
         if value is not None:
-            out[key] = value * amount if amount is not None else value
+            out[key] = js_multiply(value, amount) if amount is not None else value
     return out
 
 
@@ -432,13 +437,14 @@ def _coerce_scalar(spec: FieldSpec, value: Any, path: str, name: str | None = No
             number = js_string_to_number(value) if value != "" else float("nan")
             if number != number or number in (float("inf"), float("-inf")):
                 raise PayloadInvalid(f"{_where(_pointer(path, name))} must be {kind}.")
-            value = int(number) if number == int(number) else number
+            value = js_integral(number)
         elif not isinstance(value, (int, float)):
             raise PayloadInvalid(f"{_where(_pointer(path, name))} must be {kind}.")
         if kind == "integer":
-            if value != int(value):
-                raise PayloadInvalid(f"{_where(_pointer(path, name))} must be integer.")
-            value = int(value)
+            if type(value) is float:
+                if not value.is_integer():   # (nor infinite: a @json-decoded 1e400)
+                    raise PayloadInvalid(f"{_where(_pointer(path, name))} must be integer.")
+                value = js_integral(value)
         if spec.maximum and value > spec.maximum:
             raise PayloadInvalid(f"{_where(_pointer(path, name))} must be <= {js_string(spec.maximum)} "
                                  "(schema maximum)")

@@ -118,6 +118,29 @@ def _float_to_string(x: float) -> str:
     return sign + s
 
 
+# The integers a request can carry as integers: orjson writes 64 bits (signed or unsigned), no more.
+_JSON_INT_MIN, _JSON_INT_MAX = -2**63, 2**64 - 1
+
+
+def js_integral(number: float) -> int | float:
+    """A number as a request carries it: an integral double as an int (printed without `.0`, as
+    JSON.stringify prints it) where JSON can write it as one, anything else as the double itself
+    (the same number: an int beyond 64 bits cannot be written by orjson)."""
+    if number.is_integer() and _JSON_INT_MIN <= number <= _JSON_INT_MAX:
+        return int(number)
+    return number
+
+
+def js_multiply(a: int | float, b: int | float) -> int | float:
+    """`a * b` for numbers: exact for integers whose product JSON can still write as an integer
+    (as before), the product of the doubles, as JavaScript computes it, beyond that."""
+    if type(a) is int and type(b) is int:
+        product = a * b
+        if _JSON_INT_MIN <= product <= _JSON_INT_MAX:
+            return product
+    return js_to_number(a) * js_to_number(b)
+
+
 def js_number_to_string(x: int | float) -> str:
     """`String(x)` for a number (int or float, not bool)."""
     if isinstance(x, int):

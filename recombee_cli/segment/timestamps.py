@@ -9,7 +9,6 @@ quirks (a trailing `-01` in a date-only string counts as an offset; `+02` alone 
 
 from __future__ import annotations
 
-import calendar
 import math
 import re
 from datetime import datetime
@@ -28,6 +27,12 @@ _DATE = re.compile(
 _DATE_ONLY_WITH_FAKE_OFFSET = re.compile(r"\s*(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})\s*\Z")
 
 _DAYS_IN_MONTH_MAX = 31
+# A JavaScript Date holds at most 8.64e15 ms either side of 1970 (ECMA-262 "TimeClip"): beyond it
+# `new Date()` is an Invalid Date, which Segment reports as an invalid timestamp.
+_JS_DATE_LIMIT_SECONDS = 8.64e12
+# Our own limit (a deliberate difference, docs/behaviour.md): no event happens after 9999-12-31, and
+# Recombee's timestamps are ISO 8601 (four-digit years) or epoch seconds.
+AFTER_YEAR_9999 = 253402300800
 
 
 def _normalise(seconds: float) -> float | int:
@@ -35,6 +40,17 @@ def _normalise(seconds: float) -> float | int:
     if seconds == int(seconds):
         return int(seconds)
     return seconds
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date, for any year (V8's MakeDay; Python's
+    datetime, and so calendar.timegm, stops at the years 1 and 9999)."""
+    year -= month <= 2
+    era = (year if year >= 0 else year - 399) // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
 
 
 def _parse_date_string(text: str) -> float | None:
@@ -65,11 +81,16 @@ def _parse_date_string(text: str) -> float | None:
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         offset_minutes = sign * (int(digits[:2]) * 60 + int(digits[2:4]))
-    # timegm accepts day overflow (Feb 30 -> Mar 1), which is what V8 does for ISO dates.
-    base = calendar.timegm((year, month, 1, 0, 0, 0, 0, 0, 0))
+    if m["y"] == "-000000":
+        return None   # ECMA-262: "-000000" is not a year
+    # Day overflow (Feb 30 -> Mar 1) is what V8 does for ISO dates: count from the month's first day.
+    base = _days_from_civil(year, month, 1) * 86400
     total_ms = ((base + (day - 1) * 86400 + hour * 3600 + minute * 60 + second
                  - offset_minutes * 60) * 1000 + millis)
-    return total_ms / 1000
+    seconds = total_ms / 1000
+    if abs(seconds) > _JS_DATE_LIMIT_SECONDS:
+        return None   # an Invalid Date in JavaScript
+    return seconds
 
 
 _EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
@@ -147,6 +168,8 @@ def to_epoch_seconds(value: Any) -> float | int:
             raise PayloadInvalid(f"Invalid timestamp provided: {value}")
         if number >= 1e10:
             number = number / 1000
+        if number >= AFTER_YEAR_9999:
+            raise PayloadInvalid(f"Timestamp is after the year 9999: {value}")
         return _normalise(number)
     seconds = _parse_date_string(value) if isinstance(value, str) else None
     if seconds is None:
@@ -155,6 +178,8 @@ def to_epoch_seconds(value: Any) -> float | int:
         # Segment passes a date before 1970 on (Date.parse); Recombee refuses a negative time
         # (400), so it is caught here, with Segment's own message for negative numbers.
         raise PayloadInvalid(f"Timestamp cannot be negative: {value} is before 1970.")
+    if seconds >= AFTER_YEAR_9999:
+        raise PayloadInvalid(f"Timestamp is after the year 9999: {value}")
     return _normalise(seconds)
 
 

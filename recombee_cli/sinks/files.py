@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from recombee_cli.errors import ExportError, ExportWriteError
+from recombee_cli.private import FOLDER_MODE, make_folders, open_private
 from recombee_cli.segment.jsvalues import js_string, js_utf16_len
 from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, LocalSink, Ticket
 from recombee_cli.sources.decode import decode
@@ -279,7 +280,7 @@ class FileExporter:
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise ExportError(f"--output {directory} is a file, not a folder")
         try:
-            os.makedirs(directory, exist_ok=True)
+            make_folders(directory)
             entries = os.listdir(directory)
         except OSError as exc:
             raise ExportError(f"cannot use the output folder {directory}: {exc.strerror or exc}") from None
@@ -343,9 +344,9 @@ class FileExporter:
         try:
             for path in dict.fromkeys((os.path.join(self.directory, table), folder)):
                 if not os.path.isdir(path):
-                    os.mkdir(path)
+                    os.mkdir(path, FOLDER_MODE)
                     self._made.append(path)
-            fh = open(temp, "wb")
+            fh = open_private(temp, "wb")
         except OSError as exc:
             raise ExportWriteError(f"cannot write {temp}: {exc.strerror or exc}") from None
         return _Part(table, number, temp, final, fh, self.gzip)
@@ -409,7 +410,7 @@ class FileExporter:
         folder, base = os.path.split(name)
         temp = os.path.join(self.directory, folder, f".{base}.tmp")
         final = os.path.join(self.directory, name)
-        with open(temp, "wb") as fh:
+        with open_private(temp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -9,7 +9,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from recombee_cli.errors import OutputError
+from recombee_cli.errors import InputError, OutputError
+from recombee_cli.private import make_folders, open_private
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sinks.protocol import ChunkTicket, LocalSink, Ticket
 
@@ -86,20 +87,41 @@ class DryRunPrinter(LocalSink):
         return self.poll()
 
 
+_DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+
+
+def _object_path(url: str) -> str:
+    """An object's URL as a path: its bucket and key, segment by segment. A key is any text:
+    `a/../b` is an object of its own, not `b`, so its `.` and `..` segments are written `%2E`
+    and `%2E%2E` (never a step out of the output folder), and empty segments (`a//b`) are left out."""
+    segments = url.split("://", 1)[1].split("/")
+    return "/" + "/".join(_DOT_SEGMENTS.get(segment, segment) for segment in segments if segment)
+
+
 def output_names(names: list[str], suffix: str = ".ndjson") -> dict[str, str]:
     """Per input, the relative name of its output file: its path below the folder all inputs
-    share (a URL's scheme and bucket count as folders), plus `suffix`; `part-0001.gz` ->
-    `part-0001.gz.ndjson`. Stdin becomes `stdin.ndjson`."""
+    share (a URL's bucket counts as a folder), plus `suffix`; `part-0001.gz` ->
+    `part-0001.gz.ndjson`. Stdin becomes `stdin.ndjson`. Every name stays inside the output
+    folder, and two inputs never share one (InputError, before anything is written)."""
 
     def as_path(name: str) -> str:
         if "://" in name:
-            return "/" + name.split("://", 1)[1].strip("/")
+            return _object_path(name)
         return os.path.abspath(name).replace(os.sep, "/") if name != "<stdin>" else "/stdin"
 
     paths = {name: as_path(name) for name in names}
     folders = [posixpath.dirname(p) for p in paths.values()]
     root = posixpath.commonpath(folders) if folders else "/"
-    return {name: posixpath.relpath(path, root) + suffix for name, path in paths.items()}
+    relative = {name: posixpath.relpath(path, root) + suffix for name, path in paths.items()}
+    owners: dict[str, str] = {}
+    for name, path in relative.items():
+        if posixpath.isabs(path) or ".." in path.split("/") or "." in path.split("/"):
+            raise InputError(f"{name}: its output file {path} would not be inside the --output folder")
+        other = owners.setdefault(path, name)
+        if other != name:
+            raise InputError(f"{other} and {name} would write the same output file {path}: "
+                             f"give them in separate runs")
+    return relative
 
 
 class PerFileDryRun(LocalSink):
@@ -119,7 +141,10 @@ class PerFileDryRun(LocalSink):
         self._written: set[str] = set()
         self._definitions: list[dict[str, Any]] = []   # to print before the next ticket's requests
         self.requests_printed = 0
-        os.makedirs(folder, exist_ok=True)
+        try:
+            make_folders(folder)
+        except OSError as exc:
+            raise OutputError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
 
     def path_of(self, source: str) -> str:
         return os.path.join(self._folder, *self._names[source].split("/"))
@@ -127,9 +152,9 @@ class PerFileDryRun(LocalSink):
     def _switch(self, source: str) -> DryRunPrinter:
         self._end_file()
         path = self.path_of(source)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
-            self._file = open(path, "wb")
+            make_folders(os.path.dirname(path))
+            self._file = open_private(path, "wb")
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         self._printer = DryRunPrinter(self._file)

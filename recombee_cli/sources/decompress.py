@@ -138,7 +138,9 @@ class _Bz2(_Codec):
         while True:
             if out:
                 yield out
-            if d.eof or d.needs_input:
+            # needs_input can be True after a full output while the decoder still holds output
+            # (CPython's bz2): only a short output means it has none left.
+            if d.eof or (d.needs_input and len(out) < CHUNK_SIZE):
                 return
             out = d.decompress(b"", CHUNK_SIZE)
 

@@ -29,7 +29,7 @@ from recombee_cli.sources.dayfolders import (
     received_day,
 )
 from recombee_cli.sources.decompress import DamagedData, ReadFailed, compressed, decoded, decompressed
-from recombee_cli.sources.lines import cut_lines
+from recombee_cli.sources.lines import blank_free_segments, cut_lines
 from recombee_cli.sources.local import expand_local, stdin_source
 from recombee_cli.sources.remote import expand_remote
 
@@ -446,6 +446,23 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                 skipping = 0
             else:
                 data = b"".join((pending, head))
+                parts = blank_free_segments(data)
+                if parts is not None:   # long runs of blank lines: only the rest becomes blocks
+                    for first, begin, end in parts:
+                        part = data[begin:end]
+                        block = Block(name, number + first, offset + begin, data=part,
+                                      lines=cut_lines(part) if split else None)
+                        if end - begin > max_line_bytes:
+                            block.mark_too_long(max_line_bytes, too_long)
+                        kept = _starting_at(block, start_offset)
+                        if kept is not None:
+                            yield kept
+                    number += data.count(b"\n") + 1
+                    offset += len(data) + 1
+                    pending = chunk[cut + 1:]
+                    if len(pending) > max_line_bytes:
+                        skipping, pending = len(pending), b""
+                    continue
                 block = Block(name, number, offset, data=data, lines=cut_lines(data) if split else None)
             if len(head) + len(pending) > max_line_bytes:
                 block.mark_too_long(max_line_bytes, too_long)

@@ -142,23 +142,29 @@ class Emulator:
     def start(self) -> Emulator:
         if self._server is not None:
             return self
-        self._server = _Server((self.host, self._port), _Handler)
-        self._server.emulator = self
-        if self.tls:
-            cert, key = self_signed_cert(self.host)
-            self.cert_path = cert
-            self._server.socket = server_context(cert, key).wrap_socket(self._server.socket, server_side=True)
-        self._stopped.clear()
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="recombee-emulator",
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        server = _Server((self.host, self._port), _Handler)
+        try:
+            server.emulator = self
+            if self.tls:
+                cert, key = self_signed_cert(self.host)
+                self.cert_path = cert
+                server.socket = server_context(cert, key).wrap_socket(server.socket, server_side=True)
+            self._stopped.clear()
+            self._stopping.clear()
+            self._thread = threading.Thread(target=server.serve_forever, name="recombee-emulator",
+                                            kwargs={"poll_interval": 0.02}, daemon=True)
+            self._thread.start()
+        except BaseException:   # not serving: nothing for stop() to wait for, only to remove
+            server.server_close()
+            raise
+        self._server = server   # (set once it serves: stop() waits for its loop to end)
         return self
 
     def stop(self) -> None:
         """Stop serving and close open client connections. The store stays readable (snapshot)."""
         server, self._server = self._server, None
         if server is None:
+            self._remove_certificate()
             return
         self._stopping.set()
         server.shutdown()
@@ -166,16 +172,20 @@ class Emulator:
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._remove_certificate()
+        self._stopped.set()
+
+    def _remove_certificate(self) -> None:
+        """The throwaway certificate and its private key go with the server."""
         if self.cert_path:
             shutil.rmtree(Path(self.cert_path).parent, ignore_errors=True)
-        self._stopped.set()
 
     def serve_forever(self, on_ready: Callable[[Emulator], None] | None = None) -> None:
         """Serve until Ctrl-C (or stop() from another thread); for ``recombee-cli sandbox``."""
-        self.start()
-        if on_ready:
-            on_ready(self)
-        try:
+        try:   # (a signal that lands while it starts, or while on_ready writes, still stops it)
+            self.start()
+            if on_ready:
+                on_ready(self)
             while not self._stopped.wait(0.5):
                 pass
         except KeyboardInterrupt:

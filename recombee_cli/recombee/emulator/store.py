@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from recombee_cli.private import create_private
 from recombee_cli.recombee.emulator.params import boolean_param, id_param, number_param
 
 # ----------------------------------------------------------------------------------------------
@@ -117,6 +118,8 @@ class Store:
 
     def __init__(self, path: str | None):
         self.path = path
+        if path:
+            create_private(path)   # what was sent may be real users' data: 0600 when new
         self.db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
         self.lock = threading.RLock()
         if path:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import ssl
 import subprocess
 import tempfile
 from pathlib import Path
+
+from recombee_cli.private import create_private
 
 
 def server_context(cert: str, key: str) -> ssl.SSLContext:
@@ -18,15 +21,20 @@ def self_signed_cert(host: str) -> tuple[str, str]:
     """A throwaway certificate for ``host`` (and localhost): cryptography if installed, else the
     openssl command. Clients trust it with e.g. ``httpx.Client(verify=emu.cert_path)`` or
     ``REQUESTS_CA_BUNDLE=emu.cert_path`` for the official SDK."""
-    folder = Path(tempfile.mkdtemp(prefix="recombee-emulator-"))
+    folder = Path(tempfile.mkdtemp(prefix="recombee-emulator-"))   # 0700: only its owner reads the key
     cert, key = folder / "cert.pem", folder / "key.pem"
     try:
-        cert_with_cryptography(host, cert, key)
-    except ImportError:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}",
-                        "-addext", f"subjectAltName=IP:{host},DNS:localhost"],
-                       check=True, capture_output=True)
+        create_private(str(key))   # 0600 from the start (openssl keeps an existing file's mode)
+        try:
+            cert_with_cryptography(host, cert, key)
+        except ImportError:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                            "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}",
+                            "-addext", f"subjectAltName=IP:{host},DNS:localhost"],
+                           check=True, capture_output=True)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)   # no key left behind by a failure or a signal
+        raise
     return str(cert), str(key)
 
 

@@ -1,0 +1,22 @@
+# Cython's view of batching.py (an "augmenting .pxd"): the items as C structs for the compiled
+# build, so that queueing a request and building a Batch read and write fields, not dictionaries.
+# The .py stays the reference and the pure build; nothing here changes what it computes.
+
+
+cdef class Item:
+    cdef public object ticket
+    cdef public Py_ssize_t index
+    cdef public object body
+    cdef public tuple users
+    cdef public int flags
+    cdef public object key
+    cdef public object sid
+    cdef public double enqueued
+
+
+cdef class Built:
+    cdef public list batch
+    cdef public set users
+    cdef public list dropped
+    cdef public list kept
+    cdef public Py_ssize_t scanned
