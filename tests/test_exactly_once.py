@@ -380,3 +380,29 @@ def test_a_run_killed_at_random_points_and_run_again_stores_what_one_clean_run_s
     assert stopped >= 1
     assert final.returncode == 0, final.stderr
     assert got == expected
+
+
+def test_a_refusal_for_good_is_final_the_file_is_done_and_status_lists_it(tmp_path):
+    """A per-request 400 that no retry changes kept its file pending: every night re-sent it and
+    exited 1. Now it is a final answer: counted `failed`, kept in the rejects, the file done,
+    `status` lists the refusals, and the next run has nothing to send."""
+    state = tmp_path / "state.sqlite"
+    env = {**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN}
+    samples = str(Path(__file__).resolve().parent.parent / "sample_events")
+    with Emulator(DB, TOKEN, faults=Faults(p_sub_400=1.0, limit=2)) as emu:
+        first = _cli(emu, state, "--report", str(tmp_path / "r.json"), samples)
+        assert emu.stats.faults["sub_400"] == 2
+        calls = emu.stats.batch_calls
+        second = _cli(emu, state, samples)
+        assert emu.stats.batch_calls == calls           # nothing left to send
+    assert first.returncode == 1 and "Recombee answered 400: Refused (an injected fault)" in first.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["outcomes"]["failed"] == 2 and report["requests"]["failed"] == 2
+    assert second.returncode == 0, second.stderr
+    status = subprocess.run([sys.executable, "-m", "recombee_cli", "status", "--state", str(state), "--json"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    files = json.loads(status.stdout)["files"]
+    assert all(f["done"] for f in files)
+    assert sum(f.get("refused", 0) for f in files) == 2
+    kept = [json.loads(line) for line in (tmp_path / "state.rejects.ndjson").read_text().splitlines()]
+    assert [r["status"] for r in kept if r["outcome"] == "failed"] == [400, 400]

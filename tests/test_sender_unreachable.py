@@ -5,6 +5,7 @@ reason, a deadline per Batch call. Everything on 127.0.0.1, real sockets; every 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import socket
@@ -262,3 +263,28 @@ def test_a_base_uri_no_call_could_use_is_a_usage_error(base_uri, why):
     assert result.exit_code == 2, result.stderr
     assert f"{base_uri} is not a usable base URI" in result.stderr and why in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("fault, words", [(dict(p_503=1.0), "Recombee answered 503"),
+                                          (dict(p_429=1.0, retry_after=0.05), "Recombee answered 429")],
+                         ids=["503", "429"])
+def test_a_recombee_that_refuses_every_call_stops_the_run_with_exit_3_and_leaves_the_files_pending(
+        tmp_path, fault, words):
+    """The real defaults. The breaker counted only calls with no answer: 2,000 events into a
+    Recombee answering 503 to everything took 595 s and ended in `failed` events (exit 1)."""
+    state = tmp_path / "state.sqlite"
+    env = {**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN}
+    with Emulator(DB, TOKEN, faults=Faults(**fault)) as emu:
+        result = subprocess.run(
+            [sys.executable, "-m", "recombee_cli", "replay", "--base-uri", emu.base_uri, "--allow-http",
+             "--database-id", DB, "--state", str(state), "--quiet", str(ROOT / "sample_events")],
+            env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("recombee-cli: error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert re.fullmatch(rf"recombee-cli: error: Recombee keeps refusing Batch calls: {words}: .+ \(\d+ calls in a "
+                        r"row refused over \d+ s; stopped\)", lines[0]), lines
+    status = subprocess.run([sys.executable, "-m", "recombee_cli", "status", "--state", str(state), "--json"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    exports = [f for f in json.loads(status.stdout)["files"] if "/segment-logs/" in f["path"]]
+    assert exports and not any(f["done"] for f in exports)   # pending: the next run sends them

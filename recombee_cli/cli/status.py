@@ -63,7 +63,7 @@ def status(env: Environment, state_path, database_id, config_path, as_json) -> N
         env.stdout.write(orjson.dumps({
             "state": state_path, "database_id": owner[0], "endpoint": owner[1],
             "files": [{"path": f.path, "done": f.done, "offset": f.offset, "updated": f.updated,
-                       "failed": f.failed, "reason": f.reason} for f in files],
+                       "failed": f.failed, "refused": f.refused, "reason": f.reason} for f in files],
             "rejects": rejects,
             "runs": runs}, option=orjson.OPT_INDENT_2) + b"\n")
         return

@@ -222,6 +222,14 @@ def print_status(stream: TextIO, path: str, files, runs, rejects: dict | None = 
                       f"the next run takes it up again", markup=False)
     if len(pending) > 20:
         console.print(f"  ... and {len(pending) - 20:,} more not done (--json lists all)", markup=False)
+    refusing = [f for f in files if f.refused]
+    if refusing:   # final answers: the files are done; the events wait in the rejects for a fixed mapping
+        console.print(f"Recombee refused {sum(f.refused for f in refusing):,} events for good (a 4xx no retry "
+                      f"changes; they are in the rejects kept):", markup=False)
+        for f in refusing[:20]:
+            console.print(f"  {f.refused:,} in {f.path}", markup=False)
+        if len(refusing) > 20:
+            console.print(f"  ... and {len(refusing) - 20:,} more files (--json lists all)", markup=False)
     if runs:
         table = Table(title="last runs", title_justify="left")
         for column in ("run", "started", "status", "events", "sent", "duplicate", "invalid", "failed"):

@@ -3,7 +3,8 @@
 Retrying each Batch 8 times only delays the inevitable by minutes when nothing works. The circuit
 counts, across lanes, Batch calls in a row that got no HTTP answer (refused, DNS, TLS, timeouts,
 the call's deadline, broken connections; any HTTP answer resets that count), and Batch calls in a
-row that Recombee refused whole (5xx, or a 429 whose retries ran out; a Batch answer resets both).
+row that Recombee refused whole (5xx, 429: a throttled run gets Batch answers in between, which
+reset both counts).
 When `Breaker.calls` calls in a row got no answer, or were refused, and the first of them is at
 least `Breaker.seconds` old (or a Batch has used all its attempts), the run stops with
 `UnreachableError` (exit 3) carrying the true reason. On a refused port that is about 10-20 s
@@ -53,7 +54,7 @@ class Circuit:
         self.breaker = breaker
         self._lock = threading.Lock()
         self._silent = _Count()     # calls in a row that got no HTTP answer
-        self._refused = _Count()    # calls in a row refused whole (5xx, 429 past its retries)
+        self._refused = _Count()    # calls in a row refused whole (5xx, 429)
         self._ever = False          # any call of the run got an HTTP answer
 
     def _add(self, count: _Count, exhausted: bool, ever: bool) -> tuple[int, float] | None:
@@ -81,8 +82,8 @@ class Circuit:
                                    f"{opened[1]:.0f} s; stopped)")
 
     def refused(self, reason: str, exhausted: bool) -> None:
-        """Recombee refused a whole call (5xx, or 429 with no retry left): open the breaker when it
-        keeps doing so. Also an HTTP answer."""
+        """Recombee refused a whole call (5xx, 429): open the breaker when it keeps doing so. Also
+        an HTTP answer."""
         self.answered()
         opened = self._add(self._refused, exhausted, True)
         if opened is not None:

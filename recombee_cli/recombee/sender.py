@@ -492,9 +492,7 @@ class RecombeeSender:
         """A whole call failed: count it toward the circuit breaker (which raises when it opens)."""
         if isinstance(exc, TransportFailure):
             self._circuit.no_answer(exc.reason, exhausted)
-        elif exc.status == 429 and not exhausted:   # a rate limit, honoured: not a refusal yet
-            self._circuit.answered()
-        else:
+        else:   # 5xx, or 429 (its Retry-After honoured): a throttled run gets Batch answers in between
             self._circuit.refused(exc.reason, exhausted)
 
     # -- internals -----------------------------------------------------------------------------

@@ -55,6 +55,7 @@ class Faults:
     p_drop: float = 0.0             # execute, then close the connection halfway through the reply
     p_drop_before: float = 0.0      # close the connection without executing or answering
     p_sub_5xx: float = 0.0          # per batch sub-request: 500 or 503, not executed
+    p_sub_400: float = 0.0          # per batch sub-request: 400 (refused for good), not executed
     seed: int = 0
     limit: int | None = None
     batch_calls_only: bool = False  # the faults hit Batch calls only (reads, e.g. property lists, answer)
@@ -65,7 +66,7 @@ class Faults:
 
     def __post_init__(self) -> None:
         probs = [self.p_500, self.p_503, self.p_429, self.p_slow, self.p_drop, self.p_drop_before,
-                 self.p_sub_5xx, self.p_trickle, self.p_odd]
+                 self.p_sub_5xx, self.p_sub_400, self.p_trickle, self.p_odd]
         if any(not 0.0 <= p <= 1.0 for p in probs):
             raise ValueError("fault probabilities must be within [0, 1]")
         if self.odd not in ODD_ANSWERS:
@@ -115,6 +116,8 @@ class FaultDice:
 
     def sub_code(self) -> int | None:
         with self.lock:
+            if self._hit(self.faults.p_sub_400):
+                return 400
             if not self._hit(self.faults.p_sub_5xx):
                 return None
             return self.rng.choice((500, 503))
@@ -122,5 +125,5 @@ class FaultDice:
 
 def fault_body(code: int) -> dict[str, Any]:
     message = {500: "Internal server error", 503: "Service temporarily unavailable",
-               429: "Too many requests"}[code]
+               429: "Too many requests", 400: "Refused (an injected fault)"}[code]
     return {"statusCode": code, "error": message}

@@ -306,7 +306,7 @@ class Emulator:
             for op, params in planned:
                 code = self._dice.sub_code()
                 if code is not None:
-                    self._count(faults=["sub_5xx"])
+                    self._count(faults=["sub_400" if code == 400 else "sub_5xx"])
                     results.append({"code": code, "json": fault_body(code)})
                     continue
                 code, result = run(op, self.store, params, now)
