@@ -306,7 +306,8 @@ class RecombeeSender:
                     queue.cond.wait(0.1)
                     continue
                 now = time.monotonic()
-                closing = self.closing
+                # Closing, or the queue full (reading waits for room: no fuller Batch will come).
+                closing = self.closing or len(waiting) >= self.capacity
                 idle = now - queue.last_put >= LINGER_SECONDS   # the input is slower than the sending
                 # Look for an overdue request at most every LINGER_SECONDS: the oldest may be one
                 # that waits for its user's Batch in flight, while the rest fill the next Batch.
