@@ -892,8 +892,8 @@ class Bench:
     def sweep(self, path: Path, events: int, size: int) -> None:
         self.section(f"Sweep (extra, {_short(events)} events, best of {self.args.sweep_repeat}): "
                      "replay -> emulator (fast), one option changed")
-        settings = [("default (--concurrency 4 --batch-size 1000)", ())] + \
-            [(f"--concurrency {c}", ("--concurrency", str(c))) for c in (1, 8)] + \
+        settings = [("default (--concurrency 8 --batch-size 1000)", ())] + \
+            [(f"--concurrency {c}", ("--concurrency", str(c))) for c in (1, 16)] + \
             [(f"--batch-size {b}", ("--batch-size", str(b))) for b in (100, 5000)] + \
             [("--workers 2", ("--workers", "2"))]
         with Emulator(DATABASE, TOKEN, fast=True) as emu:
