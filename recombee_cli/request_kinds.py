@@ -3,123 +3,202 @@
 A request is the object that goes into a Batch's `requests` array, `{"method", "path", "params"}`.
 Whatever depends on a request's kind reads it here, not from the path again:
 
-* whose order it takes part in: its *users* (the keys the sender orders by: a user id, or
-  `/items/{id}` for an item's values, which no user id can equal since ids hold no `/`);
+* its ordering keys (`order`): whose order it takes part in — a user id, or `/items/{id}` for an
+  item's values (no user id can equal it: ids hold no `/`). The sender keeps one Batch in flight
+  per key, so requests of one key take effect in input order;
 * `LENIENT`: a 404 means there was nothing left to do (a delete or merge applied already, or a
   user never there), so it counts as done;
 * `SOLO`: applied a second time it would undo later work — a merge moves again whatever its source
   user was given since, a user deletion deletes it. So a solo request never shares a Batch with
-  another request of its users (a failed neighbour would make it be sent again), the requests of
-  its users that come after it wait until it is answered *and* recorded in the state, and a resumed
-  run never sends it again (SPEC §7);
-* its duplicate *key*: Recombee keeps the first interaction of a (user, item, timestamp) and answers
-  409 to the next; two requests with one key must never share a Batch, or a retried first one would
-  come back 409 behind the second and the store would keep the wrong one. View portions are
-  updated per (user, item, session): keyed likewise.
+  another request of its keys (a failed neighbour would make it be sent again), the later requests
+  of its keys wait until it is answered *and* recorded in the state, and a resumed run, a
+  `--reprocess` or a `--since/--until` window never sends it again (SPEC §7);
+* its duplicate key (`keyed`): Recombee keeps the first interaction of a (user, item, timestamp)
+  and answers 409 to the next; two requests with one key never share a Batch, or a retried first
+  one would come back 409 behind the second and the store would keep the wrong one. View portions
+  are updated per (user, item, session): keyed likewise;
+* `table`: the interaction type it adds to or deletes from (`detailviews`…), for an export;
+* `values`: the entity (`users`, `items`) whose property values it sets, for the property gate.
 
-`route(request, sid)` gives the sender everything it needs per request in one tuple.
+A new kind (say `addSeries`) is one `RequestKind` in KINDS (or `register`): the sender orders it,
+the export names it, nothing else changes. `route(request, sid)` gives the sender what it needs of
+a request in one tuple.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 LENIENT = 1
 SOLO = 2
 
 Users = tuple[str, ...]
-# (users, flags, duplicate key or None, sid): what the sender needs of a request. `sid` is the
-# request's place in its input, relative to the chunk it was translated in (see `sid`).
+# (ordering keys, flags, duplicate key or None, sid): what the sender needs of a request. `sid` is
+# the request's place in its input, relative to the chunk it was translated in (see `sid`).
 Route = tuple[Users, int, Any, int]
 
+_NAME = re.compile(r"\{(\w+)\}")
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True)
 class RequestKind:
     action: str           # the destination action that builds it (Segment's name, or ours)
     method: str
-    path: str             # the path, or its pattern with {userId}, {itemId}, {sourceUserId}, {name}
+    path: str             # the path, or its template with {names} (one path segment each)
     flags: int = 0
-    keyed: bool = False   # Recombee answers 409 to a second one with the same key
+    order: tuple[str, ...] = ("{userId}",)   # templates of its ordering keys, from the path or params
+    keyed: tuple[str, ...] = ()              # params that make its duplicate key (with the path)
+    table: str | None = None                 # the interaction type it adds to or deletes from
+    values: str | None = None                # the entity whose property values it sets
+    pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def fixed(self) -> bool:
+        return "{" not in self.path
 
 
-INTERACTIONS = {   # path -> (add action, delete action); the add-type's key is (user, item, timestamp)
-    "/detailviews/": ("addDetailView", None),
-    "/purchases/": ("addPurchase", None),
-    "/ratings/": ("addRating", None),
-    "/cartadditions/": ("addCartAddition", "deleteCartAddition"),
-    "/bookmarks/": ("addBookmark", "deleteBookmark"),
-    "/viewportions/": ("setViewPortion", None),
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = _NAME.split(template)   # literal, name, literal, name, ...
+    return re.compile("".join(re.escape(p) if k % 2 == 0 else f"(?P<{p}>[^/?]+)" for k, p in enumerate(parts)))
+
+
+INTERACTIONS = {   # interaction type -> (add action, delete action or None), in the export's order
+    "purchases": ("addPurchase", None),
+    "cartadditions": ("addCartAddition", "deleteCartAddition"),
+    "detailviews": ("addDetailView", None),
+    "bookmarks": ("addBookmark", "deleteBookmark"),
+    "ratings": ("addRating", None),
+    "viewportions": ("setViewPortion", None),
 }
+_KEYED = {"viewportions": ("userId", "itemId", "sessionId")}
 
-KINDS: tuple[RequestKind, ...] = (
-    *(RequestKind(add, "POST", path, keyed=True) for path, (add, _) in INTERACTIONS.items()),
-    *(RequestKind(delete, "DELETE", path, LENIENT) for path, (_, delete) in INTERACTIONS.items() if delete),
-    RequestKind("mergeUsers", "PUT", "/users/{userId}/merge/{sourceUserId}", LENIENT | SOLO),
+KINDS: list[RequestKind] = [
+    *(RequestKind(add, "POST", f"/{table}/", keyed=_KEYED.get(table, ("userId", "itemId", "timestamp")),
+                  table=table) for table, (add, _) in INTERACTIONS.items()),
+    *(RequestKind(delete, "DELETE", f"/{table}/", LENIENT, table=table)
+      for table, (_, delete) in INTERACTIONS.items() if delete),
+    RequestKind("mergeUsers", "PUT", "/users/{userId}/merge/{sourceUserId}", LENIENT | SOLO,
+                order=("{userId}", "{sourceUserId}")),
     RequestKind("deleteUser", "DELETE", "/users/{userId}", LENIENT | SOLO),
-    RequestKind("setUserValues", "POST", "/users/{userId}"),
-    RequestKind("setItemValues", "POST", "/items/{itemId}"),
-    RequestKind("addUserProperty", "PUT", "/users/properties/{name}"),
-    RequestKind("addItemProperty", "PUT", "/items/properties/{name}"),
-)
-
-_FIXED = {(kind.method, kind.path): kind for kind in KINDS if "{" not in kind.path}
-_BY_ACTION = {kind.action: kind for kind in KINDS}
-_FIXED_DELETES = frozenset(path for (method, path) in _FIXED if method == "DELETE")
+    RequestKind("setUserValues", "POST", "/users/{userId}", values="users"),
+    RequestKind("setItemValues", "POST", "/items/{itemId}", order=("/items/{itemId}",), values="items"),
+    RequestKind("addUserProperty", "PUT", "/users/properties/{name}", order=()),
+    RequestKind("addItemProperty", "PUT", "/items/properties/{name}", order=()),
+]
+_FIXED: dict[tuple[str, str], RequestKind] = {}
+_TEMPLATED: list[RequestKind] = []
 
 
-def kind_of(request: dict[str, Any]) -> RequestKind | None:
-    """The kind of a request, or None for one this tool does not make."""
+def register(kind: RequestKind) -> RequestKind:
+    """Add a kind to the table (the module adds its own; a new action's module, or a test, more).
+    Templated paths are matched most specific first (more literal text wins)."""
+    if kind.fixed:
+        _FIXED[(kind.method, kind.path)] = kind
+    else:
+        kind = RequestKind(kind.action, kind.method, kind.path, kind.flags, kind.order, kind.keyed, kind.table,
+                           kind.values, _pattern(kind.path))
+        _TEMPLATED.append(kind)
+        _TEMPLATED.sort(key=lambda k: -len(_NAME.sub("", k.path)))
+    if kind not in KINDS:
+        KINDS.append(kind)
+    return kind
+
+
+for _kind in list(KINDS):
+    register(_kind)
+
+
+def match(request: dict[str, Any]) -> tuple[RequestKind, dict[str, str]] | None:
+    """The kind of a request and the names its path holds, or None for a request of no known kind."""
     method, path = request["method"], request["path"]
     kind = _FIXED.get((method, path))
     if kind is not None:
-        return kind
-    parts = path.split("/")   # "", "users" | "items", id [, "merge", source] | "properties", name
-    entity = parts[1] if len(parts) > 2 else ""
-    action = None
-    if len(parts) == 3 and parts[2]:
-        action = {("users", "DELETE"): "deleteUser", ("users", "POST"): "setUserValues",
-                  ("items", "POST"): "setItemValues"}.get((entity, method))
-    elif len(parts) == 5 and entity == "users" and parts[3] == "merge" and method == "PUT":
-        action = "mergeUsers"
-    elif len(parts) == 4 and parts[2] == "properties" and method == "PUT":
-        action = {"users": "addUserProperty", "items": "addItemProperty"}.get(entity)
-    return _BY_ACTION[action] if action is not None else None
+        return kind, {}
+    for kind in _TEMPLATED:
+        if kind.method == method and kind.pattern is not None:
+            found = kind.pattern.fullmatch(path)
+            if found is not None:
+                return kind, found.groupdict()
+    return None
+
+
+def kind_of(request: dict[str, Any]) -> RequestKind | None:
+    found = match(request)
+    return found[0] if found is not None else None
+
+
+def _order_keys(kind: RequestKind, names: dict[str, str], params: dict[str, Any]) -> Users:
+    keys = []
+    for template in kind.order:
+        try:
+            key = _NAME.sub(lambda m: _text(names[m.group(1)] if m.group(1) in names else params[m.group(1)]),
+                            template)
+        except KeyError:   # a key the request lacks (a Recombee refusal to come): no order to keep
+            continue
+        keys.append(key)
+    return tuple(keys)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise KeyError(value)   # an id that is not a string orders nothing (Recombee refuses it)
+    return value
 
 
 def users_of(request: dict[str, Any]) -> Users:
-    """The users whose order a request takes part in: a merge's target and source, an item's
-    values' `/items/{id}`, else the user in the path or in `params.userId`; () for none."""
-    path = request["path"]
-    if path.startswith("/users/"):
-        parts = path.split("/")
-        if len(parts) >= 5 and parts[3] == "merge":
-            return (parts[2], parts[4])
-        if len(parts) == 3:
-            return (parts[2],)
-        return ()
-    if path.startswith("/items/"):
-        parts = path.split("/")
-        return ("/items/" + parts[2],) if len(parts) == 3 else ()
-    user = (request.get("params") or {}).get("userId")
-    return (user,) if isinstance(user, str) else ()
+    """The ordering keys of a request (see the module docstring); () for none."""
+    found = match(request)
+    if found is None:
+        user = (request.get("params") or {}).get("userId")
+        return (user,) if isinstance(user, str) else ()
+    kind, names = found
+    return _order_keys(kind, names, request.get("params") or {})
 
 
 def route(request: dict[str, Any], sid: int = -1) -> Route:
-    """(users, flags, duplicate key, sid) of a request: the sender's whole view of it."""
-    path = request["path"]
-    method = request["method"]
+    """(ordering keys, flags, duplicate key, sid) of a request: the sender's whole view of it."""
     params = request.get("params") or {}
-    if method == "POST" and path in INTERACTIONS:
+    kind = _FIXED.get((request["method"], request["path"]))
+    if kind is not None and kind.order == ("{userId}",):   # the interactions: the common case, quickly
         user = params.get("userId")
         users: Users = (user,) if isinstance(user, str) else ()
-        third = params.get("sessionId") if path == "/viewportions/" else params.get("timestamp")
-        return users, 0, (path, user, params.get("itemId"), third), sid
-    if method == "DELETE" and path in _FIXED_DELETES:
+        key = (kind.path, *(params.get(name) for name in kind.keyed)) if kind.keyed else None
+        return users, kind.flags, key, sid
+    found = match(request)
+    if found is None:
         user = params.get("userId")
-        return ((user,) if isinstance(user, str) else ()), LENIENT, None, sid
+        return ((user,) if isinstance(user, str) else ()), 0, None, sid
+    kind, names = found
+    key = (kind.path, *(params.get(name) for name in kind.keyed)) if kind.keyed else None
+    return _order_keys(kind, names, params), kind.flags, key, sid
+
+
+def interaction_table(request: dict[str, Any]) -> str | None:
+    """The interaction type a request adds to or deletes from (`purchases`…), else None."""
     kind = kind_of(request)
-    return users_of(request), kind.flags if kind is not None else 0, None, sid
+    return kind.table if kind is not None else None
+
+
+def value_target(request: dict[str, Any]) -> tuple[str, str] | None:
+    """(entity, id) when a request sets a user's or an item's property values, else None."""
+    found = match(request)
+    if found is None:
+        return None
+    kind, names = found
+    entity = kind.values
+    return None if entity is None else (entity, names["userId" if entity == "users" else "itemId"])
+
+
+def action_of(request: dict[str, Any]) -> str:
+    """The action a request comes from (`mergeUsers`…), or its method and first path segment."""
+    kind = kind_of(request)
+    if kind is not None:
+        return kind.action
+    method, path = request.get("method", ""), request.get("path", "")
+    first = path.strip("/").split("/")[0]
+    return f"{method} /{first}/" if first else f"{method} {path}"
 
 
 # A request's place in its input: its line's number (relative to a chunk's first line, made

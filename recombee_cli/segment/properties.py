@@ -45,6 +45,7 @@ from collections.abc import Callable
 from typing import Any
 
 from recombee_cli.errors import PayloadInvalid
+from recombee_cli.request_kinds import value_target
 
 TYPES = ("int", "double", "string", "boolean", "timestamp", "set", "image", "imageList")
 NAME_RE = re.compile(r"[a-zA-Z0-9_\-:]+")
@@ -273,20 +274,9 @@ def definition_request(entity: str, name: str, kind: str) -> dict[str, Any]:
 
 
 def value_request_target(request: dict[str, Any]) -> tuple[str, str] | None:
-    """(entity, id) when a request sets a user's or an item's values (POST /users/{id}, /items/{id})."""
-    if request.get("method") != "POST":
-        return None
-    path = request.get("path", "")
-    if path.startswith("/users/"):
-        entity = "users"
-    elif path.startswith("/items/"):
-        entity = "items"
-    else:
-        return None
-    rest = path[7:]
-    if not rest or "/" in rest:
-        return None
-    return entity, rest
+    """(entity, id) when a request sets a user's or an item's values (request_kinds: POST
+    /users/{id}, /items/{id})."""
+    return value_target(request)
 
 
 # What the main process needs of a value request: its entity, each (name, value class), and its

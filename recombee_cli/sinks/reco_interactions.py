@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from recombee_cli.request_kinds import INTERACTIONS, action_of, interaction_table
 from recombee_cli.segment.actions import FALLBACK_TIMESTAMPS
 from recombee_cli.segment.jsvalues import js_string
 from recombee_cli.segment.timestamps import first_epoch_seconds
@@ -41,33 +42,14 @@ from recombee_cli.sinks.files import Column, EventLookup, NotRepresentable, Refu
 
 ENTITY = "Reco_Interactions"
 
-# Recombee interaction path -> table (the folder of its parts); named as Recombee names them.
-TABLES = {
-    "/purchases/": "purchases",
-    "/cartadditions/": "cartadditions",
-    "/detailviews/": "detailviews",
-    "/bookmarks/": "bookmarks",
-    "/ratings/": "ratings",
-    "/viewportions/": "viewportions",
-}
+# The tables (the folders of the parts): Recombee's interaction types, as request_kinds names them.
+TABLES = tuple(INTERACTIONS)
 
 # The value each table keeps in "Double Attribute" (the contract leaves its use to the business).
 DOUBLE_ATTRIBUTE = {"purchases": "price", "cartadditions": "price", "detailviews": "duration",
                     "ratings": "rating", "viewportions": "portion"}
 
 EVENT_CLOCK = ("timestamp",) + FALLBACK_TIMESTAMPS
-
-
-def _what(method: str, path: str) -> str:
-    """A request the format cannot express, named as the action that builds it."""
-    parts = path.strip("/").split("/")
-    if method == "PUT" and len(parts) == 4 and parts[0] == "users" and parts[2] == "merge":
-        return "mergeUsers"
-    if method == "DELETE" and len(parts) == 2 and parts[0] == "users":
-        return "deleteUser"
-    if method == "POST" and len(parts) == 2 and parts[0] in ("users", "items"):
-        return "setUserValues" if parts[0] == "users" else "setItemValues"
-    return f"{method} /{parts[0]}/" if parts and parts[0] else f"{method} {path}"
 
 
 # The contract's types as the Common Data Model's model.json names them (the format of the
@@ -117,7 +99,7 @@ class RecoInteractions(RowFormat):
         Column("Strength", "double"),
         Column("IsPositive", "bool"),
     )
-    tables = tuple(TABLES.values())
+    tables = TABLES
     entity_folder = ENTITY
     recombee_ids = False
 
@@ -141,10 +123,10 @@ class RecoInteractions(RowFormat):
         return {**super().describe(), "entity_folder": ENTITY, "anonymous_user_ids": self.anonymous_ids}
 
     def convert(self, request: dict[str, Any], event: EventLookup) -> tuple[str, dict[str, Any]]:
-        method, path = request.get("method", ""), request.get("path", "")
-        table = TABLES.get(path)
-        if table is None or method not in ("POST", "DELETE"):
-            raise NotRepresentable(f"not representable in {ENTITY}: {_what(method, path)}")
+        method = request.get("method", "")
+        table = interaction_table(request)
+        if table is None:
+            raise NotRepresentable(f"not representable in {ENTITY}: {action_of(request)}")
         params = request.get("params") or {}
         user = params.get("userId")
         positive = method == "POST"

@@ -64,7 +64,8 @@ that passed authentication (a 401 is never masked). Per call, one draw picks at 
 drop_before / 500 / 503 / 429 (nothing executed); otherwise the call executes, and then ``p_slow``
 delays the reply by ``slow_seconds`` and ``p_drop`` sends half of the reply's head and closes the
 connection: the work is done but the client sees a broken connection. Inside a batch ``p_sub_5xx``
-answers a request 500 or 503 without executing it, ``p_sub_400`` 400 (a refusal no retry changes). ``limit`` caps the number of injected faults.
+answers a request 500 or 503 without executing it, ``p_sub_400`` 400 (a refusal no retry
+changes). ``limit`` caps the number of injected faults.
 After execution too, ``p_trickle`` sends the whole reply, head included, one byte every
 ``trickle_seconds`` (a server that never times out a per-read timeout), and ``p_odd`` (Batch calls
 only) answers 200 with a body that is not a proper Batch answer, of the kind ``odd`` names (see

@@ -29,6 +29,7 @@ from recombee_cli.recombee.emulator.params import (
     valid_id,
 )
 from recombee_cli.recombee.emulator.store import KINDS, Kind, Store
+from recombee_cli.request_kinds import INTERACTIONS
 
 # ----------------------------------------------------------------------------------------------
 # Operations: (store, params, now) -> (code, json). They raise ApiError for error answers.
@@ -374,15 +375,15 @@ def op_merge_users(target_path: str, source_path: str, store: Store, params: dic
 # Routing
 # ----------------------------------------------------------------------------------------------
 
-_INTERACTION_PATH = re.compile(r"/(detailviews|purchases|cartadditions|bookmarks|ratings|viewportions)/?")
+_TYPES = "|".join(INTERACTIONS)   # Recombee's six interaction types (request_kinds.py)
+_INTERACTION_PATH = re.compile(rf"/({_TYPES})/?")
 _MERGE_PATH = re.compile(r"/users/([^/?]+)/merge/([^/?]+)/?")
 _USER_PATH = re.compile(r"/users/([^/?]+)/?")
 _ITEM_PATH = re.compile(r"/items/([^/?]+)/?")
 _PROPERTY_LIST_PATH = re.compile(r"/(users|items)/properties/list/?")
 _PROPERTY_PATH = re.compile(r"/(users|items)/properties/([^/?]+)/?")
 _ENTITY_LIST_PATH = re.compile(r"/(users|items)/list/?")
-_ENTITY_INTERACTIONS_PATH = re.compile(
-    r"/(users|items)/([^/?]+)/(detailviews|purchases|cartadditions|bookmarks|ratings|viewportions)/?")
+_ENTITY_INTERACTIONS_PATH = re.compile(rf"/(users|items)/([^/?]+)/({_TYPES})/?")
 BATCH_PATH = re.compile(r"/batch/?")
 
 Operation = Callable[[Store, dict[str, Any], float], Result]

@@ -1,0 +1,83 @@
+"""What a Recombee request is lives in one table (request_kinds.py): a new action's requests are one
+table entry, and the sender, the export and the resume all know them from it."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+import recombee_cli.request_kinds as request_kinds
+from recombee_cli.recombee.batching import Item, SendQueue
+from recombee_cli.recombee.client import RecombeeClient
+from recombee_cli.recombee.emulator import Emulator
+from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.request_kinds import LENIENT, SOLO, RequestKind, action_of, interaction_table, route, value_target
+from recombee_cli.sinks.files import NotRepresentable
+from recombee_cli.sinks.protocol import EventTicket
+from recombee_cli.sinks.reco_interactions import RecoInteractions
+from recombee_cli.sources.reader import Line
+
+DB, TOKEN = "kinds-db", "kinds-token-1c5e"
+
+
+def test_every_request_the_presets_build_has_its_kind():
+    assert route({"method": "POST", "path": "/purchases/", "params": {"userId": "u", "itemId": "i", "timestamp": 3}}) \
+        == (("u",), 0, ("/purchases/", "u", "i", 3), -1)
+    assert route({"method": "DELETE", "path": "/bookmarks/", "params": {"userId": "u", "itemId": "i"}}, 7) \
+        == (("u",), LENIENT, None, 7)
+    assert route({"method": "PUT", "path": "/users/t/merge/s", "params": {"cascadeCreate": True}}) \
+        == (("t", "s"), LENIENT | SOLO, None, -1)
+    assert route({"method": "DELETE", "path": "/users/u", "params": {}})[:2] == (("u",), LENIENT | SOLO)
+    assert route({"method": "POST", "path": "/items/p", "params": {"a": 1}})[0] == ("/items/p",)
+    assert route({"method": "PUT", "path": "/users/properties/age", "params": {"type": "int"}})[0] == ()
+    assert value_target({"method": "POST", "path": "/users/properties", "params": {}}) == ("users", "properties")
+    assert interaction_table({"method": "DELETE", "path": "/cartadditions/", "params": {}}) == "cartadditions"
+    assert action_of({"method": "PUT", "path": "/users/t/merge/s"}) == "mergeUsers"
+
+
+@pytest.fixture
+def delete_item(monkeypatch):
+    """A new action, `deleteItem`, added by one table entry (in this test alone)."""
+    monkeypatch.setattr(request_kinds, "KINDS", list(request_kinds.KINDS))
+    monkeypatch.setattr(request_kinds, "_TEMPLATED", list(request_kinds._TEMPLATED))
+    return request_kinds.register(RequestKind("deleteItem", "DELETE", "/items/{itemId}", LENIENT | SOLO,
+                                              order=("/items/{itemId}",)))
+
+
+def _values(item: str, **values) -> dict:
+    return {"method": "POST", "path": f"/items/{item}", "params": {**values, "!cascadeCreate": True}}
+
+
+def test_a_new_action_is_one_table_entry_and_the_sender_keeps_its_order(delete_item):
+    gone = {"method": "DELETE", "path": "/items/p1", "params": {}}
+    assert route(gone) == (("/items/p1",), LENIENT | SOLO, None, -1)
+    # Batched as the sender batches: the deletion alone, after the item's earlier values and
+    # before its later ones (without its entry it had no ordering key and shared their Batch).
+    requests = [_values("p1", colour="red"), gone, _values("p1", size="L"), _values("p2", colour="blue")]
+    queue = SendQueue()
+    queue.queue.extend(Item(None, n, b"", *route(r, n)[:3], n, 0.0) for n, r in enumerate(requests))
+    batches = []
+    while queue.queue:
+        built = queue.build(10, frozenset())
+        queue.take(built)
+        queue.in_flight.difference_update(built.users)   # answered
+        batches.append([item.index for item in built.batch])
+    assert batches == [[0, 3], [1], [2]]
+    with pytest.raises(NotRepresentable, match="not representable in Reco_Interactions: deleteItem"):
+        RecoInteractions().convert(gone, lambda: None)
+    with Emulator(DB, TOKEN) as emu:
+        client = RecombeeClient(DB, TOKEN, emu.base_uri, concurrency=4, timeout=10)
+        assert client.batch([orjson.dumps({"method": "PUT", "path": f"/items/properties/{n}", "params": {"type": "string"}})
+                             for n in ("colour", "size")])[0]["code"] == 201
+        sender = RecombeeSender(client, batch_size=10, concurrency=4)
+        ticket = EventTicket(Line("t", 1, 0, b""), None,
+                             [_values("p1", colour="red"), gone, _values("p1", size="L"), _values("p2", colour="blue")])
+        try:
+            sender.submit(ticket)
+            sender.close()
+        finally:
+            sender.abort()
+        values = emu.snapshot()["item_values"]
+    assert ticket.codes == [200, 200, 200, 200]
+    # Applied in input order: p1 deleted between its two values, so only the later one is there.
+    assert values == [("p1", "size", '"L"'), ("p2", "colour", '"blue"')]
