@@ -12,7 +12,8 @@ Auth
   * A database id other than ours -> 401 ``Unknown database '<id>'`` (each database has its own
     token, so the server cannot authenticate a request for a database it does not know). A target
     with no database segment at all (``/``) -> 404.
-  * ``emu.reject_all_auth = True`` answers every call 401; ``emu.clock_offset`` shifts server time.
+  * ``emu.reject_all_auth = True`` answers every call 401; ``emu.clock_offset`` shifts server time,
+    which every reply's ``Date`` header tells (as a real server's does).
 
 Requests (single, and inside a Batch)
   * POST /{detailviews,purchases,cartadditions,bookmarks,ratings,viewportions}/   -> 200 "ok"
