@@ -28,6 +28,7 @@ COMMANDS = {
     "status": ("status", "status"),
     "export": ("export", "export"),
     "doctor": ("doctor", "doctor"),
+    "show": ("show", "show"),
 }
 # Variables that options name themselves, read without loading every command to check them.
 COMMON_VARIABLES = frozenset((*OTHER_VARIABLES, "RECOMBEE_DATABASE_ID", "RECOMBEE_REGION", "RECOMBEE_BASE_URI",
@@ -65,6 +66,7 @@ recombee-cli presets > recombee-cli.toml           # Segment's 14 presets, to ed
 recombee-cli validate exports/                     # per mapping: matched, built, invalid by reason
 recombee-cli doctor --database-id shop-prod        # token, region, clock, config, state: before a run
 recombee-cli replay --database-id shop-prod exports/
+recombee-cli show user alice --database-id shop-prod   # what Recombee holds for a user
 recombee-cli replay --help                         # every command has its own help and examples
 """
 
