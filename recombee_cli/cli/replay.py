@@ -89,7 +89,29 @@ def make_sender(env: Environment, config: Config, *, database_id, region, base_u
         raise Abort(f"{exc}{hint}", ExitCode.USAGE) from None
 
 
-@click.command(cls=Command, epilog=EXIT_CODES_HELP)
+EXAMPLES = """
+recombee-cli replay --dry-run sample_events/                 # print the requests; send nothing, no token
+recombee-cli replay --dry-run 'segment-logs/SRC123/*/*.gz' > requests.ndjson   # quote a glob
+zcat day.gz | recombee-cli replay --dry-run -                # from stdin
+export RECOMBEE_PRIVATE_TOKEN=...                            # never on the command line
+recombee-cli replay --database-id shop-prod --region us-west --report run.json segment-logs/SRC123/
+recombee-cli replay --quiet --config /etc/recombee/recombee-cli.toml s3://acme-segment/segment-logs/SRC123/
+recombee-cli replay --database-id shop-prod ~/.local/state/recombee-cli/shop-prod.rejects.ndjson   # re-send
+recombee-cli replay --since 2024-01-01 --until 2024-02-01 segment-logs/SRC123/   # a window; state untouched
+"""
+
+SECTIONS = (
+    ("Input", ("exclude", "since", "until", "dedupe", "dedupe_window", "max_line_bytes", "workers", "dask")),
+    ("Mappings", ("config_path", "enable")),
+    ("Sending", ("dry_run", "database_id", "region", "base_uri", "token_file", "allow_http", "batch_size",
+                 "concurrency")),
+    ("State and resume", ("state_path", "no_state", "reprocess")),
+    ("Output", ("output", "rejects_path", "report_path", "fail_on", "quiet", "verbose", "log_format")),
+)
+
+
+@click.command(cls=Command, epilog=EXIT_CODES_HELP, examples=EXAMPLES, sections=SECTIONS,
+               short_help="Translate Segment exports and send them to Recombee (--dry-run: print them).")
 @click.argument("inputs", nargs=-1, required=True)
 @config_option
 @click.option("--dry-run", is_flag=True,
