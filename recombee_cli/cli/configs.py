@@ -37,11 +37,12 @@ def presets(env: Environment, show_all) -> None:
         specs += [MappingSpec(p.name, p.trigger, p.action, p.mapping()) for p in OPT_IN_PRESETS]
     header = ("# recombee-cli configuration: Segment's Recombee (Actions) presets, written out.\n"
               "# Edit a mapping, delete the ones you do not want, add your own [[mappings]].\n"
-              "# Reference: docs/configuration.md\n\n"
+              "# Short forms: \"$.a.b\" reads a path, [\"$.a\", \"$.b\"] the first that exists\n"
+              "# (docs/configuration.md, \"Mapping-kit values and short forms\").\n\n"
               f"[recombee]\n# database_id = \"my-database\"\n# region = \"{DEFAULT_REGION}\"   "
               f"# {', '.join(REGIONS)}; or base_uri = \"...\"\n"
               "# The private token comes from RECOMBEE_PRIVATE_TOKEN or token_file, not from here.")
-    text = mappings_toml(specs, header, presets=False)
+    text = mappings_toml(specs, header, presets=False, short=True)
     if show_all:   # the opt-in presets' declared types, as tables the config reads
         text += ("\n# Property types (int, double, string, boolean, timestamp, set, image, imageList);\n"
                  "# others are inferred from their first value (docs/configuration.md).\n")

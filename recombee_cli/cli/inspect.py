@@ -75,7 +75,8 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
                 say(env, "error", problem)
             with text_stdout(env) as out:
                 verdict = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "OK"
-                out.write(f"{config.file or 'built-in presets'}: {verdict}, {len(names)} mappings (checked: "
+                out.write(f"{config.file or 'built-in presets'}: {verdict}, {ui.plural(len(names), 'mapping')} "
+                          f"(checked: "
                           f"triggers, fields, a source for every required field, triggers that can match)\n"
                           f"{presets['said']}\n"
                           f"not checked without inputs: {NOT_CHECKED_STATICALLY}\n")

@@ -60,9 +60,9 @@ def batch_printer(env: Environment):
         answer = f"HTTP {batch.status}" if batch.status else "no answer"
         if batch.reason:
             answer += f" ({batch.reason})"
-        text = (f"Batch of {batch.size:,} requests: {answer}, {batch.attempts} "
-                f"attempt{'s' if batch.attempts != 1 else ''}, {batch.seconds:.2f} s"
-                + (f", {batch.retried:,} requests sent again" if batch.retried else ""))
+        text = (f"Batch of {ui.plural(batch.size, 'request')}: {answer}, {ui.plural(batch.attempts, 'attempt')}, "
+                f"{batch.seconds:.2f} s" + (f", {ui.plural(batch.retried, 'request')} sent again" if batch.retried
+                                            else ""))
         with lock:
             if env.log_json:
                 log_json(env, "info", "batch", size=batch.size, status=batch.status, attempts=batch.attempts,
