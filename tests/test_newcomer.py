@@ -17,7 +17,7 @@ from recombee_cli.pipeline.config import load_config
 # -- 1. the first README command succeeds; the bad lines have a place of their own ---------------
 
 def test_the_readme_first_command_runs_on_samples_that_succeed():
-    first = (ROOT / "README.md").read_text().split("```")[1].strip().splitlines()[0]
+    first = (ROOT / "README.md").read_text().split("```")[1].split("\n", 1)[1].strip().splitlines()[0]
     assert first.endswith("&& recombee-cli replay --dry-run sample_events/")
     result = invoke(["replay", "--dry-run", str(SAMPLES)])
     assert result.exit_code == 0, result.stderr

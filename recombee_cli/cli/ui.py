@@ -342,4 +342,6 @@ def print_export(stream: TextIO, manifest: dict, directory: str) -> None:
     console = _console(stream)
     tables = [f"{name} {plural(t['rows'], 'row')} ({plural(len(t['files']), 'file')})"
               for name, t in manifest["tables"].items() if t["rows"]]
-    console.print(f"written to {directory}: " + (", ".join(tables) if tables else "no rows"), markup=False)
+    lines = wrap_phrases([f"written to {directory}: " + (tables[0] if tables else "no rows"), *tables[1:]], WIDTH - 2)
+    for number, line in enumerate(lines):
+        console.print(("  " if number else "") + line, markup=False)
