@@ -188,7 +188,7 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | list
         table.add_row(outcome, f"{report.outcomes[outcome]:,}", "" if requests is None else f"{requests:,}")
         if outcome == "duplicate" and nothing:
             # Deletes and merges Recombee answered 404: not "already there" but "nothing to do" (a
-            # first run's removal of what was added before the archive began). SPEC counts them as
+            # first run's removal of what was added before the archive began). Their outcome is
             # duplicate; this row says which part of it they are (events only when that is exact).
             every = nothing == report.requests.get("duplicate")
             table.add_row("  nothing to do", f"{report.outcomes['duplicate']:,}" if every else "", f"{nothing:,}",
