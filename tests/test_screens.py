@@ -81,11 +81,11 @@ def test_file_names_in_the_bar_are_cut_in_the_middle_keeping_the_files_own_name(
 def test_the_progress_bar_counts_sent_events_as_the_table_does():
     stream = io.StringIO()
     console = Console(file=stream, force_terminal=True, width=120)
-    bar = ui._ProgressBar(console, total_bytes=1000)   # noqa: SLF001 - the terminal's view, driven directly
+    bar = ui._ProgressBar(console, total_bytes=1000)
     report = RunReport()
     report.outcomes["sent"], report.requests["sent"], report.requests["duplicate"] = 3, 40, 5
     bar.progress(report, 500)
-    fields = bar._bar.tasks[0].fields   # noqa: SLF001
+    fields = bar._bar.tasks[0].fields
     assert fields["sent"] == 3
 
 
