@@ -7,6 +7,12 @@ The Python API, for notebooks and Spark/Dask jobs:
     >>> resolve_mapping({"@path": "$.properties.sku"}, event)
     >>> translate_event(event)                 # the requests Segment's presets would send
     >>> translate_event(event, "mappings.toml")
+
+A whole replay, sent (the token from RECOMBEE_PRIVATE_TOKEN):
+
+    >>> sender = make_sender("shop-prod", region="us-west")
+    >>> session = ReplaySession(load_translator(), sender, dry_run=False, state_path="shop.sqlite")
+    >>> session.run(expand_inputs(["exports/"])).to_dict()
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ from recombee_cli.errors import ConfigError, MappingError, PayloadInvalid, Recom
 
 __all__ = [
     "__version__", "compile_trigger", "resolve_mapping", "translate_event", "load_translator",
-    "DaskSession", "ReplaySession",
+    "DaskSession", "ReplaySession", "make_sender", "expand_inputs",
     "ConfigError", "MappingError", "PayloadInvalid", "RecombeeCliError", "TriggerSyntaxError",
 ]
 
 
 def __getattr__(name: str):
-    """`recombee_cli.DaskSession` (cluster mode), imported when first used: dask is an extra."""
+    """The Python API's heavier names, imported when first used: `DaskSession` (dask is an extra),
+    `ReplaySession`, `make_sender` (httpx) and `expand_inputs`."""
     if name == "DaskSession":
         from recombee_cli.pipeline.cluster import DaskSession
 
@@ -38,6 +45,14 @@ def __getattr__(name: str):
         from recombee_cli.pipeline.session import ReplaySession
 
         return ReplaySession
+    if name == "make_sender":   # the sender a ReplaySession sends with (httpx loads only now)
+        from recombee_cli.pipeline.connect import make_sender
+
+        return make_sender
+    if name == "expand_inputs":   # files, folders, globs, `-`, s3://... -> the sources a session reads
+        from recombee_cli.sources.reader import expand_inputs
+
+        return expand_inputs
     raise AttributeError(f"module 'recombee_cli' has no attribute {name!r}")
 
 

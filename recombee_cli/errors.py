@@ -45,6 +45,16 @@ class MappingError(RecombeeCliError):
         super().__init__("; ".join(self.errors))
 
 
+class LiquidMissing(MappingError):
+    """A mapping uses @liquid where python-liquid (the `liquid` extra) is not installed."""
+
+    MESSAGE = ("@liquid needs python-liquid, which this install does not have: "
+               "pip install 'recombee-cli[liquid]'")
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
 class PayloadInvalid(RecombeeCliError):
     """An event cannot become a valid request (missing required field, bad ID, bad timestamp...)."""
 

@@ -1,4 +1,4 @@
-"""The outcomes every event ends in (SPEC §3), and which of them make a run unsuccessful."""
+"""The outcomes every event ends in (docs/behaviour.md, "Outcomes"), and which of them make a run unsuccessful."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def accepted(code: int) -> bool:
 
 def transient(code: int) -> bool:
     """Not delivered, for a reason that may pass: no usable answer, 429 or 5xx after the retries.
-    Such a request's file stays pending and the next run sends it again (SPEC §8); any other
-    refusal (a 4xx that no retry can change) is final."""
+    Such a request's file stays pending and the next run sends it again (docs/behaviour.md, "State,
+    resume and cron"); any other refusal (a 4xx that no retry can change) is final."""
     return code == NO_ANSWER or code == 429 or code >= 500
 
 

@@ -222,7 +222,7 @@ def test_dry_run_output_per_file_and_validate_match_one_machine(client, tmp_path
     cluster_run = invoke(["replay", "--dry-run", "--dask", address, "--output", str(out), "--rejects",
                           str(rejects), "--quiet", str(folder)])
     assert cluster_run.exit_code == 1, cluster_run.stderr   # invalid events: exit 1, as one machine
-    names = {"f0.gz": "f0.gz.ndjson", "f1.gz": "f1.gz.ndjson", "day/f2.gz": "day/f2.gz.ndjson"}
+    names = {"f0.gz": "f0.ndjson", "f1.gz": "f1.ndjson", "day/f2.gz": "day/f2.ndjson"}
     for source, output in names.items():
         alone = invoke(["replay", "--dry-run", "--quiet", str(folder / source)])
         assert alone.stdout_bytes and (out / output).read_bytes() == alone.stdout_bytes

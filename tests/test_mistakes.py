@@ -95,7 +95,8 @@ def test_validate_shows_whether_the_presets_are_in(tmp_path, presets, count, wor
         "presets = false", f"presets = {presets}"))
     result = invoke(["validate", "--config", str(config)])
     assert result.exit_code == 0, result.stderr
-    assert f"OK, {count} mappings" in result.stdout and words.format(config=config) in result.stdout
+    assert f"OK, {count} mapping{'s' if count != 1 else ''} (" in result.stdout
+    assert words.format(config=config) in result.stdout
     with_inputs = invoke(["validate", "--json", "--config", str(config), str(_events(tmp_path, TRACK))])
     report = json.loads(with_inputs.stdout)
     assert len(report["mappings"]) == count and report["presets"]["included"] is (presets == "true")

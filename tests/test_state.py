@@ -255,7 +255,7 @@ def test_status_shows_files_and_runs(tmp_path):
     assert data["files"][0]["done"] and data["files"][0]["path"] == path
     assert data["runs"][0]["status"] in ("done", "failed") and data["runs"][0]["report"]["events"] == 100
     human = invoke(["status", "--state", str(state)])
-    assert "1 files done" in human.stdout and human.stderr == ""
+    assert "1 file done" in human.stdout and human.stderr == ""
 
 
 def test_quiet_cron_run_prints_nothing_on_success_and_json_logs(tmp_path):

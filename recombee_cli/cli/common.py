@@ -94,6 +94,13 @@ dask_option = click.option(
          "the state, the order and the sending; --concurrency is the cap for the whole cluster.")
 
 
+validate_dask_option = click.option(
+    "--dask", "dask", metavar="local:N|ADDRESS",
+    help="Read and translate the inputs on a Dask cluster: local:N (N worker processes on this machine) "
+         "or a scheduler address (tcp://host:8786). Needs the dask extra. The report is the same as "
+         "without it; nothing is sent.")
+
+
 def load(env: Environment, config_path: str | None, quiet: bool = False,
           enable: tuple[str, ...] = (), *, check: bool = True) -> tuple[Config, Translator]:
     """The config found (see `find_config`) and its mappings compiled. With `check` (every command

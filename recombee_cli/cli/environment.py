@@ -17,6 +17,7 @@ import orjson
 
 from recombee_cli.cli.envvars import one_line
 from recombee_cli.cli.exits import Abort, ExitCode, Terminated, code_for
+from recombee_cli.cli.helptext import HelpFormat
 from recombee_cli.errors import RecombeeCliError
 from recombee_cli.sources.reader import display_name
 
@@ -98,9 +99,10 @@ def fail(env: Environment, message: str, code: ExitCode) -> NoReturn:
     sys.exit(int(code))
 
 
-class Command(click.Command):
+class Command(HelpFormat, click.Command):
     """Every command: typed core errors become one line on stderr and an exit code (cli.exits);
-    stdout is written out before the exit code is decided."""
+    stdout is written out before the exit code is decided. `sections=` and `examples=` shape its
+    --help (cli.helptext)."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
@@ -155,5 +157,5 @@ class Command(click.Command):
             fail(env, f"{where}{exc.strerror or exc}", ExitCode.ABORTED)
 
 
-class Group(click.Group):
+class Group(HelpFormat, click.Group):
     command_class = Command

@@ -45,7 +45,15 @@ EXPORT_EXIT_CODES_HELP = exit_codes_help({
 })
 
 
-@click.command(cls=Command, epilog=EXPORT_EXIT_CODES_HELP)
+EXAMPLES = """
+recombee-cli export --output out/ sample_events/             # out/<type>/Reco_Interactions/part-00000.csv
+recombee-cli export --gzip --part-rows 500000 --report export.json --output out/ segment-logs/SRC123/
+recombee-cli export --overwrite --keep-anonymous-id --output out/ segment-logs/SRC123/
+"""
+
+
+@click.command(cls=Command, epilog=EXPORT_EXIT_CODES_HELP, examples=EXAMPLES,
+               short_help="Write the interactions as files (Reco_Interactions CSV) instead of sending.")
 @click.argument("inputs", nargs=-1, required=True)
 @config_option
 @click.option("--output", "-o", "output", required=True, type=click.Path(file_okay=False),

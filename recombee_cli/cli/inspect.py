@@ -12,13 +12,13 @@ from recombee_cli.cli.common import (
     close_dask,
     config_option,
     dask_engine,
-    dask_option,
     exclude_option,
     exit_for,
     inputs_of,
     load,
     max_line_option,
     preset_option,
+    validate_dask_option,
     warn_what_was_read,
     warner,
 )
@@ -31,12 +31,27 @@ from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sinks.printer import NullSink
 
+VALIDATE_EXAMPLES = """
+recombee-cli validate                                        # the config found: can every mapping build?
+recombee-cli validate --config mappings.example.toml sample_events/   # per mapping, on real events
+recombee-cli validate --json --preset "Identify - User Traits" segment-logs/SRC123/
+recombee-cli validate --dask local:2 segment-logs/SRC123/    # a large archive, read on a local cluster
+"""
 
-@click.command(cls=Command, epilog=EXIT_CODES_HELP)
+EXPLAIN_EXAMPLES = """
+recombee-cli explain sample_events/hand-written.ndjson       # each event: mappings, fields, requests
+recombee-cli explain rejects.ndjson | head -20               # why each rejected event was rejected
+pbpaste | recombee-cli explain -                             # one event as Segment's debugger shows it
+recombee-cli explain --json --config recombee-cli.toml event.json
+"""
+
+
+@click.command(cls=Command, epilog=EXIT_CODES_HELP, examples=VALIDATE_EXAMPLES,
+               short_help="Check a config; with inputs, what each mapping does with them.")
 @click.argument("inputs", nargs=-1)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@dask_option
+@validate_dask_option
 @max_line_option
 @preset_option
 @exclude_option
@@ -60,7 +75,8 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
                 say(env, "error", problem)
             with text_stdout(env) as out:
                 verdict = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "OK"
-                out.write(f"{config.file or 'built-in presets'}: {verdict}, {len(names)} mappings (checked: "
+                out.write(f"{config.file or 'built-in presets'}: {verdict}, {ui.plural(len(names), 'mapping')} "
+                          f"(checked: "
                           f"triggers, fields, a source for every required field, triggers that can match)\n"
                           f"{presets['said']}\n"
                           f"not checked without inputs: {NOT_CHECKED_STATICALLY}\n")
@@ -87,7 +103,8 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
     sys.exit(int(exit_for(report)))
 
 
-@click.command(cls=Command, epilog=EXIT_CODES_HELP)
+@click.command(cls=Command, epilog=EXIT_CODES_HELP, examples=EXPLAIN_EXAMPLES,
+               short_help="Show, event by event, which mappings matched and how each field resolved.")
 @click.argument("inputs", nargs=-1, required=True)
 @config_option
 @click.option("--json", "as_json", is_flag=True,

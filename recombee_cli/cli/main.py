@@ -27,6 +27,8 @@ COMMANDS = {
     "sandbox": ("sandbox", "sandbox"),
     "status": ("status", "status"),
     "export": ("export", "export"),
+    "doctor": ("doctor", "doctor"),
+    "show": ("show", "show"),
 }
 # Variables that options name themselves, read without loading every command to check them.
 COMMON_VARIABLES = frozenset((*OTHER_VARIABLES, "RECOMBEE_DATABASE_ID", "RECOMBEE_REGION", "RECOMBEE_BASE_URI",
@@ -58,7 +60,19 @@ def show_version(ctx: click.Context, param: click.Parameter, value: bool) -> Non
         ctx.exit()
 
 
-@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP)
+EXAMPLES = """
+recombee-cli replay --dry-run sample_events/       # the requests the bundled exports become
+recombee-cli presets > recombee-cli.toml           # Segment's 14 presets, to edit (found without --config)
+recombee-cli validate exports/                     # per mapping: matched, built, invalid by reason
+recombee-cli doctor --database-id shop-prod        # token, region, clock, config, state: before a run
+recombee-cli replay --database-id shop-prod exports/
+recombee-cli show user alice --database-id shop-prod   # what Recombee holds for a user
+recombee-cli replay --help                         # every command has its own help and examples
+"""
+
+
+@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP, examples=EXAMPLES, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=show_version,
               help="Show the version, and whether the compiled build runs, and exit.")
 @click.pass_context
@@ -67,12 +81,16 @@ def main(ctx: click.Context) -> None:
     would have sent them.
 
     Start with `recombee-cli replay --dry-run EXPORTS` to see the requests, `recombee-cli presets`
-    for a config to edit, and `recombee-cli validate --config FILE EXPORTS` to check a mapping.
+    for a config to edit, `recombee-cli validate --config FILE EXPORTS` to check a mapping and
+    `recombee-cli doctor` to check the token, the region and the clock before sending.
 
     Every option can also be set in the environment: RECOMBEE_CLI_<COMMAND>_<OPTION> (e.g.
     RECOMBEE_CLI_REPLAY_BATCH_SIZE=500; several values of a repeatable option comma-separated);
     each command's --help shows its variables.
     """
+    if ctx.invoked_subcommand is None:   # a bare `recombee-cli`: the help, and nothing is wrong
+        click.echo(ctx.get_help())
+        ctx.exit(0)
     env = ctx.ensure_object(Environment)
     suspects = {name: value for name, value in env.environ.items()
                 if name.startswith("RECOMBEE_") and name not in COMMON_VARIABLES}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -34,7 +33,7 @@ from recombee_cli.cli.common import (
 )
 from recombee_cli.cli.environment import Command, Environment, log_json, say
 from recombee_cli.cli.exits import EXIT_CODES_HELP, Abort, ExitCode
-from recombee_cli.errors import OutputError, RecombeeCliError, ServiceError
+from recombee_cli.errors import ConfigError, OutputError, RecombeeCliError
 from recombee_cli.outcomes import parse_fail_on
 from recombee_cli.pipeline.config import MAX_CONCURRENCY, Config
 from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
@@ -43,7 +42,7 @@ from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY
-from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS, database_id_problem
+from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
 from recombee_cli.record.state import default_state_path
 from recombee_cli.sinks.printer import DryRunPrinter, PerFileDryRun
 from recombee_cli.sinks.protocol import Sink
@@ -51,27 +50,6 @@ from recombee_cli.sources.reader import Source
 
 if TYPE_CHECKING:   # the sender (and httpx) load only when something is sent
     from recombee_cli.recombee.sender import RecombeeSender
-
-
-def read_token(env: Environment, config: Config, token_file: str | None) -> str:
-    """The private token: RECOMBEE_PRIVATE_TOKEN, else --token-file / config token_file, else the
-    config's token (warned about at load time when the file is readable by others)."""
-    token = env.environ.get("RECOMBEE_PRIVATE_TOKEN")
-    path = token_file or config.recombee.token_file
-    if not token and path:
-        path = os.path.expanduser(path)
-        try:
-            with open(path, encoding="utf-8") as fh:
-                token = fh.read().strip()
-            if os.name == "posix" and os.stat(path).st_mode & 0o044:
-                say(env, "warning", f"the token file {path} is readable by other users (chmod 600 it)")
-        except OSError as exc:
-            raise Abort(f"cannot read the token file {path}: {exc.strerror or exc}", ExitCode.USAGE) from None
-    token = token or config.recombee.token
-    if not token:
-        raise Abort("no private token: set RECOMBEE_PRIVATE_TOKEN, or use --token-file "
-                    "(or --dry-run to only print the requests)", ExitCode.USAGE)
-    return token
 
 
 def batch_printer(env: Environment):
@@ -82,9 +60,9 @@ def batch_printer(env: Environment):
         answer = f"HTTP {batch.status}" if batch.status else "no answer"
         if batch.reason:
             answer += f" ({batch.reason})"
-        text = (f"Batch of {batch.size:,} requests: {answer}, {batch.attempts} "
-                f"attempt{'s' if batch.attempts != 1 else ''}, {batch.seconds:.2f} s"
-                + (f", {batch.retried:,} requests sent again" if batch.retried else ""))
+        text = (f"Batch of {ui.plural(batch.size, 'request')}: {answer}, {ui.plural(batch.attempts, 'attempt')}, "
+                f"{batch.seconds:.2f} s" + (f", {ui.plural(batch.retried, 'request')} sent again" if batch.retried
+                                            else ""))
         with lock:
             if env.log_json:
                 log_json(env, "info", "batch", size=batch.size, status=batch.status, attempts=batch.attempts,
@@ -97,35 +75,43 @@ def batch_printer(env: Environment):
 
 
 def make_sender(env: Environment, config: Config, *, database_id, region, base_uri, token_file,
-                 allow_http, batch_size, concurrency, verbose=False) -> RecombeeSender:
-    from recombee_cli.recombee.client import RecombeeClient, base_url_for
-    from recombee_cli.recombee.sender import DEFAULT_BATCH_SIZE, RecombeeSender
+                allow_http, batch_size, concurrency, verbose=False) -> RecombeeSender:
+    """The sender `replay` sends with: the library's factory (pipeline.connect), the CLI's words."""
+    from recombee_cli.pipeline.connect import make_sender as connect
 
-    database_id = database_id or config.recombee.database_id
-    if not database_id:
-        raise Abort("no database id: pass --database-id or set [recombee] database_id in the config",
-                    ExitCode.USAGE)
-    problem = database_id_problem(database_id)
-    if problem:
-        raise Abort(problem, ExitCode.USAGE)
-    if base_uri and region:
-        raise Abort("--base-uri and --region cannot be used together", ExitCode.USAGE)
-    if not base_uri and not region:
-        base_uri, region = config.recombee.base_uri, config.recombee.region
     try:
-        base_url = base_url_for(region, base_uri, allow_http=allow_http)
-    except ServiceError as exc:
-        raise Abort(str(exc), ExitCode.USAGE) from None
-    token = read_token(env, config, token_file)
-    batch_size = batch_size or config.replay.batch_size or DEFAULT_BATCH_SIZE
-    if not 1 <= batch_size <= MAX_BATCH:
-        raise Abort(f"--batch-size must be between 1 and {MAX_BATCH} (Recombee's limit)", ExitCode.USAGE)
-    client = RecombeeClient(database_id, token, base_url, concurrency=concurrency)
-    return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency,
-                          on_batch=batch_printer(env) if verbose else None)
+        return connect(database_id, token_file=token_file, region=region, base_uri=base_uri, allow_http=allow_http,
+                       batch_size=batch_size, concurrency=concurrency, config=config, environ=env.environ,
+                       on_batch=batch_printer(env) if verbose else None,
+                       warn=lambda message: say(env, "warning", message))
+    except ConfigError as exc:
+        hint = " (or --dry-run to only print the requests)" if str(exc).startswith("no private token") else ""
+        raise Abort(f"{exc}{hint}", ExitCode.USAGE) from None
 
 
-@click.command(cls=Command, epilog=EXIT_CODES_HELP)
+EXAMPLES = """
+recombee-cli replay --dry-run sample_events/                 # print the requests; send nothing, no token
+recombee-cli replay --dry-run 'segment-logs/SRC123/*/*.gz' > requests.ndjson   # quote a glob
+zcat day.gz | recombee-cli replay --dry-run -                # from stdin
+export RECOMBEE_PRIVATE_TOKEN=...                            # never on the command line
+recombee-cli replay --database-id shop-prod --region us-west --report run.json segment-logs/SRC123/
+recombee-cli replay --quiet --config /etc/recombee/recombee-cli.toml s3://acme-segment/segment-logs/SRC123/
+recombee-cli replay --database-id shop-prod ~/.local/state/recombee-cli/shop-prod.rejects.ndjson   # re-send
+recombee-cli replay --since 2024-01-01 --until 2024-02-01 segment-logs/SRC123/   # a window; state untouched
+"""
+
+SECTIONS = (
+    ("Input", ("exclude", "since", "until", "dedupe", "dedupe_window", "max_line_bytes", "workers", "dask")),
+    ("Mappings", ("config_path", "enable")),
+    ("Sending", ("dry_run", "database_id", "region", "base_uri", "token_file", "allow_http", "batch_size",
+                 "concurrency")),
+    ("State and resume", ("state_path", "no_state", "reprocess")),
+    ("Output", ("output", "rejects_path", "report_path", "fail_on", "quiet", "verbose", "log_format")),
+)
+
+
+@click.command(cls=Command, epilog=EXIT_CODES_HELP, examples=EXAMPLES, sections=SECTIONS,
+               short_help="Translate Segment exports and send them to Recombee (--dry-run: print them).")
 @click.argument("inputs", nargs=-1, required=True)
 @config_option
 @click.option("--dry-run", is_flag=True,

@@ -16,11 +16,23 @@ from recombee_cli.cli.exits import Abort, ExitCode, Terminated
 
 DEFAULT_TOKEN = "sandbox-token"
 
+EXAMPLES = """
+recombee-cli sandbox --store sandbox.sqlite &                # keep what was sent in a file
+RECOMBEE_PRIVATE_TOKEN=sandbox-token recombee-cli replay \\
+    --base-uri http://127.0.0.1:8910 --allow-http --database-id demo sample_events/
+RECOMBEE_PRIVATE_TOKEN=sandbox-token recombee-cli show user alice@example.com \\
+    --base-uri http://127.0.0.1:8910 --allow-http --database-id demo   # what arrived
+recombee-cli sandbox --port 0 --p-5xx 0.1 --latency-ms 50    # a flaky, slow Recombee on a free port
+"""
 
-@click.command(cls=Command)
+
+@click.command(cls=Command, examples=EXAMPLES,
+               short_help="Run a local Recombee emulator, to try everything offline.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8910, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--database-id", default="demo", show_default=True)
+@click.option("--port", default=8910, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: a free one, printed when ready).")
+@click.option("--database-id", default="demo", show_default=True,
+              help="The one database it serves: replay's --database-id must name it.")
 @click.option("--token", default=DEFAULT_TOKEN, show_default=True,
               help="The private token the sandbox accepts (a throwaway, not a real one).")
 @click.option("--store", type=click.Path(dir_okay=False),
@@ -42,13 +54,10 @@ def sandbox(env: Environment, host, port, database_id, token, store, fast, laten
             p_drop, tls) -> None:
     """Run a local Recombee emulator to try everything offline.
 
-    \b
-    recombee-cli sandbox &
-    RECOMBEE_PRIVATE_TOKEN=sandbox-token recombee-cli replay \\
-        --base-uri http://127.0.0.1:8910 --allow-http --database-id demo sample_events/
-
-    It stores users, items, their properties (with types) and interactions, and answers the
-    official SDK's reads: GetUserValues, ListUsers, ListUserDetailViews, ListItemProperties...
+    It checks signatures as Recombee does, executes Batch calls request by request (409 for a
+    duplicate, 404 without cascadeCreate, faults on demand), stores users, items, their properties
+    (with types) and interactions, and answers the official SDK's reads and `recombee-cli show`:
+    GetUserValues, ListUsers, ListUserDetailViews, ListItemProperties...
     """
     from recombee_cli.recombee.emulator import Emulator, Faults
 

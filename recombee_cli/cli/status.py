@@ -18,8 +18,15 @@ from recombee_cli.recombee.service import database_id_problem
 from recombee_cli.record.rejects import count_rejects
 from recombee_cli.record.state import StateStore, default_state_path
 
+EXAMPLES = """
+recombee-cli status                                          # the state files there are, or the one
+recombee-cli status --database-id shop-prod                  # files done and pending, rejects kept, runs
+recombee-cli status --json --state /var/lib/recombee/shop.sqlite | jq '.files[] | select(.done | not)'
+"""
 
-@click.command(cls=Command)
+
+@click.command(cls=Command, examples=EXAMPLES,
+               short_help="What the state file knows: files done or pending, rejects kept, last runs.")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),
               help="State file; default: the one for --database-id.")
 @click.option("--database-id", envvar="RECOMBEE_DATABASE_ID", help="Picks the default state file.")

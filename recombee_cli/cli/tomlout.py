@@ -6,7 +6,7 @@ import json
 import math
 import re
 
-from recombee_cli.pipeline.config import MappingSpec
+from recombee_cli.pipeline.config import MappingSpec, expand_short_forms
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 
@@ -43,7 +43,32 @@ def value(v) -> str:
     raise TypeError(f"cannot write {type(v).__name__} as TOML")
 
 
-def mappings_toml(specs: list[MappingSpec], header: str, *, presets: bool) -> str:
+def _shorten(value):
+    if isinstance(value, dict):
+        if set(value) == {"@path"} and isinstance(value["@path"], str):
+            return value["@path"]
+        if set(value) == {"@if"} and isinstance(value["@if"], dict) and set(value["@if"]) == {"exists", "then", "else"}:
+            branch = value["@if"]
+            first, then, rest = branch["exists"], branch["then"], _shorten(branch["else"])
+            if first == then and set(first) == {"@path"} and isinstance(first["@path"], str):
+                return [first["@path"], *(rest if isinstance(rest, list) else [rest])]
+            return value
+        if not any(isinstance(k, str) and k.startswith("@") for k in value):
+            return {k: _shorten(v) for k, v in value.items()}
+    return value
+
+
+def short_form(value):
+    """A field's mapping in the short forms the config reads (`"$.properties.sku"` for
+    `{"@path": ...}`, a list of paths for an `@if exists` chain, objects of those), wherever the
+    short form reads back as exactly this mapping; else the mapping as it is."""
+    shorter = _shorten(value)
+    return shorter if expand_short_forms(shorter) == value else value
+
+
+def mappings_toml(specs: list[MappingSpec], header: str, *, presets: bool, short: bool = False) -> str:
+    """`short`: fields in their short forms (presets written for people to edit); else verbatim
+    (a Segment subscription imported as it is)."""
     out = [header.rstrip(), "", "[replay]",
            f"presets = {value(presets)}   # Segment's built-in presets besides the mappings below", ""]
     for spec in specs:
@@ -56,6 +81,6 @@ def mappings_toml(specs: list[MappingSpec], header: str, *, presets: bool) -> st
         out.append("use_defaults = false   # the fields below are the whole mapping")
         out.append("[mappings.fields]")
         for name, mapping in spec.fields.items():
-            out.append(f"{_key(name)} = {value(mapping)}")
+            out.append(f"{_key(name)} = {value(short_form(mapping) if short else mapping)}")
         out.append("")
     return "\n".join(out) + "\n"

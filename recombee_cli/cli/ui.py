@@ -5,6 +5,7 @@ Everything here writes to the stream it is given; data never goes through this m
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections import Counter
 from typing import BinaryIO, TextIO
@@ -24,6 +25,86 @@ from recombee_cli.sources.reader import Source
 def _console(stream: TextIO) -> Console:
     # rich turns colour and live output off by itself when the stream is not a terminal.
     return Console(file=stream, highlight=False, soft_wrap=True)
+
+
+WIDTH = 80   # the summary's lines below the table fit a terminal of 80 columns
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """`1 file`, `2 files`, `1,234 requests`."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
+def duration(seconds: float) -> str:
+    """How long, at a precision that reads right: `40 ms`, `3.2 s`, `4 min 05 s`, `2 h 07 min`."""
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return plural(n, "byte")
+
+
+def cut_middle(name: str, width: int) -> str:
+    """A file name cut in the middle, keeping its start and as much of its end (the file's own
+    name) as fits: `segment-logs/S…/1709251200000/part-0001.gz`."""
+    if len(name) <= width:
+        return name
+    tail = min(max(len(name.rsplit("/", 1)[-1]), (width - 1) // 2), width - 4)
+    head = width - 1 - tail
+    return name[:head] + "…" + name[len(name) - tail:]
+
+
+def wrap_phrases(phrases: list[str], width: int = WIDTH) -> list[str]:
+    """Phrases joined with `, ` into lines of at most `width` columns (a phrase is never cut)."""
+    lines: list[str] = []
+    for phrase in phrases:
+        if lines and len(lines[-1]) + 2 + len(phrase) <= width:
+            lines[-1] += ", " + phrase
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(phrase)
+    return lines
+
+
+# The run's figures (RunReport.extra) in words; zeros are left out. A figure not listed here
+# (one a newer sink adds) is shown by its name.
+def _figures(extra: dict) -> list[str]:
+    said: list[str] = []
+    calls, http = extra.get("batches"), extra.get("http_calls")
+    if calls:
+        sent = f", {size(extra['bytes_sent'])} sent" if extra.get("bytes_sent") else ""
+        other = f", {plural(http - calls, 'other call')}" if http and http > calls else ""
+        said.append(f"{plural(calls, 'Batch call')}{other}{sent}")
+    if extra.get("retries"):
+        said.append(f"{plural(extra['retries'], 'call')} sent again "
+                    f"({plural(extra.get('requests_retried', 0), 'request')})")
+    words = {
+        "resumed_sources": lambda n: f"{plural(n, 'file')} resumed from a checkpoint",
+        "merges_ordered": lambda n: f"{plural(n, 'merge or user deletion', 'merges or user deletions')} "
+                                    f"kept in order",
+        "answered_before": lambda n: f"{plural(n, 'request')} answered in an earlier run (not sent again)",
+        "property_definitions": lambda n: f"{plural(n, 'property definition')} sent",
+        "skipped_folders": lambda n: f"{plural(n, 'day folder')} outside --since/--until skipped",
+        "rejects_already_recorded": lambda n: f"{plural(n, 'rejected event')} already in the rejects file",
+        "not_answered": lambda n: f"{plural(n, 'event')} not answered (left for the next run)",
+    }
+    shown = {"batches", "http_calls", "bytes_sent", "retries", "requests_retried", "nothing_to_do",
+             "values_dropped", "rows_written", "files_written"}
+    for key, value in extra.items():
+        if key in shown or not isinstance(value, int) or isinstance(value, bool) or not value:
+            continue
+        said.append(words[key](value) if key in words else f"{key.replace('_', ' ')} {value:,}")
+    return said
 
 
 class ProgressView:
@@ -51,7 +132,7 @@ class _ProgressBar(ProgressView):
     def __init__(self, console: Console, total_bytes: int | None):
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TextColumn("{task.fields[rate]} ev/s, sent {task.fields[sent]:,}, invalid {task.fields[invalid]:,}, "
+            TextColumn("{task.fields[rate]} events/s, sent {task.fields[sent]:,}, invalid {task.fields[invalid]:,}, "
                        "failed {task.fields[failed]:,}"),
             TimeRemainingColumn(), console=console, transient=True)
         self._task = self._bar.add_task("replay", total=total_bytes, rate="-", sent=0, invalid=0, failed=0)
@@ -65,8 +146,7 @@ class _ProgressBar(ProgressView):
         self._bar.stop()
 
     def source_started(self, source: Source) -> None:
-        name = source.name if len(source.name) <= 24 else "…" + source.name[-23:]
-        self._bar.update(self._task, description=name)
+        self._bar.update(self._task, description=cut_middle(source.name, 28))
 
     def progress(self, report: RunReport, raw_bytes_done: int) -> None:
         now = time.monotonic()
@@ -76,7 +156,7 @@ class _ProgressBar(ProgressView):
         elapsed = now - report.started
         rate = f"{report.events / elapsed:,.0f}" if elapsed > 0 else "-"
         self._bar.update(self._task, completed=raw_bytes_done, rate=rate,
-                         sent=report.requests["sent"] + report.requests["duplicate"],
+                         sent=report.outcomes["sent"],         # events, as the summary's table counts them
                          invalid=report.outcomes["invalid"],   # events that could not be built
                          failed=report.outcomes["failed"])     # events Recombee refused, or retries ran out
 
@@ -93,39 +173,49 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | list
     console = _console(stream)
     if report.skipped_sources and not report.lines and not report.events and "aborted" not in report.extra:
         # A repeat run: an all-zero table would hide that the files were skipped on purpose.
-        files = f"{report.skipped_sources:,} file{'s' if report.skipped_sources != 1 else ''}"
-        console.print(f"{files} already done (skipped); nothing new. --reprocess reads them again; "
-                      f"`recombee-cli status` shows what the state knows.", markup=False)
+        console.print(f"{plural(report.skipped_sources, 'file')} already done (skipped); nothing new. "
+                      f"--reprocess reads them again; `recombee-cli status` shows what the state knows.",
+                      markup=False)
         return
     title = title or "recombee-cli replay" + (" (dry run: 'sent' = printed)" if report.dry_run else "")
     table = Table(title=title, title_justify="left")
     table.add_column("outcome")
     table.add_column("events", justify="right")
     table.add_column("requests", justify="right")
+    nothing = report.extra.get("nothing_to_do") or 0
     for outcome in OUTCOMES:
         requests = report.requests.get(outcome)
         table.add_row(outcome, f"{report.outcomes[outcome]:,}", "" if requests is None else f"{requests:,}")
+        if outcome == "duplicate" and nothing:
+            # Deletes and merges Recombee answered 404: not "already there" but "nothing to do" (a
+            # first run's removal of what was added before the archive began). Their outcome is
+            # duplicate; this row says which part of it they are (events only when that is exact).
+            every = nothing == report.requests.get("duplicate")
+            table.add_row("  nothing to do", f"{report.outcomes['duplicate']:,}" if every else "", f"{nothing:,}",
+                          style="dim")
     table.add_row("total", f"{report.events:,}", f"{sum(report.requests.values()):,}", style="bold")
     console.print(table)
     rate = report.events / report.elapsed if report.elapsed else 0
-    extra = "".join(f", {k.replace('_', ' ')} {v:,}" if isinstance(v, int) and k != "nothing_to_do" else ""
-                    for k, v in report.extra.items())
-    console.print(f"{report.lines:,} lines from {report.sources} sources in {report.elapsed:.1f}s "
-                  f"({rate:,.0f} events/s){extra}")
+    head = (f"{plural(report.lines, 'line')} from {plural(report.sources, 'input')} in {duration(report.elapsed)}"
+            f" ({rate:,.0f} events/s)")
+    for line in wrap_phrases([head, *_figures(report.extra)]):
+        console.print(line, markup=False)
     if report.skipped_sources:
-        console.print(f"{report.skipped_sources:,} files already done in earlier runs (skipped)", markup=False)
+        console.print(f"{plural(report.skipped_sources, 'file')} already done in earlier runs (skipped)",
+                      markup=False)
     if report.foreign.count:
         names = ", ".join(entry["source"] for entry in report.foreign.named[:5])
         more = f" and {report.foreign.count - 5:,} more" if report.foreign.count > 5 else ""
         console.print(f"not Segment exports (no line is a Segment event): {names}{more}; "
                       f"--exclude GLOB leaves them out", markup=False)
-    nothing = report.extra.get("nothing_to_do")
     if nothing:
-        console.print(f"{nothing:,} merges/deletes had nothing to do (Recombee "
-                      f"answered 404: already applied or never there); counted as duplicate", markup=False)
+        said = (f"{plural(nothing, 'delete or merge', 'deletes or merges')} had nothing to do (Recombee answered "
+                f"404: never there, or done by an earlier run); the table counts them with duplicate")
+        console.print(textwrap.fill(said, WIDTH, subsequent_indent="  "), markup=False)
     if report.unmatched:
-        top = ", ".join(f"{name} ({n:,})" for name, n in report.unmatched.most_common(5))
-        console.print(f"unmatched, top: {top}")
+        top = [f"{name} ({n:,})" for name, n in report.unmatched.most_common(5)]
+        for number, line in enumerate(wrap_phrases(["unmatched, top: " + top[0], *top[1:]], WIDTH - 2)):
+            console.print(("  " if number else "") + line, markup=False)
     for title, reasons in (("invalid", report.invalid_reasons), ("failed", report.failed_reasons),
                            ("filtered", report.filtered_reasons)):
         if reasons:
@@ -184,8 +274,10 @@ def print_validation(stream: TextIO, report: RunReport) -> None:
 
 
 def print_explanation(out: BinaryIO, record: dict, traces) -> None:
+    via = record.get("rejects_file")
     lines = [f"{record['source']}:{record['line']}: {record['outcome']}"
-             + (f" ({record['reason']})" if record.get("reason") else "")]
+             + (f" ({record['reason']})" if record.get("reason") else "")
+             + (f"\n  (from the rejects file {via['source']}:{via['line']})" if via else "")]
     for trace in traces:
         lines.append(f"  mapping {trace.mapping!r} -> {trace.action}")
         for name, value in trace.resolved.items():
@@ -204,7 +296,7 @@ def print_status(stream: TextIO, path: str, files, runs, rejects: dict | None = 
     console = _console(stream)
     done = [f for f in files if f.done]
     pending = [f for f in files if not f.done]
-    console.print(f"state file {path}: {len(done):,} files done, {len(pending):,} not done", markup=False)
+    console.print(f"state file {path}: {plural(len(done), 'file')} done, {len(pending):,} not done", markup=False)
     if owner[0]:
         console.print(f"  belongs to database {owner[0]!r}" + (f" at {owner[1]}" if owner[1] else ""), markup=False)
     if rejects is not None:
@@ -218,8 +310,8 @@ def print_status(stream: TextIO, path: str, files, runs, rejects: dict | None = 
     for f in pending[:20]:
         why = f"; {f.failed:,} events failed" if f.failed else ""
         why += f"; {f.reason}" if f.reason else ""
-        console.print(f"  not done: {f.path} (acknowledged up to byte {f.offset:,}{why}); "
-                      f"the next run takes it up again", markup=False)
+        console.print(f"  not done: {f.path} (acknowledged up to byte {f.offset:,} of its decompressed "
+                      f"content{why}); the next run takes it up again", markup=False)
     if len(pending) > 20:
         console.print(f"  ... and {len(pending) - 20:,} more not done (--json lists all)", markup=False)
     refusing = [f for f in files if f.refused]
@@ -259,6 +351,8 @@ def mappings_said(mappings: dict | None) -> str:
 def print_export(stream: TextIO, manifest: dict, directory: str) -> None:
     """Where the rows went: per table, rows and files."""
     console = _console(stream)
-    tables = [f"{name} {t['rows']:,} rows ({len(t['files'])} file{'s' if len(t['files']) > 1 else ''})"
+    tables = [f"{name} {plural(t['rows'], 'row')} ({plural(len(t['files']), 'file')})"
               for name, t in manifest["tables"].items() if t["rows"]]
-    console.print(f"written to {directory}: " + (", ".join(tables) if tables else "no rows"), markup=False)
+    lines = wrap_phrases([f"written to {directory}: " + (tables[0] if tables else "no rows"), *tables[1:]], WIDTH - 2)
+    for number, line in enumerate(lines):
+        console.print(("  " if number else "") + line, markup=False)

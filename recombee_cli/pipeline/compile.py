@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from recombee_cli.errors import ConfigError, MappingError, TriggerSyntaxError
+from recombee_cli.errors import ConfigError, LiquidMissing, MappingError, TriggerSyntaxError
 from recombee_cli.pipeline.config import Config, MappingSpec
 from recombee_cli.pipeline.fastpath import compile_mapping_function
 from recombee_cli.pipeline.fieldcheck import field_problems
@@ -59,6 +59,9 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
         problems = validate_mapping(value)
         if problems:
             raise ConfigError("; ".join(problems), field=name, **where)
+        if next(_liquid_templates(value), None) is not None and not liquid_installed():
+            raise ConfigError(LiquidMissing.MESSAGE, file=spec.file, line=spec.field_lines.get(name, spec.line),
+                              mapping=spec.name, field=name)
         problems = field_problems(name, action.field(name), value, liquid_filters=_liquid_filters(value))
         if problems:
             raise ConfigError(problems[0], file=spec.file, line=spec.field_lines.get(name, spec.line),
@@ -79,6 +82,13 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
     compiled = CompiledMapping(spec.name, trigger, action, tuple(resolvers), spec,
                                make_preparer(action, resolvers))
     return dataclasses.replace(compiled, run=compile_mapping_function(compiled))
+
+
+def liquid_installed() -> bool:
+    """Whether python-liquid (the `liquid` extra, for the @liquid directive) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("liquid") is not None
 
 
 def _liquid_filters(value: Any) -> frozenset[str] | None:

@@ -354,3 +354,63 @@ class RecombeeClient:
 
     def close(self) -> None:
         self._http.close()
+
+    # -- reads for `show` and `doctor` (one attempt each, within the call deadline) ----------------
+
+    def read(self, path_and_query: str, *, signed: bool = True) -> Answer:
+        """One GET of `/{db}{path_and_query}` (signed like every call; `signed=False` asks the bare
+        base URL, to see whether anything answers there). Any HTTP answer is returned, with its
+        status, decoded body (None when not JSON), the server's `Date` and the seconds it took;
+        no answer at all raises TransportFailure with the true reason."""
+        url = self.signed_url(path_and_query) if signed else self.base_url + "/"
+        deadline = self._timeout
+        end = start_deadline(deadline)
+        started = time.monotonic()
+        sent_at = time.time()
+        try:
+            response = self._http.get(url, timeout=httpx.Timeout(deadline))
+        except httpx.TransportError as exc:
+            if time.monotonic() >= end:
+                raise TransportFailure(f"no complete answer from {self.base_url} within "
+                                       f"{deadline:g} s") from None
+            raise TransportFailure(transport_reason(exc, self.base_url)) from None
+        finally:
+            clear_deadline()
+            self.http_calls += 1
+        seconds = time.monotonic() - started
+        try:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            body = None
+        return Answer(response.status_code, body, _error_text(response), response.headers.get("Date"),
+                      seconds, sent_at + seconds / 2)
+
+    def read_json(self, path_and_query: str) -> Any:
+        """A signed GET that must succeed: its decoded JSON. Raises AuthenticationError (401/403),
+        TransportFailure (no answer), Retryable (429, 5xx) or CallFailed (another status, `status`
+        set: 404 for a user or item Recombee does not have)."""
+        answer = self.read(path_and_query)
+        if answer.status in (401, 403):
+            raise AuthenticationError(
+                f"Recombee refused the credentials ({answer.status}: {answer.text}); check the "
+                f"private token (RECOMBEE_PRIVATE_TOKEN or --token-file), the database id "
+                f"{self.database_id!r} and that this machine's clock is right (`recombee-cli doctor`)")
+        if answer.status == 429 or answer.status >= 500:
+            raise Retryable(f"Recombee answered {answer.status}: {answer.text}", None, answer.status)
+        if answer.status != 200:
+            raise CallFailed(f"Recombee answered {answer.status}: {answer.text}", answer.status)
+        return answer.body
+
+
+@dataclass
+class Answer:
+    """What a GET was answered: `status`, the decoded `body` (None unless JSON), Recombee's
+    message (`text`), the server's `Date` header, the seconds the call took and the local time at
+    its middle (what the server's Date is compared with)."""
+
+    status: int
+    body: Any
+    text: str
+    date: str | None
+    seconds: float
+    local_time: float

@@ -1,4 +1,4 @@
-"""Request signing exactly as the official Recombee SDKs do it (recombee-api.md §1-§2).
+"""Request signing exactly as the official Recombee SDKs do it (the Python SDK is the tests' oracle).
 
 The string signed is the request target without scheme and host: ``/{databaseId}{path}{?query}``
 followed by ``hmac_timestamp=<int unix seconds>``; the signature (HMAC-SHA1, lowercase hex) is

@@ -16,21 +16,24 @@ from collections.abc import Callable
 from decimal import Decimal as _Decimal
 from typing import Any
 
-from liquid import Environment as _LiquidEnvironment
-from liquid import Mode as _LiquidMode
-from liquid.builtin.output import Output as _LiquidOutput
-from liquid.builtin.output import OutputNode as _LiquidOutputNode
-from liquid.builtin.tags.echo_tag import EchoNode as _LiquidEchoNode
-from liquid.builtin.tags.echo_tag import EchoTag as _LiquidEchoTag
-from liquid.exceptions import FilterArgumentError as _LiquidFilterArgumentError
-from liquid.exceptions import LiquidError as _LiquidError
-from liquid.exceptions import LiquidSyntaxError as _LiquidSyntaxError
-from liquid.tag import Tag as _LiquidTag
-from liquid.token import TOKEN_OUTPUT as _TOKEN_OUTPUT
-from liquid.token import TOKEN_TAG as _TOKEN_TAG
-from liquid.undefined import Undefined as _LiquidUndefined
+from recombee_cli.errors import LiquidMissing, MappingError
 
-from recombee_cli.errors import MappingError
+try:   # python-liquid is the `liquid` extra: without it, a mapping that uses @liquid is refused in one line
+    from liquid import Environment as _LiquidEnvironment
+    from liquid import Mode as _LiquidMode
+    from liquid.builtin.output import Output as _LiquidOutput
+    from liquid.builtin.output import OutputNode as _LiquidOutputNode
+    from liquid.builtin.tags.echo_tag import EchoNode as _LiquidEchoNode
+    from liquid.builtin.tags.echo_tag import EchoTag as _LiquidEchoTag
+    from liquid.exceptions import FilterArgumentError as _LiquidFilterArgumentError
+    from liquid.exceptions import LiquidError as _LiquidError
+    from liquid.exceptions import LiquidSyntaxError as _LiquidSyntaxError
+    from liquid.tag import Tag as _LiquidTag
+    from liquid.token import TOKEN_OUTPUT as _TOKEN_OUTPUT
+    from liquid.token import TOKEN_TAG as _TOKEN_TAG
+    from liquid.undefined import Undefined as _LiquidUndefined
+except ImportError:
+    raise LiquidMissing() from None
 from recombee_cli.segment.jsvalues import (
     JS_WHITESPACE,
     UNDEFINED,

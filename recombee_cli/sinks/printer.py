@@ -100,9 +100,10 @@ def _object_path(url: str) -> str:
 
 def output_names(names: list[str], suffix: str = ".ndjson") -> dict[str, str]:
     """Per input, the relative name of its output file: its path below the folder all inputs
-    share (a URL's bucket counts as a folder), plus `suffix`; `part-0001.gz` ->
-    `part-0001.gz.ndjson`. Stdin becomes `stdin.ndjson`. Every name stays inside the output
-    folder, and two inputs never share one (InputError, before anything is written)."""
+    share (a URL's scheme and bucket count as folders), its compression and data suffixes
+    replaced by `suffix`: `part-0001.gz` -> `part-0001.ndjson`. Stdin becomes `stdin.ndjson`. Every
+    name stays inside the output folder, and two inputs never share one (InputError, before
+    anything is written)."""
 
     def as_path(name: str) -> str:
         if "://" in name:
@@ -112,7 +113,8 @@ def output_names(names: list[str], suffix: str = ".ndjson") -> dict[str, str]:
     paths = {name: as_path(name) for name in names}
     folders = [posixpath.dirname(p) for p in paths.values()]
     root = posixpath.commonpath(folders) if folders else "/"
-    relative = {name: posixpath.relpath(path, root) + suffix for name, path in paths.items()}
+    relative = _without_input_suffixes({name: posixpath.relpath(path, root) for name, path in paths.items()},
+                                       suffix)
     owners: dict[str, str] = {}
     for name, path in relative.items():
         if posixpath.isabs(path) or ".." in path.split("/") or "." in path.split("/"):
@@ -122,6 +124,32 @@ def output_names(names: list[str], suffix: str = ".ndjson") -> dict[str, str]:
             raise InputError(f"{other} and {name} would write the same output file {path}: "
                              f"give them in separate runs")
     return relative
+
+
+_COMPRESSED = (".gz", ".gzip", ".zst", ".zstd", ".bz2")
+_DATA = (".ndjson", ".jsonl", ".json")
+
+
+def _without_input_suffixes(relative: dict[str, str], suffix: str) -> dict[str, str]:
+    """`part-0001.gz` -> `part-0001.ndjson`, `x.ndjson` -> `x.ndjson` (not `x.ndjson.ndjson`): an
+    input's compression and data suffixes give way to `suffix`. Inputs that would then share a
+    name (`a.ndjson` beside `a.ndjson.gz`) keep their whole names, plus `suffix`."""
+    def stem(path: str) -> str:
+        for ends in (_COMPRESSED, _DATA):
+            for end in ends:
+                if path.lower().endswith(end) and len(posixpath.basename(path)) > len(end):
+                    path = path[:-len(end)]
+                    break
+        return path
+
+    stems = {name: stem(path) for name, path in relative.items()}
+    taken: dict[str, int] = {}
+    for short in stems.values():
+        taken[short] = taken.get(short, 0) + 1
+    named = {name: (stems[name] if taken[stems[name]] == 1 else relative[name]) + suffix for name in relative}
+    if len(set(named.values())) < len(named):   # names made to collide on purpose: the whole names
+        return {name: path + suffix for name, path in relative.items()}
+    return named
 
 
 class PerFileDryRun(LocalSink):

@@ -1,8 +1,8 @@
 """A local Recombee API emulator for tests, benchmarks and ``recombee-cli sandbox``.
 
-It serves the write endpoints the CLI uses (recombee-api.md §3-§5) on 127.0.0.1 and keeps what it
-was told in SQLite, so a test can look at the result. Behaviour follows the documentation; where the
-documentation is silent the choice is written down here (and in the report to the lead):
+It serves the endpoints the CLI uses, as Recombee's API reference documents them, on 127.0.0.1 and
+keeps what it was told in SQLite, so a test can look at the result. Behaviour follows the
+documentation; where the documentation is silent the choice is written down here:
 
 Auth
   * HMAC over the raw request target minus the trailing ``&hmac_sign=<hex>`` (see signing.verify);
@@ -12,7 +12,8 @@ Auth
   * A database id other than ours -> 401 ``Unknown database '<id>'`` (each database has its own
     token, so the server cannot authenticate a request for a database it does not know). A target
     with no database segment at all (``/``) -> 404.
-  * ``emu.reject_all_auth = True`` answers every call 401; ``emu.clock_offset`` shifts server time.
+  * ``emu.reject_all_auth = True`` answers every call 401; ``emu.clock_offset`` shifts server time,
+    which every reply's ``Date`` header tells (as a real server's does).
 
 Requests (single, and inside a Batch)
   * POST /{detailviews,purchases,cartadditions,bookmarks,ratings,viewportions}/   -> 200 "ok"

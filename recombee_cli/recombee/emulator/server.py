@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -408,6 +409,8 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay:
             time.sleep(reply.delay)
         head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}",
+                # The server's clock (with `clock_offset`), as Recombee's Date says it: `doctor` compares.
+                f"Date: {formatdate(self.server.emulator.now(), usegmt=True)}",
                 "Content-Type: application/json", f"Content-Length: {len(reply.body)}",
                 *(f"{k}: {v}" for k, v in reply.headers.items())]
         if self.close_connection:
