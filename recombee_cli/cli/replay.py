@@ -198,7 +198,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     # Fork the translators before any sender thread exists.
     pool = TranslatorPool(translator, workers, window_filter=window_filter,
                           lanes=0 if dry_run else concurrency) if workers > 1 else None
-    client = cluster = engine = None
+    client = cluster = engine = calls = None
     try:
         if dask:
             client, cluster, engine = dask_engine(dask, config, since, until)
@@ -211,9 +211,11 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
             sink = sender = make_sender(env, config, database_id=database_id, region=region, base_uri=base_uri,
                                         token_file=token_file, allow_http=allow_http, batch_size=batch_size,
                                         concurrency=concurrency, verbose=verbose)
+            from recombee_cli.pipeline.calls import CallLog
             from recombee_cli.recombee.client import endpoint_of  # (httpx: only when sending)
 
             endpoint = endpoint_of(sender.client.base_url)
+            calls = CallLog().watch(sender)   # the calls over the run's time, for the report's pictures
         use_state = not dry_run and not no_state and not window
         rejects_path = rejects_path or config.replay.rejects
         observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
@@ -226,6 +228,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
             observer=observer, mappings=config.mappings_identity(), endpoint=endpoint,
             merges_state=(state_path or default_state_path(sink.database_id))
             if window and not dry_run and not no_state else None)
+        session.report.timeline.calls = calls
         report = run_session(env, session, observer, sources, len(skipped_folders), report_path, quiet)
     finally:
         if pool is not None:

@@ -22,7 +22,8 @@ from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES, transient
 from recombee_cli.pipeline.engines import Engine, InlineTranslator, Reading, Translated
 from recombee_cli.pipeline.foreign import ForeignSources
 from recombee_cli.pipeline.reasons import ReasonCounter
-from recombee_cli.pipeline.translate import BlockResult, EventFilter, Seen, Translator
+from recombee_cli.pipeline.timeline import Timeline
+from recombee_cli.pipeline.translate import NO_HOUR, BlockResult, EventFilter, Seen, Translator
 from recombee_cli.record.rejects import RejectsWriter
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.properties import ENTITY_NOUN, PropertyGate
@@ -88,6 +89,7 @@ class RunReport:
     elapsed: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)   # sink figures: retries, batches, bytes sent...
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON  # outcomes that make a run unsuccessful (--fail-on)
+    timeline: Timeline = field(default_factory=Timeline)   # the same per day and hour (pipeline.timeline)
 
     @property
     def ok(self) -> bool:
@@ -121,6 +123,7 @@ class RunReport:
             "elapsed_seconds": round(self.elapsed, 3),
             "events_per_second": round(events_per_s, 1),
             **self.extra,
+            "timeline": self.timeline.to_dict(),
         }
 
 
@@ -204,6 +207,9 @@ def _event_at(line: Line, index: int) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
+SENT: tuple[str, None] = ("sent", None)   # what Recorder._finished_event says of an event simply sent
+
+
 class Recorder:
     """Turns finished events into counts and rejects records (single-threaded)."""
 
@@ -242,7 +248,9 @@ class Recorder:
         if isinstance(ticket, ChunkTicket):
             self._finished_chunk(ticket)
         elif isinstance(ticket, EventTicket):
-            self._finished_event(ticket)
+            done = self._finished_event(ticket)
+            if done is not None:   # an event handed in alone: its time is not known here
+                self.report.timeline.count(NO_HOUR, *done)
         else:
             raise TypeError(f"not a ticket the pipeline made: {type(ticket).__name__}")
 
@@ -254,26 +262,32 @@ class Recorder:
         if codes.count(200) == len(codes) and not ticket.event_errors:
             report.requests["sent"] += len(codes)
             report.outcomes["sent"] += len(spans) // 4
+            report.timeline.all_sent(ticket)
             return
         block, requests, event_errors, messages = ticket.block, ticket.requests, ticket.event_errors, ticket.messages
+        others: list[tuple[int, tuple[str, str | None] | None]] = []   # events not simply sent (timeline)
         for k in range(len(spans) // 4):
             number, index, first, end = spans[4 * k:4 * k + 4]
             errors = event_errors.get(k)
-            self._finished_event(EventTicket(block.line(number), None, requests[first:end],
-                                             [(e[0], e[1]) for e in errors] if errors else None, index,
-                                             codes=codes[first:end], messages=messages[first:end]))
+            done = self._finished_event(EventTicket(block.line(number), None, requests[first:end],
+                                                    [(e[0], e[1]) for e in errors] if errors else None, index,
+                                                    codes=codes[first:end], messages=messages[first:end]))
+            if done is not SENT:
+                others.append((k, done))
+        report.timeline.finished(ticket, others)
 
-    def _finished_event(self, ticket: EventTicket) -> None:
+    def _finished_event(self, ticket: EventTicket) -> tuple[str, str | None] | None:
+        """Count one event's outcome; returns it with its reason (None: not answered, not counted)."""
         report = self.report
         codes = ticket.codes
         if 0 in codes:
-            return
+            return None
         if not ticket.errors and codes.count(200) == len(codes):   # the common case, quickly
             report.requests["sent"] += len(codes)
             report.outcomes["sent"] += 1
             if self.on_done is not None:
                 self.on_done(ticket, "sent")
-            return
+            return SENT
         for code in codes:
             if code == 200 or code == 201:
                 report.requests["sent"] += 1
@@ -286,6 +300,7 @@ class Recorder:
             else:
                 report.requests["failed"] += 1
         outcome, reason, status = _outcome_of(ticket)
+        said = reason
         report.outcomes[outcome] += 1
         if outcome == "invalid":
             _bounded_add(report.invalid_reasons, reason or "")
@@ -299,6 +314,7 @@ class Recorder:
             self.rejects.write(ticket.line, event, outcome, reason, status=status, index=ticket.index)
         if self.on_done is not None:
             self.on_done(ticket, outcome)
+        return outcome, said
 
 
 STREAMING_GC_THRESHOLD = 100_000
@@ -476,6 +492,7 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
             report.lines += 1
             report.events += 1
             recorder.invalid(block.line(position), None, reason)
+            report.timeline.count(NO_HOUR, "invalid", reason)
             if block.unreadable:   # the machine's fault, not the data's: read it again next run
                 report.unreadable_sources += 1
                 if checkpoints is not None:
@@ -519,8 +536,10 @@ def run(sources: Iterable[Source], translator: Translator, sink: Sink, *, engine
             _bounded_add(stats[name].invalid, reason)
         for number, index, reason, mapping in result.invalid:
             recorder.invalid_in(block, number, reason, mapping, index)
+        report.timeline.block(source.name, result)
         if result.requests:   # the serialised requests, joined by newlines
             ticket = ChunkTicket(block, result.requests, result.spans, result.event_errors, result.routes or None)
+            report.timeline.submitted(ticket, result)
             if checkpoints is not None:
                 checkpoints.submitted(source.name, block.offset, block.number, block.number + block.count - 1)
                 if result.routes:   # a resumed file: what an earlier run had answered is not sent again

@@ -26,6 +26,7 @@ from recombee_cli.pipeline.compile import CompiledMapping
 from recombee_cli.request_kinds import Route, route, sid
 from recombee_cli.segment.jsvalues import UNDEFINED, orjson_default
 from recombee_cli.segment.properties import NOTES, describe_values
+from recombee_cli.segment.timestamps import fast_canonical, first_epoch_seconds
 from recombee_cli.segment.triggers import key_only
 from recombee_cli.sources.decode import REJECT_MARKER, decode
 
@@ -43,6 +44,52 @@ ValueEntry = tuple[int, str, str, tuple[tuple[str, str], ...], "dict[str, Any] |
 # request index being the index in the event).
 Applied = tuple["list[Request] | None", "list[MappingFailure] | None", "list[ValueEntry] | None"]
 EventFilter = Callable[[dict[str, Any]], "str | None"]
+
+# An event's own time (as --since/--until read it): `timestamp`, else the other clocks Segment keeps.
+EVENT_TIME_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
+# BlockResult.times notes each event whose outcome the block decides by (hour, outcome) as one
+# integer, hour * 8 + code: the hour since the epoch of the event's time (NO_HOUR: none usable) and
+# the outcome's position in outcomes.OUTCOMES. Events with requests, whose answers decide their
+# outcome, have theirs in BlockResult.span_hours, run-length encoded (the events of an archive come
+# hour after hour): (first span, hour) for each run of spans of one hour, flat. pipeline.timeline
+# counts both (`times` is a list appended here and counted there by Counter.update, in C: cheaper
+# than a dict per event).
+UNMATCHED, FILTERED, INVALID = 2, 3, 4
+NO_HOUR = -1
+HourKeys = tuple[int, int, int]   # an hour's keys in `times`: filtered, unmatched, invalid
+
+
+def hour_keys(hour: int) -> HourKeys:
+    return hour * 8 + FILTERED, hour * 8 + UNMATCHED, hour * 8 + INVALID
+
+
+NO_HOUR_KEYS = hour_keys(NO_HOUR)
+
+
+def span_hour_counts(runs: list[int], spans: int) -> list[tuple[int, int]]:
+    """(hour, events) of each run of BlockResult.span_hours, `spans` being the number of spans."""
+    return [(runs[k + 1], (runs[k + 2] if k + 2 < len(runs) else spans) - runs[k]) for k in range(0, len(runs), 2)]
+
+
+def hours_of_spans(runs: list[int], spans: int) -> list[int]:
+    """The hour of every span (BlockResult.span_hours decoded)."""
+    hours: list[int] = []
+    for hour, n in span_hour_counts(runs, spans):
+        hours += [hour] * n
+    return hours
+
+
+def event_hour(event: dict[str, Any], stamp: object) -> tuple[int, str | None]:
+    """The hour (since the epoch) of an event's time, and the 13-character prefix
+    (`2024-03-01T12`) that names it when the time is in Segment's own format, UTC (`...Z` or
+    `+00:00`), so that the next events of that hour are known by their prefix alone. Any other form
+    goes through the full parse (as --since/--until read it); NO_HOUR when no field holds a time."""
+    seconds = fast_canonical(stamp) if type(stamp) is str else None
+    if seconds is not None:
+        assert isinstance(stamp, str)
+        return int(seconds // 3600), stamp[:13]
+    seconds = first_epoch_seconds(event, EVENT_TIME_FIELDS)
+    return (NO_HOUR if seconds is None else int(seconds // 3600)), None
 
 
 class Seen(Protocol):
@@ -83,6 +130,12 @@ class BlockResult:
     routes: list[Route] = field(default_factory=list)   # per request: request_kinds.route (a sender's)
     values: list[ValueEntry] = field(default_factory=list)   # the value requests, index in the block
     requests: bytes = b""                # the requests as JSON, joined by newlines
+    # Each event decided here by the hour of its time and its outcome (hour * 8 + code, see
+    # UNMATCHED), the hours of the events with requests (runs: first span, hour), and the hour of
+    # each invalid one (as `invalid`).
+    times: list[int] = field(default_factory=list)
+    span_hours: list[int] = field(default_factory=list)
+    invalid_hours: list[int] = field(default_factory=list)
 
     @property
     def request_count(self) -> int:
@@ -275,6 +328,18 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
     request_routes = result.routes
     values = result.values
     bodies: list[bytes] = []
+    times = result.times
+    span_hours = result.span_hours
+    span_hour: object = None    # the hour of the current run of spans
+    invalid_hours = result.invalid_hours
+    # The last hour seen in Segment's own format: its prefix, the hour and its keys in `times`. An
+    # event of the same hour costs a few comparisons; another hour or form goes to event_hour.
+    last_prefix: str = "\x00"
+    last_hour = NO_HOUR
+    last_keys: HourKeys = NO_HOUR_KEYS
+    keys: HourKeys
+    text: str
+    fields: dict[str, Any]   # (typed for the compiled build: a C lookup)
     for number, data in enumerate(lines):
         if not data or data == b"\r":   # a blank line: told apart before orjson's costly error for it
             blank += 1
@@ -294,25 +359,48 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
             n += 1
             if type(event) is str:
                 invalid.append((number, index, event, None))
+                invalid_hours.append(NO_HOUR)
+                times.append(NO_HOUR_KEYS[2])
                 continue
+            # The event's hour, read from the text when it is Segment's own UTC form of the last hour.
+            fields = event   # (a dict: decode gives dicts and the reasons, str, of what is none)
+            stamp = fields.get("timestamp")
+            if type(stamp) is str and len(stamp) >= 20:
+                text = stamp
+                if text[13] == ":" and text.startswith(last_prefix) and (
+                        text[-1] == "Z" or text.endswith("+00:00")):
+                    hour, keys = last_hour, last_keys
+                else:
+                    hour, prefix = event_hour(event, stamp)
+                    keys = hour_keys(hour)
+                    if prefix is not None:
+                        last_prefix, last_hour, last_keys = prefix, hour, keys
+            else:
+                hour = event_hour(event, stamp)[0]
+                keys = hour_keys(hour)
             if window_filter is not None and window_filter(event) is not None:
                 filtered += 1
+                times.append(keys[0])
                 continue
             if dedupe is not None:
                 mid = event.get("messageId")
                 if type(mid) is str and dedupe.seen(mid):
                     filtered += 1
+                    times.append(keys[0])
                     continue
             applied = apply(event, counts)
             if applied is None:
                 name = unmatched_name(event)
                 unmatched[name] = unmatched.get(name, 0) + 1
+                times.append(keys[1])
                 continue
             requests, errors, described = applied
             if errors:
                 mapping_errors.extend(errors)
                 if requests is None:
                     invalid.append((number, index, errors[0][1], errors[0][0]))
+                    invalid_hours.append(hour)
+                    times.append(keys[2])
                     continue
             assert requests is not None   # a matched event built requests or failed
             first = len(bodies)
@@ -325,6 +413,9 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                     request_routes.append(route(request, sid(number, index, ordinal)))
             if errors:
                 event_errors[len(spans) // 4] = errors
+            if hour is not span_hour:   # (one hour's events share its int: usually the same object)
+                span_hours += (len(spans) // 4, hour)
+                span_hour = hour
             spans += (number, index, first, len(bodies))
     result.events, result.blank, result.filtered = n, blank, filtered
     result.mappings = {name: (matched, built) for name, (matched, built) in zip(translator.names, counts) if matched}

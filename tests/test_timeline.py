@@ -1,0 +1,155 @@
+"""Counts over time (issue 27, part 1 and 4): the report says, per day and hour of the events' own
+time, how many events ended in each outcome, and why invalid and failed ones did, by kind; the
+counts add up to the summary's; a ten-year archive keeps the report small."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import orjson
+from helpers import DATA, invoke
+
+from recombee_cli.outcomes import OUTCOMES
+from recombee_cli.pipeline.compile import compile_config
+from recombee_cli.pipeline.config import Config
+from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.pipeline.timeline import DAY_LIMIT, KIND_LIMIT, OTHER_KINDS, Timeline, day_name
+from recombee_cli.pipeline.translate import Translator
+from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
+from recombee_cli.recombee.emulator import Emulator, Faults
+from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.sources.reader import expand_inputs
+
+EXPORT = DATA / "segment-export-20k.ndjson.gz"
+
+
+def totals(timeline: dict) -> dict[str, int]:
+    """Events per outcome, added up over the days, the events without a time and those left out."""
+    sums = [0] * len(timeline["outcomes"])
+    for row in [*timeline["days"].values(), timeline["no_time"], timeline["days_left_out"]]:
+        for k, n in enumerate(row):
+            sums[k] += n
+    return dict(zip(timeline["outcomes"], sums))
+
+
+def test_the_report_counts_each_day_and_hour_and_they_add_up(tmp_path):
+    report_path = tmp_path / "run.json"
+    result = invoke(["replay", "--dry-run", "--quiet", "--report", str(report_path), str(EXPORT)])
+    assert result.exit_code == 1, result.stderr   # the export's page names are invalid, on purpose
+    report = json.loads(report_path.read_text())
+    timeline = report["timeline"]
+    assert totals(timeline) == report["outcomes"]
+    assert (timeline["first_day"], timeline["last_day"]) == ("2024-03-01", "2024-05-29")
+    assert len(timeline["days"]) == 90 and timeline["no_time"] == [0] * 6
+    for day, row in timeline["days"].items():   # the heatmap's hours are the same events
+        assert sum(timeline["hours"][day]) == sum(row)
+    kinds = timeline["reason_kinds"]["invalid"]
+    assert sum(n for days in kinds.values() for n in days.values()) == report["outcomes"]["invalid"]
+    assert timeline["sources"]["named"] == {str(EXPORT): 20_000}
+    # validate --json says the same of the same inputs
+    validated = invoke(["validate", "--json", str(EXPORT)])
+    assert json.loads(validated.stdout)["timeline"]["days"] == timeline["days"]
+
+
+def test_an_events_time_is_its_own_in_utc_and_every_outcome_is_counted(tmp_path):
+    def view(user, **clock):
+        return {"type": "track", "event": "Product Viewed", "userId": user, "properties": {"product_id": "p1"},
+                **clock}
+    lines = [
+        view("u1", timestamp="2024-03-01T10:00:00.000Z"),
+        view("u2", timestamp="2024-03-01T23:30:00-05:00"),            # 2024-03-02 04:30 UTC
+        view("u3", originalTimestamp="2024-03-03T01:00:00Z"),         # no timestamp: the next clock
+        view("u4", timestamp=1709424000000),                          # epoch ms: 2024-03-03 00:00
+        {"type": "identify", "userId": "u5", "timestamp": "2024-03-03T02:00:00.000Z"},   # unmatched
+        view("Home Page", timestamp="2024-03-03T03:00:00.000Z"),      # invalid: not a Recombee ID
+        {"type": "identify", "userId": "u6"},                         # no time at all
+        "not json",
+        {"batch": [view("u7", timestamp="2024-02-28T12:00:00Z"), view("u8", timestamp="2024-03-01T11:00:00Z")]},
+    ]
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"".join((line.encode() if isinstance(line, str) else orjson.dumps(line)) + b"\n"
+                             for line in lines))
+    report_path = tmp_path / "run.json"
+    invoke(["replay", "--dry-run", "--quiet", "--since", "2024-03-01", "--report", str(report_path), str(path)])
+    report = json.loads(report_path.read_text())
+    timeline = report["timeline"]
+    row = lambda **n: [n.get(outcome, 0) for outcome in OUTCOMES]
+    assert timeline["days"] == {
+        "2024-02-28": row(filtered=1),                                 # before --since
+        "2024-03-01": row(sent=2),
+        "2024-03-02": row(sent=1),
+        "2024-03-03": row(sent=2, unmatched=1, invalid=1),
+    }
+    assert timeline["no_time"] == row(filtered=1, invalid=1)           # no time: outside the window; not JSON
+    assert timeline["hours"]["2024-03-02"][4] == 1 and timeline["hours"]["2024-03-01"][10:12] == [1, 1]
+    assert totals(timeline) == report["outcomes"]
+    assert list(timeline["reason_kinds"]["invalid"]) == [
+        "mapping 'Ecommerce - Product Viewed': userId … is not a valid Recombee ID (allowed: letters, digits, "
+        "_ - : @ .)", "not JSON"]
+
+
+def test_answers_decide_the_days_of_sent_duplicate_and_failed_events_and_the_calls_are_kept(tmp_path):
+    path = tmp_path / "in.ndjson.gz"
+    with gzip.open(path, "wb") as out, gzip.open(EXPORT, "rb") as src:
+        out.writelines(line for _, line in zip(range(600), src))
+    translator = Translator(compile_config(Config()))
+    quick = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02, max_total=5)
+    from recombee_cli.pipeline.calls import CallLog
+
+    def send(emu: Emulator) -> RunReport:
+        client = RecombeeClient("db", "token", emu.base_uri, concurrency=2, timeout=5)
+        sender = RecombeeSender(client, batch_size=100, concurrency=2, retry=quick, seed=3)
+        report = RunReport()
+        report.timeline.calls = CallLog().watch(sender)
+        try:
+            run(expand_inputs([str(path)]), translator, sender, recorder=Recorder(report, None), chunk_lines=100)
+        finally:
+            sender.abort()
+        report.extra.update(sender.counters())   # as a session does
+        return report
+
+    with Emulator("db", "token", faults=Faults(p_sub_5xx=0.2, seed=7)) as emu:
+        first = send(emu).to_dict()
+        again = send(emu).to_dict()
+    for report in (first, again):
+        assert totals(report["timeline"]) == report["outcomes"]
+    assert first["outcomes"]["failed"] > 0 and again["outcomes"]["duplicate"] > 0
+    per_day = {day: row[OUTCOMES.index("failed")] for day, row in first["timeline"]["days"].items()}
+    assert sum(per_day.values()) == first["outcomes"]["failed"]
+    sending = first["timeline"]["sending"]
+    assert sum(sending["calls"]) == first["http_calls"]
+    assert sum(sending["retries"]) == first["retries"] > 0
+    answered = sum(n for code, counts in sending["answers"].items() for n in counts)
+    assert sum(sending["requests"]) >= answered > 0 and sum(sending["answers"]["500"]) > 0
+    assert sum(sending["latency_histogram_ms"]["calls"]) == first["http_calls"]
+
+
+def test_a_ten_year_archive_keeps_the_timeline_small():
+    timeline = Timeline()
+    for day in range(3653):                      # ten years, every hour, with reasons of 40 kinds
+        for hour in range(0, 24, 3):
+            timeline.count(day * 24 + hour, "sent", n=100_000)
+        timeline.count(day * 24, "invalid", f"mapping 'm{day % 40}': itemId '{day}' is not a valid Recombee ID")
+    size = len(orjson.dumps(timeline.to_dict()))
+    assert size < 1_200_000, size                # about 300 bytes per day
+    kinds = timeline.to_dict()["reason_kinds"]["invalid"]
+    assert len(kinds) == KIND_LIMIT + 1
+    assert sum(kinds[OTHER_KINDS].values()) == sum(1 for day in range(3653) if day % 40 >= KIND_LIMIT)
+    for day in range(DAY_LIMIT):                 # beyond DAY_LIMIT days, new days are counted apart
+        timeline.count(day * 24 + 24 * 4000, "sent")
+    dump = timeline.to_dict()
+    assert len(dump["days"]) == DAY_LIMIT and sum(dump["days_left_out"]) > 0
+    assert totals(dump)["sent"] == 3653 * 8 * 100_000 + DAY_LIMIT
+    assert day_name(0) == "1970-01-01"
+
+
+def test_several_workers_count_the_same_days(tmp_path):
+    plain = tmp_path / "export.ndjson"
+    plain.write_bytes(gzip.decompress(EXPORT.read_bytes()))
+    dumps = []
+    for workers in ("1", "2"):
+        report_path = tmp_path / f"run-{workers}.json"
+        invoke(["replay", "--dry-run", "--quiet", "--workers", workers, "--report", str(report_path), str(plain)])
+        dumps.append(json.loads(report_path.read_text())["timeline"])
+    assert dumps[0] == dumps[1]
