@@ -1,14 +1,24 @@
 """Counts over time (issue 27, part 1 and 4): the report says, per day and hour of the events' own
 time, how many events ended in each outcome, and why invalid and failed ones did, by kind; the
-counts add up to the summary's; a ten-year archive keeps the report small."""
+counts add up to the summary's; a ten-year archive keeps the report small; the summary on a
+terminal shows the days at a glance."""
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
 
 import orjson
-from helpers import DATA, invoke
+from helpers import DATA, ROOT, invoke
 
 from recombee_cli.outcomes import OUTCOMES
 from recombee_cli.pipeline.compile import compile_config
@@ -153,3 +163,45 @@ def test_several_workers_count_the_same_days(tmp_path):
         invoke(["replay", "--dry-run", "--quiet", "--workers", workers, "--report", str(report_path), str(plain)])
         dumps.append(json.loads(report_path.read_text())["timeline"])
     assert dumps[0] == dumps[1]
+
+
+def _on_a_terminal(args: list[str], seconds: float = 120) -> str:
+    """What a terminal shows when the CLI's stderr is one (stdout thrown away): a pseudo-terminal
+    200 columns wide, and no variable that would make rich think otherwise."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
+    env["TERM"] = "xterm"
+    process = subprocess.Popen([sys.executable, "-m", "recombee_cli", *args], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=slave, env=env, cwd=ROOT)
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:   # the child closed the terminal
+                break
+            if not data:
+                break
+            shown += data
+        assert process.wait(timeout=max(1.0, deadline - time.monotonic())) == 1
+    finally:
+        process.kill()
+        os.close(master)
+    return shown.decode("utf-8", "replace")
+
+
+def test_the_summary_on_a_terminal_shows_the_days_at_a_glance():
+    shown = _on_a_terminal(["replay", "--dry-run", str(EXPORT)])
+    line = next(line for line in shown.splitlines() if line.startswith("events per day"))
+    assert "2024-03-01 to 2024-05-29 (90 days, most " in line
+    marks = line.rsplit(": ", 1)[1].strip()
+    assert len(marks) == 90 and set(marks) <= set("▁▂▃▄▅▆▇█")
+    # not on a terminal (a log file, cron's mail): no such line
+    assert "events per day" not in invoke(["replay", "--dry-run", str(EXPORT)]).stderr

@@ -18,6 +18,7 @@ from rich.table import Table
 from recombee_cli.outcomes import OUTCOMES
 from recombee_cli.pipeline.reasons import example_values
 from recombee_cli.pipeline.replay import RunReport
+from recombee_cli.pipeline.timeline import day_name
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sources.reader import Source
 
@@ -200,6 +201,9 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | list
             f" ({rate:,.0f} events/s)")
     for line in wrap_phrases([head, *_figures(report.extra)]):
         console.print(line, markup=False)
+    glance = days_glance(report.timeline.per_day(), max(20, console.width - 75)) if console.is_terminal else None
+    if glance:
+        console.print(glance, markup=False)
     if report.skipped_sources:
         console.print(f"{plural(report.skipped_sources, 'file')} already done in earlier runs (skipped)",
                       markup=False)
@@ -236,6 +240,33 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | list
         console.print(f"rejected events written to {' and '.join(rejects_path)}", markup=False)
 
 
+SPARKS = "▁▂▃▄▅▆▇█"
+GAP = "·"
+
+
+def sparkline(values: list[int]) -> str:
+    """One character per value, its height in proportion to the largest; 0 is GAP."""
+    top = max(values, default=0) or 1
+    return "".join(GAP if not v else SPARKS[min(len(SPARKS) - 1, (v * len(SPARKS) - 1) // top)] for v in values)
+
+
+def days_glance(per_day: dict[int, int], width: int = 60) -> str | None:
+    """A run spanning several days at a glance: events per day of the events' own time, one mark
+    per day (or per few days, at most `width` marks), days without events marked GAP."""
+    if len(per_day) < 2:
+        return None
+    first, last = min(per_day), max(per_day)
+    span = last - first + 1
+    step = -(-span // width)
+    values = [sum(per_day.get(day, 0) for day in range(start, min(start + step, last + 1)))
+              for start in range(first, last + 1, step)]
+    empty = sum(1 for day in range(first, last + 1) if day not in per_day)
+    unit = "day" if step == 1 else f"{step} days"
+    gaps = f"; {empty:,} without events ({GAP})" if empty else ""
+    return (f"events per {unit}, {day_name(first)} to {day_name(last)} ({span:,} days{gaps}, "
+            f"most {max(values):,}): {sparkline(values)}")
+
+
 def print_kinds(console: Console, title: str, kinds: list[dict], indent: str, shown: int = 5) -> None:
     """Reasons grouped by kind: count, share, and what two of them held (the values are in the
     rejects file; the kind is what to fix)."""
@@ -265,6 +296,9 @@ def print_validation(stream: TextIO, report: RunReport) -> None:
             print_kinds(console, f"{name}: invalid, by kind of reason:", stats.invalid.by_kind(), "  ")
     console.print(f"{report.events:,} events: " + ", ".join(
         f"{k} {report.outcomes[k]:,}" for k in OUTCOMES if report.outcomes[k]))
+    glance = days_glance(report.timeline.per_day(), max(20, console.width - 75)) if console.is_terminal else None
+    if glance:
+        console.print(glance, markup=False)
     if report.unmatched:
         console.print("unmatched, top: " + ", ".join(
             f"{name} ({n:,})" for name, n in report.unmatched.most_common(10)), markup=False)
