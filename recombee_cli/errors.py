@@ -113,6 +113,11 @@ class ExportWriteError(ExportError):
     """Writing the files of an export failed (disk full, permissions): the export is abandoned."""
 
 
+class PicturesError(RecombeeCliError):
+    """A page cannot be drawn: the pictures extra is not installed, or what `report` was given is
+    not a report or a state file (a usage error, exit 2)."""
+
+
 class OutputError(RecombeeCliError):
     """Writing the output failed (stdout on a full disk, a closed pipe's sibling errors): exit 3."""
 

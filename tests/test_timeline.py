@@ -205,3 +205,17 @@ def test_the_summary_on_a_terminal_shows_the_days_at_a_glance():
     assert len(marks) == 90 and set(marks) <= set("▁▂▃▄▅▆▇█")
     # not on a terminal (a log file, cron's mail): no such line
     assert "events per day" not in invoke(["replay", "--dry-run", str(EXPORT)]).stderr
+
+
+def test_a_long_sending_run_keeps_its_calls_in_a_bounded_series():
+    from recombee_cli.pipeline.calls import BUCKETS, CallLog
+
+    now = [0.0]
+    log = CallLog(clock=lambda: now[0], wall=lambda: 1.7e9)
+    for k in range(4 * 3600):   # a call every quarter of a second for an hour, each taking 40 ms
+        now[0] = k / 4 + 0.04
+        log.record(k / 4, 100, codes=[200] * 99 + [429])
+    series = log.to_dict()
+    assert len(series["calls"]) <= BUCKETS and series["bucket_seconds"] * len(series["calls"]) >= 3600
+    assert sum(series["calls"]) == 4 * 3600 and sum(series["answers"]["429"]) == 4 * 3600
+    assert series["latency_ms"] == {"p50_at_most": 50, "p90_at_most": 50, "p99_at_most": 50, "max": 40.0}

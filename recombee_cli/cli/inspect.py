@@ -7,8 +7,10 @@ import sys
 import click
 import orjson
 
+from recombee_cli import __version__
 from recombee_cli.cli import ui
 from recombee_cli.cli.common import (
+    check_writable,
     close_dask,
     config_option,
     dask_engine,
@@ -21,10 +23,13 @@ from recombee_cli.cli.common import (
     validate_dask_option,
     warn_what_was_read,
     warner,
+    write_report,
 )
 from recombee_cli.cli.environment import Command, Environment, say, text_stdout
-from recombee_cli.cli.exits import EXIT_CODES_HELP, ExitCode
+from recombee_cli.cli.exits import EXIT_CODES_HELP, Abort, ExitCode
 from recombee_cli.errors import ConfigError
+from recombee_cli.pictures.page import build_page, check_page_path, is_page_path, plotly_modules, write_page
+from recombee_cli.pictures.runs import Run
 from recombee_cli.pipeline.compile import NOT_CHECKED_STATICALLY, static_problems
 from recombee_cli.pipeline.explain import explain as explain_events
 from recombee_cli.pipeline.session import ReplaySession
@@ -51,14 +56,20 @@ recombee-cli explain --json --config recombee-cli.toml event.json
 @click.argument("inputs", nargs=-1)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="With INPUTS: also write the report to FILE: a page (FILE.html: the days, hours, reasons "
+                   "and mappings drawn; needs the pictures extra) or JSON (any other name).")
 @validate_dask_option
 @max_line_option
 @preset_option
 @exclude_option
 @click.pass_obj
-def validate(env: Environment, inputs, config_path, as_json, dask, max_line_bytes, enable, exclude) -> None:
+def validate(env: Environment, inputs, config_path, as_json, report_path, dask, max_line_bytes, enable,
+             exclude) -> None:
     """Check a configuration; with INPUTS, also report per mapping what it does with them:
     events matched, requests built, invalid by reason, and the top unmatched event names."""
+    if report_path is not None and not inputs:
+        raise Abort("--report draws what the inputs hold: give INPUTS (files, folders, globs)", ExitCode.USAGE)
     config, translator = load(env, config_path, enable=enable, check=False)
     names = [m.name for m in translator.mappings]
     problems = [str(p) for m in translator.mappings for p in static_problems(m)]
@@ -83,6 +94,13 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
         if problems:
             sys.exit(int(ExitCode.USAGE))
         return
+    page = report_path is not None and is_page_path(report_path)
+    if report_path is not None:
+        if page:
+            check_page_path(report_path)
+            plotly_modules()   # the extra is there, or say so before the work
+        else:
+            check_writable(report_path, "--report")
     sources = inputs_of(env, inputs, exclude=(*exclude, *config.replay.exclude))[0]
     client = cluster = engine = None
     try:
@@ -94,6 +112,12 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
     finally:
         close_dask(client, cluster)
     warn_what_was_read(env, report, translator)
+    if report_path is not None and page:
+        what = describe_inputs(inputs)
+        write_page(report_path, build_page([Run("validate", report.to_dict())], f"recombee-cli validate: {what}",
+                                           f"a dry run of {what}", f"recombee-cli {__version__}"))
+    elif report_path is not None:
+        write_report(report_path, report)
     if as_json:
         env.stdout.write(orjson.dumps({**report.to_dict(), "presets": presets}, option=orjson.OPT_INDENT_2) + b"\n")
     else:
@@ -101,6 +125,10 @@ def validate(env: Environment, inputs, config_path, as_json, dask, max_line_byte
             out.write(presets["said"] + "\n")
             ui.print_validation(out, report)
     sys.exit(int(exit_for(report)))
+
+
+def describe_inputs(inputs: tuple[str, ...]) -> str:
+    return ", ".join(inputs[:3]) + (f" and {len(inputs) - 3:,} more" if len(inputs) > 3 else "")
 
 
 @click.command(cls=Command, epilog=EXIT_CODES_HELP, examples=EXPLAIN_EXAMPLES,

@@ -29,6 +29,7 @@ COMMANDS = {
     "export": ("export", "export"),
     "doctor": ("doctor", "doctor"),
     "show": ("show", "show"),
+    "report": ("report", "report"),
 }
 # Variables that options name themselves, read without loading every command to check them.
 COMMON_VARIABLES = frozenset((*OTHER_VARIABLES, "RECOMBEE_DATABASE_ID", "RECOMBEE_REGION", "RECOMBEE_BASE_URI",

@@ -6,8 +6,8 @@ The sender counts totals (`counters()`: Batch calls, retries...) and, with --ver
 Batch took; neither is a series over time. `CallLog.watch(sender)` keeps one without changing the
 sender: it times each call of its client (`client.batch`, one HTTP call: a Batch or a property
 definition), reads the answer's status codes, and notes the sender's own count of retries at each
-call. Bounded: at most BUCKETS buckets of the run's time (one second each at first; when a run
-outlasts them, neighbours merge and a bucket covers twice as long), a latency histogram of fixed
+call. Bounded: at most BUCKETS buckets of the run's time (an eighth of a second each at first; when
+a run outlasts them, neighbours merge and a bucket covers twice as long), a latency histogram of fixed
 bounds, and answers counted by status code (a few distinct codes).
 """
 
@@ -23,6 +23,7 @@ from recombee_cli.recombee.client import TransportFailure
 from recombee_cli.recombee.sender import RecombeeSender
 
 BUCKETS = 240
+FIRST_WIDTH = 0.125   # seconds per bucket at first: a short run still shows its course
 LATENCY_BOUNDS_MS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
 
 
@@ -65,7 +66,7 @@ class CallLog:
         self._clock = clock
         self._start = clock()
         self.started = wall()
-        self.width = 1.0                        # seconds per bucket
+        self.width = FIRST_WIDTH                # seconds per bucket
         self.buckets: list[_Bucket] = []
         self.latency = [0] * (len(LATENCY_BOUNDS_MS) + 1)
         self.slowest = 0.0
