@@ -327,7 +327,7 @@ def test_the_completion_scripts_the_readme_shows_are_produced(shell, words):
 def test_completion_completes_commands_and_options():
     result = invoke([], env={"_RECOMBEE_CLI_COMPLETE": "bash_complete", "COMP_WORDS": "recombee-cli rep",
                              "COMP_CWORD": "1"}, prog_name="recombee-cli")
-    assert result.stdout.split() == ["plain,replay"]
+    assert result.stdout.split() == ["plain,replay", "plain,report"]
     options = invoke([], env={"_RECOMBEE_CLI_COMPLETE": "bash_complete", "COMP_WORDS": "recombee-cli replay --verb",
                               "COMP_CWORD": "2"}, prog_name="recombee-cli")
     assert options.stdout.split() == ["plain,--verbose"]

@@ -151,10 +151,10 @@ def sending(run: Run) -> go.Figure | None:
                     line={"color": "#ef6c00", "dash": "dot", "shape": "hv"},
                     hovertemplate="%{y:,} retries<extra></extra>", row=2, col=1)
     fig.add_scatter(x=t, y=series.get("latency_mean_ms", []), name="mean latency", mode=mode,
-                    line={"color": "#1565c0"}, connectgaps=False, hovertemplate="mean %{y:,} ms<extra></extra>",
+                    line={"color": "#1565c0"}, connectgaps=True, hovertemplate="mean %{y:,} ms<extra></extra>",
                     row=3, col=1)
     fig.add_scatter(x=t, y=series.get("latency_max_ms", []), name="slowest call", mode=mode,
-                    line={"color": "#90caf9"}, connectgaps=False, hovertemplate="slowest %{y:,} ms<extra></extra>",
+                    line={"color": "#90caf9"}, connectgaps=True, hovertemplate="slowest %{y:,} ms<extra></extra>",
                     row=3, col=1)
     fig.update_xaxes(title_text="seconds since the run began", row=3, col=1)
     return _style(fig, 620, barmode="stack", bargap=0.1, hovermode="x unified")
