@@ -69,12 +69,14 @@ def _version(*, pure: bool, pythonpath: Path | None = None, cwd: Path = ROOT) ->
 
 
 @pytest.mark.parametrize("inputs", [DATA, SAMPLES], ids=["tests-data-20k", "sample_events"])
-def test_both_builds_print_the_same_bytes(inputs):
+def test_both_builds_print_the_same_bytes(inputs, tmp_path):
     outputs = {}
     for pure in (False, True):
-        done = _run(["-m", "recombee_cli", "replay", "--dry-run", str(inputs)], pure=pure)
+        report = tmp_path / f"report-{pure}.json"
+        done = _run(["-m", "recombee_cli", "replay", "--dry-run", "--report", str(report), str(inputs)], pure=pure)
         assert done.returncode in (0, 1), done.stderr.decode()[-2000:]   # 1: tests/data has bad lines
-        outputs[pure] = hashlib.sha256(done.stdout).hexdigest(), done.stdout.count(b"\n"), done.returncode
+        outputs[pure] = (hashlib.sha256(done.stdout).hexdigest(), done.stdout.count(b"\n"), done.returncode,
+                         json.loads(report.read_text())["timeline"])   # and the same counts per day and hour
     assert outputs[False][1] > 50
     assert outputs[False] == outputs[True]
 
