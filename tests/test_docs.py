@@ -18,7 +18,7 @@ DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "bench" / "README.md",
 ENDING = {"Abort", "ConfigError", "InputError", "StateError", "StateLocked", "StateWriteError", "ReprocessRefused",
           "AuthenticationError", "ServiceError", "UnreachableError", "CallFailed", "OutputError", "WorkerError",
           "WorkerStartError", "ClusterError", "ClusterUsageError", "ExportError", "ExportWriteError",
-          "EnvironmentValueError", "error", "fail"}
+          "EnvironmentValueError", "PicturesError", "error", "fail"}
 
 
 def _text(node: ast.AST) -> str | None:

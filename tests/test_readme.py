@@ -40,6 +40,9 @@ OFFLINE_IMPOSSIBLE = {
     "python3 -m venv .venv && . .venv/bin/activate && pip install -U pip && pip install -e '.[dev]' && pytest":
         "installs into a new virtualenv and runs this suite",
     "pip install 'recombee-cli[dask,remote]'": "installs from the package index",
+    "pip install 'recombee-cli[pictures]'": "installs from the package index (the dev extra has plotly)",
+    "recombee-cli report --database-id shop-prod -o nights.html": "reads the state the sending run above keeps",
+    "recombee-cli report --database-id shop-prod --runs 60 -o nights.html": "reads the state of a sending run",
     "export RECOMBEE_PRIVATE_TOKEN=...": "a placeholder for your token",
     "recombee-cli doctor --database-id shop-prod --region us-west": NEEDS_RECOMBEE,
     "recombee-cli replay --database-id shop-prod --region us-west --report run.json segment-logs/SRC123/":

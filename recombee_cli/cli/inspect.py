@@ -41,6 +41,7 @@ recombee-cli validate                                        # the config found:
 recombee-cli validate --config mappings.example.toml sample_events/   # per mapping, on real events
 recombee-cli validate --json --preset "Identify - User Traits" segment-logs/SRC123/
 recombee-cli validate --dask local:2 segment-logs/SRC123/    # a large archive, read on a local cluster
+recombee-cli validate --report archive.html segment-logs/SRC123/   # its days, hours and reasons drawn
 """
 
 EXPLAIN_EXAMPLES = """

@@ -15,12 +15,21 @@ from recombee_cli.pictures.page import build_page, check_page_path, write_page
 from recombee_cli.pictures.runs import Run, is_state_file, read_report, read_state
 from recombee_cli.record.state import default_state_path
 
+EXAMPLES = """
+recombee-cli replay --dry-run --report run.json segment-logs/SRC123/ > requests.ndjson
+recombee-cli report run.json -o run.html                     # that run's page: days, hours, reasons, mappings
+recombee-cli report --database-id shop-prod --runs 60 -o nights.html   # the last 60 runs of a state
+recombee-cli report monday.json tuesday.json -o week.html    # several reports, added up
+recombee-cli validate --report archive.html segment-logs/SRC123/   # a dry run's page, before sending
+"""
+
 EXITS = exit_codes_help({ExitCode.OK: "the page was written",
                          ExitCode.USAGE: "nothing to draw, not a report or state, or the pictures extra is missing",
                          ExitCode.ABORTED: "the page could not be written"})
 
 
-@click.command(cls=Command, epilog=EXITS)
+@click.command(cls=Command, epilog=EXITS, examples=EXAMPLES,
+               short_help="Draw reports, or a state's runs, as one HTML page that opens offline.")
 @click.argument("inputs", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),
               help="Draw this state file's runs (else the one for --database-id, when no INPUTS are given).")
@@ -42,12 +51,7 @@ def report(env: Environment, inputs: tuple[str, ...], state_path: str | None, da
 
     INPUTS are reports (`replay --report FILE`, `validate --json > FILE`) or state files. Without
     INPUTS, the state of --state, else the one of --database-id (or RECOMBEE_DATABASE_ID, or the
-    config's [recombee] database_id).
-
-    \b
-      recombee-cli report run.json -o run.html
-      recombee-cli report --database-id shop-prod --runs 60 -o nights.html
-      recombee-cli validate --report archive.html exports/     # the same for a dry run
+    config's [recombee] database_id). Drawing needs the pictures extra (plotly).
     """
     if output is None and sys.stdout.isatty() and env.out is None:
         raise Abort("the page is HTML: name a file with --output FILE.html (or redirect stdout)", ExitCode.USAGE)
