@@ -22,6 +22,7 @@ from test_state import _wait_for
 
 from recombee_cli import translate_event
 from recombee_cli.errors import ExportError
+from recombee_cli.outcomes import NOT_REPRESENTABLE, REFUSED
 from recombee_cli.pipeline.compile import compile_config
 from recombee_cli.pipeline.config import load_config
 from recombee_cli.pipeline.replay import run
@@ -37,7 +38,6 @@ from recombee_cli.sinks.files import (
     format_datetime,
     format_double,
 )
-from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED
 from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sinks.reco_interactions import RecoInteractions
 from recombee_cli.sources.reader import Line, expand_inputs

@@ -12,9 +12,10 @@ import pytest
 from helpers import ROOT, bounded
 
 from recombee_cli.errors import ServiceError
+from recombee_cli.outcomes import NO_ANSWER
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, odd_answer
 from recombee_cli.recombee.emulator import ODD_ANSWERS, Emulator, Faults
-from recombee_cli.recombee.sender import NO_STATUS, RecombeeSender
+from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sources.reader import Line
 
@@ -63,7 +64,7 @@ def test_an_odd_answer_fails_its_requests_with_what_was_wrong_and_the_run_goes_o
             sender.abort()
         assert emu.stats.faults["odd"] == 1
     assert {id(t) for t in done} == {id(spoilt), id(fine)}
-    assert spoilt.codes == [NO_STATUS] * 3          # failed: no status was given, none is made up
+    assert spoilt.codes == [NO_ANSWER] * 3          # failed: no status was given, none is made up
     assert spoilt.messages == [f"Recombee's Batch answer is malformed: {WHAT_WAS_WRONG[kind]}"] * 3
     assert fine.codes == [200] and fine.messages == [None]
 
@@ -86,7 +87,7 @@ def test_odd_answers_in_a_row_stop_the_run_instead_of_failing_everything():
                 bounded(send, 60)
         finally:
             sender.abort()
-    assert [t.codes for t in tickets[:2]] == [[NO_STATUS] * 2] * 2   # the first two calls: failed
+    assert [t.codes for t in tickets[:2]] == [[NO_ANSWER] * 2] * 2   # the first two calls: failed
     assert not any(code for t in tickets[2:] for code in t.codes)     # the rest: never answered
 
 

@@ -18,13 +18,14 @@ import pytest
 from helpers import ROOT, bounded, invoke
 
 from recombee_cli.errors import UnreachableError
+from recombee_cli.outcomes import NO_ANSWER, failure_reason
 from recombee_cli.pipeline.compile import compile_config
 from recombee_cli.pipeline.config import Config
-from recombee_cli.pipeline.replay import Recorder, RunReport, failure_reason, run
+from recombee_cli.pipeline.replay import Recorder, RunReport, run
 from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, TransportFailure, transport_reason
 from recombee_cli.recombee.emulator import Emulator, Faults
-from recombee_cli.recombee.sender import NO_STATUS, Breaker, RecombeeSender
+from recombee_cli.recombee.sender import Breaker, RecombeeSender
 from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sources.reader import Line, expand_inputs
 
@@ -139,7 +140,7 @@ def test_retries_exhausted_without_an_answer_record_the_transport_reason_not_a_s
             bounded(sender.close, 60)
         finally:
             sender.abort()
-    assert ticket.codes == [NO_STATUS, NO_STATUS]
+    assert ticket.codes == [NO_ANSWER, NO_ANSWER]
     assert ticket.messages == [f"gave up after 3 attempts: the connection to {base} broke: "
                                "Server disconnected without sending a response."] * 2
 

@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from recombee_cli.errors import RecombeeCliError
-from recombee_cli.outcomes import DEFAULT_FAIL_ON, OUTCOMES, transient
+from recombee_cli.outcomes import (
+    DEFAULT_FAIL_ON,
+    OUTCOMES,
+    answered_outcome,
+    failure_reason,
+    mapping_error,
+    refused_for_good,
+    request_outcome,
+    transient,
+)
 from recombee_cli.pipeline.engines import Engine, InlineTranslator, Reading, Translated
 from recombee_cli.pipeline.foreign import ForeignSources
 from recombee_cli.pipeline.reasons import ReasonCounter
@@ -27,7 +36,7 @@ from recombee_cli.pipeline.translate import NO_HOUR, BlockResult, EventFilter, S
 from recombee_cli.record.rejects import RejectsWriter
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.properties import ENTITY_NOUN, PropertyGate
-from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, Sink, Ticket
+from recombee_cli.sinks.protocol import ChunkTicket, EventTicket, Sink, Ticket
 from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Block, Line, ReadProgress, Source, pieces, read_blocks
 
@@ -127,38 +136,6 @@ class RunReport:
         }
 
 
-def _outcome_of(ticket: EventTicket) -> tuple[str, str | None, int | None]:
-    """Event outcome from its requests' answers: invalid > failed > sent > duplicate.
-
-    A file sink's verdicts (sinks.REFUSED, sinks.NOT_REPRESENTABLE) rank as: a refused request
-    makes the event `invalid`; requests the format cannot express make it `filtered` only when
-    nothing else of it was written or answered (they are counted per request either way)."""
-    failed: tuple[int, str | None] | None = None
-    refused = unrepresentable = None
-    any_sent = any_answered = False
-    for code, message in zip(ticket.codes, ticket.messages):
-        if code == 200 or code == 201:
-            any_sent = True
-        elif code == REFUSED:
-            refused = refused or message or "refused by the output format"
-        elif code == NOT_REPRESENTABLE:
-            unrepresentable = unrepresentable or message or "not representable in the output format"
-            continue
-        elif code != 409 and failed is None:
-            failed = (code, message)
-        any_answered = True
-    if ticket.errors:
-        name, reason = ticket.errors[0]
-        return "invalid", f"mapping {name!r}: {reason}", None
-    if refused is not None:
-        return "invalid", refused, None
-    if failed is not None:
-        return "failed", failure_reason(*failed), failed[0] if failed[0] >= 100 else None
-    if unrepresentable is not None and not any_answered:
-        return "filtered", unrepresentable, None
-    return ("sent" if any_sent else "duplicate"), None, None
-
-
 def _events_with(ticket: Ticket, which: set[int]) -> int:
     """How many of a ticket's events own one of the requests `which`."""
     if not isinstance(ticket, ChunkTicket):
@@ -186,16 +163,8 @@ def _refused_events(ticket: Ticket) -> int:
     codes = ticket.codes
     if codes.count(200) == len(codes):
         return 0
-    refused = {k for k, code in enumerate(codes) if code >= 400 and code != 409 and not transient(code)}
+    refused = {k for k, code in enumerate(codes) if refused_for_good(code)}
     return _events_with(ticket, refused) if refused else 0
-
-
-def failure_reason(code: int, message: str | None) -> str:
-    """Why requests failed. A code below 100 is no HTTP status (the sender's NO_STATUS: no answer
-    at all, or a malformed one): the message alone says what happened, never an invented status."""
-    if code < 100:
-        return message or "no answer from Recombee"
-    return f"Recombee answered {code}: {message or 'no message'}"
 
 
 def _event_at(line: Line, index: int) -> dict[str, Any] | None:
@@ -237,7 +206,7 @@ class Recorder:
 
     def _count_invalid(self, reason: str, mapping: str | None) -> str:
         self.report.outcomes["invalid"] += 1
-        text = f"mapping {mapping!r}: {reason}" if mapping else reason
+        text = mapping_error(mapping, reason) if mapping else reason
         _bounded_add(self.report.invalid_reasons, text)
         return text
 
@@ -289,17 +258,8 @@ class Recorder:
                 self.on_done(ticket, "sent")
             return SENT
         for code in codes:
-            if code == 200 or code == 201:
-                report.requests["sent"] += 1
-            elif code == 409:
-                report.requests["duplicate"] += 1
-            elif code == REFUSED:
-                report.requests["invalid"] += 1
-            elif code == NOT_REPRESENTABLE:
-                report.requests["filtered"] += 1
-            else:
-                report.requests["failed"] += 1
-        outcome, reason, status = _outcome_of(ticket)
+            report.requests[request_outcome(code)] += 1
+        outcome, reason, status = answered_outcome(codes, ticket.messages, ticket.errors)
         said = reason
         report.outcomes[outcome] += 1
         if outcome == "invalid":

@@ -37,6 +37,7 @@ import httpx
 import orjson
 
 from recombee_cli.errors import AuthenticationError, ServiceError
+from recombee_cli.outcomes import retryable
 from recombee_cli.recombee.deadline import clear_deadline, start_deadline, with_deadlines
 from recombee_cli.recombee.service import DEFAULT_REGION, REGION_HOSTS
 from recombee_cli.recombee.signing import sign
@@ -302,7 +303,7 @@ class RecombeeClient:
                 f"Recombee refused the credentials ({status}: {_error_text(response)}); check the "
                 f"private token (RECOMBEE_PRIVATE_TOKEN or --token-file), the database id "
                 f"{self.database_id!r} and that this machine's clock is right")
-        if status == 429 or status >= 500:
+        if retryable(status):
             text = _error_text(response)
             raise Retryable(f"Recombee answered {status}: {text}", _retry_after(response.headers.get("Retry-After")),
                             status, text)
@@ -336,7 +337,7 @@ class RecombeeClient:
                 f"Recombee refused the credentials ({status}: {_error_text(response)}); check the "
                 f"private token (RECOMBEE_PRIVATE_TOKEN or --token-file), the database id "
                 f"{self.database_id!r} and that this machine's clock is right")
-        if status == 429 or status >= 500:
+        if retryable(status):
             raise Retryable(f"Recombee answered {status}: {_error_text(response)}",
                             _retry_after(response.headers.get("Retry-After")), status)
         if status != 200:
@@ -395,7 +396,7 @@ class RecombeeClient:
                 f"Recombee refused the credentials ({answer.status}: {answer.text}); check the "
                 f"private token (RECOMBEE_PRIVATE_TOKEN or --token-file), the database id "
                 f"{self.database_id!r} and that this machine's clock is right (`recombee-cli doctor`)")
-        if answer.status == 429 or answer.status >= 500:
+        if retryable(answer.status):
             raise Retryable(f"Recombee answered {answer.status}: {answer.text}", None, answer.status)
         if answer.status != 200:
             raise CallFailed(f"Recombee answered {answer.status}: {answer.text}", answer.status)

@@ -46,7 +46,7 @@ from typing import Any
 import orjson
 
 from recombee_cli.errors import AuthenticationError, ServiceError
-from recombee_cli.outcomes import NO_ANSWER, transient
+from recombee_cli.outcomes import NO_ANSWER, accepted, recorded_code, retryable, transient
 from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY, HOLD_SECONDS, LINGER_SECONDS, Built, Item, SendQueue
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
@@ -59,7 +59,6 @@ from recombee_cli.sources.lines import cut_lines
 DEFAULT_BATCH_SIZE = 1000
 QUEUED_BATCHES = 8         # Batches' worth of requests waiting before `submit` waits (a sender looks that far)
 _FAILED_BATCHES_TO_ABORT = 3
-NO_STATUS = NO_ANSWER      # the code of a request whose call got no usable answer (outcomes.py)
 
 
 @dataclass
@@ -73,11 +72,6 @@ class BatchReport:
     seconds: float = 0.0
     reason: str | None = None       # why the last call failed (no answer, a refusal), else None
     retried: int = 0                # requests sent again after a 429/5xx inside an answered Batch
-
-
-def classify(lenient: bool, code: int) -> int:
-    """Map an answer to the code we record: 404 on a delete or merge means already applied."""
-    return 409 if code == 404 and lenient else code
 
 
 def _message(result: dict[str, Any]) -> str:
@@ -221,11 +215,11 @@ class RecombeeSender:
             again = []
             for (request, body), result in zip(todo, results):
                 code = result["code"]
-                if code in (200, 201, 409):
+                if accepted(code):
                     with self._lock:   # (only when there are any: the default report keeps its keys)
                         self.stats["property_definitions_answered"] = \
                             self.stats.get("property_definitions_answered", 0) + 1
-                elif (code == 429 or code >= 500) and not exhausted:
+                elif retryable(code) and not exhausted:
                     again.append((request, body))
                 else:
                     problems.append(f"{request['path']}: Recombee answered {code}: {_message(result)}")
@@ -418,28 +412,29 @@ class RecombeeSender:
         messages: list[str | None] = []
         nothing_to_do = 0    # deletes and merges answered 404: already applied or never there
         for item, result, code in zip(todo, results, codes):
-            if code == 429 or code >= 500 or (blocked_users and not blocked_users.isdisjoint(item.users)):
+            if retryable(code) or (blocked_users and not blocked_users.isdisjoint(item.users)):
                 # A failed request, or a later request of a user whose earlier one failed:
                 # both go again, in their order, so the user's history ends in order.
                 retry.append((item, result))
                 blocked_users.update(item.users)
                 continue
-            if code == 404 and item.flags & LENIENT:
-                nothing_to_do += 1
+            recorded = recorded_code(code, bool(item.flags & LENIENT))
+            nothing_to_do += recorded != code
             items.append(item)
-            final.append(classify(bool(item.flags & LENIENT), code))
-            messages.append(None if code in (200, 201, 409) else _message(result))
+            final.append(recorded)
+            messages.append(None if accepted(recorded) else _message(result))
         if retry and (attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total):
             for item, result in retry:   # what each last answered; a failure says it gave up
                 code = result["code"]
                 items.append(item)
-                if code == 429 or code >= 500:
+                if retryable(code):
                     final.append(code)
                     messages.append(f"gave up after {attempt} attempts: {_message(result)}")
                 else:
-                    nothing_to_do += code == 404 and bool(item.flags & LENIENT)
-                    final.append(classify(bool(item.flags & LENIENT), code))
-                    messages.append(None if code in (200, 201, 409) else _message(result))
+                    recorded = recorded_code(code, bool(item.flags & LENIENT))
+                    nothing_to_do += recorded != code
+                    final.append(recorded)
+                    messages.append(None if accepted(recorded) else _message(result))
             retry = []
         if nothing_to_do:   # said in words in the summary: they count as `duplicate`
             self._count("nothing_to_do", nothing_to_do)
@@ -539,5 +534,5 @@ class RecombeeSender:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
 
-__all__ = ["RecombeeSender", "DEFAULT_BATCH_SIZE", "DEFAULT_CONCURRENCY", "classify", "AuthenticationError",
-           "Breaker", "NO_STATUS", "AnswerJournal", "BatchReport"]
+__all__ = ["RecombeeSender", "DEFAULT_BATCH_SIZE", "DEFAULT_CONCURRENCY", "AuthenticationError",
+           "Breaker", "AnswerJournal", "BatchReport"]

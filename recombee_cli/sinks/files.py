@@ -26,9 +26,10 @@ from typing import Any, BinaryIO
 import orjson
 
 from recombee_cli.errors import ExportError, ExportWriteError
+from recombee_cli.outcomes import NOT_REPRESENTABLE, REFUSED
 from recombee_cli.private import FOLDER_MODE, make_folders, open_private
 from recombee_cli.segment.jsvalues import js_string, js_utf16_len
-from recombee_cli.sinks.protocol import NOT_REPRESENTABLE, REFUSED, ChunkTicket, EventTicket, LocalSink, Ticket
+from recombee_cli.sinks.protocol import ChunkTicket, EventTicket, LocalSink, Ticket
 from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import Line
 

@@ -17,11 +17,6 @@ from recombee_cli.request_kinds import Route
 from recombee_cli.sources.lines import cut_lines
 from recombee_cli.sources.reader import Block, Line
 
-# What a sink that writes files instead of calling Recombee may answer besides 200 ("written").
-# Negative, so no HTTP status can be taken for them; `messages` holds the reason.
-REFUSED = -1            # the request breaks the output format's rules: the event is `invalid`
-NOT_REPRESENTABLE = -2  # the format has no way to express it: `filtered` unless something was written
-
 MappingFailure = tuple[str, str]       # (mapping name, reason)
 
 
