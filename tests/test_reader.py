@@ -133,8 +133,8 @@ def test_missing_input_is_a_usage_error(tmp_path):
 
 
 def _one_document_spanning_lines(data: bytes) -> bool:
-    """The reader's rule (sources/formats/document.py): the first non-blank line starts with { or [ and is not a JSON
-    value by itself, and the whole input is one."""
+    """The reader's rule (sources/formats/document.py): the first non-blank line starts with { or [
+    and is not a JSON value by itself, and the whole input is one."""
     import orjson
 
     data = data.lstrip(b" \t\r\n")
