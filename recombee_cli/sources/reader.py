@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import BinaryIO
 
-from recombee_cli.sources import decompress, formats
+from recombee_cli.sources import decompress
 from recombee_cli.sources.base import Line, Source, Warn, display_name, one_line, quiet
 from recombee_cli.sources.blocks import Block, pieces
 from recombee_cli.sources.dayfolders import (
@@ -141,6 +141,8 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     `split`, blocks come already cut into lines (what this process will do next anyway); without,
     they keep the bytes as read and only count their lines (for another process to cut).
     """
+    from recombee_cli.sources import formats  # here: a command that reads nothing never loads them
+
     name = source.name
     try:
         raw = source.open()
@@ -178,6 +180,8 @@ def plain_ranges(source: Source,
     not `splittable` (sniffed from the same head as read_blocks sniffs: a JSON document spanning
     lines, or what might be one, is read whole by the main process), a line longer than
     `max_line_bytes`, a file that cannot be opened here (read_blocks says why)."""
+    from recombee_cli.sources import formats
+
     if source.key is None or is_remote(source.name):
         return None
     try:

@@ -12,7 +12,6 @@ format is asked anything per line.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
 from recombee_cli.sources.base import Source, Warn
@@ -25,25 +24,29 @@ SPACE = b" \t\r\n"
 BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
 class ReadOptions:
-    """How a source is to be read: the same for every format (read_blocks' arguments)."""
+    """How a source is to be read: the same for every format (read_blocks' arguments). A plain
+    class, not a dataclass: making a dataclass costs about 5 M instructions at every start."""
 
-    source: Source          # Block.source is its name; a format that must seek may open it again
-    start_offset: int       # leave out the events that start before this byte (resuming)
-    max_line_bytes: int     # a longer line (or document) is an error entry, never buffered whole
-    split: bool             # blocks cut into lines (this process), or kept as bytes (--workers)
-    warn: Warn              # one-line messages about the source (not about an event)
-    progress: Callable[[], None] | None   # call before each read of `chunks`: the bar follows the raw bytes
+    __slots__ = ("source", "start_offset", "max_line_bytes", "split", "warn", "progress")
+
+    def __init__(self, source: Source, start_offset: int, max_line_bytes: int, split: bool, warn: Warn,
+                 progress: Callable[[], None] | None) -> None:
+        self.source = source                  # Block.source is its name; a format may open it again to seek
+        self.start_offset = start_offset      # leave out the events that start before this byte (resuming)
+        self.max_line_bytes = max_line_bytes  # the most bytes held for one line (or one whole document)
+        self.split = split                    # blocks cut into lines (this process), or kept as bytes (--workers)
+        self.warn = warn                      # one-line messages about the source (not about an event)
+        self.progress = progress              # call before each read of `chunks`: the bar follows the raw bytes
 
 
 class InputFormat(Protocol):
     """One input format: one module of this folder, one entry of `formats.FORMATS`.
 
     - `sniff(head, name)`: is this source mine? `head` is the start of the decompressed bytes, up
-      to the end of the first non-blank line at least (see `take_head`; less only where the whole
-      input is shorter), `name` the source's name as given (a path or URL). Answer from these
-      alone: it runs for every source, in registry order, before any format reads.
+      to the end of the first non-blank line (`take_head`: or more than max_line_bytes of it, or
+      the whole input where it is shorter), `name` the source's name as given (a path or URL).
+      Answer from these alone: it runs for every source, in registry order, before any reading.
     - `blocks(chunks, options)`: the source's `Block`s in order. `chunks` are its decompressed
       bytes from the start, the head included, in pieces of about decompress.CHUNK_SIZE; reading
       one may raise (damaged data, an I/O error): end with the `stopped` block. Each block names
