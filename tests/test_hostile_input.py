@@ -231,11 +231,11 @@ def test_newlines_by_the_million_are_skipped_as_runs_not_cut_into_lines(tmp_path
     """A file of newlines (3 million here; a 2 GB "newline bomb" in the wild) is read at the speed
     of a search for each run's end: the runs are never cut into lines one by one, and the events
     between them keep their line numbers and byte offsets."""
-    import recombee_cli.sources.reader as reader
+    import recombee_cli.sources.formats.ndjson as ndjson_format
 
     cut: list[int] = []
-    real = reader.cut_lines
-    monkeypatch.setattr(reader, "cut_lines", lambda data: cut.append(data.count(b"\n") + 1) or real(data))
+    real = ndjson_format.cut_lines
+    monkeypatch.setattr(ndjson_format, "cut_lines", lambda data: cut.append(data.count(b"\n") + 1) or real(data))
     first, bad, last = (orjson.dumps(dict(VIEW, timestamp=GOOD)), orjson.dumps(dict(VIEW, timestamp="0000-01-01")),
                         orjson.dumps(dict(VIEW, timestamp="2024-03-02")))
     body = first + b"\n" * 3_000_000 + bad + b"\r\n" * 200_000 + b"\n" + last + b"\n" * 5000 + b"\r\n\n"

@@ -104,6 +104,23 @@ def test_a_resumed_file_starts_at_the_same_line_with_workers(tmp_path, small_rea
         pool.close()
 
 
+def test_the_workers_sniff_the_head_the_reader_sniffs_however_far_the_first_line_ends(tmp_path, small_reads):
+    """The first non-blank line ends past the first read (blank lines before it, a long first
+    event): plain_ranges reads on to its end, as read_blocks does, and asks the same formats, so a
+    JSON document is still left to the main process and NDJSON is still cut."""
+    blank = b"\n" * (100 << 10)   # more than a read of 64 KB
+    document, lines, long = tmp_path / "doc.json", tmp_path / "lines.ndjson", tmp_path / "long.ndjson"
+    document.write_bytes(blank + b'[\n  {"type": "track", "event": "A"},\n  {"type": "page"}\n]\n')
+    lines.write_bytes(blank + b'{"type":"track","event":"A"}\n{"type":"page"}\n')
+    long.write_bytes(b'{"type":"track","event":"' + b"x" * (100 << 10) + b'"}\n{"type":"page"}\n')
+    assert plain_ranges(expand_inputs([str(document)])[0]) is None
+    assert plain_ranges(expand_inputs([str(lines)])[0]) is not None
+    assert plain_ranges(expand_inputs([str(long)])[0]) is not None
+    for path in (document, lines, long):
+        one = _replay(tmp_path, "1", [str(path)])
+        assert one == _replay(tmp_path, "2", [str(path)]) and one[2]["events"] == 2
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=40),
        st.sampled_from([1, 5, 16, 4096]), st.booleans())

@@ -133,8 +133,8 @@ def test_missing_input_is_a_usage_error(tmp_path):
 
 
 def _one_document_spanning_lines(data: bytes) -> bool:
-    """The reader's rule (reader.py): the first non-blank line starts with { or [ and is not a JSON
-    value by itself, and the whole input is one."""
+    """The reader's rule (sources/formats/document.py): the first non-blank line starts with { or [
+    and is not a JSON value by itself, and the whole input is one."""
     import orjson
 
     data = data.lstrip(b" \t\r\n")
@@ -210,7 +210,7 @@ def test_line_numbers_offsets_and_overlong_lines_whatever_the_reads(parts, chunk
     data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
     # compression is sniffed from the first bytes (docs/behaviour.md); NDJSON never starts so
     assume(not data.startswith((decompress.GZIP_MAGIC, decompress.ZSTD_MAGIC, decompress.BZ2_MAGIC)))
-    # ...and one JSON value spanning lines, within the cap, is read as a document (reader.py)
+    # ...and one JSON value spanning lines, within the cap, is read as a document (formats/document.py)
     assume(not (_one_document_spanning_lines(data) and len(data) <= max_line_bytes))
     old = decompress.CHUNK_SIZE
     decompress.CHUNK_SIZE = chunk

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import recombee_cli.sources.decompress as decompress
-from recombee_cli.sources.reader import Block, Source, _starting_at, read_blocks, read_lines
+from recombee_cli.sources.blocks import starting_at
+from recombee_cli.sources.reader import Block, Source, read_blocks, read_lines
 
 
 def _source(data: bytes, name: str = "mem", seekable: bool = True) -> Source:
@@ -329,7 +330,7 @@ def test_slices_and_resumed_blocks_keep_the_unreadable_flag():
     block = Block("f", 5, 100, lines=[b"a", b"bb", b""], errors={2: "cannot read at byte 105 of the file: EIO"})
     block.unreadable = True
     assert block.slice(1, 3).unreadable and block.slice(1, 3).errors == {1: block.errors[2]}
-    resumed = _starting_at(block, 102)
+    resumed = starting_at(block, 102)
     assert resumed is not None and resumed.unreadable and resumed.number == 6
 
 

@@ -121,8 +121,8 @@ class _OpenFile:
 def _translate_range(task: RangeTask, files: _OpenFile) -> tuple[bytes, bytes]:
     """A block read from its file and translated chunk by chunk, as the main process would:
     long runs of blank lines left out (reader.read_blocks), the lines that start before the
-    resume offset left out (reader._starting_at), the rest cut into equal chunks of at most
-    `chunk_lines` lines (reader.pieces). Each chunk says where it starts: (its first line's index
+    resume offset left out (blocks.starting_at), the rest cut into equal chunks of at most
+    `chunk_lines` lines (blocks.pieces). Each chunk says where it starts: (its first line's index
     in the range, lines, offset, stop, result, size of its requests)."""
     assert _translator is not None
     path, start, end, resume, chunk_lines = task

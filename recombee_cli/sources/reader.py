@@ -1,4 +1,4 @@
-"""Read stage: input arguments -> sources -> physical lines with their origin.
+"""Read stage: input arguments -> sources -> blocks of lines with their origin.
 
 Files, folders (recursive, sorted by path), glob patterns, `-` for stdin and remote URLs (fsspec).
 Compression is sniffed from the first bytes, never from the file name, because S3 often serves
@@ -6,21 +6,24 @@ Segment's `.gz` objects already decompressed. Lines are cut from large chunks so
 and the per-line cost stays low; a line longer than `max_line_bytes` is reported, not buffered.
 
 The stage's parts: `base` (Source, Line, display_name), `local` (paths, folders, globs, streams),
-`remote` (object stores), `decompress` (the codecs). This module sends each argument to `local` or
-`remote` (`expand_inputs`) and cuts the decoded bytes into lines and blocks (`read_blocks`); for
---workers it also says where a plain file's blocks are, for the workers to read them (`plain_ranges`).
-"""
+`remote` (object stores), `decompress` (the codecs), `blocks` (Block), `formats` (one module per
+input format: NDJSON, a JSON document spanning lines; and their registry). This module sends each
+argument to `local` or `remote` (`expand_inputs`), opens and decompresses a source, and hands it to
+the format its first bytes say it is (`read_blocks`); for --workers it also says where a plain
+NDJSON file's blocks are, for the workers to read them (`plain_ranges`)."""
 
 from __future__ import annotations
 
 import os
 import stat
 import sys
-from collections.abc import Iterator
-from itertools import accumulate
+from collections.abc import Callable, Iterator
+from itertools import chain
+from typing import BinaryIO
 
 from recombee_cli.sources import decompress
 from recombee_cli.sources.base import Line, Source, Warn, display_name, one_line, quiet
+from recombee_cli.sources.blocks import Block, pieces
 from recombee_cli.sources.dayfolders import (
     CLOCK_SKEW_SECONDS,
     LATE_ARRIVAL_DAYS,
@@ -28,8 +31,7 @@ from recombee_cli.sources.dayfolders import (
     glob_skip,
     received_day,
 )
-from recombee_cli.sources.decompress import DamagedData, ReadFailed, compressed, decoded, decompressed
-from recombee_cli.sources.lines import blank_free_segments, cut_lines
+from recombee_cli.sources.decompress import DamagedData, compressed, decoded, decompressed
 from recombee_cli.sources.local import expand_local, stdin_source
 from recombee_cli.sources.remote import expand_remote
 
@@ -119,256 +121,13 @@ class ReadProgress:
         self.done = self._base + offset
 
 
-class Block:
-    """Consecutive physical lines of one source as read, blank ones included: the unit the
-    pipeline works in. A block keeps the bytes as read; they are cut into lines (`lines.cut_lines`)
-    where they are translated, which with --workers is another process. A `Line`, with its byte
-    offset, is made only for the few lines someone asks about (invalid events, failures)."""
-
-    __slots__ = ("source", "number", "offset", "count", "data", "errors", "unreadable", "_lines", "_lengths",
-                 "_starts")
-
-    def __init__(self, source: str, number: int, offset: int, *, data: bytes | None = None,
-                 lines: list[bytes] | None = None, errors: dict[int, str] | None = None,
-                 lengths: dict[int, int] | None = None):
-        self.source = source
-        self.number = number       # line number of the first line
-        self.offset = offset       # byte offset where the first line starts
-        self.data = data           # the lines joined by "\n" as read (None: see `lines`)
-        self._lines = lines        # each line without its newline; b"" where it is unreadable
-        # counting newlines is a pass over the bytes of its own: skipped where they are cut anyway
-        if lines is not None:
-            self.count = len(lines)
-        else:
-            assert data is not None, "a block is made of its lines or of its bytes"
-            self.count = data.count(b"\n") + 1
-        self.errors = errors       # {position: why that line is unreadable}, or None
-        # True when an error is the machine's, not the data's (cannot open, I/O error): the source
-        # must stay pending, to be read again by the next run, instead of being marked done.
-        self.unreadable = False
-        self._lengths = lengths    # {position: real length} where the data is not the whole line
-        self._starts: list[int] | None = None
-
-    def __len__(self) -> int:
-        return self.count
-
-    @property
-    def lines(self) -> list[bytes]:
-        if self._lines is None:
-            assert self.data is not None   # a block without its lines has its bytes
-            self._lines = cut_lines(self.data)
-        return self._lines
-
-    def release_lines(self) -> None:
-        """Forget the lines cut from the bytes; they are cut again if someone asks (an invalid or
-        failed event's line). A block waiting for its answers, or shipped to a cluster, then holds
-        its bytes once instead of twice."""
-        if self.data is not None:
-            self._lines = None
-
-    def raw(self) -> bytes:
-        """The lines joined by newlines (unreadable ones empty): what a translator worker gets."""
-        return self.data if self.data is not None else b"\n".join(self.lines)
-
-    def _sizes(self) -> list[int]:
-        sizes = list(map(len, self.lines))
-        if self._lengths:
-            for position, length in self._lengths.items():
-                sizes[position] = length
-        return sizes
-
-    def start_of(self, position: int) -> int:
-        """Byte offset where a line starts."""
-        if position == 0:
-            return self.offset
-        if self._starts is None:   # each line is followed by its newline
-            self._starts = list(accumulate(map((1).__add__, self._sizes()[:-1]), initial=self.offset))
-        return self._starts[position]
-
-    def end(self) -> int:
-        """Byte offset just past the last line's newline."""
-        if self.data is not None and not self._lengths:
-            return self.offset + len(self.data) + 1
-        return self.offset + sum(self._sizes()) + self.count
-
-    def line(self, position: int) -> Line:
-        data = self.lines[position]
-        return Line(self.source, self.number + position, self.start_of(position),
-                    data[:-1] if data[-1:] == b"\r" else data,
-                    self.errors.get(position) if self.errors else None)
-
-    def slice(self, begin: int, end: int) -> Block:
-        errors = lengths = None
-        if self.errors:
-            errors = {p - begin: r for p, r in self.errors.items() if begin <= p < end} or None
-            lengths = {p - begin: n for p, n in (self._lengths or {}).items() if begin <= p < end} or None
-        block = Block(self.source, self.number + begin, self.start_of(begin), lines=self.lines[begin:end],
-                      errors=errors, lengths=lengths)
-        block.unreadable = self.unreadable
-        return block
-
-    def mark_too_long(self, max_line_bytes: int, reason: str) -> None:
-        """Blank out lines longer than the limit and record them as errors."""
-        lines = self.lines
-        if max(map(len, lines)) <= max_line_bytes:
-            return
-        self.errors = self.errors or {}
-        self._lengths = self._lengths or {}
-        for position, line in enumerate(lines):
-            if len(line) > max_line_bytes:
-                self.errors[position], self._lengths[position] = reason, len(line)
-                lines[position] = b""
-        self.data = None   # no longer what the lines are
-
-
-def pieces(block: Block, chunk_lines: int) -> Iterator[Block]:
-    """A block as chunks of at most `chunk_lines` lines: the unit translated and acknowledged.
-    Equal parts, not chunk_lines and a remainder: workers take chunks in turn, and 1000 + 400
-    lines per block gave one worker every long part."""
-    if block.count <= chunk_lines:
-        yield block
-        return
-    step = -(-block.count // -(-block.count // chunk_lines))
-    for begin in range(0, block.count, step):
-        yield block.slice(begin, begin + step)
-
-
-def _starting_at(block: Block, start_offset: int) -> Block | None:
-    """The part of a block that starts at or after `start_offset` (resuming a source)."""
-    if block.offset >= start_offset:
-        return block
-    for position in range(block.count):
-        if block.start_of(position) >= start_offset:
-            return block.slice(position, block.count)
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# One JSON document spanning lines (a pretty-printed event, or an array of events), as people
-# paste them from Segment's debugger or write them by hand. NDJSON is the rule; an input is read
-# as one document only when its first non-blank line starts with `{` or `[` and is not a complete
-# JSON value by itself, and the whole input then parses as one JSON value (else it is read as lines,
-# each with its reason). The document is held in memory, so it may be at most `max_line_bytes`
-# (--max-line-bytes, 16 MiB by default) decoded bytes: a larger input is read as lines, with a
-# warning when its first line is a lone `{` or `[` (a pretty-printer's).
-
-_SPACE = b" \t\r\n"
-_BOM = b"\xef\xbb\xbf"
-
-
-def _replayed(taken: list[bytes], rest: Iterator[bytes] | None, error: Exception | None = None) -> Iterator[bytes]:
-    """The chunks already taken, then the rest (or the error that stopped the taking)."""
-    yield from taken
-    if error is not None:
-        raise error
-    if rest is not None:
-        yield from rest
-
-
-def _sniff_document(chunks: Iterator[bytes], cap: int, name: str = "",
-                    warn: Warn | None = None) -> tuple[bytes | None, Iterator[bytes]]:
-    """(the document's bytes, or None for lines; the chunks to read as lines, unchanged, when it
-    is lines). The lines of an input are never changed unless it is one document within the cap."""
-    import orjson
-
-    taken: list[bytes] = []
-    size = 0
-    try:
-        while True:   # up to the end of the first non-blank line
-            chunk = next(chunks, b"")
-            if not chunk:
-                break
-            taken.append(chunk)
-            size += len(chunk)
-            head = b"".join(taken)
-            start = len(head) - len(head.lstrip(_SPACE))
-            if head[start:start + 3] == _BOM:
-                start += 3 + len(head[start + 3:]) - len(head[start + 3:].lstrip(_SPACE))
-            if (start < len(head) and head.find(b"\n", start) >= 0) or size > cap:
-                break
-        if not taken:
-            return None, iter(())
-        head = b"".join(taken)
-        body = head.lstrip(_SPACE)
-        if body.startswith(_BOM):
-            body = body[3:].lstrip(_SPACE)
-        if body[:1] not in (b"{", b"["):
-            return None, _replayed(taken, chunks)
-        end = body.find(b"\n")
-        first = body if end < 0 else body[:end]
-        try:
-            orjson.loads(first)
-            return None, _replayed(taken, chunks)   # a complete value: NDJSON
-        except orjson.JSONDecodeError:
-            pass
-        lone = first.strip() in (b"{", b"[")        # a pretty-printer's first line
-        while size <= cap:
-            chunk = next(chunks, b"")
-            if not chunk:
-                break
-            taken.append(chunk)
-            size += len(chunk)
-    except Exception as exc:  # noqa: BLE001 - damage or an I/O error: read as lines, it says so there
-        return None, _replayed(taken, None, exc)
-    if size > cap:
-        if lone and warn is not None:
-            warn(f"{display_name(name)}: looks like one JSON document spanning lines, larger than {cap} bytes "
-                 f"(--max-line-bytes): read line by line instead; write it as one event per line "
-                 f"(e.g. jq -c '.[]') or raise --max-line-bytes")
-        return None, _replayed(taken, chunks)
-    document = b"".join(taken)
-    whole = document.lstrip(_SPACE)
-    try:
-        orjson.loads(whole[3:] if whole.startswith(_BOM) else whole)
-    except orjson.JSONDecodeError:
-        return None, _replayed(taken, None)   # not one document: its lines, each with its reason
-    return document, iter(())
-
-
-def _skip_space(text: str, at: int) -> int:
-    while at < len(text) and text[at] in " \t\r\n\ufeff":
-        at += 1
-    return at
-
-
-def _document_blocks(name: str, document: bytes, start_offset: int) -> Iterator[Block]:
-    """One block per event of a JSON document (an object, or each element of an array): its line
-    is the line where the event starts, its offset the byte where it starts, and its data the
-    event as one line of compact JSON."""
-    import json
-
-    import orjson
-
-    text = document.decode("utf-8")
-    at = _skip_space(text, 0)
-    if text[at] == "[":
-        decoder = json.JSONDecoder()
-        spans = []
-        at = _skip_space(text, at + 1)
-        while at < len(text) and text[at] != "]":
-            _, end = decoder.raw_decode(text, at)
-            spans.append((at, end))
-            at = _skip_space(text, end)
-            if at < len(text) and text[at] == ",":
-                at = _skip_space(text, at + 1)
-    else:
-        spans = [(at, len(text.rstrip()))]
-    line, offset, where = 1, 0, 0
-    for begin, end in spans:
-        line += text.count("\n", where, begin)
-        offset += len(text[where:begin].encode("utf-8"))
-        where = begin
-        if offset < start_offset:
-            continue
-        piece = text[begin:end]
-        data = orjson.dumps(orjson.loads(piece))
-        yield Block(name, line, offset, lines=[data], lengths={0: len(piece.encode("utf-8"))})
-
-
 def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                 start_offset: int = 0, progress: ReadProgress | None = None,
                 split: bool = True, warn: Warn | None = None) -> Iterator[Block]:
-    """Yield a source's physical lines in blocks of one read (about decompress.CHUNK_SIZE bytes each).
+    """Yield a source's blocks as its input format makes them (`formats`): NDJSON in blocks of
+    one read (about decompress.CHUNK_SIZE bytes), a JSON document spanning lines one event a block.
+    The format is chosen once per source, from its first bytes after decompression and its name
+    (formats.choose).
 
     A line longer than `max_line_bytes` is not buffered: it becomes an error entry. Damaged data
     (a truncated or corrupt gzip, zstd or bz2 stream) ends the source: every complete line before
@@ -377,11 +136,13 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     count and report it and go on with the next source. When the source cannot be opened or read
     (I/O error, a remote read that broke off), that error entry's block has `unreadable` set: the
     machine's fault, the source must be read again. Trailing garbage after complete gzip members
-    loses nothing: `warn` gets a one-line message naming the source. Lines that start before
+    loses nothing: `warn` gets a one-line message naming the source. Events that start before
     `start_offset` (an already acknowledged prefix) are left out; an error entry never is. With
     `split`, blocks come already cut into lines (what this process will do next anyway); without,
     they keep the bytes as read and only count their lines (for another process to cut).
     """
+    from recombee_cli.sources import formats  # here: a command that reads nothing never loads them
+
     name = source.name
     try:
         raw = source.open()
@@ -390,93 +151,19 @@ def read_blocks(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         block.unreadable = True
         yield block
         return
-    number = 1          # line number of the next line
-    offset = 0          # byte offset where the next line (`pending`) starts
-    pending = b""       # the start of a line whose newline has not been read yet
-    skipping = 0        # > 0: the bytes so far of an over-long line being discarded
-    too_long = f"line longer than {max_line_bytes} bytes (skipped)"
     try:
-        chunks = decoded(raw, name, warn)
-        document, chunks = _sniff_document(chunks, max_line_bytes, name, warn)
-        if document is not None:
-            yield from _document_blocks(name, document, start_offset)
-            return
-        tracked = progress if progress is not None and raw.seekable() else None
-        while True:
-            if tracked is not None:
-                tracked.done = tracked._base + raw.tell()
-            try:
-                chunk = next(chunks, b"")
-            except Exception as exc:  # noqa: BLE001 - damage ends this source, not the run
-                # The line being read when the damage came has no newline: it is part of the damage.
-                block = Block(name, number, offset, lines=[b""], errors={0: _read_error(exc)})
-                block.unreadable = isinstance(exc, ReadFailed)
-                yield block
-                return
-            if not chunk:
-                lines: list[bytes] = []
-                errors: dict[int, str] = {}
-                lengths: dict[int, int] = {}
-                if skipping:
-                    errors[0], lengths[0] = too_long, skipping
-                    lines.append(b"")
-                elif pending:
-                    lines.append(pending)
-                if lines:
-                    kept = _starting_at(Block(name, number, offset, lines=lines, errors=errors or None,
-                                              lengths=lengths or None), start_offset)
-                    if kept is not None:
-                        yield kept
-                return
-            cut = chunk.rfind(b"\n")
-            if cut < 0:   # no newline in this read
-                if skipping:
-                    skipping += len(chunk)
-                else:
-                    pending += chunk
-                    if len(pending) > max_line_bytes:
-                        skipping, pending = len(pending), b""
-                continue
-            head = memoryview(chunk)[:cut]   # copied once, below, into the block's bytes
-            if skipping:   # the rest of an over-long line ends here: it stays an empty line
-                first = chunk.find(b"\n", 0, cut)
-                first = cut if first < 0 else first
-                block = Block(name, number, offset, data=bytes(head[first:]), errors={0: too_long},
-                              lengths={0: skipping + first})
-                skipping = 0
-            else:
-                data = b"".join((pending, head))
-                parts = blank_free_segments(data)
-                if parts is not None:   # long runs of blank lines: only the rest becomes blocks
-                    for first, begin, end in parts:
-                        part = data[begin:end]
-                        block = Block(name, number + first, offset + begin, data=part,
-                                      lines=cut_lines(part) if split else None)
-                        if end - begin > max_line_bytes:
-                            block.mark_too_long(max_line_bytes, too_long)
-                        kept = _starting_at(block, start_offset)
-                        if kept is not None:
-                            yield kept
-                    number += data.count(b"\n") + 1
-                    offset += len(data) + 1
-                    pending = chunk[cut + 1:]
-                    if len(pending) > max_line_bytes:
-                        skipping, pending = len(pending), b""
-                    continue
-                block = Block(name, number, offset, data=data, lines=cut_lines(data) if split else None)
-            if len(head) + len(pending) > max_line_bytes:
-                block.mark_too_long(max_line_bytes, too_long)
-            number += block.count
-            offset = block.end()
-            pending = chunk[cut + 1:]
-            if len(pending) > max_line_bytes:
-                skipping, pending = len(pending), b""
-            kept = _starting_at(block, start_offset)
-            if kept is not None:
-                yield kept
+        head, chunks = formats.take_head(decoded(raw, name, warn), max_line_bytes)
+        tracked = _following(progress, raw) if progress is not None and raw.seekable() else None
+        options = formats.ReadOptions(source, start_offset, max_line_bytes, split, warn or quiet, tracked)
+        yield from formats.choose(head, name).blocks(chunks, options)
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+def _following(progress: ReadProgress, raw: BinaryIO) -> Callable[[], None]:
+    """What a format calls before each read: the progress bar follows the raw bytes."""
+    return lambda: progress.reached(raw.tell())
 
 
 RANGE_TAIL = 1 << 16   # bytes read back from a chunk's end to find its last newline
@@ -489,9 +176,12 @@ def plain_ranges(source: Source,
     would make of it: from its first line's start to its last line's end, that line's newline
     left out). The ranges follow the reader's chunks exactly (each block ends at the last newline
     of a chunk), so the blocks, their line numbers and offsets are the same however they are read.
-    None where `read_blocks` must read the source: compressed, a stream, remote, one JSON document
-    spanning lines (or what might be one), a line longer than `max_line_bytes`, a file that cannot
-    be opened here (read_blocks says why)."""
+    None where `read_blocks` must read the source: compressed, a stream, remote, a format that is
+    not `splittable` (sniffed from the same head as read_blocks sniffs: a JSON document spanning
+    lines, or what might be one, is read whole by the main process), a line longer than
+    `max_line_bytes`, a file that cannot be opened here (read_blocks says why)."""
+    from recombee_cli.sources import formats
+
     if source.key is None or is_remote(source.name):
         return None
     try:
@@ -506,7 +196,11 @@ def plain_ranges(source: Source,
             return None
         size, chunk = st.st_size, decompress.CHUNK_SIZE
         head = os.pread(fd, min(chunk, size), 0)
-        if compressed(head) or not _lines_for_sure(head, size):
+        if compressed(head):
+            return None
+        reads = (os.pread(fd, min(chunk, size - at), at) for at in range(chunk, size, chunk))
+        head, _ = formats.take_head(chain((head,), reads), max_line_bytes)   # the head read_blocks sniffs
+        if not formats.choose(head, source.name).splittable:
             return None
         ranges: list[tuple[int, int]] = []
         begin = 0
@@ -529,34 +223,6 @@ def plain_ranges(source: Source,
         return None
     finally:
         raw.close()
-
-
-def _lines_for_sure(head: bytes, size: int) -> bool:
-    """The input is read as lines, not as one JSON document (see _sniff_document): its first
-    non-blank line does not start with `{` or `[`, or is a complete JSON value by itself."""
-    import orjson
-
-    body = head.lstrip(_SPACE)
-    if body.startswith(_BOM):
-        body = body[3:].lstrip(_SPACE)
-    if not body:
-        return len(head) == size   # blank so far: sure only if that is all
-    if body[:1] not in (b"{", b"["):
-        return True
-    end = body.find(b"\n")
-    if end < 0:
-        return False
-    try:
-        orjson.loads(body[:end])
-    except orjson.JSONDecodeError:
-        return False
-    return True
-
-
-def _read_error(exc: Exception) -> str:
-    if isinstance(exc, (ReadFailed, DamagedData)):
-        return str(exc)
-    return f"cannot decode: {exc or exc.__class__.__name__}"
 
 
 def read_lines(source: Source, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
