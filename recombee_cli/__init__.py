@@ -94,9 +94,9 @@ def load_translator(config_path: str | None = None):
     keyed by path, size and modification time)."""
     import os
 
-    from recombee_cli.pipeline.compile import compile_config
-    from recombee_cli.pipeline.config import load_config
-    from recombee_cli.pipeline.translate import Translator
+    from recombee_cli.mapping.compile import compile_config
+    from recombee_cli.mapping.config import load_config
+    from recombee_cli.mapping.translate import Translator
 
     key: str | tuple[str, int, int] | None = config_path
     if config_path is not None:

@@ -22,11 +22,11 @@ from test_sender_order import RETRY, history
 from test_state import _saved_progress, _wait_for
 
 import recombee_cli
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import Config, load_config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.cluster import DaskEngine
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config, load_config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.recombee.sender import RecombeeSender

@@ -14,9 +14,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from helpers import load_json
 
-from recombee_cli.pipeline.compile import compile_mapping
-from recombee_cli.pipeline.config import MappingSpec
-from recombee_cli.pipeline.translate import Translator
+from recombee_cli.mapping.compile import compile_mapping
+from recombee_cli.mapping.config import MappingSpec
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.segment.actions import ACTIONS
 from recombee_cli.segment.presets import PRESETS_BY_NAME
 

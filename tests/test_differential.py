@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 from helpers import DATA
 
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config
-from recombee_cli.pipeline.translate import Translator
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import Config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.segment.actions import ID_PATTERN
 from recombee_cli.segment.timestamps import to_epoch_seconds
 

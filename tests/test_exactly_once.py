@@ -32,10 +32,10 @@ from hypothesis import strategies as st
 
 import recombee_cli.pipeline.session as session_module
 from recombee_cli.errors import ServiceError
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import load_config
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import load_config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.session import ReplaySession
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender

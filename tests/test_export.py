@@ -22,11 +22,11 @@ from test_state import _wait_for
 
 from recombee_cli import translate_event
 from recombee_cli.errors import ExportError
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import load_config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import NOT_REPRESENTABLE, REFUSED
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import load_config
 from recombee_cli.pipeline.replay import run
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.sinks.files import (
     MANIFEST,
     SUCCESS,

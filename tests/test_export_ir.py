@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from helpers import CONFORMANCE, DATA, invoke
 
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import load_config
-from recombee_cli.pipeline.translate import Translator
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import load_config
+from recombee_cli.mapping.translate import Translator
 
 SEED = CONFORMANCE / "ms-intelligent-recommendations-interactions.txt"
 EXPORT_20K = DATA / "segment-export-20k.ndjson.gz"

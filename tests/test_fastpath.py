@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from recombee_cli.errors import MappingError, PayloadInvalid
-from recombee_cli.pipeline import mapcore
-from recombee_cli.pipeline.compile import compile_mapping
-from recombee_cli.pipeline.config import MappingSpec
-from recombee_cli.pipeline.fastpath import program_function, source_function
+from recombee_cli.mapping import mapcore
+from recombee_cli.mapping.compile import compile_mapping
+from recombee_cli.mapping.config import MappingSpec
+from recombee_cli.mapping.fastpath import program_function, source_function
 from recombee_cli.segment.actions import is_valid_id
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.presets import PRESETS
@@ -252,7 +252,7 @@ _KEY_VALUE = st.one_of(st.none(), st.integers(0, 1), st.booleans(), st.just(["A"
 @given(st.dictionaries(st.sampled_from(["type", "event", "name"]), _KEY_VALUE),
        st.dictionaries(st.sampled_from(["x"]), _KEY_VALUE))
 def test_a_cached_plan_runs_exactly_the_mappings_whose_trigger_matches(event, properties):
-    from recombee_cli.pipeline.translate import Translator
+    from recombee_cli.mapping.translate import Translator
 
     event = dict(event, properties=properties)
     translator = Translator(_PLAN_MAPPINGS)

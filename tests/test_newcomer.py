@@ -12,7 +12,7 @@ import pytest
 from helpers import MISTAKES, ROOT, SAMPLES, invoke, ndjson
 
 from recombee_cli.errors import ConfigError
-from recombee_cli.pipeline.config import load_config
+from recombee_cli.mapping.config import load_config
 
 # -- 1. the first README command succeeds; the bad lines have a place of their own ---------------
 

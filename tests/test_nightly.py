@@ -19,10 +19,10 @@ from helpers import MISTAKES, SAMPLES, invoke, ndjson
 from test_state import _archive, _wait_for, _write_gz
 
 from recombee_cli.errors import ConfigError
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config, load_config
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import Config, load_config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender

@@ -15,11 +15,11 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import recombee_cli.sources.decompress as decompress
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import Config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.engines import InlineTranslator, Reading
 from recombee_cli.pipeline.parallel import TranslatorPool
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.sources.reader import Source, expand_inputs, pieces, plain_ranges, read_blocks
 
 DIRTY = DATA / "segment-export-dirty-20k.ndjson.gz"

@@ -14,8 +14,8 @@ from helpers import MISTAKES, SAMPLES, invoke, ndjson
 from rich.console import Console
 
 from recombee_cli.cli import ui
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import load_config
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import load_config
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.record.state import FileState, StateStore

@@ -14,10 +14,10 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import Config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.batching import Item, SendQueue
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults

@@ -18,11 +18,11 @@ import pytest
 from helpers import ROOT, bounded, invoke
 
 from recombee_cli.errors import UnreachableError
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import Config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import NO_ANSWER, failure_reason
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, TransportFailure, transport_reason
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import Breaker, RecombeeSender

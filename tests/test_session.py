@@ -12,10 +12,10 @@ from helpers import ROOT, invoke
 
 import recombee_cli
 from recombee_cli.errors import UnreachableError
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import Config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.session import ReplaySession
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.recombee.sender import RecombeeSender

@@ -20,12 +20,12 @@ import time
 import orjson
 from helpers import DATA, ROOT, invoke
 
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import Config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import OUTCOMES
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config
 from recombee_cli.pipeline.replay import Recorder, RunReport, run
 from recombee_cli.pipeline.timeline import DAY_LIMIT, KIND_LIMIT, OTHER_KINDS, Timeline, day_name
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from recombee_cli.cli.tomlout import mappings_toml, value
-from recombee_cli.pipeline.config import MappingSpec
+from recombee_cli.mapping.config import MappingSpec
 
 keys = st.text(min_size=1, max_size=8)
 scalars = (st.booleans() | st.integers(min_value=-2**63, max_value=2**63 - 1)

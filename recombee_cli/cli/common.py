@@ -23,11 +23,11 @@ from recombee_cli.cli.environment import Environment, say
 from recombee_cli.cli.envvars import NAMES
 from recombee_cli.cli.exits import Abort, ExitCode, Terminated
 from recombee_cli.errors import OutputError
-from recombee_cli.pipeline.compile import compile_config, trigger_warnings
-from recombee_cli.pipeline.config import Config, load_config
+from recombee_cli.mapping.compile import compile_config, trigger_warnings
+from recombee_cli.mapping.config import Config, load_config
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.foreign import excluded
 from recombee_cli.pipeline.replay import RunReport
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.private import open_private
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, expand_inputs
 

@@ -8,8 +8,8 @@ import click
 
 from recombee_cli.cli.environment import Command, Environment
 from recombee_cli.cli.tomlout import mappings_toml, value
-from recombee_cli.pipeline.compile import compile_mapping
-from recombee_cli.pipeline.config import MappingSpec, load_segment_subscriptions
+from recombee_cli.mapping.compile import compile_mapping
+from recombee_cli.mapping.config import MappingSpec, load_segment_subscriptions
 from recombee_cli.recombee.service import DEFAULT_REGION, REGIONS
 from recombee_cli.segment.presets import OPT_IN_PRESETS, OPT_IN_TYPES, PRESETS
 

@@ -27,7 +27,7 @@ from recombee_cli.cli.common import (
 from recombee_cli.cli.environment import Command, Environment, log_json, say
 from recombee_cli.cli.exits import Abort, ExitCode, Terminated, exit_codes_help
 from recombee_cli.errors import ExportWriteError
-from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
+from recombee_cli.mapping.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import Recorder, RunReport, collector_for_streaming, run
 from recombee_cli.record.rejects import RejectsWriter

@@ -28,10 +28,10 @@ from recombee_cli.cli.common import (
 from recombee_cli.cli.environment import Command, Environment, say, text_stdout
 from recombee_cli.cli.exits import EXIT_CODES_HELP, Abort, ExitCode
 from recombee_cli.errors import ConfigError
+from recombee_cli.mapping.compile import NOT_CHECKED_STATICALLY, static_problems
+from recombee_cli.mapping.explain import explain as explain_events
 from recombee_cli.pictures.page import build_page, check_page_path, is_page_path, plotly_modules, write_page
 from recombee_cli.pictures.runs import Run
-from recombee_cli.pipeline.compile import NOT_CHECKED_STATICALLY, static_problems
-from recombee_cli.pipeline.explain import explain as explain_events
 from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sinks.printer import NullSink

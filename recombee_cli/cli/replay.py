@@ -34,13 +34,13 @@ from recombee_cli.cli.common import (
 from recombee_cli.cli.environment import Command, Environment, log_json, say
 from recombee_cli.cli.exits import EXIT_CODES_HELP, Abort, ExitCode
 from recombee_cli.errors import ConfigError, OutputError, RecombeeCliError
+from recombee_cli.mapping.config import MAX_CONCURRENCY, Config
+from recombee_cli.mapping.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import parse_fail_on
-from recombee_cli.pipeline.config import MAX_CONCURRENCY, Config
-from recombee_cli.pipeline.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
 from recombee_cli.record.state import default_state_path

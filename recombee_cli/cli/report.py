@@ -84,7 +84,7 @@ def report(env: Environment, inputs: tuple[str, ...], state_path: str | None, da
 
 
 def load_database_id(config_path: str | None) -> str | None:
-    from recombee_cli.pipeline.config import load_config
+    from recombee_cli.mapping.config import load_config
 
     return load_config(find_config(config_path)[0]).recombee.database_id
 

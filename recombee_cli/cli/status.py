@@ -13,7 +13,7 @@ from recombee_cli.cli import ui
 from recombee_cli.cli.common import config_option, find_config
 from recombee_cli.cli.environment import Command, Environment, text_stdout
 from recombee_cli.cli.exits import Abort, ExitCode
-from recombee_cli.pipeline.config import load_config
+from recombee_cli.mapping.config import load_config
 from recombee_cli.recombee.service import database_id_problem
 from recombee_cli.record.rejects import count_rejects
 from recombee_cli.record.state import StateStore, default_state_path

@@ -6,7 +6,7 @@ import json
 import math
 import re
 
-from recombee_cli.pipeline.config import MappingSpec, expand_short_forms
+from recombee_cli.mapping.config import MappingSpec, expand_short_forms
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 

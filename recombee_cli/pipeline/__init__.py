@@ -1,3 +1,4 @@
-"""The pipeline between Segment in and Recombee out: configuration, translation (trigger -> map ->
-build), the engines that run it (in process, worker processes, Dask), and the replay loop that feeds
-a sink and records every outcome."""
+"""Running a replay: the engines that run the translate stage (in process, worker processes,
+Dask), the replay loop that feeds a sink and records every outcome, the session around it, and
+what checks or reads a database (connect, doctor, readback). What a translation is lives in
+`mapping/`."""

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from recombee_cli.errors import ClusterError, ClusterUsageError
-from recombee_cli.pipeline.compile import compile_config
-from recombee_cli.pipeline.config import Config, RecombeeSettings, load_config
+from recombee_cli.mapping.compile import compile_config
+from recombee_cli.mapping.config import Config, RecombeeSettings, load_config
+from recombee_cli.mapping.filters import make_filter
+from recombee_cli.mapping.translate import EventFilter, Translator, translate_block
 from recombee_cli.pipeline.engines import Reading, Translated
-from recombee_cli.pipeline.filters import make_filter
-from recombee_cli.pipeline.translate import EventFilter, Translator, translate_block
 from recombee_cli.sources.reader import Source, display_name, expand_inputs, pieces, read_blocks
 
 if TYPE_CHECKING:

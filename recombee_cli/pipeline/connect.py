@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from recombee_cli.errors import ConfigError, ServiceError
-from recombee_cli.pipeline.config import Config, load_config
+from recombee_cli.mapping.config import Config, load_config
 from recombee_cli.recombee.service import database_id_problem
 
 if TYPE_CHECKING:   # httpx and the sender load only when something is sent

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from recombee_cli.errors import ConfigError, InputError, RecombeeCliError
-from recombee_cli.pipeline.config import Config, load_config
+from recombee_cli.mapping.config import Config, load_config
 from recombee_cli.pipeline.connect import Target, find_base_url, find_database_id, make_client, read_token
 from recombee_cli.record.peek import peek, writable_folder
 from recombee_cli.record.rejects import count_rejects
@@ -112,7 +112,7 @@ def run_checks(settings: Settings, on_check: Callable[[Check], None] = lambda ch
 def check_config(settings: Settings) -> tuple[Check, Config]:
     """What `validate` checks without inputs. A config that cannot be used still lets the other
     checks run, from the options alone."""
-    from recombee_cli.pipeline.compile import compile_config, static_problems
+    from recombee_cli.mapping.compile import compile_config, static_problems
 
     try:
         config = load_config(settings.config_path)

@@ -1,7 +1,7 @@
 """Where the translate stage runs: the `Engine` interface, and the in-process engine.
 
 An engine takes the sources to read (each with where to start) and gives back, source by source
-and in input order, each chunk of lines with its `BlockResult` (pipeline.translate.translate_block).
+and in input order, each chunk of lines with its `BlockResult` (mapping.translate.translate_block).
 Three engines: `InlineTranslator` (this process, one core), `parallel.TranslatorPool` (worker
 processes on this machine) and `cluster.DaskEngine` (files read and translated on a Dask
 cluster). Whatever the engine, the results, their order and every count are the same: the
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from recombee_cli.pipeline.translate import BlockResult, EventFilter, Seen, Translator, translate_block
+from recombee_cli.mapping.translate import BlockResult, EventFilter, Seen, Translator, translate_block
 from recombee_cli.sources.reader import Block, ReadProgress, Source
 
 Translated = tuple[Block, BlockResult]

@@ -18,8 +18,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from recombee_cli.pipeline.compile import SEGMENT_TYPES
-from recombee_cli.pipeline.translate import BlockResult
+from recombee_cli.mapping.compile import SEGMENT_TYPES
+from recombee_cli.mapping.translate import BlockResult
 from recombee_cli.sources.reader import Source, display_name
 
 NAMED_LIMIT = 100   # sources named in the report; the rest are counted

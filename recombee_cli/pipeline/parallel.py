@@ -31,9 +31,9 @@ from multiprocessing.connection import Connection
 from typing import TypeVar, cast
 
 from recombee_cli.errors import WorkerError, WorkerStartError
+from recombee_cli.mapping.translate import BlockResult, EventFilter, Translator, translate_block
 from recombee_cli.pipeline.engines import Reading, Translated
 from recombee_cli.pipeline.replay import STREAMING_GC_THRESHOLD
-from recombee_cli.pipeline.translate import BlockResult, EventFilter, Translator, translate_block
 from recombee_cli.sources.lines import blank_free_segments, cut_lines
 from recombee_cli.sources.reader import Block, Source, plain_ranges
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from recombee_cli.errors import RecombeeCliError
+from recombee_cli.mapping.translate import NO_HOUR, BlockResult, EventFilter, Seen, Translator
 from recombee_cli.outcomes import (
     DEFAULT_FAIL_ON,
     OUTCOMES,
@@ -32,7 +33,6 @@ from recombee_cli.pipeline.engines import Engine, InlineTranslator, Reading, Tra
 from recombee_cli.pipeline.foreign import ForeignSources
 from recombee_cli.pipeline.reasons import ReasonCounter
 from recombee_cli.pipeline.timeline import Timeline
-from recombee_cli.pipeline.translate import NO_HOUR, BlockResult, EventFilter, Seen, Translator
 from recombee_cli.record.rejects import RejectsWriter
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.properties import ENTITY_NOUN, PropertyGate

@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from recombee_cli.errors import RecombeeCliError, ReprocessRefused, StateWriteError
+from recombee_cli.mapping.filters import Deduplicator
+from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import DEFAULT_FAIL_ON
 from recombee_cli.pipeline.engines import Engine
-from recombee_cli.pipeline.filters import Deduplicator
 from recombee_cli.pipeline.replay import CHUNK_LINES, Observer, Recorder, RunReport, collector_for_streaming, run
-from recombee_cli.pipeline.translate import Translator
 from recombee_cli.record.checkpoints import Checkpoints
 from recombee_cli.record.rejects import RejectsWriter
 from recombee_cli.record.state import StateStore, default_rejects_path, describe_command

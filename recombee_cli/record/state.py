@@ -390,7 +390,7 @@ class StateStore:
         return out
 
     def record_mappings(self, run_id: int, mappings: dict[str, Any]) -> dict[str, Any] | None:
-        """Note which mappings a run uses (`pipeline.config.Config.mappings_identity`); returns what
+        """Note which mappings a run uses (`mapping.config.Config.mappings_identity`); returns what
         the last earlier run that noted them used, or None (a first run, an older state)."""
         try:
             row = self.db.execute("SELECT id, started, mappings FROM runs WHERE id < ? AND mappings IS NOT NULL "

@@ -1170,7 +1170,7 @@ def transform(mapping: Any, payload: Any) -> Any:
     return compile_transform(mapping)(payload)
 
 
-# The steps the pipeline's compiled fast path (pipeline/fastpath.py) inlines, by public names.
+# The steps the pipeline's compiled fast path (mapping/fastpath.py) inlines, by public names.
 compile_node = _compile          # compile one mapping node (keep: keep undefined-valued keys)
 compile_path = _compile_path     # a `$.a.b[0]` path as keys, or None when the getter cannot take it
 copy_value = _copy               # a resolved value copied so that results never share objects

@@ -202,4 +202,4 @@ def first_epoch_seconds(event: dict[str, Any], keys: tuple[str, ...]) -> float |
     return None
 
 
-fast_canonical = _fast_canonical  # for the pipeline's compiled fast path (pipeline/fastpath.py)
+fast_canonical = _fast_canonical  # for the pipeline's compiled fast path (mapping/fastpath.py)

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import orjson
 
 from recombee_cli.errors import MappingError, PayloadInvalid
+from recombee_cli.mapping.compile import CompiledMapping
 from recombee_cli.outcomes import unmatched_name
-from recombee_cli.pipeline.compile import CompiledMapping
 from recombee_cli.request_kinds import Route, route, sid
 from recombee_cli.segment.jsvalues import UNDEFINED, orjson_default
 from recombee_cli.segment.properties import NOTES, describe_values
@@ -93,7 +93,7 @@ def event_hour(event: dict[str, Any], stamp: object) -> tuple[int, str | None]:
 
 
 class Seen(Protocol):
-    """What `translate_block` asks of a de-duplicator (pipeline.filters.Deduplicator)."""
+    """What `translate_block` asks of a de-duplicator (mapping.filters.Deduplicator)."""
 
     def seen(self, message_id: str) -> bool: ...
 
@@ -177,7 +177,7 @@ class Translator:
         self._runs: list[Callable[[dict[str, Any]], list[Request]]] = []
         for mapping in mappings:
             if mapping.run is None:
-                raise ValueError(f"mapping {mapping.name!r} is not compiled (use pipeline.config.compile_config)")
+                raise ValueError(f"mapping {mapping.name!r} is not compiled (use mapping.config.compile_config)")
             self._runs.append(mapping.run)
         self._by_event: dict[str, list[int]] = {}
         self._by_type: dict[str, list[int]] = {}

@@ -1,6 +1,6 @@
 """Configuration: TOML files, Segment subscription JSON and presets, read and checked into a `Config`.
 
-Loading never looks at events and never compiles: `pipeline.compile` turns the result into
+Loading never looks at events and never compiles: `mapping.compile` turns the result into
 triggers and field resolvers. So reading a TOML file does not need the mapping compiler.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recombee_cli.errors import ConfigError
+from recombee_cli.mapping.tomlpos import Table, TomlPositions
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, parse_fail_on
-from recombee_cli.pipeline.tomlpos import Table, TomlPositions
 from recombee_cli.recombee.service import MAX_BATCH, REGIONS, database_id_problem
 from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA
 from recombee_cli.segment.presets import ALL_PRESETS_BY_NAME, OPT_IN_GROUPS, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME

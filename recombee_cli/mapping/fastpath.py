@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any, cast
 
 from recombee_cli.errors import PayloadInvalid
-from recombee_cli.pipeline import mapcore
+from recombee_cli.mapping import mapcore
 from recombee_cli.segment.actions import (
     FALLBACK_TIMESTAMPS,
     NO_TIMESTAMP,

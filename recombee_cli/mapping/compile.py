@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from recombee_cli.errors import ConfigError, LiquidMissing, MappingError, TriggerSyntaxError
-from recombee_cli.pipeline.config import Config, MappingSpec
-from recombee_cli.pipeline.fastpath import compile_mapping_function
-from recombee_cli.pipeline.fieldcheck import field_problems
+from recombee_cli.mapping.config import Config, MappingSpec
+from recombee_cli.mapping.fastpath import compile_mapping_function
+from recombee_cli.mapping.fieldcheck import field_problems
 from recombee_cli.segment.actions import ACTIONS, Action, make_preparer
 from recombee_cli.segment.mappingkit import compile_value, validate_mapping
 from recombee_cli.segment.triggers import Trigger, compile_trigger

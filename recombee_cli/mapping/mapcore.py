@@ -1,6 +1,6 @@
 """Map and build stages as one compiled call per event: a mapping's *program* run by `run_program`.
 
-`pipeline.fastpath` writes each mapping out twice, from the same analysis: as generated Python
+`mapping.fastpath` writes each mapping out twice, from the same analysis: as generated Python
 source (the pure-Python build's fast path) and as a program of plain tuples that this module runs.
 This module is in build.COMPILED_MODULES: where the install compiled it, a replay runs every mapping
 through `run_program` (one C call per mapping per event, the inlinable forms — `@path`, the coalesce,

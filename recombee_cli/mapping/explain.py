@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
+from recombee_cli.mapping.translate import FieldTrace, Translator
 from recombee_cli.outcomes import translated_outcome
-from recombee_cli.pipeline.translate import FieldTrace, Translator
 from recombee_cli.sources.decode import REJECT_MARKER, decode
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Source, read_lines
 
