@@ -26,10 +26,13 @@ from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config, load_config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.cluster import DaskEngine
-from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.pipeline.engines import Reading
+from recombee_cli.pipeline.replay import run
 from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.record.recorder import Recorder
+from recombee_cli.record.report import RunReport
 from recombee_cli.sources.reader import Source, expand_inputs
 
 sys.path.insert(0, str(ROOT))
@@ -81,7 +84,7 @@ def _replay(emu: Emulator, sources, *, cluster=None) -> RunReport:
     report = RunReport()
     try:
         run(sources, Translator(compile_config(Config())), sender, recorder=Recorder(report, None),
-            engine=cluster, chunk_lines=100)
+            engine=cluster, reading=Reading(chunk_lines=100))
     finally:
         sender.abort()
     return report

@@ -27,6 +27,8 @@ from recombee_cli.mapping.config import load_config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import NOT_REPRESENTABLE, REFUSED
 from recombee_cli.pipeline.replay import run
+from recombee_cli.record.recorder import Recorder
+from recombee_cli.record.report import RunReport
 from recombee_cli.sinks.files import (
     MANIFEST,
     SUCCESS,
@@ -332,7 +334,8 @@ def test_outcomes_of_an_export_add_up_and_only_invalid_events_are_rejected(tmp_p
     events.write_text("".join(json.dumps(e) + "\n" for e in lines))
     rejects = RejectsWriter(str(tmp_path / "rejects.ndjson"))
     files = FileExporter(str(tmp_path / "out"), FORMAT)
-    report = run(expand_inputs([str(events)]), _presets(), ExportSink(FORMAT, files), rejects=rejects)
+    report = run(expand_inputs([str(events)]), _presets(), ExportSink(FORMAT, files),
+                 recorder=Recorder(RunReport(), rejects))
     rejects.close()
     assert sum(report.outcomes.values()) == report.events == 5
     assert (report.outcomes["sent"], report.outcomes["invalid"], report.outcomes["filtered"],

@@ -125,7 +125,7 @@ def test_the_progress_bar_counts_invalid_events_apart_from_failed_ones():
     from rich.console import Console
 
     from recombee_cli.cli import ui
-    from recombee_cli.pipeline.replay import RunReport
+    from recombee_cli.record.report import RunReport
 
     console = Console(file=io.StringIO(), force_terminal=True, width=200)
     bar = ui._ProgressBar(console, 1000)

@@ -22,11 +22,14 @@ from recombee_cli.errors import ConfigError
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config, load_config
 from recombee_cli.mapping.translate import Translator
-from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.pipeline.engines import Reading
+from recombee_cli.pipeline.replay import run
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.record.checkpoints import Checkpoints
+from recombee_cli.record.recorder import Recorder
+from recombee_cli.record.report import RunReport
 from recombee_cli.record.state import StateStore
 from recombee_cli.sources.reader import Source, expand_inputs
 
@@ -45,7 +48,7 @@ def _replay(emu: Emulator, sources, state_path, *, retry=PATIENT, rejects=None) 
     report = RunReport()
     try:
         run(sources, Translator(compile_config(Config())), sender, recorder=Recorder(report, rejects),
-            checkpoints=Checkpoints(store), chunk_lines=100)
+            checkpoints=Checkpoints(store), reading=Reading(chunk_lines=100))
     finally:
         sender.abort()
         store.close()

@@ -18,9 +18,9 @@ import recombee_cli.sources.decompress as decompress
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
-from recombee_cli.pipeline.engines import InlineTranslator, Reading
+from recombee_cli.pipeline.engines import InlineEngine, Reading
 from recombee_cli.pipeline.parallel import TranslatorPool
-from recombee_cli.sources.reader import Source, expand_inputs, pieces, plain_ranges, read_blocks
+from recombee_cli.sources.reader import Source, expand_inputs, plain_ranges, read_blocks
 
 DIRTY = DATA / "segment-export-dirty-20k.ndjson.gz"
 
@@ -76,12 +76,7 @@ def test_workers_on_stdin_and_beside_a_gzip_file_give_what_one_process_gives(tmp
 
 
 def _chunks(engine, source: Source, start: int, chunk_lines: int):
-    def read(source, start, *, split):
-        for block in read_blocks(source, start_offset=start, split=split):
-            yield from pieces(block, chunk_lines)
-
-    reading = Reading(chunk_lines=chunk_lines, max_line_bytes=1 << 24, routes=False, warn=None, read=read,
-                      read_elsewhere=lambda source, block: None)
+    reading = Reading(chunk_lines=chunk_lines, max_line_bytes=1 << 24)
     [(_, results)] = list(engine.translate([(source, start)], reading))
     return [(block.number, block.offset, block.end(), len(block), block.line(len(block) - 1), result)
             for block, result in results]
@@ -97,7 +92,7 @@ def test_a_resumed_file_starts_at_the_same_line_with_workers(tmp_path, small_rea
     try:
         size = os.path.getsize(path)
         for start in (0, 1, 70_000, size // 2, size - 17, size - 5, size + 10):
-            alone = _chunks(InlineTranslator(translator), source, start, 300)
+            alone = _chunks(InlineEngine(translator), source, start, 300)
             assert _chunks(pool, source, start, 300) == alone
             assert bool(alone) == (start <= size - 17)   # the last line starts 17 bytes before the end
     finally:
@@ -161,3 +156,16 @@ def test_what_the_workers_do_not_read_themselves(tmp_path):
     assert plain_ranges(expand_inputs([str(long)])[0], max_line_bytes=1000) is None
     assert plain_ranges(expand_inputs(["-"])[0]) is None
     assert plain_ranges(expand_inputs([str(plain)])[0]) == (str(plain.resolve()), [(0, 16)])
+
+
+def test_lines_too_long_to_read_are_rejected_in_line_order_whatever_the_workers(tmp_path):
+    """What could not be read travels in its chunk and is counted when the chunk is, so the
+    rejects file is the same with one process or with workers that the main process reads ahead
+    for (before, the read-ahead wrote such lines before the invalid events of earlier chunks)."""
+    inputs = ["--max-line-bytes", "1024", str(DIRTY)]   # gzip: read here, translated by the workers
+    one, two = _replay(tmp_path, "1", inputs), _replay(tmp_path, "2", inputs)
+    rejects = [json.loads(line) for line in two[3].splitlines()]
+    too_long = [r for r in rejects if r["reason"].startswith("line longer than 1024 bytes")]
+    assert 0 < len(too_long) < len(rejects)   # both kinds, interleaved
+    assert [r["line"] for r in too_long] == sorted(r["line"] for r in too_long)
+    assert one == two

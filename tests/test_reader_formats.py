@@ -18,11 +18,11 @@ import recombee_cli.sources.decompress as decompress
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
-from recombee_cli.pipeline.engines import InlineTranslator, Reading
+from recombee_cli.pipeline.engines import InlineEngine, Reading
 from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.sources import formats
 from recombee_cli.sources.formats.base import InputFormat, ReadOptions, stopped
-from recombee_cli.sources.reader import Block, Source, expand_inputs, pieces, plain_ranges, read_blocks
+from recombee_cli.sources.reader import Block, Source, expand_inputs, plain_ranges, read_blocks
 
 HEADER = b"type,event,userId,product_id,timestamp"
 
@@ -174,12 +174,7 @@ def test_workers_never_cut_a_format_that_is_not_splittable_into_byte_ranges(tmp_
 
 
 def _chunks(engine, source: Source, start: int):
-    def read(source, start, *, split):
-        for block in read_blocks(source, start_offset=start, split=split):
-            yield from pieces(block, 50)
-
-    reading = Reading(chunk_lines=50, max_line_bytes=1 << 24, routes=False, warn=None, read=read,
-                      read_elsewhere=lambda source, block: None)
+    reading = Reading(chunk_lines=50, max_line_bytes=1 << 24)
     [(_, results)] = list(engine.translate([(source, start)], reading))
     return [(block.number, block.offset, block.end(), result.events) for block, result in results]
 
@@ -192,7 +187,7 @@ def test_a_resumed_file_of_the_added_format_starts_at_the_same_event_with_worker
     pool = TranslatorPool(translator, 2)
     try:
         for start in (0, 1, CSV.index(b"track,Product Viewed,ann"), len(CSV) - 3, len(CSV)):
-            alone = _chunks(InlineTranslator(translator), source, start)
+            alone = _chunks(InlineEngine(translator), source, start)
             assert _chunks(pool, source, start) == alone
     finally:
         pool.close()

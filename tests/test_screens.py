@@ -16,8 +16,8 @@ from rich.console import Console
 from recombee_cli.cli import ui
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import load_config
-from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.recombee.emulator import Emulator
+from recombee_cli.record.report import RunReport
 from recombee_cli.record.state import FileState, StateStore
 from recombee_cli.segment.presets import PRESETS
 

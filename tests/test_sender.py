@@ -13,10 +13,12 @@ from recombee_cli.errors import AuthenticationError
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
-from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.pipeline.replay import run
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.record.recorder import Recorder
+from recombee_cli.record.report import RunReport
 from recombee_cli.sources.reader import expand_inputs
 
 sys.path.insert(0, str(ROOT))

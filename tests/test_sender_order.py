@@ -17,11 +17,13 @@ import pytest
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
-from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.pipeline.replay import run
 from recombee_cli.recombee.batching import Item, SendQueue
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.record.recorder import Recorder
+from recombee_cli.record.report import RunReport
 from recombee_cli.request_kinds import SOLO
 from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sources.reader import Line, expand_inputs

@@ -22,10 +22,12 @@ from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import NO_ANSWER, failure_reason
-from recombee_cli.pipeline.replay import Recorder, RunReport, run
+from recombee_cli.pipeline.replay import run
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy, TransportFailure, transport_reason
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import Breaker, RecombeeSender
+from recombee_cli.record.recorder import Recorder
+from recombee_cli.record.report import RunReport
 from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sources.reader import Line, expand_inputs
 

@@ -24,11 +24,14 @@ from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import OUTCOMES
-from recombee_cli.pipeline.replay import Recorder, RunReport, run
-from recombee_cli.pipeline.timeline import DAY_LIMIT, KIND_LIMIT, OTHER_KINDS, Timeline, day_name
+from recombee_cli.pipeline.engines import Reading
+from recombee_cli.pipeline.replay import run
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.record.recorder import Recorder
+from recombee_cli.record.report import RunReport
+from recombee_cli.record.timeline import DAY_LIMIT, KIND_LIMIT, OTHER_KINDS, Timeline, day_name
 from recombee_cli.sources.reader import expand_inputs
 
 EXPORT = DATA / "segment-export-20k.ndjson.gz"
@@ -113,7 +116,8 @@ def test_answers_decide_the_days_of_sent_duplicate_and_failed_events_and_the_cal
         report = RunReport()
         report.timeline.calls = CallLog().watch(sender)
         try:
-            run(expand_inputs([str(path)]), translator, sender, recorder=Recorder(report, None), chunk_lines=100)
+            run(expand_inputs([str(path)]), translator, sender, recorder=Recorder(report, None),
+                reading=Reading(chunk_lines=100))
         finally:
             sender.abort()
         report.extra.update(sender.counters())   # as a session does

@@ -26,9 +26,9 @@ from recombee_cli.errors import OutputError
 from recombee_cli.mapping.compile import compile_config, trigger_warnings
 from recombee_cli.mapping.config import Config, load_config
 from recombee_cli.mapping.translate import Translator
-from recombee_cli.pipeline.foreign import excluded
-from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.private import open_private
+from recombee_cli.record.foreign import excluded
+from recombee_cli.record.report import RunReport
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, expand_inputs
 
 # Where the configuration comes from when --config is not given (documented in --help and README).

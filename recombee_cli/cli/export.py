@@ -28,9 +28,12 @@ from recombee_cli.cli.environment import Command, Environment, log_json, say
 from recombee_cli.cli.exits import Abort, ExitCode, Terminated, exit_codes_help
 from recombee_cli.errors import ExportWriteError
 from recombee_cli.mapping.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
+from recombee_cli.pipeline.engines import InlineEngine, Reading
 from recombee_cli.pipeline.parallel import TranslatorPool
-from recombee_cli.pipeline.replay import Recorder, RunReport, collector_for_streaming, run
+from recombee_cli.pipeline.replay import collector_for_streaming, run
+from recombee_cli.record.recorder import Recorder
 from recombee_cli.record.rejects import RejectsWriter
+from recombee_cli.record.report import RunReport
 from recombee_cli.segment.actions import recombee_id_rule
 from recombee_cli.sinks.files import DEFAULT_PART_ROWS, ExportSink, FileExporter
 from recombee_cli.sinks.formats import FORMATS
@@ -119,16 +122,16 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     # The format's contract decides what is valid, not Recombee's ID rule (a page named "Search
     # Results" is a fine ItemId): off for this export, in this process and the workers it forks.
     with recombee_id_rule(fmt.recombee_ids):
-        pool = TranslatorPool(translator, workers, window_filter=window_filter) if workers > 1 else None
+        engine = TranslatorPool(translator, workers, window_filter=window_filter) if workers > 1 else \
+            InlineEngine(translator, window_filter=window_filter, dedupe=deduplicator)
         rejects_path = rejects_path or config.replay.rejects
         rejects = RejectsWriter(rejects_path) if rejects_path else None
         observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
         report = RunReport()
         try:
             with sigterm_stops_like_ctrl_c(), observer, collector_for_streaming():
-                run(sources, translator, sink, observer=observer, recorder=Recorder(report, rejects),
-                    window_filter=window_filter, dedupe=deduplicator, max_line_bytes=max_line_bytes, engine=pool,
-                    warn=warner(env, quiet))
+                run(sources, translator, sink, engine=engine, recorder=Recorder(report, rejects), observer=observer,
+                    reading=Reading(max_line_bytes=max_line_bytes, warn=warner(env, quiet)))
         except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM (Terminated): each its own exit code
             raise Abort(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}; nothing was "
                         f"exported (its temporary files are removed)",
@@ -138,8 +141,7 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
         finally:
             if rejects:
                 rejects.close()
-            if pool is not None:
-                pool.close()
+            engine.close()
     manifest = files.manifest
     assert manifest is not None   # close() wrote it: the run ended without an error
     report.extra["rows_written"] = manifest["rows"]

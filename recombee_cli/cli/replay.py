@@ -39,10 +39,10 @@ from recombee_cli.mapping.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, ma
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import parse_fail_on
 from recombee_cli.pipeline.parallel import TranslatorPool
-from recombee_cli.pipeline.replay import RunReport
 from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
+from recombee_cli.record.report import RunReport
 from recombee_cli.record.state import default_state_path
 from recombee_cli.sinks.printer import DryRunPrinter, PerFileDryRun
 from recombee_cli.sinks.protocol import Sink

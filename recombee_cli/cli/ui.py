@@ -16,9 +16,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from recombee_cli.outcomes import OUTCOMES
-from recombee_cli.pipeline.reasons import example_values
-from recombee_cli.pipeline.replay import RunReport
-from recombee_cli.pipeline.timeline import day_name
+from recombee_cli.record.reasons import example_values
+from recombee_cli.record.report import RunReport
+from recombee_cli.record.timeline import day_name
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sources.reader import Source
 

@@ -51,7 +51,7 @@ EVENT_TIME_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
 # integer, hour * 8 + code: the hour since the epoch of the event's time (NO_HOUR: none usable) and
 # the outcome's position in outcomes.OUTCOMES. Events with requests, whose answers decide their
 # outcome, have theirs in BlockResult.span_hours, run-length encoded (the events of an archive come
-# hour after hour): (first span, hour) for each run of spans of one hour, flat. pipeline.timeline
+# hour after hour): (first span, hour) for each run of spans of one hour, flat. record.timeline
 # counts both (`times` is a list appended here and counted there by Counter.update, in C: cheaper
 # than a dict per event).
 UNMATCHED, FILTERED, INVALID = 2, 3, 4

@@ -43,7 +43,7 @@ from recombee_cli.pipeline.engines import Reading, Translated
 from recombee_cli.sources.reader import Source, display_name, expand_inputs, pieces, read_blocks
 
 if TYPE_CHECKING:
-    from recombee_cli.pipeline.replay import RunReport
+    from recombee_cli.record.report import RunReport
     from recombee_cli.sinks.protocol import Sink
 
 FILES_PER_WORKER = 2   # files in flight per worker thread: one translated, one waiting
@@ -206,19 +206,12 @@ class DaskEngine:
     def translate(self, sources: Iterable[tuple[Source, int]], reading: Reading
                   ) -> Iterator[tuple[Source, Iterator[Translated]]]:
         """The Engine interface: files submitted a bounded window ahead, their chunks' results
-        yielded in input order; what a worker could not read is counted as it comes back.
+        yielded in input order; what a worker could not read comes back in them.
 
         A task whose worker died is run again by Dask elsewhere; one that raised, or whose
         workers kept dying, stops the run (what was acknowledged is saved by the caller)."""
         for source, parts in self.map_sources(sources, reading):
-            yield source, self._counted(source, parts, reading)
-
-    @staticmethod
-    def _counted(source: Source, parts: list[Translated], reading: Reading) -> Iterator[Translated]:
-        for block, result in parts:   # chunks as read on a worker, errors included
-            if block.errors:
-                reading.read_elsewhere(source, block)
-            yield block, result
+            yield source, iter(parts)   # chunks as read on a worker, what it could not read included
 
     def map_sources(self, sources: Iterable[tuple[Source, int]], reading: Reading
                     ) -> Iterator[tuple[Source, list[Translated]]]:

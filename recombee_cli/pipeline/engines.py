@@ -2,44 +2,50 @@
 
 An engine takes the sources to read (each with where to start) and gives back, source by source
 and in input order, each chunk of lines with its `BlockResult` (mapping.translate.translate_block).
-Three engines: `InlineTranslator` (this process, one core), `parallel.TranslatorPool` (worker
+Three engines: `InlineEngine` (this process, one core), `parallel.TranslatorPool` (worker
 processes on this machine) and `cluster.DaskEngine` (files read and translated on a Dask
 cluster). Whatever the engine, the results, their order and every count are the same: the
-accounting, the checkpoints and the sink stay in the process that runs `replay.run`.
+accounting, the checkpoints and the sink stay in the process that runs `replay.run`, and nothing
+an engine is handed calls back into it: what could not be read comes back in the chunks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
 from recombee_cli.mapping.translate import BlockResult, EventFilter, Seen, Translator, translate_block
-from recombee_cli.sources.reader import Block, ReadProgress, Source
+from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Block, ReadProgress, Source, pieces, read_blocks
 
 Translated = tuple[Block, BlockResult]
+CHUNK_LINES = 2000    # lines translated, sent and acknowledged together (a sender's: about a Batch)
 
 
-class ReadChunks(Protocol):
-    def __call__(self, source: Source, start: int, *, split: bool) -> Iterator[Block]: ...
-
-
-@dataclass(frozen=True, slots=True)
 class Reading:
-    """What `replay.run` tells an engine about reading: the chunk size, the longest line, whether
-    the sink needs each request's routes, where warnings go, and two functions of its own, which
-    count what could not be read. `read(source, start, split=...)` reads a source here, from
-    `start`, in chunks (`split`: cut into lines here; else a worker does); `read_elsewhere(source,
-    chunk)` is for a chunk an engine read on another machine. `progress`: the raw bytes read so
-    far, which an engine that reads a source by itself (not through `read`) moves on."""
+    """How sources are read for a run, handed to its engine: the chunk size (how many lines are
+    translated, sent and acknowledged together: also how much a crash can make a run send again),
+    the longest line, whether the sink needs each request's routes, where warnings about a source
+    go, and the raw bytes read so far (`progress`, which an engine that reads a source by itself
+    moves on). `read` reads a source here. What could not be read travels in the chunks
+    (`Block.errors`), wherever they were read: the replay loop counts it as it accounts for them."""
 
-    chunk_lines: int
-    max_line_bytes: int
-    routes: bool
-    warn: Callable[[str], None] | None
-    read: ReadChunks
-    read_elsewhere: Callable[[Source, Block], None]
-    progress: ReadProgress | None = None
+    __slots__ = ("chunk_lines", "max_line_bytes", "routes", "warn", "progress")
+
+    def __init__(self, *, chunk_lines: int = CHUNK_LINES, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                 routes: bool = False, warn: Callable[[str], None] | None = None,
+                 progress: ReadProgress | None = None) -> None:
+        self.chunk_lines = chunk_lines
+        self.max_line_bytes = max_line_bytes
+        self.routes = routes
+        self.warn = warn
+        self.progress = progress
+
+    def read(self, source: Source, start: int, *, split: bool) -> Iterator[Block]:
+        """A source's chunks from byte `start` (a resumed file), cut into lines here (`split`) or
+        left as bytes for a worker to cut."""
+        for block in read_blocks(source, max_line_bytes=self.max_line_bytes, start_offset=start,
+                                 progress=self.progress, split=split, warn=self.warn):
+            yield from pieces(block, self.chunk_lines)
 
 
 class Engine(Protocol):
@@ -51,7 +57,7 @@ class Engine(Protocol):
                   ) -> Iterator[tuple[Source, Iterator[Translated]]]: ...
 
 
-class InlineTranslator:
+class InlineEngine:
     """Chunks read and translated in this process (one core). `dedupe` needs every event in input
     order, so only this engine takes it."""
 

@@ -13,7 +13,7 @@ read. Either way a result comes back with the requests already serialised in one
 from the rest, and the main process does per chunk what it would do per event. Two tasks are in
 flight per worker (one translated, one waiting), so memory stays flat and a worker never waits
 for the main process. `--dedupe` needs every event in input order, so it runs in one process
-(engines.InlineTranslator).
+(engines.InlineEngine).
 """
 
 from __future__ import annotations

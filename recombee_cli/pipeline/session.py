@@ -22,10 +22,12 @@ from recombee_cli.errors import RecombeeCliError, ReprocessRefused, StateWriteEr
 from recombee_cli.mapping.filters import Deduplicator
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import DEFAULT_FAIL_ON
-from recombee_cli.pipeline.engines import Engine
-from recombee_cli.pipeline.replay import CHUNK_LINES, Observer, Recorder, RunReport, collector_for_streaming, run
+from recombee_cli.pipeline.engines import CHUNK_LINES, Engine, InlineEngine, Reading
+from recombee_cli.pipeline.replay import Observer, collector_for_streaming, run
 from recombee_cli.record.checkpoints import Checkpoints
+from recombee_cli.record.recorder import Recorder
 from recombee_cli.record.rejects import RejectsWriter
+from recombee_cli.record.report import RunReport
 from recombee_cli.record.state import StateStore, default_rejects_path, describe_command
 from recombee_cli.sinks.protocol import Sink
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Source
@@ -174,10 +176,9 @@ class ReplaySession:
             if not self.dry_run:
                 read_database_types(self.translator, sink, self.warn)
             with collector_for_streaming():
-                run(sources, self.translator, sink, observer=self.observer,
-                    recorder=Recorder(report, self.rejects), window_filter=self.window_filter,
-                    dedupe=self.dedupe, max_line_bytes=self.max_line_bytes, checkpoints=self.checkpoints,
-                    engine=self.engine, chunk_lines=chunk_lines, warn=self.warn)
+                run(sources, self.translator, sink, engine=self._engine(), recorder=Recorder(report, self.rejects),
+                    checkpoints=self.checkpoints, observer=self.observer,
+                    reading=Reading(chunk_lines=chunk_lines, max_line_bytes=self.max_line_bytes, warn=self.warn))
             ended = True
         except BaseException as exc:
             # Stop the senders first; then say what was really done before the error goes on.
@@ -215,6 +216,15 @@ class ReplaySession:
             f"already applied, from {len(applied):,} file{'s' if len(applied) != 1 else ''} (first: "
             f"{first.name}); applied again, a merge moves what its source user was given since. Replay "
             f"into an empty database with a new state instead, or leave those files out")
+
+    def _engine(self) -> Engine:
+        """The engine given (worker processes, a cluster: they bring their own filter), or this
+        process's, which alone can take --dedupe: it needs every event in input order."""
+        if self.engine is None:
+            return InlineEngine(self.translator, window_filter=self.window_filter, dedupe=self.dedupe)
+        if self.dedupe is not None:
+            raise ValueError("--dedupe needs every event in input order: give it to an in-process engine")
+        return self.engine
 
     def _resending(self, sources: Sequence[Source]) -> Sequence[Source]:
         """When the kept rejects are among the inputs, they are read as a stream (nothing of them

@@ -43,7 +43,7 @@ class DryRunPrinter(LocalSink):
 
     def define(self, requests: list[dict[str, Any]]) -> list[str]:
         """Property definitions the run would send before the next requests: printed first, in
-        the order they would be sent (see pipeline.replay.apply_property_gate)."""
+        the order they would be sent (see pipeline.values.apply_property_gate)."""
         self._pending.extend(orjson.dumps(r, default=orjson_default) for r in requests)
         self.requests_printed += len(requests)
         return []

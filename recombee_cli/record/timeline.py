@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from recombee_cli.mapping.translate import NO_HOUR, BlockResult, hours_of_spans, span_hour_counts
 from recombee_cli.outcomes import OUTCOMES, mapping_error
-from recombee_cli.pipeline.reasons import reason_kind
+from recombee_cli.record.reasons import reason_kind
 from recombee_cli.sinks.protocol import Ticket
 
 DAY_LIMIT = 7320           # days kept (twenty years); events of further days: `days_left_out`
