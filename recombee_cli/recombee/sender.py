@@ -46,12 +46,13 @@ from typing import Any
 import orjson
 
 from recombee_cli.errors import AuthenticationError, ServiceError
-from recombee_cli.outcomes import NO_ANSWER, accepted, recorded_code, retryable, transient
+from recombee_cli.outcomes import NO_ANSWER, accepted, retryable, transient
+from recombee_cli.recombee.answers import BatchAnswer, message_of
 from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY, HOLD_SECONDS, LINGER_SECONDS, Built, Item, SendQueue
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
 from recombee_cli.recombee.service import MAX_BATCH
-from recombee_cli.request_kinds import LENIENT, SOLO, chunk_sid, route, sid
+from recombee_cli.request_kinds import SOLO, chunk_sid, route, sid
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sinks.protocol import AnswerJournal, Ticket
 from recombee_cli.sources.lines import cut_lines
@@ -72,12 +73,6 @@ class BatchReport:
     seconds: float = 0.0
     reason: str | None = None       # why the last call failed (no answer, a refusal), else None
     retried: int = 0                # requests sent again after a 429/5xx inside an answered Batch
-
-
-def _message(result: dict[str, Any]) -> str:
-    """Recombee's message in a `{code, json}` result."""
-    body = result.get("json")
-    return str(body.get("error", body)) if isinstance(body, dict) else str(body)
 
 
 class RecombeeSender:
@@ -222,7 +217,7 @@ class RecombeeSender:
                 elif retryable(code) and not exhausted:
                     again.append((request, body))
                 else:
-                    problems.append(f"{request['path']}: Recombee answered {code}: {_message(result)}")
+                    problems.append(f"{request['path']}: Recombee answered {code}: {message_of(result)}")
             todo = again
             if todo:
                 self._pause(policy.delay(attempt, None, self._rng))
@@ -405,47 +400,18 @@ class RecombeeSender:
             self._settle(todo, codes, None)
             return []
         policy = self.retry
-        retry: list[tuple[Item, dict[str, Any]]] = []
-        blocked_users: set[str] = set()
-        items: list[Item] = []
-        final: list[int] = []
-        messages: list[str | None] = []
-        nothing_to_do = 0    # deletes and merges answered 404: already applied or never there
-        for item, result, code in zip(todo, results, codes):
-            if retryable(code) or (blocked_users and not blocked_users.isdisjoint(item.users)):
-                # A failed request, or a later request of a user whose earlier one failed:
-                # both go again, in their order, so the user's history ends in order.
-                retry.append((item, result))
-                blocked_users.update(item.users)
-                continue
-            recorded = recorded_code(code, bool(item.flags & LENIENT))
-            nothing_to_do += recorded != code
-            items.append(item)
-            final.append(recorded)
-            messages.append(None if accepted(recorded) else _message(result))
-        if retry and (attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total):
-            for item, result in retry:   # what each last answered; a failure says it gave up
-                code = result["code"]
-                items.append(item)
-                if retryable(code):
-                    final.append(code)
-                    messages.append(f"gave up after {attempt} attempts: {_message(result)}")
-                else:
-                    recorded = recorded_code(code, bool(item.flags & LENIENT))
-                    nothing_to_do += recorded != code
-                    final.append(recorded)
-                    messages.append(None if accepted(recorded) else _message(result))
-            retry = []
-        if nothing_to_do:   # said in words in the summary: they count as `duplicate`
-            self._count("nothing_to_do", nothing_to_do)
-        self._settle(items, final, messages)
-        if retry:
+        give_up = attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total
+        answer = BatchAnswer(todo, results, codes, attempt=attempt, give_up=give_up)
+        if answer.nothing_to_do:   # said in words in the summary: they count as `duplicate`
+            self._count("nothing_to_do", answer.nothing_to_do)
+        self._settle(answer.items, answer.codes, answer.messages)
+        if answer.again:
             if report is not None:
-                report.retried += len(retry)
+                report.retried += len(answer.again)
             self._count("retries")
-            self._count("requests_retried", len(retry))
+            self._count("requests_retried", len(answer.again))
             self._pause(policy.delay(attempt, None, self._rng))
-        return [item for item, _ in retry]
+        return answer.again
 
     def _settle(self, items: list[Item], codes: list[int], messages: list[str | None] | None) -> None:
         """Final answers (`messages` None: none has one): what Recombee answered for good is
