@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import MISTAKES, SAMPLES, invoke
-from test_state import _wait_for
+from test_state import wait_for
 
 from recombee_cli.recombee.emulator import Emulator
 
@@ -137,4 +137,4 @@ def test_sigterm_on_a_tls_sandbox_removes_its_private_key():
     assert (folder / "key.pem").exists() and _mode(folder / "key.pem") == 0o600
     code, rest = _stop(proc)
     assert code == 143 and "Traceback" not in rest
-    assert _wait_for(lambda: not folder.exists(), 10), sorted(os.listdir(folder))
+    assert wait_for(lambda: not folder.exists(), 10), sorted(os.listdir(folder))

@@ -7,7 +7,7 @@ inlined: `@path` (dict lookups; anything else falls back to the field's own reso
 `@if exists X then X else Y` coalesce, constants and `@literal` scalars, and objects of those. The
 add-type builders (`AddBuilder`) are inlined too; every other builder is called as it is. The
 result — requests or the first PayloadInvalid/MappingError — is the interpreter's, which
-tests/test_fastpath.py checks event by event on every corpus we have.
+tests/mapping/test_fastpath.py checks event by event on every corpus we have.
 
 The same analysis is also given as data, a *program* (`compile_program`), which
 `mapcore.run_program` runs in one call. Which of the two a replay uses is the build's: where the

@@ -7,7 +7,7 @@ through `run_program` (one C call per mapping per event, the inlinable forms —
 literals, objects of those, the add-type builders — done in C), and the generated source stays
 the pure build's. Both do the same steps in the same order as the interpreter (mappingkit's
 resolvers, `actions.make_preparer`, the action's builder), which stays the reference:
-tests/test_fastpath.py checks all three event by event on every corpus we have.
+tests/mapping/test_fastpath.py checks all three event by event on every corpus we have.
 
 A program (built by fastpath.compile_program):
     (fields, builder)
@@ -207,7 +207,7 @@ def id_chars_ok(value: str) -> bool:
     """actions.ID_PATTERN's rule (letters, digits, _ - : @ .; not `.` or `..` alone), character by character: a C loop
     where this module is compiled, five times cheaper than the regular expression on the IDs
     of an archive, most of which are seen once. (In pure Python the expression is the faster:
-    it is used there. tests/test_fastpath.py checks that both agree.)"""
+    it is used there. tests/mapping/test_fastpath.py checks that both agree.)"""
     if not value or value == "." or value == "..":
         return False
     for ch in value:

@@ -4,7 +4,7 @@
 which skips a whole event's bytes in a few instructions per 32 bytes. Segment events are hundreds
 of bytes to a few kilobytes, so a loop of finds is several times cheaper per line, in either build
 (this module is in build.COMPILED_MODULES). The result is exactly `data.split(b"\\n")`
-(tests/test_reader.py checks that).
+(tests/sources/test_reader.py checks that).
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ real SIGKILLs, the emulator over 127.0.0.1."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import random
@@ -12,30 +11,13 @@ import subprocess
 import sys
 import time
 
-import orjson
-from helpers import ROOT, invoke, ndjson
+from helpers import generate, invoke, ndjson, saved_progress, wait_for, write_archive, write_gz
 
 from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.record.state import StateStore
 
-sys.path.insert(0, str(ROOT))
-from bench.generate import events as generate  # noqa: E402
-
 DB = "state-db"
 TOKEN = "state-test-token-91c2"
-
-
-def _write_gz(path, events) -> str:
-    with gzip.open(path, "wb") as fh:
-        fh.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    return str(path)
-
-
-def _archive(folder, files: int, per_file: int, seed: int) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    stream = generate(files * per_file, seed=seed)
-    return [_write_gz(folder / f"part-{n:04d}.gz", [next(stream) for _ in range(per_file)])
-            for n in range(files)]
 
 
 def _replay_args(emu: Emulator, state, *inputs, extra=()):
@@ -57,7 +39,7 @@ def _cli(args, *, env=None, timeout=120) -> subprocess.CompletedProcess:
 
 def test_incremental_run_reads_only_new_files(tmp_path):
     folder = tmp_path / "segment-logs" / "SRC"
-    day1 = _archive(folder / "1709251200000", 3, 300, seed=1)
+    day1 = write_archive(folder / "1709251200000", 3, 300, seed=1)
     state = tmp_path / "state.sqlite"
     report = tmp_path / "report.json"
     with Emulator(DB, TOKEN) as emu:
@@ -65,7 +47,7 @@ def test_incremental_run_reads_only_new_files(tmp_path):
                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
         assert first.exit_code in (0, 1), first.stderr
         assert json.loads(report.read_text())["sources"] == 3
-        _archive(folder / "1709337600000", 2, 300, seed=2)
+        write_archive(folder / "1709337600000", 2, 300, seed=2)
         received_before = emu.stats.sub_requests
         second = invoke(_replay_args(emu, state, folder, extra=["--report", str(report), "--quiet"]),
                         env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
@@ -83,11 +65,11 @@ def test_incremental_run_reads_only_new_files(tmp_path):
 
 
 def test_a_changed_file_is_processed_again_with_a_warning(tmp_path):
-    path = _write_gz(tmp_path / "a.gz", list(generate(50, seed=3)))
+    path = write_gz(tmp_path / "a.gz", list(generate(50, seed=3)))
     state = tmp_path / "s.sqlite"
     with Emulator(DB, TOKEN) as emu:
         invoke(_replay_args(emu, state, path), env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
-        _write_gz(tmp_path / "a.gz", list(generate(60, seed=3)))
+        write_gz(tmp_path / "a.gz", list(generate(60, seed=3)))
         again = invoke(_replay_args(emu, state, path), env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
     assert "changed since it was last read" in again.stderr
 
@@ -100,23 +82,8 @@ def _store_after_uninterrupted(files) -> dict:
         return emu.snapshot()
 
 
-def _saved_progress(state) -> tuple:
-    """What the state file says is acknowledged, read as another process would (WAL allows it)."""
-    import sqlite3
-
-    if not state.exists():
-        return ()
-    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
-    try:
-        return tuple(db.execute("SELECT path, offset, done FROM files WHERE offset > 0 OR done ORDER BY path"))
-    except sqlite3.OperationalError:   # not created yet
-        return ()
-    finally:
-        db.close()
-
-
 def test_killed_replays_resume_to_the_same_store(tmp_path):
-    files = _archive(tmp_path / "in", 4, 2000, seed=4)
+    files = write_archive(tmp_path / "in", 4, 2000, seed=4)
     expected = _store_after_uninterrupted(files)
     rng = random.Random(99)
     state = tmp_path / "state.sqlite"
@@ -125,12 +92,12 @@ def test_killed_replays_resume_to_the_same_store(tmp_path):
         args = _replay_args(emu, state, *files)
         kills = 0
         for _ in range(3):                           # bounded: 3 kills, then run to completion
-            before = _saved_progress(state)
+            before = saved_progress(state)
             proc = _start(args)
             deadline = time.monotonic() + 30
             # Killed at a random moment after this run saved a checkpoint: a kill at a fixed
             # time landed before the first one when the machine was slow (or the run fast).
-            while proc.poll() is None and _saved_progress(state) == before and time.monotonic() < deadline:
+            while proc.poll() is None and saved_progress(state) == before and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(rng.uniform(0, 0.6))
             if proc.poll() is None:
@@ -148,25 +115,15 @@ def test_killed_replays_resume_to_the_same_store(tmp_path):
     assert figures["outcomes"]["failed"] == 0
 
 
-def _wait_for(predicate, seconds: float = 60.0) -> bool:
-    """Poll a condition, bounded in time: tests wait for what they need, never for a fixed time."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_ctrl_c_saves_the_checkpoint_and_exits_130(tmp_path):
-    files = _archive(tmp_path / "in", 2, 2000, seed=5)
+    files = write_archive(tmp_path / "in", 2, 2000, seed=5)
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN, latency=2000) as emu:   # 40 calls of 2 s on 3 lanes: it cannot finish first
         proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", *_replay_args(emu, state, *files)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
         # Interrupted once it has saved a checkpoint: a fixed sleep landed before it on a busy machine.
-        assert _wait_for(lambda: _saved_progress(state) or proc.poll() is not None)
+        assert wait_for(lambda: saved_progress(state) or proc.poll() is not None)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -181,14 +138,14 @@ def test_ctrl_c_saves_the_checkpoint_and_exits_130(tmp_path):
 
 
 def test_two_runs_on_one_state_the_second_exits_with_the_lock_message(tmp_path):
-    files = _archive(tmp_path / "in", 1, 3000, seed=6)
+    files = write_archive(tmp_path / "in", 1, 3000, seed=6)
     state = tmp_path / "state.sqlite"
     # Every call takes 60 s: the first run cannot end on its own while the second one starts.
     with Emulator(DB, TOKEN, latency=60_000) as emu:
         args = _replay_args(emu, state, *files)
         first = _start(args)
         lock = str(state) + ".lock"
-        assert _wait_for(lambda: (os.path.exists(lock) and open(lock).read()) or first.poll() is not None), \
+        assert wait_for(lambda: (os.path.exists(lock) and open(lock).read()) or first.poll() is not None), \
             "the first run never took the lock"
         assert first.poll() is None, "the first run ended before the second started"
         second = _cli(args)
@@ -200,13 +157,13 @@ def test_two_runs_on_one_state_the_second_exits_with_the_lock_message(tmp_path):
 
 
 def test_a_dead_runs_lock_is_taken_over(tmp_path):
-    files = _archive(tmp_path / "in", 1, 3000, seed=7)
+    files = write_archive(tmp_path / "in", 1, 3000, seed=7)
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN, latency=150) as emu:   # long enough to overlap
         args = _replay_args(emu, state, *files)
         first = _start(args)
         lock = str(state) + ".lock"
-        assert _wait_for(lambda: (os.path.exists(lock) and open(lock).read()) or first.poll() is not None)
+        assert wait_for(lambda: (os.path.exists(lock) and open(lock).read()) or first.poll() is not None)
         first.kill()
         first.wait(timeout=30)
         second = _cli(args)
@@ -217,7 +174,7 @@ def test_time_window_leaves_the_checkpoint_alone(tmp_path):
     events = [{"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": f"m{n}",
                "properties": {"product_id": f"p{n}"}, "timestamp": f"2024-0{1 + n % 3}-10T00:00:00Z"}
               for n in range(30)]
-    path = _write_gz(tmp_path / "w.gz", events)
+    path = write_gz(tmp_path / "w.gz", events)
     state = tmp_path / "state.sqlite"
     report = tmp_path / "r.json"
     with Emulator(DB, TOKEN) as emu:
@@ -246,7 +203,7 @@ def test_dedupe_drops_repeated_message_ids(tmp_path):
 
 
 def test_status_shows_files_and_runs(tmp_path):
-    path = _write_gz(tmp_path / "a.gz", list(generate(100, seed=8)))
+    path = write_gz(tmp_path / "a.gz", list(generate(100, seed=8)))
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN) as emu:
         invoke(_replay_args(emu, state, path), env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
@@ -261,7 +218,7 @@ def test_status_shows_files_and_runs(tmp_path):
 def test_quiet_cron_run_prints_nothing_on_success_and_json_logs(tmp_path):
     events = [{"type": "track", "event": "Product Viewed", "userId": "u1", "properties": {"product_id": "p1"},
                "timestamp": "2024-01-01T00:00:00Z"}]
-    path = _write_gz(tmp_path / "ok.gz", events)
+    path = write_gz(tmp_path / "ok.gz", events)
     with Emulator(DB, TOKEN) as emu:
         quiet = invoke(_replay_args(emu, tmp_path / "s1", path, extra=["--quiet"]),
                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})

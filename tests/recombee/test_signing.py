@@ -27,7 +27,7 @@ from recombee_api_client.api_requests import (
 from recombee_cli.recombee.service import DEFAULT_HOST, REGION_HOSTS
 from recombee_cli.recombee.signing import hmac_hex, quote_query, sign, verify
 
-SIGNING = json.loads((Path(__file__).parent / "conformance" / "signing.json").read_text())
+SIGNING = json.loads((Path(__file__).resolve().parents[1] / "conformance" / "signing.json").read_text())
 VECTORS = SIGNING["vectors"]
 
 

@@ -41,7 +41,7 @@ from recombee_cli.recombee.emulator import MAX_BATCH, ODD_ANSWERS, Emulator, Fau
 from recombee_cli.recombee.signing import hmac_hex, quote_query, sign
 
 DB, TOKEN = "test-db", "secret-token-123"
-CONFORMANCE = Path(__file__).parent / "conformance"
+CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance"
 TS = 1704164645.0                      # 2024-01-02T03:04:05Z
 ISO = "2024-01-02T03:04:05Z"
 EMPTY = {t: [] for t in ("users", "items", "user_values", "detailviews", "purchases", "cartadditions",

@@ -13,7 +13,7 @@ from recombee_cli.errors import TriggerSyntaxError
 from recombee_cli.segment import triggers
 from recombee_cli.segment.triggers import Trigger, compile_trigger
 
-FQL = json.loads((pathlib.Path(__file__).parent / "conformance" / "fql.json").read_text(encoding="utf-8"))
+FQL = json.loads((pathlib.Path(__file__).resolve().parents[1] / "conformance" / "fql.json").read_text(encoding="utf-8"))
 INVALID = {case["trigger"] for case in FQL["invalid"]}
 
 

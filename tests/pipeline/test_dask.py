@@ -17,9 +17,7 @@ import cloudpickle
 import orjson
 import pytest
 from distributed import Client, Event, LocalCluster
-from helpers import ROOT, invoke
-from test_sender_order import RETRY, history
-from test_state import _saved_progress, _wait_for
+from helpers import RETRY, ROOT, history, invoke, saved_progress, wait_for
 
 import recombee_cli
 from recombee_cli.mapping.compile import compile_config
@@ -155,7 +153,7 @@ def test_a_worker_killed_mid_run_loses_nothing(archive, one_machine, tmp_path):
             [address] = [a for a, pid in pids.items() if pid == victim]
             os.kill(victim, signal.SIGKILL)
             # Released once the scheduler knows: the file's task is then rerun, not finished by the dead.
-            assert _wait_for(lambda: address not in _workers(dask_client), 120)
+            assert wait_for(lambda: address not in _workers(dask_client), 120)
             Event("dask-release", client=dask_client).set()
             thread.join(timeout=300)
             assert not thread.is_alive()
@@ -186,7 +184,7 @@ def test_a_killed_driver_resumes_to_the_same_store(archive, one_machine, tmp_pat
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                                 start_new_session=True)
         try:
-            assert _wait_for(lambda: _saved_progress(state) or proc.poll() is not None, 120)
+            assert wait_for(lambda: saved_progress(state) or proc.poll() is not None, 120)
             killed = proc.poll() is None
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
@@ -350,7 +348,7 @@ def test_ctrl_c_stops_a_local_cluster_run_without_the_workers_tracebacks(tmp_pat
         return True
 
     try:
-        assert _wait_for(reader_is_there, 120) and writer, "the cluster never read its input"
+        assert wait_for(reader_is_there, 120) and writer, "the cluster never read its input"
         os.write(writer[0], b'{"type": "track", "event": "Product Viewed"}\n')
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=120)

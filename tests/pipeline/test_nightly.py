@@ -15,8 +15,7 @@ import sys
 
 import orjson
 import pytest
-from helpers import MISTAKES, SAMPLES, invoke, ndjson
-from test_state import _archive, _wait_for, _write_gz
+from helpers import MISTAKES, SAMPLES, invoke, ndjson, wait_for, write_archive, write_gz
 
 from recombee_cli.errors import ConfigError
 from recombee_cli.mapping.compile import compile_config
@@ -72,7 +71,7 @@ def _clean_store(sources) -> dict:
 # -- 1. failed events are not forgotten ---------------------------------------------------------
 
 def test_a_file_with_failed_events_stays_pending_and_the_next_run_delivers_them(tmp_path):
-    paths = _archive(tmp_path / "in", 2, 300, seed=21)
+    paths = write_archive(tmp_path / "in", 2, 300, seed=21)
     expected = _clean_store(expand_inputs(paths))
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN, faults=Faults(p_sub_5xx=0.3, seed=4)) as emu:
@@ -91,7 +90,7 @@ def test_a_file_with_failed_events_stays_pending_and_the_next_run_delivers_them(
 
 
 def test_status_shows_a_file_with_failures_as_not_done_and_why(tmp_path):
-    paths = _archive(tmp_path / "in", 1, 200, seed=22)
+    paths = write_archive(tmp_path / "in", 1, 200, seed=22)
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN, faults=Faults(p_sub_5xx=1.0)) as emu:
         _replay(emu, expand_inputs(paths), state, retry=QUICK_GIVE_UP)
@@ -105,7 +104,7 @@ def test_status_shows_a_file_with_failures_as_not_done_and_why(tmp_path):
 # -- 2. unreadable inputs stay pending ----------------------------------------------------------
 
 def test_a_file_that_cannot_be_opened_stays_pending_and_is_read_once_it_can_be(tmp_path):
-    (path,) = _archive(tmp_path / "in", 1, 150, seed=23)
+    (path,) = write_archive(tmp_path / "in", 1, 150, seed=23)
     allowed = {"yes": False}
 
     def opener():   # permission denied until the operator fixes it (root ignores chmod, so say it here)
@@ -137,7 +136,7 @@ def test_an_unreadable_input_fails_the_run_whatever_fail_on_says():
 
 def test_the_same_file_under_another_spelling_is_not_sent_again(tmp_path, monkeypatch):
     folder = tmp_path / "exports"
-    (path,) = _archive(folder, 1, 120, seed=24)
+    (path,) = write_archive(folder, 1, 120, seed=24)
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN) as emu:
         monkeypatch.chdir(folder)
@@ -150,7 +149,7 @@ def test_the_same_file_under_another_spelling_is_not_sent_again(tmp_path, monkey
 
 
 def test_a_state_file_of_schema_1_is_read_with_its_files_done(tmp_path, monkeypatch):
-    (path,) = _archive(tmp_path / "in", 1, 50, seed=25)
+    (path,) = write_archive(tmp_path / "in", 1, 50, seed=25)
     st = os.stat(path)
     old = tmp_path / "old.sqlite"
     db = sqlite3.connect(old)
@@ -182,7 +181,7 @@ def test_a_rerun_does_not_write_the_same_reject_twice(tmp_path):
                           "timestamp": "2024-01-01T00:00:00Z"},
                          {"type": "page", "name": "Third Page", "userId": "u3",
                           "timestamp": "2024-01-01T00:00:00Z"}]}]
-    path = _write_gz(tmp_path / "e.gz", events)
+    path = write_gz(tmp_path / "e.gz", events)
     rejects = tmp_path / "rejects.ndjson"
     for _ in range(3):   # --reprocess, or a resume that reads the same lines again
         result = invoke(["replay", "--dry-run", "--rejects", str(rejects), path])
@@ -268,7 +267,7 @@ def test_fail_on_lets_a_nightly_job_accept_invalid_events(tmp_path):
     events = [{"type": "page", "name": "Home Page", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z"},
               {"type": "track", "event": "Product Viewed", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z",
                "properties": {"product_id": "p1"}}]
-    path = _write_gz(tmp_path / "e.gz", events)
+    path = write_gz(tmp_path / "e.gz", events)
     default = invoke(["replay", "--dry-run", "--quiet", path])
     relaxed = invoke(["replay", "--dry-run", "--quiet", "--fail-on", "failed", path])
     config = tmp_path / "c.toml"
@@ -298,7 +297,7 @@ def _progress_saved(state) -> bool:
 
 
 def test_sigterm_saves_the_checkpoint_and_exits_143(tmp_path):
-    paths = _archive(tmp_path / "in", 2, 2000, seed=26)
+    paths = write_archive(tmp_path / "in", 2, 2000, seed=26)
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN, latency=2000) as emu:   # 40 calls of 2 s on 4 lanes: it cannot finish first
         proc = subprocess.Popen(
@@ -306,7 +305,7 @@ def test_sigterm_saves_the_checkpoint_and_exits_143(tmp_path):
              "--database-id", DB, "--state", str(state), "--batch-size", "100", *paths],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
-        assert _wait_for(lambda: _progress_saved(state) or proc.poll() is not None)
+        assert wait_for(lambda: _progress_saved(state) or proc.poll() is not None)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -320,7 +319,7 @@ def test_sigterm_saves_the_checkpoint_and_exits_143(tmp_path):
 
 def test_every_option_can_come_from_the_environment_and_help_says_so(tmp_path):
     events = [{"type": "page", "name": "Home Page", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z"}]
-    path = _write_gz(tmp_path / "e.gz", events)
+    path = write_gz(tmp_path / "e.gz", events)
     result = invoke(["replay", path], env={"RECOMBEE_CLI_REPLAY_DRY_RUN": "1", "RECOMBEE_CLI_REPLAY_FAIL_ON": "none"})
     assert result.exit_code == 0, result.stderr   # a dry run without a token, failing on nothing
     help_text = invoke(["replay", "--help"]).stdout
@@ -370,7 +369,7 @@ def _closed_port() -> int:
 
 def test_after_an_outage_status_shows_the_file_pending_and_the_next_run_delivers_it(tmp_path):
     """The issue's own example: --base-uri to a refused port with --state, then a healthy night."""
-    paths = _archive(tmp_path / "in", 1, 300, seed=27)
+    paths = write_archive(tmp_path / "in", 1, 300, seed=27)
     state = tmp_path / "s.sqlite"
     args = ["replay", "--allow-http", "--database-id", DB, "--state", str(state), "--batch-size", "100", *paths]
     env = {**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN}
@@ -409,7 +408,7 @@ def test_since_skips_day_folders_received_before_it_and_says_so(tmp_path):
     old_day, new_day = "1704067200000", "1706745600000"   # 2024-01-01 and 2024-02-01, UTC midnights
     for day, stamp in ((old_day, "2024-01-01T10:00:00Z"), (new_day, "2024-02-01T10:00:00Z")):
         (source / day).mkdir(parents=True)
-        _write_gz(source / day / "part.gz", [{"type": "track", "event": "Product Viewed", "userId": "u1",
+        write_gz(source / day / "part.gz", [{"type": "track", "event": "Product Viewed", "userId": "u1",
                                                "timestamp": stamp, "properties": {"product_id": "p1"}}])
     report = tmp_path / "r.json"
     result = invoke(["replay", "--dry-run", "--since", "2024-01-15", "--report", str(report), str(source)])

@@ -41,7 +41,7 @@ from recombee_cli.segment.mappingkit import (
     validate_mapping,
 )
 
-VECTORS_FILE = Path(__file__).parent / "conformance" / "mapping-kit.json"
+VECTORS_FILE = Path(__file__).resolve().parents[1] / "conformance" / "mapping-kit.json"
 DATA = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
 
 # Liquid vectors whose LiquidJS output python-liquid cannot reproduce: {vector source: (reason,

@@ -388,7 +388,7 @@ def test_a_refusal_for_good_is_final_the_file_is_done_and_status_lists_it(tmp_pa
     `status` lists the refusals, and the next run has nothing to send."""
     state = tmp_path / "state.sqlite"
     env = {**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN}
-    samples = str(Path(__file__).resolve().parent.parent / "sample_events")
+    samples = str(Path(__file__).resolve().parents[2] / "sample_events")
     with Emulator(DB, TOKEN, faults=Faults(p_sub_400=1.0, limit=2)) as emu:
         first = _cli(emu, state, "--report", str(tmp_path / "r.json"), samples)
         assert emu.stats.faults["sub_400"] == 2

@@ -21,7 +21,7 @@ from recombee_cli.segment.mappingkit import resolve
 from recombee_cli.segment.timestamps import AFTER_YEAR_9999, to_epoch_seconds
 from recombee_cli.segment.triggers import compile_trigger
 
-VECTORS = json.loads((Path(__file__).parent / "conformance" / "js-number.json").read_text(encoding="utf-8"))
+VECTORS = json.loads((Path(__file__).resolve().parents[1] / "conformance" / "js-number.json").read_text(encoding="utf-8"))
 STRINGS = [(v["input"], v["number"]) for v in VECTORS["strings"]]
 IDS = [json.dumps(s) for s, _ in STRINGS]
 

@@ -8,18 +8,18 @@ Everything on 127.0.0.1 with real sockets and signatures; the emulator's fault d
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import orjson
 import pytest
+from helpers import RETRY, history
 
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.replay import run
 from recombee_cli.recombee.batching import Item, SendQueue
-from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
+from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.record.recorder import Recorder
@@ -30,45 +30,6 @@ from recombee_cli.sources.reader import Line, expand_inputs
 
 DB = "order-db"
 TOKEN = "order-secret-token-5b20"
-RETRY = RetryPolicy(max_attempts=40, base_delay=0.005, max_delay=0.05, max_total=120)
-
-
-def history(count: int, seed: int, people: int = 60, products: int = 40) -> list[dict]:
-    """Segment events of `people` visitors: each browses as `anon-N` until an alias merges it
-    into `user-N`; afterwards most events carry the user id, some only the old anonymous id
-    (which Recombee then knows as a new, separate user), and aliases repeat."""
-    rng = random.Random(seed)
-    clock = datetime(2024, 3, 1, tzinfo=UTC)
-    merged: set[int] = set()
-    events = []
-    for _ in range(count):
-        clock += timedelta(milliseconds=rng.randint(1, 2000))
-        stamp = clock.strftime("%Y-%m-%dT%H:%M:%S.") + f"{clock.microsecond // 1000:03d}Z"
-        person = rng.randrange(people)
-        anon, known = f"anon-{person}", f"user-{person}"
-        roll = rng.random()
-        if roll < 0.03:
-            events.append({"type": "alias", "previousId": anon, "userId": known, "timestamp": stamp})
-            merged.add(person)
-            continue
-        who = {"anonymousId": anon}
-        if person in merged and rng.random() < 0.6:
-            who["userId"] = known
-        product = f"p{rng.randrange(products)}"
-        if roll < 0.45:
-            event = {"event": "Product Viewed", "properties": {"product_id": product}}
-        elif roll < 0.65:
-            event = {"event": "Product Added to Wishlist", "properties": {"product_id": product}}
-        elif roll < 0.8:   # a delete of that exact bookmark (Segment deletes use properties.timestamp)
-            event = {"event": "Product Removed from Wishlist", "properties": {"product_id": product}}
-        elif roll < 0.9:
-            event = {"event": "Product Added", "properties": {"product_id": product, "price": 3}}
-        else:              # no timestamp in properties: every cart addition of the pair goes
-            event = {"event": "Product Removed", "properties": {"product_id": product}}
-        events.append({"type": "track", **event, **who, "timestamp": stamp})
-    return events
-
-
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     events = history(4_000, seed=9)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from helpers import DATA, MISTAKES, invoke, ndjson
-from test_state import _wait_for
+from test_state import wait_for
 
 from recombee_cli import translate_event
 from recombee_cli.errors import ExportError
@@ -519,7 +519,7 @@ def test_sigterm_stops_an_export_with_143_and_leaves_nothing(tmp_path):
         return True
 
     try:
-        assert _wait_for(reading, 120) and writer, "the export never read its input"
+        assert wait_for(reading, 120) and writer, "the export never read its input"
         os.write(writer[0], (MISTAKES / "hand-written.ndjson").read_bytes())
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
