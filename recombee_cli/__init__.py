@@ -29,14 +29,14 @@ from recombee_cli.errors import ConfigError, MappingError, PayloadInvalid, Recom
 
 __all__ = [
     "__version__", "compile_trigger", "resolve_mapping", "translate_event", "load_translator",
-    "DaskSession", "ReplaySession", "make_sender", "expand_inputs",
+    "DaskSession", "ReplaySession", "ExportSession", "make_sender", "expand_inputs",
     "ConfigError", "MappingError", "PayloadInvalid", "RecombeeCliError", "TriggerSyntaxError",
 ]
 
 
 def __getattr__(name: str):
     """The Python API's heavier names, imported when first used: `DaskSession` (dask is an extra),
-    `ReplaySession`, `make_sender` (httpx) and `expand_inputs`."""
+    `ReplaySession`, `ExportSession`, `make_sender` (httpx) and `expand_inputs`."""
     if name == "DaskSession":
         from recombee_cli.pipeline.cluster import DaskSession
 
@@ -45,6 +45,10 @@ def __getattr__(name: str):
         from recombee_cli.pipeline.session import ReplaySession
 
         return ReplaySession
+    if name == "ExportSession":   # the library's export: the same run into files (sinks.files)
+        from recombee_cli.pipeline.session import ExportSession
+
+        return ExportSession
     if name == "make_sender":   # the sender a ReplaySession sends with (httpx loads only now)
         from recombee_cli.pipeline.connect import make_sender
 

@@ -28,13 +28,7 @@ from recombee_cli.cli.environment import Command, Environment, log_json, say
 from recombee_cli.cli.exits import Abort, ExitCode, Terminated, exit_codes_help
 from recombee_cli.errors import ExportWriteError
 from recombee_cli.mapping.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
-from recombee_cli.pipeline.engines import InlineEngine, Reading
-from recombee_cli.pipeline.parallel import TranslatorPool
-from recombee_cli.pipeline.replay import collector_for_streaming, run
-from recombee_cli.record.recorder import Recorder
-from recombee_cli.record.rejects import RejectsWriter
-from recombee_cli.record.report import RunReport
-from recombee_cli.segment.actions import recombee_id_rule
+from recombee_cli.pipeline.session import ExportSession
 from recombee_cli.sinks.files import DEFAULT_PART_ROWS, ExportSink, FileExporter
 from recombee_cli.sinks.formats import FORMATS
 
@@ -113,42 +107,27 @@ def export(env: Environment, inputs, config_path, output, format_name, gzip_part
     sources, _ = inputs_of(env, inputs, since, until, quiet, (*exclude, *config.replay.exclude))
     check_writable(report_path, "--report")
     fmt = FORMATS[format_name](anonymous_ids=anonymous_ids)
-    files = FileExporter(output, fmt, gzip=gzip_parts, part_rows=part_rows, overwrite=overwrite)
-    sink = ExportSink(fmt, files)
+    sink = ExportSink(fmt, FileExporter(output, fmt, gzip=gzip_parts, part_rows=part_rows, overwrite=overwrite))
     if (workers or 1) > 1 and dedupe:
         say(env, "warning", "--dedupe needs every event in input order: translating in one process")
         workers = 1
-    workers = workers_for(workers, sources, dedupe=dedupe)
-    # The format's contract decides what is valid, not Recombee's ID rule (a page named "Search
-    # Results" is a fine ItemId): off for this export, in this process and the workers it forks.
-    with recombee_id_rule(fmt.recombee_ids):
-        engine = TranslatorPool(translator, workers, window_filter=window_filter) if workers > 1 else \
-            InlineEngine(translator, window_filter=window_filter, dedupe=deduplicator)
-        rejects_path = rejects_path or config.replay.rejects
-        rejects = RejectsWriter(rejects_path) if rejects_path else None
-        observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
-        report = RunReport()
-        try:
-            with sigterm_stops_like_ctrl_c(), observer, collector_for_streaming():
-                run(sources, translator, sink, engine=engine, recorder=Recorder(report, rejects), observer=observer,
-                    reading=Reading(max_line_bytes=max_line_bytes, warn=warner(env, quiet)))
-        except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM (Terminated): each its own exit code
-            raise Abort(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}; nothing was "
-                        f"exported (its temporary files are removed)",
-                        ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED) from None
-        except ExportWriteError as exc:
-            raise Abort(f"{exc}; nothing was exported (its temporary files are removed)", ExitCode.ABORTED) from None
-        finally:
-            if rejects:
-                rejects.close()
-            engine.close()
-    manifest = files.manifest
-    assert manifest is not None   # close() wrote it: the run ended without an error
-    report.extra["rows_written"] = manifest["rows"]
-    report.extra["files_written"] = len(manifest["files"])
-    report.extra["export"] = {"output": output, "format": format_name,
-                              "rows": {t: v["rows"] for t, v in manifest["tables"].items()},
-                              "files": manifest["files"]}
+    rejects_path = rejects_path or config.replay.rejects
+    observer = ui.make_observer(env.stderr, quiet=quiet or env.log_json, total_bytes=total_bytes(sources))
+    session = ExportSession(translator, sink, workers=workers_for(workers, sources, dedupe=dedupe),
+                            rejects_path=rejects_path, window_filter=window_filter, dedupe=deduplicator,
+                            max_line_bytes=max_line_bytes, observer=observer, warn=warner(env, quiet))
+    session.open()   # the workers fork here, before the progress display and the SIGTERM handler
+    try:
+        with sigterm_stops_like_ctrl_c(), observer:
+            report = session.run(sources)
+    except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM (Terminated): each its own exit code
+        raise Abort(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}; nothing was "
+                    f"exported (its temporary files are removed)",
+                    ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED) from None
+    except ExportWriteError as exc:
+        raise Abort(f"{exc}; nothing was exported (its temporary files are removed)", ExitCode.ABORTED) from None
+    manifest = session.manifest
+    assert manifest is not None   # the session committed the files: the run ended without an error
     write_report(report_path, report)
     warn_what_was_read(env, report, translator)
     if env.log_json:

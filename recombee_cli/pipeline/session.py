@@ -9,6 +9,8 @@ progress, the summary, the exit code (the caller's observer and report printing)
 
     >>> session = ReplaySession(translator, DryRunPrinter(sys.stdout.buffer))
     >>> report = session.run(expand_inputs(["exports/"]))
+
+`ExportSession` is the same lifecycle for `export`: a replay into a file export, with no state.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from recombee_cli.errors import RecombeeCliError, ReprocessRefused, StateWriteError
@@ -23,12 +26,15 @@ from recombee_cli.mapping.filters import Deduplicator
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import DEFAULT_FAIL_ON
 from recombee_cli.pipeline.engines import CHUNK_LINES, Engine, InlineEngine, Reading
+from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import Observer, collector_for_streaming, run
 from recombee_cli.record.checkpoints import Checkpoints
 from recombee_cli.record.recorder import Recorder
 from recombee_cli.record.rejects import RejectsWriter
 from recombee_cli.record.report import RunReport
 from recombee_cli.record.state import StateStore, default_rejects_path, describe_command
+from recombee_cli.segment.actions import recombee_id_rule
+from recombee_cli.sinks.files import ExportSink
 from recombee_cli.sinks.protocol import Sink
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, Source
 
@@ -52,11 +58,11 @@ def read_database_types(translator: Translator, sink: Sink, warn: Warn = _quiet,
     401/403 raises (nothing was sent); a list that cannot be read after three tries (429, 5xx, no
     answer, a malformed one) is warned about and the types stay unknown, as before: such values
     then fail with Recombee's answer."""
-    from recombee_cli.recombee.client import CallFailed, Retryable
-
     list_properties = getattr(getattr(sink, "client", None), "list_properties", None)
     if not translator.sets_values or list_properties is None:
         return
+    from recombee_cli.recombee.client import CallFailed, Retryable  # (httpx: only with a client)
+
     types: dict[str, dict[str, str]] = {}
     for entity in ("users", "items"):
         for attempt in range(3):
@@ -265,3 +271,66 @@ class ReplaySession:
         if self.store is not None:
             self.store.close()
             self.store = None
+
+
+class ExportSession(ReplaySession):
+    """One export (`recombee-cli export`): a replay into an `ExportSink`, with the same reading,
+    translation, outcome counting, rejects and report, and the same account of an error or Ctrl-C
+    (the sink removes what it wrote). An export keeps no state: it is written whole or not at all
+    (the `FileExporter` renames its parts only at the end), so there is nothing to skip or resume.
+
+    What it adds to a replay: the format's contract decides what an ID may hold, not Recombee's
+    rule (`recombee_id_rule` is off from `open()` to the end of `run()`, in this process and in the
+    `workers` translating processes it forks under it), and once the files are committed the
+    report's `rows_written`, `files_written` and `export` (rows per table, every file).
+
+        >>> fmt = RecoInteractions()
+        >>> sink = ExportSink(fmt, FileExporter("out/", fmt))
+        >>> report = ExportSession(translator, sink, workers=2).run(expand_inputs(["exports/"]))"""
+
+    def __init__(self, translator: Translator, sink: ExportSink, *, workers: int = 1,
+                 rejects_path: str | None = None, window_filter: Any = None, dedupe: Deduplicator | None = None,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, observer: Observer | None = None,
+                 warn: Warn = _quiet):
+        super().__init__(translator, sink, dry_run=False, rejects_path=rejects_path, window_filter=window_filter,
+                         dedupe=dedupe, max_line_bytes=max_line_bytes, observer=observer, warn=warn)
+        self.export, self.workers = sink, workers
+        self._held = ExitStack()   # the format's ID rule and the workers, from open() to the end of run()
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        """What the export wrote (`_manifest.json`), once committed."""
+        return self.export.files.manifest
+
+    def open(self) -> None:
+        """The format's ID rule, the translating processes forked under it (before any thread or
+        signal handler of the caller's: open before showing progress), then the rejects file."""
+        if self.opened:
+            return
+        held = self._held
+        try:
+            held.enter_context(recombee_id_rule(self.export.format.recombee_ids))
+            if self.workers > 1:
+                pool = TranslatorPool(self.translator, self.workers, window_filter=self.window_filter)
+                held.callback(pool.close)
+                self.engine = pool
+            super().open()
+        except BaseException:
+            held.close()
+            raise
+
+    def run(self, sources: Sequence[Source], *, skipped_folders: int = 0) -> RunReport:
+        try:
+            report = super().run(sources, skipped_folders=skipped_folders)
+        finally:
+            self._held.close()   # the workers stopped, Recombee's ID rule back as it was
+        manifest = self.manifest
+        assert manifest is not None   # committed: the run ended without an error
+        # (an export's report has never counted rejects already in the file: it says what it wrote)
+        report.extra.pop("rejects_already_recorded", None)
+        report.extra["rows_written"] = manifest["rows"]
+        report.extra["files_written"] = len(manifest["files"])
+        report.extra["export"] = {"output": self.export.files.directory, "format": self.export.format.name,
+                                  "rows": {t: v["rows"] for t, v in manifest["tables"].items()},
+                                  "files": manifest["files"]}
+        return report

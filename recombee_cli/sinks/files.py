@@ -1,10 +1,12 @@
-"""What every file export shares: the row format interface, the column rules, and the writer of
-parts (temporary names, bounded size, optional gzip, rename, manifest, `_SUCCESS` last).
+"""What every file export shares: the writer of parts (temporary names, bounded size, optional
+gzip, rename, manifest, `_SUCCESS` last) and the sink.
 
-A format is a `RowFormat`: its columns (each with the rules its contract gives) and how one
-Recombee request becomes one row in one table (a folder of parts). `ExportSink` is the pipeline's
-third sink: it hands each request to the format and each row to a `FileExporter`, and answers each
-request as written (200), refused by a column rule (`REFUSED`, the event is invalid) or not
+Which rows a request becomes is a format's (`sinks.rows.RowFormat`: its columns, their rules and
+`convert`; `sinks.formats.FORMATS`); how rows are written is an encoder's (`sinks.protocol.Encoder`:
+CSV in `sinks.encoders.csv`; `sinks.formats.ENCODERS`). `FileExporter` writes what the encoder
+gives, whatever it is. `ExportSink` is the pipeline's third sink: it hands each request to the
+format and each row to the encoder and the `FileExporter`, and answers each request as written
+(200), refused by a column rule or the encoding (`REFUSED`, the event is invalid) or not
 representable in the format (`NOT_REPRESENTABLE`, counted as filtered).
 
 No click, no rich: the command line wires this; tests and other programs can use it directly.
@@ -12,14 +14,10 @@ No click, no rich: the command line wires this; tests and other programs can use
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from functools import partial
 from typing import Any, BinaryIO
 
@@ -28,8 +26,11 @@ import orjson
 from recombee_cli.errors import ExportError, ExportWriteError
 from recombee_cli.outcomes import NOT_REPRESENTABLE, REFUSED
 from recombee_cli.private import FOLDER_MODE, make_folders, open_private
-from recombee_cli.segment.jsvalues import js_string, js_utf16_len
-from recombee_cli.sinks.protocol import ChunkTicket, EventTicket, LocalSink, Ticket
+from recombee_cli.sinks.protocol import ChunkTicket, Encoder, EventTicket, LocalSink, Ticket
+from recombee_cli.sinks.rows import Column as Column  # (also named here: tests and scripts import them so)
+from recombee_cli.sinks.rows import NotRepresentable, Refused, RowFormat
+from recombee_cli.sinks.rows import format_datetime as format_datetime
+from recombee_cli.sinks.rows import format_double as format_double
 from recombee_cli.sources.decode import decode
 from recombee_cli.sources.reader import Line
 
@@ -39,180 +40,6 @@ SUCCESS = "_SUCCESS"
 _PART_NAME = re.compile(r"^part-\d+\.")          # a finished part of some export
 _TEMP_NAME = re.compile(r"^\.part-\d+\..*\.tmp$")  # a part still being written (or left by a crash)
 _FLUSH_ROWS = 2048
-
-
-class Refused(Exception):
-    """A value breaks its column's rule and the rule says "drop entry": the row is not written."""
-
-
-class NotRepresentable(Exception):
-    """The request has no row in this format (a merge of two users, say)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Columns and their rules
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a contract: its type, its length limit, and what an invalid value does.
-
-    kind: "string" (length counted in UTF-16 code units, as .NET and JavaScript count), "double",
-    "datetime" (epoch seconds in, ISO 8601 UTC with milliseconds out) or "bool" (True/False).
-    on_invalid: "drop" (the whole row is refused) or "trim" (a too-long string is cut)."""
-
-    name: str
-    kind: str = "string"
-    max_length: int | None = None
-    required: bool = False
-    on_invalid: str = "drop"
-    allowed: tuple[str, ...] = ()     # the only values accepted (besides empty)
-    forbidden: tuple[str, ...] = ()   # values the consumer fails on
-
-    def cell(self, value: Any) -> str:
-        """The column's text for `value` (None or "" is empty: the contract's default applies)."""
-        if value is None or value == "":
-            if self.required:
-                raise Refused(f"{self.name} is empty but required")
-            return ""
-        kind = self.kind
-        if kind == "string":
-            return self._string(value)
-        if kind == "double":
-            return format_double(value, self.name)
-        if kind == "datetime":
-            return format_datetime(value, self.name)
-        if kind == "bool":
-            if type(value) is not bool:
-                raise Refused(f"{self.name} is not a boolean")
-            return "True" if value else "False"
-        raise AssertionError(kind)
-
-    def _string(self, value: Any) -> str:
-        if isinstance(value, str):
-            text = value
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = js_string(value)
-        else:
-            raise Refused(f"{self.name} is not a string")
-        if self.max_length is not None:
-            length = js_utf16_len(text)
-            if length > self.max_length:
-                if self.on_invalid != "trim":
-                    raise Refused(f"{self.name} is longer than {self.max_length} characters ({length})")
-                text = trim_utf16(text, self.max_length)
-        if self.allowed and text not in self.allowed:
-            raise Refused(f"{self.name} {text[:40]!r} is not one of {', '.join(self.allowed)}")
-        if text in self.forbidden:
-            raise Refused(f"{self.name} {text!r} is not allowed (the consumer fails on it)")
-        return text
-
-
-def trim_utf16(text: str, units: int) -> str:
-    """The longest prefix of `text` of at most `units` UTF-16 code units (no pair split)."""
-    if text.isascii():
-        return text[:units]
-    out, used = [], 0
-    for char in text:
-        size = 2 if ord(char) > 0xFFFF else 1
-        if used + size > units:
-            break
-        out.append(char)
-        used += size
-    return "".join(out)
-
-
-def format_double(value: Any, name: str = "value") -> str:
-    """Shortest round-trip decimal, always with a point, never an exponent: 2 -> 2.0, 1e-7 ->
-    0.0000001. Any culture-invariant parser reads it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Refused(f"{name} is not a number")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise Refused(f"{name} is out of the double range") from None
-    if not math.isfinite(number):
-        raise Refused(f"{name} is not a finite number")
-    text = repr(number)
-    if "e" in text:
-        text = format(Decimal(text), "f")
-        if "." not in text:
-            text += ".0"
-    return text
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def format_datetime(seconds: Any, name: str = "TimeStamp") -> str:
-    """Epoch seconds -> ISO 8601 UTC with milliseconds, e.g. 2024-03-01T06:42:07.728Z."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-        raise Refused(f"{name} is not a time")
-    try:
-        moment = _EPOCH + timedelta(milliseconds=round(seconds * 1000))
-    except OverflowError:
-        raise Refused(f"{name} is outside the years 1-9999") from None
-    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
-            f"{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
-
-
-# ---------------------------------------------------------------------------------------------
-# Formats
-
-EventLookup = Callable[[], "dict[str, Any] | None"]
-
-
-class RowFormat:
-    """A file format: the columns in file order, the tables (one folder each), and how a request
-    becomes a row. A new format is a subclass with its columns and `convert`; the CSV encoding and
-    every column rule are shared."""
-
-    name: str = ""                     # the --format value
-    entity: str = ""                   # what the contract calls the data (named in reasons)
-    extension: str = "csv"
-    delimiter: str = ","
-    columns: tuple[Column, ...] = ()
-    tables: tuple[str, ...] = ()
-    entity_folder: str = ""            # the parts go in <table>/<entity_folder>/ ("": in <table>/)
-    recombee_ids: bool = True          # False: the contract's rules only, not Recombee's ID rule
-
-    def __init__(self, *, anonymous_ids: bool = False):
-        # True: an event with no userId keeps its anonymousId as the row's user (for formats
-        # whose contract has a way to say "anonymous", which is otherwise used)
-        self.anonymous_ids = anonymous_ids
-
-    def root_files(self, table: str) -> dict[str, bytes]:
-        """Files a table's folder holds beside its parts (name -> content), written at commit."""
-        return {}
-
-    def convert(self, request: dict[str, Any], event: EventLookup) -> tuple[str, dict[str, Any]]:
-        """(table, {column name: value}) for one Recombee request; `event()` gives the Segment
-        event it came from, decoded only when called. Raises Refused or NotRepresentable."""
-        raise NotImplementedError
-
-    def row(self, request: dict[str, Any], event: EventLookup) -> tuple[str, bytes]:
-        table, values = self.convert(request, event)
-        return table, self.encode(values)
-
-    def encode(self, values: dict[str, Any]) -> bytes:
-        """One line: every column's rule applied, RFC 4180 quoting, UTF-8, "\\n" at the end."""
-        delimiter = self.delimiter
-        cells = []
-        for column in self.columns:
-            text = column.cell(values.get(column.name))
-            if delimiter in text or '"' in text or "\n" in text or "\r" in text or text[:1].isspace() \
-                    or text[-1:].isspace():
-                text = '"' + text.replace('"', '""') + '"'
-            cells.append(text)
-        try:
-            return (delimiter.join(cells) + "\n").encode("utf-8")
-        except UnicodeEncodeError:
-            raise Refused("a value is not valid Unicode (a lone surrogate)") from None
-
-    def describe(self) -> dict[str, Any]:
-        """What the manifest says about the files' layout."""
-        return {"format": self.name, "entity": self.entity, "columns": [c.name for c in self.columns],
-                "header": False, "delimiter": self.delimiter, "quoting": "RFC 4180 (only where needed)",
-                "encoding": "utf-8", "line_end": "\\n"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,7 +71,9 @@ class _Part:
 
 
 class FileExporter:
-    """Writes rows into `directory/<table>/part-NNNNN.<ext>[.gz]`, at most `part_rows` rows each.
+    """Writes rows into `directory/<table>/part-NNNNN.<suffix>[.gz]`, at most `part_rows` rows each,
+    as `encoder` gives them (default: the format's own, `fmt.encoding`): its header starts every
+    part, its `root_files` go beside each table's parts, its words go in the manifest.
 
     Every part is written as `.part-NNNNN.<ext>[.gz].tmp` and renamed only by `commit()`, once all
     of them are complete; then `_manifest.json` (row counts per file) and last an empty `_SUCCESS`.
@@ -254,15 +83,17 @@ class FileExporter:
     The folder must be empty or new; with `overwrite`, what an earlier export wrote there (parts,
     temporary parts, manifest, `_SUCCESS`) is replaced at commit and nothing else is touched."""
 
-    def __init__(self, directory: str, fmt: RowFormat, *, gzip: bool = False,
+    def __init__(self, directory: str, fmt: RowFormat, *, encoder: Encoder | None = None, gzip: bool = False,
                  part_rows: int = DEFAULT_PART_ROWS, overwrite: bool = False):
         if part_rows < 1:
             raise ExportError("the part size must be at least 1 row")
         self.directory = directory
         self.format = fmt
+        self.encoder = encoder if encoder is not None else fmt.encoding(fmt)
         self.gzip = gzip
         self.part_rows = part_rows
-        self.suffix = f".{fmt.extension}" + (".gz" if gzip else "")
+        self.suffix = f".{self.encoder.suffix}" + (".gz" if gzip else "")
+        self._header = self.encoder.header()
         self._open: dict[str, _Part] = {}
         self._closed: list[_Part] = []
         self._renamed: list[str] = []
@@ -307,7 +138,7 @@ class FileExporter:
             for folder in dict.fromkeys((self._parts_folder(table), os.path.join(self.directory, table))):
                 if os.path.isdir(folder):
                     found += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if pattern.match(n)]
-            for name in self.format.root_files(table):
+            for name in self.encoder.root_files(table):
                 path = os.path.join(self.directory, table, f".{name}.tmp" if temporary else name)
                 if os.path.isfile(path):
                     found.append(path)
@@ -350,7 +181,10 @@ class FileExporter:
             fh = open_private(temp, "wb")
         except OSError as exc:
             raise ExportWriteError(f"cannot write {temp}: {exc.strerror or exc}") from None
-        return _Part(table, number, temp, final, fh, self.gzip)
+        part = _Part(table, number, temp, final, fh, self.gzip)
+        if self._header:
+            part.pending.append(self._header)
+        return part
 
     def _finish_part(self, part: _Part) -> None:
         del self._open[part.table]
@@ -385,12 +219,12 @@ class FileExporter:
             self.files.append({"path": os.path.relpath(part.final, self.directory), "table": part.table,
                                "rows": part.rows, "bytes": os.path.getsize(part.final)})
         for table in sorted({p.table for p in self._closed}):   # a folder per table with rows
-            for name, data in self.format.root_files(table).items():
+            for name, data in self.encoder.root_files(table).items():
                 self._write_small(os.path.join(table, name), data)
                 self._root_files.append(os.path.join(self.directory, table, name))
         self._sync(self.directory, *{os.path.dirname(p.final) for p in self._closed},
                    *{os.path.join(self.directory, p.table) for p in self._closed})
-        self.manifest = {**self.format.describe(),
+        self.manifest = {**self.format.describe(self.encoder.describe()),
                          "compression": "gzip" if self.gzip else None,
                          "part_rows": self.part_rows,
                          "rows": sum(self.rows.values()),
@@ -445,7 +279,7 @@ class FileExporter:
         for path in self._renamed + self._root_files:
             self._remove_quietly(path)
         for table in self.format.tables:
-            for name in self.format.root_files(table):
+            for name in self.encoder.root_files(table):
                 self._remove_quietly(os.path.join(self.directory, table, f".{name}.tmp"))
         names = [f".{MANIFEST}.tmp", f".{SUCCESS}.tmp"] + ([MANIFEST] if self.committing else [])
         for name in names:   # once committing, an earlier export's manifest is already gone
@@ -487,16 +321,17 @@ class _Event:
 
 
 class ExportSink(LocalSink):
-    """The third sink: each request becomes a row of `fmt` written through `files`. A request is
-    answered 200 when its row is written, `REFUSED` (with the rule's reason) when a column rule
-    drops it, `NOT_REPRESENTABLE` when the format has no such row. Property definitions have no
-    row in an export (not counted). Nothing runs in the background; `drain` removes the export's
-    temporary files."""
+    """The third sink: each request becomes a row of `fmt`, encoded by the encoder of `files` and
+    written through it. A request is answered 200 when its row is written, `REFUSED` (with the
+    rule's reason) when a column rule or the encoding drops it, `NOT_REPRESENTABLE` when the
+    format has no such row. Property definitions have no row in an export (not counted). Nothing
+    runs in the background; `drain` removes the export's temporary files."""
 
     def __init__(self, fmt: RowFormat, files: FileExporter):
         super().__init__()
         self.format = fmt
         self.files = files
+        self.encode = files.encoder.encode
         self.refused = 0
         self.not_representable = 0
 
@@ -522,7 +357,8 @@ class ExportSink(LocalSink):
     def _one(self, request: dict[str, Any] | bytes, event: _Event, codes: list[int], messages: list[str | None],
              i: int) -> None:
         try:
-            table, line = self.format.row(orjson.loads(request) if isinstance(request, bytes) else request, event)
+            table, row = self.format.values(orjson.loads(request) if isinstance(request, bytes) else request, event)
+            line = self.encode(row)
         except Refused as exc:
             codes[i], messages[i] = REFUSED, f"{self.format.entity} drops the entry: {exc}"
             self.refused += 1

@@ -1,6 +1,6 @@
 """The sink interface: where built requests go. The dry-run printers (sinks.printer), the file
 export (sinks.files) and the Recombee sender (recombee.sender) implement `Sink`, so the pipeline
-does not know which one it feeds.
+does not know which one it feeds. (And `Encoder`, at the end: how the file export writes rows.)
 
 The pipeline hands a sink tickets in input order: an `EventTicket` (one event's requests) or a
 `ChunkTicket` (the requests of a chunk of lines, as the translate stage gives them). The sink
@@ -220,3 +220,28 @@ class LocalSink:
 
     def keep_answers(self, journal: AnswerJournal) -> None:
         """No database, nothing to record."""
+
+
+class Encoder(Protocol):
+    """How a file export writes rows (`sinks.files.FileExporter`): CSV today (`sinks.encoders.csv`).
+    An encoder is made for one format (`Encoder(fmt)`, a `sinks.rows.RowFormat`) and is given its
+    rows, each a tuple of checked values in the format's column order (`str`, `float`, `bool`, a
+    UTC `datetime`, None for empty); what it returns is written as it is."""
+
+    suffix: str   # the parts' file suffix, without the dot ("csv"; ".gz" is added for --gzip)
+
+    def header(self) -> bytes:
+        """What starts every part (b"": nothing)."""
+        ...
+
+    def encode(self, row: tuple[Any, ...]) -> bytes:
+        """One row. Raises `sinks.rows.Refused` for a row it cannot write (the event is invalid)."""
+        ...
+
+    def root_files(self, table: str) -> dict[str, bytes]:
+        """Files a table's folder holds beside its parts (name -> content), written at commit."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest says about how the files are written."""
+        ...

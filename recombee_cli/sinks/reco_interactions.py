@@ -21,7 +21,8 @@ One table (folder) per Recombee interaction type, because the contract asks that
 interactions of one type: purchases, cartadditions, detailviews, bookmarks, ratings,
 viewportions. Each is an IR root folder as the data contract describes it: `model.json` (the
 entities it holds: here Reco_Interactions, its columns and their types) beside the entity's
-folder of CSV partitions, `<type>/Reco_Interactions/part-NNNNN.csv`. Merges and user deletions
+folder of CSV partitions, `<type>/Reco_Interactions/part-NNNNN.csv` (this module gives the rows;
+`sinks.encoders.csv` writes them, and the model.json). Merges and user deletions
 have no row (not representable). Only the contract's rules apply, not Recombee's ID rule. An
 event with no userId is anonymous: its UserId is empty, as the contract says ("an empty value
 represents an anonymous interaction"), unless `anonymous_ids` keeps its anonymousId there.
@@ -32,13 +33,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from recombee_cli.request_kinds import INTERACTIONS, action_of, interaction_table
 from recombee_cli.segment.actions import FALLBACK_TIMESTAMPS
 from recombee_cli.segment.jsvalues import js_string
 from recombee_cli.segment.timestamps import first_epoch_seconds
-from recombee_cli.sinks.files import Column, EventLookup, NotRepresentable, Refused, RowFormat, format_datetime
+from recombee_cli.sinks.encoders.csv import CsvEncoder
+from recombee_cli.sinks.rows import Column, EventLookup, NotRepresentable, Refused, RowFormat, format_datetime
 
 ENTITY = "Reco_Interactions"
 
@@ -51,10 +51,6 @@ DOUBLE_ATTRIBUTE = {"purchases": "price", "cartadditions": "price", "detailviews
 
 EVENT_CLOCK = ("timestamp",) + FALLBACK_TIMESTAMPS
 
-
-# The contract's types as the Common Data Model's model.json names them (the format of the
-# `model.json` an IR root holds).
-CDM_TYPES = {"string": "string", "datetime": "dateTime", "double": "double", "bool": "boolean"}
 
 
 def anonymous(event: dict[str, Any] | None, user: Any) -> bool:
@@ -83,8 +79,6 @@ def order_id(event: dict[str, Any] | None) -> str | None:
 class RecoInteractions(RowFormat):
     name = "reco-interactions"
     entity = ENTITY
-    extension = "csv"
-    delimiter = ","
     columns = (
         Column("InteractionGroupingId", max_length=256, required=True),
         Column("ItemId", max_length=16, required=True),
@@ -103,24 +97,13 @@ class RecoInteractions(RowFormat):
     entity_folder = ENTITY
     recombee_ids = False
 
-    def root_files(self, table: str) -> dict[str, bytes]:
-        """The IR root's `model.json`: the one entity this folder holds, its columns in the
-        contract's order with their types; its partitions are the CSV files of its folder."""
-        model = {
-            "name": f"recombee-cli-{table}",
-            "description": f"{ENTITY}: Recombee {table}, written by recombee-cli export",
-            "version": "1.0",
-            "entities": [{
-                "$type": "LocalEntity",
-                "name": ENTITY,
-                "description": f"Interactions of one type ({table}), one CSV row each, no header",
-                "attributes": [{"name": c.name, "dataType": CDM_TYPES[c.kind]} for c in self.columns],
-            }],
-        }
-        return {"model.json": orjson.dumps(model, option=orjson.OPT_INDENT_2) + b"\n"}
+    encoding = CsvEncoder   # the contract's partitions are CSV, with model.json beside them
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "entity_folder": ENTITY, "anonymous_user_ids": self.anonymous_ids}
+    def table_description(self, table: str) -> str:
+        return f"Interactions of one type ({table})"
+
+    def describe(self, written: dict[str, Any]) -> dict[str, Any]:
+        return {**super().describe(written), "entity_folder": ENTITY, "anonymous_user_ids": self.anonymous_ids}
 
     def convert(self, request: dict[str, Any], event: EventLookup) -> tuple[str, dict[str, Any]]:
         method = request.get("method", "")

@@ -4,6 +4,7 @@ same output, the same state and the same account of an aborted run, without the 
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 
@@ -11,16 +12,19 @@ import pytest
 from helpers import ROOT, invoke
 
 import recombee_cli
-from recombee_cli.errors import UnreachableError
+from recombee_cli.errors import PayloadInvalid, UnreachableError
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
-from recombee_cli.pipeline.session import ReplaySession
+from recombee_cli.pipeline.session import ExportSession, ReplaySession
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.record.state import StateStore
+from recombee_cli.segment.actions import check_id
+from recombee_cli.sinks.files import ExportSink, FileExporter
 from recombee_cli.sinks.printer import DryRunPrinter
+from recombee_cli.sinks.reco_interactions import RecoInteractions
 from recombee_cli.sources.reader import expand_inputs
 
 DB = "session-db"
@@ -124,3 +128,67 @@ def test_a_session_that_sends_values_reads_the_databases_types_first(tmp_path):
             "user property 'seats' is int (in the database); the value (string) does not fit"
         assert sdk.send(GetUserValues("u1")) == {"seats": None, "plan": "pro"}
         assert emu.stats.sub_codes.get(400, 0) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The export: the same lifecycle, into files
+
+def export_session(out, **options) -> ExportSession:
+    fmt = RecoInteractions()
+    return ExportSession(translator(), ExportSink(fmt, FileExporter(str(out), fmt)), **options)
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _figures(report: dict) -> dict:
+    timing = ("elapsed_seconds", "events_per_second")
+    return {k: ({**v, "output": "OUT"} if k == "export" else v) for k, v in report.items() if k not in timing}
+
+
+def test_an_export_session_writes_and_reports_what_the_export_command_does(tmp_path):
+    mistakes = ROOT / "sample_events_with_mistakes"
+    rejects = tmp_path / "session.rejects.ndjson"
+    report = export_session(tmp_path / "session", rejects_path=str(rejects)).run(expand_inputs([str(mistakes)]))
+    cli = invoke(["export", "-o", str(tmp_path / "cli"), "--report", str(tmp_path / "cli.json"),
+                  "--rejects", str(tmp_path / "cli.rejects.ndjson"), str(mistakes)])
+    assert cli.exit_code == 1 and report.outcomes["invalid"] > 0, cli.stderr
+    assert _files(tmp_path / "session") == _files(tmp_path / "cli")
+    assert rejects.read_bytes() == (tmp_path / "cli.rejects.ndjson").read_bytes()
+    assert _figures(report.to_dict()) == _figures(json.loads((tmp_path / "cli.json").read_text()))
+    assert report.extra["rows_written"] == report.requests["sent"] > 0
+
+
+def test_the_export_command_runs_its_whole_run_through_an_export_session(tmp_path, monkeypatch):
+    """One lifecycle for both commands: the CLI wires the sink and the session, nothing else."""
+    ran = []
+    real_run = ExportSession.run
+
+    def spy(self, sources, **kwargs):
+        ran.append(self)
+        return real_run(self, sources, **kwargs)
+
+    monkeypatch.setattr(ExportSession, "run", spy)
+    result = invoke(["export", "-o", str(tmp_path / "out"), "--quiet", str(SAMPLES / "hand-written.ndjson")])
+    assert result.exit_code == 0, result.stderr
+    assert len(ran) == 1 and ran[0].manifest is not None and ran[0].state_path is None   # an export keeps no state
+
+
+def test_an_export_session_applies_the_formats_contract_not_recombees_id_rule_in_its_workers_too(tmp_path):
+    """A notebook's export needs no context of its own: a page named like a search is a row (the
+    contract has no ID rule), translated here or in the forked workers, and afterwards the rule
+    is back for a replay in the same process."""
+    path = tmp_path / "e.ndjson"
+    path.write_text("".join(json.dumps({"type": "page", "name": f"Search {i}", "userId": f"u {i}",
+                                        "timestamp": "2024-03-01T00:00:00Z"}) + "\n" for i in range(300)))
+    for workers in (1, 2):
+        report = export_session(tmp_path / f"out{workers}", workers=workers).run(expand_inputs([str(path)]))
+        assert report.outcomes["sent"] == 300 and report.outcomes["invalid"] == 0, report.invalid_reasons
+        with pytest.raises(PayloadInvalid, match="not a valid Recombee ID"):
+            check_id("itemId", "Search 1")
+    assert _files(tmp_path / "out1") == _files(tmp_path / "out2")
+
+
+def test_the_export_session_is_reachable_from_the_package():
+    assert recombee_cli.ExportSession is ExportSession
