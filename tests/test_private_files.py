@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import MISTAKES, SAMPLES, invoke
-from test_state import wait_for
+from helpers import MISTAKES, SAMPLES, invoke, wait_for
 
 from recombee_cli.recombee.emulator import Emulator
 

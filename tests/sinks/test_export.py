@@ -17,8 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import DATA, MISTAKES, invoke, ndjson
-from test_state import wait_for
+from helpers import DATA, MISTAKES, invoke, ndjson, wait_for
 
 from recombee_cli import translate_event
 from recombee_cli.errors import ExportError
