@@ -351,9 +351,13 @@ def test_ctrl_c_stops_a_local_cluster_run_without_the_workers_tracebacks(tmp_pat
         assert wait_for(reader_is_there, 120) and writer, "the cluster never read its input"
         os.write(writer[0], b'{"type": "track", "event": "Product Viewed"}\n')
         os.killpg(proc.pid, signal.SIGINT)
+        # The input ends as the signal is sent: closing the cluster waits for no task stuck on a
+        # pipe that never ends (which, on a busy machine, outlasted the wait below).
+        os.close(writer.pop())
         _, err = proc.communicate(timeout=120)
-        os.close(writer[0])
     finally:
+        for fd in writer:
+            os.close(fd)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err

@@ -118,12 +118,14 @@ def test_killed_replays_resume_to_the_same_store(tmp_path):
 def test_ctrl_c_saves_the_checkpoint_and_exits_130(tmp_path):
     files = write_archive(tmp_path / "in", 2, 2000, seed=5)
     state = tmp_path / "state.sqlite"
-    with Emulator(DB, TOKEN, latency=2000) as emu:   # 40 calls of 2 s on 3 lanes: it cannot finish first
+    with Emulator(DB, TOKEN) as emu:
+        emu.hold_after = 3   # three Batch calls answered, the rest held: it cannot finish first, however slow
         proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", *_replay_args(emu, state, *files)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
-        # Interrupted once it has saved a checkpoint: a fixed sleep landed before it on a busy machine.
-        assert wait_for(lambda: saved_progress(state) or proc.poll() is not None)
+        # Interrupted once every lane waits on a held call: each had its answer before it sent that
+        # call, so the first requests were answered (the interruption saves their checkpoint).
+        assert wait_for(lambda: emu.held_calls >= 3 or proc.poll() is not None)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -140,15 +142,17 @@ def test_ctrl_c_saves_the_checkpoint_and_exits_130(tmp_path):
 def test_two_runs_on_one_state_the_second_exits_with_the_lock_message(tmp_path):
     files = write_archive(tmp_path / "in", 1, 3000, seed=6)
     state = tmp_path / "state.sqlite"
-    # Every call takes 60 s: the first run cannot end on its own while the second one starts.
-    with Emulator(DB, TOKEN, latency=60_000) as emu:
-        args = _replay_args(emu, state, *files)
-        first = _start(args)
+    # The first run reads a pipe nobody writes to: it holds the state until it is stopped, however
+    # long the second takes (calls that are never answered would end it by the circuit breaker).
+    endless = tmp_path / "endless"
+    os.mkfifo(endless)
+    with Emulator(DB, TOKEN) as emu:
+        first = _start(_replay_args(emu, state, endless))
         lock = str(state) + ".lock"
         assert wait_for(lambda: (os.path.exists(lock) and open(lock).read()) or first.poll() is not None), \
             "the first run never took the lock"
         assert first.poll() is None, "the first run ended before the second started"
-        second = _cli(args)
+        second = _cli(_replay_args(emu, state, *files))
         first.send_signal(signal.SIGINT)        # it has been proved; stop it (it saves and exits 130)
         first.wait(timeout=120)
     assert second.returncode == 2

@@ -65,7 +65,9 @@ class Emulator:
 
     ``with Emulator("db", "token") as emu: emu.base_uri`` -> ``http://127.0.0.1:PORT``.
     ``latency`` is milliseconds slept per HTTP call. Runtime-changeable attributes: ``faults``,
-    ``reject_all_auth``, ``clock_offset`` (seconds added to the server clock), ``latency``.
+    ``reject_all_auth``, ``clock_offset`` (seconds added to the server clock), ``latency``,
+    ``hold_after``: Batch calls after this many (counted from when it is set) are held unanswered
+    until the emulator stops, so a test can interrupt a run that has had answers and cannot finish.
     """
 
     def __init__(self, database_id: str, token: str, *, store_path: str | Path | None = None,
@@ -90,6 +92,9 @@ class Emulator:
         self._stopped = threading.Event()
         self._stopping = threading.Event()   # ends trickled replies at once
         self.cert_path: str | None = None
+        self._hold_after: int | None = None
+        self._batch_calls_seen = 0                  # Batch calls seen so far; those past _hold_after wait
+        self._hold_lock = threading.Lock()
 
     # -- runtime knobs ---------------------------------------------------------------------------
 
@@ -100,6 +105,29 @@ class Emulator:
     @faults.setter
     def faults(self, value: Faults) -> None:
         self._dice = FaultDice(value)  # reseeded: a new Faults means a fresh, reproducible sequence
+
+    @property
+    def hold_after(self) -> int | None:
+        return self._hold_after
+
+    @hold_after.setter
+    def hold_after(self, calls: int | None) -> None:
+        with self._hold_lock:
+            self._hold_after, self._batch_calls_seen = calls, 0
+
+    @property
+    def held_calls(self) -> int:
+        """Batch calls held so far (past `hold_after`), answered or not by now."""
+        with self._hold_lock:
+            return 0 if self._hold_after is None else max(0, self._batch_calls_seen - self._hold_after)
+
+    def _held(self, path: str) -> bool:
+        """Whether this call is to be held (a Batch call past `hold_after`)."""
+        if self._hold_after is None or "/batch/" not in path:
+            return False
+        with self._hold_lock:
+            self._batch_calls_seen += 1
+            return self._hold_after is not None and self._batch_calls_seen > self._hold_after
 
     @property
     def stats(self) -> Stats:
@@ -381,6 +409,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         emulator = self.server.emulator
         body = self._read_body()
+        if emulator._held(self.path):
+            emulator._stopping.wait()   # unanswered until the emulator stops (then the client is hung up on)
+            return self._hang_up()
         if emulator.latency:
             time.sleep(emulator.latency / 1000.0)
         reply = emulator.handle(self.command, self.path, self.headers.get("Content-Type"), body)
