@@ -33,8 +33,9 @@ from typing import TypeVar, cast
 from recombee_cli.errors import WorkerError, WorkerStartError
 from recombee_cli.mapping.translate import BlockResult, EventFilter, Translator, translate_block
 from recombee_cli.pipeline.engines import Reading, Translated
+from recombee_cli.pipeline.ranges import RangeAnswer, RangeNumbering, translate_range
 from recombee_cli.pipeline.replay import STREAMING_GC_THRESHOLD
-from recombee_cli.sources.lines import blank_free_segments, cut_lines
+from recombee_cli.sources.lines import cut_lines
 from recombee_cli.sources.reader import Block, Source, plain_ranges
 
 IN_FLIGHT = 2             # chunks handed to each worker before its first result is taken
@@ -46,10 +47,8 @@ _routes = False           # note each request's users (a sender's lanes)
 
 DATA, RANGE = b"D", b"R"   # what a task is: a chunk's bytes, or a range of a file to read
 
-# A range task: (path, start, end, resume offset, lines per chunk). Its answer: (lines in the range,
-# lines left out before the resume offset, per chunk (lines, offset, end offset, result, requests' size)).
+# A range task: (path, start, end, resume offset, lines per chunk); its answer is ranges.RangeAnswer.
 RangeTask = tuple[str, int, int, int, int]
-RangeAnswer = tuple[int, list[tuple[int, int, int, int, BlockResult, int]]]
 AnswerT = TypeVar("AnswerT")
 
 
@@ -79,7 +78,11 @@ def _serve(conn: Connection, inherited: list[Connection]) -> None:
                 if _translator is None:
                     raise WorkerError("the worker has no translator (not forked from a TranslatorPool)")
                 if kind == RANGE:
-                    head, blob = _translate_range(pickle.loads(blob), files)
+                    path, start, end, resume, chunk_lines = cast(RangeTask, pickle.loads(blob))
+                    answer, blobs = translate_range(files.read(path, start, end), start, resume, chunk_lines,
+                                                    _translator, _window_filter, _routes)
+                    head = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+                    blob = blobs[0] if len(blobs) == 1 else b"".join(blobs)
                 else:
                     result = translate_block(cut_lines(blob), _translator, window_filter=_window_filter,
                                              routes=_routes)
@@ -116,80 +119,6 @@ class _OpenFile:
         if self.path is not None:
             os.close(self.fd)
             self.path, self.fd = None, -1
-
-
-def _translate_range(task: RangeTask, files: _OpenFile) -> tuple[bytes, bytes]:
-    """A block read from its file and translated chunk by chunk, as the main process would:
-    long runs of blank lines left out (reader.read_blocks), the lines that start before the
-    resume offset left out (blocks.starting_at), the rest cut into equal chunks of at most
-    `chunk_lines` lines (blocks.pieces). Each chunk says where it starts: (its first line's index
-    in the range, lines, offset, stop, result, size of its requests)."""
-    assert _translator is not None
-    path, start, end, resume, chunk_lines = task
-    data = files.read(path, start, end)
-    parts = blank_free_segments(data)
-    chunks: list[tuple[int, int, int, int, BlockResult, int]] = []
-    blobs: list[bytes] = []
-    if parts is None:
-        lines = cut_lines(data)
-        count = len(lines)
-        _translate_part(lines, 0, start, resume, chunk_lines, chunks, blobs)
-    else:
-        count = data.count(b"\n") + 1
-        for first, begin, stop in parts:
-            _translate_part(cut_lines(data[begin:stop]), first, start + begin, resume, chunk_lines, chunks, blobs)
-    answer: RangeAnswer = (count, chunks)
-    return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL), blobs[0] if len(blobs) == 1 else b"".join(blobs)
-
-
-def _translate_part(lines: list[bytes], at: int, offset: int, resume: int, chunk_lines: int,
-                    chunks: list[tuple[int, int, int, int, BlockResult, int]], blobs: list[bytes]) -> None:
-    """Consecutive lines of a range (the first is line `at` of the range, at byte `offset`)."""
-    assert _translator is not None
-    count = len(lines)
-    first = 0
-    if offset < resume:
-        while first < count and offset < resume:
-            offset += len(lines[first]) + 1
-            first += 1
-        lines = lines[first:]
-    kept = count - first
-    at += first
-    step = (kept or 1) if kept <= chunk_lines else -(-kept // -(-kept // chunk_lines))
-    for begin in range(0, kept, step):
-        part = lines[begin:begin + step] if step < kept else lines
-        result = translate_block(part, _translator, window_filter=_window_filter, routes=_routes)
-        stop = offset + sum(map(len, part)) + len(part)
-        blobs.append(result.requests)
-        chunks.append((at, len(part), offset, stop, result, len(result.requests)))
-        result.requests = b""
-        offset = stop
-        at += len(part)
-
-
-class RangeBlock(Block):
-    """A block a worker read from a file by itself: its place (line number, offsets) without its
-    bytes, which are read again from the file only if someone asks for a line (an invalid or
-    failed event's, for the rejects file)."""
-
-    __slots__ = ("path", "stop")
-
-    def __init__(self, source: str, path: str, number: int, offset: int, stop: int, count: int):
-        super().__init__(source, number, offset, lines=[])
-        self.count = count
-        self.path = path
-        self.stop = stop   # just past the newline of its last line
-
-    @property
-    def lines(self) -> list[bytes]:
-        if self._lines is None or len(self._lines) != self.count:
-            with open(self.path, "rb") as file:
-                file.seek(self.offset)
-                self._lines = cut_lines(file.read(self.stop - 1 - self.offset))
-        return self._lines
-
-    def end(self) -> int:
-        return self.stop
 
 
 class TranslatorPool:
@@ -263,19 +192,13 @@ class TranslatorPool:
     def _ranges(self, source: Source, path: str, ranges: list[tuple[int, int]], resume: int,
                 reading: Reading) -> Iterator[Translated]:
         """A file's blocks read and translated by the workers; the main process numbers the lines."""
-        number = 1
+        numbering = RangeNumbering(source.name, path)
         progress = reading.progress
         tasks = ((RANGE, pickle.dumps((path, begin, end, resume, reading.chunk_lines))) for begin, end in ranges)
         for answer, blob in self._ordered(tasks, self._receive_range):
-            count, chunks = answer
-            at = 0
-            for first, lines, offset, stop, result, size in chunks:
-                result.requests = blob if size == len(blob) else blob[at:at + size]
-                at += size
-                yield RangeBlock(source.name, path, number + first, offset, stop, lines), result
-            number += count
-            if progress is not None and chunks:
-                progress.reached(chunks[-1][3] - 1)
+            yield from numbering.blocks(answer, blob)
+            if progress is not None and answer[1]:
+                progress.reached(answer[1][-1][3] - 1)
 
     def map_ordered(self, blocks: Iterable[Block]) -> Iterator[Translated]:
         """Translate chunks; yield (chunk, result) in order. The main process does no per-line
@@ -336,7 +259,7 @@ class TranslatorPool:
         answer, blob = cls._answer(conn)
         if not isinstance(answer, tuple):
             raise WorkerError(f"a translator worker answered {type(answer).__name__}, not a range's results")
-        return cast(RangeAnswer, answer), blob   # the shape _translate_range pickled
+        return cast(RangeAnswer, answer), blob   # the shape ranges.translate_range made
 
     def close(self) -> None:
         for feed in self._feeds:
