@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import uuid
 
 import cloudpickle
 import orjson
 import pytest
-from distributed import Client, Event, LocalCluster
+from distributed import Client, Event, LocalCluster, get_task_stream
 from helpers import RETRY, ROOT, history, invoke, saved_progress, wait_for
 
 import recombee_cli
@@ -24,7 +26,7 @@ from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config, load_config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.cluster import DaskEngine
-from recombee_cli.pipeline.engines import Reading
+from recombee_cli.pipeline.engines import InlineEngine, Reading
 from recombee_cli.pipeline.replay import run
 from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator
@@ -359,3 +361,97 @@ def test_ctrl_c_stops_a_local_cluster_run_without_the_workers_tracebacks(tmp_pat
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "interrupted" in err
+
+
+class _GatedStream(io.RawIOBase):
+    """A file's bytes that stop at `first` until the test sets the Dask Event `release`: the
+    reader, on a worker, cannot read further until then. Past the gate it sets `<release>-passed`
+    (released or timed out), so a test can tell it never got past."""
+
+    def __init__(self, data: bytes, first: int, release: str):
+        self.data, self.first, self.release, self.at = data, first, release, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self.at == self.first:
+            Event(self.release).wait(timeout=60)   # bounded: a test that went wrong does not hang the worker
+            Event(f"{self.release}-passed").set()
+        stop = self.first if self.at < self.first else len(self.data)
+        n = min(len(buf), stop - self.at)
+        buf[:n] = self.data[self.at:self.at + n]
+        self.at += n
+        return n
+
+
+def _gated_stream(data: bytes, first: int, release: str):
+    return io.BufferedReader(_GatedStream(data, first, release))
+
+
+def _chunks_of(engine, source, reading):
+    [(_, chunks)] = [(s, list(c)) for s, c in engine.translate(iter([(source, 0)]), reading)]
+    return [(b.number, b.offset, b.count, b.end(), r.events, r.requests, r.invalid) for b, r in chunks]
+
+
+def test_a_big_file_comes_back_segment_by_segment_while_it_is_read(client):
+    """The driver has the first chunk's results while the worker reading the file is still held
+    at a quarter of it; the rest follows, and every chunk is what one process makes."""
+    stream = generate(6_000, seed=9)
+    data = b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(6_000))
+    release = f"release-{uuid.uuid4().hex}"
+    gated = Source("big.ndjson", functools.partial(_gated_stream, data, len(data) // 4, release))
+    engine = DaskEngine(client, Config(), segment_bytes=64 << 10)
+    reading = Reading(chunk_lines=500)
+    files = engine.translate(iter([(gated, 0)]), reading)
+    try:
+        source, chunks = next(files)
+        block, result = next(chunks)
+        assert not Event(f"{release}-passed", client=client).is_set()   # read up to the gate only
+        assert source is gated and block.number == 1 and result.events == block.count
+        Event(release, client=client).set()
+        got = [(block, result), *chunks]
+        assert next(files, None) is None
+    finally:
+        Event(release, client=client).set()
+        files.close()
+    plain = Source("big.ndjson", lambda: io.BytesIO(data))
+    expected = _chunks_of(InlineEngine(Translator(compile_config(Config()))), plain, Reading(chunk_lines=500))
+    assert [(b.number, b.offset, b.count, b.end(), r.events, r.requests, r.invalid) for b, r in got] == expected
+    assert len(got) > 8 and engine.files_done == 1
+
+
+def test_one_file_is_translated_by_every_worker(client, tmp_path):
+    """A plain file is handed out by byte ranges: both workers translate segments of it, and the
+    chunks are those of one process."""
+    stream = generate(8_000, seed=11)
+    path = tmp_path / "one.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(8_000)))
+    [source] = expand_inputs([str(path)])
+    engine = DaskEngine(client, Config(), segment_bytes=64 << 10)
+    with get_task_stream(client=client) as tasks:
+        got = _chunks_of(engine, source, Reading(chunk_lines=300))
+    expected = _chunks_of(InlineEngine(Translator(compile_config(Config()))), source, Reading(chunk_lines=300))
+    assert got == expected
+    segments = [t for t in tasks.data if "-segment-" in str(t["key"])]
+    assert len(segments) >= 5 and len({t["worker"] for t in segments}) == 2   # ranges of 1 MiB: one a segment
+
+
+def test_a_file_resumed_halfway_gives_the_chunks_one_process_gives(client, tmp_path):
+    """A file the state says is done up to a line halfway (plain: read by ranges; gzip: by its
+    reader), in segments: the chunks, their line numbers and offsets are one process's."""
+    stream = generate(3_000, seed=13)
+    data = b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(3_000))
+    (tmp_path / "half.ndjson").write_bytes(data)
+    (tmp_path / "half.gz").write_bytes(gzip.compress(data))
+    start = data.index(b"\n", len(data) // 2) + 1
+    engine = DaskEngine(client, Config(), segment_bytes=32 << 10)
+    inline = InlineEngine(Translator(compile_config(Config())))
+    for source in expand_inputs([str(tmp_path / "half.ndjson"), str(tmp_path / "half.gz")]):
+        got = [(s, list(c)) for s, c in engine.translate(iter([(source, start)]), Reading(chunk_lines=200))]
+        [(_, chunks)] = got
+        expected = [(s, list(c)) for s, c in inline.translate(iter([(source, start)]), Reading(chunk_lines=200))]
+        [(_, want)] = expected
+        assert [(b.number, b.offset, b.count, b.end(), r.events, r.requests) for b, r in chunks] == \
+               [(b.number, b.offset, b.count, b.end(), r.events, r.requests) for b, r in want]
+        assert chunks[0][0].offset == start and len(chunks) > 5
