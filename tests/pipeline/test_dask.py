@@ -455,3 +455,61 @@ def test_a_file_resumed_halfway_gives_the_chunks_one_process_gives(client, tmp_p
         assert [(b.number, b.offset, b.count, b.end(), r.events, r.requests) for b, r in chunks] == \
                [(b.number, b.offset, b.count, b.end(), r.events, r.requests) for b, r in want]
         assert chunks[0][0].offset == start and len(chunks) > 5
+
+
+class _KillableStream(_GatedStream):
+    """A gated stream that, at the gate, says which process reads it (the first time only: a
+    reader run again reads through)."""
+
+    def __init__(self, data: bytes, first: int, release: str, pid_file: str):
+        super().__init__(data, first, release)
+        self.pid_file = pid_file
+
+    def readinto(self, buf) -> int:
+        if self.at == self.first and not os.path.exists(self.pid_file):
+            with open(self.pid_file, "w") as fh:
+                fh.write(str(os.getpid()))
+            Event(f"{self.release}-reached").set()
+            return super().readinto(buf)
+        if self.at == self.first:   # a reader run again: through the gate at once
+            n = min(len(buf), len(self.data) - self.at)
+            buf[:n] = self.data[self.at:self.at + n]
+            self.at += n
+            return n
+        return super().readinto(buf)
+
+
+def _killable_stream(data: bytes, first: int, release: str, pid_file: str):
+    return io.BufferedReader(_KillableStream(data, first, release, pid_file))
+
+
+def test_a_reader_killed_halfway_through_its_file_is_run_again_and_loses_nothing(tmp_path):
+    """The worker reading a compressed-like stream is killed after it handed out the first
+    segments (some taken by the driver, some in flight): the reader runs again, is told where
+    the driver is, and the chunks the driver gets are still one process's, each once."""
+    stream = generate(6_000, seed=17)
+    data = b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(6_000))
+    release = f"kill-{uuid.uuid4().hex}"
+    pid_file = str(tmp_path / "reader.pid")
+    source = Source("killed.ndjson", functools.partial(_killable_stream, data, len(data) // 3, release, pid_file))
+    with _local_cluster() as cluster, Client(cluster) as dask_client:
+        pids = dask_client.run(os.getpid)
+        engine = DaskEngine(dask_client, Config(), segment_bytes=64 << 10)
+        files = engine.translate(iter([(source, 0)]), Reading(chunk_lines=250))
+        try:
+            got_source, chunks = next(files)
+            got = [next(chunks)]   # the driver has taken a segment's chunk before the kill
+            assert Event(f"{release}-reached", client=dask_client).wait(timeout=120)
+            victim = int(open(pid_file).read())
+            [address] = [a for a, pid in pids.items() if pid == victim]
+            os.kill(victim, signal.SIGKILL)
+            assert wait_for(lambda: address not in _workers(dask_client), 120)
+            got += list(chunks)
+            assert next(files, None) is None
+        finally:
+            Event(release, client=dask_client).set()
+            files.close()
+    plain = Source("killed.ndjson", lambda: io.BytesIO(data))
+    expected = _chunks_of(InlineEngine(Translator(compile_config(Config()))), plain, Reading(chunk_lines=250))
+    assert [(b.number, b.offset, b.count, b.end(), r.events, r.requests, r.invalid) for b, r in got] == expected
+    assert got_source is source and len(got) > 10
