@@ -151,7 +151,8 @@ class DaskEngine:
         ...              engine=engine)
 
     A file is translated in segments of about `segment_bytes` of input (the unit a worker
-    translates and the driver takes); `segments_in_flight` of them may be handed out and not
+    translates and the driver takes; a quarter of it where the reader reads the bytes and they
+    travel in the task: cluster_tasks.SEGMENT_BYTES); `segments_in_flight` of them may be handed out and not
     yet taken by the driver, over every file (default: 2 per worker thread, and 2)."""
 
     def __init__(self, client: Any, config: Config | None = None, *, since: float | None = None,
