@@ -188,6 +188,8 @@ class DaskEngine:
         try:
             while (file := stream.next_file()) is not None:
                 yield file.source, self._chunks(stream, file, reading)
+                if file.end is None or file.next < file.end:   # the Engine's contract: read to the end first
+                    raise ValueError("the next source was asked for before the results of the last were read")
                 self.files_done += 1
         finally:
             stream.close()

@@ -513,3 +513,17 @@ def test_a_reader_killed_halfway_through_its_file_is_run_again_and_loses_nothing
     expected = _chunks_of(InlineEngine(Translator(compile_config(Config()))), plain, Reading(chunk_lines=250))
     assert [(b.number, b.offset, b.count, b.end(), r.events, r.requests, r.invalid) for b, r in got] == expected
     assert got_source is source and len(got) > 10
+
+
+def test_asking_for_the_next_file_before_reading_the_last_is_refused(client, tmp_path):
+    """The Engine's contract, said plainly rather than the same file given twice."""
+    for n in range(2):
+        (tmp_path / f"f{n}.ndjson").write_bytes(b'{"type":"track","event":"A","userId":"u"}\n' * 10)
+    engine = DaskEngine(client, Config())
+    files = engine.translate(((s, 0) for s in expand_inputs([str(tmp_path)])), Reading())
+    try:
+        next(files)
+        with pytest.raises(ValueError, match="before the results of the last were read"):
+            next(files)
+    finally:
+        files.close()
