@@ -527,3 +527,28 @@ def test_asking_for_the_next_file_before_reading_the_last_is_refused(client, tmp
             next(files)
     finally:
         files.close()
+
+
+def _segment_numbers(dask_scheduler=None) -> list[int]:
+    """On the scheduler: the numbers of the segment tasks it knows of now."""
+    return [int(str(key).rsplit("-", 2)[1]) for key in dask_scheduler.tasks if "-segment-" in str(key)]
+
+
+def test_a_reader_hands_out_no_more_than_the_driver_allows(client, tmp_path):
+    """Whatever a file's size, segments are submitted only a window ahead of what the driver has
+    taken: after the driver took segment i, none past i + window exists on the cluster."""
+    stream = generate(3_000, seed=19)
+    path = tmp_path / "many.ndjson.gz"
+    path.write_bytes(gzip.compress(b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(3_000))))
+    window = 3
+    engine = DaskEngine(client, Config(), segments_in_flight=window, segment_bytes=4)   # a chunk a segment
+    files = engine.translate(((s, 0) for s in expand_inputs([str(path)])), Reading(chunk_lines=100))
+    taken = 0
+    try:
+        _, chunks = next(files)
+        for taken, _ in enumerate(chunks, start=1):
+            assert max(client.run_on_scheduler(_segment_numbers), default=-1) <= taken - 1 + window
+        assert next(files, None) is None
+    finally:
+        files.close()
+    assert taken >= 30   # 3,000 lines in chunks of at most 100
