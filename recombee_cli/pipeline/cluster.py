@@ -40,13 +40,16 @@ from recombee_cli.mapping.config import Config, RecombeeSettings, load_config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.cluster_tasks import (
     SEGMENT_BYTES,
+    SMALL_FILE_BYTES,
     STOP,
     BlockSegment,
     FileTask,
     Job,
     RangeSegment,
+    WholeFile,
     read_file,
     segment_number,
+    translate_whole,
 )
 from recombee_cli.pipeline.engines import Reading, Translated
 from recombee_cli.pipeline.ranges import RangeNumbering
@@ -157,7 +160,7 @@ class DaskEngine:
 
     def __init__(self, client: Any, config: Config | None = None, *, since: float | None = None,
                  until: float | None = None, segments_in_flight: int | None = None,
-                 segment_bytes: int = SEGMENT_BYTES):
+                 segment_bytes: int = SEGMENT_BYTES, small_file_bytes: int = SMALL_FILE_BYTES):
         config = config if config is not None else Config()
         self.client = client
         self.translator = Translator(compile_config(config))   # the driver's (checks the config too)
@@ -167,6 +170,7 @@ class DaskEngine:
         self._job = Job(config, since, until, digest)
         self._segments_in_flight = segments_in_flight
         self.segment_bytes = segment_bytes
+        self.small_file_bytes = small_file_bytes
         self.files_done = 0
 
     def _window(self) -> int:
@@ -184,7 +188,8 @@ class DaskEngine:
 
         A task whose worker died is run again by Dask elsewhere; one that raised, or whose
         workers kept dying, stops the run (what was acknowledged is saved by the caller)."""
-        stream = _Stream(self.client, self._job, iter(sources), reading, self._window(), self.segment_bytes)
+        stream = _Stream(self.client, self._job, iter(sources), reading, self._window(), self.segment_bytes,
+                         self.small_file_bytes)
         try:
             while (file := stream.next_file()) is not None:
                 yield file.source, self._chunks(stream, file, reading)
@@ -198,16 +203,22 @@ class DaskEngine:
     def _chunks(stream: _Stream, file: _File, reading: Reading) -> Iterator[Translated]:
         progress = reading.progress
         numbering = None
-        while (segment := stream.next_segment(file)) is not None:
-            if isinstance(segment, RangeSegment):
-                if numbering is None:
-                    numbering = RangeNumbering(file.source.name, segment.path)
-                for answer, blob in segment.answers:
-                    yield from numbering.blocks(answer, blob)
+        while (taken := stream.next_segment(file)) is not None:
+            if isinstance(taken, WholeFile):   # a small file in one task
+                file.warnings = taken.warnings
+                segments = taken.segments
             else:
-                yield from segment.parts
-            if progress is not None:
-                progress.reached(segment.done)
+                segments = [taken]
+            for segment in segments:
+                if isinstance(segment, RangeSegment):
+                    if numbering is None:
+                        numbering = RangeNumbering(file.source.name, segment.path)
+                    for answer, blob in segment.answers:
+                        yield from numbering.blocks(answer, blob)
+                else:
+                    yield from segment.parts
+                if progress is not None:
+                    progress.reached(segment.done)
         if reading.warn is not None:
             for message in file.warnings:
                 reading.warn(message)
@@ -241,9 +252,10 @@ class _Stream:
     ahead, segments allowed to the earliest files first, taken in order."""
 
     def __init__(self, client: Any, job: Job, sources: Iterator[tuple[Source, int]], reading: Reading,
-                 window: int, segment_bytes: int) -> None:
+                 window: int, segment_bytes: int, small_file_bytes: int) -> None:
         self.client = client
         self.segment_bytes = segment_bytes
+        self.small_file_bytes = small_file_bytes
         self.job = job
         self.sources = sources
         self.reading = reading
@@ -260,7 +272,7 @@ class _Stream:
             self._start(self.window)
         return self.active[0] if self.active else None
 
-    def next_segment(self, file: _File) -> RangeSegment | BlockSegment | None:
+    def next_segment(self, file: _File) -> RangeSegment | BlockSegment | WholeFile | None:
         """The file's next segment's results (waiting for them), or None after its last."""
         while file.next not in file.held:
             if file.end is not None and file.next >= file.end:
@@ -280,7 +292,7 @@ class _Stream:
             raise self._failed(file, exc) from None
         future.release()
         self._grant()
-        return cast("RangeSegment | BlockSegment", segment)
+        return cast("RangeSegment | BlockSegment | WholeFile", segment)
 
     def _grant(self) -> None:
         """Allow segments to the earliest files first, up to the window; start files while it
@@ -309,13 +321,19 @@ class _Stream:
         source, start = pair
         import distributed
 
-        queue: Any = distributed.Queue   # untyped: what its calls return is Any here
         name = f"recombee-{uuid.uuid4().hex}"
-        results, credits = queue(f"{name}-results", client=self.client), queue(f"{name}-credits", client=self.client)
-        credits.put([0, allowed])
         reading = self.reading
         task = FileTask(source, start, self.job, reading.chunk_lines, reading.max_line_bytes, reading.routes,
-                        self.segment_bytes, results.name, credits.name, f"{name}-segment")
+                        self.segment_bytes, f"{name}-results", f"{name}-credits", f"{name}-segment")
+        if source.size is not None and source.size <= self.small_file_bytes:   # one task, no reader
+            file = _File(source, None, None, None, 1)
+            file.end = 1
+            file.held[0] = self.client.submit(translate_whole, task, key=f"{task.keys}-0-whole", pure=False)
+            self.active.append(file)
+            return file
+        queue: Any = distributed.Queue   # untyped: what its calls return is Any here
+        results, credits = queue(task.results, client=self.client), queue(task.credits, client=self.client)
+        credits.put([0, allowed])
         reader = self.client.submit(read_file, task, key=f"{name}-reader", pure=False)
         file = _File(source, reader, results, credits, allowed)
         self.active.append(file)
@@ -362,9 +380,10 @@ class _Stream:
                             f"command to go on")
 
     def _finish(self, file: _File) -> None:
-        file.results.close()
-        file.credits.close()
-        file.reader.release()
+        if file.reader is not None:   # a small file has neither reader nor queues
+            file.results.close()
+            file.credits.close()
+            file.reader.release()
 
     def close(self) -> None:
         """The run ends (or stops): readers still handing out are told to stop, futures dropped."""
@@ -374,7 +393,8 @@ class _Stream:
                     file.credits.put([0, STOP])
                 for future in file.held.values():
                     future.cancel()
-                file.reader.cancel()
+                if file.reader is not None:
+                    file.reader.cancel()
                 self._finish(file)
             except Exception:  # noqa: BLE001, S110 - a cluster already gone has nothing to stop
                 pass

@@ -541,7 +541,8 @@ def test_a_reader_hands_out_no_more_than_the_driver_allows(client, tmp_path):
     path = tmp_path / "many.ndjson.gz"
     path.write_bytes(gzip.compress(b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(3_000))))
     window = 3
-    engine = DaskEngine(client, Config(), segments_in_flight=window, segment_bytes=4)   # a chunk a segment
+    engine = DaskEngine(client, Config(), segments_in_flight=window, segment_bytes=4,   # a chunk a segment
+                        small_file_bytes=0)   # read by a reader, however small
     files = engine.translate(((s, 0) for s in expand_inputs([str(path)])), Reading(chunk_lines=100))
     taken = 0
     try:
@@ -552,3 +553,35 @@ def test_a_reader_hands_out_no_more_than_the_driver_allows(client, tmp_path):
     finally:
         files.close()
     assert taken >= 30   # 3,000 lines in chunks of at most 100
+
+
+def test_small_files_are_one_task_each_and_give_what_one_process_gives(client, tmp_path):
+    """Files of at most `small_file_bytes` on disk are read and translated whole, one task each
+    (no reader, no queues: those cost more than such a file's translation); the chunks, in
+    order, and a reader's warnings are one process's; bigger files beside them go by segments."""
+    stream = generate(4_000, seed=23)
+    lines = [orjson.dumps(next(stream)) + b"\n" for _ in range(4_000)]
+    for n in range(12):
+        data = b"".join(lines[n * 300:(n + 1) * 300]) if n != 5 else b""
+        path = tmp_path / (f"f{n:02d}.ndjson.gz" if n % 3 == 2 else f"f{n:02d}.ndjson")
+        path.write_bytes(gzip.compress(data) if n % 3 == 2 else data)
+    (tmp_path / "f12-big.ndjson").write_bytes(b"".join(lines[3_600:]) * 4)   # over the limit below
+    (tmp_path / "f13.ndjson").write_bytes(b'{"type":"track"}\n' + b"x" * 3000 + b"\n")   # a line too long
+    sources = expand_inputs([str(tmp_path)])
+    reading = functools.partial(Reading, chunk_lines=120, max_line_bytes=2048)
+    engine = DaskEngine(client, Config(), small_file_bytes=300_000, segment_bytes=256 << 10)
+    warned: list[str] = []
+    with get_task_stream(client=client) as tasks:
+        got = [(s.name, [(b.number, b.offset, b.count, b.end(), r.events, r.requests, sorted((b.errors or {}).items()))
+                         for b, r in chunks])
+               for s, chunks in engine.translate(((s, 0) for s in sources), reading(warn=warned.append))]
+    inline = InlineEngine(Translator(compile_config(Config())))
+    expected_warnings: list[str] = []
+    expected = [(s.name, [(b.number, b.offset, b.count, b.end(), r.events, r.requests, sorted((b.errors or {}).items()))
+                          for b, r in chunks])
+                for s, chunks in inline.translate(((s, 0) for s in sources), reading(warn=expected_warnings.append))]
+    assert got == expected and len(got) == 14 and engine.files_done == 14
+    assert warned == expected_warnings
+    keys = [str(t["key"]) for t in tasks.data]
+    assert sum(k.endswith("-whole") for k in keys) == 13   # every file but the big one
+    assert sum(k.endswith("-reader") for k in keys) == 1
