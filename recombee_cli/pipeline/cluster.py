@@ -285,6 +285,10 @@ class _Stream:
             for record in file.results.get(batch=True):
                 self._take(file, record)
         future = file.held.pop(file.next)
+        # Before waiting for it: the next files start as soon as there is room and the last one
+        # is handed out whole (a file of one segment would otherwise start only after the one
+        # before it was translated: one worker busy at a time).
+        self._grant()
         file.next += 1
         try:
             segment = future.result()
