@@ -64,6 +64,9 @@ TARGET_SEND_SDK_LATENCY = 4.0        # replay -> emulator at --latency ms vs the
 TARGET_BATCH_CALLS = 1.15            # Batch calls <= 1.15 x ceil(requests / batch size)
 TARGET_STARTUP_INSTRUCTIONS = 415e6  # `recombee-cli --version`, whole process (about 830 M at f34c24e)
 TARGET_CLIENT_CPU = 1.5              # client CPU per request <= 1.5 x a minimal sequential httpx sender's
+# The targets of "a cluster that scales" (#28, item 4).
+TARGET_DASK_OF_CAPACITY = 0.8        # --dask local:2 vs local:1 (the runs' own rates) >= 0.8 x capacity, 8 files
+TARGET_DASK_WORKER_RSS_MB = 300      # peak RSS of each Dask worker process, --dask local:2 on one big file
 PARALLEL_JUDGED = 1.2                # a parallel row is judged only where N processes get >= 1.2x one
 STARTUP_BASELINE = "f34c24e"         # the revision the start-up row is shown beside
 
@@ -83,6 +86,8 @@ class Proc:
     digest: str | None = None      # sha256 of stdout ("hash")
     lines: int | None = None       # stdout lines ("hash")
     cpu_seconds: float | None = None   # user + system CPU from wait4: this process and its waited-for children
+    child_rss_kb: int | None = None    # sampled peak VmRSS of the largest single process below it (sample_tree)
+    root_rss_kb: int | None = None     # sampled peak VmRSS of the process itself, without its children (sample_tree)
 
 
 _live: set[int] = set()            # process groups we started and that may still run
@@ -110,11 +115,15 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _tree_rss_kb(pid: int) -> int:
+def _tree_rss_kb(pid: int, below: dict[int, int] | None = None) -> int:
+    """The sum of VmRSS over the process tree; `below` keeps each process's peak."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
-        total += _vm_rss_kb(p)
+        rss = _vm_rss_kb(p)
+        total += rss
+        if below is not None and rss > below.get(p, 0):
+            below[p] = rss
         todo.extend(_children(p))
     return total
 
@@ -142,11 +151,12 @@ def run_process(cmd: list[str], *, feeder: list[str] | None = None, stdout: str 
         killer.daemon = True
         killer.start()
         tree_peak = [0]
+        below: dict[int, int] = {}
         sampler = None
         if sample_tree:
             def sample() -> None:
                 while not done.wait(0.02):
-                    tree_peak[0] = max(tree_peak[0], _tree_rss_kb(proc.pid))
+                    tree_peak[0] = max(tree_peak[0], _tree_rss_kb(proc.pid, below))
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
         hasher, lines, reader = hashlib.sha256(), [0], None
@@ -175,7 +185,9 @@ def run_process(cmd: list[str], *, feeder: list[str] | None = None, stdout: str 
         out_file.seek(0)
         return Proc(seconds, usage.ru_maxrss, tree_peak[0] or None, proc.returncode, out_file.read(),
                     err_file.read(), hasher.hexdigest() if stdout == "hash" else None,
-                    lines[0] if stdout == "hash" else None, usage.ru_utime + usage.ru_stime)
+                    lines[0] if stdout == "hash" else None, usage.ru_utime + usage.ru_stime,
+                    max((v for p, v in below.items() if p != proc.pid), default=0) or None,
+                    below.get(proc.pid))
 
 
 def _kill_group(pgid: int) -> None:
@@ -234,6 +246,7 @@ class Result:
     cpu_seconds: float | None = None   # least CPU time (user + system, the process and its workers) of the runs
     rss_kb: int | None = None      # worst run
     tree_rss_kb: int | None = None
+    child_rss_kb: int | None = None   # worst run: the largest process below the measured one
     error: str | None = None
     info: dict = field(default_factory=dict)
     runs: list[float] = field(default_factory=list)
@@ -262,6 +275,8 @@ class Result:
         self.rss_kb = max(self.rss_kb or 0, proc.rss_kb)
         if proc.tree_rss_kb:
             self.tree_rss_kb = max(self.tree_rss_kb or 0, proc.tree_rss_kb)
+        if proc.child_rss_kb:
+            self.child_rss_kb = max(self.child_rss_kb or 0, proc.child_rss_kb)
 
 
 @dataclass
@@ -633,11 +648,13 @@ class Bench:
 
     def dask(self, plain: Path, events: int, size: int, files: int = 8) -> None:
         """1 vs 2 Dask workers (a LocalCluster of worker processes on this machine) beside the
-        machine's parallel capacity, measured in the same section. The unit of work is a file:
-        the input is cut into `files` files. Wall clock includes starting the LocalCluster (about
-        3 s here); the run's own rate (the report's elapsed time, from the first file listed to
-        the summary) is in the notes."""
-        self.section(f"Cluster mode: replay --dry-run --dask local:1 vs local:2 ({files} files)")
+        machine's parallel capacity and one process, measured in the same section, interleaved.
+        The input is cut into `files` files. Wall clock includes starting the LocalCluster (about
+        3 s here), so the rows judged compare the runs' own rates (the report's elapsed time, from
+        the first file listed to the summary). Then the whole input as one file with local:2: the
+        peak RSS of each worker process (a file is streamed in segments, so it should not depend
+        on the file's size)."""
+        self.section(f"Cluster mode: replay --dry-run --dask local:1 vs local:2 ({files} files), one big file")
         try:
             import distributed  # noqa: F401
         except ImportError:
@@ -658,30 +675,63 @@ class Bench:
                             break
                         part.write(line)
         capacity = self.parallel_capacity(plain, events, size, 2)
-        results = {}
-        for n in (1, 2):
-            result = self.keep(f"dask-{n}", Result(f"replay --dry-run --dask local:{n}, {files} files",
-                                                   events, size))
-            for _ in range(self.args.repeat):
-                proc = self.run_cli(result, lambda r: self.replay([str(folder)], "--dask", f"local:{n}", report=r),
-                                    expect_events=events, sample_tree=True)
-                if proc is None:
-                    break
-                own = result.info["report"]["events_per_second"]
-                result.info["own_rate"] = max(result.info.get("own_rate", 0), own)
-            results[n] = result
+        single = self.keep("dask-single", Result(f"replay --dry-run --workers 1, {files} files", events, size))
+        results = {n: self.keep(f"dask-{n}", Result(f"replay --dry-run --dask local:{n}, {files} files", events, size))
+                   for n in (1, 2)}
+
+        def own(result: Result) -> None:
+            rate = result.info["report"]["events_per_second"]
+            result.info["own_rate"] = max(result.info.get("own_rate", 0), rate)
+
+        for _ in range(self.args.repeat):
+            if self.run_cli(single, lambda r: self.replay([str(folder)], "--workers", "1", report=r),
+                            expect_events=events) is not None:
+                own(single)
+            for n, result in results.items():
+                if result.error:
+                    continue
+                if self.run_cli(result, lambda r, n=n: self.replay([str(folder)], "--dask", f"local:{n}", report=r),
+                                expect_events=events, sample_tree=True) is not None:
+                    own(result)
         one, two = results[1], results[2]
-        ratio = two.rate / one.rate if one.rate and two.rate else None
+        self.rows.append(Row(single))
         self.rows.append(Row(one))
-        self.rows.append(Row(two, ratio=f"{ratio:.2f}x" if ratio else "",
-                             target=f"near the parallel capacity ({capacity:.2f}x)" if capacity else "",
-                             verdict="" if capacity is None or capacity >= PARALLEL_JUDGED else
-                             f"not judged (capacity {capacity:.2f}x < {PARALLEL_JUDGED:g})"))
-        if one.info.get("own_rate") and two.info.get("own_rate"):
-            self.notes.append(f"--dask without the cluster's start: local:1 {one.info['own_rate']:,.0f} events/s, "
-                              f"local:2 {two.info['own_rate']:,.0f} events/s "
-                              f"({two.info['own_rate'] / one.info['own_rate']:.2f}x); parallel capacity "
-                              f"{capacity:.2f}x" if capacity else "")
+        self.rows.append(Row(two, ratio=f"{two.rate / one.rate:.2f}x local:1 (wall)" if one.rate and two.rate else ""))
+        judged = capacity is not None and capacity >= PARALLEL_JUDGED
+        not_judged = f"not judged (capacity {capacity:.2f}x < {PARALLEL_JUDGED:g})" if capacity else "n/a"
+        rates = [r.info.get("own_rate") for r in (single, one, two)]
+        if all(rates):
+            s_rate, o_rate, t_rate = rates
+            speedup = t_rate / o_rate
+            goal = TARGET_DASK_OF_CAPACITY * capacity if capacity else None
+            self.rows.append(Row(label=f"--dask local:2 vs local:1, {files} files (the runs' own rates)",
+                                 ratio=f"{speedup:.2f}x",
+                                 target=f">= {TARGET_DASK_OF_CAPACITY:g} x capacity" + (f" = {goal:.2f}x" if goal else ""),
+                                 verdict=verdict(speedup >= goal) if judged and goal else not_judged))
+            self.rows.append(Row(label=f"--dask local:2 vs one process, {files} files (own rates)",
+                                 ratio=f"{t_rate / s_rate:.2f}x", target=">= 1.0x (not slower)",
+                                 verdict=verdict(t_rate >= s_rate) if judged else not_judged))
+            self.notes.append(f"--dask without the cluster's start: one process {s_rate:,.0f} events/s, local:1 "
+                              f"{o_rate:,.0f}, local:2 {t_rate:,.0f} events/s; parallel capacity "
+                              + (f"{capacity:.2f}x" if capacity else "n/a"))
+        else:
+            self.rows.append(Row(label="--dask local:2 vs local:1 and one process", verdict="ERROR"))
+        big = self.keep("dask-big", Result(f"replay --dry-run --dask local:2, one {size / 1e6:,.0f} MB file", events, size))
+        proc = self.run_cli(big, lambda r: self.replay([str(plain)], "--dask", "local:2", report=r),
+                            expect_events=events, sample_tree=True)
+        self.rows.append(Row(big))
+        if proc is not None and proc.child_rss_kb:
+            worker = proc.child_rss_kb / 1024
+            self.rows.append(Row(label=f"peak RSS per Dask worker, one {size / 1e6:,.0f} MB file",
+                                 ratio=f"{worker:.0f} MB (driver {(proc.root_rss_kb or 0) / 1024:.0f} MB)",
+                                 target=f"<= {TARGET_DASK_WORKER_RSS_MB} MB (a 700 MB file)",
+                                 verdict=verdict(worker <= TARGET_DASK_WORKER_RSS_MB)))
+            if size < 600e6:
+                self.notes.append(f"--dask worker RSS measured on a {size / 1e6:,.0f} MB file, not 700 MB: a file is "
+                                  "read in segments, so it should not grow with the size; run with --events 1000000 "
+                                  "(745 MB) to measure it there")
+        else:
+            self.rows.append(Row(label="peak RSS per Dask worker", verdict="ERROR"))
 
     # -- 4. memory -------------------------------------------------------------------------------
 
@@ -1294,7 +1344,8 @@ def to_json(bench: Bench) -> dict:
             "results": {k: {"label": r.label, "events": r.events, "bytes": r.size, "seconds": r.seconds,
                             "runs": r.runs, "cpu_seconds": r.cpu_seconds, "cpu_runs": r.cpu_runs,
                             "events_per_s": r.rate, "events_per_cpu_s": r.cpu_rate, "mb_per_s": r.mbps,
-                            "peak_rss_kb": r.rss_kb, "tree_rss_kb": r.tree_rss_kb, "error": r.error,
+                            "peak_rss_kb": r.rss_kb, "tree_rss_kb": r.tree_rss_kb,
+                            "child_rss_kb": r.child_rss_kb, "error": r.error,
                             **({"instructions": r.info} if k.split(":", 1)[1].startswith("instr-") else {})}
                         for k, r in bench.results.items()},
             "rows": [{"section": section, "label": row.label or (row.result.label if row.result else ""),

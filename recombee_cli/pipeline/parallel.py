@@ -12,8 +12,8 @@ stdin and remote objects are read by the main process as before, and a chunk goe
 read. Either way a result comes back with the requests already serialised in one blob sent apart
 from the rest, and the main process does per chunk what it would do per event. Two tasks are in
 flight per worker (one translated, one waiting), so memory stays flat and a worker never waits
-for the main process. `--dedupe` needs every event in input order, so it runs in one process
-(engines.InlineEngine).
+for the main process, at the end of a file neither: the tasks of every file are one stream.
+`--dedupe` needs every event in input order, so it runs in one process (engines.InlineEngine).
 """
 
 from __future__ import annotations
@@ -26,15 +26,16 @@ import queue
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
-from typing import TypeVar, cast
+from typing import cast
 
 from recombee_cli.errors import WorkerError, WorkerStartError
 from recombee_cli.mapping.translate import BlockResult, EventFilter, Translator, translate_block
 from recombee_cli.pipeline.engines import Reading, Translated
+from recombee_cli.pipeline.ranges import RangeAnswer, RangeNumbering, translate_range
 from recombee_cli.pipeline.replay import STREAMING_GC_THRESHOLD
-from recombee_cli.sources.lines import blank_free_segments, cut_lines
+from recombee_cli.sources.lines import cut_lines
 from recombee_cli.sources.reader import Block, Source, plain_ranges
 
 IN_FLIGHT = 2             # chunks handed to each worker before its first result is taken
@@ -46,11 +47,24 @@ _routes = False           # note each request's users (a sender's lanes)
 
 DATA, RANGE = b"D", b"R"   # what a task is: a chunk's bytes, or a range of a file to read
 
-# A range task: (path, start, end, resume offset, lines per chunk). Its answer: (lines in the range,
-# lines left out before the resume offset, per chunk (lines, offset, end offset, result, requests' size)).
+# A range task: (path, start, end, resume offset, lines per chunk); its answer is ranges.RangeAnswer.
 RangeTask = tuple[str, int, int, int, int]
-RangeAnswer = tuple[int, list[tuple[int, int, int, int, BlockResult, int]]]
-AnswerT = TypeVar("AnswerT")
+_START, _END = b"<", b">"   # where a file's tasks start and end in the stream of every file's tasks
+
+
+class _PoolFile:
+    """A file whose tasks are handed out: the chunks read here waiting for their results, or the
+    numbering of its lines (a plain file the workers read by ranges)."""
+
+    __slots__ = ("source", "numbering", "pending")
+
+    def __init__(self, source: Source, numbering: RangeNumbering | None) -> None:
+        self.source = source
+        self.numbering = numbering
+        self.pending: deque[Block] = deque()
+
+
+_Task = tuple[_PoolFile, bytes, bytes]   # a file, what the task is (DATA, RANGE or a marker), its bytes
 
 
 def _serve(conn: Connection, inherited: list[Connection]) -> None:
@@ -79,7 +93,11 @@ def _serve(conn: Connection, inherited: list[Connection]) -> None:
                 if _translator is None:
                     raise WorkerError("the worker has no translator (not forked from a TranslatorPool)")
                 if kind == RANGE:
-                    head, blob = _translate_range(pickle.loads(blob), files)
+                    path, start, end, resume, chunk_lines = cast(RangeTask, pickle.loads(blob))
+                    answer, blobs = translate_range(files.read(path, start, end), start, resume, chunk_lines,
+                                                    _translator, _window_filter, _routes)
+                    head = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+                    blob = blobs[0] if len(blobs) == 1 else b"".join(blobs)
                 else:
                     result = translate_block(cut_lines(blob), _translator, window_filter=_window_filter,
                                              routes=_routes)
@@ -116,80 +134,6 @@ class _OpenFile:
         if self.path is not None:
             os.close(self.fd)
             self.path, self.fd = None, -1
-
-
-def _translate_range(task: RangeTask, files: _OpenFile) -> tuple[bytes, bytes]:
-    """A block read from its file and translated chunk by chunk, as the main process would:
-    long runs of blank lines left out (reader.read_blocks), the lines that start before the
-    resume offset left out (blocks.starting_at), the rest cut into equal chunks of at most
-    `chunk_lines` lines (blocks.pieces). Each chunk says where it starts: (its first line's index
-    in the range, lines, offset, stop, result, size of its requests)."""
-    assert _translator is not None
-    path, start, end, resume, chunk_lines = task
-    data = files.read(path, start, end)
-    parts = blank_free_segments(data)
-    chunks: list[tuple[int, int, int, int, BlockResult, int]] = []
-    blobs: list[bytes] = []
-    if parts is None:
-        lines = cut_lines(data)
-        count = len(lines)
-        _translate_part(lines, 0, start, resume, chunk_lines, chunks, blobs)
-    else:
-        count = data.count(b"\n") + 1
-        for first, begin, stop in parts:
-            _translate_part(cut_lines(data[begin:stop]), first, start + begin, resume, chunk_lines, chunks, blobs)
-    answer: RangeAnswer = (count, chunks)
-    return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL), blobs[0] if len(blobs) == 1 else b"".join(blobs)
-
-
-def _translate_part(lines: list[bytes], at: int, offset: int, resume: int, chunk_lines: int,
-                    chunks: list[tuple[int, int, int, int, BlockResult, int]], blobs: list[bytes]) -> None:
-    """Consecutive lines of a range (the first is line `at` of the range, at byte `offset`)."""
-    assert _translator is not None
-    count = len(lines)
-    first = 0
-    if offset < resume:
-        while first < count and offset < resume:
-            offset += len(lines[first]) + 1
-            first += 1
-        lines = lines[first:]
-    kept = count - first
-    at += first
-    step = (kept or 1) if kept <= chunk_lines else -(-kept // -(-kept // chunk_lines))
-    for begin in range(0, kept, step):
-        part = lines[begin:begin + step] if step < kept else lines
-        result = translate_block(part, _translator, window_filter=_window_filter, routes=_routes)
-        stop = offset + sum(map(len, part)) + len(part)
-        blobs.append(result.requests)
-        chunks.append((at, len(part), offset, stop, result, len(result.requests)))
-        result.requests = b""
-        offset = stop
-        at += len(part)
-
-
-class RangeBlock(Block):
-    """A block a worker read from a file by itself: its place (line number, offsets) without its
-    bytes, which are read again from the file only if someone asks for a line (an invalid or
-    failed event's, for the rejects file)."""
-
-    __slots__ = ("path", "stop")
-
-    def __init__(self, source: str, path: str, number: int, offset: int, stop: int, count: int):
-        super().__init__(source, number, offset, lines=[])
-        self.count = count
-        self.path = path
-        self.stop = stop   # just past the newline of its last line
-
-    @property
-    def lines(self) -> list[bytes]:
-        if self._lines is None or len(self._lines) != self.count:
-            with open(self.path, "rb") as file:
-                file.seek(self.offset)
-                self._lines = cut_lines(file.read(self.stop - 1 - self.offset))
-        return self._lines
-
-    def end(self) -> int:
-        return self.stop
 
 
 class TranslatorPool:
@@ -250,66 +194,86 @@ class TranslatorPool:
     def translate(self, sources: Iterable[tuple[Source, int]], reading: Reading
                   ) -> Iterator[tuple[Source, Iterator[Translated]]]:
         """The Engine interface: a plain local file read by the workers, range by range; any other
-        source read here, in chunks of bytes left uncut (a worker cuts them into lines)."""
+        source read here, in chunks of bytes left uncut (a worker cuts them into lines).
+
+        The tasks of every file are one stream, handed out IN_FLIGHT per worker ahead of the
+        results taken: at the end of a file the workers already have the next file's first
+        tasks, so many small files keep every worker busy. (The next file is opened, and for a
+        file read here read, that far ahead.) Results still come back in input order, file by
+        file, each file's marked by where it starts and ends."""
         if reading.routes and not self.lanes:
             raise ValueError("this pool was made for a dry run (lanes=0): a sender needs routes")
+        stream = self._ordered(self._tasks(sources, reading))
+        for file, marker in stream:
+            if marker is not _START:   # the Engine's contract: a source's results are read to the end first
+                raise ValueError("the next source was asked for before the results of the last were read")
+            yield file.source, self._results(file, stream, reading)
+
+    def _tasks(self, sources: Iterable[tuple[Source, int]], reading: Reading) -> Iterator[_Task]:
+        """Every file's tasks in input order, each file's between its two markers."""
         for source, start in sources:
             found = plain_ranges(source, reading.max_line_bytes)
             if found is None:
-                yield source, self.map_ordered(reading.read(source, start, split=False))
+                file = _PoolFile(source, None)
+                yield file, _START, b""
+                for block in reading.read(source, start, split=False):
+                    file.pending.append(block)
+                    yield file, DATA, block.raw()
             else:
-                yield source, self._ranges(source, *found, start, reading)
+                path, ranges = found
+                file = _PoolFile(source, RangeNumbering(source.name, path))
+                yield file, _START, b""
+                for begin, end in ranges:
+                    yield file, RANGE, pickle.dumps((path, begin, end, start, reading.chunk_lines))
+            yield file, _END, b""
 
-    def _ranges(self, source: Source, path: str, ranges: list[tuple[int, int]], resume: int,
-                reading: Reading) -> Iterator[Translated]:
-        """A file's blocks read and translated by the workers; the main process numbers the lines."""
-        number = 1
+    def _results(self, file: _PoolFile, stream: Iterator[tuple[_PoolFile, object]],
+                 reading: Reading) -> Iterator[Translated]:
+        """One file's results from the stream, up to its end marker: the main process numbers a
+        plain file's lines (ranges), or pairs each chunk it read with its result."""
         progress = reading.progress
-        tasks = ((RANGE, pickle.dumps((path, begin, end, resume, reading.chunk_lines))) for begin, end in ranges)
-        for answer, blob in self._ordered(tasks, self._receive_range):
-            count, chunks = answer
-            at = 0
-            for first, lines, offset, stop, result, size in chunks:
-                result.requests = blob if size == len(blob) else blob[at:at + size]
-                at += size
-                yield RangeBlock(source.name, path, number + first, offset, stop, lines), result
-            number += count
-            if progress is not None and chunks:
-                progress.reached(chunks[-1][3] - 1)
+        numbering = file.numbering
+        for _, answer in stream:
+            if answer is _END:
+                return
+            if numbering is None:
+                yield file.pending.popleft(), cast(BlockResult, answer)
+            else:
+                ranged = cast(tuple[RangeAnswer, bytes], answer)
+                yield from numbering.blocks(*ranged)
+                if progress is not None and ranged[0][1]:
+                    progress.reached(ranged[0][1][-1][3] - 1)
 
-    def map_ordered(self, blocks: Iterable[Block]) -> Iterator[Translated]:
-        """Translate chunks; yield (chunk, result) in order. The main process does no per-line
-        work: a chunk goes out as the bytes read, its requests come back as one blob."""
-        pending: deque[Block] = deque()
-
-        def tasks() -> Iterator[tuple[bytes, bytes]]:
-            for block in blocks:
-                pending.append(block)
-                yield DATA, block.raw()
-
-        for result, _ in self._ordered(tasks(), self._receive_data):
-            yield pending.popleft(), result
-
-    def _ordered(self, tasks: Iterator[tuple[bytes, bytes]],
-                 receive: Callable[[Connection], tuple[AnswerT, bytes]]) -> Iterator[tuple[AnswerT, bytes]]:
-        """Tasks handed out round-robin, IN_FLIGHT per worker; their answers in the same order."""
+    def _ordered(self, tasks: Iterator[_Task]) -> Iterator[tuple[_PoolFile, object]]:
+        """Tasks handed out round-robin, IN_FLIGHT per worker; their answers (a BlockResult, or a
+        range's answer and blob) in the same order, and the files' markers where they were."""
         conns, feeds = self._conns, self._feeds
-        in_flight: deque[int] = deque()   # the worker of each task, in input order
+        in_flight: deque[tuple[_PoolFile, bytes, int]] = deque()   # each task's file, kind and worker
+
+        def hand_out(index: int) -> bool:
+            """The next task to worker `index` (the markers before it queued in their place)."""
+            for file, kind, blob in tasks:
+                if kind in (_START, _END):
+                    in_flight.append((file, kind, -1))
+                    continue
+                feeds[index].put((kind, blob))
+                in_flight.append((file, kind, index))
+                return True
+            return False
+
         for _ in range(IN_FLIGHT):
-            for index, feed in enumerate(feeds):
-                task = next(tasks, None)
-                if task is None:
+            for index in range(len(feeds)):
+                if not hand_out(index):
                     break
-                feed.put(task)
-                in_flight.append(index)
         while in_flight:
-            index = in_flight.popleft()
-            answer = receive(conns[index])
-            following = next(tasks, None)
-            if following is not None:   # first keep the worker busy, then do our part
-                feeds[index].put(following)
-                in_flight.append(index)
-            yield answer
+            file, kind, index = in_flight.popleft()
+            if index < 0:
+                yield file, kind
+                continue
+            answer: object = self._receive_range(conns[index]) if kind == RANGE else \
+                self._receive_data(conns[index])[0]
+            hand_out(index)   # first keep the worker busy, then do our part
+            yield file, answer
 
     @staticmethod
     def _answer(conn: Connection) -> tuple[object, bytes]:
@@ -336,7 +300,7 @@ class TranslatorPool:
         answer, blob = cls._answer(conn)
         if not isinstance(answer, tuple):
             raise WorkerError(f"a translator worker answered {type(answer).__name__}, not a range's results")
-        return cast(RangeAnswer, answer), blob   # the shape _translate_range pickled
+        return cast(RangeAnswer, answer), blob   # the shape ranges.translate_range made
 
     def close(self) -> None:
         for feed in self._feeds:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import uuid
 
 import cloudpickle
 import orjson
 import pytest
-from distributed import Client, Event, LocalCluster
+from distributed import Client, Event, LocalCluster, get_task_stream
 from helpers import RETRY, ROOT, history, invoke, saved_progress, wait_for
 
 import recombee_cli
@@ -24,7 +26,7 @@ from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config, load_config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.cluster import DaskEngine
-from recombee_cli.pipeline.engines import Reading
+from recombee_cli.pipeline.engines import InlineEngine, Reading
 from recombee_cli.pipeline.replay import run
 from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator
@@ -363,3 +365,227 @@ def test_ctrl_c_stops_a_local_cluster_run_without_the_workers_tracebacks(tmp_pat
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "interrupted" in err
+
+
+class _GatedStream(io.RawIOBase):
+    """A file's bytes that stop at `first` until the test sets the Dask Event `release`: the
+    reader, on a worker, cannot read further until then. Past the gate it sets `<release>-passed`
+    (released or timed out), so a test can tell it never got past."""
+
+    def __init__(self, data: bytes, first: int, release: str):
+        self.data, self.first, self.release, self.at = data, first, release, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self.at == self.first:
+            Event(self.release).wait(timeout=60)   # bounded: a test that went wrong does not hang the worker
+            Event(f"{self.release}-passed").set()
+        stop = self.first if self.at < self.first else len(self.data)
+        n = min(len(buf), stop - self.at)
+        buf[:n] = self.data[self.at:self.at + n]
+        self.at += n
+        return n
+
+
+def _gated_stream(data: bytes, first: int, release: str):
+    return io.BufferedReader(_GatedStream(data, first, release))
+
+
+def _chunks_of(engine, source, reading):
+    [(_, chunks)] = [(s, list(c)) for s, c in engine.translate(iter([(source, 0)]), reading)]
+    return [(b.number, b.offset, b.count, b.end(), r.events, r.requests, r.invalid) for b, r in chunks]
+
+
+def test_a_big_file_comes_back_segment_by_segment_while_it_is_read(client):
+    """The driver has the first chunk's results while the worker reading the file is still held
+    at a quarter of it; the rest follows, and every chunk is what one process makes."""
+    stream = generate(6_000, seed=9)
+    data = b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(6_000))
+    release = f"release-{uuid.uuid4().hex}"
+    gated = Source("big.ndjson", functools.partial(_gated_stream, data, len(data) // 4, release))
+    engine = DaskEngine(client, Config(), segment_bytes=64 << 10)
+    reading = Reading(chunk_lines=500)
+    files = engine.translate(iter([(gated, 0)]), reading)
+    try:
+        source, chunks = next(files)
+        block, result = next(chunks)
+        assert not Event(f"{release}-passed", client=client).is_set()   # read up to the gate only
+        assert source is gated and block.number == 1 and result.events == block.count
+        Event(release, client=client).set()
+        got = [(block, result), *chunks]
+        assert next(files, None) is None
+    finally:
+        Event(release, client=client).set()
+        files.close()
+    plain = Source("big.ndjson", lambda: io.BytesIO(data))
+    expected = _chunks_of(InlineEngine(Translator(compile_config(Config()))), plain, Reading(chunk_lines=500))
+    assert [(b.number, b.offset, b.count, b.end(), r.events, r.requests, r.invalid) for b, r in got] == expected
+    assert len(got) > 8 and engine.files_done == 1
+
+
+def test_one_file_is_translated_by_every_worker(client, tmp_path):
+    """A plain file is handed out by byte ranges: both workers translate segments of it, and the
+    chunks are those of one process."""
+    stream = generate(8_000, seed=11)
+    path = tmp_path / "one.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(8_000)))
+    [source] = expand_inputs([str(path)])
+    engine = DaskEngine(client, Config(), segment_bytes=64 << 10)
+    with get_task_stream(client=client) as tasks:
+        got = _chunks_of(engine, source, Reading(chunk_lines=300))
+    expected = _chunks_of(InlineEngine(Translator(compile_config(Config()))), source, Reading(chunk_lines=300))
+    assert got == expected
+    segments = [t for t in tasks.data if "-segment-" in str(t["key"])]
+    assert len(segments) >= 5 and len({t["worker"] for t in segments}) == 2   # ranges of 1 MiB: one a segment
+
+
+def test_a_file_resumed_halfway_gives_the_chunks_one_process_gives(client, tmp_path):
+    """A file the state says is done up to a line halfway (plain: read by ranges; gzip: by its
+    reader), in segments: the chunks, their line numbers and offsets are one process's."""
+    stream = generate(3_000, seed=13)
+    data = b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(3_000))
+    (tmp_path / "half.ndjson").write_bytes(data)
+    (tmp_path / "half.gz").write_bytes(gzip.compress(data))
+    start = data.index(b"\n", len(data) // 2) + 1
+    engine = DaskEngine(client, Config(), segment_bytes=32 << 10)
+    inline = InlineEngine(Translator(compile_config(Config())))
+    for source in expand_inputs([str(tmp_path / "half.ndjson"), str(tmp_path / "half.gz")]):
+        got = [(s, list(c)) for s, c in engine.translate(iter([(source, start)]), Reading(chunk_lines=200))]
+        [(_, chunks)] = got
+        expected = [(s, list(c)) for s, c in inline.translate(iter([(source, start)]), Reading(chunk_lines=200))]
+        [(_, want)] = expected
+        assert [(b.number, b.offset, b.count, b.end(), r.events, r.requests) for b, r in chunks] == \
+               [(b.number, b.offset, b.count, b.end(), r.events, r.requests) for b, r in want]
+        assert chunks[0][0].offset == start and len(chunks) > 5
+
+
+class _KillableStream(_GatedStream):
+    """A gated stream that, at the gate, says which process reads it (the first time only: a
+    reader run again reads through)."""
+
+    def __init__(self, data: bytes, first: int, release: str, pid_file: str):
+        super().__init__(data, first, release)
+        self.pid_file = pid_file
+
+    def readinto(self, buf) -> int:
+        if self.at == self.first and not os.path.exists(self.pid_file):
+            with open(self.pid_file, "w") as fh:
+                fh.write(str(os.getpid()))
+            Event(f"{self.release}-reached").set()
+            return super().readinto(buf)
+        if self.at == self.first:   # a reader run again: through the gate at once
+            n = min(len(buf), len(self.data) - self.at)
+            buf[:n] = self.data[self.at:self.at + n]
+            self.at += n
+            return n
+        return super().readinto(buf)
+
+
+def _killable_stream(data: bytes, first: int, release: str, pid_file: str):
+    return io.BufferedReader(_KillableStream(data, first, release, pid_file))
+
+
+def test_a_reader_killed_halfway_through_its_file_is_run_again_and_loses_nothing(tmp_path):
+    """The worker reading a compressed-like stream is killed after it handed out the first
+    segments (some taken by the driver, some in flight): the reader runs again, is told where
+    the driver is, and the chunks the driver gets are still one process's, each once."""
+    stream = generate(6_000, seed=17)
+    data = b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(6_000))
+    release = f"kill-{uuid.uuid4().hex}"
+    pid_file = str(tmp_path / "reader.pid")
+    source = Source("killed.ndjson", functools.partial(_killable_stream, data, len(data) // 3, release, pid_file))
+    with _local_cluster() as cluster, Client(cluster) as dask_client:
+        pids = dask_client.run(os.getpid)
+        engine = DaskEngine(dask_client, Config(), segment_bytes=64 << 10)
+        files = engine.translate(iter([(source, 0)]), Reading(chunk_lines=250))
+        try:
+            got_source, chunks = next(files)
+            got = [next(chunks)]   # the driver has taken a segment's chunk before the kill
+            assert Event(f"{release}-reached", client=dask_client).wait(timeout=120)
+            victim = int(open(pid_file).read())
+            [address] = [a for a, pid in pids.items() if pid == victim]
+            os.kill(victim, signal.SIGKILL)
+            assert wait_for(lambda: address not in _workers(dask_client), 120)
+            got += list(chunks)
+            assert next(files, None) is None
+        finally:
+            Event(release, client=dask_client).set()
+            files.close()
+    plain = Source("killed.ndjson", lambda: io.BytesIO(data))
+    expected = _chunks_of(InlineEngine(Translator(compile_config(Config()))), plain, Reading(chunk_lines=250))
+    assert [(b.number, b.offset, b.count, b.end(), r.events, r.requests, r.invalid) for b, r in got] == expected
+    assert got_source is source and len(got) > 10
+
+
+def test_asking_for_the_next_file_before_reading_the_last_is_refused(client, tmp_path):
+    """The Engine's contract, said plainly rather than the same file given twice."""
+    for n in range(2):
+        (tmp_path / f"f{n}.ndjson").write_bytes(b'{"type":"track","event":"A","userId":"u"}\n' * 10)
+    engine = DaskEngine(client, Config())
+    files = engine.translate(((s, 0) for s in expand_inputs([str(tmp_path)])), Reading())
+    try:
+        next(files)
+        with pytest.raises(ValueError, match="before the results of the last were read"):
+            next(files)
+    finally:
+        files.close()
+
+
+def _segment_numbers(dask_scheduler=None) -> list[int]:
+    """On the scheduler: the numbers of the segment tasks it knows of now."""
+    return [int(str(key).rsplit("-", 2)[1]) for key in dask_scheduler.tasks if "-segment-" in str(key)]
+
+
+def test_a_reader_hands_out_no_more_than_the_driver_allows(client, tmp_path):
+    """Whatever a file's size, segments are submitted only a window ahead of what the driver has
+    taken: after the driver took segment i, none past i + window exists on the cluster."""
+    stream = generate(3_000, seed=19)
+    path = tmp_path / "many.ndjson.gz"
+    path.write_bytes(gzip.compress(b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(3_000))))
+    window = 3
+    engine = DaskEngine(client, Config(), segments_in_flight=window, segment_bytes=4,   # a chunk a segment
+                        small_file_bytes=0)   # read by a reader, however small
+    files = engine.translate(((s, 0) for s in expand_inputs([str(path)])), Reading(chunk_lines=100))
+    taken = 0
+    try:
+        _, chunks = next(files)
+        for taken, _ in enumerate(chunks, start=1):
+            assert max(client.run_on_scheduler(_segment_numbers), default=-1) <= taken - 1 + window
+        assert next(files, None) is None
+    finally:
+        files.close()
+    assert taken >= 30   # 3,000 lines in chunks of at most 100
+
+
+def test_small_files_are_one_task_each_and_give_what_one_process_gives(client, tmp_path):
+    """Files of at most `small_file_bytes` on disk are read and translated whole, one task each
+    (no reader, no queues: those cost more than such a file's translation); the chunks, in
+    order, and a reader's warnings are one process's; bigger files beside them go by segments."""
+    stream = generate(4_000, seed=23)
+    lines = [orjson.dumps(next(stream)) + b"\n" for _ in range(4_000)]
+    for n in range(12):
+        data = b"".join(lines[n * 300:(n + 1) * 300]) if n != 5 else b""
+        path = tmp_path / (f"f{n:02d}.ndjson.gz" if n % 3 == 2 else f"f{n:02d}.ndjson")
+        path.write_bytes(gzip.compress(data) if n % 3 == 2 else data)
+    (tmp_path / "f12-big.ndjson").write_bytes(b"".join(lines[3_600:]) * 4)   # over the limit below
+    (tmp_path / "f13.ndjson").write_bytes(b'{"type":"track"}\n' + b"x" * 3000 + b"\n")   # a line too long
+    sources = expand_inputs([str(tmp_path)])
+    reading = functools.partial(Reading, chunk_lines=120, max_line_bytes=2048)
+    engine = DaskEngine(client, Config(), small_file_bytes=300_000, segment_bytes=256 << 10)
+    warned: list[str] = []
+    with get_task_stream(client=client) as tasks:
+        got = [(s.name, [(b.number, b.offset, b.count, b.end(), r.events, r.requests, sorted((b.errors or {}).items()))
+                         for b, r in chunks])
+               for s, chunks in engine.translate(((s, 0) for s in sources), reading(warn=warned.append))]
+    inline = InlineEngine(Translator(compile_config(Config())))
+    expected_warnings: list[str] = []
+    expected = [(s.name, [(b.number, b.offset, b.count, b.end(), r.events, r.requests, sorted((b.errors or {}).items()))
+                          for b, r in chunks])
+                for s, chunks in inline.translate(((s, 0) for s in sources), reading(warn=expected_warnings.append))]
+    assert got == expected and len(got) == 14 and engine.files_done == 14
+    assert warned == expected_warnings
+    keys = [str(t["key"]) for t in tasks.data]
+    assert sum(k.endswith("-whole") for k in keys) == 13   # every file but the big one
+    assert sum(k.endswith("-reader") for k in keys) == 1

@@ -77,7 +77,7 @@ def test_workers_on_stdin_and_beside_a_gzip_file_give_what_one_process_gives(tmp
 
 def _chunks(engine, source: Source, start: int, chunk_lines: int):
     reading = Reading(chunk_lines=chunk_lines, max_line_bytes=1 << 24)
-    [(_, results)] = list(engine.translate([(source, start)], reading))
+    [results] = [list(results) for _, results in engine.translate([(source, start)], reading)]
     return [(block.number, block.offset, block.end(), len(block), block.line(len(block) - 1), result)
             for block, result in results]
 
@@ -169,3 +169,65 @@ def test_lines_too_long_to_read_are_rejected_in_line_order_whatever_the_workers(
     assert 0 < len(too_long) < len(rejects)   # both kinds, interleaved
     assert [r["line"] for r in too_long] == sorted(r["line"] for r in too_long)
     assert one == two
+
+
+def _small_files(tmp_path) -> list[str]:
+    """The dirty export cut into 40 small files: plain and gzip ones, an empty one, one of blank
+    lines and one without a final newline among them."""
+    lines = gzip.decompress(DIRTY.read_bytes()).split(b"\n")
+    paths = []
+    for n in range(40):
+        data = b"\n".join(lines[n * 300:(n + 1) * 300]) + (b"" if n == 7 else b"\n")
+        data = {3: b"", 11: b"\n\n\n"}.get(n, data)
+        path = tmp_path / (f"part-{n:02d}.ndjson.gz" if n % 5 == 4 else f"part-{n:02d}.ndjson")
+        path.write_bytes(gzip.compress(data) if n % 5 == 4 else data)
+        paths.append(str(path))
+    return paths
+
+
+def test_many_small_files_give_what_one_process_gives_with_workers(tmp_path):
+    paths = _small_files(tmp_path)
+    one, two = _replay(tmp_path, "1", paths), _replay(tmp_path, "2", paths)
+    assert one == two and two[2]["sources"] == 40 and two[2]["outcomes"]["invalid"] > 0
+
+
+def test_the_workers_have_the_next_files_before_the_last_ones_results_are_taken(tmp_path):
+    """Look-ahead crosses files: when the first file's only result is taken, the tasks of the
+    files after it are already handed out (before, each file began only once the one before was
+    done, and the workers waited at every file's end), and every file's results are one process's."""
+    paths = _small_files(tmp_path)[:6]
+    translator = Translator(compile_config(Config()))
+    pulled: list[str] = []
+
+    def sources():
+        for source in expand_inputs(paths):
+            pulled.append(source.name)
+            yield source, 0
+
+    reading = Reading(chunk_lines=100_000)   # a file is one task
+    pool = TranslatorPool(translator, 2)
+    try:
+        files = pool.translate(sources(), reading)
+        first, results = next(files)
+        got = [(first.name, list(results))]
+        assert len(pulled) >= 4   # 2 workers x 2 in flight: files 2-4 handed out already
+        got += [(source.name, list(results)) for source, results in files]
+    finally:
+        pool.close()
+    alone = [(source.name, list(results))
+             for source, results in InlineEngine(translator).translate(((s, 0) for s in expand_inputs(paths)), reading)]
+    assert [(name, [(b.number, b.offset, b.count, r.events, r.requests) for b, r in chunks]) for name, chunks in got] == \
+           [(name, [(b.number, b.offset, b.count, r.events, r.requests) for b, r in chunks]) for name, chunks in alone]
+
+
+def test_asking_for_the_next_file_before_reading_the_last_is_refused(tmp_path):
+    """The Engine's contract, said plainly rather than results dropped or mixed up."""
+    paths = _small_files(tmp_path)[:2]
+    pool = TranslatorPool(Translator(compile_config(Config())), 2)
+    try:
+        files = pool.translate(((s, 0) for s in expand_inputs(paths)), Reading())
+        next(files)
+        with pytest.raises(ValueError, match="before the results of the last were read"):
+            next(files)
+    finally:
+        pool.close()

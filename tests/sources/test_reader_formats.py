@@ -175,7 +175,7 @@ def test_workers_never_cut_a_format_that_is_not_splittable_into_byte_ranges(tmp_
 
 def _chunks(engine, source: Source, start: int):
     reading = Reading(chunk_lines=50, max_line_bytes=1 << 24)
-    [(_, results)] = list(engine.translate([(source, start)], reading))
+    [results] = [list(results) for _, results in engine.translate([(source, start)], reading)]
     return [(block.number, block.offset, block.end(), result.events) for block, result in results]
 
 
