@@ -22,13 +22,17 @@ import orjson
 
 from recombee_cli.errors import MappingError, PayloadInvalid
 from recombee_cli.mapping.compile import CompiledMapping
+from recombee_cli.mapping.filters import WindowFilter
+from recombee_cli.mapping.reads import event_reads
 from recombee_cli.outcomes import unmatched_name
 from recombee_cli.request_kinds import Route, route, sid
 from recombee_cli.segment.jsvalues import UNDEFINED, orjson_default
 from recombee_cli.segment.properties import NOTES, describe_values
 from recombee_cli.segment.timestamps import fast_canonical, first_epoch_seconds
 from recombee_cli.segment.triggers import key_only
+from recombee_cli.sources import scan
 from recombee_cli.sources.decode import REJECT_MARKER, decode
+from recombee_cli.sources.scan import Reads, restrict
 
 _CACHE_LIMIT = 4096
 VALUE_ACTIONS = ("setUserValues", "setUserValue", "setItemValues")
@@ -192,6 +196,10 @@ class Translator:
                 table.setdefault(value, []).append(position)
         self._plans: dict[tuple[object, object], Plan] = {}
         self._key_only = [key_only(m.trigger.ast) for m in mappings]
+        # What a replay reads of an event (mapping/reads.py), for decoding only that: where
+        # sources/scan runs compiled (in pure Python, decoding whole lines is the faster); None:
+        # whole events.
+        self.reads: Reads | None = event_reads(mappings) if scan.COMPILED else None
 
     def _positions(self, name: object, kind: object) -> list[int]:
         positions = set(self._always)
@@ -314,9 +322,14 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                     dedupe: Seen | None = None, routes: bool = False) -> BlockResult:
     """Translate a block of lines (the unit of a replay) by `Translator.apply`: what becomes of
     each event, counted, and the requests serialised once (the printer and the sender use bytes).
-    `routes`: note each request's users, for a sender's lanes. This is the hot loop of a replay."""
+    `routes`: note each request's users, for a sender's lanes. This is the hot loop of a replay.
+
+    A line is decoded with only the members the translator reads (`Translator.reads`,
+    sources/scan.py) where it holds one plain event; any other line, or any doubt, is decoded
+    whole, as it always was (so invalid JSON is told by orjson, with its reasons)."""
     apply = translator.apply
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
+    reads = translator.reads if window_filter is None or type(window_filter) is WindowFilter else None
     result = BlockResult()
     n = filtered = blank = 0
     unmatched = result.unmatched
@@ -345,7 +358,11 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
             blank += 1
             continue
         try:
-            value = loads(data)
+            if reads is not None and type(data) is bytes:
+                part = restrict(data, reads)
+                value = loads(data if part is None else part)
+            else:
+                value = loads(data)
         except decode_error:
             value = None
         if type(value) is dict and "batch" not in value and REJECT_MARKER not in value:
