@@ -48,6 +48,12 @@ ValueEntry = tuple[int, str, str, tuple[tuple[str, str], ...], "dict[str, Any] |
 # request index being the index in the event).
 Applied = tuple["list[Request] | None", "list[MappingFailure] | None", "list[ValueEntry] | None"]
 EventFilter = Callable[[dict[str, Any]], "str | None"]
+# Decoding only what is read pays where most of a line is left out (a browser event's context); where
+# the mappings read most of it (a server event's properties), checking the line first costs more than
+# it saves. A block stops decoding in part when the first PROBE_LINES lines it did kept more than
+# half their bytes (the break-even measured in instructions: bench/README.md). Translator.probe
+# holds it (0: never stop, as the tests compare both decodes on every line).
+PROBE_LINES = 32
 
 # An event's own time (as --since/--until read it): `timestamp`, else the other clocks Segment keeps.
 EVENT_TIME_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
@@ -140,6 +146,7 @@ class BlockResult:
     times: list[int] = field(default_factory=list)
     span_hours: list[int] = field(default_factory=list)
     invalid_hours: list[int] = field(default_factory=list)
+    in_part: int = 0                     # lines decoded with only the members read (Translator.reads)
 
     @property
     def request_count(self) -> int:
@@ -200,6 +207,7 @@ class Translator:
         # sources/scan runs compiled (in pure Python, decoding whole lines is the faster); None:
         # whole events.
         self.reads: Reads | None = event_reads(mappings) if scan.COMPILED else None
+        self.probe = PROBE_LINES
 
     def _positions(self, name: object, kind: object) -> list[int]:
         positions = set(self._always)
@@ -330,6 +338,8 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
     apply = translator.apply
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
     reads = translator.reads if window_filter is None or type(window_filter) is WindowFilter else None
+    in_part = kept = read = 0   # lines decoded in part; the bytes kept of the first `probe`, of all
+    probe: int = translator.probe
     result = BlockResult()
     n = filtered = blank = 0
     unmatched = result.unmatched
@@ -360,7 +370,16 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
         try:
             if reads is not None and type(data) is bytes:
                 part = restrict(data, reads)
-                value = loads(data if part is None else part)
+                if part is None:
+                    value = loads(data)
+                else:
+                    value = loads(part)
+                    in_part += 1
+                    if in_part <= probe:
+                        kept += len(part)
+                        read += len(data)
+                        if in_part == probe and kept * 2 > read:
+                            reads = None   # most of each line is read: whole lines are cheaper
             else:
                 value = loads(data)
         except decode_error:
@@ -434,7 +453,7 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                 span_hours += (len(spans) // 4, hour)
                 span_hour = hour
             spans += (number, index, first, len(bodies))
-    result.events, result.blank, result.filtered = n, blank, filtered
+    result.events, result.blank, result.filtered, result.in_part = n, blank, filtered, in_part
     result.mappings = {name: (matched, built) for name, (matched, built) in zip(translator.names, counts) if matched}
     result.requests = b"\n".join(bodies)
     result.spans = array("l", spans)

@@ -4,6 +4,7 @@ corpus we have, with the presets and with custom mappings that read deeper."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 
@@ -15,7 +16,7 @@ from recombee_cli.mapping.compile import compile_mapping
 from recombee_cli.mapping.config import MappingSpec
 from recombee_cli.mapping.filters import Deduplicator, make_filter
 from recombee_cli.mapping.reads import LOOP_PATHS, event_reads, mapping_paths, reads_table
-from recombee_cli.mapping.translate import Translator, translate_block
+from recombee_cli.mapping.translate import PROBE_LINES, Translator, translate_block
 from recombee_cli.segment.presets import PRESETS
 from recombee_cli.sources import scan
 from recombee_cli.sources.lines import cut_lines
@@ -107,15 +108,17 @@ DEEPER = [_mapping({"userId": {"@if": {"exists": {"@path": "$.userId"}, "then": 
 
 
 def _both(translator, lines, options=dict):
-    """translate_block's result decoding only what is read, and decoding whole lines (`options`
-    gives its keyword arguments, anew for each)."""
+    """translate_block's result decoding only what is read (on every line it can: no probe), and
+    decoding whole lines (`options` gives its keyword arguments, anew for each); but for the count
+    of lines decoded in part, which it gives beside."""
     reads = event_reads(translator.mappings)
     assert reads is not None
-    translator.reads = reads
+    translator.reads, translator.probe = reads, 0
     restricted = translate_block(lines, translator, **options())
     translator.reads = None
     whole = translate_block(lines, translator, **options())
-    return restricted, whole
+    assert whole.in_part == 0
+    return dataclasses.replace(restricted, in_part=0), whole, restricted.in_part
 
 
 @pytest.mark.parametrize("mappings", [_presets(), _presets() + DEEPER], ids=["presets", "presets+deeper"])
@@ -124,8 +127,10 @@ def test_the_translate_loop_gives_the_same_result_either_way_on_every_corpus(map
     for name, lines in BLOCKS.items():
         if not scan.COMPILED:
             lines = lines[:1500]   # (the pure scanner is slow; the compiled build reads them all)
-        restricted, whole = _both(translator, lines)
+        restricted, whole, in_part = _both(translator, lines)
         assert restricted == whole, name
+        if name.startswith("generated") or name == "segment-export-20k.ndjson.gz":
+            assert in_part == restricted.events, name   # every event of a clean export, decoded in part
     assert any(r.invalid for r in (_both(translator, lines)[0] for lines in BLOCKS.values()))
 
 
@@ -134,7 +139,7 @@ def test_the_window_filter_and_the_deduplicator_read_what_the_loop_reads():
     lines = BLOCKS["segment-export-20k.ndjson.gz"][:3000]
     lines = lines + lines[:500]   # repeated messageIds
     day = 86400.0
-    restricted, whole = _both(translator, lines, lambda: {
+    restricted, whole, _ = _both(translator, lines, lambda: {
         "window_filter": make_filter(since=1709251200.0 + day, until=1709251200.0 + 5 * day),
         "dedupe": Deduplicator()})
     assert restricted == whole
@@ -147,4 +152,15 @@ def test_a_filter_of_its_own_sees_whole_events():
     translator.reads = event_reads(translator.mappings)
     lines = BLOCKS["generated-browser"][:200]
     result = translate_block(lines, translator, window_filter=lambda e: None if "context" in e else "no context")
-    assert result.filtered == 0 and result.events == 200
+    assert result.filtered == 0 and result.events == 200 and result.in_part == 0
+
+
+@pytest.mark.skipif(not scan.COMPILED, reason="the pure build decodes whole lines")
+def test_a_block_decodes_in_part_while_it_pays():
+    # a browser event is mostly context: every line in part; a server event is mostly read (its
+    # properties): the block goes back to whole lines after its probe
+    translator = Translator(_presets())
+    browser = translate_block(BLOCKS["generated-browser"], translator)
+    assert browser.in_part == browser.events == 2000
+    server = translate_block(BLOCKS["generated-server"], translator)
+    assert server.in_part == PROBE_LINES
