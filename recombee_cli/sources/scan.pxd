@@ -17,7 +17,7 @@ cdef object _child(cbytes p, Py_ssize_t start, Py_ssize_t size, tuple node)
 @cython.locals(c=cython.uchar)
 cdef Py_ssize_t _space(cbytes p, Py_ssize_t n, Py_ssize_t i) noexcept
 
-@cython.locals(kept=cython.Py_ssize_t, run=cython.Py_ssize_t, run_end=cython.Py_ssize_t,
+@cython.locals(mask=bytes, kept=cython.Py_ssize_t, run=cython.Py_ssize_t, run_end=cython.Py_ssize_t,
                start=cython.Py_ssize_t, end=cython.Py_ssize_t, escaped=cython.bint, k=cython.Py_ssize_t,
                at=cython.Py_ssize_t, size=cython.Py_ssize_t, c=cython.uchar)
 cdef Py_ssize_t _object(cbytes p, Py_ssize_t n, Py_ssize_t i, cbytes stops, tuple node, int depth, list out,

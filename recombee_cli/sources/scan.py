@@ -41,12 +41,13 @@ MAX_DEPTH = 128          # deeper than this: left to orjson (its limit is 1024; 
                          # recursion, two frames a level, stays well within Python's limit)
 MAX_NUMBER = 100         # a number longer than this: left to orjson
 
-# A node of reads: (slots, long). A key's child: None, the value is read whole; a node, an object
-# read in part (anything else there is kept whole); False, a stop (restrict gives None). slots[k]
-# holds the keys of k bytes (k < 64) and their children, flat: (key, child, key, child, ...), or
-# None where there is none (most keys of an event are told apart by their length alone); `long`
-# maps longer keys to their children.
-Reads = tuple[tuple[Any, ...], dict[bytes, Any]]
+# A node of reads: (slots, long, mask). A key's child: None, the value is read whole; a node, an
+# object read in part (anything else there is kept whole); False, a stop (restrict gives None).
+# slots[k] holds the keys of k bytes (k < 64) and their children, flat: (key, child, key, child,
+# ...), or None where there is none; `long` maps longer keys to their children; mask[k * 256 + b]
+# is 1 where a key of k bytes (k < 64) starts with the byte b (the quote after an empty key), so
+# that most of an event's keys, read by nothing, are told so by one look.
+Reads = tuple[tuple[Any, ...], dict[bytes, Any], bytes]
 _SKIP = object()
 
 # Bytes a string's loop stops at: the quote, the backslash, control characters and non-ASCII.
@@ -58,12 +59,14 @@ def reads_node(table: dict[bytes, Any]) -> Reads:
     their children (see Reads)."""
     slots: list[tuple[Any, ...] | None] = [None] * 64
     long: dict[bytes, Any] = {}
+    mask = bytearray(64 * 256)
     for key, child in table.items():
         if len(key) < 64:
             slots[len(key)] = (*(slots[len(key)] or ()), key, child)
+            mask[len(key) * 256 + (key[0] if key else 34)] = 1
         else:
             long[key] = child
-    return tuple(slots), long
+    return tuple(slots), long, bytes(mask)
 
 
 def _child(p: bytes, start: int, size: int, node: Reads) -> Any:
@@ -116,6 +119,7 @@ def _object(p: bytes, n: int, i: int, stops: bytes, node: Reads, depth: int, out
     kept = 0
     run = -1            # where the members kept whole since the last one left out start
     run_end = 0
+    mask = node[2]
     i = _space(p, n, i + 1)
     if i < n and p[i] == 125:   # }
         out.append(b"}")
@@ -139,7 +143,11 @@ def _object(p: bytes, n: int, i: int, stops: bytes, node: Reads, depth: int, out
             if top:
                 return -1      # a key such as "\u0062atch" at the top: decoded whole
         else:                  # (below, an escaped key is kept whole: its decoded name may be read)
-            child = _child(p, start + 1, end - start - 2, node)
+            size = end - start - 2
+            if size < 64 and mask[size * 256 + p[start + 1]] == 0:
+                child = _SKIP
+            else:
+                child = _child(p, start + 1, size, node)
         if child is False:
             return -1
         if child is _SKIP or child is None or at >= n or p[at] != 123:
