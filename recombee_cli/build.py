@@ -40,6 +40,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "recombee_cli.segment.timestamps",     # the timestamp fast path
     "recombee_cli.segment.actions",        # the preset builders' coercions and ID checks
     "recombee_cli.sources.lines",          # cutting blocks into lines
+    "recombee_cli.sources.scan",           # decoding only what is read: a check of every byte
     "recombee_cli.outcomes",               # unmatched_name, once per unmatched event
     "recombee_cli.request_kinds",          # each request's route, when sending
     "recombee_cli.recombee.batching",      # building each Batch: a look at every request

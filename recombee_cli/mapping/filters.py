@@ -42,14 +42,18 @@ class Deduplicator:
         return False
 
 
-def make_filter(*, since: float | None = None, until: float | None = None,
-                dedupe: Deduplicator | None = None) -> Callable[[dict[str, Any]], str | None] | None:
-    """A function returning why an event is filtered out, or None to keep it. (The pipeline
-    applies --dedupe itself, in input order; `dedupe` here is for library use.)"""
-    if since is None and until is None and dedupe is None:
-        return None
+class WindowFilter:
+    """Why an event is filtered out (--since/--until, and --dedupe for library use), or None to
+    keep it. It reads the event's clocks and `messageId` only (mapping/reads.py counts on it: a
+    replay with another filter decodes whole events)."""
 
-    def keep(event: dict[str, Any]) -> str | None:
+    __slots__ = ("since", "until", "dedupe")
+
+    def __init__(self, since: float | None, until: float | None, dedupe: Deduplicator | None):
+        self.since, self.until, self.dedupe = since, until, dedupe
+
+    def __call__(self, event: dict[str, Any]) -> str | None:
+        since, until = self.since, self.until
         if since is not None or until is not None:
             moment = event_time(event)
             if moment is None:
@@ -58,10 +62,17 @@ def make_filter(*, since: float | None = None, until: float | None = None,
                 return "before --since"
             if until is not None and moment >= until:
                 return "not before --until"
-        if dedupe is not None:
+        if self.dedupe is not None:
             message_id = event.get("messageId")
-            if isinstance(message_id, str) and dedupe.seen(message_id):
+            if isinstance(message_id, str) and self.dedupe.seen(message_id):
                 return "repeated messageId"
         return None
 
-    return keep
+
+def make_filter(*, since: float | None = None, until: float | None = None,
+                dedupe: Deduplicator | None = None) -> Callable[[dict[str, Any]], str | None] | None:
+    """A function returning why an event is filtered out, or None to keep it (a WindowFilter).
+    (The pipeline applies --dedupe itself, in input order; `dedupe` here is for library use.)"""
+    if since is None and until is None and dedupe is None:
+        return None
+    return WindowFilter(since, until, dedupe)

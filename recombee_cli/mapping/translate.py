@@ -22,13 +22,17 @@ import orjson
 
 from recombee_cli.errors import MappingError, PayloadInvalid
 from recombee_cli.mapping.compile import CompiledMapping
+from recombee_cli.mapping.filters import WindowFilter
+from recombee_cli.mapping.reads import event_reads
 from recombee_cli.outcomes import unmatched_name
 from recombee_cli.request_kinds import Route, route, sid
 from recombee_cli.segment.jsvalues import UNDEFINED, orjson_default
 from recombee_cli.segment.properties import NOTES, describe_values
 from recombee_cli.segment.timestamps import fast_canonical, first_epoch_seconds
 from recombee_cli.segment.triggers import key_only
+from recombee_cli.sources import scan
 from recombee_cli.sources.decode import REJECT_MARKER, decode
+from recombee_cli.sources.scan import Reads, restrict
 
 _CACHE_LIMIT = 4096
 VALUE_ACTIONS = ("setUserValues", "setUserValue", "setItemValues")
@@ -44,6 +48,12 @@ ValueEntry = tuple[int, str, str, tuple[tuple[str, str], ...], "dict[str, Any] |
 # request index being the index in the event).
 Applied = tuple["list[Request] | None", "list[MappingFailure] | None", "list[ValueEntry] | None"]
 EventFilter = Callable[[dict[str, Any]], "str | None"]
+# Decoding only what is read pays where most of a line is left out (a browser event's context); where
+# the mappings read most of it (a server event's properties), checking the line first costs more than
+# it saves. A block stops decoding in part when the first PROBE_LINES lines it did kept more than
+# half their bytes (the break-even measured in instructions: bench/README.md). Translator.probe
+# holds it (0: never stop, as the tests compare both decodes on every line).
+PROBE_LINES = 32
 
 # An event's own time (as --since/--until read it): `timestamp`, else the other clocks Segment keeps.
 EVENT_TIME_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
@@ -136,6 +146,7 @@ class BlockResult:
     times: list[int] = field(default_factory=list)
     span_hours: list[int] = field(default_factory=list)
     invalid_hours: list[int] = field(default_factory=list)
+    in_part: int = 0                     # lines decoded with only the members read (Translator.reads)
 
     @property
     def request_count(self) -> int:
@@ -192,6 +203,11 @@ class Translator:
                 table.setdefault(value, []).append(position)
         self._plans: dict[tuple[object, object], Plan] = {}
         self._key_only = [key_only(m.trigger.ast) for m in mappings]
+        # What a replay reads of an event (mapping/reads.py), for decoding only that: where
+        # sources/scan runs compiled (in pure Python, decoding whole lines is the faster); None:
+        # whole events.
+        self.reads: Reads | None = event_reads(mappings) if scan.COMPILED else None
+        self.probe = PROBE_LINES
 
     def _positions(self, name: object, kind: object) -> list[int]:
         positions = set(self._always)
@@ -314,9 +330,16 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                     dedupe: Seen | None = None, routes: bool = False) -> BlockResult:
     """Translate a block of lines (the unit of a replay) by `Translator.apply`: what becomes of
     each event, counted, and the requests serialised once (the printer and the sender use bytes).
-    `routes`: note each request's users, for a sender's lanes. This is the hot loop of a replay."""
+    `routes`: note each request's users, for a sender's lanes. This is the hot loop of a replay.
+
+    A line is decoded with only the members the translator reads (`Translator.reads`,
+    sources/scan.py) where it holds one plain event; any other line, or any doubt, is decoded
+    whole, as it always was (so invalid JSON is told by orjson, with its reasons)."""
     apply = translator.apply
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
+    reads = translator.reads if window_filter is None or type(window_filter) is WindowFilter else None
+    in_part = kept = read = 0   # lines decoded in part; the bytes kept of the first `probe`, of all
+    probe: int = translator.probe
     result = BlockResult()
     n = filtered = blank = 0
     unmatched = result.unmatched
@@ -345,7 +368,20 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
             blank += 1
             continue
         try:
-            value = loads(data)
+            if reads is not None and type(data) is bytes:
+                part = restrict(data, reads)
+                if part is None:
+                    value = loads(data)
+                else:
+                    value = loads(part)
+                    in_part += 1
+                    if in_part <= probe:
+                        kept += len(part)
+                        read += len(data)
+                        if in_part == probe and kept * 2 > read:
+                            reads = None   # most of each line is read: whole lines are cheaper
+            else:
+                value = loads(data)
         except decode_error:
             value = None
         if type(value) is dict and "batch" not in value and REJECT_MARKER not in value:
@@ -417,7 +453,7 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                 span_hours += (len(spans) // 4, hour)
                 span_hour = hour
             spans += (number, index, first, len(bodies))
-    result.events, result.blank, result.filtered = n, blank, filtered
+    result.events, result.blank, result.filtered, result.in_part = n, blank, filtered, in_part
     result.mappings = {name: (matched, built) for name, (matched, built) in zip(translator.names, counts) if matched}
     result.requests = b"\n".join(bodies)
     result.spans = array("l", spans)

@@ -814,6 +814,26 @@ def key_only(node: dict[str, Any]) -> bool:
     return node["type"] in ("event", "event-type")
 
 
+def read_paths(node: dict[str, Any]) -> list[tuple[str, ...]] | None:
+    """The paths of the event a trigger reads, each as its keys from the top (a top-level field,
+    or a container and the getter's keys below it; the value there is read whole), or None where a
+    condition reads what this cannot list. Not part of Segment's code: for the decode stage, which
+    decodes only what the mappings and triggers read (mapping/reads.py)."""
+    if node["type"] == "group":
+        paths: list[tuple[str, ...]] = []
+        for child in node["children"]:
+            found = read_paths(child)
+            if found is None:
+                return None
+            paths += found
+        return paths
+    if node["type"] in _TOP_LEVEL:
+        return [(_TOP_LEVEL[node["type"]],)]
+    if node["type"] in _CONTAINERS:
+        return [(_CONTAINERS[node["type"]], *_PATH_SEGMENTS.findall(node.get("name") or ""))]
+    return None
+
+
 def _index_hint(root: dict[str, Any]) -> tuple[str, frozenset[str]] | None:
     hints = _hints(root)
     for field in ("event", "type"):  # `event` is the more selective key

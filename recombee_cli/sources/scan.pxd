@@ -1,0 +1,46 @@
+# Cython's view of scan.py (an "augmenting .pxd"): C types and C calls for the compiled build, so
+# that the loops over a line's bytes are C loops. The .py stays the reference and the pure build;
+# nothing here changes what it computes.
+import cython
+
+ctypedef const unsigned char* cbytes
+
+cdef object _SKIP
+cdef int MAX_DEPTH, MAX_NUMBER
+
+@cython.locals(n=cython.Py_ssize_t, i=cython.Py_ssize_t)
+cpdef object restrict(bytes data, tuple reads)
+
+@cython.locals(slots=tuple, keys=tuple, key=bytes, j=cython.Py_ssize_t, k=cython.Py_ssize_t)
+cdef object _child(cbytes p, Py_ssize_t start, Py_ssize_t size, tuple node)
+
+@cython.locals(c=cython.uchar)
+cdef Py_ssize_t _space(cbytes p, Py_ssize_t n, Py_ssize_t i) noexcept
+
+@cython.locals(mask=bytes, kept=cython.Py_ssize_t, run=cython.Py_ssize_t, run_end=cython.Py_ssize_t,
+               start=cython.Py_ssize_t, end=cython.Py_ssize_t, escaped=cython.bint, k=cython.Py_ssize_t,
+               at=cython.Py_ssize_t, size=cython.Py_ssize_t, c=cython.uchar)
+cdef Py_ssize_t _object(cbytes p, Py_ssize_t n, Py_ssize_t i, cbytes stops, tuple node, int depth, list out,
+                        bint top)
+
+@cython.locals(c=cython.uchar)
+cdef Py_ssize_t _value(cbytes p, Py_ssize_t n, Py_ssize_t i, cbytes stops, int depth) noexcept
+
+@cython.locals(c=cython.uchar)
+cdef Py_ssize_t _container(cbytes p, Py_ssize_t n, Py_ssize_t i, cbytes stops, int depth) noexcept
+
+@cython.locals(c=cython.uchar)
+cdef Py_ssize_t _string(cbytes p, Py_ssize_t n, Py_ssize_t i, cbytes stops) noexcept
+
+@cython.locals(value=cython.long, k=cython.Py_ssize_t, c=cython.uchar)
+cdef long _hex4(cbytes p, Py_ssize_t n, Py_ssize_t i) noexcept
+
+@cython.locals(c=cython.uchar, unit=cython.long, low=cython.long)
+cdef Py_ssize_t _escape(cbytes p, Py_ssize_t n, Py_ssize_t i) noexcept
+
+@cython.locals(low=cython.uchar, high=cython.uchar)
+cdef Py_ssize_t _utf8(cbytes p, Py_ssize_t n, Py_ssize_t i, unsigned char c) noexcept
+
+@cython.locals(start=cython.Py_ssize_t, digits=cython.Py_ssize_t, first=cython.Py_ssize_t, negative=cython.bint,
+               exponent=cython.Py_ssize_t, c=cython.uchar)
+cdef Py_ssize_t _number(cbytes p, Py_ssize_t n, Py_ssize_t i) noexcept
