@@ -125,9 +125,14 @@ def test_ctrl_c_saves_the_checkpoint_and_exits_130(tmp_path):
                                 env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
         # Interrupted once every lane waits on a held call: each had its answer before it sent that
         # call, so the first requests were answered (the interruption saves their checkpoint).
-        assert wait_for(lambda: emu.held_calls >= 3 or proc.poll() is not None)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        try:
+            assert wait_for(lambda: emu.held_calls >= 3 or proc.poll() is not None)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     store = StateStore(str(state))
@@ -148,13 +153,18 @@ def test_two_runs_on_one_state_the_second_exits_with_the_lock_message(tmp_path):
     os.mkfifo(endless)
     with Emulator(DB, TOKEN) as emu:
         first = _start(_replay_args(emu, state, endless))
-        lock = str(state) + ".lock"
-        assert wait_for(lambda: (os.path.exists(lock) and open(lock).read()) or first.poll() is not None), \
-            "the first run never took the lock"
-        assert first.poll() is None, "the first run ended before the second started"
-        second = _cli(_replay_args(emu, state, *files))
-        first.send_signal(signal.SIGINT)        # it has been proved; stop it (it saves and exits 130)
-        first.wait(timeout=120)
+        try:
+            lock = str(state) + ".lock"
+            assert wait_for(lambda: (os.path.exists(lock) and open(lock).read()) or first.poll() is not None), \
+                "the first run never took the lock"
+            assert first.poll() is None, "the first run ended before the second started"
+            second = _cli(_replay_args(emu, state, *files))
+            first.send_signal(signal.SIGINT)        # it has been proved; stop it (it saves and exits 130)
+            first.wait(timeout=120)
+        finally:
+            if first.poll() is None:   # it would wait for its input forever
+                first.kill()
+                first.wait()
     assert second.returncode == 2
     assert "another run is using the state file" in second.stderr and f"pid {first.pid}" in second.stderr
     assert first.returncode == 130
