@@ -117,7 +117,7 @@ class Emulator:
 
     @property
     def held_calls(self) -> int:
-        """Batch calls held so far (past `hold_after`), answered or not by now."""
+        """Batch calls held so far (those past `hold_after`): none is answered until the emulator stops."""
         with self._hold_lock:
             return 0 if self._hold_after is None else max(0, self._batch_calls_seen - self._hold_after)
 
