@@ -27,6 +27,7 @@ from recombee_cli.mapping.compile import compile_config, trigger_warnings
 from recombee_cli.mapping.config import Config, load_config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.private import open_private
+from recombee_cli.recombee.service import REGIONS
 from recombee_cli.record.foreign import excluded
 from recombee_cli.record.report import RunReport
 from recombee_cli.sources.reader import DEFAULT_MAX_LINE_BYTES, expand_inputs
@@ -78,6 +79,22 @@ preset_option = click.option(
     help="Enable an opt-in preset by name (repeatable): \"Identify - User Traits\", "
          "\"Ecommerce - Item Properties\" (see `presets --all`). Same as enable_presets in [replay]; "
          "in the environment, comma-separated.")
+
+
+def address_options(command: Any) -> Any:
+    """Where a command that reads from Recombee (doctor, show) connects: --region, --base-uri,
+    --token-file, --allow-http, with the same words in each."""
+    for option in reversed((
+        click.option("--region", type=click.Choice(REGIONS), envvar="RECOMBEE_REGION",
+                     help="Recombee region (else the config's; default eu-west)."),
+        click.option("--base-uri", envvar="RECOMBEE_BASE_URI",
+                     help="Custom API address instead of a region, e.g. https://rapi.example.com."),
+        click.option("--token-file", type=click.Path(dir_okay=False),
+                     help="File holding the private token (else RECOMBEE_PRIVATE_TOKEN)."),
+        click.option("--allow-http", is_flag=True, help="Allow a plain http:// base URI (a local sandbox)."),
+    )):
+        command = option(command)
+    return command
 
 
 exclude_option = click.option(

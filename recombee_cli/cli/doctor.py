@@ -7,10 +7,9 @@ import sys
 import click
 import orjson
 
-from recombee_cli.cli.common import config_option, find_config, preset_option
+from recombee_cli.cli.common import address_options, config_option, find_config, preset_option
 from recombee_cli.cli.environment import Command, Environment, text_stdout
 from recombee_cli.cli.exits import ExitCode, exit_codes_help
-from recombee_cli.recombee.service import REGIONS
 
 DOCTOR_EXIT_CODES_HELP = exit_codes_help({
     ExitCode.OK: "every check passed",
@@ -42,13 +41,7 @@ def _marks(stream) -> tuple[str, str, str]:
 @config_option
 @click.option("--database-id", envvar="RECOMBEE_DATABASE_ID",
               help="The Recombee database to check the token against (else [recombee] database_id).")
-@click.option("--region", type=click.Choice(REGIONS), envvar="RECOMBEE_REGION",
-              help="Recombee region (else the config's; default eu-west).")
-@click.option("--base-uri", envvar="RECOMBEE_BASE_URI",
-              help="Custom API address instead of a region, e.g. https://rapi.example.com.")
-@click.option("--token-file", type=click.Path(dir_okay=False),
-              help="File holding the private token (else RECOMBEE_PRIVATE_TOKEN).")
-@click.option("--allow-http", is_flag=True, help="Allow a plain http:// base URI (a local sandbox).")
+@address_options
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),
               help="The state file to check; default: the one a sending run for the database id keeps.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON on stdout.")

@@ -8,10 +8,9 @@ import sys
 import click
 import orjson
 
-from recombee_cli.cli.common import config_option, find_config
+from recombee_cli.cli.common import address_options, config_option, find_config
 from recombee_cli.cli.environment import Command, Environment, say, text_stdout
 from recombee_cli.cli.exits import ExitCode, exit_codes_help
-from recombee_cli.recombee.service import REGIONS
 
 SHOW_EXIT_CODES_HELP = exit_codes_help({
     ExitCode.OK: "found: its values and interactions are printed",
@@ -50,13 +49,7 @@ def _short(value, limit: int = 60) -> str:
 @config_option
 @click.option("--database-id", envvar="RECOMBEE_DATABASE_ID",
               help="Recombee database id (else [recombee] database_id).")
-@click.option("--region", type=click.Choice(REGIONS), envvar="RECOMBEE_REGION",
-              help="Recombee region (else the config's; default eu-west).")
-@click.option("--base-uri", envvar="RECOMBEE_BASE_URI",
-              help="Custom API address instead of a region, e.g. https://rapi.example.com.")
-@click.option("--token-file", type=click.Path(dir_okay=False),
-              help="File holding the private token (else RECOMBEE_PRIVATE_TOKEN).")
-@click.option("--allow-http", is_flag=True, help="Allow a plain http:// base URI (a local sandbox).")
+@address_options
 @click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
               help="Interactions shown per kind, newest first (0: all). --json lists them all.")
 @click.option("--json", "as_json", is_flag=True,
