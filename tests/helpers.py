@@ -105,6 +105,20 @@ def wait_for(predicate, seconds: float = 60.0) -> bool:
     return False
 
 
+def export_events(path: Path) -> list[dict]:
+    """The event objects of a gzip NDJSON export, its undecodable lines and non-objects left out."""
+    out = []
+    with gzip.open(path, "rb") as fh:
+        for line in fh:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                out.append(event)
+    return out
+
+
 RETRY = RetryPolicy(max_attempts=40, base_delay=0.005, max_delay=0.05, max_total=120)
 
 

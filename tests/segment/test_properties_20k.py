@@ -10,11 +10,10 @@ replay brings a trait whose type changed, decided before sending from the databa
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import pytest
-from helpers import DATA, invoke, ndjson
+from helpers import DATA, export_events, invoke, ndjson
 from recombee_api_client.api_client import RecombeeClient
 from recombee_api_client.api_requests import ListItemProperties, ListItems, ListUserProperties, ListUsers
 
@@ -36,16 +35,7 @@ def _no_rapi_uri(monkeypatch):
 
 
 def _events() -> list[dict]:
-    out = []
-    with gzip.open(EXPORT, "rb") as fh:
-        for line in fh:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                out.append(event)
-    return out + HANDMADE
+    return export_events(EXPORT) + HANDMADE
 
 
 def _track(user, event, properties, n):

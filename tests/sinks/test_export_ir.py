@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import CONFORMANCE, DATA, invoke
+from helpers import CONFORMANCE, DATA, export_events, invoke
 
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import load_config
@@ -131,16 +131,7 @@ def check_root(root: Path) -> None:
 
 
 def _events() -> list[dict]:
-    out = []
-    with gzip.open(EXPORT_20K, "rb") as fh:
-        for line in fh:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                out.append(event)
-    return out
+    return export_events(EXPORT_20K)
 
 
 def expected_rows(events: list[dict], *, keep_anonymous: bool = False) -> Counter:
