@@ -4,8 +4,13 @@ A request is the object that goes into a Batch's `requests` array, `{"method", "
 Whatever depends on a request's kind reads it here, not from the path again:
 
 * its ordering keys (`order`): whose order it takes part in — a user id, or `/items/{id}` for an
-  item's values (no user id can equal it: ids hold no `/`). The sender keeps one Batch in flight
-  per key, so requests of one key take effect in input order;
+  item's values (no user id can equal it: ids hold no `/`) — and the *part* of them it touches
+  (`part`): an interaction touches one (user, item) pair of its user's history, so it is ordered
+  against that user's requests for the same item and against the requests that take the user
+  whole (a merge, a user deletion, values, anything of no part); requests for other items commute
+  with it (the store ends the same whichever is applied first), so they need not wait for it. The
+  sender keeps one Batch in flight per part, and a request of no part waits for every Batch of
+  its keys: requests that do not commute take effect in input order;
 * `LENIENT`: a 404 means there was nothing left to do (a delete or merge applied already, or a
   user never there), so it counts as done;
 * `SOLO`: applied a second time it would undo later work — a merge moves again whatever its source
@@ -35,9 +40,10 @@ LENIENT = 1
 SOLO = 2
 
 Users = tuple[str, ...]
-# (ordering keys, flags, duplicate key or None, sid): what the sender needs of a request. `sid` is
-# the request's place in its input, relative to the chunk it was translated in (see `sid`).
-Route = tuple[Users, int, Any, int]
+# (ordering keys, flags, duplicate key or None, sid, part or None): what the sender needs of a
+# request. `sid` is the request's place in its input, relative to the chunk it was translated in
+# (see `sid`); `part` is the item id of an interaction (None: the request takes its keys whole).
+Route = tuple[Users, int, Any, int, "str | None"]
 
 _NAME = re.compile(r"\{(\w+)\}")
 
@@ -50,6 +56,7 @@ class RequestKind:
     flags: int = 0
     order: tuple[str, ...] = ("{userId}",)   # templates of its ordering keys, from the path or params
     keyed: tuple[str, ...] = ()              # params that make its duplicate key (with the path)
+    part: str | None = None                  # the param naming the part of its keys it touches
     table: str | None = None                 # the interaction type it adds to or deletes from
     values: str | None = None                # the entity whose property values it sets
     pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
@@ -76,8 +83,8 @@ _KEYED = {"viewportions": ("userId", "itemId", "sessionId")}
 
 KINDS: list[RequestKind] = [
     *(RequestKind(add, "POST", f"/{table}/", keyed=_KEYED.get(table, ("userId", "itemId", "timestamp")),
-                  table=table) for table, (add, _) in INTERACTIONS.items()),
-    *(RequestKind(delete, "DELETE", f"/{table}/", LENIENT, table=table)
+                  part="itemId", table=table) for table, (add, _) in INTERACTIONS.items()),
+    *(RequestKind(delete, "DELETE", f"/{table}/", LENIENT, part="itemId", table=table)
       for table, (_, delete) in INTERACTIONS.items() if delete),
     RequestKind("mergeUsers", "PUT", "/users/{userId}/merge/{sourceUserId}", LENIENT | SOLO,
                 order=("{userId}", "{sourceUserId}")),
@@ -89,6 +96,9 @@ KINDS: list[RequestKind] = [
 ]
 _FIXED: dict[tuple[str, str], RequestKind] = {}
 _TEMPLATED: list[RequestKind] = []
+# The fixed-path kinds ordered by their `userId` (the interactions), for `route`'s quick way:
+# (method, path) -> (path, flags, keyed params, part param or None).
+_QUICK: dict[tuple[str, str], tuple[str, int, tuple[str, ...], str | None]] = {}
 
 
 def register(kind: RequestKind) -> RequestKind:
@@ -96,9 +106,13 @@ def register(kind: RequestKind) -> RequestKind:
     Templated paths are matched most specific first (more literal text wins)."""
     if kind.fixed:
         _FIXED[(kind.method, kind.path)] = kind
+        if kind.order == ("{userId}",):
+            _QUICK[(kind.method, kind.path)] = (kind.path, kind.flags, kind.keyed, kind.part)
+        else:
+            _QUICK.pop((kind.method, kind.path), None)
     else:
-        kind = RequestKind(kind.action, kind.method, kind.path, kind.flags, kind.order, kind.keyed, kind.table,
-                           kind.values, _pattern(kind.path))
+        kind = RequestKind(kind.action, kind.method, kind.path, kind.flags, kind.order, kind.keyed, kind.part,
+                           kind.table, kind.values, _pattern(kind.path))
         _TEMPLATED.append(kind)
         _TEMPLATED.sort(key=lambda k: -len(_NAME.sub("", k.path)))
     if kind not in KINDS:
@@ -158,21 +172,35 @@ def users_of(request: dict[str, Any]) -> Users:
 
 
 def route(request: dict[str, Any], sid: int = -1) -> Route:
-    """(ordering keys, flags, duplicate key, sid) of a request: the sender's whole view of it."""
+    """(ordering keys, flags, duplicate key, sid, part) of a request: the sender's whole view of it."""
     params = request.get("params") or {}
-    kind = _FIXED.get((request["method"], request["path"]))
-    if kind is not None and kind.order == ("{userId}",):   # the interactions: the common case, quickly
+    quick = _QUICK.get((request["method"], request["path"]))
+    if quick is not None:   # the interactions: the common case, quickly (once per request sent)
+        path, flags, keyed, part_name = quick
         user = params.get("userId")
         users: Users = (user,) if isinstance(user, str) else ()
-        key = (kind.path, *(params.get(name) for name in kind.keyed)) if kind.keyed else None
-        return users, kind.flags, key, sid
+        if len(keyed) == 3:
+            key: Any = (path, params.get(keyed[0]), params.get(keyed[1]), params.get(keyed[2]))
+        else:
+            key = (path, *[params.get(name) for name in keyed]) if keyed else None
+        part = params.get(part_name) if part_name is not None else None
+        return users, flags, key, sid, part if isinstance(part, str) else None
     found = match(request)
     if found is None:
         user = params.get("userId")
-        return ((user,) if isinstance(user, str) else ()), 0, None, sid
+        return ((user,) if isinstance(user, str) else ()), 0, None, sid, None
     kind, names = found
     key = (kind.path, *(params.get(name) for name in kind.keyed)) if kind.keyed else None
-    return _order_keys(kind, names, params), kind.flags, key, sid
+    return _order_keys(kind, names, params), kind.flags, key, sid, _part(kind, params)
+
+
+def _part(kind: RequestKind, params: dict[str, Any]) -> str | None:
+    """The part of its keys a request touches; None (whole) where its kind names none or the
+    request lacks it (a Recombee refusal to come: ordered as strictly as can be)."""
+    if kind.part is None:
+        return None
+    value = params.get(kind.part)
+    return value if isinstance(value, str) else None
 
 
 def interaction_table(request: dict[str, Any]) -> str | None:

@@ -32,11 +32,11 @@ DB, TOKEN = "kinds-db", "kinds-token-1c5e"
 
 def test_every_request_the_presets_build_has_its_kind():
     assert route({"method": "POST", "path": "/purchases/", "params": {"userId": "u", "itemId": "i", "timestamp": 3}}) \
-        == (("u",), 0, ("/purchases/", "u", "i", 3), -1)
+        == (("u",), 0, ("/purchases/", "u", "i", 3), -1, "i")
     assert route({"method": "DELETE", "path": "/bookmarks/", "params": {"userId": "u", "itemId": "i"}}, 7) \
-        == (("u",), LENIENT, None, 7)
+        == (("u",), LENIENT, None, 7, "i")
     assert route({"method": "PUT", "path": "/users/t/merge/s", "params": {"cascadeCreate": True}}) \
-        == (("t", "s"), LENIENT | SOLO, None, -1)
+        == (("t", "s"), LENIENT | SOLO, None, -1, None)
     assert route({"method": "DELETE", "path": "/users/u", "params": {}})[:2] == (("u",), LENIENT | SOLO)
     assert route({"method": "POST", "path": "/items/p", "params": {"a": 1}})[0] == ("/items/p",)
     assert route({"method": "PUT", "path": "/users/properties/age", "params": {"type": "int"}})[0] == ()
@@ -80,7 +80,7 @@ def _values(item: str, **values) -> dict:
 
 def test_a_new_action_is_one_table_entry_and_the_sender_keeps_its_order(delete_item):
     gone = {"method": "DELETE", "path": "/items/p1", "params": {}}
-    assert route(gone) == (("/items/p1",), LENIENT | SOLO, None, -1)
+    assert route(gone) == (("/items/p1",), LENIENT | SOLO, None, -1, None)
     # Batched as the sender batches: the deletion alone, after the item's earlier values and
     # before its later ones (without its entry it had no ordering key and shared their Batch).
     requests = [_values("p1", colour="red"), gone, _values("p1", size="L"), _values("p2", colour="blue")]
@@ -90,7 +90,8 @@ def test_a_new_action_is_one_table_entry_and_the_sender_keeps_its_order(delete_i
     while queue.queue:
         built = queue.build(10, frozenset())
         queue.take(built)
-        queue.in_flight.difference_update(built.users)   # answered
+        with queue.cond:
+            queue.release(built)   # answered
         batches.append([item.index for item in built.batch])
     assert batches == [[0, 3], [1], [2]]
     with pytest.raises(NotRepresentable, match="not representable in Reco_Interactions: deleteItem"):

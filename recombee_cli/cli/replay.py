@@ -128,7 +128,7 @@ SECTIONS = (
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH),
               help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH}).")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
-              help=f"Batch calls in flight at most (default {DEFAULT_CONCURRENCY}; a user has one at a time).")
+              help=f"Batch calls in flight at most (default {DEFAULT_CONCURRENCY}; as many go as the latency needs).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Also append invalid and failed events here (NDJSON, replayable). A sending run keeps "
                    "them anyway beside its state file (<state>.rejects.ndjson; `status` says how many).")

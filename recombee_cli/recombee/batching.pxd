@@ -12,11 +12,15 @@ cdef class Item:
     cdef public object key
     cdef public object sid
     cdef public double enqueued
+    cdef public bint whole
+    cdef public object pair
 
 
 cdef class Built:
     cdef public list batch
     cdef public set users
+    cdef public set wholes
+    cdef public set parts
     cdef public list dropped
     cdef public list kept
     cdef public Py_ssize_t scanned

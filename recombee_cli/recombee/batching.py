@@ -1,20 +1,25 @@
 """Batching: where the sender keeps requests, in input order, until they go out in a Batch.
 
-One queue, and `concurrency` senders that each take the next Batch from it. A user has at most one
-Batch in flight: a sender builds its Batch from the front of the queue, *skipping* what may not go
-yet, so that a request holds up its own users and nobody else (`SendQueue.build`):
+One queue, and `concurrency` senders that each take the next Batch from it. Requests that do not
+commute never have more than one Batch in flight between them: a sender builds its Batch from the
+front of the queue, *skipping* what may not go yet, so that a request holds up only what must
+follow it (`SendQueue.build`). Each request touches a *part* of its users (request_kinds: an
+interaction touches its user's history with one item) or takes them *whole* (a merge, a user
+deletion, values). A request waits:
 
-* a request of a user with a request in flight (in another sender's Batch, until its answer is
-  final and recorded): so one user's requests take effect in input order, and every later request
-  of a merge's or a user deletion's users waits until that one is answered *and recorded in the
-  state* (request_kinds.SOLO says why);
-* a request of a user one of whose earlier requests was skipped (order): a merge waits for the
-  earlier requests of both its users;
-* a solo request beside another request of its users in the Batch, or any request beside a solo
-  one of its users (a failed neighbour would make the solo be sent again);
-* a request with the duplicate key of one already in the Batch (request_kinds says why);
-* a request of a user whose earlier request was not delivered (`poisoned`): it is not sent at all,
-  so that nothing overtakes the failed one; the next run sends both, in order.
+* behind a Batch in flight (until its answers are final and recorded) holding a request of the
+  same part, or a request that takes one of its users whole; a request that takes its users whole
+  waits behind any Batch in flight holding a request of them. So the requests of one user for one
+  item take effect in input order, and every later request of a merge's or a user deletion's users
+  waits until that one is answered *and recorded in the state* (request_kinds.SOLO says why);
+  requests of one user for other items commute, and go in other Batches meanwhile;
+* behind an earlier request it does not commute with that waits in the queue (input order): so a
+  merge waits for the earlier requests of both its users;
+* beside a solo request of its users in the Batch, or, solo, beside any request of its users (a
+  failed neighbour would make the solo be sent again);
+* beside a request with its duplicate key in the Batch (request_kinds says why);
+* for ever, when a request of its user was not delivered (`poisoned`): it is not sent at all, so
+  that nothing overtakes the failed one; the next run sends both, in order.
 
 A sender takes a Batch when a Batch's worth may go. It takes a partly filled one only when the
 queue was given nothing new for LINGER_SECONDS (the input is slower than the sending), when a
@@ -31,20 +36,21 @@ from typing import Any
 
 from recombee_cli.request_kinds import SOLO, Users
 
-DEFAULT_CONCURRENCY = 8   # senders, each with at most one Batch call in flight
+DEFAULT_CONCURRENCY = 16  # senders, each with at most one Batch call in flight (busy as the latency needs)
 LINGER_SECONDS = 0.5   # a queue given nothing new for this long lets a partly filled Batch go...
 HOLD_SECONDS = 2.0     # ...as does a request that may go and has waited this long
-SCAN_LIMIT = 8         # a build looks at most this many Batches' worth of the queue
+SCAN_LIMIT = 8         # a build looks at most this many Batches' worth of the queue (unless told)
 
 
 class Item:
     """One request waiting to be sent: its ticket and index there, its body, its route and when it
-    was queued."""
+    was queued. `whole`: it takes its users whole (no part, solo, or more than one user); else
+    `pair` is (its user, the part it touches), or None for a request of no user."""
 
-    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued")
+    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "pair")
 
     def __init__(self, ticket: Any, index: int, body: bytes, users: Users, flags: int, key: Any, sid: int,
-                 enqueued: float):
+                 enqueued: float, part: str | None = None):
         self.ticket = ticket
         self.index = index
         self.body = body
@@ -53,96 +59,143 @@ class Item:
         self.key = key
         self.sid = sid
         self.enqueued = enqueued
+        self.whole = part is None or bool(flags & SOLO) or len(users) > 1
+        self.pair: tuple[str, str] | None = None if part is None or self.whole or not users else (users[0], part)
 
 
 class Built:
-    """What `SendQueue.build` chose: the batch, its users, the dropped items, the kept items, and
-    how many it looked at."""
+    """What `SendQueue.build` chose: the batch, its users, the users it takes whole, the parts it
+    touches, the dropped items, the kept items, and how many it looked at."""
 
-    __slots__ = ("batch", "users", "dropped", "kept", "scanned")
+    __slots__ = ("batch", "users", "wholes", "parts", "dropped", "kept", "scanned")
 
-    def __init__(self, batch: list[Item], users: set[str], dropped: list[Item], kept: list[Item], scanned: int):
+    def __init__(self, batch: list[Item], users: set[str], wholes: set[str], parts: set[tuple[str, str]],
+                 dropped: list[Item], kept: list[Item], scanned: int):
         self.batch = batch
         self.users = users
+        self.wholes = wholes
+        self.parts = parts
         self.dropped = dropped
         self.kept = kept
         self.scanned = scanned
 
+    def clear(self) -> None:
+        """Nothing of it goes (only its dropped items are answered)."""
+        self.batch, self.users, self.wholes, self.parts = [], set(), set(), set()
+
 
 class SendQueue:
-    """The requests waiting, in input order, and the users with a request in flight. Every method
-    but `build` is called under `cond`."""
+    """The requests waiting, in input order, and what the Batches in flight hold. Every method but
+    `build` is called under `cond`."""
 
     def __init__(self) -> None:
         self.queue: deque[Item] = deque()
-        self.in_flight: set[str] = set()
+        self.in_flight: dict[str, int] = {}               # user -> Batches in flight with a request of theirs
+        self.whole_in_flight: set[str] = set()            # users a Batch in flight takes whole
+        self.parts_in_flight: set[tuple[str, str]] = set()   # (user, part) a Batch in flight touches
         self.cond = threading.Condition()
         self.rescan = True       # something changed since the last build found no full Batch
         self.last_put = 0.0      # time.monotonic() of the last put
         self.last_look = 0.0     # ...of the last build that looked for an overdue request
 
-    def build(self, size: int, poisoned: frozenset[str]) -> Built:
+    def build(self, size: int, poisoned: frozenset[str], limit: int = 0) -> Built:
         """Choose the next Batch from the front of the queue without changing it (under `cond`):
-        the items that may go, in order, and their users; the items of poisoned users, not to be
-        sent; the items that stay; how many were looked at. `take` commits the choice. Most items
-        wait for nothing: they take the short way."""
+        the items that may go, in order, and what they hold; the items of poisoned users, not to be
+        sent; the items that stay; how many were looked at (at most `limit`, else SCAN_LIMIT
+        Batches' worth). `take` commits the choice."""
         batch: list[Item] = []
         dropped: list[Item] = []
         kept: list[Item] = []
         keys: set[Any] = set()
         users_in: set[str] = set()
-        busy = self.in_flight               # users with a request in flight
-        blocked: set[str] = set()           # users with an earlier request kept in the queue
-        solo_users: set[str] = set()
+        wholes_in: set[str] = set()
+        parts_in: set[tuple[str, str]] = set()
+        busy: dict[str, int] = self.in_flight
+        busy_whole: set[str] = self.whole_in_flight
+        busy_parts: set[tuple[str, str]] = self.parts_in_flight
+        blocked_some: set[str] = set()                  # users with an earlier request kept
+        blocked_whole: set[str] = set()                 # ...kept, that takes them whole
+        blocked_parts: set[tuple[str, str]] = set()     # ...kept, of that part
+        solo_users: set[str] = set()                    # users of a solo request in this Batch
         scanned = 0
         append = batch.append
-        for item in islice(self.queue, SCAN_LIMIT * size):
+        for item in islice(self.queue, limit or SCAN_LIMIT * size):
             scanned += 1
             users = item.users
-            if blocked or poisoned or solo_users or item.flags or not busy.isdisjoint(users):
-                if poisoned and not poisoned.isdisjoint(users):
-                    dropped.append(item)
-                    continue
-                go = busy.isdisjoint(users) and (not blocked or blocked.isdisjoint(users))
+            if poisoned and not poisoned.isdisjoint(users):
+                dropped.append(item)
+                continue
+            whole = item.whole
+            pair = item.pair
+            go = True
+            if whole:
+                for user in users:
+                    if user in busy or user in blocked_some or user in solo_users:
+                        go = False
+                        break
                 if go and item.flags & SOLO:
                     go = users_in.isdisjoint(users)
-                elif go and solo_users:
-                    go = solo_users.isdisjoint(users)
-                if not go:
-                    blocked.update(users)
-                    kept.append(item)
-                    continue
-            key = item.key
-            if key is not None:
-                known = len(keys)
-                keys.add(key)
-                if len(keys) == known:   # one key twice: the second waits for the next Batch
-                    blocked.update(users)
-                    kept.append(item)
-                    continue
+            elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
+                user = pair[0]
+                if ((busy_whole and user in busy_whole) or (blocked_whole and user in blocked_whole)
+                        or (solo_users and user in solo_users) or pair in busy_parts
+                        or (blocked_parts and pair in blocked_parts)):
+                    go = False
+            if go:
+                key = item.key
+                if key is not None:
+                    known = len(keys)
+                    keys.add(key)
+                    go = len(keys) != known   # one key twice: the second waits for the next Batch
+            if not go:
+                if whole:
+                    blocked_some.update(users)
+                    blocked_whole.update(users)
+                elif pair is not None:
+                    blocked_some.add(pair[0])
+                    blocked_parts.add(pair)
+                kept.append(item)
+                continue
             append(item)
-            users_in.update(users)
-            if item.flags & SOLO:
-                solo_users.update(users)
+            if whole:
+                users_in.update(users)
+                wholes_in.update(users)
+                if item.flags & SOLO:
+                    solo_users.update(users)
+            elif pair is not None:
+                users_in.add(pair[0])
+                parts_in.add(pair)
             if len(batch) >= size:
                 break
-        return Built(batch, users_in, dropped, kept, scanned)
+        return Built(batch, users_in, wholes_in, parts_in, dropped, kept, scanned)
 
     def take(self, built: Built, *, send: bool = True) -> None:
-        """Remove a build's dropped items, and its batch unless not `send` (its users are then in
-        flight until `release`), from the queue."""
+        """Remove a build's dropped items, and its batch unless not `send` (what it holds is then
+        in flight until `release`), from the queue."""
         queue = self.queue
         if send:
             for _ in range(built.scanned):
                 queue.popleft()
             queue.extendleft(reversed(built.kept))
-            self.in_flight.update(built.users)
+            busy = self.in_flight
+            for user in built.users:
+                busy[user] = busy.get(user, 0) + 1
+            self.whole_in_flight.update(built.wholes)
+            self.parts_in_flight.update(built.parts)
         elif built.dropped:   # rare: only the dropped go
             gone = {id(item) for item in built.dropped}
             self.queue = deque(item for item in queue if id(item) not in gone)
 
-    def release(self, users: set[str]) -> None:
-        """A Batch's answers are final and recorded: its users may go again."""
-        self.in_flight.difference_update(users)
+    def release(self, built: Built) -> None:
+        """A Batch's answers are final and recorded: what it held may go again."""
+        busy = self.in_flight
+        for user in built.users:
+            left = busy[user] - 1
+            if left:
+                busy[user] = left
+            else:
+                del busy[user]
+        self.whole_in_flight.difference_update(built.wholes)
+        self.parts_in_flight.difference_update(built.parts)
         self.rescan = True
         self.cond.notify_all()

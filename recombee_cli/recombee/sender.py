@@ -1,11 +1,12 @@
 """The Recombee sender: the sink that delivers requests in concurrent, ordered Batch calls.
 
 Order (SPEC §7): requests wait in one queue, in input order, and `concurrency` senders each take
-the next Batch from it (batching.py): a user has at most one Batch in flight, and a Batch skips
-what may not go yet, so one user's requests take effect in input order while everyone else's keep
-flowing. `mergeUsers(source -> target)` orders the two users it touches and nothing else: it waits
-for what came before for either, and what comes later for either waits for it; `deleteUser` does
-the same for its one user. Batches stay full.
+the next Batch from it (batching.py): requests that do not commute (one user's requests for one
+item; anything and a request that takes the user whole) never have two Batches in flight, and a
+Batch skips what may not go yet, so each user's history takes effect as in input order while
+everything else keeps flowing. `mergeUsers(source -> target)` orders the two users it touches and
+nothing else: it waits for what came before for either, and what comes later for either waits for
+it; `deleteUser` does the same for its one user. Batches stay full.
 
 Exactly once for what was answered (SPEC §7, §8): after every answered call, the requests Recombee
 answered for good are written to the state's journal (`journal`) before their users may go again,
@@ -31,7 +32,9 @@ after 8 attempts: cannot connect to https://h: connection refused"), or what was
 answer that was not a Batch answer. Circuit breaker (breaker.py): when Recombee cannot be reached,
 or refuses call after call, the run stops with `UnreachableError` (exit 3) and the true reason.
 
-Memory stays flat: `submit` waits while QUEUED_BATCHES Batches' worth of requests wait.
+Memory stays flat: `submit` waits while QUEUED_BATCHES + `concurrency` Batches' worth of requests
+wait (requests held back behind merges in flight, the more the farther Recombee is, must leave
+room for full Batches of everyone else's).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from recombee_cli.sinks.protocol import AnswerJournal, Ticket
 from recombee_cli.sources.lines import cut_lines
 
 DEFAULT_BATCH_SIZE = 1000
-QUEUED_BATCHES = 8         # Batches' worth of requests waiting before `submit` waits (a sender looks that far)
+QUEUED_BATCHES = 8         # Batches' worth of requests waiting, beyond one per lane, before `submit` waits
 _FAILED_BATCHES_TO_ABORT = 3
 
 
@@ -87,7 +90,7 @@ class RecombeeSender:
         self.client = client
         self.on_batch = on_batch      # called from the senders' threads, once per Batch
         self.batch_size = batch_size
-        self.capacity = QUEUED_BATCHES * batch_size
+        self.capacity = (QUEUED_BATCHES + concurrency) * batch_size   # a sender looks that far
         self.retry = retry or RetryPolicy()
         self.journal: AnswerJournal | None = None
         self._rng = random.Random(seed)
@@ -137,8 +140,8 @@ class RecombeeSender:
             bodies = requests
         base = chunk_sid(ticket.first_line)
         now = time.monotonic()
-        items = [Item(ticket, index, bodies[index], users, flags, key, base + place if place >= 0 else -1, now)
-                 for index, (users, flags, key, place) in enumerate(routes) if not codes[index]]
+        items = [Item(ticket, index, bodies[index], users, flags, key, base + place if place >= 0 else -1, now, part)
+                 for index, (users, flags, key, place, part) in enumerate(routes) if not codes[index]]
         solos = sum(1 for item in items if item.flags & SOLO)
         if solos:
             self._count("merges_ordered", solos)
@@ -272,7 +275,7 @@ class RecombeeSender:
                         self.deliver(built.batch)
                 finally:
                     with queue.cond:
-                        queue.release(built.users)
+                        queue.release(built)
                 built = None   # not kept while waiting: each item holds its ticket, a chunk's bytes
         except BaseException as exc:   # noqa: BLE001 - handed to the main thread, never lost
             self.fail(exc)
@@ -305,7 +308,7 @@ class RecombeeSender:
                     queue.rescan = False
                     if overdue:
                         queue.last_look = now
-                    built: Built | None = queue.build(size, self._poisoned)
+                    built: Built | None = queue.build(size, self._poisoned, self.capacity)
                     assert built is not None
                     batch: list[Item] | None = built.batch
                     assert batch is not None
@@ -314,7 +317,7 @@ class RecombeeSender:
                     if worth or built.dropped:
                         queue.take(built, send=worth)
                         if not worth:
-                            built.batch, built.users = [], set()
+                            built.clear()
                         if built.dropped:
                             self._not_sent(built.dropped)
                         queue.cond.notify_all()   # room for `submit`

@@ -184,7 +184,7 @@ class Checkpoints:
             progress.before = None
             return None
         base = chunk_sid(first_line)
-        codes = [ANSWERED_BEFORE if place >= 0 and before.has(base + place) else 0 for _, _, _, place in routes]
+        codes = [ANSWERED_BEFORE if place >= 0 and before.has(base + place) else 0 for _, _, _, place, _ in routes]
         return codes if any(codes) else None
 
     def read_past(self, source: str, end: int, next_line: int) -> None:

@@ -302,7 +302,7 @@ def test_sigterm_saves_the_checkpoint_and_exits_143(tmp_path):
     with Emulator(DB, TOKEN, latency=2000) as emu:   # 40 calls of 2 s on 4 lanes: it cannot finish first
         proc = subprocess.Popen(
             [sys.executable, "-m", "recombee_cli", "replay", "--base-uri", emu.base_uri, "--allow-http",
-             "--database-id", DB, "--state", str(state), "--batch-size", "100", *paths],
+             "--database-id", DB, "--state", str(state), "--batch-size", "100", "--concurrency", "4", *paths],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
         assert wait_for(lambda: _progress_saved(state) or proc.poll() is not None)

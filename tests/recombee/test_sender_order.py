@@ -151,7 +151,8 @@ def lane_batches(items: list[Item], size: int) -> list[list[Item]]:
         built = queue.build(size, frozenset())
         assert built.batch and not built.dropped
         queue.take(built)
-        queue.in_flight.difference_update(built.users)   # answered: its users may go again
+        with queue.cond:
+            queue.release(built)   # answered: its users may go again
         batches.append(built.batch)
     return batches
 
@@ -188,3 +189,76 @@ def test_batches_pack_independent_merges_together():
         items += [_item(3 * k, f"a{k}"), _item(3 * k + 1, f"u{k}", f"a{k}"), _item(3 * k + 2, f"u{k}")]
     batches = lane_batches(items, 1000)
     assert [[i.ticket.n for i in b] for b in batches] == [list(range(r, 150, 3)) for r in range(3)]
+
+
+def _interaction(n: int, user: str, item: str) -> Item:
+    """An interaction of `user` with `item`: it touches that part of the user's history."""
+    return Item(SimpleNamespace(n=n), n, b"", (user,), 0, None, n, 0.0, item)
+
+
+def test_one_users_requests_for_other_items_go_while_a_batch_of_theirs_is_in_flight():
+    """Lanes: what commutes is not held back. A user's views of other products go in the next
+    Batch while the first is in flight; the same product again, and the user's merge, wait for it."""
+    queue = SendQueue()
+    queue.queue.extend([_interaction(0, "u", "p1"), _interaction(1, "v", "p1")])
+    first = queue.build(2, frozenset())
+    queue.take(first)                        # in flight, not answered yet
+    queue.queue.extend([_interaction(2, "u", "p2"), _interaction(3, "u", "p1"), _interaction(4, "u", "p3"),
+                        _item(5, "w", "u"), _interaction(6, "u", "p4"), _interaction(7, "w", "p9"), _interaction(8, "v", "p2")])
+    second = queue.build(10, frozenset())
+    # p2 and p3 commute with the view of p1 in flight; p1 again waits for it; the merge of w into u
+    # waits for everything of u in flight, and what comes after it for u or w waits for the merge.
+    assert [i.ticket.n for i in second.batch] == [2, 4, 8]
+    queue.take(second)
+    with queue.cond:
+        queue.release(first)
+    third = queue.build(10, frozenset())
+    assert [i.ticket.n for i in third.batch] == [3]   # the merge still waits for u's second Batch
+    queue.take(third)
+    with queue.cond:
+        queue.release(second)
+        queue.release(third)
+    fourth = queue.build(10, frozenset())
+    assert [i.ticket.n for i in fourth.batch] == [5]   # alone: nothing else of its users beside it
+    queue.take(fourth)
+    with queue.cond:
+        queue.release(fourth)
+    assert [i.ticket.n for i in queue.build(10, frozenset()).batch] == [6, 7]
+
+
+def test_batches_keep_each_items_order_per_user_across_lanes():
+    """Many lanes in flight at once: per (user, item) the order of the Batches is the input's, and
+    no two Batches in flight at the same time hold one user's requests for one item."""
+    rng = random.Random(11)
+    items = []
+    for n in range(2_000):
+        user, product = f"u{rng.randrange(30)}", f"p{rng.randrange(5)}"
+        items.append(_item(n, user, f"u{rng.randrange(30)}") if rng.random() < 0.03 else _interaction(n, user, product))
+    queue = SendQueue()
+    queue.queue.extend(items)
+    flying: list = []
+    sent_at: dict[int, int] = {}
+    step = 0
+    while queue.queue or flying:
+        built = queue.build(20, frozenset())
+        if built.batch:
+            queue.take(built)
+            for item in built.batch:
+                for other in (i for b in flying for i in b.batch):
+                    if item.whole or other.whole:
+                        assert set(other.users).isdisjoint(item.users), (item.ticket.n, other.ticket.n)
+                    else:
+                        assert other.pair != item.pair, (item.ticket.n, other.ticket.n)
+                sent_at[item.ticket.n] = step
+            flying.append(built)
+        if len(flying) >= 6 or not built.batch:   # six lanes: the oldest Batch is answered
+            with queue.cond:
+                queue.release(flying.pop(0))
+        step += 1
+        assert step < 10_000
+    assert sorted(sent_at) == list(range(2_000))
+    for a in items:   # whatever does not commute went in input order
+        for b in items[a.ticket.n + 1:a.ticket.n + 60]:
+            shared = set(a.users) & set(b.users)
+            if shared and (a.whole or b.whole or a.pair == b.pair):
+                assert sent_at[a.ticket.n] <= sent_at[b.ticket.n], (a.ticket.n, b.ticket.n)
