@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from recombee_cli.mapping.translate import NO_HOUR, BlockResult, hours_of_spans, span_hour_counts
 from recombee_cli.outcomes import OUTCOMES, mapping_error
-from recombee_cli.record.reasons import reason_kind
+from recombee_cli.record.reasons import kind_of
 from recombee_cli.sinks.protocol import Ticket
 
 DAY_LIMIT = 7320           # days kept (twenty years); events of further days: `days_left_out`
@@ -37,7 +37,6 @@ _CODE = {name: code for code, name in enumerate(OUTCOMES)}
 _SENT = _CODE["sent"]
 _MAX_HOUR = (datetime.date(9999, 12, 31).toordinal() - datetime.date(1970, 1, 1).toordinal()) * 24
 _EPOCH = datetime.date(1970, 1, 1).toordinal()
-_KIND_CACHE = 4096
 _FOLD = 4096               # distinct hours noted before they are folded into days
 
 
@@ -72,7 +71,6 @@ class Timeline:
         self._pending: dict[int, list[Any]] = {}   # id(ticket) -> [span hours, events not yet counted]
         # Noted in bulk (Counter.update counts a list in C), folded into days now and then.
         self._decided: Counter[int] = Counter()    # hour * 8 + outcome code -> events
-        self._kind_of: dict[str, str] = {}
 
     # -- counting ------------------------------------------------------------------------------
     def count(self, hour: int, outcome: str, reason: str | None = None, n: int = 1) -> None:
@@ -97,11 +95,7 @@ class Timeline:
         self.hours[day][of_day] += n
 
     def _reason(self, hour: int, outcome: str, reason: str, n: int) -> None:
-        kind = self._kind_of.get(reason)
-        if kind is None:
-            kind = reason_kind(reason)[0]
-            if len(self._kind_of) < _KIND_CACHE:
-                self._kind_of[reason] = kind
+        kind = kind_of(reason)
         kinds = self.kinds[outcome]
         days = kinds.get(kind)
         if days is None:
