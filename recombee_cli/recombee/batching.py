@@ -86,14 +86,18 @@ class Built:
 
 class SendQueue:
     """The requests waiting, in input order, and what the Batches in flight hold. Every method but
-    `build` is called under `cond`."""
+    `build` is called under `cond`'s lock. Senders wait on `cond` and are woken one at a time (one
+    sender builds the next Batch; sixteen woken to find it gone cost each call a few context
+    switches); `submit` waits on `room`, which shares the lock."""
 
     def __init__(self) -> None:
         self.queue: deque[Item] = deque()
         self.in_flight: dict[str, int] = {}               # user -> Batches in flight with a request of theirs
         self.whole_in_flight: set[str] = set()            # users a Batch in flight takes whole
         self.parts_in_flight: set[tuple[str, str]] = set()   # (user, part) a Batch in flight touches
-        self.cond = threading.Condition()
+        lock = threading.Lock()
+        self.cond = threading.Condition(lock)
+        self.room = threading.Condition(lock)
         self.rescan = True       # something changed since the last build found no full Batch
         self.last_put = 0.0      # time.monotonic() of the last put
         self.last_look = 0.0     # ...of the last build that looked for an overdue request
@@ -198,4 +202,4 @@ class SendQueue:
         self.whole_in_flight.difference_update(built.wholes)
         self.parts_in_flight.difference_update(built.parts)
         self.rescan = True
-        self.cond.notify_all()
+        self.cond.notify()

@@ -151,10 +151,10 @@ class RecombeeSender:
             queue.last_put = now
             if len(queue.queue) >= self.batch_size:
                 queue.rescan = True
-                queue.cond.notify_all()
+                queue.cond.notify()
             while len(queue.queue) > self.capacity and not self.stopping:   # memory stays flat
                 self._raise_if_failed()
-                queue.cond.wait(0.1)
+                queue.room.wait(0.1)
 
     @property
     def database_id(self) -> str:
@@ -320,7 +320,7 @@ class RecombeeSender:
                             built.clear()
                         if built.dropped:
                             self._not_sent(built.dropped)
-                        queue.cond.notify_all()   # room for `submit`
+                        queue.room.notify_all()   # room for `submit`
                         return built
                     built = batch = None   # not kept while waiting: another sender may send them
                 queue.cond.wait(LINGER_SECONDS / 5)
@@ -329,6 +329,7 @@ class RecombeeSender:
         with self.queue.cond:
             self.queue.rescan = True
             self.queue.cond.notify_all()
+            self.queue.room.notify_all()
 
     # -- delivering one Batch ------------------------------------------------------------------
     def deliver(self, batch: list[Item]) -> None:
