@@ -20,11 +20,18 @@ EXAMPLES = 2
 # A value in a reason: a quoted text not naming a field or a property, or a value after words
 # that introduce one. Each is replaced by "…" in the kind.
 _MAPPING = re.compile(r"(mapping '(?:[^'\\]|\\.)*': )")
-_QUOTED = re.compile(r"""(?<![Ff]ield )(?<!property )(?<!property name )(?<!names )"""
+# (The lookahead first: a position that holds no quote is left at once, before the four lookbehinds:
+# half the time of the search. It changes nothing that matches.)
+_QUOTED = re.compile(r"""(?=['"])(?<![Ff]ield )(?<!property )(?<!property name )(?<!names )"""
                      r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 _AFTER = re.compile(r"(Invalid timestamp provided: |(?:rating|portion) )(\S.*?)(?= is outside|$)")
 _DETAIL = re.compile(r"^((?:truncated JSON|not JSON)) \(.*\)$")
 _NUMBERS = re.compile(r"(byte |of |after |than )\d[\d,]*")
+
+
+# reason -> its kind, for ReasonCounter.add: bounded, as reasons carry values (IDs, names)
+_KINDS: dict[str, str] = {}
+_KINDS_LIMIT = 4096
 
 
 def reason_kind(reason: str) -> tuple[str, list[str]]:
@@ -64,7 +71,11 @@ class ReasonCounter(Counter[str]):
             self[reason] += n
         else:
             self[OTHER_REASONS] += n
-        kind = reason_kind(reason)[0]
+        kind = _KINDS.get(reason)
+        if kind is None:   # (a reason repeats: each invalid event of a kind says the same; tens of µs each)
+            kind = reason_kind(reason)[0]
+            if len(_KINDS) < _KINDS_LIMIT:
+                _KINDS[reason] = kind
         entry = self.kinds.get(kind)
         if entry is None:
             if len(self.kinds) >= REASON_LIMIT:
