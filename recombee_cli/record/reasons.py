@@ -21,7 +21,9 @@ EXAMPLES = 2
 # A value in a reason: a quoted text not naming a field or a property, or a value after words
 # that introduce one. Each is replaced by "…" in the kind.
 _MAPPING = re.compile(r"(mapping '(?:[^'\\]|\\.)*': )")
-_QUOTED = re.compile(r"""(?<![Ff]ield )(?<!property )(?<!property name )(?<!names )"""
+# (The lookahead first: a position that holds no quote is left at once, before the four lookbehinds:
+# half the time of the search. It changes nothing that matches.)
+_QUOTED = re.compile(r"""(?=['"])(?<![Ff]ield )(?<!property )(?<!property name )(?<!names )"""
                      r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 _AFTER = re.compile(r"(Invalid timestamp provided: |(?:rating|portion) )(\S.*?)(?= is outside|$)")
 _DETAIL = re.compile(r"^((?:truncated JSON|not JSON)) \(.*\)$")
