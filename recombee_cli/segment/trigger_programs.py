@@ -14,8 +14,10 @@ A selector (built by `compile_selector`) is the program of every trigger a mappi
     reads:   a tuple of (parent, key): what `get` reads, as a tree: the event's member `key` where
              parent is -1, else member `key` of the value read at `parent` (JavaScript's member
              access where that is not an object); each read at most once per event
-    groups:  (read, tests) for each value that triggers made of one comparison test: its type is
-             looked at once, then each test, (*comparison, entry)
+    groups:  for each value that triggers made of one comparison test, its tests, (*comparison,
+             entry), by what they need of the value (its type is looked at once): (read, every
+             test, the numeric ones, {expected str: entries} of `=` and IN, the other string ones,
+             exists/not_exists/is_true/is_false, the entries of `!=`, the CALL ones)
     trees:   (test, entry) for the other triggers: (AND, tests) | (OR, tests) | a comparison
     decided: the entries that match whatever the event (the plan's key decided them)
     results: what `select` gives for each entry that matches, in the entries' order
@@ -64,80 +66,104 @@ Test = tuple[Any, ...]
 # ============================================================================================
 
 
-class _Builder:
-    """The reads of one selector, shared by its triggers, and each trigger's test."""
+# A selector is built by the functions below, which share: `known` (the top-level fields every event
+# served has, None for a missing one; None: none known), `reads` (what the triggers read, as
+# `select` takes it) and `index` (each read's place there).
 
-    def __init__(self, known: dict[str, Any] | None):
-        self.known = known          # top-level field -> its value in every event served (None: missing)
-        self.reads: list[tuple[int, str]] = []
-        self.index: dict[tuple[int, str], int] = {}
 
-    def read(self, parent: int, key: str) -> int:
-        at = self.index.get((parent, key))
-        if at is None:
-            at = self.index[(parent, key)] = len(self.reads)
-            self.reads.append((parent, key))
-        return at
+def _read(reads: list, index: dict, parent, key: str):   # (.pxd: C ints)
+    at = index.get((parent, key))
+    if at is None:
+        at = index[(parent, key)] = len(reads)
+        reads.append((parent, key))
+    return at
 
-    def test(self, node: dict[str, Any]) -> Test | bool:
-        """The node's test, or True/False where it is decided without the event."""
-        if node["type"] == "group":
-            return self.group(node)
-        operator, expected = node["operator"], node.get("value")
-        check = test_for(operator, expected)
-        if check is None:
-            return False                     # the closure: never
-        if node["type"] in TOP_LEVEL:
-            key = TOP_LEVEL[node["type"]]
-            if self.known is not None and key in self.known:
-                return bool(check(self.known[key]))
-            at = self.read(-1, key)
-        else:
-            segments = PATH_SEGMENTS.findall(node["name"]) if node["name"] != "" else []
-            if not segments:
-                return bool(check(None))     # `get` of an empty path: undefined
-            at = self.read(-1, CONTAINERS[node["type"]])
-            for segment in segments:
-                at = self.read(at, segment)
-        if operator in _STRING_KINDS:
-            s = js_string(expected)
-            if js_has_surrogate(s):
-                return (CALL, at, s, check)   # compared in UTF-16 code units: the closure decides
-            return (_STRING_KINDS[operator], at, s, check)
-        if operator in _NUMBER_KINDS:
-            return (_NUMBER_KINDS[operator], at, js_to_number(expected), check)
-        return (_OTHER_KINDS[operator], at, None, check)
 
-    def group(self, node: dict[str, Any]) -> Test | bool:
-        operator, children = node["operator"], node["children"]
-        if operator not in ("and", "or"):
-            return False
-        if operator == "or":
-            one_key = self.equalities(children)
-            if one_key is not None:
-                return one_key
-        tests: list[Test] = []
-        for child in children:
-            test = self.test(child)
-            if test is True or test is False:
-                if test is (operator == "or"):
-                    return test              # decided: one child holds (or), one fails (and)
-                continue
-            tests.append(test)
-        if not tests:
-            return operator == "and"
-        if len(tests) == 1:
-            return tests[0]
-        return (AND if operator == "and" else OR, tuple(tests))
+def _test(node: dict, known: dict | None, reads: list, index: dict) -> Test | bool:
+    """The node's test, or True/False where it is decided without the event."""
+    if node["type"] == "group":
+        return _group_test(node, known, reads, index)
+    spec = leaf_spec(node)
+    if len(spec) == 1:
+        return bool(spec[0])
+    path: tuple = spec[1]
+    if len(path) == 1 and known is not None and path[0] in known:
+        return bool(spec[3](known[path[0]]))
+    at = -1
+    for key in path:
+        at = _read(reads, index, at, key)
+    return (spec[0], at, spec[2], spec[3])
 
-    def equalities(self, children: list[dict[str, Any]]) -> Test | None:
-        """`event = "A" or event = "B"`: one test of the top-level field against a set, as the
-        closure does it (a str in the set)."""
+
+def _group_test(node: dict, known: dict | None, reads: list, index: dict) -> Test | bool:
+    operator, children = node["operator"], node["children"]
+    if operator != "and" and operator != "or":
+        return False
+    if operator == "or":
         pairs = [plain_equality(c) for c in children]
         keys = {pair[0] for pair in pairs if pair is not None}
-        if None in pairs or len(keys) != 1 or (self.known is not None and next(iter(keys)) in self.known):
-            return None   # (a known field: each equality is decided)
-        return (IN, self.read(-1, keys.pop()), frozenset(pair[1] for pair in pairs if pair is not None), None)
+        if None not in pairs and len(keys) == 1 and not (known is not None and next(iter(keys)) in known):
+            # `event = "A" or event = "B"`: one test of the top-level field against a set, as
+            # the closure does it (a str in the set); where the field is known, each is decided
+            return (IN, _read(reads, index, -1, keys.pop()),
+                    frozenset(pair[1] for pair in pairs if pair is not None), None)
+    tests: list[Test] = []
+    for child in children:
+        test = _test(child, known, reads, index)
+        if test is True or test is False:
+            if test is (operator == "or"):
+                return test              # decided: one child holds (or), one fails (and)
+            continue
+        tests.append(test)
+    if not tests:
+        return operator == "and"
+    if len(tests) == 1:
+        return tests[0]
+    return (AND if operator == "and" else OR, tuple(tests))
+
+
+# A leaf's analysis by (field, name, operator, value): the same conditions recur in every plan's
+# selector (one per (event, type) of an archive), and analysing one costs about 20k instructions.
+_LEAVES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_LEAVES_LIMIT = 1 << 14
+
+
+def leaf_spec(node: dict[str, Any]) -> tuple[Any, ...]:
+    """A condition as (kind, path from the top of the event, operand, the closure's test), or
+    (decided,) where the event cannot change its result."""
+    expected = node.get("value")
+    key = (node["type"], node.get("name"), node["operator"], type(expected), expected)
+    try:
+        spec = _LEAVES.get(key)
+    except TypeError:   # an unhashable value (a list): not kept
+        return _leaf_spec(node)
+    if spec is None:
+        spec = _leaf_spec(node)
+        if len(_LEAVES) < _LEAVES_LIMIT:
+            _LEAVES[key] = spec
+    return spec
+
+
+def _leaf_spec(node: dict[str, Any]) -> tuple[Any, ...]:
+    operator, expected = node["operator"], node.get("value")
+    check = test_for(operator, expected)
+    if check is None:
+        return (False,)                      # the closure: never
+    if node["type"] in TOP_LEVEL:
+        path: tuple[str, ...] = (TOP_LEVEL[node["type"]],)
+    else:
+        segments = PATH_SEGMENTS.findall(node["name"]) if node["name"] != "" else []
+        if not segments:
+            return (bool(check(None)),)      # `get` of an empty path: undefined
+        path = (CONTAINERS[node["type"]], *segments)
+    if operator in _STRING_KINDS:
+        s = js_string(expected)
+        if js_has_surrogate(s):
+            return (CALL, path, s, check)    # compared in UTF-16 code units: the closure decides
+        return (_STRING_KINDS[operator], path, s, check)
+    if operator in _NUMBER_KINDS:
+        return (_NUMBER_KINDS[operator], path, js_to_number(expected), check)
+    return (_OTHER_KINDS[operator], path, None, check)
 
 
 def compile_selector(entries: list[tuple[dict[str, Any] | None, Any]],
@@ -145,13 +171,14 @@ def compile_selector(entries: list[tuple[dict[str, Any] | None, Any]],
     """A selector of `entries`, each (a trigger's tree, or None where it is already decided to
     match; the result `select` gives when it matches). `known`: the top-level fields every event
     the selector is run on has (None for a missing one), decided here."""
-    builder = _Builder(known)
+    reads: list[tuple[int, str]] = []
+    index: dict[tuple[int, str], int] = {}
     results: list[Any] = []
     decided: list[int] = []
     by_read: dict[int, list[Test]] = {}
     trees: list[tuple[Test, int]] = []
     for tree, result in entries:
-        test = True if tree is None else builder.test(tree)
+        test = True if tree is None else _test(tree, known, reads, index)
         if test is False:
             continue
         at = len(results)
@@ -162,9 +189,23 @@ def compile_selector(entries: list[tuple[dict[str, Any] | None, Any]],
             by_read.setdefault(test[1], []).append((*test, at))
         else:
             trees.append((test, at))
-    groups = tuple((read, tuple(tests)) for read, tests in by_read.items())
-    return (tuple(builder.reads), groups, tuple(trees), tuple(decided), tuple(results),
+    groups = tuple(_group(read, tests) for read, tests in by_read.items())
+    return (tuple(reads), groups, tuple(trees), tuple(decided), tuple(results),
             tuple(results[at] for at in decided))
+
+
+def _group(read: int, tests: list[Test]) -> tuple[Any, ...]:
+    """The comparisons of one value, by what they need of it (see `select`)."""
+    numeric = tuple(t for t in tests if t[0] >= LT)
+    equal: dict[str, tuple[int, ...]] = {}
+    for t in tests:
+        for s in ((t[2],) if t[0] == EQ else sorted(t[2]) if t[0] == IN else ()):
+            equal[s] = (*equal.get(s, ()), t[4])
+    strings = tuple(t for t in tests if NE <= t[0] <= NOT_ENDS)
+    others = tuple(t for t in tests if EXISTS <= t[0] <= IS_FALSE)
+    unequal = tuple(t[4] for t in tests if t[0] == NE)
+    calls = tuple(t for t in tests if t[0] == CALL)
+    return (read, tuple(tests), numeric, equal or None, strings, others, unequal, calls)
 
 
 def decided_results(program: Program) -> tuple[Any, ...] | None:
@@ -198,49 +239,67 @@ _UNREAD: Any = _Unread()
 
 
 def select(program: tuple, event: dict) -> tuple:   # (Cython types these: trigger_programs.pxd)
-    """The results of the entries whose test the event passes, in order. The comparisons of one
-    value are made together, its type looked at once."""
+    """The results of the entries whose test the event passes, in order.
+
+    The comparisons of one value are made together: its type looked at once, then only those
+    that can hold of a value of that type (a number: the numeric ones; a str: the string ones,
+    `=` as one look-up in a dict of the expected strings; anything else: `!=`), and `exists`,
+    `is_true`... of any value."""
     reads: tuple = program[0]
     values: list = [_UNREAD] * len(reads)
-    passed: Any = None
-    x = 0.0
+    passed: list = []
     for group in program[1]:
+        # group: (read, every test, numeric, {expected str: entries} or None, the other string
+        # tests, exists/not_exists/is_true/is_false, the entries of `!=`, the UTF-16 ones (CALL))
         value = _value(group[0], reads, values, event)
         t = type(value)
-        if t is float:
-            x = value
-            sort = 1
-        elif t is int:
-            sort = 2   # compared as Python compares it where a double would round it
-            try:
-                x = float(value)
-                if -_SAFE < x < _SAFE:
-                    sort = 1
-            except OverflowError:
-                pass
-        elif t is str:
-            sort = 3
-        elif value is None or t is bool or t is dict or t is list:
-            sort = 0
-        else:
-            sort = 4   # a value of the Python API's own
-        for test in group[1]:
-            if _leaf(test, sort, x, value):
-                if passed is None:
-                    passed = []
+        if t is str:
+            text: str = value
+            equal = group[3]
+            if equal is not None:
+                hits = equal.get(text)
+                if hits is not None:
+                    passed.extend(hits)
+            for test in group[4]:
+                if _leaf(test, 3, 0.0, text):
+                    passed.append(test[4])
+        elif t is float or t is int or value is None or t is bool or t is dict or t is list:
+            passed.extend(group[6])   # `!=` of anything but a str
+            if t is float or t is int:
+                sort = 1
+                if t is float:
+                    x = value
+                else:
+                    sort = 2   # compared as Python compares it where a double would round it
+                    try:
+                        x = float(value)
+                        if -_SAFE < x < _SAFE:
+                            sort = 1
+                    except OverflowError:
+                        x = 0.0
+                for test in group[2]:
+                    if _leaf(test, sort, x, value):
+                        passed.append(test[4])
+        else:   # a value of the Python API's own: every test as the closure makes it
+            for test in group[1]:
+                if _leaf(test, 4, 0.0, value):
+                    passed.append(test[4])
+            continue
+        for test in group[5]:
+            if _leaf(test, 0, 0.0, value):
+                passed.append(test[4])
+        for test in group[7]:
+            if _leaf(test, 0, 0.0, value):
                 passed.append(test[4])
     for tree in program[2]:
         if _passes(tree[0], reads, values, event):
-            if passed is None:
-                passed = []
             passed.append(tree[1])
-    if passed is None:
+    if not passed:
         return program[5]   # (the entries decided without the event, if any)
-    found: list = passed
-    found.extend(program[3])
-    found.sort()
+    passed.extend(program[3])
+    passed.sort()
     results: tuple = program[4]
-    return tuple([results[at] for at in found])
+    return tuple([results[at] for at in passed])
 
 
 def _value(at, reads: tuple, values: list, event: dict) -> Any:
@@ -255,7 +314,7 @@ def _value(at, reads: tuple, values: list, event: dict) -> Any:
             if type(value) is dict:
                 inner: dict = value
                 value = inner.get(read[1])
-            else:
+            elif value is not None and value is not False:   # (null, false: `&&` stops there)
                 value = js_member(value, read[1])
         values[at] = value
     return value
