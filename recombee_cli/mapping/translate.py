@@ -29,7 +29,6 @@ from recombee_cli.request_kinds import Route, route, sid
 from recombee_cli.segment.jsvalues import UNDEFINED, orjson_default
 from recombee_cli.segment.properties import NOTES, describe_values
 from recombee_cli.segment.timestamps import fast_canonical, first_epoch_seconds
-from recombee_cli.segment.trigger_programs import COMPILED as PROGRAMS_COMPILED
 from recombee_cli.segment.trigger_programs import Program, compile_selector, decided_results, select
 from recombee_cli.segment.triggers import key_only
 from recombee_cli.sources import scan
@@ -158,9 +157,9 @@ class BlockResult:
 _MISSING = object()
 
 # A step of a plan: (mapping position, its trigger or None when the key already decided it, the
-# mapping's compiled function). A plan: its steps, and where the triggers run as programs (the
-# compiled build), a selector of them (segment/trigger_programs.py) that gives the steps whose
-# triggers match, as steps the key decided, in one call; None: the steps' triggers are asked.
+# mapping's compiled function). A plan: its steps, and a selector of their triggers
+# (segment/trigger_programs.py) that gives the steps whose triggers match, as steps the key
+# decided, in one call; None: the key decided every step, or the steps' triggers are asked.
 Step = tuple[int, "Callable[[dict[str, Any]], bool] | None", "Callable[[dict[str, Any]], list[Request]]"]
 Plan = tuple[tuple[Step, ...], "Program | None"]
 
@@ -207,9 +206,10 @@ class Translator:
                 table.setdefault(value, []).append(position)
         self._plans: dict[tuple[object, object], Plan] = {}
         self._key_only = [key_only(m.trigger.ast) for m in mappings]
-        # Whether a cached plan decides its triggers by a selector (where trigger_programs runs
-        # compiled: faster than the closures there, slower in pure Python).
-        self.programs = PROGRAMS_COMPILED
+        # Whether a cached plan decides its triggers by a selector (segment/trigger_programs.py),
+        # rather than by asking each trigger's closure: the faster in both builds (in C compiled;
+        # in pure Python too, as it looks at a value's type once for all the tests of it).
+        self.programs = True
         # What a replay reads of an event (mapping/reads.py), for decoding only that: where
         # sources/scan runs compiled (in pure Python, decoding whole lines is the faster); None:
         # whole events.

@@ -1,10 +1,12 @@
 """Triggers as programs: the candidate triggers of an event decided in one call, `select`.
 
 `segment.triggers` compiles a trigger into closures, the reference. This module writes the same
-conditions out as a *program* of plain tuples and runs it; it is in build.COMPILED_MODULES, so
-where the install compiled it the program runs in C: each path an event is asked about is read
-once for every trigger that reads it, and the comparisons (a float or a small int against the
-number, a str against the str) are C comparisons. Not Segment's code: the semantics are the
+conditions out as a *program* of plain tuples and runs it, for every candidate trigger of an event
+at once: each path is read once for every trigger that reads it, and a value's type is looked at
+once for all the tests of it. It is in build.COMPILED_MODULES: where the install compiled it the
+program runs in C (the comparisons of a float or a small int with the number, of a str with the
+str, are C comparisons); in pure Python it still beats asking each closure (50 property triggers:
++44 % instructions per event instead of +237 %). Not Segment's code: the semantics are the
 closures' (`triggers.test_for`, `triggers.js_member`), bit for bit, and
 tests/segment/test_trigger_programs.py holds both against each other on generated triggers and
 events.
@@ -41,7 +43,7 @@ from recombee_cli.segment.triggers import CONTAINERS, PATH_SEGMENTS, TOP_LEVEL, 
 
 __all__ = ["COMPILED", "compile_selector", "compile_program", "decided_results", "select", "program_matches"]
 
-# Whether this module runs compiled (then the translator decides its triggers by selectors).
+# Whether this module runs compiled.
 COMPILED = not __file__.endswith(".py")
 
 # test kinds (written as numbers in the runner, so that the compiled build compares C integers)

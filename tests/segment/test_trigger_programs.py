@@ -167,3 +167,39 @@ def test_a_path_is_read_once_for_every_trigger_that_reads_it():
 def test_an_event_that_is_not_a_dict_matches_nothing(event):
     for text in ('properties.value != "x"', 'event != null', 'name = null', 'type != "group"'):
         assert program_matches(compile_program(compile_trigger(text).ast), event) is False
+
+
+# ---------------------------------------------------------------------------------------------
+# In a translator: its plans' selectors against asking each trigger's closure, on a real export
+
+_PROPERTY_TRIGGERS = [
+    'type = "track" and properties.price > 50', 'properties.quantity >= 3', 'contains(properties.name, "art")',
+    'type = "track" and properties.category = "Shoes"', 'properties.full_screen = false', 'properties.order_id != null',
+    'match(properties.sku, "ULT-*")', 'event = "Product Viewed" or properties.revenue < 100',
+    'type = "page" and !contains(properties.url, "about")', 'properties.category != "Shoes"',
+    'properties.products.length > 2', 'properties.products.\\0.sku != null', 'userId = "u_3530829"',
+    'type = "identify" and traits.email exists', 'context.library.name = "analytics-python"',
+    'type = "track" and (event = "Order Completed" or properties.value > 3)']
+
+
+def test_a_translator_with_selectors_translates_as_with_closures():
+    from helpers import DATA, export_events
+
+    from recombee_cli.mapping.compile import compile_mapping
+    from recombee_cli.mapping.config import MappingSpec
+    from recombee_cli.mapping.translate import Translator
+
+    mappings = [compile_mapping(MappingSpec(f"p{i}", trigger, "addDetailView",
+                                            {"userId": {"@path": "$.userId"}, "itemId": {"@path": "$.messageId"}},
+                                            "test"))
+                for i, trigger in enumerate(_PROPERTY_TRIGGERS)]
+    events = export_events(DATA / "segment-export-20k.ndjson.gz")
+    by_closures, by_programs = Translator(mappings), Translator(mappings)
+    by_closures.programs = False
+    matched = 0
+    for event in events:
+        expected = by_closures.translate(event)
+        assert by_programs.translate(event) == expected, event
+        matched += bool(expected.matched)
+    assert matched > len(events) // 2
+    assert any(selector is not None for _, selector in by_programs._plans.values())
