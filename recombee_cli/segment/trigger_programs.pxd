@@ -17,6 +17,10 @@ cdef bint _passes(tuple test, tuple reads, list values, dict event) except -1
 @cython.locals(kind=cython.long, n=cython.double)
 cdef bint _leaf(tuple test, int sort, double x, object value) except -1
 
+cdef object _test(dict node, dict known)
+cdef object _group_test(dict node, dict known)
+cdef tuple _fields(dict node)
+cdef object _tree_test(dict tree, dict known)
 cdef Py_ssize_t _read(list reads, dict index, Py_ssize_t parent, str key) except -2
-cdef object _test(dict node, dict known, list reads, dict index)
-cdef object _group_test(dict node, dict known, list reads, dict index)
+@cython.locals(at=cython.Py_ssize_t)
+cdef tuple _renumber(tuple test, list reads, dict index)

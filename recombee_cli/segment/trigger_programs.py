@@ -68,36 +68,28 @@ Test = tuple[Any, ...]
 # ============================================================================================
 
 
-# A selector is built by the functions below, which share: `known` (the top-level fields every event
-# served has, None for a missing one; None: none known), `reads` (what the triggers read, as
-# `select` takes it) and `index` (each read's place there).
+# A selector is built in two steps: each trigger's test with the paths it reads written out
+# (`_test`, kept per trigger and per the values of the known fields it reads: the same triggers
+# recur in every plan, one plan per (event, type) of an archive), then those paths numbered as
+# the selector's reads (`_renumber`). `known`: the top-level fields every event served has (None
+# for a missing one); None: none known.
 
 
-def _read(reads: list, index: dict, parent, key: str):   # (.pxd: C ints)
-    at = index.get((parent, key))
-    if at is None:
-        at = index[(parent, key)] = len(reads)
-        reads.append((parent, key))
-    return at
-
-
-def _test(node: dict, known: dict | None, reads: list, index: dict) -> Test | bool:
-    """The node's test, or True/False where it is decided without the event."""
+def _test(node: dict, known: dict | None) -> Test | bool:
+    """The node's test, each comparison's read a path from the top of the event, or True/False
+    where it is decided without the event."""
     if node["type"] == "group":
-        return _group_test(node, known, reads, index)
+        return _group_test(node, known)
     spec = leaf_spec(node)
     if len(spec) == 1:
         return bool(spec[0])
     path: tuple = spec[1]
     if len(path) == 1 and known is not None and path[0] in known:
         return bool(spec[3](known[path[0]]))
-    at = -1
-    for key in path:
-        at = _read(reads, index, at, key)
-    return (spec[0], at, spec[2], spec[3])
+    return spec
 
 
-def _group_test(node: dict, known: dict | None, reads: list, index: dict) -> Test | bool:
+def _group_test(node: dict, known: dict | None) -> Test | bool:
     operator, children = node["operator"], node["children"]
     if operator != "and" and operator != "or":
         return False
@@ -107,11 +99,10 @@ def _group_test(node: dict, known: dict | None, reads: list, index: dict) -> Tes
         if None not in pairs and len(keys) == 1 and not (known is not None and next(iter(keys)) in known):
             # `event = "A" or event = "B"`: one test of the top-level field against a set, as
             # the closure does it (a str in the set); where the field is known, each is decided
-            return (IN, _read(reads, index, -1, keys.pop()),
-                    frozenset(pair[1] for pair in pairs if pair is not None), None)
+            return (IN, (keys.pop(),), frozenset(pair[1] for pair in pairs if pair is not None), None)
     tests: list[Test] = []
     for child in children:
-        test = _test(child, known, reads, index)
+        test = _test(child, known)
         if test is True or test is False:
             if test is (operator == "or"):
                 return test              # decided: one child holds (or), one fails (and)
@@ -122,6 +113,61 @@ def _group_test(node: dict, known: dict | None, reads: list, index: dict) -> Tes
     if len(tests) == 1:
         return tests[0]
     return (AND if operator == "and" else OR, tuple(tests))
+
+
+def _fields(node: dict) -> tuple:
+    """The top-level fields a tree reads (those `known` can decide)."""
+    if node["type"] == "group":
+        found: list[str] = []
+        for child in node["children"]:
+            found += [key for key in _fields(child) if key not in found]
+        return tuple(found)
+    return (TOP_LEVEL[node["type"]],) if node["type"] in TOP_LEVEL else ()
+
+
+# Each tree's tests: id -> (the tree, kept alive so that its id stays its own, the top-level fields
+# it reads, {those fields' known values (None: nothing known): its test}).
+_TREES: dict[int, tuple[Any, ...]] = {}
+_TREES_LIMIT = 1 << 12
+_TESTS_LIMIT = 64
+_ABSENT: Any = object()
+
+
+def _tree_test(tree: dict, known: dict | None) -> Test | bool:
+    entry = _TREES.get(id(tree))
+    if entry is None or entry[0] is not tree:
+        entry = (tree, _fields(tree), {})
+        if len(_TREES) < _TREES_LIMIT:
+            _TREES[id(tree)] = entry
+    tests: dict = entry[2]
+    key = None if known is None else tuple([known.get(field, _ABSENT) for field in entry[1]])
+    try:
+        test = tests.get(key, _ABSENT)
+    except TypeError:   # a known value that cannot be a key (the Python API's own)
+        return _test(tree, known)
+    if test is _ABSENT:
+        test = _test(tree, known)
+        if len(tests) < _TESTS_LIMIT:
+            tests[key] = test
+    return test
+
+
+def _read(reads: list, index: dict, parent, key: str):   # (.pxd: C ints)
+    at = index.get((parent, key))
+    if at is None:
+        at = index[(parent, key)] = len(reads)
+        reads.append((parent, key))
+    return at
+
+
+def _renumber(test: tuple, reads: list, index: dict) -> tuple:
+    """The test with each path replaced by its place in the selector's reads."""
+    if test[0] <= OR:
+        return (test[0], tuple([_renumber(child, reads, index) for child in test[1]]))
+    at = -1
+    for key in test[1]:
+        at = _read(reads, index, at, key)
+    return (test[0], at, test[2], test[3])
 
 
 # A leaf's analysis by (field, name, operator, value): the same conditions recur in every plan's
@@ -180,9 +226,11 @@ def compile_selector(entries: list[tuple[dict[str, Any] | None, Any]],
     by_read: dict[int, list[Test]] = {}
     trees: list[tuple[Test, int]] = []
     for tree, result in entries:
-        test = True if tree is None else _test(tree, known, reads, index)
+        test = True if tree is None else _tree_test(tree, known)
         if test is False:
             continue
+        if test is not True:
+            test = _renumber(test, reads, index)
         at = len(results)
         results.append(result)
         if test is True:
