@@ -57,6 +57,7 @@ TARGET_RSS_SEND_MB = 150
 TARGET_RSS_DRY_MB = 60
 TARGET_RSS_GROWTH = 0.10             # 1x -> 10x events, streamed
 TARGET_CONFIG = 0.10                 # 50 extra mappings: instructions per event (callgrind)
+TARGET_TRIGGERS = 0.15               # 50 property-comparison triggers: instructions per event (callgrind)
 TARGET_INSTRUCTIONS_FEWER = 0.35     # instructions per event of a dry run vs --baseline-rev
 TARGET_INSTRUCTIONS_MIX = "server"
 # The targets of "merges exactly once" (#21), on the server mix with its aliases.
@@ -349,6 +350,26 @@ def custom_mappings_toml(path: Path, count: int = 50) -> Path:
     for n in range(1, count + 1):
         parts.append(f'\n[[mappings]]\nname = "Custom Event {n}"\n'
                      f"trigger = 'type = \"track\" and event = \"Custom Event {n}\"'\n"
+                     f'action = "addDetailView"\n[mappings.fields]\nitemId = "$.properties.sku"\n')
+    path.write_text("".join(parts))
+    return path
+
+
+# The conditions of trigger_mappings_toml, by turns: numbers, a string, contains() and a path the
+# events do not have, none of them true of the generated events.
+TRIGGER_CONDITIONS = ("properties.price > {big}", "properties.quantity >= {n}000", 'properties.category = "Category {n}"',
+                      'contains(properties.name, "zz{n}")', "properties.discount.amount > {n}")
+
+
+def trigger_mappings_toml(path: Path, count: int = 50) -> Path:
+    """Presets plus `count` custom mappings on every track event whose triggers compare a property
+    (none of them true of the generated events: the cost measured is the triggers', every one of
+    which is asked about every track event)."""
+    parts = ["# recombee-cli benchmark: the presets plus mappings with property triggers\n[replay]\npresets = true\n"]
+    for n in range(1, count + 1):
+        condition = TRIGGER_CONDITIONS[(n - 1) % len(TRIGGER_CONDITIONS)].format(n=n, big=1000000 + n)
+        parts.append(f'\n[[mappings]]\nname = "Trigger {n}"\n'
+                     f"trigger = 'type = \"track\" and {condition}'\n"
                      f'action = "addDetailView"\n[mappings.fields]\nitemId = "$.properties.sku"\n')
     path.write_text("".join(parts))
     return path
@@ -994,6 +1015,9 @@ class Bench:
         custom = custom_mappings_toml(self.scratch / "custom-50.toml")
         programs.append(("custom", "this checkout, presets + 50 custom mappings (--config)",
                          [*dry_run, "--config", str(custom)], dict(env, PYTHONPATH=str(ROOT))))
+        triggers = trigger_mappings_toml(self.scratch / "triggers-50.toml")
+        programs.append(("triggers", "this checkout, presets + 50 property-comparison triggers (--config)",
+                         [*dry_run, "--config", str(triggers)], dict(env, PYTHONPATH=str(ROOT))))
         if self.compiled:
             programs.append(("pure", "this checkout, pure-Python build (RECOMBEE_CLI_PURE=1)",
                              dry_run, dict(env, PYTHONPATH=str(ROOT), RECOMBEE_CLI_PURE="1")))
@@ -1060,6 +1084,11 @@ class Bench:
                     text += f", {extra:+.1%} per event vs the presets alone"
                     target = f"<= +{TARGET_CONFIG:.0%} per event vs no config"
                     result = verdict(extra <= TARGET_CONFIG)
+                if key == "triggers" and per.get("head") and value:
+                    extra = value / per["head"] - 1
+                    text += f", {extra:+.1%} per event vs the presets alone"
+                    target = f"<= +{TARGET_TRIGGERS:.0%} per event vs no config"
+                    result = verdict(extra <= TARGET_TRIGGERS)
                 if key == "head" and "base" in per:
                     base = per["base"]
                     fewer = 1 - value / base if value and base else None

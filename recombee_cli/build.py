@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 COMPILED_MODULES: tuple[str, ...] = (
     "recombee_cli.mapping.translate",     # translate_block, the per-event loop; Translator.plan
     "recombee_cli.mapping.mapcore",       # every mapping's program: one call per mapping per event
+    "recombee_cli.segment.trigger_programs",  # every candidate trigger of an event: one call per event
     "recombee_cli.segment.timestamps",     # the timestamp fast path
     "recombee_cli.segment.actions",        # the preset builders' coercions and ID checks
     "recombee_cli.sources.lines",          # cutting blocks into lines

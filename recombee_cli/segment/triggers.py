@@ -842,6 +842,17 @@ def _index_hint(root: dict[str, Any]) -> tuple[str, frozenset[str]] | None:
     return None
 
 
+# The compiler's parts that segment/trigger_programs.py (the same conditions run as programs, in
+# the compiled build) follows, and the closure it is tested against. Not Segment's names.
+TOP_LEVEL = _TOP_LEVEL
+CONTAINERS = _CONTAINERS
+PATH_SEGMENTS = _PATH_SEGMENTS
+js_member = _js_member
+test_for = _predicate
+plain_equality = _plain_equality
+build_matcher = _build_matcher
+
+
 # ============================================================================================
 # Describing: how Segment reads a trigger
 # ============================================================================================

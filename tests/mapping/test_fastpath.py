@@ -239,7 +239,9 @@ def test_custom_mappings_produce_requests_for_a_well_formed_event():
 
 _TRIGGERS = ['type = "track" and event = "Order Completed"', 'type = "page"', 'event = "A" or event = "B"',
              'type != "track"', 'event exists', 'type = "track" and !(event = "A")', 'event contains "Prod"',
-             'type = "track" and properties.x = 1', 'name = "Home"', 'event = "A" or type = "page"']
+             'type = "track" and properties.x = 1', 'name = "Home"', 'event = "A" or type = "page"',
+             'event = "A" and properties.x > 0', 'type = "page" or properties.x = "A"', 'properties.x exists',
+             'type = "track" and (event = "B" or properties.x != "A")']
 _PLAN_MAPPINGS = [compile_mapping(MappingSpec(f"t{i}", trigger, "addDetailView",
                                               {"userId": {"@path": "$.userId"}, "itemId": {"@path": "$.name"}},
                                               "test"))
@@ -248,16 +250,24 @@ _KEY_VALUE = st.one_of(st.none(), st.integers(0, 1), st.booleans(), st.just(["A"
                        st.sampled_from(["track", "page", "A", "B", "Order Completed", "Product Viewed", ""]))
 
 
+@pytest.mark.parametrize("programs", [False, True], ids=["closures", "programs"])
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(["type", "event", "name"]), _KEY_VALUE),
        st.dictionaries(st.sampled_from(["x"]), _KEY_VALUE))
-def test_a_cached_plan_runs_exactly_the_mappings_whose_trigger_matches(event, properties):
+def test_a_cached_plan_runs_exactly_the_mappings_whose_trigger_matches(programs, event, properties):
+    """With the triggers' closures, or their programs (segment/trigger_programs.py: the compiled
+    build's), the key decided in them."""
     from recombee_cli.mapping.translate import Translator
+    from recombee_cli.segment.trigger_programs import select
 
     event = dict(event, properties=properties)
     translator = Translator(_PLAN_MAPPINGS)
+    translator.programs = programs
     for _ in range(2):   # the second time from the cache
-        ran = [translator.names[p] for p, matches, _run in translator.plan(event)
+        steps, selector = translator.plan(event)
+        if selector is not None:
+            steps = select(selector, event)
+        ran = [translator.names[p] for p, matches, _run in steps
                if matches is None or matches(event)]
         assert ran == [m.name for m in _PLAN_MAPPINGS if m.trigger.matches(event)]
 
