@@ -24,3 +24,6 @@ cdef class Built:
     cdef public list dropped
     cdef public list kept
     cdef public Py_ssize_t scanned
+    cdef public Py_ssize_t skipped
+    cdef public object blocked
+    cdef public object poisoned
