@@ -107,7 +107,8 @@ class SendQueue:
         # The items a Batch left at the front of the queue all wait for an answer (a Batch in flight
         # holds what they wait on, or an earlier one of them does): until the next `release`, the
         # next build need not look at them again, only start from what they hold back. Far from
-        # Recombee they are thousands, looked at by every build: a third of a sending run's CPU.
+        # Recombee they are thousands (behind merges in flight, mostly): at 150 ms a call, the
+        # builds of a 200k replay took 0.27 s of CPU looking at them again, 0.21 s so.
         self.releases = 0
         self.held = 0                                 # how many at the front wait so
         self.held_at = -1                             # `releases` when they were found waiting
