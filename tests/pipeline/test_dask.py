@@ -425,9 +425,9 @@ def test_a_big_file_comes_back_segment_by_segment_while_it_is_read(client):
     assert len(got) > 8 and engine.files_done == 1
 
 
-def test_one_file_is_translated_by_every_worker(client, tmp_path):
-    """A plain file is handed out by byte ranges: both workers translate segments of it, and the
-    chunks are those of one process."""
+def test_one_file_is_translated_in_segments(client, tmp_path):
+    """A plain file is handed out by byte ranges, segments any worker may translate, and the chunks
+    are those of one process."""
     stream = generate(8_000, seed=11)
     path = tmp_path / "one.ndjson"
     path.write_bytes(b"".join(orjson.dumps(next(stream)) + b"\n" for _ in range(8_000)))
@@ -438,7 +438,9 @@ def test_one_file_is_translated_by_every_worker(client, tmp_path):
     expected = _chunks_of(InlineEngine(Translator(compile_config(Config()))), source, Reading(chunk_lines=300))
     assert got == expected
     segments = [t for t in tasks.data if "-segment-" in str(t["key"])]
-    assert len(segments) >= 5 and len({t["worker"] for t in segments}) == 2   # ranges of 1 MiB: one a segment
+    # Segments of 64 KiB: tasks the scheduler can give to either worker (which one gets them is
+    # its choice: on a busy machine one worker may take all six).
+    assert len(segments) >= 5
 
 
 def test_a_file_resumed_halfway_gives_the_chunks_one_process_gives(client, tmp_path):
