@@ -87,7 +87,7 @@ def test_a_new_action_is_one_table_entry_and_the_sender_keeps_its_order(delete_i
     queue = SendQueue()
     queue.queue.extend(Item(None, n, b"", *route(r, n)[:3], n, 0.0) for n, r in enumerate(requests))
     batches = []
-    while queue.queue:
+    while queue.waiting():
         built = queue.build(10, frozenset())
         queue.take(built)
         with queue.cond:

@@ -14,6 +14,7 @@ cdef class Item:
     cdef public double enqueued
     cdef public bint whole
     cdef public object pair
+    cdef public Py_ssize_t seq
 
 
 cdef class Built:
@@ -27,3 +28,6 @@ cdef class Built:
     cdef public Py_ssize_t skipped
     cdef public object blocked
     cdef public object poisoned
+    cdef public list kept_ready
+    cdef public Py_ssize_t ready_scanned
+    cdef public list parking

@@ -21,6 +21,13 @@ deletion, values). A request waits:
 * for ever, when a request of its user was not delivered (`poisoned`): it is not sent at all, so
   that nothing overtakes the failed one; the next run sends both, in order.
 
+A request that waits for a Batch in flight is *parked* beside the user it waits for, out of the
+queue that every build reads, and comes back (in input order) when a Batch of that user is answered:
+far from Recombee thousands wait behind merges in flight, and looking at them again at every build
+cost more CPU than sending them. Parking never reorders: a request is parked only when no earlier
+request of its users stays in the queue, and what is parked holds back the later requests of its
+users exactly as a waiting request does.
+
 A sender takes a Batch when a Batch's worth may go. It takes a partly filled one only when the
 queue was given nothing new for LINGER_SECONDS (the input is slower than the sending), when a
 request that may go has waited HOLD_SECONDS, or at the close: requests released by a merge join
@@ -31,7 +38,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from itertools import islice
+from itertools import count, islice
+from operator import attrgetter
 from typing import Any
 
 from recombee_cli.request_kinds import SOLO, Users
@@ -41,13 +49,17 @@ LINGER_SECONDS = 0.5   # a queue given nothing new for this long lets a partly f
 HOLD_SECONDS = 2.0     # ...as does a request that may go and has waited this long
 SCAN_LIMIT = 8         # a build looks at most this many Batches' worth of the queue (unless told)
 
+_ORDER = count()       # the order items are made in: a sender makes them in input order
+_BY_ORDER = attrgetter("seq")
+
 
 class Item:
     """One request waiting to be sent: its ticket and index there, its body, its route and when it
     was queued. `whole`: it takes its users whole (no part, solo, or more than one user); else
-    `pair` is (its user, the part it touches), or None for a request of no user."""
+    `pair` is (its user, the part it touches), or None for a request of no user. `seq`: its place
+    in input order, by which parked requests come back."""
 
-    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "pair")
+    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "pair", "seq")
 
     def __init__(self, ticket: Any, index: int, body: bytes, users: Users, flags: int, key: Any, sid: int,
                  enqueued: float, part: str | None = None):
@@ -61,13 +73,16 @@ class Item:
         self.enqueued = enqueued
         self.whole = part is None or bool(flags & SOLO) or len(users) > 1
         self.pair: tuple[str, str] | None = None if part is None or self.whole or not users else (users[0], part)
+        self.seq = next(_ORDER)
 
 
 class Built:
     """What `SendQueue.build` chose: the batch, its users, the users it takes whole, the parts it
-    touches, the dropped items, the kept items, and how many it looked at."""
+    touches, the dropped items, the kept items (of the queue and of the ready list), the items to
+    park (each beside the user it waits for), and how many it looked at."""
 
-    __slots__ = ("batch", "users", "wholes", "parts", "dropped", "kept", "scanned", "skipped", "blocked", "poisoned")
+    __slots__ = ("batch", "users", "wholes", "parts", "dropped", "kept", "scanned", "skipped", "blocked", "poisoned",
+                 "kept_ready", "ready_scanned", "parking")
 
     def __init__(self, batch: list[Item], users: set[str], wholes: set[str], parts: set[tuple[str, str]],
                  dropped: list[Item], kept: list[Item], scanned: int):
@@ -76,11 +91,14 @@ class Built:
         self.wholes = wholes
         self.parts = parts
         self.dropped = dropped
-        self.kept = kept
-        self.scanned = scanned
+        self.kept = kept                          # kept items of the queue (they stay at its front)
+        self.scanned = scanned                    # items of the queue looked at (or skipped)
         self.skipped = 0                          # items at the front known to wait, not looked at
         self.blocked: tuple[Any, ...] | None = None   # what the kept items hold back; None: not to be kept
         self.poisoned: frozenset[str] = frozenset()
+        self.kept_ready: list[Item] = []          # the ready items that stay ready
+        self.ready_scanned = 0                    # ready items looked at (all of them)
+        self.parking: list[tuple[str, Item]] = []   # (the user it waits for, the item)
 
     def clear(self) -> None:
         """Nothing of it goes (only its dropped items are answered)."""
@@ -91,10 +109,27 @@ class SendQueue:
     """The requests waiting, in input order, and what the Batches in flight hold. Every method but
     `build` is called under `cond`'s lock. Senders wait on `cond` and are woken one at a time (one
     sender builds the next Batch; sixteen woken to find it gone cost each call a few context
-    switches); `submit` waits on `room`, which shares the lock."""
+    switches); `submit` waits on `room`, which shares the lock.
+
+    A request waits in one of three places: `queue` (new ones, and those a build kept), `parked`
+    (beside the user whose Batch in flight it waits for) or `ready` (parked ones whose user had a
+    Batch answered since, in input order; a build looks at them first). For each user, whatever is
+    in `ready` or `parked` comes before anything of that user in `queue` (a request is parked only
+    when no earlier one of its users is kept), so looking at `ready` first keeps input order."""
 
     def __init__(self) -> None:
         self.queue: deque[Item] = deque()
+        self.ready: list[Item] = []
+        self.parked: dict[str, list[Item]] = {}          # user in flight -> the items waiting for them
+        self.parked_count = 0
+        # What the parked items hold back (as kept items do in a build): per user, per user taken
+        # whole, per part; counts, as a user's items may be parked beside several users.
+        self.parked_some: dict[str, int] = {}
+        self.parked_whole: dict[str, int] = {}
+        self.parked_parts: dict[tuple[str, str], int] = {}
+        # user -> the user in flight beside whom a request of theirs is parked: where their later
+        # requests wait too (absent when unknown: those are kept in the queue instead)
+        self.parked_at: dict[str, str] = {}
         self.in_flight: dict[str, int] = {}               # user -> Batches in flight with a request of theirs
         self.whole_in_flight: set[str] = set()            # users a Batch in flight takes whole
         self.parts_in_flight: set[tuple[str, str]] = set()   # (user, part) a Batch in flight touches
@@ -106,23 +141,38 @@ class SendQueue:
         self.last_look = 0.0     # ...of the last build that looked for an overdue request
         # The items a Batch left at the front of the queue all wait for an answer (a Batch in flight
         # holds what they wait on, or an earlier one of them does): until the next `release`, the
-        # next build need not look at them again, only start from what they hold back. Far from
-        # Recombee they are thousands (behind merges in flight, mostly): at 150 ms a call, the
-        # builds of a 200k replay took 0.27 s of CPU looking at them again, 0.21 s so.
+        # next build need not look at them again, only start from what they hold back.
         self.releases = 0
         self.held = 0                                 # how many at the front wait so
         self.held_at = -1                             # `releases` when they were found waiting
-        self.held_blocked: tuple[Any, ...] = ()       # (users, users whole, parts) they hold back
+        self.held_blocked: tuple[Any, ...] = ()       # (users, users whole, parts, users kept) they hold back
         self.held_poisoned: frozenset[str] = frozenset()
 
+    def waiting(self) -> int:
+        """How many requests wait to be sent (in the queue, ready or parked)."""
+        return len(self.queue) + len(self.ready) + self.parked_count
+
+    def available(self) -> int:
+        """How many requests a build looks at (the parked ones wait for an answer)."""
+        return len(self.queue) + len(self.ready)
+
+    def oldest(self) -> Item | None:
+        """The oldest request a build looks at, or None."""
+        if self.ready:
+            return self.ready[0]
+        return self.queue[0] if self.queue else None
+
     def build(self, size: int, poisoned: frozenset[str], limit: int = 0) -> Built:
-        """Choose the next Batch from the front of the queue without changing it (under `cond`):
-        the items that may go, in order, and what they hold; the items of poisoned users, not to be
-        sent; the items that stay; how many were looked at (at most `limit`, else SCAN_LIMIT
-        Batches' worth). `take` commits the choice."""
+        """Choose the next Batch without changing anything (under `cond`): from the ready items,
+        then the front of the queue, the items that may go, in order, and what they hold; the items
+        of poisoned users, not to be sent; the items that stay; the items to park; how many were
+        looked at (at most `limit`, else SCAN_LIMIT Batches' worth, of the queue). `take` commits
+        the choice."""
         batch: list[Item] = []
         dropped: list[Item] = []
         kept: list[Item] = []
+        kept_ready: list[Item] = []
+        parking: list[tuple[str, Item]] = []
         keys: set[Any] = set()
         users_in: set[str] = set()
         wholes_in: set[str] = set()
@@ -130,21 +180,33 @@ class SendQueue:
         busy: dict[str, int] = self.in_flight
         busy_whole: set[str] = self.whole_in_flight
         busy_parts: set[tuple[str, str]] = self.parts_in_flight
-        blocked_some: set[str]                  # users with an earlier request kept
-        blocked_whole: set[str]                 # ...kept, that takes them whole
-        blocked_parts: set[tuple[str, str]]     # ...kept, of that part
+        parked_some: dict[str, int] = self.parked_some
+        parked_whole: dict[str, int] = self.parked_whole
+        parked_parts: dict[tuple[str, str], int] = self.parked_parts
+        parked_at: dict[str, str] = self.parked_at
+        parked_here: dict[str, str] = {}        # user -> where a request of theirs is parked by this build
+        blocked_some: set[str]                  # users with an earlier request kept or parked
+        blocked_whole: set[str]                 # ...kept or parked, that takes them whole
+        blocked_parts: set[tuple[str, str]]     # ...kept or parked, of that part
+        kept_some: set[str]                     # users with an earlier request kept (not parked)
         skipped = 0
         if self.held and self.held_at == self.releases and self.held_poisoned is poisoned:
             skipped = self.held   # nothing answered since they were found waiting: they still wait
-            blocked_some, blocked_whole, blocked_parts = (set(held) for held in self.held_blocked)
+            blocked_some, blocked_whole, blocked_parts, kept_some = (set(held) for held in self.held_blocked)
         else:
-            blocked_some, blocked_whole, blocked_parts = set(), set(), set()
+            blocked_some, blocked_whole, blocked_parts, kept_some = set(), set(), set(), set()
         reusable = True                                 # every item kept waits for an answer
         solo_users: set[str] = set()                    # users of a solo request in this Batch
         scanned = skipped
+        ready = self.ready
+        from_ready = len(ready)
         append = batch.append
-        for item in islice(self.queue, skipped, max(skipped, limit or SCAN_LIMIT * size)):
-            scanned += 1
+        position = 0
+        for item in (ready if not self.queue else
+                     [*ready, *islice(self.queue, skipped, max(skipped, limit or SCAN_LIMIT * size))]):
+            position += 1
+            if position > from_ready:
+                scanned += 1
             users = item.users
             if poisoned and not poisoned.isdisjoint(users):
                 dropped.append(item)
@@ -152,18 +214,31 @@ class SendQueue:
             whole = item.whole
             pair = item.pair
             go = True
+            wait_for: str | None = None     # a user in flight this item waits for (to park it beside)
+            waits: str | None = None        # a user of it with an earlier request parked or kept
             if whole:
                 for user in users:
-                    if user in busy or user in blocked_some or user in solo_users:
+                    if user in busy:
                         go = False
-                        break
+                        if wait_for is None:
+                            wait_for = user
+                    elif user in blocked_some or (parked_some and user in parked_some):
+                        go = False
+                        waits = user
+                    elif user in solo_users:
+                        go = False
                 if go and item.flags & SOLO:
                     go = users_in.isdisjoint(users)
             elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
                 user = pair[0]
-                if ((busy_whole and user in busy_whole) or (blocked_whole and user in blocked_whole)
-                        or (solo_users and user in solo_users) or pair in busy_parts
-                        or (blocked_parts and pair in blocked_parts)):
+                if (busy_whole and user in busy_whole) or pair in busy_parts:
+                    go = False
+                    wait_for = user
+                elif ((blocked_whole and user in blocked_whole) or (blocked_parts and pair in blocked_parts)
+                        or (parked_whole and user in parked_whole) or (parked_parts and pair in parked_parts)):
+                    go = False
+                    waits = user
+                elif solo_users and user in solo_users:
                     go = False
             if go:
                 key = item.key
@@ -180,7 +255,23 @@ class SendQueue:
                     blocked_parts.add(pair)
                 else:   # (a request of no user kept for its key: nothing in flight holds it back)
                     reusable = False
-                kept.append(item)
+                # Parked beside a user in flight it waits for, or beside an earlier parked request
+                # of its users; only when nothing earlier of its users stays in the queue.
+                if (wait_for is not None or waits is not None) and kept_some.isdisjoint(users):
+                    if wait_for is None and waits is not None:
+                        wait_for = parked_here.get(waits)
+                        if wait_for is None:
+                            wait_for = parked_at.get(waits)
+                    if wait_for is not None:
+                        parking.append((wait_for, item))
+                        for user in users:
+                            parked_here[user] = wait_for
+                        continue
+                kept_some.update(users)
+                if position > from_ready:
+                    kept.append(item)
+                else:
+                    kept_ready.append(item)
                 continue
             append(item)
             if whole:
@@ -195,15 +286,20 @@ class SendQueue:
                 break
         built = Built(batch, users_in, wholes_in, parts_in, dropped, kept, scanned)
         built.skipped = skipped
-        built.blocked = (blocked_some, blocked_whole, blocked_parts) if reusable else None
+        built.blocked = (blocked_some, blocked_whole, blocked_parts, kept_some) if reusable else None
         built.poisoned = poisoned
+        built.kept_ready = kept_ready
+        built.ready_scanned = min(position, from_ready)
+        built.parking = parking
         return built
 
     def take(self, built: Built, *, send: bool = True) -> None:
         """Remove a build's dropped items, and its batch unless not `send` (what it holds is then
-        in flight until `release`), from the queue."""
+        in flight until `release`), from where they wait; park what it parks."""
         queue = self.queue
         if send:
+            # The ready items looked at: the kept ones stay ready, before those not looked at.
+            self.ready = built.kept_ready + self.ready[built.ready_scanned:]
             skipped = built.skipped
             queue.rotate(-skipped)   # (the items known to wait stay where they are)
             for _ in range(built.scanned - skipped):
@@ -220,13 +316,60 @@ class SendQueue:
                 busy[user] = busy.get(user, 0) + 1
             self.whole_in_flight.update(built.wholes)
             self.parts_in_flight.update(built.parts)
+            if built.parking:
+                self._park(built.parking)
         elif built.dropped:   # rare: only the dropped go
             gone = {id(item) for item in built.dropped}
             self.queue = deque(item for item in queue if id(item) not in gone)
+            self.ready = [item for item in self.ready if id(item) not in gone]
             self.held = 0
 
+    def _park(self, parking: list[tuple[str, Item]]) -> None:
+        parked = self.parked
+        some, whole, parts = self.parked_some, self.parked_whole, self.parked_parts
+        at = self.parked_at
+        for user, item in parking:
+            beside = parked.get(user)
+            if beside is None:
+                parked[user] = [item]
+            else:
+                beside.append(item)
+            for one in item.users:
+                at[one] = user
+                some[one] = some.get(one, 0) + 1
+                if item.whole:
+                    whole[one] = whole.get(one, 0) + 1
+            if item.pair is not None:
+                parts[item.pair] = parts.get(item.pair, 0) + 1
+        self.parked_count += len(parking)
+
+    def _unpark(self, users: set[str]) -> None:
+        """The items parked beside these users are ready: they are looked at again, in input order."""
+        parked = self.parked
+        at, some, whole, parts = self.parked_at, self.parked_some, self.parked_whole, self.parked_parts
+        ready = self.ready
+        before = len(ready)
+        for user in users:
+            items = parked.pop(user, None)
+            if items is None:
+                continue
+            ready += items
+            for item in items:
+                for one in item.users:
+                    if at.get(one) == user:
+                        del at[one]
+                    _decrement(some, one)
+                    if item.whole:
+                        _decrement(whole, one)
+                if item.pair is not None:
+                    _decrement(parts, item.pair)
+        if len(ready) != before:
+            self.parked_count -= len(ready) - before
+            ready.sort(key=_BY_ORDER)
+
     def release(self, built: Built) -> None:
-        """A Batch's answers are final and recorded: what it held may go again."""
+        """A Batch's answers are final and recorded: what it held may go again, and what was
+        parked beside its users is looked at again."""
         busy = self.in_flight
         for user in built.users:
             left = busy[user] - 1
@@ -236,6 +379,16 @@ class SendQueue:
                 del busy[user]
         self.whole_in_flight.difference_update(built.wholes)
         self.parts_in_flight.difference_update(built.parts)
+        if self.parked:
+            self._unpark(built.users)
         self.releases += 1
         self.rescan = True
         self.cond.notify()
+
+
+def _decrement(counts: dict[Any, int], key: Any) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]

@@ -149,10 +149,10 @@ class RecombeeSender:
         with queue.cond:
             queue.queue.extend(items)
             queue.last_put = now
-            if len(queue.queue) >= self.batch_size:
+            if queue.available() >= self.batch_size:
                 queue.rescan = True
                 queue.cond.notify()
-            while len(queue.queue) > self.capacity and not self.stopping:   # memory stays flat
+            while queue.waiting() > self.capacity and not self.stopping:   # memory stays flat
                 self._raise_if_failed()
                 queue.room.wait(0.1)
 
@@ -291,20 +291,20 @@ class RecombeeSender:
             while True:
                 if self.stopping:
                     return None
-                waiting = queue.queue
-                if not waiting:
-                    if self.closing:
+                oldest = queue.oldest()
+                if oldest is None:   # nothing to look at (what is parked comes back with an answer)
+                    if self.closing and not queue.parked_count:
                         return None
                     queue.cond.wait(0.1)
                     continue
                 now = time.monotonic()
                 # Closing, or the queue full (reading waits for room: no fuller Batch will come).
-                closing = self.closing or len(waiting) >= self.capacity
+                closing = self.closing or queue.waiting() >= self.capacity
                 idle = now - queue.last_put >= LINGER_SECONDS   # the input is slower than the sending
                 # Look for an overdue request at most every LINGER_SECONDS: the oldest may be one
                 # that waits for its user's Batch in flight, while the rest fill the next Batch.
-                overdue = now - waiting[0].enqueued >= HOLD_SECONDS and now - queue.last_look >= LINGER_SECONDS
-                if closing or idle or overdue or (queue.rescan and len(waiting) >= size):
+                overdue = now - oldest.enqueued >= HOLD_SECONDS and now - queue.last_look >= LINGER_SECONDS
+                if closing or idle or overdue or (queue.rescan and queue.available() >= size):
                     queue.rescan = False
                     if overdue:
                         queue.last_look = now

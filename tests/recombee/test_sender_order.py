@@ -147,7 +147,7 @@ def lane_batches(items: list[Item], size: int) -> list[list[Item]]:
     queue = SendQueue()
     queue.queue.extend(items)
     batches = []
-    while queue.queue:
+    while queue.waiting():
         built = queue.build(size, frozenset())
         assert built.batch and not built.dropped
         queue.take(built)
@@ -239,7 +239,7 @@ def test_batches_keep_each_items_order_per_user_across_lanes():
     flying: list = []
     sent_at: dict[int, int] = {}
     step = 0
-    while queue.queue or flying:
+    while queue.waiting() or flying:
         built = queue.build(20, frozenset())
         if built.batch:
             queue.take(built)
@@ -262,3 +262,85 @@ def test_batches_keep_each_items_order_per_user_across_lanes():
             shared = set(a.users) & set(b.users)
             if shared and (a.whole or b.whole or a.pair == b.pair):
                 assert sent_at[a.ticket.n] <= sent_at[b.ticket.n], (a.ticket.n, b.ticket.n)
+
+
+def test_requests_behind_a_merge_in_flight_are_parked_and_not_looked_at_again():
+    """Far from Recombee thousands of requests wait for merges in flight. They wait beside the
+    merge's users: the builds in between do not look at them again, and they come back, in input
+    order and ahead of anything later of their users, when the merge is answered."""
+    queue = SendQueue()
+    queue.queue.extend([_item(0, "u", "a")])                 # a merge: takes both users whole
+    merge = queue.build(10, frozenset())
+    queue.take(merge)                                        # in flight
+    later = [_interaction(n, "u" if n % 2 else "a", f"p{n}") for n in range(1, 501)]
+    others = [_interaction(n, f"v{n}", "p") for n in range(501, 521)]
+    queue.queue.extend(later + others)
+    first = queue.build(1000, frozenset())
+    assert [i.ticket.n for i in first.batch] == list(range(501, 521))
+    queue.take(first)
+    assert queue.parked_count == 500 and not queue.queue
+    with queue.cond:
+        queue.release(first)                                 # another user's answer: they still wait
+    queue.queue.extend([_interaction(600, "w", "p"), _interaction(601, "u", "p-late")])
+    second = queue.build(1000, frozenset())
+    assert [i.ticket.n for i in second.batch] == [600]       # u's late view waits behind the parked ones
+    assert second.scanned == 2 and second.ready_scanned == 0  # the 500 were not looked at
+    queue.take(second)
+    with queue.cond:
+        queue.release(merge)
+        queue.release(second)
+    third = queue.build(1000, frozenset())
+    assert [i.ticket.n for i in third.batch] == list(range(1, 501)) + [601]
+
+
+def test_parked_requests_keep_input_order_whatever_order_the_answers_come_in():
+    """Many lanes, answers in any order (the slowest call is not always the oldest): per user,
+    what does not commute goes in input order, never beside or while another Batch in flight
+    holds it, and everything is sent once."""
+    for seed in range(20):
+        rng = random.Random(seed)
+        people = [f"u{k}" for k in range(12)]
+        items = []
+        for n in range(800):
+            roll = rng.random()
+            if roll < 0.06:
+                items.append(_item(n, *rng.sample(people, 2)))            # a merge
+            elif roll < 0.09:
+                items.append(_item(n, rng.choice(people)))                 # a user's deletion, values
+            else:
+                items.append(_interaction(n, rng.choice(people), f"p{rng.randrange(4)}"))
+        queue = SendQueue()
+        flying: list = []
+        sent_at: dict[int, int] = {}
+        step = 0
+        fed = 0
+        while fed < len(items) or queue.waiting() or flying:
+            if fed < len(items):   # the input comes in pieces, between the builds
+                more = rng.randrange(1, 60)
+                queue.queue.extend(items[fed:fed + more])
+                fed += more
+            built = queue.build(rng.randrange(1, 40), frozenset())
+            if built.batch:
+                queue.take(built)
+                for item in built.batch:
+                    for other in (i for b in flying for i in b.batch):
+                        if item.whole or other.whole:
+                            assert set(other.users).isdisjoint(item.users), (seed, item.ticket.n, other.ticket.n)
+                        else:
+                            assert other.pair != item.pair, (seed, item.ticket.n, other.ticket.n)
+                    sent_at[item.ticket.n] = step
+                flying.append(built)
+            if flying and (len(flying) >= 8 or not built.batch or rng.random() < 0.4):
+                with queue.cond:
+                    queue.release(flying.pop(rng.randrange(len(flying))))   # any of them answers
+            step += 1
+            assert step < 20_000, seed
+        assert sorted(sent_at) == list(range(len(items))), seed
+        assert queue.parked_count == 0 and not queue.ready and not queue.parked_some
+        for a in items:
+            for b in items[a.ticket.n + 1:]:
+                shared = set(a.users) & set(b.users)
+                if shared and (a.whole or b.whole or a.pair == b.pair):
+                    assert sent_at[a.ticket.n] < sent_at[b.ticket.n] or (
+                        sent_at[a.ticket.n] == sent_at[b.ticket.n] and not (a.flags & SOLO or b.flags & SOLO)
+                    ), (seed, a.ticket.n, b.ticket.n)
