@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from itertools import count, islice
+from itertools import chain, count, islice
 from operator import attrgetter
 from typing import Any
 
@@ -202,8 +202,10 @@ class SendQueue:
         from_ready = len(ready)
         append = batch.append
         position = 0
-        for item in (ready if not self.queue else
-                     [*ready, *islice(self.queue, skipped, max(skipped, limit or SCAN_LIMIT * size))]):
+        # Looked at lazily: most builds stop at a full Batch, long before the limit.
+        looked = islice(self.queue, skipped, max(skipped, limit or SCAN_LIMIT * size))
+        item: Item   # (typed for the compiled build: its fields are read as a struct's)
+        for item in (chain(ready, looked) if ready else looked):
             position += 1
             if position > from_ready:
                 scanned += 1
