@@ -23,10 +23,11 @@ deletion, values). A request waits:
 
 A request that waits for a Batch in flight is *parked* beside the user it waits for, out of the
 queue that every build reads, and comes back (in input order) when a Batch of that user is answered:
-far from Recombee thousands wait behind merges in flight, and looking at them again at every build
-cost more CPU than sending them. Parking never reorders: a request is parked only when no earlier
-request of its users stays in the queue, and what is parked holds back the later requests of its
-users exactly as a waiting request does.
+far from Recombee thousands wait behind merges in flight, and every build looked at them again (at
+150 ms a call, the builds of a 300k replay looked at 649k requests for 247k sent; now 258k).
+Parking never reorders: a request is parked only when no earlier request of its users stays in the
+queue, and what is parked holds back the later requests of its users exactly as a waiting request
+does. Only a build whose Batch goes parks (its Batch then leaves the queue too).
 
 A sender takes a Batch when a Batch's worth may go. It takes a partly filled one only when the
 queue was given nothing new for LINGER_SECONDS (the input is slower than the sending), when a
