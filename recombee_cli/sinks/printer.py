@@ -32,7 +32,10 @@ class DryRunPrinter(LocalSink):
         n = ticket.request_count()
         if isinstance(ticket, ChunkTicket):   # as the pipeline makes them: the requests, joined
             pending.append(ticket.blob)
-            self._flush()   # a whole chunk at once: hold no more than that
+            # A whole chunk at once, handed on at once: hold no more than that, and a dry run of
+            # a live pipe (`tail -f … | recombee-cli replay --dry-run -`) shows each chunk's
+            # requests when its lines come, not when the output's buffer fills.
+            self._flush(handed_on=True)
         else:
             dumps = orjson.dumps
             for request in ticket.requests:
@@ -54,16 +57,18 @@ class DryRunPrinter(LocalSink):
         self.requests_printed += n
         return ticket
 
-    def _flush(self) -> None:
+    def _flush(self, handed_on: bool = False) -> None:
         if self._pending:
             self._pending.append(b"")
             data = b"\n".join(self._pending)
             self._pending = []
-            self._write(data)
+            self._write(data, handed_on)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, handed_on: bool = False) -> None:
         try:
             self._out.write(data)
+            if handed_on:
+                self._out.flush()
         except BrokenPipeError:
             raise   # `| head`: the reader has all it wanted (the CLI ends quietly)
         except OSError as exc:

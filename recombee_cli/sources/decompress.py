@@ -12,7 +12,12 @@ inflates 1000:1 never sits in memory whole.
 from __future__ import annotations
 
 import bz2
+import contextlib
+import fcntl
 import io
+import os
+import select
+import stat
 from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO, ClassVar
 
@@ -25,6 +30,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 
 CHUNK_SIZE = 1 << 20  # decoded bytes per piece (read via the module: tests make it small)
 _IN_SIZE = 1 << 17    # compressed bytes read at a time (a damaged piece is decoded again byte by byte)
+_WAIT_MS = 250        # a stream's read waits for bytes this long at a time (see _Input)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -46,18 +52,30 @@ class ReadFailed(OSError):
 
 
 class _Input:
-    """The raw bytes of a source, read in large pieces, with the file offset of the next byte."""
+    """The raw bytes of a source, read in large pieces, with the file offset of the next byte.
 
-    __slots__ = ("raw", "buf", "offset")
+    A stream (a pipe, a FIFO, a terminal: `producer | recombee-cli replay -`) is read from its
+    descriptor, what is there at each read, after waiting for bytes in steps of _WAIT_MS. A
+    buffered read of a pipe waits inside C until its whole size has come: a SIGTERM or Ctrl-C that
+    landed just before such a wait was not acted on until the producer wrote again (a stalled
+    producer held the run for ever). Between the steps Python runs the signal's handler."""
+
+    __slots__ = ("raw", "buf", "offset", "_poll")
 
     def __init__(self, raw: BinaryIO):
         self.raw = raw
         self.buf = b""      # read but not taken yet
         self.offset = 0     # file offset of the next byte `take` returns
+        self._poll = _stream_poll(raw)   # None: a file, or a stream without a descriptor
 
     def _read(self, n: int) -> bytes:
         try:
-            return self.raw.read(n)
+            poll = self._poll
+            if poll is None:
+                return self.raw.read(n)
+            while not poll.poll(_WAIT_MS):
+                pass
+            return os.read(self.raw.fileno(), n)
         except Exception as exc:  # noqa: BLE001 - whatever the stream raises, its bytes are not there
             raise ReadFailed(f"cannot read at byte {self.offset + len(self.buf)} of the file: "
                               f"{one_line(exc)}") from exc
@@ -80,6 +98,11 @@ class _Input:
             data = self._read(n)
         self.offset += len(data)
         return data
+
+    def ready(self) -> bool:
+        """Whether a read now returns at once: always for a file; for a stream, when bytes (or its
+        end) are there (what a slow producer wrote is handed on, not held for more to come)."""
+        return bool(self.buf) or self._poll is None or bool(self._poll.poll(0))
 
     def give_back(self, data: bytes) -> None:
         if data:
@@ -302,11 +325,41 @@ def _zstd_frames(inp: _Input) -> Iterator[bytes]:
             decode(d, need(4), at)
 
 
+def _stream_poll(raw: BinaryIO) -> Any:
+    """A poll object for a stream's descriptor (a pipe, FIFO, socket or terminal), else None (a
+    regular file, an object in a store, a stream without a descriptor, a system without poll).
+    The stream is read by its descriptor from its first byte: nothing reads it before."""
+    if not hasattr(select, "poll"):
+        return None
+    try:
+        fd = raw.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, AttributeError):   # (io.UnsupportedOperation is both of the first two)
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISBLK(mode):
+        return None
+    if stat.S_ISFIFO(mode) and hasattr(fcntl, "F_SETPIPE_SZ"):   # Linux: a pipe of 64 KiB made reads small
+        with contextlib.suppress(OSError):   # (more than /proc/sys/fs/pipe-max-size is refused)
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, CHUNK_SIZE)
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return poll
+
+
 def _plain(inp: _Input) -> Iterator[bytes]:
     data = inp.take(CHUNK_SIZE)   # the sniffed bytes, then the rest of a full read
     while data:
-        if len(data) < CHUNK_SIZE:
-            data += inp.take(CHUNK_SIZE - len(data))
+        if len(data) < CHUNK_SIZE and inp.ready():   # (a stream: only what is there now)
+            parts, size = [data], len(data)
+            while size < CHUNK_SIZE:
+                more = inp.take(CHUNK_SIZE - size)
+                if not more:
+                    break
+                parts.append(more)
+                size += len(more)
+                if not inp.ready():
+                    break
+            data = b"".join(parts)
         yield data
         data = inp.take(CHUNK_SIZE)
 

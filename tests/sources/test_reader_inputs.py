@@ -6,13 +6,15 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 from datetime import UTC, datetime
 
+import orjson
 import pytest
-from helpers import ROOT
+from helpers import ROOT, wait_for
 
 from recombee_cli.errors import InputError
 from recombee_cli.sources.reader import (
@@ -55,6 +57,65 @@ def test_a_named_pipe_is_read_as_a_stream(tmp_path):
         os.close(fd)
         writer.join(timeout=30)
     assert not writer.is_alive() and not failure
+
+
+def test_a_stalled_pipe_hands_on_what_it_was_given(tmp_path):
+    """`producer | recombee-cli …` with a producer that writes a few lines, then waits: those lines
+    are read (and go on down the pipeline) now, not when a megabyte more has come."""
+    read_end, write_end = os.pipe()
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.extend(line.data for line in read_lines(
+        expand_inputs([f"/dev/fd/{read_end}"])[0])), daemon=True)
+    try:
+        os.write(write_end, BODY)
+        reader.start()
+        assert wait_for(lambda: len(got) == len(LINES), 30), "the lines written waited for more to come"
+        assert got == LINES
+        os.write(write_end, b'{"type":"identify"}\n')
+    finally:
+        os.close(write_end)   # the producer ends: the read ends
+        reader.join(timeout=30)
+    assert not reader.is_alive() and got == LINES + [b'{"type":"identify"}']
+    os.close(read_end)
+
+
+def test_sigterm_stops_a_run_whose_producer_stalls(tmp_path):
+    """A stalled producer (held open, writing nothing) never holds off SIGTERM: the run stops with
+    143, having printed what it was given. Before, a SIGTERM that landed just before a read of the
+    pipe waited for the producer's next byte."""
+    fifo = tmp_path / "events"
+    os.mkfifo(fifo)
+    lines = (ROOT / "sample_events" / "hand-written.ndjson").read_bytes().splitlines(keepends=True)[:3]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}   # as users' shells are
+    proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", "replay", "--dry-run", "--no-state", str(fifo)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    printed: list[bytes] = []
+    threading.Thread(target=lambda: printed.extend(proc.stdout), daemon=True).start()   # type: ignore[arg-type]
+    writer: list[int] = []
+
+    def reading() -> bool:
+        try:
+            writer.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:   # nobody reads it yet
+            return proc.poll() is not None
+        return True
+
+    try:
+        assert wait_for(reading, 120) and writer, "the run never opened its input"
+        os.write(writer[0], b"".join(lines))
+        assert wait_for(lambda: len(printed) >= 3 or proc.poll() is not None, 120), \
+            "the lines written were not translated while the producer stayed open"
+        proc.send_signal(signal.SIGTERM)
+        err = proc.stderr.read().decode()   # type: ignore[union-attr]
+        assert proc.wait(timeout=60) == 143, err
+    finally:
+        for fd in writer:
+            os.close(fd)   # (only now: the producer stayed open all along)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert "terminated" in err and "Traceback" not in err
+    assert [orjson.loads(line)["path"] for line in printed[:3]] == ["/detailviews/", "/bookmarks/", "/bookmarks/"]
 
 
 _READ = ("import sys, json; from recombee_cli.sources.reader import expand_inputs, read_lines\n"
