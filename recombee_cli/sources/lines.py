@@ -35,6 +35,23 @@ BLANK_RUN = 4096
 _RUN_PROBE = b"\n" * BLANK_RUN
 _CRLF_PROBE = b"\r\n" * BLANK_RUN
 _BLANK_BYTES = re.compile(rb"[\r\n]*")   # a character class: a run's end is found at memory speed
+# A run (at least BLANK_RUN bytes, each \r or \n) holds a whole aligned block of _BLOCK bytes: the
+# first _SAMPLED bytes of some such block are all \r or \n. Looking at those first (8 bytes in
+# 2048) spares most blocks of text the two searches for the probes, 2 % of a dry run's CPU.
+_BLOCK = BLANK_RUN // 2
+_SAMPLED = 8
+_NEWLINE_FLAGS = bytes(1 if c in (10, 13) else 0 for c in range(256))
+
+
+def _may_hold_run(data: bytes) -> bool:
+    """False where `data` surely holds no run of BLANK_RUN blank lines (see _BLOCK)."""
+    blocks = len(data) // _BLOCK   # the whole aligned blocks: a run in `data` holds one of them
+    flags = -1
+    for offset in range(_SAMPLED if blocks else 0):
+        flags &= int.from_bytes(data[offset:blocks * _BLOCK:_BLOCK].translate(_NEWLINE_FLAGS), "little")
+        if not flags:
+            return False
+    return bool(blocks)
 
 
 def blank_free_segments(data: bytes) -> list[tuple[int, int, int]] | None:
@@ -43,7 +60,7 @@ def blank_free_segments(data: bytes) -> list[tuple[int, int, int]] | None:
     part's first line, start, end), `data[start:end]` being whole lines joined by newlines. A run's
     lines are in no part, nor is a last line that is blank. None when there is no such run: keep
     `data` whole (one search of the data: the common case)."""
-    if data.find(_RUN_PROBE) < 0 and data.find(_CRLF_PROBE) < 0:
+    if not _may_hold_run(data) or (data.find(_RUN_PROBE) < 0 and data.find(_CRLF_PROBE) < 0):
         return None
     parts: list[tuple[int, int, int]] = []
     size = len(data)

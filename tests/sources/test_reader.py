@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from recombee_cli.errors import InputError
 from recombee_cli.sources.decode import decode
-from recombee_cli.sources.lines import cut_lines
+from recombee_cli.sources.lines import BLANK_RUN, _may_hold_run, blank_free_segments, cut_lines
 from recombee_cli.sources.reader import Source, expand_inputs, read_lines
 
 
@@ -230,3 +230,21 @@ def test_lines_are_cut_exactly_where_bytes_split_cuts_them(parts):
     """A line cut one byte off would be a broken event: the memchr cut must be split's."""
     data = b"".join(parts)
     assert cut_lines(data) == data.split(b"\n")
+
+
+_RUNS = st.sampled_from([b"\n" * BLANK_RUN, b"\n" * (BLANK_RUN - 1), b"\r\n" * BLANK_RUN, b"\r\n" * (BLANK_RUN - 1),
+                         b"\n" * (BLANK_RUN + 2049), b"\r" * 3000, b"\n\r" * 3000])
+_TEXT = st.binary(max_size=5000).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")) | st.sampled_from(
+    [b"x" * 2047, b"y" * 2048, b"z" * 4095, b"{}", b"\n", b"\r\n"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TEXT | _RUNS, max_size=8))
+def test_the_quick_look_for_blank_runs_never_misses_one(parts):
+    """Most blocks are told they hold no run of blank lines by 8 bytes in 2048: a run missed would
+    be cut into millions of lines (a newline bomb read line by line). Whatever the text around a
+    run and wherever it falls against the blocks, the look finds every run the searches find."""
+    data = b"".join(parts)
+    searched = data.find(b"\n" * BLANK_RUN) >= 0 or data.find(b"\r\n" * BLANK_RUN) >= 0
+    assert _may_hold_run(data) or not searched
+    assert (blank_free_segments(data) is not None) == searched
