@@ -274,3 +274,16 @@ def test_the_fuzzer_reaches_the_restricted_decode(what):
     found = find(_LINES, lambda line: what(line) and check_line(scan.restrict, line),
                  settings=settings(max_examples=5000, database=None))
     assert check_line(scan.restrict, found)
+
+
+@pytest.mark.parametrize("stop", [b'\\"', b"\\\\", b"\\n", b"\\u00e9", b"\x1f", b"\x7f", b"\xc3\xa9", b"\x80",
+                                  b"\xed\xa0\x80", b"\xf0\x9f\x98\x80", b'"'])
+def test_a_stop_at_every_place_of_a_word_is_seen(stop):
+    """Whatever byte of the scanner's 4-byte step a stop falls on (a quote, an escape, a control
+    or non-ASCII byte, valid or not), the line is restricted only where orjson decodes it, to the
+    same value (strings of 0 to 24 plain bytes before the stop, and some after)."""
+    for before in range(25):
+        for after in (0, 3, 8, 17):
+            line = b'{"z":"' + b"x" * before + stop + b"y" * after + b'","a":"' + b"w" * before + b'"}'
+            check_line(scan.restrict, line)
+            assert scan_pure.restrict(line, READS) == scan.restrict(line, READS), line
