@@ -8,12 +8,9 @@ from __future__ import annotations
 import textwrap
 import time
 from collections import Counter
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import orjson
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from recombee_cli.outcomes import OUTCOMES
 from recombee_cli.record.reasons import example_values
@@ -22,10 +19,23 @@ from recombee_cli.record.timeline import day_name
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.sources.reader import Source
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
 
 def _console(stream: TextIO) -> Console:
-    # rich turns colour and live output off by itself when the stream is not a terminal.
+    # rich turns colour and live output off by itself when the stream is not a terminal. (Imported
+    # when something is shown: a third of the imports of a --quiet run, where nothing is.)
+    from rich.console import Console
+
     return Console(file=stream, highlight=False, soft_wrap=True)
+
+
+def _table(title: str) -> Table:
+    from rich.table import Table
+
+    return Table(title=title, title_justify="left")
 
 
 WIDTH = 80   # the summary's lines below the table fit a terminal of 80 columns
@@ -131,6 +141,8 @@ class _ProgressBar(ProgressView):
     _EVERY = 0.2  # seconds between redraws
 
     def __init__(self, console: Console, total_bytes: int | None):
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TextColumn("{task.fields[rate]} events/s, sent {task.fields[sent]:,}, invalid {task.fields[invalid]:,}, "
@@ -163,8 +175,10 @@ class _ProgressBar(ProgressView):
 
 
 def make_observer(stream: TextIO, *, quiet: bool, total_bytes: int | None) -> ProgressView:
+    if quiet:
+        return ProgressView()
     console = _console(stream)
-    if quiet or not console.is_terminal:
+    if not console.is_terminal:
         return ProgressView()
     return _ProgressBar(console, total_bytes)
 
@@ -179,7 +193,7 @@ def print_summary(stream: TextIO, report: RunReport, *, rejects_path: str | list
                       markup=False)
         return
     title = title or "recombee-cli replay" + (" (dry run: 'sent' = printed)" if report.dry_run else "")
-    table = Table(title=title, title_justify="left")
+    table = _table(title)
     table.add_column("outcome")
     table.add_column("events", justify="right")
     table.add_column("requests", justify="right")
@@ -285,7 +299,7 @@ def print_kinds(console: Console, title: str, kinds: list[dict], indent: str, sh
 
 def print_validation(stream: TextIO, report: RunReport) -> None:
     console = _console(stream)
-    table = Table(title="mappings on these inputs", title_justify="left")
+    table = _table("mappings on these inputs")
     for column in ("mapping", "matched", "built", "invalid"):
         table.add_column(column, justify="left" if column == "mapping" else "right")
     for name, stats in report.mappings.items():
@@ -357,7 +371,7 @@ def print_status(stream: TextIO, path: str, files, runs, rejects: dict | None = 
         if len(refusing) > 20:
             console.print(f"  ... and {len(refusing) - 20:,} more files (--json lists all)", markup=False)
     if runs:
-        table = Table(title="last runs", title_justify="left")
+        table = _table("last runs")
         for column in ("run", "started", "status", "events", "sent", "duplicate", "invalid", "failed"):
             table.add_column(column, justify="left" if column in ("started", "status") else "right")
         totals: Counter[str] = Counter()

@@ -388,10 +388,11 @@ def test_a_time_window_with_nothing_in_it_is_a_usage_error(tmp_path, command, si
                          ids=["version", "dry-run", "validate"])
 def test_what_sends_nothing_loads_no_http_stack(args):
     """--version, a dry run and validate send nothing: they load neither httpx, nor ssl, nor the
-    sender (start-up was 0.3 s of imports, for every command)."""
+    sender (start-up was 0.3 s of imports, for every command); and showing nothing (--quiet, or a
+    command that only prints a line), they load no rich (40 ms of a quiet dry run's start-up)."""
     probe = ("import sys\nfrom recombee_cli.cli.main import main\n"
              f"try:\n    main({args!r}, prog_name='recombee-cli')\nexcept SystemExit:\n    pass\n"
-             "loaded = [m for m in ('httpx', 'ssl', 'recombee_cli.recombee.sender', 'recombee_cli.recombee.client')"
-             " if m in sys.modules]\nprint('LOADED', loaded, file=sys.stderr)\n")
+             "loaded = [m for m in ('httpx', 'ssl', 'recombee_cli.recombee.sender', 'recombee_cli.recombee.client',"
+             " 'rich') if m in sys.modules]\nprint('LOADED', loaded, file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert "LOADED []" in result.stderr, result.stderr[-500:]
