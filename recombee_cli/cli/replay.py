@@ -38,7 +38,6 @@ from recombee_cli.mapping.config import MAX_CONCURRENCY, Config
 from recombee_cli.mapping.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import parse_fail_on
-from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
@@ -196,8 +195,11 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
         workers = 1
     workers = workers_for(workers, sources, dedupe=dedupe, dask=bool(dask))
     # Fork the translators before any sender thread exists.
-    pool = TranslatorPool(translator, workers, window_filter=window_filter,
-                          lanes=0 if dry_run else concurrency) if workers > 1 else None
+    pool = None
+    if workers > 1:
+        from recombee_cli.pipeline.parallel import TranslatorPool  # (multiprocessing: 10 ms of imports)
+
+        pool = TranslatorPool(translator, workers, window_filter=window_filter, lanes=0 if dry_run else concurrency)
     client = cluster = engine = calls = None
     try:
         if dask:

@@ -26,7 +26,6 @@ from recombee_cli.mapping.filters import Deduplicator
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import DEFAULT_FAIL_ON
 from recombee_cli.pipeline.engines import CHUNK_LINES, Engine, InlineEngine, Reading
-from recombee_cli.pipeline.parallel import TranslatorPool
 from recombee_cli.pipeline.replay import Observer, collector_for_streaming, run
 from recombee_cli.record.checkpoints import Checkpoints
 from recombee_cli.record.recorder import Recorder
@@ -311,6 +310,8 @@ class ExportSession(ReplaySession):
         try:
             held.enter_context(recombee_id_rule(self.export.format.recombee_ids))
             if self.workers > 1:
+                from recombee_cli.pipeline.parallel import TranslatorPool  # (imported only to fork workers)
+
                 pool = TranslatorPool(self.translator, self.workers, window_filter=self.window_filter)
                 held.callback(pool.close)
                 self.engine = pool

@@ -353,16 +353,17 @@ def test_workers_auto_forks_one_per_core_only_for_large_inputs(monkeypatch, size
     for a small one (forking costs more than it gains), with the same output either way."""
     import multiprocessing
 
-    from recombee_cli.cli import common, replay
+    from recombee_cli.cli import common
+    from recombee_cli.pipeline import parallel
 
     made = []
 
-    class Spy(replay.TranslatorPool):
+    class Spy(parallel.TranslatorPool):
         def __init__(self, translator, workers, **kwargs):
             made.append(workers)
             super().__init__(translator, workers, **kwargs)
 
-    monkeypatch.setattr(replay, "TranslatorPool", Spy)
+    monkeypatch.setattr(parallel, "TranslatorPool", Spy)   # (the replay imports it when it forks)
     monkeypatch.setattr(common, "AUTO_WORKERS_BYTES", size)   # the samples are a few KB
     cores = min(len(os.sched_getaffinity(0)), common.AUTO_WORKERS_MAX)
     result = invoke(["replay", "--dry-run", "--quiet", str(SAMPLES)])
@@ -388,11 +389,12 @@ def test_a_time_window_with_nothing_in_it_is_a_usage_error(tmp_path, command, si
                          ids=["version", "dry-run", "validate"])
 def test_what_sends_nothing_loads_no_http_stack(args):
     """--version, a dry run and validate send nothing: they load neither httpx, nor ssl, nor the
-    sender (start-up was 0.3 s of imports, for every command); and showing nothing (--quiet, or a
-    command that only prints a line), they load no rich (40 ms of a quiet dry run's start-up)."""
+    sender (start-up was 0.3 s of imports, for every command); showing nothing (--quiet, or a
+    command that only prints a line), they load no rich (40 ms of a quiet dry run's start-up); and
+    forking no worker (a small input), no multiprocessing (10 ms)."""
     probe = ("import sys\nfrom recombee_cli.cli.main import main\n"
              f"try:\n    main({args!r}, prog_name='recombee-cli')\nexcept SystemExit:\n    pass\n"
              "loaded = [m for m in ('httpx', 'ssl', 'recombee_cli.recombee.sender', 'recombee_cli.recombee.client',"
-             " 'rich') if m in sys.modules]\nprint('LOADED', loaded, file=sys.stderr)\n")
+             " 'rich', 'recombee_cli.pipeline.parallel', 'multiprocessing') if m in sys.modules]\nprint('LOADED', loaded, file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert "LOADED []" in result.stderr, result.stderr[-500:]
