@@ -150,7 +150,8 @@ def _widen(results: Connection) -> None:
 
 
 class TranslatorPool:
-    """Forked translator processes, each fed over its own pipe; create it before any thread.
+    """Forked translator processes, each fed over a pipe of its own and answering over another
+    (widened: `_widen`); create it before any thread.
 
     Chunks go round-robin, IN_FLIGHT per worker, and come back in the same order, so a worker
     always has its next chunk at hand (with one in flight, workers waited for the main process
