@@ -142,6 +142,7 @@ class RecombeeSender:
         now = time.monotonic()
         items = [Item(ticket, index, bodies[index], users, flags, key, base + place if place >= 0 else -1, now, part)
                  for index, (users, flags, key, place, part) in enumerate(routes) if not codes[index]]
+        ticket.routes = None   # each item holds its own (a ticket waits for its last answer)
         solos = sum(1 for item in items if item.flags & SOLO)
         if solos:
             self._count("merges_ordered", solos)
