@@ -106,8 +106,9 @@ def test_sigterm_stops_a_run_whose_producer_stalls(tmp_path):
         assert wait_for(lambda: len(printed) >= 3 or proc.poll() is not None, 120), \
             "the lines written were not translated while the producer stayed open"
         proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)   # (bounded: a hang fails here; stderr is a few lines)
         err = proc.stderr.read().decode()   # type: ignore[union-attr]
-        assert proc.wait(timeout=60) == 143, err
+        assert code == 143, err
     finally:
         for fd in writer:
             os.close(fd)   # (only now: the producer stayed open all along)
