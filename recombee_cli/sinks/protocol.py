@@ -23,7 +23,8 @@ MappingFailure = tuple[str, str]       # (mapping name, reason)
 class Ticket:
     """What every ticket has: where it starts in its source (the checkpoint it advances), its
     requests (Batch request objects, or the same serialised as JSON bytes), the routes of
-    serialised requests (for a sender's lanes; None: taken from the requests), and the answers,
+    serialised requests (for a sender's lanes; None: taken from the requests; a sender sets it to
+    None once it has queued them, as a ticket may wait long for its last answer), and the answers,
     one code and message per request, which the sink fills in. Codes may come filled in for
     requests an earlier run had answered (a resumed file): a sender sends only those at 0."""
 
