@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import sys
 import threading
@@ -103,6 +104,22 @@ def wait_for(predicate, seconds: float = 60.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def open_fifo_when_read(fifo: Path, proc, seconds: float = 120.0) -> int | None:
+    """The write end of `fifo` (a producer that stays open until the test closes it) once `proc`
+    has opened it to read, bounded in time; None when the process ended first or never read it."""
+    fds: list[int] = []
+
+    def reading() -> bool:
+        try:
+            fds.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:   # nobody reads it yet
+            return proc.poll() is not None
+        return True
+
+    wait_for(reading, seconds)
+    return fds[0] if fds else None
 
 
 def export_events(path: Path) -> list[dict]:

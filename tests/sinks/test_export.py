@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import DATA, MISTAKES, invoke, ndjson, wait_for
+from helpers import DATA, MISTAKES, invoke, ndjson, open_fifo_when_read
 
 from recombee_cli import translate_event
 from recombee_cli.errors import ExportError
@@ -508,23 +508,16 @@ def test_sigterm_stops_an_export_with_143_and_leaves_nothing(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", "export", "-o", str(out), str(fifo)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    writer: list[int] = []
-
-    def reading() -> bool:
-        try:
-            writer.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:   # nobody reads it yet
-            return proc.poll() is not None
-        return True
-
+    writer = None
     try:
-        assert wait_for(reading, 120) and writer, "the export never read its input"
-        os.write(writer[0], (MISTAKES / "hand-written.ndjson").read_bytes())
+        writer = open_fifo_when_read(fifo, proc)
+        assert writer is not None, "the export never read its input"
+        os.write(writer, (MISTAKES / "hand-written.ndjson").read_bytes())
         proc.send_signal(signal.SIGTERM)   # the producer stays open: it never ends by itself
         _, err = proc.communicate(timeout=120)
     finally:
-        for fd in writer:
-            os.close(fd)
+        if writer is not None:
+            os.close(writer)
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 143, err

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from helpers import ROOT, wait_for
+from helpers import ROOT, open_fifo_when_read, wait_for
 
 from recombee_cli.errors import InputError
 from recombee_cli.sources.reader import (
@@ -91,18 +91,11 @@ def test_sigterm_stops_a_run_whose_producer_stalls(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
     printed: list[bytes] = []
     threading.Thread(target=lambda: printed.extend(proc.stdout), daemon=True).start()   # type: ignore[arg-type]
-    writer: list[int] = []
-
-    def reading() -> bool:
-        try:
-            writer.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:   # nobody reads it yet
-            return proc.poll() is not None
-        return True
-
+    writer = None
     try:
-        assert wait_for(reading, 120) and writer, "the run never opened its input"
-        os.write(writer[0], b"".join(lines))
+        writer = open_fifo_when_read(fifo, proc)
+        assert writer is not None, "the run never opened its input"
+        os.write(writer, b"".join(lines))
         assert wait_for(lambda: len(printed) >= 3 or proc.poll() is not None, 120), \
             "the lines written were not translated while the producer stayed open"
         proc.send_signal(signal.SIGTERM)
@@ -110,8 +103,8 @@ def test_sigterm_stops_a_run_whose_producer_stalls(tmp_path):
         err = proc.stderr.read().decode()   # type: ignore[union-attr]
         assert code == 143, err
     finally:
-        for fd in writer:
-            os.close(fd)   # (only now: the producer stayed open all along)
+        if writer is not None:
+            os.close(writer)   # (only now: the producer stayed open all along)
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
