@@ -18,8 +18,6 @@ for the main process, at the end of a file neither: the tasks of every file are 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gc
 import multiprocessing
 import os
@@ -37,10 +35,12 @@ from recombee_cli.mapping.translate import BlockResult, EventFilter, Translator,
 from recombee_cli.pipeline.engines import Reading, Translated
 from recombee_cli.pipeline.ranges import RangeAnswer, RangeNumbering, translate_range
 from recombee_cli.pipeline.replay import STREAMING_GC_THRESHOLD
+from recombee_cli.sources.base import widen_pipe
 from recombee_cli.sources.lines import cut_lines
 from recombee_cli.sources.reader import Block, Source, plain_ranges
 
 IN_FLIGHT = 2             # chunks handed to each worker before its first result is taken
+RESULTS_PIPE = 1 << 20    # bytes of a worker's results pipe, where Linux allows it
 
 _translator: Translator | None = None   # set in the parent before forking; inherited by the workers
 _window_filter: EventFilter | None = None
@@ -139,19 +139,9 @@ class _OpenFile:
             self.path, self.fd = None, -1
 
 
-def _widen(results: Connection) -> None:
-    """A worker's results go through a pipe of 1 MiB where Linux allows it (64 KiB by default; a
-    socket pair's buffer is about 200 KB): a chunk's requests are about 250 KB, and a worker that
-    waits for the main process to take them in is a core idle (measured: 3-5 % of each worker's
-    time blocked sending, with the main process busy with the chunk before)."""
-    if hasattr(fcntl, "F_SETPIPE_SZ"):
-        with contextlib.suppress(OSError):   # (more than /proc/sys/fs/pipe-max-size is refused)
-            fcntl.fcntl(results.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
-
-
 class TranslatorPool:
     """Forked translator processes, each fed over a pipe of its own and answering over another
-    (widened: `_widen`); create it before any thread.
+    (of RESULTS_PIPE bytes); create it before any thread.
 
     Chunks go round-robin, IN_FLIGHT per worker, and come back in the same order, so a worker
     always has its next chunk at hand (with one in flight, workers waited for the main process
@@ -182,7 +172,10 @@ class TranslatorPool:
         for _ in range(workers):
             tasks_in, tasks_out = context.Pipe(duplex=False)
             results_in, results_out = context.Pipe(duplex=False)
-            _widen(results_out)
+            # A chunk's requests are about 250 KB (a socket pair holds about 200 KB, a pipe 64 KiB):
+            # a worker waiting for the main process to take them in is a core idle (measured: 3-5 %
+            # of each worker's time, the main process busy with the chunk before).
+            widen_pipe(results_out.fileno(), RESULTS_PIPE)
             ours = [*self._conns, *self._orders, tasks_out, results_in]
             process = context.Process(target=_serve, args=(tasks_in, results_out, ours), daemon=True)
             process.start()

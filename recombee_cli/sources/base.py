@@ -7,6 +7,8 @@ use them without importing one another.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -63,3 +65,12 @@ def one_line(exc: BaseException) -> str:
     """An exception as one line of a reason (a remote store's messages run over several)."""
     text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or exc.__class__.__name__
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def widen_pipe(fd: int, size: int) -> None:
+    """Give a pipe a buffer of `size` bytes where Linux allows it (64 KiB by default, which made
+    reads of a producer small and kept a worker waiting to hand over its results); elsewhere, or
+    beyond /proc/sys/fs/pipe-max-size, the pipe stays as it is."""
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)

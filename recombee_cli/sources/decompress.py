@@ -12,8 +12,6 @@ inflates 1000:1 never sits in memory whole.
 from __future__ import annotations
 
 import bz2
-import contextlib
-import fcntl
 import io
 import os
 import select
@@ -21,7 +19,7 @@ import stat
 from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO, ClassVar
 
-from recombee_cli.sources.base import Warn, display_name, one_line, quiet
+from recombee_cli.sources.base import Warn, display_name, one_line, quiet, widen_pipe
 
 try:  # ISA-L inflate is ~2.5x faster than zlib; fall back to the stdlib where it is missing.
     from isal import isal_zlib as _zlib
@@ -338,9 +336,8 @@ def _stream_poll(raw: BinaryIO) -> Any:
         return None
     if stat.S_ISREG(mode) or stat.S_ISBLK(mode):
         return None
-    if stat.S_ISFIFO(mode) and hasattr(fcntl, "F_SETPIPE_SZ"):   # Linux: a pipe of 64 KiB made reads small
-        with contextlib.suppress(OSError):   # (more than /proc/sys/fs/pipe-max-size is refused)
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, CHUNK_SIZE)
+    if stat.S_ISFIFO(mode):
+        widen_pipe(fd, CHUNK_SIZE)
     poll = select.poll()
     poll.register(fd, select.POLLIN)
     return poll
