@@ -173,9 +173,13 @@ def users_of(request: dict[str, Any]) -> Users:
 
 def route(request: dict[str, Any], sid: int = -1) -> Route:
     """(ordering keys, flags, duplicate key, sid, part) of a request: the sender's whole view of it."""
-    params = request.get("params") or {}
-    quick = _QUICK.get((request["method"], request["path"]))
+    # (typed locals: the compiled build calls the dictionaries' C functions, not their methods)
+    given = request.get("params")
+    params: dict[str, Any] = given if type(given) is dict else {}
+    quick_kinds: dict[tuple[str, str], tuple[str, int, tuple[str, ...], str | None]] = _QUICK
+    quick = quick_kinds.get((request["method"], request["path"]))
     if quick is not None:   # the interactions: the common case, quickly (once per request sent)
+        keyed: tuple[str, ...]
         path, flags, keyed, part_name = quick
         user = params.get("userId")
         users: Users = (user,) if isinstance(user, str) else ()
@@ -190,7 +194,8 @@ def route(request: dict[str, Any], sid: int = -1) -> Route:
         user = params.get("userId")
         return ((user,) if isinstance(user, str) else ()), 0, None, sid, None
     kind, names = found
-    key = (kind.path, *(params.get(name) for name in kind.keyed)) if kind.keyed else None
+    # (a list, not a generator: compiled, a generator here made every call allocate a closure)
+    key = (kind.path, *[params.get(name) for name in kind.keyed]) if kind.keyed else None
     return _order_keys(kind, names, params), kind.flags, key, sid, _part(kind, params)
 
 

@@ -16,6 +16,9 @@ cdef class Item:
     cdef public object pair
     cdef public Py_ssize_t seq
 
+    cdef object _fill(self, object ticket, object index, object body, object users, object flags, object key,
+                      object sid, object enqueued, object part)
+
 
 cdef class Built:
     cdef public list batch

@@ -43,7 +43,7 @@ from itertools import chain, count, islice
 from operator import attrgetter
 from typing import Any
 
-from recombee_cli.request_kinds import SOLO, Users
+from recombee_cli.request_kinds import SOLO, Route, Users
 
 DEFAULT_CONCURRENCY = 16  # senders, each with at most one Batch call in flight (busy as the latency needs)
 LINGER_SECONDS = 0.5   # a queue given nothing new for this long lets a partly filled Batch go...
@@ -64,6 +64,10 @@ class Item:
 
     def __init__(self, ticket: Any, index: int, body: bytes, users: Users, flags: int, key: Any, sid: int,
                  enqueued: float, part: str | None = None):
+        self._fill(ticket, index, body, users, flags, key, sid, enqueued, part)
+
+    def _fill(self, ticket: Any, index: Any, body: Any, users: Any, flags: Any, key: Any, sid: Any,
+              enqueued: Any, part: Any) -> None:   # (untyped: Cython reads Python types as C ones)
         self.ticket = ticket
         self.index = index
         self.body = body
@@ -75,6 +79,27 @@ class Item:
         self.whole = part is None or bool(flags & SOLO) or len(users) > 1
         self.pair: tuple[str, str] | None = None if part is None or self.whole or not users else (users[0], part)
         self.seq = next(_ORDER)
+
+
+def queued_items(ticket: Any, bodies: list[bytes], routes: list[Route], codes: list[int], base: int,
+                 enqueued: float) -> list[Item]:
+    """The Items of a ticket's requests that have no answer yet (code 0), in order: `bodies` and
+    `routes` are the ticket's, `base` turns a route's place into the file's sid. (Compiled, each
+    Item is made by C calls: the constructor's argument parsing cost as much as the rest.)"""
+    items: list[Item] = []
+    item: Item
+    route: tuple[Any, ...]
+    index = -1
+    for route in routes:   # (users, flags, duplicate key, place, part)
+        index += 1
+        if codes[index]:
+            continue
+        place = route[3]
+        item = Item.__new__(Item)
+        item._fill(ticket, index, bodies[index], route[0], route[1], route[2], base + place if place >= 0 else -1,
+                   enqueued, route[4])
+        items.append(item)
+    return items
 
 
 class Built:
@@ -305,8 +330,9 @@ class SendQueue:
             self.ready = built.kept_ready + self.ready[built.ready_scanned:]
             skipped = built.skipped
             queue.rotate(-skipped)   # (the items known to wait stay where they are)
+            popleft = queue.popleft
             for _ in range(built.scanned - skipped):
-                queue.popleft()
+                popleft()
             queue.extendleft(reversed(built.kept))
             queue.rotate(skipped)
             if built.blocked is not None:   # all these wait for an answer now: their Batch is in flight
@@ -314,10 +340,11 @@ class SendQueue:
                 self.held_blocked, self.held_poisoned = built.blocked, built.poisoned
             else:
                 self.held = 0
-            busy = self.in_flight
+            busy: dict[str, int] = self.in_flight
             for user in built.users:
                 busy[user] = busy.get(user, 0) + 1
-            self.whole_in_flight.update(built.wholes)
+            if built.wholes:
+                self.whole_in_flight.update(built.wholes)
             self.parts_in_flight.update(built.parts)
             if built.parking:
                 self._park(built.parking)
@@ -348,14 +375,14 @@ class SendQueue:
 
     def _unpark(self, users: set[str]) -> None:
         """The items parked beside these users are ready: they are looked at again, in input order."""
-        parked = self.parked
+        parked: dict[str, list[Item]] = self.parked
         at, some, whole, parts = self.parked_at, self.parked_some, self.parked_whole, self.parked_parts
         ready = self.ready
         before = len(ready)
         for user in users:
-            items = parked.pop(user, None)
-            if items is None:
+            if user not in parked:   # (most users: a C call, not a method's)
                 continue
+            items = parked.pop(user)
             ready += items
             for item in items:
                 for one in item.users:
@@ -373,14 +400,15 @@ class SendQueue:
     def release(self, built: Built) -> None:
         """A Batch's answers are final and recorded: what it held may go again, and what was
         parked beside its users is looked at again."""
-        busy = self.in_flight
+        busy: dict[str, int] = self.in_flight
         for user in built.users:
             left = busy[user] - 1
             if left:
                 busy[user] = left
             else:
                 del busy[user]
-        self.whole_in_flight.difference_update(built.wholes)
+        if built.wholes:
+            self.whole_in_flight.difference_update(built.wholes)
         self.parts_in_flight.difference_update(built.parts)
         if self.parked:
             self._unpark(built.users)

@@ -51,7 +51,15 @@ import orjson
 from recombee_cli.errors import AuthenticationError, ServiceError
 from recombee_cli.outcomes import NO_ANSWER, accepted, retryable, transient
 from recombee_cli.recombee.answers import BatchAnswer, message_of
-from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY, HOLD_SECONDS, LINGER_SECONDS, Built, Item, SendQueue
+from recombee_cli.recombee.batching import (
+    DEFAULT_CONCURRENCY,
+    HOLD_SECONDS,
+    LINGER_SECONDS,
+    Built,
+    Item,
+    SendQueue,
+    queued_items,
+)
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
 from recombee_cli.recombee.service import MAX_BATCH
@@ -61,6 +69,7 @@ from recombee_cli.sinks.protocol import AnswerJournal, Ticket
 from recombee_cli.sources.lines import cut_lines
 
 DEFAULT_BATCH_SIZE = 1000
+_NO_TICKET = object()      # (what no item's ticket is)
 QUEUED_BATCHES = 8         # Batches' worth of requests waiting, beyond one per lane, before `submit` waits
 _FAILED_BATCHES_TO_ABORT = 3
 
@@ -140,8 +149,7 @@ class RecombeeSender:
             bodies = requests
         base = chunk_sid(ticket.first_line)
         now = time.monotonic()
-        items = [Item(ticket, index, bodies[index], users, flags, key, base + place if place >= 0 else -1, now, part)
-                 for index, (users, flags, key, place, part) in enumerate(routes) if not codes[index]]
+        items = queued_items(ticket, bodies, routes, codes, base, now)
         ticket.routes = None   # each item holds its own (a ticket waits for its last answer)
         solos = sum(1 for item in items if item.flags & SOLO)
         if solos:
@@ -401,8 +409,9 @@ class RecombeeSender:
                   report: BatchReport | None) -> list[Item]:
         """Read one answered call: settle what is final, return what goes again."""
         codes = [result["code"] for result in results]   # ints: the client checked the answer
-        if codes.count(200) + codes.count(201) == len(codes):   # the common case, quickly
-            self._settle(todo, codes, None)
+        if codes.count(200) + codes.count(201) + codes.count(409) == len(codes):   # the common cases, quickly:
+            # stored, or there already (a request sent again): final as answered, no message (as BatchAnswer)
+            self._settle(todo, codes, None, accepted_all=True)
             return []
         policy = self.retry
         give_up = attempt >= policy.max_attempts or time.monotonic() - started > policy.max_total
@@ -418,17 +427,23 @@ class RecombeeSender:
             self._pause(policy.delay(attempt, None, self._rng))
         return answer.again
 
-    def _settle(self, items: list[Item], codes: list[int], messages: list[str | None] | None) -> None:
-        """Final answers (`messages` None: none has one): what Recombee answered for good is
-        recorded first (the journal: the Batch's users are released only after it, so a merge's
-        or user deletion's later requests go once it is recorded), users with a request not
-        delivered are held back for the rest of the run, and the tickets get their codes."""
+    def _settle(self, items: list[Item], codes: list[int], messages: list[str | None] | None,
+                accepted_all: bool = False) -> None:
+        """Final answers (`messages` None: none has one; `accepted_all`: every code is 200, 201 or
+        409): what Recombee answered for good is recorded first (the journal: the Batch's users are
+        released only after it, so a merge's or user deletion's later requests go once it is
+        recorded), users with a request not delivered are held back for the rest of the run, and
+        the tickets get their codes."""
         journal = self.journal
         lost: set[str] = set()
+        item: Item
+        k = 0
         if journal is not None:
             answered: dict[str, tuple[list[int], list[int]]] = {}   # source -> (places, [solos applied])
-            for item, code in zip(items, codes):
-                if transient(code):
+            for item in items:
+                code = codes[k]
+                k += 1
+                if not accepted_all and transient(code):
                     lost.update(item.users)
                 elif item.sid >= 0:
                     source = item.ticket.source
@@ -440,8 +455,11 @@ class RecombeeSender:
                         entry[1][0] += 1
             if answered:
                 journal.record({source: (places, solos[0]) for source, (places, solos) in answered.items()})
-        else:
-            lost = {user for item, code in zip(items, codes) if transient(code) for user in item.users}
+        elif not accepted_all:
+            for item in items:
+                if transient(codes[k]):
+                    lost.update(item.users)
+                k += 1
         if lost:
             with self._lock:
                 self._poisoned = self._poisoned | lost
@@ -476,23 +494,29 @@ class RecombeeSender:
 
     def _answer_all(self, items: list[Item], codes: list[int], messages: list[str | None] | None) -> None:
         """Give a Batch's answers to their tickets; a ticket with all its answers is done."""
-        left: dict[int, list[Any]] = {}
+        runs: list[Any] = []   # [ticket, answers] per run of items of one ticket (a chunk's are adjacent)
+        item: Item
+        ticket: Any = _NO_TICKET
+        run: list[Any] = []
+        k = 0
         with self._lock:
-            for k, (item, code) in enumerate(zip(items, codes)):
-                ticket = item.ticket
-                ticket.codes[item.index] = code
+            for item in items:
+                if item.ticket is not ticket:
+                    ticket = item.ticket
+                    ticket_codes, ticket_messages = ticket.codes, ticket.messages
+                    run = [ticket, 0]
+                    runs.append(run)
+                ticket_codes[item.index] = codes[k]
                 if messages is not None:
-                    ticket.messages[item.index] = messages[k]
-                counted = left.get(id(ticket))
-                if counted is None:
-                    left[id(ticket)] = [ticket, 1]
-                else:
-                    counted[1] += 1
-            for key, (ticket, answered) in left.items():
-                entry = self._pending[key]
+                    ticket_messages[item.index] = messages[k]
+                run[1] += 1
+                k += 1
+            pending = self._pending
+            for ticket, answered in runs:
+                entry = pending[id(ticket)]
                 entry[1] -= answered
                 if not entry[1]:
-                    del self._pending[key]
+                    del pending[id(ticket)]
                     self._done.append(ticket)
 
     def _count(self, name: str, n: int = 1) -> None:
