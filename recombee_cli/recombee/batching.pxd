@@ -34,3 +34,6 @@ cdef class Built:
     cdef public list kept_ready
     cdef public Py_ssize_t ready_scanned
     cdef public list parking
+
+
+cdef object _decrement(dict counts, object key)

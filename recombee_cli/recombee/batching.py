@@ -355,9 +355,13 @@ class SendQueue:
             self.held = 0
 
     def _park(self, parking: list[tuple[str, Item]]) -> None:
-        parked = self.parked
-        some, whole, parts = self.parked_some, self.parked_whole, self.parked_parts
-        at = self.parked_at
+        # (typed locals: compiled, the dictionaries' C functions, not their methods)
+        parked: dict[str, list[Item]] = self.parked
+        some: dict[str, int] = self.parked_some
+        whole: dict[str, int] = self.parked_whole
+        parts: dict[tuple[str, str], int] = self.parked_parts
+        at: dict[str, str] = self.parked_at
+        item: Item
         for user, item in parking:
             beside = parked.get(user)
             if beside is None:
@@ -376,8 +380,12 @@ class SendQueue:
     def _unpark(self, users: set[str]) -> None:
         """The items parked beside these users are ready: they are looked at again, in input order."""
         parked: dict[str, list[Item]] = self.parked
-        at, some, whole, parts = self.parked_at, self.parked_some, self.parked_whole, self.parked_parts
-        ready = self.ready
+        some: dict[str, int] = self.parked_some
+        whole: dict[str, int] = self.parked_whole
+        parts: dict[tuple[str, str], int] = self.parked_parts
+        at: dict[str, str] = self.parked_at
+        ready: list[Item] = self.ready
+        item: Item
         before = len(ready)
         for user in users:
             if user not in parked:   # (most users: a C call, not a method's)
