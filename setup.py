@@ -92,6 +92,9 @@ class OptionalBuildExt(build_ext):
         self.extensions = built        # copy_extensions_to_source and get_outputs: only what exists
         for ext in built:
             self.record["modules"][ext.name] = BUILD["source_digest"](source_of(ext.name))
+            depends = BUILD["cimported"](source_of(ext.name))
+            if depends:   # it runs compiled only while these do (build.py's _vouched)
+                self.record.setdefault("cimports", {})[ext.name] = depends
         if failed:
             self.record["note"] = f"not compiled: {', '.join(failed)}"
             note(self.record["note"])

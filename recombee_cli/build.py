@@ -67,8 +67,9 @@ def pure_requested() -> bool:
 @cache
 def build_record() -> dict[str, Any]:
     """What the install compiled: {"compiler": "cython 3.x", "modules": {name: source_digest of
-    the .py compiled}, "note": why not, when it could not}. Empty when the install wrote none (an older
-    install, or a checkout used without installing)."""
+    the .py compiled}, "cimports": {name: [modules its .pxd cimports]}, "note": why not, when it
+    could not}. Empty when the install wrote none (an older install, or a checkout used without
+    installing)."""
     import json
 
     try:
@@ -79,11 +80,31 @@ def build_record() -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
+def cimported(source: str) -> list[str]:
+    """The recombee_cli modules whose C structs a module's compiled code reads: what the `.pxd`
+    beside its source cimports (setup.py records them; called at build time only)."""
+    import re
+
+    try:
+        with open(source[:-3] + ".pxd", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return []
+    return re.findall(r"^\s*from\s+(recombee_cli(?:\.\w+)+)\s+cimport\b", text, re.MULTILINE)
+
+
 def _vouched(fullname: str, source: str) -> bool:
     """The build record compiled this very source (an extension without one is from another build,
-    or its .py was edited since)."""
-    compiled = build_record().get("modules", {})
-    return fullname in compiled and compiled[fullname] == source_digest(source)
+    or its .py was edited since), and every module it cimports runs compiled too: a module
+    compiled against another's struct layout cannot run beside that module's source (Python
+    refuses the import: "size changed, may indicate binary incompatibility")."""
+    record = build_record()
+    compiled = record.get("modules", {})
+    if fullname not in compiled or compiled[fullname] != source_digest(source):
+        return False
+    package = os.path.dirname(os.path.abspath(__file__))
+    return all(_vouched(name, os.path.join(package, *name.split(".")[1:]) + ".py")
+               for name in record.get("cimports", {}).get(fullname, ()))
 
 
 class SourceFirst:

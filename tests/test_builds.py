@@ -128,6 +128,26 @@ def test_a_source_changed_after_the_build_runs_instead_of_its_compiled_copy(tmp_
         assert sum(map(bool, after.values())) == len(COMPILED_MODULES) - 1
 
 
+def test_a_changed_module_takes_the_modules_compiled_against_it_to_their_source(tmp_path):
+    """sender.pxd cimports batching's Item: compiled, the sender reads Item as a C struct, so it
+    cannot run beside a batching.py edited since the build (Python would refuse the import). An
+    edit to batching.py runs both from their source; the sender still imports and sends."""
+    tree = _copy_of_the_package(tmp_path)
+    before = _which(pure=False, pythonpath=tree, cwd=tmp_path)
+    source = tree / "recombee_cli/recombee/batching.py"
+    source.write_text(source.read_text() + "\nEDITED_AFTER_THE_BUILD = True\n")
+    check = ("import json, recombee_cli.recombee.sender as s, recombee_cli.recombee.batching as b; "
+             "from recombee_cli.recombee.batching import queued_items; "
+             "items = queued_items(None, [b'{}'], [(('u',), 0, None, 0, 'i')], [0], 0, 0.0); "
+             "print(json.dumps([s.__file__.endswith('.py'), b.__file__.endswith('.py'), items[0].pair]))")
+    done = _run(["-c", check], pure=False, pythonpath=tree, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout) == [True, True, ["u", "i"]]
+    after = _which(pure=False, pythonpath=tree, cwd=tmp_path)
+    assert after == {**before, "recombee_cli.recombee.batching": False, "recombee_cli.recombee.sender": False}
+    if EXPECT_COMPILED:
+        assert sum(map(bool, after.values())) == len(COMPILED_MODULES) - 2
+
 def test_an_install_that_could_not_compile_says_why(tmp_path):
     tree = _copy_of_the_package(tmp_path)
     for ext in [*tree.rglob("*.so"), *tree.rglob("*.pyd")]:
