@@ -175,7 +175,7 @@ def route(request: dict[str, Any], sid: int = -1) -> Route:
     """(ordering keys, flags, duplicate key, sid, part) of a request: the sender's whole view of it."""
     # (typed locals: the compiled build calls the dictionaries' C functions, not their methods)
     given = request.get("params")
-    params: dict[str, Any] = given if type(given) is dict else {}
+    params: dict[str, Any] = given if type(given) is dict else dict(given) if isinstance(given, dict) else {}
     quick_kinds: dict[tuple[str, str], tuple[str, int, tuple[str, ...], str | None]] = _QUICK
     quick = quick_kinds.get((request["method"], request["path"]))
     if quick is not None:   # the interactions: the common case, quickly (once per request sent)

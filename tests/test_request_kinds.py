@@ -74,6 +74,19 @@ def delete_item(monkeypatch):
                                               order=("/items/{itemId}",)))
 
 
+def test_a_request_built_with_a_dict_subclass_is_ordered_like_any_other():
+    """The Python API may hand the sender params in an OrderedDict (orjson writes it like a dict):
+    its user and item order it, as they do a plain dict's."""
+    from collections import OrderedDict
+
+    params = {"userId": "u", "itemId": "i", "timestamp": 3}
+    for path in ("/purchases/", "/users/u"):   # an interaction's quick way, and a templated path
+        method = "POST"
+        assert route({"method": method, "path": path, "params": OrderedDict(params)}, 5) == \
+            route({"method": method, "path": path, "params": params}, 5)
+    assert route({"method": "POST", "path": "/purchases/", "params": OrderedDict(params)})[0] == ("u",)
+
+
 def _values(item: str, **values) -> dict:
     return {"method": "POST", "path": f"/items/{item}", "params": {**values, "!cascadeCreate": True}}
 

@@ -67,7 +67,7 @@ class Item:
         self._fill(ticket, index, body, users, flags, key, sid, enqueued, part)
 
     def _fill(self, ticket: Any, index: Any, body: Any, users: Any, flags: Any, key: Any, sid: Any,
-              enqueued: Any, part: Any) -> None:   # (untyped: Cython reads Python types as C ones)
+              enqueued: Any, part: Any) -> None:   # (Any: Cython would read `int` as a clash with the .pxd)
         self.ticket = ticket
         self.index = index
         self.body = body
