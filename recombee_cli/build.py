@@ -7,7 +7,8 @@ modules next to the source, which the import system prefers. The .py files stay 
 - RECOMBEE_CLI_PURE=1 runs the same install as pure Python (every module from its .py source),
   which is how the tests compare both builds byte for byte;
 - a compiled module whose .py changed since the build (an editable install being worked on) is
-  imported from its source, so that an edit is never hidden by an older compiled copy;
+  imported from its source, so that an edit is never hidden by an older compiled copy; so are
+  the compiled modules that read its C structs (their .pxd cimports it);
 - `recombee-cli --version` says which build runs, and why it is pure where it is.
 
 This file is read by setup.py (run as a plain file, before the package can be imported), so it
@@ -169,7 +170,8 @@ def describe() -> str:
         text = f"compiled: {record.get('compiler', 'cython')}, {len(running)} modules"
         stale = [n for n in record.get("modules", {}) if n not in running]
         if stale:
-            text += f"; from source, changed since the build: {', '.join(sorted(stale))}"
+            text += f"; from source, changed since the build (or compiled against one that did): " \
+                    f"{', '.join(sorted(stale))}"
         if record.get("note"):     # some module did not compile
             text += f"; {record['note']}"
         return text
