@@ -88,11 +88,11 @@ YEAR_10000 = 253402300800   # 10000-01-01T00:00:00Z as epoch seconds: a timestam
 @given(date_texts() | JSON_VALUES | st.from_regex(r"\A\s*[+-]?[0-9]*\.?[0-9]*(e[+-]?[0-9]{1,4})?\s*\Z"))
 def test_a_timestamp_is_a_time_recombee_can_store_or_a_reason(value):
     try:
-        seconds = to_epoch_seconds(value)
+        epoch = to_epoch_seconds(value)   # a point in time (a value), not a duration
     except PayloadInvalid:
         return
-    assert isinstance(seconds, (int, float)) and math.isfinite(seconds) and 0 <= seconds < YEAR_10000
-    orjson.dumps(seconds)   # a request can carry it
+    assert isinstance(epoch, (int, float)) and math.isfinite(epoch) and 0 <= epoch < YEAR_10000
+    orjson.dumps(epoch)   # a request can carry it
 
 
 # -- numbers ---------------------------------------------------------------------------------------
