@@ -166,7 +166,10 @@ def _following(progress: ReadProgress, raw: BinaryIO) -> Callable[[], None]:
     return lambda: progress.reached(raw.tell())
 
 
-RANGE_TAIL = 1 << 16   # bytes read back from a chunk's end to find its last newline
+# Bytes read back from a chunk's end to find its last newline: a few lines' worth first (a
+# browser event is about 2 KB: 64 KB for each of a 2 GB file's 2,000 chunks took 22 ms before the
+# first task could go, 4 KB 4 ms), then more, then the whole chunk.
+RANGE_TAILS = (1 << 12, 1 << 16)
 
 
 def plain_ranges(source: Source,
@@ -206,11 +209,11 @@ def plain_ranges(source: Source,
         begin = 0
         for at in range(0, size, chunk):
             stop = min(at + chunk, size)
-            low = max(at, stop - RANGE_TAIL)
-            cut = os.pread(fd, stop - low, low).rfind(b"\n")
-            if cut < 0 and low > at:
-                low = at
+            for tail in (*RANGE_TAILS, chunk):
+                low = max(at, stop - tail)
                 cut = os.pread(fd, stop - low, low).rfind(b"\n")
+                if cut >= 0 or low == at:
+                    break
             if cut >= 0:
                 ranges.append((begin, low + cut))
                 begin = low + cut + 1

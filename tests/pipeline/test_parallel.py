@@ -15,6 +15,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import recombee_cli.sources.decompress as decompress
+import recombee_cli.sources.reader as reader
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
@@ -118,14 +119,17 @@ def test_the_workers_sniff_the_head_the_reader_sniffs_however_far_the_first_line
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=40),
-       st.sampled_from([1, 5, 16, 4096]), st.booleans())
-@example([b"abcdefghijkl", b"xy", b"z"], 5, True)
-@example([b"", b"", b"x" * 20], 4, False)
-def test_plain_ranges_are_the_blocks_the_reader_makes(parts, chunk, final_newline):
+       st.sampled_from([1, 5, 16, 4096]), st.booleans(), st.sampled_from([reader.RANGE_TAILS, (1, 3), (2,)]))
+@example([b"abcdefghijkl", b"xy", b"z"], 5, True, reader.RANGE_TAILS)
+@example([b"", b"", b"x" * 20], 4, False, reader.RANGE_TAILS)
+@example([b"a" * 30, b"b" * 30], 64, False, (1, 3))   # a chunk's last newline before both tails
+def test_plain_ranges_are_the_blocks_the_reader_makes(parts, chunk, final_newline, tails):
     data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
     assume(not decompress.compressed(data[:4]))
     old = decompress.CHUNK_SIZE
     decompress.CHUNK_SIZE = chunk
+    old_tails = reader.RANGE_TAILS   # (short ones: a chunk's last newline found in the second, or in the chunk)
+    reader.RANGE_TAILS = tails
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "f.ndjson")
         with open(path, "wb") as file:
@@ -136,6 +140,7 @@ def test_plain_ranges_are_the_blocks_the_reader_makes(parts, chunk, final_newlin
             blocks = [(b.offset, b.end() - 1) for b in read_blocks(source, split=False)]
         finally:
             decompress.CHUNK_SIZE = old
+            reader.RANGE_TAILS = old_tails
     if found is not None:   # None: the reader reads it (it might be one JSON document)
         assert found[1] == blocks
 
