@@ -878,12 +878,15 @@ class Bench:
 
     @staticmethod
     def _sent(result: Result) -> str:
-        """What a sending row sent, as the emulator counted it: requests and Batch calls."""
+        """What a sending row sent, as the emulator counted it: requests and Batch calls; and for
+        recombee-cli, how many requests waited for an answer about their user (its --report)."""
         if result.error:
             return ""
         info = result.info.get("sdk") or result.info
         requests, calls = info.get("emulator_sub_requests"), info.get("emulator_calls")
-        return f"{_n(requests)} requests in {_n(calls)} calls" if requests is not None else ""
+        held = (result.info.get("report") or {}).get("held_back")   # (recombee-cli's rows only)
+        return (f"{_n(requests)} requests in {_n(calls)} calls" if requests is not None else "") + \
+            (f", {_n(held)} held back for an answer" if held else "")
 
     def batch_calls_row(self, cli: Result) -> None:
         """Full Batches: the defaults' Batch calls against the least that could carry their requests."""

@@ -110,7 +110,7 @@ def _figures(extra: dict) -> list[str]:
         "not_answered": lambda n: f"{plural(n, 'event')} not answered (left for the next run)",
     }
     shown = {"batches", "http_calls", "bytes_sent", "retries", "requests_retried", "nothing_to_do",
-             "values_dropped", "rows_written", "files_written"}
+             "values_dropped", "rows_written", "files_written", "held_back"}   # (held_back: --report only)
     for key, value in extra.items():
         if key in shown or not isinstance(value, int) or isinstance(value, bool) or not value:
             continue

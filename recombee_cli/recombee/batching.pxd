@@ -15,6 +15,7 @@ cdef class Item:
     cdef public bint whole
     cdef public object pair
     cdef public Py_ssize_t seq
+    cdef public bint held
 
     cdef object _fill(self, object ticket, object index, object body, object users, object flags, object key,
                       object sid, object enqueued, object part)

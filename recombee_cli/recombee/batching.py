@@ -58,9 +58,10 @@ class Item:
     """One request waiting to be sent: its ticket and index there, its body, its route and when it
     was queued. `whole`: it takes its users whole (no part, solo, or more than one user); else
     `pair` is (its user, the part it touches), or None for a request of no user. `seq`: its place
-    in input order, by which parked requests come back."""
+    in input order, by which parked requests come back; `held`: it was parked at least once."""
 
-    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "pair", "seq")
+    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "pair", "seq",
+                 "held")
 
     def __init__(self, ticket: Any, index: int, body: bytes, users: Users, flags: int, key: Any, sid: int,
                  enqueued: float, part: str | None = None):
@@ -79,6 +80,7 @@ class Item:
         self.whole = part is None or bool(flags & SOLO) or len(users) > 1
         self.pair: tuple[str, str] | None = None if part is None or self.whole or not users else (users[0], part)
         self.seq = next(_ORDER)
+        self.held = False   # parked at least once (SendQueue.held_back counts it once)
 
 
 def queued_items(ticket: Any, bodies: list[bytes], routes: list[Route], codes: list[int], base: int,
@@ -148,6 +150,7 @@ class SendQueue:
         self.ready: list[Item] = []
         self.parked: dict[str, list[Item]] = {}          # user in flight -> the items waiting for them
         self.parked_count = 0
+        self.held_back = 0       # requests parked at least once: what waiting for answers cost (--report)
         # What the parked items hold back (as kept items do in a build): per user, per user taken
         # whole, per part; counts, as a user's items may be parked beside several users.
         self.parked_some: dict[str, int] = {}
@@ -363,6 +366,9 @@ class SendQueue:
         at: dict[str, str] = self.parked_at
         item: Item
         for user, item in parking:
+            if not item.held:
+                item.held = True
+                self.held_back += 1
             beside = parked.get(user)
             if beside is None:
                 parked[user] = [item]

@@ -180,6 +180,9 @@ class RecombeeSender:
             figures = dict(self.stats)
         figures["http_calls"] = self.client.http_calls
         figures["bytes_sent"] = self.client.bytes_sent
+        # requests that waited for an answer about their user (a merge, the same item, in flight):
+        # what distance costs the ordering; in --report, not in the summary
+        figures["held_back"] = self.queue.held_back
         return figures
 
     def define(self, requests: list[dict[str, Any]]) -> list[str]:

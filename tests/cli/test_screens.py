@@ -40,15 +40,18 @@ def test_one_of_a_thing_is_singular():
 def test_the_summary_of_a_sending_run_says_its_figures_in_words_within_80_columns(tmp_path):
     with Emulator(DB, TOKEN) as emu:
         result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB,
-                         "--state", str(tmp_path / "s.sqlite"), str(SAMPLES)], env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+                         "--state", str(tmp_path / "s.sqlite"), "--report", str(tmp_path / "r.json"), str(SAMPLES)],
+                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
     assert result.exit_code == 0, result.stderr
     below = _summary_lines(result.stderr)
     text = "\n".join(below)
     assert all(len(line) <= 80 for line in below), below
     assert re.search(r"^\d+ lines from 5 inputs in \d+ ms \([\d,]+ events/s\), \d+ Batch calls?", text, re.M)
     assert " sent" in text and "kept in order" in text
-    for word in ("batches", "merges ordered", "http calls", "bytes sent", "resumed sources", "barriers"):
+    for word in ("batches", "merges ordered", "http calls", "bytes sent", "resumed sources", "barriers", "held back"):
         assert word not in text
+    # what waiting for answers cost the ordering: in the report, for whoever looks into speed
+    assert type(json.loads((tmp_path / "r.json").read_text())["held_back"]) is int
 
 
 def test_deletes_with_nothing_to_do_on_a_first_run_have_a_row_of_their_own():

@@ -293,6 +293,37 @@ def test_requests_behind_a_merge_in_flight_are_parked_and_not_looked_at_again():
     assert [i.ticket.n for i in third.batch] == list(range(1, 501)) + [601]
 
 
+def test_held_back_counts_each_request_that_waited_for_an_answer_once():
+    """--report's `held_back`: the requests that waited for an answer about their user (what the
+    distance to Recombee costs the ordering), each counted once, however often it was set aside."""
+    queue = SendQueue()
+    queue.queue.extend([_interaction(0, "u", "p1")])
+    first = queue.build(10, frozenset())
+    queue.take(first)                                       # u's view in flight
+    queue.queue.extend([_item(1, "u", "a"), _interaction(2, "u", "p2"), _interaction(3, "v", "p")])
+    second = queue.build(10, frozenset())
+    assert [i.ticket.n for i in second.batch] == [3]
+    queue.take(second)
+    assert queue.held_back == 2                             # the merge waits for u's view, u's next view for it
+    with queue.cond:
+        queue.release(first)
+        queue.release(second)
+    third = queue.build(10, frozenset())
+    assert [i.ticket.n for i in third.batch] == [1]         # the merge goes alone
+    queue.take(third)
+    queue.queue.extend([_interaction(4, "w", "p")])
+    fourth = queue.build(10, frozenset())
+    assert [i.ticket.n for i in fourth.batch] == [4]
+    queue.take(fourth)
+    assert queue.parked_count == 1                          # u's view waits again, now for the merge
+    with queue.cond:
+        queue.release(third)
+        queue.release(fourth)
+    fifth = queue.build(10, frozenset())
+    assert [i.ticket.n for i in fifth.batch] == [2]
+    assert queue.held_back == 2
+
+
 def test_parked_requests_keep_input_order_whatever_order_the_answers_come_in():
     """Many lanes, answers in any order (the slowest call is not always the oldest): per user,
     what does not commute goes in input order, never beside or while another Batch in flight
