@@ -11,7 +11,9 @@ side's modules:
 
 `minimal` is the least a correct client does: one request after another, `orjson.dumps` each,
 the body joined by hand, signed, posted with httpx, the answer parsed and each code counted. It
-keeps no order across lanes, retries nothing and records nothing. `sender` is recombee-cli's
+keeps no order across lanes, retries nothing and records nothing. `threads` is the same work on
+as many threads as the sender has lanes (16), each with its own connection: a reference for what
+having that many calls in flight costs by itself, before any ordering (not a target). `sender` is recombee-cli's
 `RecombeeSender` with its defaults, fed chunks of 1,000 requests as the translate stage
 hands them on (serialised, joined, each request's route noted): it orders merges, keeps
 duplicate keys apart, retries, and checks every answer.
@@ -54,6 +56,41 @@ def minimal(requests: list[dict], base_uri: str, database: str, token: str, size
     return calls, codes
 
 
+def threads(requests: list[dict], base_uri: str, database: str, token: str, size: int) -> tuple[int, Counter]:
+    import queue
+    import threading
+
+    import httpx
+
+    from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY
+    from recombee_cli.recombee.signing import sign
+
+    codes: Counter = Counter()
+    calls = [0]
+    lock = threading.Lock()
+    bodies: queue.Queue[bytes | None] = queue.Queue(maxsize=2 * DEFAULT_CONCURRENCY)
+
+    def lane() -> None:
+        with httpx.Client(headers={"Content-Type": "application/json"}) as http:
+            while (body := bodies.get()) is not None:
+                url = base_uri + sign(database, "/batch/", token, time.time())
+                counted = Counter(result["code"] for result in orjson.loads(http.post(url, content=body).content))
+                with lock:
+                    codes.update(counted)
+                    calls[0] += 1
+
+    lanes = [threading.Thread(target=lane) for _ in range(DEFAULT_CONCURRENCY)]
+    for one in lanes:
+        one.start()
+    for start in range(0, len(requests), size):
+        bodies.put(b'{"requests":[' + b",".join(orjson.dumps(r) for r in requests[start:start + size]) + b"]}")
+    for _ in lanes:
+        bodies.put(None)
+    for one in lanes:
+        one.join()
+    return calls[0], codes
+
+
 def sender(requests: list[dict], base_uri: str, database: str, token: str, size: int) -> tuple[int, Counter]:
     from recombee_cli.pipeline.replay import collector_for_streaming
     from recombee_cli.recombee.client import RecombeeClient
@@ -92,7 +129,7 @@ def _send(requests: list[dict], sink, size: int, codes: Counter) -> tuple[int, C
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["minimal", "sender"])
+    parser.add_argument("mode", choices=["minimal", "threads", "sender"])
     parser.add_argument("requests", help="NDJSON of request objects (replay --dry-run's output)")
     parser.add_argument("--base-uri", required=True)
     parser.add_argument("--database-id", default="bench")
@@ -105,9 +142,10 @@ def main() -> None:
     # replay's own collection at its start would otherwise walk all of them, a quarter of its CPU).
     # Start-up is not per request (it has its own target, bench/run.py's start-up row): each side's
     # modules are imported before its CPU is measured.
-    if args.mode == "minimal":
+    if args.mode in ("minimal", "threads"):
         import httpx  # noqa: F401
 
+        import recombee_cli.recombee.batching  # noqa: F401
         import recombee_cli.recombee.signing  # noqa: F401
     else:
         import recombee_cli.pipeline.replay
@@ -119,8 +157,8 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     before = cpu()
-    calls, codes = (minimal if args.mode == "minimal" else sender)(
-        requests, args.base_uri, args.database_id, args.token, args.batch_size)
+    send = {"minimal": minimal, "threads": threads, "sender": sender}[args.mode]
+    calls, codes = send(requests, args.base_uri, args.database_id, args.token, args.batch_size)
     spent = cpu() - before
     if sum(codes.values()) != len(requests) or any(code >= 400 and code != 409 for code in codes):
         sys.exit(f"not every request was accepted: {dict(codes)}")

@@ -910,7 +910,9 @@ class Bench:
             done = subprocess.run(self.replay([str(plain)]), stdout=out, stderr=subprocess.PIPE, cwd=ROOT,
                                   env=self.env)
         results = {mode: self.keep(f"client-{mode}", Result(f"{label}: CPU per request")) for mode, label in
-                   (("minimal", "minimal sequential httpx sender"), ("sender", "recombee-cli's RecombeeSender"))}
+                   (("minimal", "minimal sequential httpx sender"),
+                    ("threads", "the same, on 16 threads (reference, not a target)"),
+                    ("sender", "recombee-cli's RecombeeSender"))}
         if done.returncode not in CLI_EXIT_OK:
             results["sender"].error = f"the dry run for its requests exited {done.returncode}"
             self.rows.append(Row(results["sender"]))
@@ -935,6 +937,9 @@ class Bench:
             text = f"{best[mode]:.2f} us/request" if mode in best else ""
             if mode == "sender" and ratio:
                 text += f", {ratio:.2f}x the minimal sender's"
+            elif mode == "threads" and _ratio(best.get(mode), best.get("minimal")):
+                # what many calls in flight cost here by themselves, before any ordering
+                text += f", {_ratio(best[mode], best['minimal']):.2f}x the sequential one's"
             self.rows.append(Row(result, ratio=text,
                                  target=f"<= {TARGET_CLIENT_CPU:g}x minimal" if mode == "sender" else "",
                                  verdict="ERROR" if result.error else
