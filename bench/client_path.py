@@ -13,10 +13,10 @@ side's modules:
 the body joined by hand, signed, posted with httpx, the answer parsed and each code counted. It
 keeps no order across lanes, retries nothing and records nothing. `threads` is the same work on
 as many threads as the sender has lanes (16), each with its own connection: a reference for what
-having that many calls in flight costs by itself, before any ordering (not a target). `sender` is recombee-cli's
-`RecombeeSender` with its defaults, fed chunks of 1,000 requests as the translate stage
-hands them on (serialised, joined, each request's route noted): it orders merges, keeps
-duplicate keys apart, retries, and checks every answer.
+having that many calls in flight costs by itself, before any ordering (not a target). `sender`
+is recombee-cli's `RecombeeSender` with its defaults, fed chunks of 1,000 requests as the
+translate stage hands them on (serialised, joined, each request's route noted): it orders
+merges, keeps duplicate keys apart, retries, and checks every answer.
 Prints one JSON line: mode, requests, calls, cpu_seconds, us_per_request.
 """
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY
 from recombee_cli.recombee.emulator import Emulator
 
 BENCH = Path(__file__).resolve().parent
@@ -911,7 +912,7 @@ class Bench:
                                   env=self.env)
         results = {mode: self.keep(f"client-{mode}", Result(f"{label}: CPU per request")) for mode, label in
                    (("minimal", "minimal sequential httpx sender"),
-                    ("threads", "the same, on 16 threads (reference, not a target)"),
+                    ("threads", f"the same, on {DEFAULT_CONCURRENCY} threads (reference, not a target)"),
                     ("sender", "recombee-cli's RecombeeSender"))}
         if done.returncode not in CLI_EXIT_OK:
             results["sender"].error = f"the dry run for its requests exited {done.returncode}"
