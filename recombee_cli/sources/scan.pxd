@@ -7,6 +7,34 @@ ctypedef const unsigned char* cbytes
 
 cdef object _SKIP
 cdef int MAX_DEPTH, MAX_NUMBER
+cdef bint _FAST
+
+cdef extern from *:
+    """
+    /* The first index from i on whose byte a string's loop stops at (_STRING_STOPS: the quote,
+       the backslash, below 0x20, 0x80 and up), looking sixteen bytes a step while sixteen are
+       left; else the index where fewer are left. As a signed byte, 0x80 and up are below 0x20
+       too, so one comparison finds both. Without SSE2, nothing is skipped. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static inline Py_ssize_t scan_plain16(const unsigned char *p, Py_ssize_t n, Py_ssize_t i) {
+        const __m128i quote = _mm_set1_epi8(0x22), backslash = _mm_set1_epi8(0x5C), low = _mm_set1_epi8(0x20);
+        while (i + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                       _mm_cmplt_epi8(v, low));
+            int bits = _mm_movemask_epi8(hit);
+            if (bits)
+                return i + __builtin_ctz((unsigned int)bits);
+            i += 16;
+        }
+        return i;
+    }
+    #else
+    static inline Py_ssize_t scan_plain16(const unsigned char *p, Py_ssize_t n, Py_ssize_t i) { (void)p; (void)n; return i; }
+    #endif
+    """
+    Py_ssize_t _plain16 "scan_plain16" (cbytes p, Py_ssize_t n, Py_ssize_t i) noexcept
 
 @cython.locals(n=cython.Py_ssize_t, i=cython.Py_ssize_t)
 cpdef object restrict(bytes data, tuple reads)

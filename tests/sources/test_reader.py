@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import importlib.util
 import io
 import os
+from pathlib import Path
 
 import pytest
 import zstandard
@@ -13,9 +15,17 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from recombee_cli.errors import InputError
+from recombee_cli.sources import lines as lines_built
 from recombee_cli.sources.decode import decode
-from recombee_cli.sources.lines import BLANK_RUN, _may_hold_run, blank_free_segments, cut_lines
+from recombee_cli.sources.lines import BLANK_RUN, _may_hold_run, blank_free_segments
 from recombee_cli.sources.reader import Source, expand_inputs, read_lines
+
+# The .py as it is (the pure build's cut, by bytes.find), beside the module the build runs (compiled,
+# by memchr on the bytes: lines.pxd).
+_PURE_SPEC = importlib.util.spec_from_file_location("lines_pure", Path(lines_built.__file__).with_name("lines.py"))
+assert _PURE_SPEC is not None and _PURE_SPEC.loader is not None
+lines_pure = importlib.util.module_from_spec(_PURE_SPEC)
+_PURE_SPEC.loader.exec_module(lines_pure)
 
 
 def _source(data: bytes, name: str = "mem") -> Source:
@@ -222,14 +232,16 @@ def test_line_numbers_offsets_and_overlong_lines_whatever_the_reads(parts, chunk
     assert got == _reference_lines(data, max_line_bytes, start)
 
 
+@pytest.mark.parametrize("cut", [lines_built.cut_lines, lines_pure.cut_lines], ids=["built", "pure"])
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([b"", b"\n", b"\r", b"\n\n", b"{}", b"x" * 40, b"\xff", b" "]), max_size=12))
-@example([])
-@example([b"\n"])
-def test_lines_are_cut_exactly_where_bytes_split_cuts_them(parts):
-    """A line cut one byte off would be a broken event: the memchr cut must be split's."""
+@given(parts=st.lists(st.sampled_from([b"", b"\n", b"\r", b"\n\n", b"{}", b"x" * 40, b"\xff", b" "]), max_size=12))
+@example(parts=[])
+@example(parts=[b"\n"])
+def test_lines_are_cut_exactly_where_bytes_split_cuts_them(cut, parts):
+    """A line cut one byte off would be a broken event: the memchr cut must be split's, in the
+    build and in the .py."""
     data = b"".join(parts)
-    assert cut_lines(data) == data.split(b"\n")
+    assert cut(data) == data.split(b"\n")
 
 
 _RUNS = st.sampled_from([b"\n" * BLANK_RUN, b"\n" * (BLANK_RUN - 1), b"\r\n" * BLANK_RUN, b"\r\n" * (BLANK_RUN - 1),

@@ -279,10 +279,11 @@ def test_the_fuzzer_reaches_the_restricted_decode(what):
 @pytest.mark.parametrize("stop", [b'\\"', b"\\\\", b"\\n", b"\\u00e9", b"\x1f", b"\x7f", b"\xc3\xa9", b"\x80",
                                   b"\xed\xa0\x80", b"\xf0\x9f\x98\x80", b'"'])
 def test_a_stop_at_every_place_of_a_word_is_seen(stop):
-    """Whatever byte of the scanner's 4-byte step a stop falls on (a quote, an escape, a control
-    or non-ASCII byte, valid or not), the line is restricted only where orjson decodes it, to the
-    same value (strings of 0 to 24 plain bytes before the stop, and some after)."""
-    for before in range(25):
+    """Whatever byte of the scanner's 16- and 4-byte steps a stop falls on (a quote, an escape, a
+    control or non-ASCII byte, valid or not), the line is restricted only where orjson decodes it,
+    to the same value (strings of 0 to 40 plain bytes before the stop, and some after: two whole
+    16-byte steps and every place of the third; the second string ends 2 bytes before the line)."""
+    for before in range(41):
         for after in (0, 3, 8, 17):
             line = b'{"z":"' + b"x" * before + stop + b"y" * after + b'","a":"' + b"w" * before + b'"}'
             check_line(scan.restrict, line)
