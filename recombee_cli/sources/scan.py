@@ -279,11 +279,11 @@ def _string(p: bytes, n: int, i: int, stops: bytes) -> int:
     where it is not a valid string; -2 - that index where it holds an escape."""
     escaped = False
     while True:
-        if _FAST:   # (compiled: the C function of scan.pxd; the loops below then do the rest)
+        if _FAST:   # compiled: the C function of scan.pxd (the next stop, or under 16 bytes left)
             i = _plain16(p, n, i)  # type: ignore[name-defined]  # noqa: F821
-        # four bytes at a time while none of them needs a look (most of an event's bytes)
-        while i + 4 <= n and (stops[p[i]] | stops[p[i + 1]] | stops[p[i + 2]] | stops[p[i + 3]]) == 0:
-            i += 4
+        else:       # four bytes at a time while none of them needs a look (most of an event's bytes)
+            while i + 4 <= n and (stops[p[i]] | stops[p[i + 1]] | stops[p[i + 2]] | stops[p[i + 3]]) == 0:
+                i += 4
         while i < n and stops[p[i]] == 0:
             i += 1
         if i >= n:
