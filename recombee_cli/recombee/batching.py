@@ -159,7 +159,11 @@ class SendQueue:
         # user -> the user in flight beside whom a request of theirs is parked: where their later
         # requests wait too (absent when unknown: those are kept in the queue instead)
         self.parked_at: dict[str, str] = {}
-        self.in_flight: dict[str, int] = {}               # user -> Batches in flight with a request of theirs
+        # The Batches in flight (at most one a sender): a user has a request in flight when one of
+        # their `users` holds them. Asked only for requests that take their users whole (merges,
+        # deletions, values: a few in a hundred), where counting every user of every Batch in and
+        # out of a dictionary cost each request two lookups and two stores.
+        self.flying: list[Built] = []
         self.whole_in_flight: set[str] = set()            # users a Batch in flight takes whole
         self.parts_in_flight: set[tuple[str, str]] = set()   # (user, part) a Batch in flight touches
         lock = threading.Lock()
@@ -206,7 +210,7 @@ class SendQueue:
         users_in: set[str] = set()
         wholes_in: set[str] = set()
         parts_in: set[tuple[str, str]] = set()
-        busy: dict[str, int] = self.in_flight
+        flying: list[Built] = self.flying
         busy_whole: set[str] = self.whole_in_flight
         busy_parts: set[tuple[str, str]] = self.parts_in_flight
         parked_some: dict[str, int] = self.parked_some
@@ -234,6 +238,7 @@ class SendQueue:
         # Looked at lazily: most builds stop at a full Batch, long before the limit.
         looked = islice(self.queue, skipped, max(skipped, limit or SCAN_LIMIT * size))
         item: Item   # (typed for the compiled build: its fields are read as a struct's)
+        one: Built
         for item in (chain(ready, looked) if ready else looked):
             position += 1
             if position > from_ready:
@@ -249,7 +254,12 @@ class SendQueue:
             waits: str | None = None        # a user of it with an earlier request parked or kept
             if whole:
                 for user in users:
-                    if user in busy:
+                    flown = False
+                    for one in flying:
+                        if user in one.users:
+                            flown = True
+                            break
+                    if flown:
                         go = False
                         if wait_for is None:
                             wait_for = user
@@ -343,9 +353,7 @@ class SendQueue:
                 self.held_blocked, self.held_poisoned = built.blocked, built.poisoned
             else:
                 self.held = 0
-            busy: dict[str, int] = self.in_flight
-            for user in built.users:
-                busy[user] = busy.get(user, 0) + 1
+            self.flying.append(built)
             if built.wholes:
                 self.whole_in_flight.update(built.wholes)
             self.parts_in_flight.update(built.parts)
@@ -393,6 +401,8 @@ class SendQueue:
         ready: list[Item] = self.ready
         item: Item
         before = len(ready)
+        if len(parked) < len(users):   # (a Batch's thousand users, a few parked beside: those)
+            users = {user for user in parked if user in users}
         for user in users:
             if user not in parked:   # (most users: a C call, not a method's)
                 continue
@@ -414,13 +424,11 @@ class SendQueue:
     def release(self, built: Built) -> None:
         """A Batch's answers are final and recorded: what it held may go again, and what was
         parked beside its users is looked at again."""
-        busy: dict[str, int] = self.in_flight
-        for user in built.users:
-            left = busy[user] - 1
-            if left:
-                busy[user] = left
-            else:
-                del busy[user]
+        flying: list[Built] = self.flying
+        for k in range(len(flying)):   # (by identity: a Built that was not sent is not there)
+            if flying[k] is built:
+                del flying[k]
+                break
         if built.wholes:
             self.whole_in_flight.difference_update(built.wholes)
         self.parts_in_flight.difference_update(built.parts)
