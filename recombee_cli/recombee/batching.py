@@ -104,6 +104,16 @@ def queued_items(ticket: Any, bodies: list[bytes], routes: list[Route], codes: l
     return items
 
 
+def bodies_of(items: list[Item]) -> list[bytes]:
+    """The serialised requests of `items`, in order (compiled, each read from its Item's struct,
+    not through an attribute lookup: once per request sent)."""
+    bodies: list[bytes] = []
+    item: Item
+    for item in items:
+        bodies.append(item.body)
+    return bodies
+
+
 class Built:
     """What `SendQueue.build` chose: the batch, its users, the users it takes whole, the parts it
     touches, the dropped items, the kept items (of the queue and of the ready list), the items to

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -162,6 +163,9 @@ def _kind(value: Any) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
+_CODE = itemgetter("code")
+
+
 def odd_answer(results: Any, expected: int) -> str | None:
     """What is wrong with a decoded Batch answer, or None when it is a list of `expected` objects
     each with an integer HTTP status as `code`."""
@@ -169,12 +173,13 @@ def odd_answer(results: Any, expected: int) -> str | None:
         return f"{_kind(results)}, not a list of results"
     if len(results) != expected:
         return f"{len(results)} results for {expected} requests"
-    try:   # the common case at C speed: objects whose codes are integers in range
-        codes = [result["code"] for result in results if type(result) is dict]
-        if len(codes) == expected and all(type(code) is int for code in codes) and \
-                100 <= min(codes) and max(codes) <= 599:
+    try:   # the common case at C speed: objects whose codes are integers (not bools) in range.
+        # Of what JSON decodes to, only an object takes ["code"]: the rest raise here, and the
+        # loop below says what is wrong
+        codes = list(map(_CODE, results))
+        if set(map(type, codes)) == {int} and 100 <= min(codes) and max(codes) <= 599:
             return None
-    except (KeyError, ValueError):
+    except (KeyError, TypeError, ValueError):
         pass
     for number, result in enumerate(results, 1):
         if type(result) is not dict:

@@ -58,6 +58,7 @@ from recombee_cli.recombee.batching import (
     Built,
     Item,
     SendQueue,
+    bodies_of,
     queued_items,
 )
 from recombee_cli.recombee.breaker import Breaker, Circuit
@@ -372,7 +373,7 @@ class RecombeeSender:
             if report is not None:
                 report.attempts = attempt
             try:
-                results = self.client.batch([item.body for item in todo])
+                results = self.client.batch(bodies_of(todo))
             except Retryable as exc:
                 if report is not None:
                     report.status, report.reason = exc.status, exc.reason

@@ -118,3 +118,17 @@ def test_the_command_line_ends_an_odd_answering_run_with_exit_3_and_no_traceback
 def test_what_counts_as_an_odd_answer(answer, expected, problem):
     """code 0 would read as 'not answered', and a boolean as status 1: neither is trusted."""
     assert odd_answer(answer, expected) == problem
+
+
+@pytest.mark.parametrize(("results", "reason"), [
+    ([{"code": 200}, {"code": True}], "result 2 of 2 has code true (a boolean), not a number"),
+    ([{"code": 200}, {"json": "x"}], "result 2 of 2 has no code"),
+    ([{"code": 200}, {"code": 200.0}], "result 2 of 2 has code 200.0 (a float), not a number"),
+    ([{"code": 999}, {"code": 200}], "result 1 of 2 has code 999, not an HTTP status"),
+    ([{"code": 200}, "200"], 'result 2 of 2 is a string, not an object'),
+    ([{"code": 200}, {"code": 409, "json": {}}], None),
+])
+def test_an_answer_is_trusted_only_when_every_code_is_an_http_status(results, reason):
+    """The quick check of a whole answer and the loop that names what is wrong agree: a code that
+    is a boolean, a float, out of range or missing makes the answer untrusted."""
+    assert odd_answer(results, 2) == reason
