@@ -11,10 +11,7 @@ from the pointer (lines.pxd): 4x cheaper a line than the method calls. The resul
 from __future__ import annotations
 
 import re
-
-# Compiled (lines.pxd), the newlines are found by C's memchr on the bytes themselves: a call of
-# `bytes.find` per line cost more than the line (about 2.6k instructions a line of a replay).
-_FAST = not __file__.endswith(".py")
+import types
 
 
 def cut_lines(data: bytes) -> list[bytes]:
@@ -40,6 +37,12 @@ def cut_lines(data: bytes) -> list[bytes]:
         end = find(b"\n", start)
     lines.append(data[start:])
     return lines
+
+
+# Compiled (lines.pxd), the newlines are found by C's memchr on the bytes themselves: a call of
+# `bytes.find` per line cost more than the line (about 2.6k instructions a line of a replay).
+# (Compiled, cut_lines is a C function, not a Python one: whatever the module's file is called.)
+_FAST = not isinstance(cut_lines, types.FunctionType)
 
 
 # A run of this many blank lines or more is left out of the blocks instead of being cut into lines

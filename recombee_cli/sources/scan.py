@@ -34,11 +34,11 @@ loop over bytes).
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 # Whether this module runs compiled (then a replay decodes restricted lines).
 COMPILED = not __file__.endswith(".py")
-_FAST = COMPILED   # compiled: a string's plain bytes are skipped sixteen at a time (scan.pxd)
 
 MAX_DEPTH = 128          # deeper than this: left to orjson (its limit is 1024; the pure build's
                          # recursion, two frames a level, stays well within Python's limit)
@@ -104,6 +104,12 @@ def restrict(data: bytes, reads: Reads) -> bytes | None:
     if i < 0 or _space(data, n, i) != n:
         return None
     return b"".join(out)
+
+
+# Compiled, a string's plain bytes are skipped sixteen at a time (scan.pxd's C function; the pure
+# build never reaches that call). Compiled, restrict is a C function, not a Python one, whatever
+# the module's file is called.
+_FAST = not isinstance(restrict, types.FunctionType)
 
 
 def _space(p: bytes, n: int, i: int) -> int:
