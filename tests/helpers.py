@@ -42,7 +42,9 @@ def invoke(args: list[str], *, input: bytes | str | None = None, env: dict | Non
 
 
 def ndjson(text: str) -> list:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    # JSON lines end at "\n" only: str.splitlines also cuts at U+0085 and U+2028, which a JSON
+    # string holds as it is (a rejected value, a reason quoting it)
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
 def bounded(fn, seconds: float):
