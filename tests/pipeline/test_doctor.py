@@ -20,7 +20,7 @@ import pytest
 from helpers import SAMPLES, invoke
 from moto.server import ThreadedMotoServer
 
-from recombee_cli.pipeline.doctor import CLOCK_TOLERANCE, check_clock, clock_skew
+from recombee_cli.pipeline.doctor import check_clock, clock_skew
 from recombee_cli.recombee.client import Answer
 from recombee_cli.recombee.emulator import Emulator
 
@@ -101,9 +101,9 @@ def test_a_skewed_clock_is_found_from_the_servers_date_and_named_as_the_cause():
     assert "fix: set the clock right" in checks["clock"]
     assert checks["credentials"].startswith("✗") and "see the clock check" in checks["credentials"]
     clock = next(c for c in as_json["checks"] if c["check"] == "clock")
-    # the server's clock is found ahead, past the tolerance, by the offset set above (how it is
-    # worked out from the Date header, to the fraction of a second: the test below)
-    assert clock["ok"] is False and CLOCK_TOLERANCE < clock["skew_seconds"] < 2 * SERVER_AHEAD
+    # the server's clock is found ahead by the offset set above, two minutes, whatever the call
+    # took (how it is worked out from the Date header, to the fraction of a second: the test below)
+    assert clock["ok"] is False and round(clock["skew_seconds"] / 60) == SERVER_AHEAD / 60
 
 
 def test_the_skew_is_the_servers_date_against_the_middle_of_the_call():
