@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import random
@@ -175,3 +176,14 @@ def history(count: int, seed: int, people: int = 60, products: int = 40) -> list
             event = {"event": "Product Removed", "properties": {"product_id": product}}
         events.append({"type": "track", **event, **who, "timestamp": stamp})
     return events
+
+
+def pure_module(module):
+    """`module`'s .py loaded as it is, beside the module the build runs (compiled, or the same .py
+    in the pure build): the reference a compiled module is checked against."""
+    path = Path(module.__file__).with_name(module.__name__.rsplit(".", 1)[-1] + ".py")
+    spec = importlib.util.spec_from_file_location(module.__name__.rsplit(".", 1)[-1] + "_pure", path)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded

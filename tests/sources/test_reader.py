@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import importlib.util
 import io
 import os
-from pathlib import Path
 
 import pytest
 import zstandard
+from helpers import pure_module
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -22,10 +21,7 @@ from recombee_cli.sources.reader import Source, expand_inputs, read_lines
 
 # The .py as it is (the pure build's cut, by bytes.find), beside the module the build runs (compiled,
 # by memchr on the bytes: lines.pxd).
-_PURE_SPEC = importlib.util.spec_from_file_location("lines_pure", Path(lines_built.__file__).with_name("lines.py"))
-assert _PURE_SPEC is not None and _PURE_SPEC.loader is not None
-lines_pure = importlib.util.module_from_spec(_PURE_SPEC)
-_PURE_SPEC.loader.exec_module(lines_pure)
+lines_pure = pure_module(lines_built)
 
 
 def _source(data: bytes, name: str = "mem") -> Source:

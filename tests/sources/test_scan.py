@@ -12,13 +12,11 @@ text keeps every occurrence of a read key, in order, so the last one wins there 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
-from pathlib import Path
 
 import orjson
 import pytest
-from helpers import CONFORMANCE, DATA, MISTAKES, SAMPLES, generate
+from helpers import CONFORMANCE, DATA, MISTAKES, SAMPLES, generate, pure_module
 from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
 
@@ -28,10 +26,7 @@ from recombee_cli.sources import scan
 # (hypothesis finds the repr of the sampled numbers long)
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
-_PURE_SPEC = importlib.util.spec_from_file_location("scan_pure", Path(scan.__file__).with_name("scan.py"))
-assert _PURE_SPEC is not None and _PURE_SPEC.loader is not None
-scan_pure = importlib.util.module_from_spec(_PURE_SPEC)
-_PURE_SPEC.loader.exec_module(scan_pure)
+scan_pure = pure_module(scan)
 
 # The module the build runs and the .py as it is (the same module in the pure build).
 SCANNERS = {"built": scan.restrict, "pure": scan_pure.restrict}
