@@ -250,8 +250,11 @@ class RecombeeClient:
         self.base_url = base_url
         self._clock = clock
         self._timeout = timeout
-        # One TLS context for every connection: making one reads the CA bundle (milliseconds).
-        self._tls = httpx.create_ssl_context()
+        # One TLS context for every connection: making one reads the CA bundle (40 ms). Calls go to
+        # `base_url` only, so a plain-HTTP address (the local emulator, --allow-http) gets a context
+        # that verifies as strictly and trusts no one, made without reading the bundle.
+        https = base_url.lower().startswith("https:")
+        self._tls = httpx.create_ssl_context() if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self._http = self._new_http(2)             # the reads (`show`, `doctor`, property lists)
         self._lanes = threading.local()            # each sending thread's own httpx.Client
         self._lane_clients: list[httpx.Client] = []
