@@ -12,7 +12,7 @@ from the file only for a line someone asks about (an invalid or failed event's, 
 from __future__ import annotations
 
 from recombee_cli.mapping.translate import BlockResult, EventFilter, Translator, translate_block
-from recombee_cli.sources.lines import blank_free_segments, cut_lines
+from recombee_cli.sources.lines import blank_free_segments, count_newlines, cut_lines
 from recombee_cli.sources.reader import Block
 
 # A chunk of a range: (its first line's index in the range, lines, offset, offset just past its
@@ -37,7 +37,7 @@ def translate_range(data: bytes, start: int, resume: int, chunk_lines: int, tran
         count = len(lines)
         _translate_part(lines, 0, start, resume, chunk_lines, translator, window_filter, routes, chunks, blobs)
     else:
-        count = data.count(b"\n") + 1
+        count = count_newlines(data) + 1
         for first, begin, stop in parts:
             _translate_part(cut_lines(data[begin:stop]), first, start + begin, resume, chunk_lines, translator,
                             window_filter, routes, chunks, blobs)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from itertools import accumulate
 
 from recombee_cli.sources.base import Line
-from recombee_cli.sources.lines import cut_lines
+from recombee_cli.sources.lines import count_newlines, cut_lines
 
 __all__ = ["Block", "pieces", "starting_at"]
 
@@ -38,7 +38,7 @@ class Block:
             self.count = len(lines)
         else:
             assert data is not None, "a block is made of its lines or of its bytes"
-            self.count = data.count(b"\n") + 1
+            self.count = count_newlines(data) + 1
         self.errors = errors       # {position: why that line is unreadable}, or None
         # True when an error is the machine's, not the data's (cannot open, I/O error): the source
         # must stay pending, to be read again by the next run, instead of being marked done.

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from recombee_cli.sources.blocks import Block, starting_at
 from recombee_cli.sources.formats.base import ReadOptions, stopped
-from recombee_cli.sources.lines import blank_free_segments, cut_lines
+from recombee_cli.sources.lines import blank_free_segments, count_newlines, cut_lines
 
 __all__ = ["NDJSON", "Ndjson"]
 
@@ -97,7 +97,7 @@ class Ndjson:
                         kept = starting_at(block, start_offset)
                         if kept is not None:
                             yield kept
-                    number += data.count(b"\n") + 1
+                    number += count_newlines(data) + 1
                     offset += len(data) + 1
                     pending = chunk[cut + 1:]
                     if len(pending) > max_line_bytes:
