@@ -1,6 +1,7 @@
 # Cython's view of lines.py (an "augmenting .pxd"): cutting lines by C's memchr in the compiled
-# build, where a call of bytes.find per line cost more than the line's bytes. The .py stays the
-# reference and the pure build; nothing here changes what it computes.
+# build, where a call of bytes.find per line cost more than the line's bytes, and counting them
+# sixteen bytes a step. The .py stays the reference and the pure build; nothing here changes what
+# it computes.
 import cython
 
 ctypedef const unsigned char* cbytes
