@@ -21,6 +21,7 @@ A program (built by fastpath.compile_program):
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 from recombee_cli.errors import PayloadInvalid
@@ -28,9 +29,6 @@ from recombee_cli.segment.actions import FALLBACK_TIMESTAMPS, NO_TIMESTAMP, chec
 from recombee_cli.segment.jsvalues import UNDEFINED
 from recombee_cli.segment.mappingkit import copy_value
 from recombee_cli.segment.timestamps import fast_canonical, first_epoch_seconds, to_epoch_seconds
-
-# Whether this module runs compiled (then fastpath gives every mapping a program instead of source).
-COMPILED = not __file__.endswith(".py")
 
 # node kinds
 LITERAL, PATH, COALESCE, OBJECT, CALL, ARRAY = 0, 1, 2, 3, 4, 5
@@ -220,3 +218,8 @@ def id_chars_ok(value: str) -> bool:
         if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_-:@."):
             return False
     return True
+
+
+# Whether this module runs compiled (then fastpath gives every mapping a program instead of source):
+# compiled, id_chars_ok is a C function, not a Python one, whatever the module's file is called.
+COMPILED = not isinstance(id_chars_ok, types.FunctionType)

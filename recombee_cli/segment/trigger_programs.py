@@ -36,15 +36,13 @@ translator already does for triggers that read nothing else.
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 from recombee_cli.segment.jsvalues import js_has_surrogate, js_string, js_to_number
 from recombee_cli.segment.triggers import CONTAINERS, PATH_SEGMENTS, TOP_LEVEL, js_member, plain_equality, test_for
 
 __all__ = ["COMPILED", "compile_selector", "compile_program", "decided_results", "select", "program_matches"]
-
-# Whether this module runs compiled.
-COMPILED = not __file__.endswith(".py")
 
 # test kinds (written as numbers in the runner, so that the compiled build compares C integers)
 AND, OR, IN, CALL = 0, 1, 2, 3
@@ -350,6 +348,11 @@ def select(program: tuple, event: dict) -> tuple:   # (Cython types these: trigg
     passed.sort()
     results: tuple = program[4]
     return tuple([results[at] for at in passed])
+
+
+# Whether this module runs compiled: then select is a C function, not a Python one, whatever the
+# module's file is called.
+COMPILED = not isinstance(select, types.FunctionType)
 
 
 def _value(at, reads: tuple, values: list, event: dict) -> Any:

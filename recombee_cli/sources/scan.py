@@ -37,9 +37,6 @@ from __future__ import annotations
 import types
 from typing import Any
 
-# Whether this module runs compiled (then a replay decodes restricted lines).
-COMPILED = not __file__.endswith(".py")
-
 MAX_DEPTH = 128          # deeper than this: left to orjson (its limit is 1024; the pure build's
                          # recursion, two frames a level, stays well within Python's limit)
 MAX_NUMBER = 100         # a number longer than this: left to orjson
@@ -106,10 +103,12 @@ def restrict(data: bytes, reads: Reads) -> bytes | None:
     return b"".join(out)
 
 
-# Compiled, a string's plain bytes are skipped sixteen at a time (scan.pxd's C function; the pure
-# build never reaches that call). Compiled, restrict is a C function, not a Python one, whatever
-# the module's file is called.
-_FAST = not isinstance(restrict, types.FunctionType)
+# Whether this module runs compiled: then restrict is a C function, not a Python one, whatever the
+# module's file is called (a pure install may ship .pyc files only). Compiled, a replay decodes
+# restricted lines, and a string's plain bytes are skipped sixteen at a time (scan.pxd's C
+# function; the pure build never reaches that call).
+COMPILED = not isinstance(restrict, types.FunctionType)
+_FAST = COMPILED
 
 
 def _space(p: bytes, n: int, i: int) -> int:
