@@ -19,7 +19,10 @@ deletion, values). A request waits:
   failed neighbour would make the solo be sent again);
 * beside a request with its duplicate key in the Batch (request_kinds says why);
 * for ever, when a request of its user was not delivered (`poisoned`): it is not sent at all, so
-  that nothing overtakes the failed one; the next run sends both, in order.
+  that nothing overtakes the failed one; the next run sends both, in order. Such a request is not
+  delivered either: a merge held back so makes its other user poisoned too (the target's later
+  requests would otherwise overtake the merge, and a deletion of the target would come before the
+  merge that the next run sends).
 
 A request that waits for a Batch in flight is *parked* beside the user it waits for, out of the
 queue that every build reads, and comes back (in input order) when a Batch of that user is answered:
@@ -256,6 +259,8 @@ class SendQueue:
             users = item.users
             if poisoned and not poisoned.isdisjoint(users):
                 dropped.append(item)
+                if not poisoned.issuperset(users):   # a merge: what comes later for its other user
+                    poisoned = poisoned.union(users)   # must not overtake it either
                 continue
             whole = item.whole
             pair = item.pair

@@ -471,8 +471,13 @@ class RecombeeSender:
 
     def _not_sent(self, items: list[Item]) -> None:
         """Requests of users with an earlier request not delivered: held back, so that nothing
-        overtakes it (the next run sends them all, in order)."""
-        poisoned = self._poisoned
+        overtakes it (the next run sends them all, in order). They are not delivered either: all
+        their users are held back from now on (a merge's other user too)."""
+        users = {user for item in items for user in item.users}
+        with self._lock:
+            poisoned = self._poisoned   # (the message names the user that held it back)
+            if not poisoned.issuperset(users):
+                self._poisoned = poisoned | users
         self._answer_all(items, [NO_ANSWER] * len(items), [
             f"not sent: an earlier request of user {next((u for u in item.users if u in poisoned), item.users[0])!r} "
             "was not delivered" for item in items])
