@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recombee_cli.outcomes import accepted, recorded_code, retryable
+from recombee_cli.outcomes import NO_ANSWER, accepted, recorded_code, retryable
 from recombee_cli.recombee.batching import Item
 from recombee_cli.request_kinds import LENIENT
 
@@ -19,8 +19,10 @@ def message_of(result: dict[str, Any]) -> str:
 
 class BatchAnswer:
     """One answered call, sorted: `items`, `codes` and `messages` are final (in the Batch's order,
-    then what gave up); `again` goes in the next call; `nothing_to_do` counts deletes and merges
-    answered 404 (recorded as 409: already applied, or never there)."""
+    then what gave up: a failure with its last answer, and the later requests of its users in the
+    Batch as not delivered, whatever they were answered, so that the next run sends them again
+    after it); `again` goes in the next call; `nothing_to_do` counts deletes and merges answered
+    404 (recorded as 409: already applied, or never there)."""
 
     __slots__ = ("items", "codes", "messages", "again", "nothing_to_do")
 
@@ -44,12 +46,15 @@ class BatchAnswer:
         if again and give_up:
             for item, result in again:   # what each last answered; a failure says it gave up
                 code = result["code"]
+                self.items.append(item)
                 if retryable(code):
-                    self.items.append(item)
                     self.codes.append(code)
                     self.messages.append(f"gave up after {attempt} attempts: {message_of(result)}")
-                else:
-                    self._final(item, result, code)
+                else:   # applied after an earlier request of its user that was not: not final
+                    # either, so that the next run sends it again after that one, in order
+                    self.codes.append(NO_ANSWER)
+                    self.messages.append("not delivered in order: an earlier request of its user in its "
+                                         f"Batch gave up after {attempt} attempts")
             again = []
         self.again = [item for item, _ in again]
 

@@ -24,7 +24,8 @@ deletes 404, both counted `duplicate`). Two requests with one duplicate key neve
 and a merge or user deletion shares a Batch with no other request of its users, so neither is ever
 re-sent behind a later request (request_kinds.py). A request whose retries run out, or whose call
 got no usable answer, is not delivered: the later requests of its users are not sent either
-(`not sent: ...`), so nothing overtakes it, and the next run sends them all in order.
+(`not sent: ...`), and those after it in its Batch, which Recombee applied, are not delivered
+either; so nothing overtakes it, and the next run sends them all in order.
 
 Give-ups are recorded with the truth: the status Recombee last answered (e.g. 503, "gave up after
 8 attempts: Service temporarily unavailable"), or NO_ANSWER with the transport's reason ("gave up

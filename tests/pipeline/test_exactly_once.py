@@ -38,6 +38,7 @@ from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.session import ReplaySession
 from recombee_cli.recombee.client import RecombeeClient, RetryPolicy
 from recombee_cli.recombee.emulator import Emulator, Faults
+from recombee_cli.recombee.emulator.faults import FaultDice
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.record.state import StateStore
 from recombee_cli.sinks.printer import DryRunPrinter
@@ -162,9 +163,9 @@ def dry_run(archive: str, tmp_path) -> list[bytes]:
     return printed.getvalue().splitlines()
 
 
-def replay(emu: Emulator, archive: str, state: str, tmp_path, lanes: int) -> None:
+def replay(emu: Emulator, archive: str, state: str, tmp_path, lanes: int, retry: RetryPolicy = RETRY) -> None:
     client = RecombeeClient(DB, TOKEN, emu.base_uri, concurrency=lanes, timeout=10)
-    sender = RecombeeSender(client, batch_size=3, concurrency=lanes, retry=RETRY, seed=1)
+    sender = RecombeeSender(client, batch_size=3, concurrency=lanes, retry=retry, seed=1)
     session = ReplaySession(translator(tmp_path), sender, dry_run=False, state_path=state)
     try:
         session.run(expand_inputs([archive]))
@@ -339,6 +340,46 @@ def test_a_merge_held_back_behind_an_undelivered_request_holds_back_its_targets_
         assert emu.stats.faults["odd"] == 1
         assert not all_done(state)   # the view, the merge and what follows them: for the next run
         replay(emu, str(archive), state, tmp_path, lanes)
+        assert all_done(state)
+        got = emu.snapshot()
+    assert got == expected
+
+
+def _seed_for(schedule: list[bool]) -> int:
+    """A seed of the emulator's dice (p_sub_5xx=0.5) whose sub-requests fail (True) or not, one
+    after another, as `schedule` says."""
+    for seed in range(100_000):
+        dice = FaultDice(Faults(p_sub_5xx=0.5, seed=seed))
+        if [dice.sub_code() is not None for _ in schedule] == schedule:
+            return seed
+    raise AssertionError("no seed gives that schedule")
+
+
+def test_a_request_that_gave_up_is_not_overtaken_by_a_later_one_of_its_user_in_its_batch(tmp_path):
+    """user-0 wishes p0, unwishes it, wishes it again: one Batch of three. The unwish fails (5xx
+    inside the answered Batch) on both attempts the policy allows; the second wish was stored
+    after it each time. The second wish was final, so the next run sent only the unwish, which
+    took the second wish away: the store ended with no wish, where in order it has the second."""
+    events = events_of([("wish", 0, "user", "p0"), ("unwish", 0, "user", "p0"), ("wish", 0, "user", "p0")])
+    archive = tmp_path / "history.ndjson"
+    archive.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    state = str(tmp_path / "state.sqlite")
+    with Emulator(DB, TOKEN) as reference:
+        client = RecombeeClient(DB, TOKEN, reference.base_uri, timeout=10)
+        for body in dry_run(str(archive), tmp_path):   # one at a time, in input order
+            assert client.batch([body])[0]["code"] < 500
+        client.close()
+        expected = reference.snapshot()
+    assert len(expected["bookmarks"]) == 1
+    # attempt 1: the wish, the unwish (fails), the wish again; attempt 2: the unwish (fails), the wish
+    seed = _seed_for([False, True, False, True, False])
+    twice = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.002, max_total=30)
+    with Emulator(DB, TOKEN, faults=Faults(p_sub_5xx=0.5, seed=seed)) as emu:
+        replay(emu, str(archive), state, tmp_path, 1, retry=twice)
+        assert emu.stats.faults["sub_5xx"] == 2
+        assert not all_done(state)
+        emu.faults = Faults()
+        replay(emu, str(archive), state, tmp_path, 1)
         assert all_done(state)
         got = emu.snapshot()
     assert got == expected
