@@ -196,9 +196,9 @@ def all_done(state: str) -> bool:
 @given(steps=st.lists(step, min_size=5, max_size=40),
        kill_at=st.one_of(st.none(), st.integers(1, 30)),
        faults=st.sampled_from(["none", "sub_5xx", "429", "drop", "odd", "all"]),
-       seed=st.integers(0, 1000))
+       seed=st.integers(0, 1000), attempts=st.sampled_from([2, 6]))
 def test_a_killed_and_resumed_replay_stores_what_one_in_order_stores(tmp_path, monkeypatch, lanes, steps, kill_at,
-                                                                     faults, seed):
+                                                                     faults, seed, attempts):
     events = events_of(steps)
     if not events:
         return
@@ -223,7 +223,9 @@ def test_a_killed_and_resumed_replay_stores_what_one_in_order_stores(tmp_path, m
         monkeypatch.setattr(session_module, "StateStore", DyingStore)
         DyingStore.writes_left = kill_at
         try:
-            replay(emu, str(archive), state, work, lanes)
+            # (two attempts: requests give up inside answered Batches, and the next run sends them)
+            replay(emu, str(archive), state, work, lanes,
+                   RetryPolicy(max_attempts=attempts, base_delay=0.002, max_delay=0.01, max_total=30))
         finally:
             DyingStore.writes_left = None
         monkeypatch.setattr(session_module, "StateStore", StateStore)
