@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import socket
+import struct
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -760,3 +762,20 @@ def test_odd_answer_fault_executes_then_answers_a_malformed_batch_reply(emu, htt
     assert emu.stats.faults["odd"] == 1
     with pytest.raises(ValueError):
         Faults(odd="no-such-kind")
+
+
+def test_a_client_that_goes_away_mid_request_leaves_no_traceback_on_stderr(capfd):
+    """A replay stopped by a signal resets its connections: the emulator printed a traceback of
+    ConnectionResetError for each, into the output of the test or the sandbox."""
+    with Emulator(DB, TOKEN) as emu:
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", emu.port))
+            sock.sendall(b"POST /" + DB.encode() + b"/batch/ HTTP/1.1\r\nHost: x\r\n")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close = reset
+            sock.close()
+        deadline = time.monotonic() + 10   # the handlers' threads end once they have dealt with it
+        while time.monotonic() < deadline and any(
+                thread.name.endswith("(process_request_thread)") for thread in threading.enumerate()):
+            time.sleep(0.01)
+        assert not any(thread.name.endswith("(process_request_thread)") for thread in threading.enumerate())
+    assert "Traceback" not in capfd.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -364,6 +365,13 @@ class _Server(ThreadingHTTPServer):
         self.clients: set[socket.socket] = set()
         self.clients_lock = threading.Lock()
         super().__init__(*args, **kwargs)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-request (a replay stopped by a signal, a dropped
+        # connection) is what a server sees every day: not a traceback on stderr.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def close_clients(self) -> None:
         # Keep-alive connections would otherwise keep their handler threads waiting forever.
