@@ -319,23 +319,27 @@ def test_two_requests_with_one_key_never_share_a_batch_so_a_retried_first_is_not
     assert got == expected
 
 
+def _archive_and_store_in_order(tmp_path, steps: list[tuple]) -> tuple[Path, dict]:
+    """The archive of `steps` and the store its requests make sent one at a time, in input order."""
+    archive = tmp_path / "history.ndjson"
+    archive.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events_of(steps)))
+    with Emulator(DB, TOKEN) as reference:
+        client = RecombeeClient(DB, TOKEN, reference.base_uri, timeout=10)
+        for body in dry_run(str(archive), tmp_path):
+            assert client.batch([body])[0]["code"] < 500
+        client.close()
+        return archive, reference.snapshot()
+
+
 @pytest.mark.parametrize("lanes", [1, 16])
 def test_a_merge_held_back_behind_an_undelivered_request_holds_back_its_targets_later_requests(tmp_path, lanes):
     """anon-0 views p0, is aliased into user-0; user-0 views p1 and is deleted. The view's call got
     a malformed answer (the view was stored, the sender cannot know it), so the merge was held
     back with it, but user-0's view and deletion went: the next run's merge then moved p0 into a
     user-0 that stayed. Found by the property test above (16 lanes, twice in forty runs)."""
-    events = events_of([("view", 0, "anon", "p0"), ("alias", 0, "anon", None), ("view", 0, "user", "p1"),
-                        ("delete", 0, "user", None)])
-    archive = tmp_path / "history.ndjson"
-    archive.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    archive, expected = _archive_and_store_in_order(tmp_path, [
+        ("view", 0, "anon", "p0"), ("alias", 0, "anon", None), ("view", 0, "user", "p1"), ("delete", 0, "user", None)])
     state = str(tmp_path / "state.sqlite")
-    with Emulator(DB, TOKEN) as reference:
-        client = RecombeeClient(DB, TOKEN, reference.base_uri, timeout=10)
-        for body in dry_run(str(archive), tmp_path):   # one at a time, in input order
-            assert client.batch([body])[0]["code"] < 500
-        client.close()
-        expected = reference.snapshot()
     assert expected["users"] == [] and expected["detailviews"] == []
     with Emulator(DB, TOKEN, faults=Faults(p_odd=1.0, limit=1, batch_calls_only=True)) as emu:
         replay(emu, str(archive), state, tmp_path, lanes)   # the first call only: stored, answer unreadable
@@ -362,16 +366,9 @@ def test_a_request_that_gave_up_is_not_overtaken_by_a_later_one_of_its_user_in_i
     inside the answered Batch) on both attempts the policy allows; the second wish was stored
     after it each time. The second wish was final, so the next run sent only the unwish, which
     took the second wish away: the store ended with no wish, where in order it has the second."""
-    events = events_of([("wish", 0, "user", "p0"), ("unwish", 0, "user", "p0"), ("wish", 0, "user", "p0")])
-    archive = tmp_path / "history.ndjson"
-    archive.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    archive, expected = _archive_and_store_in_order(
+        tmp_path, [("wish", 0, "user", "p0"), ("unwish", 0, "user", "p0"), ("wish", 0, "user", "p0")])
     state = str(tmp_path / "state.sqlite")
-    with Emulator(DB, TOKEN) as reference:
-        client = RecombeeClient(DB, TOKEN, reference.base_uri, timeout=10)
-        for body in dry_run(str(archive), tmp_path):   # one at a time, in input order
-            assert client.batch([body])[0]["code"] < 500
-        client.close()
-        expected = reference.snapshot()
     assert len(expected["bookmarks"]) == 1
     # attempt 1: the wish, the unwish (fails), the wish again; attempt 2: the unwish (fails), the wish
     seed = _seed_for([False, True, False, True, False])
