@@ -768,14 +768,22 @@ def test_a_client_that_goes_away_mid_request_leaves_no_traceback_on_stderr(capfd
     """A replay stopped by a signal resets its connections: the emulator printed a traceback of
     ConnectionResetError for each, into the output of the test or the sandbox."""
     with Emulator(DB, TOKEN) as emu:
+        before = set(threading.enumerate())
         for _ in range(3):
             sock = socket.create_connection(("127.0.0.1", emu.port))
             sock.sendall(b"POST /" + DB.encode() + b"/batch/ HTTP/1.1\r\nHost: x\r\n")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close = reset
             sock.close()
-        deadline = time.monotonic() + 10   # the handlers' threads end once they have dealt with it
-        while time.monotonic() < deadline and any(
-                thread.name.endswith("(process_request_thread)") for thread in threading.enumerate()):
+        # One whole call after them: the server accepts in order, so their handlers have started.
+        with socket.create_connection(("127.0.0.1", emu.port)) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert sock.makefile("rb").read().startswith(b"HTTP/1.1 ")
+
+        def handlers() -> list[threading.Thread]:   # this test's connections' threads
+            return [t for t in threading.enumerate() if t not in before and t.name.endswith("(process_request_thread)")]
+
+        deadline = time.monotonic() + 10   # they end once they have dealt with the reset
+        while handlers() and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not any(thread.name.endswith("(process_request_thread)") for thread in threading.enumerate())
+        assert not handlers()
     assert "Traceback" not in capfd.readouterr().err
