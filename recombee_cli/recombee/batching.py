@@ -150,7 +150,8 @@ class SendQueue:
     """The requests waiting, in input order, and what the Batches in flight hold. Every method but
     `build` is called under `cond`'s lock. Senders wait on `cond` and are woken one at a time (one
     sender builds the next Batch; sixteen woken to find it gone cost each call a few context
-    switches); `submit` waits on `room`, which shares the lock.
+    switches); `submit` looks again every few milliseconds while the queue is full (never in
+    Condition.wait: see RecombeeSender.submit).
 
     A request waits in one of three places: `queue` (new ones, and those a build kept), `parked`
     (beside the user whose Batch in flight it waits for) or `ready` (parked ones whose user had a
@@ -181,7 +182,6 @@ class SendQueue:
         self.parts_in_flight: set[tuple[str, str]] = set()   # (user, part) a Batch in flight touches
         lock = threading.Lock()
         self.cond = threading.Condition(lock)
-        self.room = threading.Condition(lock)
         self.rescan = True       # something changed since the last build found no full Batch
         self.last_put = 0.0      # time.monotonic() of the last put
         self.last_look = 0.0     # ...of the last build that looked for an overdue request

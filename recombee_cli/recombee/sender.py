@@ -73,6 +73,7 @@ from recombee_cli.sources.lines import cut_lines
 DEFAULT_BATCH_SIZE = 1000
 _NO_TICKET = object()      # (what no item's ticket is)
 QUEUED_BATCHES = 8         # Batches' worth of requests waiting, beyond one per lane, before `submit` waits
+ROOM_POLL_SECONDS = 0.005  # how often a `submit` that waits for room looks again (a Batch is 1,000 of 24,000)
 _FAILED_BATCHES_TO_ABORT = 3
 
 
@@ -163,9 +164,16 @@ class RecombeeSender:
             if queue.available() >= self.batch_size:
                 queue.rescan = True
                 queue.cond.notify()
-            while queue.waiting() > self.capacity and not self.stopping:   # memory stays flat
-                self._raise_if_failed()
-                queue.room.wait(0.1)
+            full = queue.waiting() > self.capacity
+        # Memory stays flat: wait while the queue is full, without its lock. (Not Condition.wait:
+        # it takes the lock back on its way out, and the exception of a signal landing meanwhile
+        # (Ctrl-C, SIGTERM: this is the main thread) left it without the lock, so that leaving
+        # `with` released the lock of the sender that held it, and a stopped run hung.)
+        while full and not self.stopping:
+            self._raise_if_failed()
+            time.sleep(ROOM_POLL_SECONDS)
+            with queue.cond:
+                full = queue.waiting() > self.capacity
 
     @property
     def database_id(self) -> str:
@@ -334,7 +342,6 @@ class RecombeeSender:
                             built.clear()
                         if built.dropped:
                             self._not_sent(built.dropped)
-                        queue.room.notify_all()   # room for `submit`
                         return built
                     built = batch = None   # not kept while waiting: another sender may send them
                 queue.cond.wait(LINGER_SECONDS / 5)
@@ -343,7 +350,6 @@ class RecombeeSender:
         with self.queue.cond:
             self.queue.rescan = True
             self.queue.cond.notify_all()
-            self.queue.room.notify_all()
 
     # -- delivering one Batch ------------------------------------------------------------------
     def deliver(self, batch: list[Item]) -> None:

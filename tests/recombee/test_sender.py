@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import signal
 import sys
+import threading
+import time
 
 import orjson
 import pytest
-from helpers import ROOT, invoke
+from helpers import RETRY, ROOT, invoke
 
 from recombee_cli.errors import AuthenticationError
 from recombee_cli.mapping.compile import compile_config
@@ -433,3 +436,55 @@ def test_an_answered_ticket_is_not_kept_while_the_sender_waits_for_more():
             assert [ref() for ref in refs if ref() is not None] == []   # the sender, still open, keeps none
         finally:
             sender.close()
+
+
+class _Stop(Exception):
+    """What a signal's handler raises in the main thread (as Ctrl-C and SIGTERM do)."""
+
+
+def test_a_signal_while_submit_waits_for_room_leaves_the_queue_lock_sound():
+    """`submit` waited for room in Condition.wait, which takes the queue's lock back on its way
+    out. A signal that landed while it waited for that lock raised there, without the lock, and
+    leaving `submit` released the lock of the sender holding it: a replay stopped by SIGTERM or
+    Ctrl-C then hung for ever (all its threads waiting for the lock), found by killing runs."""
+    from recombee_cli.sinks.protocol import EventTicket
+    from recombee_cli.sources.reader import Line
+
+    problems: list[BaseException] = []
+
+    def hold_the_lock_and_signal(sender: RecombeeSender) -> None:
+        try:
+            deadline = time.monotonic() + 20
+            while sender.queue.waiting() <= sender.capacity and time.monotonic() < deadline:
+                time.sleep(0.01)   # until submit waits for room
+            with sender.queue.cond:   # as a sender building a Batch holds it
+                time.sleep(0.3)       # (submit's wait times out meanwhile, and waits for the lock)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+                time.sleep(0.2)
+        except BaseException as exc:   # noqa: BLE001 - a lock released under it: RuntimeError
+            problems.append(exc)
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    try:
+        with Emulator(DB, TOKEN, latency=2000) as emu:   # no call is answered meanwhile: the queue stays full
+            client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=10)
+            sender = RecombeeSender(client, batch_size=2, concurrency=1, retry=RETRY)
+            holder = threading.Thread(target=hold_the_lock_and_signal, args=(sender,))
+            holder.start()
+            with pytest.raises(_Stop):
+                for n in range(1000):
+                    view = {"method": "POST", "path": "/detailviews/",
+                            "params": {"userId": f"u{n}", "itemId": "p", "timestamp": n + 1, "cascadeCreate": True}}
+                    sender.submit(EventTicket(Line("t", n + 1, 0, b""), None, [view]))
+            holder.join(10)
+            ended = threading.Thread(target=sender.drain, daemon=True)   # what a stopped run does next
+            ended.start()
+            ended.join(20)
+            assert not ended.is_alive()
+            emu.latency = 0
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert problems == []
