@@ -165,10 +165,10 @@ class RecombeeSender:
                 queue.rescan = True
                 queue.cond.notify()
             full = queue.waiting() > self.capacity
-        # Memory stays flat: wait while the queue is full, without its lock. (Not Condition.wait:
-        # it takes the lock back on its way out, and the exception of a signal landing meanwhile
-        # (Ctrl-C, SIGTERM: this is the main thread) left it without the lock, so that leaving
-        # `with` released the lock of the sender that held it, and a stopped run hung.)
+        # Memory stays flat: while the queue is full, look again every few ms, holding no lock.
+        # Not Condition.wait: it takes the lock back on its way out, and a signal's exception
+        # (Ctrl-C, SIGTERM; this is the main thread) raised in that moment left it without the
+        # lock, so that leaving `with` released the lock of the sender holding it: a run hung.
         while full and not self.stopping:
             self._raise_if_failed()
             time.sleep(ROOM_POLL_SECONDS)
