@@ -74,6 +74,7 @@ DEFAULT_BATCH_SIZE = 1000
 _NO_TICKET = object()      # (what no item's ticket is)
 QUEUED_BATCHES = 8         # Batches' worth of requests waiting, beyond one per lane, before `submit` waits
 ROOM_POLL_SECONDS = 0.005  # how often a `submit` that waits for room looks again (a Batch is 1,000 of 24,000)
+IDLE_WAIT_SECONDS = 0.1    # how long a sender with nothing to look at waits before it looks again
 _FAILED_BATCHES_TO_ABORT = 3
 
 
@@ -316,8 +317,11 @@ class RecombeeSender:
                 oldest = queue.oldest()
                 if oldest is None:   # nothing to look at (what is parked comes back with an answer)
                     if self.closing and not queue.parked_count:
+                        # Nothing more will come: the other senders, waiting for work, end now
+                        # too (not when their wait times out: every run ended 0.1 s late).
+                        queue.cond.notify_all()
                         return None
-                    queue.cond.wait(0.1)
+                    queue.cond.wait(IDLE_WAIT_SECONDS)
                     continue
                 now = time.monotonic()
                 # Closing, or the queue full (reading waits for room: no fuller Batch will come).

@@ -488,3 +488,37 @@ def test_a_signal_while_submit_waits_for_room_leaves_the_queue_lock_sound():
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert problems == []
+
+
+def test_a_closing_sender_ends_when_the_last_answer_is_in_not_when_its_idle_senders_look_again(monkeypatch):
+    """A sender with nothing to look at waits IDLE_WAIT_SECONDS before it looks again, and each answer
+    wakes one of them. Closing, the senders that waited for a parked request to come back were not
+    all woken when the last answer came in: `close` waited for their wait to end, and every sending
+    run ended 0.1 s after its last answer. With that wait made a minute, `close` still returns once
+    the answers are in."""
+    from recombee_cli.recombee import sender as sender_module
+    from recombee_cli.sinks.protocol import EventTicket
+    from recombee_cli.sources.reader import Line
+
+    def view(user: str, timestamp: int) -> EventTicket:
+        request = {"method": "POST", "path": "/detailviews/",
+                   "params": {"userId": user, "itemId": "p", "timestamp": timestamp, "cascadeCreate": True}}
+        return EventTicket(Line("t", timestamp, 0, b""), None, [request])
+
+    monkeypatch.setattr(sender_module, "IDLE_WAIT_SECONDS", 60.0)
+    with Emulator(DB, TOKEN, latency=1000) as emu:   # (each call in flight a second: what waits, parks)
+        client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=20)
+        sender = RecombeeSender(client, batch_size=2, concurrency=8, retry=RETRY)
+        sender.submit(view("u1", 1))
+        sender.submit(view("u2", 2))   # a full Batch: it goes
+        sender.submit(view("u1", 3))   # waits for u1's Batch in flight: parked by the next Batch's build
+        sender.submit(view("u3", 4))
+        sender.submit(view("u4", 5))   # the second Batch
+        finished: list = []
+        closing = threading.Thread(target=lambda: finished.extend(sender.close()), daemon=True)
+        closing.start()
+        closing.join(30)
+        assert not closing.is_alive(), "close waited for its idle senders' wait to end"
+    codes = [code for ticket in finished for code in ticket.codes]
+    assert len(codes) == 5 and set(codes) <= {200, 201}   # every request answered, and stored
+    assert emu.stats.sub_requests == 5
