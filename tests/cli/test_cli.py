@@ -398,3 +398,24 @@ def test_what_sends_nothing_loads_no_http_stack(args):
              " 'rich', 'recombee_cli.pipeline.parallel', 'multiprocessing') if m in sys.modules]\nprint('LOADED', loaded, file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert "LOADED []" in result.stderr, result.stderr[-500:]
+
+
+def test_a_quiet_sending_run_loads_no_command_line_of_httpx():
+    """httpx imports its own command line (click, rich, pygments) whenever they are installed, as
+    they are with this tool: 30-40 ms of every sending run's start (a nightly cron's whole run is
+    often not much more), for a command line the tool never runs. A quiet run that sends loads
+    httpx, but neither rich nor pygments."""
+    from recombee_cli.recombee.emulator import Emulator
+
+    with Emulator("startup-db", "startup-token") as emu:
+        args = ["replay", "--quiet", "--no-state", "--database-id", "startup-db", "--base-uri", emu.base_uri,
+                "--allow-http", str(SAMPLES)]
+        probe = ("import sys\nfrom recombee_cli.cli.main import main\n"
+                 f"try:\n    main({args!r}, prog_name='recombee-cli')\nexcept SystemExit as exc:\n"
+                 "    print('EXIT', exc.code, file=sys.stderr)\n"
+                 "loaded = [m for m in ('httpx', 'rich', 'pygments') if m in sys.modules]\n"
+                 "print('LOADED', loaded, file=sys.stderr)\n")
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                                cwd=ROOT, env=dict(os.environ, RECOMBEE_PRIVATE_TOKEN="startup-token"))
+        assert emu.stats.sub_requests > 0, result.stderr[-500:]   # it did send
+    assert "EXIT 0" in result.stderr and "LOADED ['httpx']" in result.stderr, result.stderr[-500:]
