@@ -402,9 +402,8 @@ def test_what_sends_nothing_loads_no_http_stack(args):
 
 def test_a_quiet_sending_run_loads_no_command_line_of_httpx():
     """httpx imports its own command line (click, rich, pygments) whenever they are installed, as
-    they are with this tool: 30-40 ms of every sending run's start (a nightly cron's whole run is
-    often not much more), for a command line the tool never runs. A quiet run that sends loads
-    httpx, but neither rich nor pygments."""
+    they are with this tool: 30-40 ms of every sending run's start, for a command line the tool
+    never runs. A quiet run that sends loads httpx, but neither rich nor pygments."""
     from recombee_cli.recombee.emulator import Emulator
 
     with Emulator("startup-db", "startup-token") as emu:
