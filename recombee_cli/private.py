@@ -10,6 +10,7 @@ interactions. A file or folder that exists already keeps its mode: that is its o
 from __future__ import annotations
 
 import os
+import stat
 from typing import BinaryIO, cast
 
 FILE_MODE = 0o600
@@ -60,3 +61,28 @@ def create_private(path: str) -> bool:
         return False
     os.close(fd)
     return True
+
+
+def write_whole(path: str, data: bytes) -> None:
+    """Write `data` as the file `path`, whole or not at all: into a temporary file beside it,
+    renamed over it, so that a run stopped while writing (a kill, a full disk) leaves the file
+    as it was. A file that exists keeps its mode; a new one is 0600. Through a symbolic link,
+    the file it names is the one replaced."""
+    final = os.path.realpath(path)
+    temporary = f"{final}.tmp{os.getpid()}"
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(final).st_mode)
+    except FileNotFoundError:
+        mode = None
+    try:
+        with open_private(temporary, "wb") as fh:
+            fh.write(data)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, final)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise

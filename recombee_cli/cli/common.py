@@ -26,7 +26,7 @@ from recombee_cli.errors import OutputError
 from recombee_cli.mapping.compile import compile_config, trigger_warnings
 from recombee_cli.mapping.config import Config, load_config
 from recombee_cli.mapping.translate import Translator
-from recombee_cli.private import open_private
+from recombee_cli.private import write_whole
 from recombee_cli.recombee.service import REGIONS
 from recombee_cli.record.foreign import excluded
 from recombee_cli.record.report import RunReport
@@ -145,9 +145,8 @@ def load(env: Environment, config_path: str | None, quiet: bool = False,
 
 def write_report(path: str | None, report: RunReport) -> None:
     if path:
-        try:
-            with open_private(path, "wb") as fh:
-                fh.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        try:   # whole or not at all: a monitor never reads half a report
+            write_whole(path, orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
         except OSError as exc:
             raise OutputError(f"cannot write the report {path}: {exc.strerror or exc}") from None
 

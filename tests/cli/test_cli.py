@@ -418,3 +418,26 @@ def test_a_quiet_sending_run_loads_no_command_line_of_httpx():
                                 cwd=ROOT, env=dict(os.environ, RECOMBEE_PRIVATE_TOKEN="startup-token"))
         assert emu.stats.sub_requests > 0, result.stderr[-500:]   # it did send
     assert "EXIT 0" in result.stderr and "LOADED ['httpx']" in result.stderr, result.stderr[-500:]
+
+
+def test_a_report_that_cannot_be_written_whole_leaves_the_previous_one(tmp_path):
+    """A monitor reads the --report file after each nightly run. It used to be emptied, then
+    written: a run stopped in between (killed, or the disk full) left it empty or torn. Here the
+    disk is full past 1 KB (the process's file-size limit): the run says it cannot write the
+    report, and the previous report is still there, whole, with nothing else left beside it."""
+    report = tmp_path / "run.json"
+    args = ["replay", "--dry-run", "--quiet", "--report", str(report), str(SAMPLES)]
+    assert invoke(args).exit_code == 0
+    before = report.read_bytes()
+    assert len(before) > 1024   # (the limit falls inside the report)
+    limited = ("import resource, runpy, signal, sys\n"
+               "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails instead\n"
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))\n"
+               f"sys.argv = ['recombee-cli'] + {args!r}\n"
+               "runpy.run_module('recombee_cli', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", limited], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == int(ExitCode.ABORTED), result.stderr[-500:]
+    assert "cannot write the report" in result.stderr and "Traceback" not in result.stderr
+    assert report.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
