@@ -67,7 +67,8 @@ def write_whole(path: str, data: bytes) -> None:
     """Write `data` as the file `path`, whole or not at all: into a temporary file beside it,
     renamed over it, so that a run stopped while writing (a kill, a full disk) leaves the file
     as it was. A file that exists keeps its mode; a new one is 0600. Through a symbolic link,
-    the file it names is the one replaced."""
+    the file it names is the one replaced. In a folder where no file may be created but the file
+    itself may be written, it is written in place, as before."""
     final = os.path.realpath(path)
     temporary = f"{final}.tmp{os.getpid()}"
     try:
@@ -75,7 +76,15 @@ def write_whole(path: str, data: bytes) -> None:
     except FileNotFoundError:
         mode = None
     try:
-        with open_private(temporary, "wb") as fh:
+        fh = open_private(temporary, "wb")
+    except PermissionError:
+        if mode is None:
+            raise
+        with open_private(final, "wb") as fh:
+            fh.write(data)
+        return
+    try:
+        with fh:
             fh.write(data)
         if mode is not None:
             os.chmod(temporary, mode)

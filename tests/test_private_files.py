@@ -137,3 +137,27 @@ def test_sigterm_on_a_tls_sandbox_removes_its_private_key():
     code, rest = _stop(proc)
     assert code == 143 and "Traceback" not in rest
     assert wait_for(lambda: not folder.exists(), 10), sorted(os.listdir(folder))
+
+
+def test_a_report_in_a_folder_that_takes_no_new_file_is_still_written_in_place(tmp_path, monkeypatch):
+    """A report is replaced whole through a temporary file beside it. Where the folder takes no
+    new file but the report itself may be written (a file made for the tool in a shared log
+    folder), it is written in place, as before; nothing is left beside it."""
+    import recombee_cli.private as private
+
+    report = tmp_path / "run.json"
+    report.write_text('{"events": 0}')
+    allowed = os.path.realpath(report)
+    opened = private.open_private
+
+    def folder_refuses_new_files(path: str, mode: str = "wb"):
+        if path != allowed:
+            raise PermissionError(13, "Permission denied", path)
+        return opened(path, mode)
+
+    monkeypatch.setattr(private, "open_private", folder_refuses_new_files)
+    private.write_whole(str(report), b'{"events": 3}\n')
+    assert report.read_bytes() == b'{"events": 3}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+    with pytest.raises(PermissionError):   # a new file there cannot be written at all
+        private.write_whole(str(tmp_path / "new.json"), b"{}")
