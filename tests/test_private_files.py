@@ -161,3 +161,16 @@ def test_a_report_in_a_folder_that_takes_no_new_file_is_still_written_in_place(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
     with pytest.raises(PermissionError):   # a new file there cannot be written at all
         private.write_whole(str(tmp_path / "new.json"), b"{}")
+
+
+def test_a_page_is_its_owners_only_and_one_that_exists_keeps_its_mode(tmp_path, usual_umask):
+    """A page draws what the report holds (input files, the reasons events failed): written like
+    the report, a new page is its owner's alone; it used to be as readable as the umask let it.
+    A page that exists keeps the mode its owner gave it (it used to get the umask's again)."""
+    report, page = tmp_path / "run.json", tmp_path / "runs.html"
+    assert invoke(["replay", "--dry-run", "--quiet", "--report", str(report), str(MISTAKES)]).exit_code == 1
+    assert invoke(["report", str(report), "--output", str(page)]).exit_code == 0
+    assert _mode(page) == 0o600 and "<html" in page.read_text()
+    page.chmod(0o644)   # shared on purpose
+    assert invoke(["report", str(report), "--output", str(page), "--title", "again"]).exit_code == 0
+    assert _mode(page) == 0o644 and "again" in page.read_text()

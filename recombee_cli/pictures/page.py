@@ -11,6 +11,7 @@ from typing import Any
 from recombee_cli.errors import OutputError, PicturesError
 from recombee_cli.outcomes import OUTCOMES
 from recombee_cli.pictures.runs import Archive, Run
+from recombee_cli.private import write_whole
 
 EXTRA = "drawing a page needs the pictures extra: pip install 'recombee-cli[pictures]'"
 GENERATOR = '<meta name="generator" content="recombee-cli report">'   # how a page of ours is known
@@ -203,16 +204,10 @@ def check_page_path(path: str) -> None:
 
 
 def write_page(path: str, page: str) -> None:
-    """Write the page whole or not at all (a temporary file renamed)."""
-
-    temporary = f"{path}.tmp{os.getpid()}"
+    """Write the page whole or not at all, as every file the tool writes: a new one its owner's
+    alone (0600; it names input files and the reasons events failed, as the report does), one
+    that exists keeping its mode (private.write_whole)."""
     try:
-        with open(temporary, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.replace(temporary, path)
+        write_whole(path, page.encode("utf-8"))
     except OSError as exc:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
         raise OutputError(f"cannot write the page {path}: {exc.strerror or exc}") from None
