@@ -68,7 +68,7 @@ def write_whole(path: str, data: bytes) -> None:
     renamed over it, so that a run stopped while writing (a kill, a full disk) leaves the file
     as it was. A file that exists keeps its mode; a new one is 0600. Through a symbolic link,
     the file it names is the one replaced. In a folder where no file may be created but the file
-    itself may be written, it is written in place, as before."""
+    itself may be written (one made for the tool in a shared folder), it is written in place."""
     final = os.path.realpath(path)
     temporary = f"{final}.tmp{os.getpid()}"
     try:
