@@ -476,22 +476,26 @@ class RecombeeSender:
                     lost.update(item.users)
                 k += 1
         if lost:
-            with self._lock:
-                self._poisoned = self._poisoned | lost
+            self._hold_back(lost)
         self._answer_all(items, codes, messages)
 
     def _not_sent(self, items: list[Item]) -> None:
         """Requests of users with an earlier request not delivered: held back, so that nothing
         overtakes it (the next run sends them all, in order). They are not delivered either: all
         their users are held back from now on (a merge's other user too)."""
-        users = {user for item in items for user in item.users}
-        with self._lock:
-            poisoned = self._poisoned   # (the message names the user that held it back)
-            if not poisoned.issuperset(users):
-                self._poisoned = poisoned | users
+        poisoned = self._hold_back({user for item in items for user in item.users})
         self._answer_all(items, [NO_ANSWER] * len(items), [
             f"not sent: an earlier request of user {next((u for u in item.users if u in poisoned), item.users[0])!r} "
             "was not delivered" for item in items])
+
+    def _hold_back(self, users: set[str]) -> frozenset[str]:
+        """Hold `users` back for the rest of the run (a request of theirs was not delivered);
+        returns the users held back before (a `not sent` message names the one that held it)."""
+        with self._lock:
+            before = self._poisoned
+            if not before.issuperset(users):
+                self._poisoned = before | users
+        return before
 
     def _not_answered(self, exc: Retryable, exhausted: bool) -> None:
         """A whole call failed: count it toward the circuit breaker (which raises when it opens)."""
