@@ -442,14 +442,21 @@ class _Stop(Exception):
     """What a signal's handler raises in the main thread (as Ctrl-C and SIGTERM do)."""
 
 
+def _view(user: str, timestamp: int):
+    """A ticket of one detail view of item `p`, as the translate stage hands one event's on."""
+    from recombee_cli.sinks.protocol import EventTicket
+    from recombee_cli.sources.reader import Line
+
+    request = {"method": "POST", "path": "/detailviews/",
+               "params": {"userId": user, "itemId": "p", "timestamp": timestamp, "cascadeCreate": True}}
+    return EventTicket(Line("t", timestamp, 0, b""), None, [request])
+
+
 def test_a_signal_while_submit_waits_for_room_leaves_the_queue_lock_sound():
     """`submit` waited for room in Condition.wait, which takes the queue's lock back on its way
     out. A signal that landed while it waited for that lock raised there, without the lock, and
     leaving `submit` released the lock of the sender holding it: a replay stopped by SIGTERM or
     Ctrl-C then hung for ever (all its threads waiting for the lock), found by killing runs."""
-    from recombee_cli.sinks.protocol import EventTicket
-    from recombee_cli.sources.reader import Line
-
     problems: list[BaseException] = []
 
     def hold_the_lock_and_signal(sender: RecombeeSender) -> None:
@@ -476,9 +483,7 @@ def test_a_signal_while_submit_waits_for_room_leaves_the_queue_lock_sound():
             holder.start()
             with pytest.raises(_Stop):
                 for n in range(1000):
-                    view = {"method": "POST", "path": "/detailviews/",
-                            "params": {"userId": f"u{n}", "itemId": "p", "timestamp": n + 1, "cascadeCreate": True}}
-                    sender.submit(EventTicket(Line("t", n + 1, 0, b""), None, [view]))
+                    sender.submit(_view(f"u{n}", n + 1))
             holder.join(10)
             ended = threading.Thread(target=sender.drain, daemon=True)   # what a stopped run does next
             ended.start()
@@ -497,23 +502,16 @@ def test_a_closing_sender_ends_when_the_last_answer_is_in_not_when_its_idle_send
     run ended 0.1 s after its last answer. With that wait made a minute, `close` still returns once
     the answers are in."""
     from recombee_cli.recombee import sender as sender_module
-    from recombee_cli.sinks.protocol import EventTicket
-    from recombee_cli.sources.reader import Line
-
-    def view(user: str, timestamp: int) -> EventTicket:
-        request = {"method": "POST", "path": "/detailviews/",
-                   "params": {"userId": user, "itemId": "p", "timestamp": timestamp, "cascadeCreate": True}}
-        return EventTicket(Line("t", timestamp, 0, b""), None, [request])
 
     monkeypatch.setattr(sender_module, "IDLE_WAIT_SECONDS", 60.0)
     with Emulator(DB, TOKEN, latency=1000) as emu:   # (each call in flight a second: what waits, parks)
         client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=20)
         sender = RecombeeSender(client, batch_size=2, concurrency=8, retry=RETRY)
-        sender.submit(view("u1", 1))
-        sender.submit(view("u2", 2))   # a full Batch: it goes
-        sender.submit(view("u1", 3))   # waits for u1's Batch in flight: parked by the next Batch's build
-        sender.submit(view("u3", 4))
-        sender.submit(view("u4", 5))   # the second Batch
+        sender.submit(_view("u1", 1))
+        sender.submit(_view("u2", 2))   # a full Batch: it goes
+        sender.submit(_view("u1", 3))   # waits for u1's Batch in flight: parked by the next Batch's build
+        sender.submit(_view("u3", 4))
+        sender.submit(_view("u4", 5))   # the second Batch
         finished: list = []
         closing = threading.Thread(target=lambda: finished.extend(sender.close()), daemon=True)
         closing.start()
