@@ -10,6 +10,9 @@ cdef inline object _walk(tuple keys, dict event)
 @cython.locals(kind=cython.long)
 cdef object _resolve(tuple node, dict event)
 
+@cython.locals(stamp=tuple, first=tuple, second=tuple)
+cpdef bint clocks_given(tuple stamps, dict event)
+
 @cython.locals(at=cython.Py_ssize_t, stamp_at=cython.Py_ssize_t)
 cdef list _build_add(tuple builder, list values, dict event)
 

@@ -129,6 +129,45 @@ def run_program(program: tuple, event: dict) -> list[dict[str, Any]]:   # type: 
     return _build_add(builder, values, event)
 
 
+def clocks_given(stamps: tuple, event: dict) -> bool:   # type: ignore[type-arg]
+    """Whether every mapped timestamp of `stamps` (mapping/reads.lean_reads: each a program node,
+    with the keys of its path or of its two paths) resolves, for `event`, to a value the add-type
+    builders take as it is: a non-empty string or a number. Where one may not, a builder may read a
+    stand-in clock (originalTimestamp, ...), which an event decoded with the lean table lacks: the
+    caller decodes it whole. (Anything else that would pass is a value the builder refuses
+    without a clock; told apart here, it only costs that line a whole decode.)"""
+    for stamp in stamps:
+        # The usual forms told by lookups alone: a path, and the presets' `@if exists A then A
+        # else B` of two paths, A under an object the event may not have (`properties`).
+        first = stamp[1]
+        value: Any = _OFF_PATH if first is None else _walk(first, event)
+        second = stamp[2]
+        if second is not None:
+            if value is _OFF_PATH and first[0] not in event:
+                value = UNDEFINED   # (under an object the event lacks: undefined, as the path resolves it)
+            if value is None or value is UNDEFINED:
+                value = _walk(second, event)
+        if value is _OFF_PATH:   # another form, or a path through something else: resolved as the mapping does
+            try:
+                value = _resolve(stamp[0], event)
+            except Exception:   # noqa: BLE001 - the mapping will say what; its event is decoded whole
+                return False
+        kind = type(value)
+        if not ((kind is str and len(value) > 0) or kind is int or kind is float):
+            return False
+    return True
+
+
+def clock_stamp(node: tuple) -> tuple:   # type: ignore[type-arg]
+    """A mapped timestamp's node as `clocks_given` takes it: (node, the keys of its path or of
+    the first of two, the keys of the second or None); (node, None, None) for any other form."""
+    if node[0] == 1 and node[1]:   # PATH
+        return node, tuple(node[1]), None
+    if node[0] == 2 and node[1][0] == 1 and node[2][0] == 1 and node[1][1] and node[2][1]:   # COALESCE of two paths
+        return node, tuple(node[1][1]), tuple(node[2][1])
+    return node, None, None
+
+
 def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]]:   # type: ignore[type-arg]
     """actions.AddBuilder and actions._add_params, step for step, on the resolved values."""
     _, check, first, stamp_at, extras, path, body, ids = builder

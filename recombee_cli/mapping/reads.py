@@ -8,6 +8,12 @@ hour, --since/--until and the builders' fallback timestamps; `messageId` for --d
 `event` for the plan and the unmatched count), and gives them as the table that
 sources/scan.restrict takes: a line is then decoded with only those members.
 
+`lean_reads` gives a second, leaner table for the common run (no --dedupe, no --since/--until):
+without `messageId` and the stand-in clocks (originalTimestamp, receivedAt, sentAt), which are read
+only where an event's own time is missing or unusable. A line decoded with it is decoded again whole
+where that may be so (translate.translate_block asks `mapcore.clocks_given`, and looks at the
+event's `timestamp` for its hour): a rare line, and then nothing differs from the full table.
+
 Anything whose reads cannot be listed makes `event_reads` give None, and every line is decoded
 whole: a field resolved by its own resolver (`@template`, `@liquid`, `@case`, ... anything the
 program calls instead of running), a path of the whole event, a mapping that leaves a required
@@ -22,16 +28,17 @@ from typing import Any
 
 from recombee_cli.mapping import mapcore
 from recombee_cli.mapping.fastpath import compile_program
-from recombee_cli.segment.actions import FALLBACK_TIMESTAMPS, preparer_plan
+from recombee_cli.segment.actions import FALLBACK_TIMESTAMPS, AddBuilder, preparer_plan
 from recombee_cli.segment.triggers import read_paths
 from recombee_cli.sources.decode import REJECT_MARKER
 from recombee_cli.sources.scan import Reads, reads_node
 
 # What the translate loop reads of every event, whatever its mappings: its own time (the hour,
 # --since/--until: filters.py), the builders' fallback clocks, the de-duplicator's messageId, the
-# plan's and the unmatched count's `type` and `event`.
-LOOP_PATHS: tuple[tuple[str, ...], ...] = tuple(
-    (key,) for key in ("timestamp", *FALLBACK_TIMESTAMPS, "messageId", "type", "event"))
+# plan's and the unmatched count's `type` and `event`. The lean table leaves LEAN_LEFT_OUT out.
+LEAN_LOOP_PATHS: tuple[tuple[str, ...], ...] = (("timestamp",), ("type",), ("event",))
+LEAN_LEFT_OUT: tuple[tuple[str, ...], ...] = tuple((key,) for key in (*FALLBACK_TIMESTAMPS, "messageId"))
+LOOP_PATHS: tuple[tuple[str, ...], ...] = LEAN_LOOP_PATHS + LEAN_LEFT_OUT
 # Top-level keys that send a line to the full decode: an HTTP-API envelope's batch, a rejects record.
 STOPS = ("batch", REJECT_MARKER)
 
@@ -39,6 +46,15 @@ STOPS = ("batch", REJECT_MARKER)
 def mapping_paths(mapping: Any) -> list[tuple[str, ...]] | None:
     """The paths a compiled mapping (compile.CompiledMapping) reads: its trigger's and its
     program's; None where they cannot be listed."""
+    found = _mapping_reads(mapping)
+    return None if found is None else found[0]
+
+
+def _mapping_reads(mapping: Any) -> tuple[list[tuple[str, ...]], bool, tuple[Any, ...] | None] | None:
+    """A mapping's paths (see mapping_paths); whether its builder reads a stand-in clock where its
+    mapped timestamp is missing; and that timestamp's program node (None: none is mapped, and the
+    builder reads a clock for every event). Only the add-type builders (actions.AddBuilder) read
+    the clocks (actions.interaction_timestamp)."""
     paths = read_paths(mapping.trigger.ast)
     if paths is None or preparer_plan(mapping.action, mapping.resolvers)[1]:
         return None
@@ -46,8 +62,9 @@ def mapping_paths(mapping: Any) -> list[tuple[str, ...]] | None:
     for field in fields:
         if not _node_paths(field[0], paths):
             return None
-    # (the builders read the event only for the fallback clocks, in LOOP_PATHS)
-    return paths
+    if type(mapping.action.build) is not AddBuilder:
+        return paths, False, None
+    return paths, True, next((field[0] for field in fields if field[4].name == "timestamp"), None)
 
 
 def _node_paths(node: tuple[Any, ...], paths: list[tuple[str, ...]]) -> bool:
@@ -93,12 +110,42 @@ def _table(tree: dict[str, Any]) -> Reads:
 def event_reads(mappings: Iterable[Any]) -> Reads | None:
     """scan.restrict's table of what a replay with these mappings reads of an event, or None
     where the whole event must be decoded."""
-    paths: list[tuple[str, ...]] = list(LOOP_PATHS)
+    return decode_tables(mappings)[0]
+
+
+def lean_reads(mappings: Iterable[Any]) -> tuple[Reads, tuple[tuple[Any, ...], ...]] | None:
+    """The lean table (LEAN_LEFT_OUT left out, unless a mapping reads them itself) and the mapped
+    timestamps that settle whether a builder reads a stand-in clock (mapcore.clock_stamp, one of
+    each shape), or None: see decode_tables."""
+    return decode_tables(mappings)[1]
+
+
+def decode_tables(mappings: Iterable[Any]) -> tuple[Reads | None, tuple[Reads, tuple[tuple[Any, ...], ...]] | None]:
+    """Both tables at once (each mapping's program written out once): `event_reads`' and
+    `lean_reads`'. The lean one is None where the full one is, and where a builder reads the
+    clocks with no timestamp mapped (it would read them for every event)."""
+    paths: list[tuple[str, ...]] = []
+    stamps: dict[str, tuple[Any, ...]] = {}
+    lean = True
     for mapping in mappings:
-        found = mapping_paths(mapping)
+        found = _mapping_reads(mapping)
         if found is None:
-            return None
-        paths += found
+            return None, None
+        more, clocks, stamp = found
+        paths += more
+        if clocks and stamp is None:
+            lean = False
+        elif stamp is not None:   # (one of each shape; the key a text: a literal may hold a dict)
+            stamps.setdefault(repr(_shape(stamp)), mapcore.clock_stamp(stamp))
     if any(not path for path in paths):
-        return None
-    return reads_table(paths)
+        return None, None
+    full = reads_table([*LOOP_PATHS, *paths])
+    return full, ((reads_table([*LEAN_LOOP_PATHS, *paths]), tuple(stamps.values())) if lean else None)
+
+
+def _shape(node: Any) -> Any:
+    """A program node without its functions (the resolvers a path falls back to, which are the
+    same for the same path): nodes of one shape resolve alike."""
+    if type(node) is tuple:
+        return tuple(_shape(part) for part in node)
+    return None if callable(node) else node

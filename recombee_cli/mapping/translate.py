@@ -23,7 +23,8 @@ import orjson
 from recombee_cli.errors import MappingError, PayloadInvalid
 from recombee_cli.mapping.compile import CompiledMapping
 from recombee_cli.mapping.filters import WindowFilter
-from recombee_cli.mapping.reads import event_reads
+from recombee_cli.mapping.mapcore import clocks_given
+from recombee_cli.mapping.reads import decode_tables
 from recombee_cli.outcomes import unmatched_name
 from recombee_cli.request_kinds import Route, route, sid
 from recombee_cli.segment.jsvalues import UNDEFINED, orjson_default
@@ -213,7 +214,11 @@ class Translator:
         # What a replay reads of an event (mapping/reads.py), for decoding only that: where
         # sources/scan runs compiled (in pure Python, decoding whole lines is the faster); None:
         # whole events.
-        self.reads: Reads | None = event_reads(mappings) if scan.COMPILED else None
+        # `lean`: the leaner table of a run with no --dedupe and no --since/--until, and the mapped
+        # timestamps that tell when an event needs more (mapping/reads.lean_reads); None: `reads`.
+        self.reads: Reads | None
+        self.lean: tuple[Reads, tuple[tuple[Any, ...], ...]] | None
+        self.reads, self.lean = decode_tables(mappings) if scan.COMPILED else (None, None)
         self.probe = PROBE_LINES
 
     def _positions(self, name: object, kind: object) -> list[int]:
@@ -359,7 +364,17 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
     whole, as it always was (so invalid JSON is told by orjson, with its reasons)."""
     apply = translator.apply
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
-    reads = translator.reads if window_filter is None or type(window_filter) is WindowFilter else None
+    # The lean table where nothing but the mappings and the event's hour reads the event; an event
+    # decoded with it that may need a stand-in clock (or `messageId`: never, without --dedupe) is
+    # decoded again whole, before anything reads it.
+    lean = translator.lean if window_filter is None and dedupe is None else None
+    stamps: tuple[Any, ...] | None = None   # the mapped timestamps to look at (lean lines only)
+    reads: Reads | None
+    if lean is not None:
+        reads, stamps = lean
+    else:
+        reads = translator.reads if window_filter is None or type(window_filter) is WindowFilter else None
+    lean_part: bool = False   # this line was decoded with the lean table
     in_part = kept = read = 0   # lines decoded in part; the bytes kept of the first `probe`, of all
     probe: int = translator.probe
     result = BlockResult()
@@ -389,6 +404,7 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
         if not data or data == b"\r":   # a blank line: told apart before orjson's costly error for it
             blank += 1
             continue
+        lean_part = False
         try:
             if reads is not None and type(data) is bytes:
                 part = restrict(data, reads)
@@ -396,12 +412,16 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                     value = loads(data)
                 else:
                     value = loads(part)
-                    in_part += 1
-                    if in_part <= probe:
-                        kept += len(part)
-                        read += len(data)
-                        if in_part == probe and kept * 2 > read:
-                            reads = None   # most of each line is read: whole lines are cheaper
+                    if stamps is not None and not clocks_given(stamps, value):
+                        value = loads(data)    # a builder may read a stand-in clock: the whole event
+                    else:
+                        lean_part = stamps is not None
+                        in_part += 1
+                        if in_part <= probe:
+                            kept += len(part)
+                            read += len(data)
+                            if in_part == probe and kept * 2 > read:
+                                reads = None   # most of each line is read: whole lines are cheaper
             else:
                 value = loads(data)
         except decode_error:
@@ -429,11 +449,17 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                         text[-1] == "Z" or text.endswith("+00:00")):
                     hour, keys = last_hour, last_keys
                 else:
+                    if lean_part and fast_canonical(text) is None:   # its hour from a stand-in clock
+                        event = fields = loads(data)
+                        in_part -= 1
                     hour, prefix = event_hour(event, stamp)
                     keys = hour_keys(hour)
                     if prefix is not None:
                         last_prefix, last_hour, last_keys = prefix, hour, keys
             else:
+                if lean_part:   # no time of its own in Segment's form: its hour may be a stand-in clock's
+                    event = fields = loads(data)
+                    in_part -= 1
                 hour = event_hour(event, stamp)[0]
                 keys = hour_keys(hour)
             if window_filter is not None and window_filter(event) is not None:

@@ -15,7 +15,7 @@ from helpers import DATA, MISTAKES, SAMPLES, generate
 from recombee_cli.mapping.compile import compile_mapping
 from recombee_cli.mapping.config import MappingSpec
 from recombee_cli.mapping.filters import Deduplicator, make_filter
-from recombee_cli.mapping.reads import LOOP_PATHS, event_reads, mapping_paths, reads_table
+from recombee_cli.mapping.reads import LEAN_LEFT_OUT, LOOP_PATHS, event_reads, lean_reads, mapping_paths, reads_table
 from recombee_cli.mapping.translate import PROBE_LINES, Translator, translate_block
 from recombee_cli.segment.presets import PRESETS
 from recombee_cli.sources import scan
@@ -103,47 +103,126 @@ DEEPER = [_mapping({"userId": {"@if": {"exists": {"@path": "$.userId"}, "then": 
                                        "else": {"@path": "$.context.traits.email"}}},
                     "itemId": {"@path": "$.context.page.path"},
                     "additionalData": {"title": {"@path": "$.context.page.title"},
-                                       "first": {"@path": "$.properties.products[0].sku"}}},
+                                       "first": {"@path": "$.properties.products[0].sku"}},
+                    "timestamp": {"@path": "$.timestamp"}},   # (a path: the lean table's other form)
                    'type = "page" or context.library.name = "analytics.js"', name="deeper")]
 
 
-def _both(translator, lines, options=dict):
-    """translate_block's result decoding only what is read (on every line it can: no probe), and
-    decoding whole lines (`options` gives its keyword arguments, anew for each); but for the count
-    of lines decoded in part, which it gives beside."""
-    reads = event_reads(translator.mappings)
-    assert reads is not None
-    translator.reads, translator.probe = reads, 0
+def _both(translator, lines, options=dict, table="full"):
+    """translate_block's result decoding only what is read (on every line it can: no probe) with
+    the full table (`table` "full") or the lean one ("lean"), and decoding whole lines (`options`
+    gives its keyword arguments, anew for each); but for the count of lines decoded in part, which
+    it gives beside."""
+    reads, lean = event_reads(translator.mappings), lean_reads(translator.mappings)
+    assert reads is not None and (lean is not None or table == "full")
+    translator.reads, translator.lean, translator.probe = reads, (lean if table == "lean" else None), 0
     restricted = translate_block(lines, translator, **options())
-    translator.reads = None
+    translator.reads = translator.lean = None
     whole = translate_block(lines, translator, **options())
     assert whole.in_part == 0
     return dataclasses.replace(restricted, in_part=0), whole, restricted.in_part
 
 
+@pytest.mark.parametrize("table", ["full", "lean"])
 @pytest.mark.parametrize("mappings", [_presets(), _presets() + DEEPER], ids=["presets", "presets+deeper"])
-def test_the_translate_loop_gives_the_same_result_either_way_on_every_corpus(mappings):
+def test_the_translate_loop_gives_the_same_result_either_way_on_every_corpus(mappings, table):
     translator = Translator(mappings)
     for name, lines in BLOCKS.items():
         if not scan.COMPILED:
             lines = lines[:1500]   # (the pure scanner is slow; the compiled build reads them all)
-        restricted, whole, in_part = _both(translator, lines)
+        restricted, whole, in_part = _both(translator, lines, table=table)
         assert restricted == whole, name
         if name.startswith("generated") or name == "segment-export-20k.ndjson.gz":
             assert in_part == restricted.events, name   # every event of a clean export, decoded in part
-    assert any(r.invalid for r in (_both(translator, lines)[0] for lines in BLOCKS.values()))
+    assert any(r.invalid for r in (_both(translator, lines, table=table)[0] for lines in BLOCKS.values()))
 
 
-def test_the_window_filter_and_the_deduplicator_read_what_the_loop_reads():
+@pytest.mark.parametrize("table", ["full", "lean"])
+def test_the_window_filter_and_the_deduplicator_read_what_the_loop_reads(table):
+    # (with the lean table at hand too: a run that filters must not take it, as it lacks messageId)
     translator = Translator(_presets())
     lines = BLOCKS["segment-export-20k.ndjson.gz"][:3000]
     lines = lines + lines[:500]   # repeated messageIds
     day = 86400.0
-    restricted, whole, _ = _both(translator, lines, lambda: {
-        "window_filter": make_filter(since=1709251200.0 + day, until=1709251200.0 + 5 * day),
-        "dedupe": Deduplicator()})
+    for options in (lambda: {"window_filter": make_filter(since=1709251200.0 + day, until=1709251200.0 + 5 * day),
+                             "dedupe": Deduplicator()},
+                    lambda: {"dedupe": Deduplicator()}):
+        restricted, whole, _ = _both(translator, lines, options, table=table)
+        assert restricted == whole
+        assert 500 <= restricted.filtered < restricted.events - 500
+
+
+# -- the lean table: no stand-in clocks, no messageId; a line that may need them decoded whole ------
+
+def _event(**fields):
+    base = {"type": "track", "event": "Product Viewed", "userId": "u-1", "messageId": "m-1",
+            "timestamp": "2024-03-01T10:00:00.000Z", "originalTimestamp": "2024-03-01T09:00:00.000Z",
+            "receivedAt": "2024-03-01T11:00:00.000Z", "sentAt": "2024-03-01T12:00:00.000Z",
+            "properties": {"product_id": "p-1"}, "context": {"ip": "1.2.3.4"}}
+    event = {**base, **fields}
+    return orjson.dumps({k: v for k, v in event.items() if v is not ...})
+
+
+# Events whose mapped timestamp or hour comes from a stand-in clock (or may: any doubt), each with
+# the clock its request takes (epoch seconds), and plain events decoded in part between them.
+NEEDS_A_CLOCK = [
+    (_event(timestamp=...), 1709283600),                                   # no timestamp: originalTimestamp
+    (_event(timestamp=None), 1709283600),                                  # null
+    (_event(timestamp=""), 1709283600),                                    # empty
+    (_event(timestamp=None, originalTimestamp=...), 1709290800),           # ...else receivedAt
+    (_event(properties={"product_id": "p-1", "timestamp": ""}), 1709283600),   # the presets' `@if exists`
+    (_event(timestamp=True), None),                                        # not a time: refused
+    (_event(timestamp="yesterday"), None),                                 # refused: its hour a stand-in's
+    (_event(timestamp="2024-03-01, after lunch"), None),                   # the same, Segment's length
+    (_event(timestamp="2024-03-01 10:00:00"), None),                       # not Segment's form: its hour
+    (_event(timestamp=1709287200), None),                                  # a number: its hour
+]
+
+
+@pytest.mark.skipif(not scan.COMPILED, reason="the pure build decodes whole lines")
+def test_the_lean_table_leaves_out_the_stand_in_clocks_and_the_message_id():
+    translator = Translator(_presets())
+    lean, _stamps = translator.lean
+    line = _event()
+    full_part, lean_part = scan.restrict(line, translator.reads), scan.restrict(line, lean)
+    left_out = {path[0] for path in LEAN_LEFT_OUT}
+    assert left_out <= orjson.loads(full_part).keys()
+    assert not left_out & orjson.loads(lean_part).keys()
+    assert orjson.loads(lean_part)["timestamp"] == "2024-03-01T10:00:00.000Z"
+
+
+def test_an_event_that_may_need_a_stand_in_clock_is_decoded_whole():
+    translator = Translator(_presets())
+    plain = [_event(), _event(properties={"product_id": "p-1", "timestamp": None})]   # (null: the timestamp)
+    lines = list(plain)
+    for line, _ in NEEDS_A_CLOCK:
+        lines += [line, *plain]
+    restricted, whole, in_part = _both(translator, lines, table="lean")
     assert restricted == whole
-    assert 500 < restricted.filtered < restricted.events - 500
+    assert in_part == len(plain) * (1 + len(NEEDS_A_CLOCK))   # the plain events only
+    requests = [orjson.loads(body) for body in whole.requests.split(b"\n")]
+    stamps = [r["params"]["timestamp"] for r in requests]
+    assert stamps[0] == 1709287200 and stamps.count(1709287200) >= len(plain) * (1 + len(NEEDS_A_CLOCK))
+    for want in {want for _, want in NEEDS_A_CLOCK if want is not None}:
+        assert want in stamps
+
+
+def test_a_mapping_that_reads_the_clocks_itself_keeps_them():
+    # a timestamp mapped from the event's receivedAt: the lean table keeps what a mapping reads
+    mapping = _mapping({**VIEW, "timestamp": {"@path": "$.receivedAt"}})
+    lean, stamps = lean_reads([*_presets(), mapping])
+    kept = orjson.loads(scan.restrict(_event(properties={"item": {"id": "i-1"}}), lean)) if scan.COMPILED else None
+    assert len(stamps) == 2   # the presets' `@if exists` and this path
+    if kept is not None:
+        assert "receivedAt" in kept and "sentAt" not in kept
+
+
+def test_a_builder_that_reads_the_clocks_with_no_timestamp_mapped_has_no_lean_table():
+    # an add-type mapping without a timestamp reads a stand-in clock for every event
+    mapping = _mapping(VIEW)
+    assert event_reads([*_presets(), mapping]) is not None
+    assert lean_reads([*_presets(), mapping]) is None
+    assert Translator([*_presets(), mapping]).lean is None
 
 
 def test_a_filter_of_its_own_sees_whole_events():
@@ -157,10 +236,13 @@ def test_a_filter_of_its_own_sees_whole_events():
 
 @pytest.mark.skipif(not scan.COMPILED, reason="the pure build decodes whole lines")
 def test_a_block_decodes_in_part_while_it_pays():
-    # a browser event is mostly context: every line in part; a server event is mostly read (its
-    # properties): the block goes back to whole lines after its probe
+    # a browser event is mostly context: every line in part. A server event is about half read
+    # with the full table (its properties, and the clocks and messageId a --dedupe run reads): the
+    # block goes back to whole lines after its probe; with the lean table, under a third: in part.
     translator = Translator(_presets())
     browser = translate_block(BLOCKS["generated-browser"], translator)
     assert browser.in_part == browser.events == 2000
     server = translate_block(BLOCKS["generated-server"], translator)
+    assert server.in_part == server.events == 2000
+    server = translate_block(BLOCKS["generated-server"], translator, dedupe=Deduplicator(window=10))
     assert server.in_part == PROBE_LINES
