@@ -11,6 +11,8 @@ import os
 import orjson
 import pytest
 from helpers import DATA, MISTAKES, SAMPLES, generate
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recombee_cli.mapping.compile import compile_mapping
 from recombee_cli.mapping.config import MappingSpec
@@ -159,8 +161,9 @@ def _event(**fields):
             "timestamp": "2024-03-01T10:00:00.000Z", "originalTimestamp": "2024-03-01T09:00:00.000Z",
             "receivedAt": "2024-03-01T11:00:00.000Z", "sentAt": "2024-03-01T12:00:00.000Z",
             "properties": {"product_id": "p-1"}, "context": {"ip": "1.2.3.4"}}
-    event = {**base, **fields}
-    return orjson.dumps({k: v for k, v in event.items() if v is not ...})
+    def present(value):   # (... marks a member left out, at any depth)
+        return {k: present(v) for k, v in value.items() if v is not ...} if type(value) is dict else value
+    return orjson.dumps(present({**base, **fields}))
 
 
 # Events whose mapped timestamp or hour comes from a stand-in clock (or may: any doubt), each with
@@ -205,6 +208,36 @@ def test_an_event_that_may_need_a_stand_in_clock_is_decoded_whole():
     assert stamps[0] == 1709287200 and stamps.count(1709287200) >= len(plain) * (1 + len(NEEDS_A_CLOCK))
     for want in {want for _, want in NEEDS_A_CLOCK if want is not None}:
         assert want in stamps
+
+
+# A clock: absent (...), or a value of any kind a Segment event might carry there.
+_CLOCK = st.one_of(st.just(...), st.just(""), st.none(),
+                   st.sampled_from(["2024-03-01T10:00:00.000Z", "2024-03-01T10:00:00+00:00",
+                                    "2024-03-01T10:00:00.000+02:00", "2024-03-01 10:00"]),
+                   st.sampled_from(["not a time", "2024-03-01T1x:00:00.000Z"]),
+                   st.integers(-10, 2_000_000_000), st.floats(allow_nan=False, allow_infinity=False),
+                   st.booleans(), st.sampled_from([{}, []]))
+_PROPERTIES = st.one_of(st.fixed_dictionaries({"product_id": st.just("p-1"), "timestamp": _CLOCK}),
+                        st.fixed_dictionaries({"product_id": st.sampled_from(["p-1", "p 2"])},
+                                              optional={"timestamp": _CLOCK}),
+                        st.sampled_from([..., None, "abc", [1]]))
+
+
+_PRESETS_TRANSLATOR = Translator(_presets())   # (one for every example: _both sets its tables each time)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "type": st.sampled_from(["track", "track", "page", "identify"]),
+    "event": st.sampled_from(["Product Viewed", "Product Viewed", ..., "Order Completed"]),
+    "timestamp": st.one_of(st.just("2024-03-01T10:00:00.000Z"), _CLOCK),   # (often Segment's own: decoded in part)
+    "originalTimestamp": _CLOCK, "receivedAt": _CLOCK, "sentAt": _CLOCK,
+    "properties": _PROPERTIES}), min_size=1, max_size=12))
+def test_the_lean_decode_is_the_whole_decode_whatever_the_clocks(events):
+    # every mix of present, missing, empty, unusable and odd clocks, in blocks whose hour changes
+    lines = [_event(**event) for event in events]
+    restricted, whole, _ = _both(_PRESETS_TRANSLATOR, lines, table="lean")
+    assert restricted == whole
 
 
 def test_a_mapping_that_reads_the_clocks_itself_keeps_them():
