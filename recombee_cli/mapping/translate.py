@@ -213,9 +213,9 @@ class Translator:
         self.programs = True
         # What a replay reads of an event (mapping/reads.py), for decoding only that: where
         # sources/scan runs compiled (in pure Python, decoding whole lines is the faster); None:
-        # whole events.
-        # `lean`: the leaner table of a run with no --dedupe and no --since/--until, and the mapped
-        # timestamps that tell when an event needs more (mapping/reads.lean_reads); None: `reads`.
+        # whole events. `lean`: the leaner table of a run with no --dedupe and no --since/--until,
+        # with the mapped timestamps that tell when an event needs more (reads.lean_reads);
+        # None: `reads` is the table.
         self.reads: Reads | None
         self.lean: tuple[Reads, tuple[tuple[Any, ...], ...]] | None
         self.reads, self.lean = decode_tables(mappings) if scan.COMPILED else (None, None)
