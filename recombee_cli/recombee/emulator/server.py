@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import sys
@@ -37,6 +38,7 @@ class Stats:
     codes: Counter[int] = field(default_factory=Counter)
     sub_codes: Counter[int] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
+    most_in_flight: int = 0     # the most calls being answered at once
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,11 +71,14 @@ class Emulator:
     ``reject_all_auth``, ``clock_offset`` (seconds added to the server clock), ``latency``,
     ``hold_after``: Batch calls after this many (counted from when it is set) are held unanswered
     until the emulator stops, so a test can interrupt a run that has had answers and cannot finish.
+    ``one_at_a_time``: calls are answered one after another, each after its ``latency``, as by a
+    Recombee at its capacity: the more calls a client sends at once, the longer each waits.
     """
 
     def __init__(self, database_id: str, token: str, *, store_path: str | Path | None = None,
                  fast: bool = False, faults: Faults | None = None, clock_skew_limit: float = 10.0,
-                 host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, tls: bool = False):
+                 host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, tls: bool = False,
+                 one_at_a_time: bool = False):
         self.database_id = database_id
         self.token = token
         self.fast = fast
@@ -96,6 +101,8 @@ class Emulator:
         self._hold_after: int | None = None
         self._batch_calls_seen = 0                  # Batch calls seen so far; those past _hold_after wait
         self._hold_lock = threading.Lock()
+        self._one_at_a_time = threading.Lock() if one_at_a_time else None
+        self._in_flight = 0
 
     # -- runtime knobs ---------------------------------------------------------------------------
 
@@ -420,10 +427,18 @@ class _Handler(BaseHTTPRequestHandler):
         if emulator._held(self.path):
             emulator._stopping.wait()   # unanswered until the emulator stops (then the client is hung up on)
             return self._hang_up()
-        if emulator.latency:
-            time.sleep(emulator.latency / 1000.0)
-        reply = emulator.handle(self.command, self.path, self.headers.get("Content-Type"), body)
-        self._send(reply)
+        with emulator._stats_lock:
+            emulator._in_flight += 1
+            emulator.stats.most_in_flight = max(emulator.stats.most_in_flight, emulator._in_flight)
+        try:
+            with emulator._one_at_a_time or contextlib.nullcontext():
+                if emulator.latency:
+                    time.sleep(emulator.latency / 1000.0)
+                reply = emulator.handle(self.command, self.path, self.headers.get("Content-Type"), body)
+                self._send(reply)
+        finally:
+            with emulator._stats_lock:
+                emulator._in_flight -= 1
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
