@@ -34,12 +34,12 @@ from recombee_cli.cli.common import (
 from recombee_cli.cli.environment import Command, Environment, log_json, say
 from recombee_cli.cli.exits import EXIT_CODES_HELP, Abort, ExitCode
 from recombee_cli.errors import ConfigError, OutputError, RecombeeCliError
-from recombee_cli.mapping.config import MAX_CONCURRENCY, Config
+from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, make_filter
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import parse_fail_on
 from recombee_cli.pipeline.session import ReplaySession
-from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY
+from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
 from recombee_cli.record.report import RunReport
 from recombee_cli.record.state import default_state_path
@@ -127,7 +127,8 @@ SECTIONS = (
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH),
               help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH}).")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
-              help=f"Batch calls in flight at most (default {DEFAULT_CONCURRENCY}; as many go as the latency needs).")
+              help=f"Batch calls in flight at most, fixed (default: {DEFAULT_CONCURRENCY}, and up to {MAX_CONCURRENCY} "
+                   "while Recombee is far away and every lane is busy; as many go as the latency needs).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Also append invalid and failed events here (NDJSON, replayable). A sending run keeps "
                    "them anyway beside its state file (<state>.rejects.ndjson; `status` says how many).")
@@ -183,7 +184,7 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     deduplicator = Deduplicator(dedupe_window) if dedupe else None
     fail_on = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else config.replay.fail_on
     sources, skipped_folders = inputs_of(env, inputs, since, until, quiet, (*exclude, *config.replay.exclude))
-    concurrency = concurrency or config.replay.concurrency or DEFAULT_CONCURRENCY   # also for workers' routes
+    concurrency = concurrency or config.replay.concurrency   # None: the sender's default (it grows)
     if output and not dry_run:
         raise Abort("--output writes the requests of a dry run: use it with --dry-run", ExitCode.USAGE)
     if dask and (dedupe or (workers or 1) > 1):
@@ -199,7 +200,8 @@ def replay(env: Environment, inputs, config_path, dry_run, database_id, region, 
     if workers > 1:
         from recombee_cli.pipeline.parallel import TranslatorPool  # (multiprocessing: 10 ms of imports)
 
-        pool = TranslatorPool(translator, workers, window_filter=window_filter, lanes=0 if dry_run else concurrency)
+        pool = TranslatorPool(translator, workers, window_filter=window_filter,
+                              lanes=0 if dry_run else concurrency or DEFAULT_CONCURRENCY)
     client = cluster = engine = calls = None
     try:
         if dask:

@@ -19,12 +19,12 @@ from typing import Any
 from recombee_cli.errors import ConfigError
 from recombee_cli.mapping.tomlpos import Table, TomlPositions
 from recombee_cli.outcomes import DEFAULT_FAIL_ON, parse_fail_on
+from recombee_cli.recombee.batching import MAX_CONCURRENCY
 from recombee_cli.recombee.service import MAX_BATCH, REGIONS, database_id_problem
 from recombee_cli.segment.actions import ACTIONS, INTERNAL_DATA
 from recombee_cli.segment.presets import ALL_PRESETS_BY_NAME, OPT_IN_GROUPS, OPT_IN_TYPES, PRESETS, PRESETS_BY_NAME
 from recombee_cli.segment.properties import check_types
 
-MAX_CONCURRENCY = 64
 SETTING_RANGES = {"batch_size": (1, MAX_BATCH), "concurrency": (1, MAX_CONCURRENCY)}
 
 

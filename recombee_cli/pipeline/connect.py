@@ -146,6 +146,6 @@ def make_sender(database_id: str | None = None, *, token: str | None = None, tok
     batch_size = batch_size or settings.replay.batch_size or DEFAULT_BATCH_SIZE
     if not 1 <= batch_size <= MAX_BATCH:
         raise ConfigError(f"--batch-size must be between 1 and {MAX_BATCH} (Recombee's limit)")
-    concurrency = concurrency or settings.replay.concurrency or DEFAULT_CONCURRENCY
-    client = make_client(target, concurrency=concurrency)
+    concurrency = concurrency or settings.replay.concurrency   # None: the sender's default, which grows
+    client = make_client(target, concurrency=concurrency or DEFAULT_CONCURRENCY)
     return RecombeeSender(client, batch_size=batch_size, concurrency=concurrency, on_batch=on_batch, **options)

@@ -1,12 +1,13 @@
 """The Recombee sender: the sink that delivers requests in concurrent, ordered Batch calls.
 
-Order (SPEC §7): requests wait in one queue, in input order, and `concurrency` senders each take
-the next Batch from it (batching.py): requests that do not commute (one user's requests for one
-item; anything and a request that takes the user whole) never have two Batches in flight, and a
-Batch skips what may not go yet, so each user's history takes effect as in input order while
-everything else keeps flowing. `mergeUsers(source -> target)` orders the two users it touches and
-nothing else: it waits for what came before for either, and what comes later for either waits for
-it; `deleteUser` does the same for its one user. Batches stay full.
+Order (SPEC §7): requests wait in one queue, in input order, and the senders (lanes: `concurrency`,
+or by default 16 and more while far from Recombee, lanes.py) each take the next Batch from it
+(batching.py): requests that do not commute (one user's requests for one item; anything and a
+request that takes the user whole) never have two Batches in flight, and a Batch skips what may
+not go yet, so each user's history takes effect as in input order while everything else keeps
+flowing. `mergeUsers(source -> target)` orders the two users it touches and nothing else: it waits
+for what came before for either, and what comes later for either waits for it; `deleteUser` does
+the same for its one user. Batches stay full.
 
 Exactly once for what was answered (SPEC §7, §8): after every answered call, the requests Recombee
 answered for good are written to the state's journal (`journal`) before their users may go again,
@@ -35,7 +36,8 @@ or refuses call after call, the run stops with `UnreachableError` (exit 3) and t
 
 Memory stays flat: `submit` waits while QUEUED_BATCHES + `concurrency` Batches' worth of requests
 wait (requests held back behind merges in flight, the more the farther Recombee is, must leave
-room for full Batches of everyone else's).
+room for full Batches of everyone else's), and each lane holds one Batch in flight (at most
+MAX_CONCURRENCY lanes).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from recombee_cli.recombee.batching import (
     DEFAULT_CONCURRENCY,
     HOLD_SECONDS,
     LINGER_SECONDS,
+    MAX_CONCURRENCY,
     Built,
     Item,
     SendQueue,
@@ -64,6 +67,7 @@ from recombee_cli.recombee.batching import (
 )
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
+from recombee_cli.recombee.lanes import Lanes
 from recombee_cli.recombee.service import MAX_BATCH
 from recombee_cli.request_kinds import SOLO, chunk_sid, route, sid
 from recombee_cli.segment.jsvalues import orjson_default
@@ -76,7 +80,6 @@ QUEUED_BATCHES = 8         # Batches' worth of requests waiting, beyond one per 
 ROOM_POLL_SECONDS = 0.005  # how often a `submit` that waits for room looks again (a Batch is 1,000 of 24,000)
 IDLE_WAIT_SECONDS = 0.1    # how long a sender with nothing to look at waits before it looks again
 _FAILED_BATCHES_TO_ABORT = 3
-
 
 @dataclass
 class BatchReport:
@@ -95,14 +98,18 @@ class RecombeeSender:
     """A Sink: submit tickets, poll finished ones, close to flush and wait."""
 
     def __init__(self, client: RecombeeClient, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
+                 concurrency: int | None = None, retry: RetryPolicy | None = None,
                  seed: int | None = None, breaker: Breaker | None = None,
-                 on_batch: Callable[[BatchReport], None] | None = None):
+                 on_batch: Callable[[BatchReport], None] | None = None, grow_to: int | None = None):
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch size must be between 1 and {MAX_BATCH:,}")
         self.client = client
         self.on_batch = on_batch      # called from the senders' threads, once per Batch
         self.batch_size = batch_size
+        # `concurrency` lanes, fixed; by default DEFAULT_CONCURRENCY, and more, up to `grow_to`
+        # (MAX_CONCURRENCY unless told), while they are what the sending waits for (lanes.py)
+        if concurrency is None:
+            concurrency, grow_to = DEFAULT_CONCURRENCY, grow_to or MAX_CONCURRENCY
         self.capacity = (QUEUED_BATCHES + concurrency) * batch_size   # a sender looks that far
         self.retry = retry or RetryPolicy()
         self.journal: AnswerJournal | None = None
@@ -121,10 +128,9 @@ class RecombeeSender:
         self._poisoned: frozenset[str] = frozenset()
         self.stats = {"batches": 0, "retries": 0, "requests_retried": 0, "merges_ordered": 0, "nothing_to_do": 0}
         self.lane_count = concurrency
-        self.threads = [threading.Thread(target=self._work, name=f"recombee-sender-{n}", daemon=True)
-                        for n in range(concurrency)]
-        for thread in self.threads:
-            thread.start()
+        self.lanes = Lanes(concurrency, grow_to or concurrency)   # (a step taken back leaves some idle)
+        self.threads: list[threading.Thread] = []
+        self._start_lanes(concurrency)
 
     # -- the Sink interface --------------------------------------------------------------------
     def submit(self, ticket: Ticket) -> None:
@@ -194,6 +200,7 @@ class RecombeeSender:
         # requests that waited for an answer about their user (a merge, the same item, in flight):
         # what distance costs the ordering; in --report, not in the summary
         figures["held_back"] = self.queue.held_back
+        figures["lanes"] = self.lanes.allowed   # the Batch calls that could be in flight at once, at the end
         return figures
 
     def define(self, requests: list[dict[str, Any]]) -> list[str]:
@@ -330,6 +337,9 @@ class RecombeeSender:
                 # Look for an overdue request at most every LINGER_SECONDS: the oldest may be one
                 # that waits for its user's Batch in flight, while the rest fill the next Batch.
                 overdue = now - oldest.enqueued >= HOLD_SECONDS and now - queue.last_look >= LINGER_SECONDS
+                if len(queue.flying) >= self.lanes.allowed:   # (lanes taken back: lanes.py)
+                    queue.cond.wait(LINGER_SECONDS / 5)
+                    continue
                 if closing or idle or overdue or (queue.rescan and queue.available() >= size):
                     queue.rescan = False
                     if overdue:
@@ -349,6 +359,23 @@ class RecombeeSender:
                         return built
                     built = batch = None   # not kept while waiting: another sender may send them
                 queue.cond.wait(LINGER_SECONDS / 5)
+
+    def _start_lanes(self, count: int) -> None:
+        for _ in range(count):
+            thread = threading.Thread(target=self._work, name=f"recombee-sender-{len(self.threads)}", daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _timed(self, seconds: float, lanes: int) -> None:
+        """A full Batch's first call, made while `lanes` lanes were allowed, took `seconds`: start
+        the lanes that lanes.py allows now (every lane busy and a full Batch waiting for one)."""
+        queue = self.queue
+        waited_for = (not (self.closing or self.stopping) and len(queue.flying) >= lanes - 1
+                      and queue.available() >= self.batch_size)   # (this lane is about to be free)
+        allowed = self.lanes.answered(seconds, lanes, waited_for=waited_for)
+        if allowed > len(self.threads):
+            with self._lock:
+                self._start_lanes(allowed - len(self.threads))
 
     def _wake(self) -> None:
         with self.queue.cond:
@@ -383,6 +410,8 @@ class RecombeeSender:
             self._count("batches")
             if report is not None:
                 report.attempts = attempt
+            called = time.monotonic()
+            lanes = self.lanes.allowed
             try:
                 results = self.client.batch(bodies_of(todo))
             except Retryable as exc:
@@ -412,6 +441,8 @@ class RecombeeSender:
                 # what was applied): not final, and the later requests of these users are held back.
                 self._settle(todo, [NO_ANSWER] * len(todo), [str(exc)] * len(todo))
                 return
+            if attempt == 1 and len(todo) == self.batch_size and self.lanes.judging:
+                self._timed(time.monotonic() - called, lanes)
             if report is not None:
                 report.status, report.reason = 200, None   # a Batch answer is an HTTP 200
             self._circuit.accepted()

@@ -1,0 +1,71 @@
+"""How many Batch calls a sender keeps in flight: its lanes.
+
+When Recombee is far away, the lanes bound the speed: 16 lanes of 1,000 requests carry about
+100,000 requests a second at 150 ms a call, fewer than two workers translate. So a sender may
+start with some lanes and take GROW_STEP more, up to a most, whenever, over GROW_WINDOW full
+Batch calls, every lane had a call in flight and a full Batch waited for one (the lanes are what
+the sending waits for). Each step is judged on the GROW_WINDOW full calls made with it: calls
+that spend their time on the way take as long with more in flight, calls that wait in a queue at
+Recombee's end take longer the more are sent (`queued_at_recombee`). A step of the second kind
+only lengthened that queue, and cost this side CPU for the requests that wait behind it: it is
+taken back, and no more are taken. Only full calls answered at their first attempt are timed (a
+smaller Batch, or a retry, says nothing about the distance).
+
+The medians of GROW_WINDOW calls compare like with like: a single call's duration on a busy
+machine is mostly its thread waiting for Python's lock (docs/behaviour.md, "Order"), which moves
+the calls before and after a step alike.
+"""
+
+from __future__ import annotations
+
+import threading
+
+GROW_WINDOW = 16   # full calls judged at a time
+GROW_STEP = 8      # lanes taken at a time
+
+
+def queued_at_recombee(before: float, after: float, lanes_before: int, lanes_after: int) -> bool:
+    """Whether calls that took `before` seconds (the median) with `lanes_before` lanes and `after`
+    with `lanes_after` waited in a queue at Recombee's end: slower by more than half the lanes
+    added, in proportion."""
+    return after > before * (1 + 0.5 * (lanes_after - lanes_before) / lanes_before)
+
+
+class Lanes:
+    """`allowed`: how many lanes may have a call in flight; `start` to begin with, at most `most`."""
+
+    def __init__(self, start: int, most: int):
+        self.allowed = start
+        self.most = max(start, most)
+        self._times: list[float] = []                  # full calls made with `allowed` lanes
+        self._step: tuple[int, float] | None = None    # the last step, to judge: (lanes, median) before it
+        self._lock = threading.Lock()
+
+    @property
+    def judging(self) -> bool:
+        """Whether answered calls still count (lanes may be taken, or a step is to be judged)."""
+        return self.allowed < self.most or self._step is not None
+
+    def answered(self, seconds: float, lanes: int, *, waited_for: bool) -> int:
+        """A full Batch's first call, made while `lanes` lanes were allowed, took `seconds`;
+        `waited_for`: every lane has a call in flight and a full Batch waits for one (False also
+        stops taking lanes: a closing run). Returns the lanes allowed now."""
+        with self._lock:
+            if lanes != self.allowed:
+                return self.allowed   # (made before the last step)
+            times = self._times
+            times.append(seconds)
+            if len(times) < GROW_WINDOW:
+                return lanes
+            median = sorted(times)[len(times) // 2]
+            times.clear()
+            if self._step is not None:
+                before, then = self._step
+                self._step = None
+                if queued_at_recombee(then, median, before, lanes):
+                    self.allowed = self.most = before
+                    return before
+            if waited_for and lanes < self.most:
+                self._step = (lanes, median)
+                self.allowed = min(self.most, lanes + GROW_STEP)
+            return self.allowed

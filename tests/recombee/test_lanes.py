@@ -1,0 +1,108 @@
+"""How many Batch calls a sender keeps in flight: its lanes (lanes.py; docs/behaviour.md, "Order").
+
+By default a sender starts 16 lanes and takes 8 more at a time, up to 64, while every lane has a
+call in flight and a full Batch waits for one; a step whose calls then took longer in proportion
+(they waited in a queue at Recombee's end) is taken back. A number given (`--concurrency`, the
+config's `concurrency`, `RecombeeSender(concurrency=N)`) is kept. Real emulator, real sockets."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+
+import pytest
+from helpers import RETRY, ROOT, invoke
+
+from recombee_cli.recombee.client import RecombeeClient
+from recombee_cli.recombee.emulator import Emulator
+from recombee_cli.recombee.lanes import queued_at_recombee
+from recombee_cli.recombee.sender import RecombeeSender
+from recombee_cli.sinks.protocol import EventTicket
+from recombee_cli.sources.reader import Line
+
+sys.path.insert(0, str(ROOT))
+from bench.generate import write as write_archive  # noqa: E402
+
+DB = "lanes-db"
+TOKEN = "lanes-secret-token-3c9d"
+
+
+def _views(tickets: int, per_ticket: int) -> list[EventTicket]:
+    """Tickets of detail views, each by a user of its own (nothing to order: every one may go)."""
+    made = []
+    for t in range(tickets):
+        requests = [{"method": "POST", "path": "/detailviews/",
+                     "params": {"userId": f"u{t}-{k}", "itemId": "p", "timestamp": 1, "cascadeCreate": True}}
+                    for k in range(per_ticket)]
+        made.append(EventTicket(Line("t", t + 1, 0, b""), None, requests))
+    return made
+
+
+def _send(emu: Emulator, tickets: list[EventTicket], **options) -> RecombeeSender:
+    client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=20)
+    sender = RecombeeSender(client, retry=RETRY, **options)
+    try:
+        for ticket in tickets:   # (submit waits for room while the queue is full)
+            sender.submit(ticket)
+        sender.close()
+    finally:
+        sender.abort()
+    return sender
+
+
+def test_far_from_recombee_with_every_lane_busy_the_sender_starts_more_lanes():
+    tickets = _views(40, 5)   # 200 requests, 40 Batches of 5
+    with Emulator(DB, TOKEN, latency=300) as emu:   # every call 300 ms on the way
+        sender = _send(emu, tickets, batch_size=5, concurrency=2, grow_to=10)
+        stored = len(emu.snapshot()["detailviews"])
+        most = emu.stats.most_in_flight
+    assert stored == 200
+    assert sender.counters()["lanes"] == 10   # 2, then 8 more: calls took 300 ms with either
+    assert most > 2                           # ...and more calls were in flight at once
+
+
+def test_lanes_added_for_a_recombee_that_answers_one_call_at_a_time_are_taken_back():
+    """Its calls wait in a queue at its end: 40 ms each with 2 lanes, about 200 ms with 10. More
+    lanes lengthened the queue, not the sending (and cost this side CPU for requests that wait)."""
+    tickets = _views(40, 5)
+    with Emulator(DB, TOKEN, latency=20, one_at_a_time=True) as emu:
+        sender = _send(emu, tickets, batch_size=5, concurrency=2, grow_to=10)
+        stored = len(emu.snapshot()["detailviews"])
+        most = emu.stats.most_in_flight
+    assert stored == 200
+    assert sender.counters()["lanes"] == 2
+    assert most > 2    # (the step was tried)
+
+
+def test_calls_slower_in_proportion_to_the_lanes_added_waited_at_recombee():
+    assert not queued_at_recombee(0.161, 0.166, 16, 24)   # 150 ms away: as long with more in flight
+    assert queued_at_recombee(0.040, 0.060, 16, 24)       # 1.5x the lanes, 1.5x the time
+    assert queued_at_recombee(0.100, 0.120, 32, 40)       # 1.25x, 1.2x: still more than half
+    assert not queued_at_recombee(0.100, 0.110, 32, 40)
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lanes") / "events.ndjson.gz"
+    with gzip.open(path, "wb") as fh:
+        write_archive(1_000, fh, seed=5)   # about 800 requests: 160 Batches of 5
+    return str(path)
+
+
+@pytest.mark.parametrize("given, expect", [([], "more"), (["--concurrency", "16"], 16)],
+                         ids=["default: grows", "--concurrency 16: kept"])
+def test_replay_starts_more_lanes_far_from_recombee_unless_told_how_many(archive, tmp_path, given, expect):
+    report_file = tmp_path / "report.json"
+    with Emulator(DB, TOKEN, latency=200) as emu:
+        result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB, "--no-state",
+                         "--batch-size", "5", "--report", str(report_file), *given, archive],
+                        env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+        most = emu.stats.most_in_flight
+    assert result.exit_code in (0, 1), result.stderr   # (the generator's "Home Page" views are invalid)
+    report = json.loads(report_file.read_text())
+    assert report["requests"]["failed"] == 0 and report["requests"]["sent"] > 600
+    if expect == "more":
+        assert report["lanes"] > 16 and most > 16
+    else:
+        assert report["lanes"] == 16 and most <= 16
