@@ -81,6 +81,7 @@ ROOM_POLL_SECONDS = 0.005  # how often a `submit` that waits for room looks agai
 IDLE_WAIT_SECONDS = 0.1    # how long a sender with nothing to look at waits before it looks again
 _FAILED_BATCHES_TO_ABORT = 3
 
+
 @dataclass
 class BatchReport:
     """What one Batch took, for an observer (`on_batch`; `--verbose` prints it): its requests, the
