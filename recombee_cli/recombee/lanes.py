@@ -8,8 +8,10 @@ the sending waits for). Each step is judged on the GROW_WINDOW full calls made w
 that spend their time on the way take as long with more in flight, calls that wait in a queue at
 Recombee's end take longer the more are sent (`queued_at_recombee`). A step of the second kind
 only lengthened that queue, and cost this side CPU for the requests that wait behind it: it is
-taken back, and no more are taken. Only full calls answered at their first attempt are timed (a
-smaller Batch, or a retry, says nothing about the distance).
+taken back, and no more are taken. So is a step after a call that got no answer or a refusal
+(429, 5xx): a Recombee that throttles or fails under load is given fewer calls, not more. Only
+full calls answered at their first attempt are timed (a smaller Batch, or a retry, says nothing
+about the distance).
 
 The medians of GROW_WINDOW calls compare like with like: a single call's duration on a busy
 machine is mostly its thread waiting for Python's lock (docs/behaviour.md, "Order"), which moves
@@ -35,6 +37,7 @@ class Lanes:
     """`allowed`: how many lanes may have a call in flight; `start` to begin with, at most `most`."""
 
     def __init__(self, start: int, most: int):
+        self.start = start
         self.allowed = start
         self.most = max(start, most)
         self._times: list[float] = []                  # full calls made with `allowed` lanes
@@ -69,3 +72,11 @@ class Lanes:
                 self._step = (lanes, median)
                 self.allowed = min(self.most, lanes + GROW_STEP)
             return self.allowed
+
+    def refused(self) -> None:
+        """A whole call got no answer, or a 429 or 5xx: one step back (never below `start`), and no
+        more steps this run."""
+        with self._lock:
+            self.allowed = self.most = max(self.start, self.allowed - GROW_STEP)
+            self._times.clear()
+            self._step = None

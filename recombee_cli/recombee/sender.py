@@ -530,7 +530,10 @@ class RecombeeSender:
         return before
 
     def _not_answered(self, exc: Retryable, exhausted: bool) -> None:
-        """A whole call failed: count it toward the circuit breaker (which raises when it opens)."""
+        """A whole call failed: count it toward the circuit breaker (which raises when it opens),
+        and give Recombee no more lanes than it had before it was given more (lanes.py)."""
+        if self.lanes.allowed > self.lanes.start or self.lanes.judging:
+            self.lanes.refused()
         if isinstance(exc, TransportFailure):
             self._circuit.no_answer(exc.reason, exhausted)
         else:   # 5xx, or 429 (its Retry-After honoured): a throttled run gets Batch answers in between

@@ -16,7 +16,7 @@ from helpers import RETRY, ROOT, invoke
 
 from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator
-from recombee_cli.recombee.lanes import queued_at_recombee
+from recombee_cli.recombee.lanes import GROW_STEP, GROW_WINDOW, Lanes, queued_at_recombee
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.sinks.protocol import EventTicket
 from recombee_cli.sources.reader import Line
@@ -28,51 +28,58 @@ DB = "lanes-db"
 TOKEN = "lanes-secret-token-3c9d"
 
 
-def _views(tickets: int, per_ticket: int) -> list[EventTicket]:
+def _view_tickets(per_ticket: int):
     """Tickets of detail views, each by a user of its own (nothing to order: every one may go)."""
-    made = []
-    for t in range(tickets):
-        requests = [{"method": "POST", "path": "/detailviews/",
-                     "params": {"userId": f"u{t}-{k}", "itemId": "p", "timestamp": 1, "cascadeCreate": True}}
-                    for k in range(per_ticket)]
-        made.append(EventTicket(Line("t", t + 1, 0, b""), None, requests))
-    return made
+    t = 0
+    while True:
+        t += 1
+        yield EventTicket(Line("t", t, 0, b""), None, [
+            {"method": "POST", "path": "/detailviews/",
+             "params": {"userId": f"u{t}-{k}", "itemId": "p", "timestamp": 1, "cascadeCreate": True}}
+            for k in range(per_ticket)])
 
 
-def _send(emu: Emulator, tickets: list[EventTicket], **options) -> RecombeeSender:
+def _send_until(emu: Emulator, done, most_tickets: int, **options) -> tuple[RecombeeSender, int, list[int]]:
+    """Submit tickets of 5 views until `done(lanes seen)` (the lanes allowed after each ticket) or
+    `most_tickets`; then close. When a step is taken depends on the machine (a full Batch must be
+    waiting as the 16th call comes back), so the test waits for what it checks, not for a count."""
     client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=20)
-    sender = RecombeeSender(client, retry=RETRY, **options)
+    sender = RecombeeSender(client, retry=RETRY, batch_size=5, **options)
+    seen: list[int] = []
+    sent = 0
     try:
-        for ticket in tickets:   # (submit waits for room while the queue is full)
+        for ticket in _view_tickets(5):   # (submit waits for room while the queue is full)
             sender.submit(ticket)
+            sent += 5
+            seen.append(sender.lanes.allowed)
+            if done(seen) or len(seen) >= most_tickets:
+                break
         sender.close()
     finally:
         sender.abort()
-    return sender
+    return sender, sent, seen
 
 
 def test_far_from_recombee_with_every_lane_busy_the_sender_starts_more_lanes():
-    tickets = _views(40, 5)   # 200 requests, 40 Batches of 5
     with Emulator(DB, TOKEN, latency=300) as emu:   # every call 300 ms on the way
-        sender = _send(emu, tickets, batch_size=5, concurrency=2, grow_to=10)
+        sender, sent, seen = _send_until(emu, lambda seen: seen[-1] > 2, 200, concurrency=2, grow_to=10)
         stored = len(emu.snapshot()["detailviews"])
         most = emu.stats.most_in_flight
-    assert stored == 200
-    assert sender.counters()["lanes"] == 10   # 2, then 8 more: calls took 300 ms with either
-    assert most > 2                           # ...and more calls were in flight at once
+    assert stored == sent
+    assert seen[-1] == 10 and sender.counters()["lanes"] == 10   # 2, then 8 more: every lane was busy
+    assert most > 2                                              # ...and more calls went at once
 
 
 def test_lanes_added_for_a_recombee_that_answers_one_call_at_a_time_are_taken_back():
     """Its calls wait in a queue at its end: 40 ms each with 2 lanes, about 200 ms with 10. More
     lanes lengthened the queue, not the sending (and cost this side CPU for requests that wait)."""
-    tickets = _views(40, 5)
     with Emulator(DB, TOKEN, latency=20, one_at_a_time=True) as emu:
-        sender = _send(emu, tickets, batch_size=5, concurrency=2, grow_to=10)
+        sender, sent, seen = _send_until(emu, lambda seen: max(seen) > 2 and seen[-1] == 2, 400,
+                                         concurrency=2, grow_to=10)
         stored = len(emu.snapshot()["detailviews"])
-        most = emu.stats.most_in_flight
-    assert stored == 200
-    assert sender.counters()["lanes"] == 2
-    assert most > 2    # (the step was tried)
+    assert stored == sent
+    assert max(seen) == 10                   # the step was taken...
+    assert sender.counters()["lanes"] == 2   # ...and taken back
 
 
 def test_calls_slower_in_proportion_to_the_lanes_added_waited_at_recombee():
@@ -80,6 +87,21 @@ def test_calls_slower_in_proportion_to_the_lanes_added_waited_at_recombee():
     assert queued_at_recombee(0.040, 0.060, 16, 24)       # 1.5x the lanes, 1.5x the time
     assert queued_at_recombee(0.100, 0.120, 32, 40)       # 1.25x, 1.2x: still more than half
     assert not queued_at_recombee(0.100, 0.110, 32, 40)
+
+
+def test_a_call_refused_or_unanswered_takes_a_step_back_and_ends_the_steps():
+    lanes = Lanes(16, 64)
+    for _ in range(2 * GROW_WINDOW):   # every lane busy, calls 150 ms whatever their number: two steps
+        lanes.answered(0.150, lanes.allowed, waited_for=True)
+    assert lanes.allowed == 16 + 2 * GROW_STEP
+    lanes.refused()                    # e.g. a 429: Recombee throttles
+    assert lanes.allowed == 16 + GROW_STEP
+    for _ in range(4 * GROW_WINDOW):
+        lanes.answered(0.150, lanes.allowed, waited_for=True)
+    assert lanes.allowed == 16 + GROW_STEP   # no more steps this run
+    lanes.refused()
+    lanes.refused()
+    assert lanes.allowed == 16               # never below the lanes it started with
 
 
 @pytest.fixture(scope="module")
