@@ -2,9 +2,9 @@
 
 When Recombee is far away, the lanes bound the speed: 16 lanes of 1,000 requests carry about
 100,000 requests a second at 150 ms a call, fewer than two workers translate. So a sender may
-start with some lanes and take GROW_STEP more, up to a most, whenever, over GROW_WINDOW full
-Batch calls, every lane had a call in flight and a full Batch waited for one (the lanes are what
-the sending waits for). Each step is judged on the GROW_WINDOW full calls made with it: calls
+start with some lanes and double them (GROW_STEP), up to a most, whenever, over GROW_WINDOW
+full Batch calls, every lane had a call in flight and a full Batch waited for one (the lanes are
+what the sending waits for). Each step is judged on the GROW_WINDOW full calls made with it: calls
 that spend their time on the way take as long with more in flight, calls that wait in a queue at
 Recombee's end take longer the more are sent (`queued_at_recombee`). A step of the second kind
 only lengthened that queue, and cost this side CPU for the requests that wait behind it: it is
@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 
 GROW_WINDOW = 16   # full calls judged at a time
-GROW_STEP = 8      # lanes taken at a time
+GROW_STEP = 2      # a step multiplies the lanes by this (a far Recombee needs them soon)
 
 
 def queued_at_recombee(before: float, after: float, lanes_before: int, lanes_after: int) -> bool:
@@ -70,13 +70,13 @@ class Lanes:
                     return before
             if waited_for and lanes < self.most:
                 self._step = (lanes, median)
-                self.allowed = min(self.most, lanes + GROW_STEP)
+                self.allowed = min(self.most, lanes * GROW_STEP)
             return self.allowed
 
     def refused(self) -> None:
-        """A whole call got no answer, or a 429 or 5xx: one step back (never below `start`), and no
-        more steps this run."""
+        """A whole call got no answer, or a 429 or 5xx: one step back, half the lanes (never below
+        `start`), and no more steps this run."""
         with self._lock:
-            self.allowed = self.most = max(self.start, self.allowed - GROW_STEP)
+            self.allowed = self.most = max(self.start, self.allowed // GROW_STEP)
             self._times.clear()
             self._step = None

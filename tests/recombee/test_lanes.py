@@ -1,7 +1,7 @@
 """How many Batch calls a sender keeps in flight: its lanes (lanes.py; docs/behaviour.md, "Order").
 
-By default a sender starts 16 lanes and takes 8 more at a time, up to 64, while every lane has a
-call in flight and a full Batch waits for one; a step whose calls then took longer in proportion
+By default a sender starts 16 lanes and doubles them, up to 64, while every lane has a call in
+flight and a full Batch waits for one; a step whose calls then took longer in proportion
 (they waited in a queue at Recombee's end) is taken back. A number given (`--concurrency`, the
 config's `concurrency`, `RecombeeSender(concurrency=N)`) is kept. Real emulator, real sockets."""
 
@@ -61,24 +61,24 @@ def _send_until(emu: Emulator, done, most_tickets: int, **options) -> tuple[Reco
 
 
 def test_far_from_recombee_with_every_lane_busy_the_sender_starts_more_lanes():
-    with Emulator(DB, TOKEN, latency=300) as emu:   # every call 300 ms on the way
-        sender, sent, seen = _send_until(emu, lambda seen: seen[-1] > 2, 200, concurrency=2, grow_to=10)
+    with Emulator(DB, TOKEN, latency=200) as emu:   # every call 200 ms on the way
+        sender, sent, seen = _send_until(emu, lambda seen: seen[-1] == 8, 300, concurrency=2, grow_to=8)
         stored = len(emu.snapshot()["detailviews"])
         most = emu.stats.most_in_flight
     assert stored == sent
-    assert seen[-1] == 10 and sender.counters()["lanes"] == 10   # 2, then 8 more: every lane was busy
-    assert most > 2                                              # ...and more calls went at once
+    assert 4 in seen and sender.counters()["lanes"] == 8   # 2, 4, 8: every lane busy, calls as long
+    assert most > 4                                        # ...and more calls went at once
 
 
 def test_lanes_added_for_a_recombee_that_answers_one_call_at_a_time_are_taken_back():
-    """Its calls wait in a queue at its end: 40 ms each with 2 lanes, about 200 ms with 10. More
+    """Its calls wait in a queue at its end: 40 ms each with 2 lanes, about 80 ms with 4. More
     lanes lengthened the queue, not the sending (and cost this side CPU for requests that wait)."""
     with Emulator(DB, TOKEN, latency=20, one_at_a_time=True) as emu:
         sender, sent, seen = _send_until(emu, lambda seen: max(seen) > 2 and seen[-1] == 2, 400,
                                          concurrency=2, grow_to=10)
         stored = len(emu.snapshot()["detailviews"])
     assert stored == sent
-    assert max(seen) == 10                   # the step was taken...
+    assert max(seen) == 4                    # the step was taken...
     assert sender.counters()["lanes"] == 2   # ...and taken back
 
 
@@ -93,15 +93,22 @@ def test_a_call_refused_or_unanswered_takes_a_step_back_and_ends_the_steps():
     lanes = Lanes(16, 64)
     for _ in range(2 * GROW_WINDOW):   # every lane busy, calls 150 ms whatever their number: two steps
         lanes.answered(0.150, lanes.allowed, waited_for=True)
-    assert lanes.allowed == 16 + 2 * GROW_STEP
+    assert lanes.allowed == 16 * GROW_STEP * GROW_STEP == 64
     lanes.refused()                    # e.g. a 429: Recombee throttles
-    assert lanes.allowed == 16 + GROW_STEP
+    assert lanes.allowed == 32
     for _ in range(4 * GROW_WINDOW):
         lanes.answered(0.150, lanes.allowed, waited_for=True)
-    assert lanes.allowed == 16 + GROW_STEP   # no more steps this run
+    assert lanes.allowed == 32         # no more steps this run
     lanes.refused()
     lanes.refused()
-    assert lanes.allowed == 16               # never below the lanes it started with
+    assert lanes.allowed == 16         # never below the lanes it started with
+
+
+def test_lanes_are_taken_only_while_every_lane_is_busy_and_a_full_batch_waits():
+    lanes = Lanes(16, 64)
+    for _ in range(4 * GROW_WINDOW):
+        lanes.answered(0.150, lanes.allowed, waited_for=False)   # a lane free, or nothing waiting
+    assert lanes.allowed == 16
 
 
 @pytest.fixture(scope="module")
