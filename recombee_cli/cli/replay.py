@@ -39,7 +39,7 @@ from recombee_cli.mapping.filters import DEFAULT_DEDUPE_WINDOW, Deduplicator, ma
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.outcomes import parse_fail_on
 from recombee_cli.pipeline.session import ReplaySession
-from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
+from recombee_cli.recombee.batching import DEFAULT_CONCURRENCY, GROWN_CONCURRENCY, MAX_CONCURRENCY
 from recombee_cli.recombee.service import DEFAULT_REGION, MAX_BATCH, REGIONS
 from recombee_cli.record.report import RunReport
 from recombee_cli.record.state import default_state_path
@@ -127,8 +127,9 @@ SECTIONS = (
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH),
               help=f"Requests per Batch call (default 1000, Recombee's maximum {MAX_BATCH}).")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
-              help=f"Batch calls in flight at most, fixed (default: {DEFAULT_CONCURRENCY}, and up to {MAX_CONCURRENCY} "
-                   "while Recombee is far away and every lane is busy; as many go as the latency needs).")
+              help=f"Batch calls in flight at most, fixed (default: {DEFAULT_CONCURRENCY}, and up to "
+                   f"{GROWN_CONCURRENCY} while Recombee is far away and every lane is busy; as many go as the "
+                   "latency needs).")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Also append invalid and failed events here (NDJSON, replayable). A sending run keeps "
                    "them anyway beside its state file (<state>.rejects.ndjson; `status` says how many).")

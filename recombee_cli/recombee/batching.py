@@ -49,7 +49,8 @@ from typing import Any
 from recombee_cli.request_kinds import SOLO, Route, Users
 
 DEFAULT_CONCURRENCY = 16  # senders, each with at most one Batch call in flight (busy as the latency needs)
-MAX_CONCURRENCY = 64      # ...and the most there may be (the default grows toward it: lanes.py)
+MAX_CONCURRENCY = 64      # ...and the most there may be (--concurrency)
+GROWN_CONCURRENCY = 32    # the most the default grows to (lanes.py): about 1 MB a lane in flight
 LINGER_SECONDS = 0.5   # a queue given nothing new for this long lets a partly filled Batch go...
 HOLD_SECONDS = 2.0     # ...as does a request that may go and has waited this long
 SCAN_LIMIT = 8         # a build looks at most this many Batches' worth of the queue (unless told)

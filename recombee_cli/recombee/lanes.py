@@ -20,10 +20,27 @@ the calls before and after a step alike.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 import threading
 
 GROW_WINDOW = 16   # full calls judged at a time
 GROW_STEP = 2      # a step multiplies the lanes by this (a far Recombee needs them soon)
+MALLOC_ARENAS = 2  # see share_malloc_arenas
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def share_malloc_arenas() -> None:
+    """Have the lanes' threads share MALLOC_ARENAS malloc arenas (glibc; elsewhere nothing). glibc
+    gives every thread that allocates an arena of its own (up to 8 a core), which keeps what it
+    freed; each lane allocates its Batch's body and answer there. A 150 ms replay with 32 lanes
+    peaked at 153-156 MB against 113 MB with 16; with two arenas, 126 MB against 107."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError):   # not glibc (musl has no mallopt): its own allocator's way
+        pass
 
 
 def queued_at_recombee(before: float, after: float, lanes_before: int, lanes_after: int) -> bool:

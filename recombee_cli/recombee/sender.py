@@ -37,7 +37,7 @@ or refuses call after call, the run stops with `UnreachableError` (exit 3) and t
 Memory stays flat: `submit` waits while QUEUED_BATCHES + `concurrency` Batches' worth of requests
 wait (requests held back behind merges in flight, the more the farther Recombee is, must leave
 room for full Batches of everyone else's), and each lane holds one Batch in flight (at most
-MAX_CONCURRENCY lanes).
+GROWN_CONCURRENCY lanes by default).
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ from recombee_cli.outcomes import NO_ANSWER, accepted, retryable, transient
 from recombee_cli.recombee.answers import BatchAnswer, message_of
 from recombee_cli.recombee.batching import (
     DEFAULT_CONCURRENCY,
+    GROWN_CONCURRENCY,
     HOLD_SECONDS,
     LINGER_SECONDS,
-    MAX_CONCURRENCY,
     Built,
     Item,
     SendQueue,
@@ -67,7 +67,7 @@ from recombee_cli.recombee.batching import (
 )
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
-from recombee_cli.recombee.lanes import Lanes
+from recombee_cli.recombee.lanes import Lanes, share_malloc_arenas
 from recombee_cli.recombee.service import MAX_BATCH
 from recombee_cli.request_kinds import SOLO, chunk_sid, route, sid
 from recombee_cli.segment.jsvalues import orjson_default
@@ -108,9 +108,9 @@ class RecombeeSender:
         self.on_batch = on_batch      # called from the senders' threads, once per Batch
         self.batch_size = batch_size
         # `concurrency` lanes, fixed; by default DEFAULT_CONCURRENCY, and more, up to `grow_to`
-        # (MAX_CONCURRENCY unless told), while they are what the sending waits for (lanes.py)
+        # (GROWN_CONCURRENCY unless told), while they are what the sending waits for (lanes.py)
         if concurrency is None:
-            concurrency, grow_to = DEFAULT_CONCURRENCY, grow_to or MAX_CONCURRENCY
+            concurrency, grow_to = DEFAULT_CONCURRENCY, grow_to or GROWN_CONCURRENCY
         self.capacity = (QUEUED_BATCHES + concurrency) * batch_size   # a sender looks that far
         self.retry = retry or RetryPolicy()
         self.journal: AnswerJournal | None = None
@@ -130,6 +130,7 @@ class RecombeeSender:
         self.stats = {"batches": 0, "retries": 0, "requests_retried": 0, "merges_ordered": 0, "nothing_to_do": 0}
         self.lane_count = concurrency
         self.lanes = Lanes(concurrency, grow_to or concurrency)   # (a step taken back leaves some idle)
+        share_malloc_arenas()   # (before the lanes' threads allocate)
         self.threads: list[threading.Thread] = []
         self._start_lanes(concurrency)
 
@@ -374,6 +375,11 @@ class RecombeeSender:
         waited_for = (not (self.closing or self.stopping) and len(queue.flying) >= lanes - 1
                       and queue.available() >= self.batch_size)   # (this lane is about to be free)
         allowed = self.lanes.answered(seconds, lanes, waited_for=waited_for)
+        if allowed != lanes:
+            # What a send holds stays what it held with the lanes it started with: each lane
+            # added holds a Batch in flight, so the queue holds one Batch's worth less.
+            start = self.lanes.start
+            self.capacity = max(QUEUED_BATCHES, QUEUED_BATCHES + 2 * start - allowed) * self.batch_size
         if allowed > len(self.threads):
             with self._lock:
                 self._start_lanes(allowed - len(self.threads))
