@@ -1,6 +1,6 @@
 """How many Batch calls a sender keeps in flight: its lanes (lanes.py; docs/behaviour.md, "Order").
 
-By default a sender starts 16 lanes and doubles them, up to 64, while every lane has a call in
+By default a sender starts 16 lanes and doubles them, up to 32, while every lane has a call in
 flight and a full Batch waits for one; a step whose calls then took longer in proportion
 (they waited in a queue at Recombee's end) is taken back. A number given (`--concurrency`, the
 config's `concurrency`, `RecombeeSender(concurrency=N)`) is kept. Real emulator, real sockets."""
