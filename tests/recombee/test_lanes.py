@@ -135,3 +135,22 @@ def test_replay_starts_more_lanes_far_from_recombee_unless_told_how_many(archive
         assert report["lanes"] > 16 and most > 16
     else:
         assert report["lanes"] == 16 and most <= 16
+
+
+def test_lanes_that_grow_store_what_one_lane_stores(archive, tmp_path):
+    """The order (docs/behaviour.md, "Order") holds whatever the lanes: the archive's merges,
+    deletions and repeated items, replayed far away while the lanes grow, leave the store that one
+    lane near by leaves."""
+    stores, lanes = [], []
+    for latency, given in ((200, []), (0, ["--concurrency", "1"])):
+        report_file = tmp_path / f"report-{latency}.json"
+        with Emulator(DB, TOKEN, latency=latency) as emu:
+            result = invoke(["replay", "--base-uri", emu.base_uri, "--allow-http", "--database-id", DB,
+                             "--no-state", "--batch-size", "5", "--report", str(report_file), *given, archive],
+                            env={"RECOMBEE_PRIVATE_TOKEN": TOKEN})
+            stores.append(emu.snapshot())
+        assert result.exit_code in (0, 1), result.stderr
+        lanes.append(json.loads(report_file.read_text())["lanes"])
+    assert lanes == [32, 1]
+    assert sum(len(rows) for rows in stores[1].values()) > 500
+    assert stores[0] == stores[1]
