@@ -34,7 +34,7 @@ def share_malloc_arenas() -> None:
     """Have the lanes' threads share MALLOC_ARENAS malloc arenas (glibc; elsewhere nothing). glibc
     gives every thread that allocates an arena of its own (up to 8 a core), which keeps what it
     freed; each lane allocates its Batch's body and answer there. A 150 ms replay with 32 lanes
-    peaked at 153-156 MB against 113 MB with 16; with two arenas, 126 MB against 107."""
+    peaked at 153-156 MB against 113 MB with 16; with two arenas, 132-137 MB against 108."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -90,10 +90,11 @@ class Lanes:
                 self.allowed = min(self.most, lanes * GROW_STEP)
             return self.allowed
 
-    def refused(self) -> None:
+    def refused(self) -> int:
         """A whole call got no answer, or a 429 or 5xx: one step back, half the lanes (never below
-        `start`), and no more steps this run."""
+        `start`), and no more steps this run. Returns the lanes allowed now."""
         with self._lock:
             self.allowed = self.most = max(self.start, self.allowed // GROW_STEP)
             self._times.clear()
             self._step = None
+            return self.allowed

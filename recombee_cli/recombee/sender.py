@@ -376,10 +376,13 @@ class RecombeeSender:
                       and queue.available() >= self.batch_size)   # (this lane is about to be free)
         allowed = self.lanes.answered(seconds, lanes, waited_for=waited_for)
         if allowed != lanes:
-            # What a send holds stays what it held with the lanes it started with: each lane
-            # added holds a Batch in flight, so the queue holds one Batch's worth less.
-            start = self.lanes.start
-            self.capacity = max(QUEUED_BATCHES, QUEUED_BATCHES + 2 * start - allowed) * self.batch_size
+            self._lanes_now(allowed)
+
+    def _lanes_now(self, allowed: int) -> None:
+        """`allowed` lanes from now on (lanes.py): what a send holds stays what it held with the
+        lanes it started with (each lane added holds a Batch in flight, so the queue holds one
+        Batch's worth less, and one taken back gives it back), and lanes not yet started start."""
+        self.capacity = max(QUEUED_BATCHES, QUEUED_BATCHES + 2 * self.lanes.start - allowed) * self.batch_size
         if allowed > len(self.threads):
             with self._lock:
                 self._start_lanes(allowed - len(self.threads))
@@ -538,8 +541,7 @@ class RecombeeSender:
     def _not_answered(self, exc: Retryable, exhausted: bool) -> None:
         """A whole call failed: count it toward the circuit breaker (which raises when it opens),
         and give Recombee no more lanes than it had before it was given more (lanes.py)."""
-        if self.lanes.allowed > self.lanes.start or self.lanes.judging:
-            self.lanes.refused()
+        self._lanes_now(self.lanes.refused())   # (fixed lanes: the same lanes, the same room)
         if isinstance(exc, TransportFailure):
             self._circuit.no_answer(exc.reason, exhausted)
         else:   # 5xx, or 429 (its Retry-After honoured): a throttled run gets Batch answers in between
