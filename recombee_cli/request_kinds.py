@@ -97,8 +97,12 @@ KINDS: list[RequestKind] = [
 _FIXED: dict[tuple[str, str], RequestKind] = {}
 _TEMPLATED: list[RequestKind] = []
 # The fixed-path kinds ordered by their `userId` (the interactions), for `route`'s quick way:
-# (method, path) -> (path, flags, keyed params, part param or None).
-_QUICK: dict[tuple[str, str], tuple[str, int, tuple[str, ...], str | None]] = {}
+# path -> ((method, path, flags, keyed params, part param or None, third), ...), one a method. `third`:
+# the third keyed param when the key is (userId, the part, third), the interactions' shape, whose
+# first two `route` has read already; else None. (By path, then method: a tuple of two fresh
+# strings cost each request sent a tuple, two string hashes and a tuple comparison.)
+_QuickKind = tuple[str, str, int, tuple[str, ...], "str | None", "str | None"]
+_QUICK: dict[str, tuple[_QuickKind, ...]] = {}
 
 
 def register(kind: RequestKind) -> RequestKind:
@@ -106,10 +110,15 @@ def register(kind: RequestKind) -> RequestKind:
     Templated paths are matched most specific first (more literal text wins)."""
     if kind.fixed:
         _FIXED[(kind.method, kind.path)] = kind
+        others = tuple(quick for quick in _QUICK.get(kind.path, ()) if quick[0] != kind.method)
         if kind.order == ("{userId}",):
-            _QUICK[(kind.method, kind.path)] = (kind.path, kind.flags, kind.keyed, kind.part)
+            third = (kind.keyed[2] if len(kind.keyed) == 3 and kind.keyed[:2] == ("userId", kind.part)
+                     and kind.part is not None else None)
+            others += ((kind.method, kind.path, kind.flags, kind.keyed, kind.part, third),)
+        if others:
+            _QUICK[kind.path] = others
         else:
-            _QUICK.pop((kind.method, kind.path), None)
+            _QUICK.pop(kind.path, None)
     else:
         kind = RequestKind(kind.action, kind.method, kind.path, kind.flags, kind.order, kind.keyed, kind.part,
                            kind.table, kind.values, _pattern(kind.path))
@@ -176,18 +185,23 @@ def route(request: dict[str, Any], sid: int = -1) -> Route:
     # (typed locals: the compiled build calls the dictionaries' C functions, not their methods)
     given = request.get("params")
     params: dict[str, Any] = given if type(given) is dict else dict(given) if isinstance(given, dict) else {}
-    quick_kinds: dict[tuple[str, str], tuple[str, int, tuple[str, ...], str | None]] = _QUICK
-    quick = quick_kinds.get((request["method"], request["path"]))
+    quick_kinds: dict[str, tuple[_QuickKind, ...]] = _QUICK
+    method = request["method"]
+    quick: _QuickKind | None = None
+    for one in quick_kinds.get(request["path"], ()):
+        if one[0] == method:
+            quick = one
+            break
     if quick is not None:   # the interactions: the common case, quickly (once per request sent)
         keyed: tuple[str, ...]
-        path, flags, keyed, part_name = quick
+        _, path, flags, keyed, part_name, third = quick   # (`path`: the table's, its hash known)
         user = params.get("userId")
         users: Users = (user,) if isinstance(user, str) else ()
-        if len(keyed) == 3:
-            key: Any = (path, params.get(keyed[0]), params.get(keyed[1]), params.get(keyed[2]))
+        part = params.get(part_name) if part_name is not None else None
+        if third is not None:   # keyed by (userId, the part, third): two of them read already
+            key: Any = (path, user, part, params.get(third))
         else:
             key = (path, *[params.get(name) for name in keyed]) if keyed else None
-        part = params.get(part_name) if part_name is not None else None
         return users, flags, key, sid, part if isinstance(part, str) else None
     found = match(request)
     if found is None:

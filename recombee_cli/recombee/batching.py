@@ -62,7 +62,10 @@ _BY_ORDER = attrgetter("seq")
 class Item:
     """One request waiting to be sent: its ticket and index there, its body, its route and when it
     was queued. `whole`: it takes its users whole (no part, solo, or more than one user); else
-    `pair` is (its user, the part it touches), or None for a request of no user. `seq`: its place
+    `pair` names its user and the part it touches (one string, "user\\0part": its hash is made
+    once, where a tuple's was made again at every look in a set; an id holding a NUL, which
+    Recombee refuses, could make two pairs one: more order, never less), or is None for a request
+    of no user. `seq`: its place
     in input order, by which parked requests come back; `held`: it was parked at least once."""
 
     __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "pair", "seq",
@@ -83,7 +86,7 @@ class Item:
         self.sid = sid
         self.enqueued = enqueued
         self.whole = part is None or bool(flags & SOLO) or len(users) > 1
-        self.pair: tuple[str, str] | None = None if part is None or self.whole or not users else (users[0], part)
+        self.pair: str | None = None if part is None or self.whole or not users else f"{users[0]}\0{part}"
         self.seq = next(_ORDER)
         self.held = False   # parked at least once (SendQueue.held_back counts it once)
 
@@ -109,6 +112,16 @@ def queued_items(ticket: Any, bodies: list[bytes], routes: list[Route], codes: l
     return items
 
 
+def solo_count(items: list[Item]) -> int:
+    """How many of `items` are solo (request_kinds.SOLO; compiled, a typed loop, once a chunk)."""
+    solos = 0
+    item: Item
+    for item in items:
+        if item.flags & SOLO:
+            solos += 1
+    return solos
+
+
 def bodies_of(items: list[Item]) -> list[bytes]:
     """The serialised requests of `items`, in order (compiled, each read from its Item's struct,
     not through an attribute lookup: once per request sent)."""
@@ -127,7 +140,7 @@ class Built:
     __slots__ = ("batch", "users", "wholes", "parts", "dropped", "kept", "scanned", "skipped", "blocked", "poisoned",
                  "kept_ready", "ready_scanned", "parking")
 
-    def __init__(self, batch: list[Item], users: set[str], wholes: set[str], parts: set[tuple[str, str]],
+    def __init__(self, batch: list[Item], users: set[str], wholes: set[str], parts: set[str],
                  dropped: list[Item], kept: list[Item], scanned: int):
         self.batch = batch
         self.users = users
@@ -171,7 +184,7 @@ class SendQueue:
         # whole, per part; counts, as a user's items may be parked beside several users.
         self.parked_some: dict[str, int] = {}
         self.parked_whole: dict[str, int] = {}
-        self.parked_parts: dict[tuple[str, str], int] = {}
+        self.parked_parts: dict[str, int] = {}
         # user -> the user in flight beside whom a request of theirs is parked: where their later
         # requests wait too (absent when unknown: those are kept in the queue instead)
         self.parked_at: dict[str, str] = {}
@@ -181,7 +194,7 @@ class SendQueue:
         # out of a dictionary cost each request two lookups and two stores.
         self.flying: list[Built] = []
         self.whole_in_flight: set[str] = set()            # users a Batch in flight takes whole
-        self.parts_in_flight: set[tuple[str, str]] = set()   # (user, part) a Batch in flight touches
+        self.parts_in_flight: set[str] = set()   # the pairs (user, part) a Batch in flight touches
         lock = threading.Lock()
         self.cond = threading.Condition(lock)
         self.rescan = True       # something changed since the last build found no full Batch
@@ -224,18 +237,18 @@ class SendQueue:
         keys: set[Any] = set()
         users_in: set[str] = set()
         wholes_in: set[str] = set()
-        parts_in: set[tuple[str, str]] = set()
+        parts_in: set[str] = set()
         flying: list[Built] = self.flying
         busy_whole: set[str] = self.whole_in_flight
-        busy_parts: set[tuple[str, str]] = self.parts_in_flight
+        busy_parts: set[str] = self.parts_in_flight
         parked_some: dict[str, int] = self.parked_some
         parked_whole: dict[str, int] = self.parked_whole
-        parked_parts: dict[tuple[str, str], int] = self.parked_parts
+        parked_parts: dict[str, int] = self.parked_parts
         parked_at: dict[str, str] = self.parked_at
         parked_here: dict[str, str] = {}        # user -> where a request of theirs is parked by this build
         blocked_some: set[str]                  # users with an earlier request kept or parked
         blocked_whole: set[str]                 # ...kept or parked, that takes them whole
-        blocked_parts: set[tuple[str, str]]     # ...kept or parked, of that part
+        blocked_parts: set[str]     # ...kept or parked, of that part
         kept_some: set[str]                     # users with an earlier request kept (not parked)
         skipped = 0
         if self.held and self.held_at == self.releases and self.held_poisoned is poisoned:
@@ -288,7 +301,7 @@ class SendQueue:
                 if go and item.flags & SOLO:
                     go = users_in.isdisjoint(users)
             elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
-                user = pair[0]
+                user = users[0]
                 if (busy_whole and user in busy_whole) or pair in busy_parts:
                     go = False
                     wait_for = user
@@ -309,7 +322,7 @@ class SendQueue:
                     blocked_some.update(users)
                     blocked_whole.update(users)
                 elif pair is not None:
-                    blocked_some.add(pair[0])
+                    blocked_some.add(users[0])
                     blocked_parts.add(pair)
                 else:   # (a request of no user kept for its key: nothing in flight holds it back)
                     reusable = False
@@ -338,7 +351,7 @@ class SendQueue:
                 if item.flags & SOLO:
                     solo_users.update(users)
             elif pair is not None:
-                users_in.add(pair[0])
+                users_in.add(users[0])
                 parts_in.add(pair)
             if len(batch) >= size:
                 break
@@ -387,7 +400,7 @@ class SendQueue:
         parked: dict[str, list[Item]] = self.parked
         some: dict[str, int] = self.parked_some
         whole: dict[str, int] = self.parked_whole
-        parts: dict[tuple[str, str], int] = self.parked_parts
+        parts: dict[str, int] = self.parked_parts
         at: dict[str, str] = self.parked_at
         item: Item
         for user, item in parking:
@@ -413,7 +426,7 @@ class SendQueue:
         parked: dict[str, list[Item]] = self.parked
         some: dict[str, int] = self.parked_some
         whole: dict[str, int] = self.parked_whole
-        parts: dict[tuple[str, str], int] = self.parked_parts
+        parts: dict[str, int] = self.parked_parts
         at: dict[str, str] = self.parked_at
         ready: list[Item] = self.ready
         item: Item

@@ -64,6 +64,7 @@ from recombee_cli.recombee.batching import (
     SendQueue,
     bodies_of,
     queued_items,
+    solo_count,
 )
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
@@ -163,7 +164,7 @@ class RecombeeSender:
         now = time.monotonic()
         items = queued_items(ticket, bodies, routes, codes, base, now)
         ticket.routes = None   # each item holds its own (a ticket waits for its last answer)
-        solos = sum(1 for item in items if item.flags & SOLO)
+        solos = solo_count(items)
         if solos:
             self._count("merges_ordered", solos)
         queue = self.queue
