@@ -43,6 +43,7 @@ GROWN_CONCURRENCY lanes by default).
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -68,7 +69,7 @@ from recombee_cli.recombee.batching import (
 )
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
-from recombee_cli.recombee.lanes import Lanes, share_malloc_arenas
+from recombee_cli.recombee.lanes import Lanes, hand_the_lock_sooner, share_malloc_arenas
 from recombee_cli.recombee.service import MAX_BATCH
 from recombee_cli.request_kinds import SOLO, chunk_sid, route, sid
 from recombee_cli.segment.jsvalues import orjson_default
@@ -132,6 +133,7 @@ class RecombeeSender:
         self.lane_count = concurrency
         self.lanes = Lanes(concurrency, grow_to or concurrency)   # (a step taken back leaves some idle)
         share_malloc_arenas()   # (before the lanes' threads allocate)
+        self._switch_before = hand_the_lock_sooner()   # (given back by close, drain and abort)
         self.threads: list[threading.Thread] = []
         self._start_lanes(concurrency)
 
@@ -274,6 +276,7 @@ class RecombeeSender:
                 thread.join(0.2)
                 if self._error is not None:
                     self.abort()
+        self._give_back_the_lock()
         self._raise_if_failed()
         self.client.close()
         return self.poll()
@@ -294,6 +297,7 @@ class RecombeeSender:
         """Stop every sender now (Ctrl-C, authentication failure); unanswered requests stay unanswered."""
         self.stopping = True
         self._wake()
+        self._give_back_the_lock()
 
     # -- the senders' threads -------------------------------------------------------------------
     def _work(self) -> None:
@@ -586,6 +590,12 @@ class RecombeeSender:
                 if not entry[1]:
                     del pending[id(ticket)]
                     self._done.append(ticket)
+
+    def _give_back_the_lock(self) -> None:
+        """Python's switch interval as it was before this sender (lanes.hand_the_lock_sooner)."""
+        before, self._switch_before = self._switch_before, None
+        if before is not None:
+            sys.setswitchinterval(before)
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
