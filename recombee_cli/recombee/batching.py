@@ -65,8 +65,8 @@ class Item:
     `pair` names its user and the part it touches (one string, "user\\0part": its hash is made
     once, where a tuple's was made again at every look in a set; an id holding a NUL, which
     Recombee refuses, could make two pairs one: more order, never less), or is None for a request
-    of no user. `seq`: its place
-    in input order, by which parked requests come back; `held`: it was parked at least once."""
+    of no user. `seq`: its place in input order, by which parked requests come back; `held`: it
+    was parked at least once."""
 
     __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "pair", "seq",
                  "held")
@@ -194,7 +194,7 @@ class SendQueue:
         # out of a dictionary cost each request two lookups and two stores.
         self.flying: list[Built] = []
         self.whole_in_flight: set[str] = set()            # users a Batch in flight takes whole
-        self.parts_in_flight: set[str] = set()   # the pairs (user, part) a Batch in flight touches
+        self.parts_in_flight: set[str] = set()            # the pairs (user, part) a Batch in flight touches
         lock = threading.Lock()
         self.cond = threading.Condition(lock)
         self.rescan = True       # something changed since the last build found no full Batch
@@ -248,7 +248,7 @@ class SendQueue:
         parked_here: dict[str, str] = {}        # user -> where a request of theirs is parked by this build
         blocked_some: set[str]                  # users with an earlier request kept or parked
         blocked_whole: set[str]                 # ...kept or parked, that takes them whole
-        blocked_parts: set[str]     # ...kept or parked, of that part
+        blocked_parts: set[str]                 # ...kept or parked, of that part
         kept_some: set[str]                     # users with an earlier request kept (not parked)
         skipped = 0
         if self.held and self.held_at == self.releases and self.held_poisoned is poisoned:

@@ -51,12 +51,12 @@ def hand_the_lock_sooner() -> float | None:
     A lane waits for the lock after every socket operation of its call (a send, each read), and
     the thread that feeds the queue holds it while it translates: each wait lasted up to the
     whole interval. Against the local emulator, which answers a call in 4-7 ms, the calls took
-    29-42 ms at the median, and 9-13 ms with this. In interleaved runs on a
-    busy hour, the client-path benchmark's CPU per request (165,000 requests, the emulator in
-    another process) went from 4.15-4.46 to 3.19-3.98 us with the default lanes (on a quiet hour,
-    about 3.0 either way), and 1 million events ran 5-9 % faster at 0 and 50 ms a call.
-    Process-wide, like the garbage collector's tuning for a replay: the sender gives it back when
-    it closes, drains or aborts."""
+    29-42 ms at the median (with the lanes grown to 32), and 9-13 ms with this. In interleaved
+    runs on a busy hour, the client-path benchmark's CPU per request (165,000 requests, the
+    emulator in another process) went from 4.15-4.46 to 3.19-3.98 us with the default lanes (on a
+    quiet hour, about 3.0 either way), and 1 million events ran 5-9 % faster at 0 and 50 ms a
+    call. Process-wide, like the garbage collector's tuning for a replay: the sender gives it back
+    when it closes, drains or aborts."""
     before = sys.getswitchinterval()
     if before <= SWITCH_SECONDS:
         return None
