@@ -55,8 +55,8 @@ def hand_the_lock_sooner() -> float | None:
     runs on a busy hour, the client-path benchmark's CPU per request (165,000 requests, the
     emulator in another process) went from 4.15-4.46 to 3.19-3.98 us with the default lanes (on a
     quiet hour, about 3.0 either way), and 1 million events ran 5-9 % faster at 0 and 50 ms a
-    call in two series (a third, at 0 ms, saw no gain). Process-wide, like the garbage collector's tuning for a replay: the sender gives it back
-    when it closes, drains or aborts."""
+    call in two series (a third, at 0 ms, saw no gain). Process-wide, like the garbage
+    collector's tuning for a replay: the sender gives it back when it closes, drains or aborts."""
     before = sys.getswitchinterval()
     if before <= SWITCH_SECONDS:
         return None
