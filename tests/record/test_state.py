@@ -120,13 +120,17 @@ def test_ctrl_c_saves_the_checkpoint_and_exits_130(tmp_path):
     state = tmp_path / "state.sqlite"
     with Emulator(DB, TOKEN) as emu:
         emu.hold_after = 3   # three Batch calls answered, the rest held: it cannot finish first, however slow
-        proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", *_replay_args(emu, state, *files)],
+        # One lane: the calls reach the emulator in input order, so the three answered hold the
+        # first requests. (With three lanes, a lane that built the first Batch could be overtaken
+        # on its way by another lane's next call: the three answered were then not the first.)
+        args = _replay_args(emu, state, *files, extra=("--concurrency", "1"))
+        proc = subprocess.Popen([sys.executable, "-m", "recombee_cli", *args],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "RECOMBEE_PRIVATE_TOKEN": TOKEN})
-        # Interrupted once every lane waits on a held call: each had its answer before it sent that
-        # call, so the first requests were answered (the interruption saves their checkpoint).
+        # Interrupted once the lane waits on a held call: the first requests were answered (the
+        # interruption saves their checkpoint).
         try:
-            assert wait_for(lambda: emu.held_calls >= 3 or proc.poll() is not None)
+            assert wait_for(lambda: emu.held_calls >= 1 or proc.poll() is not None)
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=60)
         finally:
