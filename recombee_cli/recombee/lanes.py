@@ -64,6 +64,13 @@ def hand_the_lock_sooner() -> float | None:
     return before
 
 
+def give_back_the_lock(before: float | None) -> None:
+    """Python's switch interval back to `before`, what `hand_the_lock_sooner` returned (None: it
+    changed nothing)."""
+    if before is not None:
+        sys.setswitchinterval(before)
+
+
 def queued_at_recombee(before: float, after: float, lanes_before: int, lanes_after: int) -> bool:
     """Whether calls that took `before` seconds (the median) with `lanes_before` lanes and `after`
     with `lanes_after` waited in a queue at Recombee's end: slower by more than half the lanes

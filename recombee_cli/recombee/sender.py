@@ -43,7 +43,6 @@ GROWN_CONCURRENCY lanes by default).
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -69,7 +68,7 @@ from recombee_cli.recombee.batching import (
 )
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
-from recombee_cli.recombee.lanes import Lanes, hand_the_lock_sooner, share_malloc_arenas
+from recombee_cli.recombee.lanes import Lanes, give_back_the_lock, hand_the_lock_sooner, share_malloc_arenas
 from recombee_cli.recombee.service import MAX_BATCH
 from recombee_cli.request_kinds import SOLO, chunk_sid, route, sid
 from recombee_cli.segment.jsvalues import orjson_default
@@ -592,10 +591,9 @@ class RecombeeSender:
                     self._done.append(ticket)
 
     def _give_back_the_lock(self) -> None:
-        """Python's switch interval as it was before this sender (lanes.hand_the_lock_sooner)."""
+        """Python's switch interval as it was before this sender (once, whoever asks first)."""
         before, self._switch_before = self._switch_before, None
-        if before is not None:
-            sys.setswitchinterval(before)
+        give_back_the_lock(before)
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
