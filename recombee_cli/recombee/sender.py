@@ -169,22 +169,15 @@ class RecombeeSender:
         if solos:
             self._count("merges_ordered", solos)
         queue = self.queue
-        with queue.cond:
-            queue.queue.extend(items)
-            queue.last_put = now
-            if queue.available() >= self.batch_size:
-                queue.rescan = True
-                queue.cond.notify()
-            full = queue.waiting() > self.capacity
-        # Memory stays flat: while the queue is full, look again every few ms, holding no lock.
-        # Not Condition.wait: it takes the lock back on its way out, and a signal's exception
-        # (Ctrl-C, SIGTERM; this is the main thread) raised in that moment left it without the
-        # lock, so that leaving `with` released the lock of the sender holding it: a run hung.
-        while full and not self.stopping:
+        queue.put(items, now, self.batch_size)
+        # Memory stays flat: while the queue is full, look again every few ms, holding no lock
+        # (a count read unlocked is a moment old at worst). Not Condition.wait: it takes the lock
+        # back on its way out, and a signal's exception (Ctrl-C, SIGTERM; this is the main thread)
+        # raised in that moment left it without the lock, so that leaving `with` released the
+        # lock of the sender holding it: a run hung.
+        while queue.waiting() > self.capacity and not self.stopping:
             self._raise_if_failed()
             time.sleep(ROOM_POLL_SECONDS)
-            with queue.cond:
-                full = queue.waiting() > self.capacity
 
     @property
     def database_id(self) -> str:
@@ -327,9 +320,13 @@ class RecombeeSender:
             while True:
                 if self.stopping:
                     return None
+                closed = self.closing   # (read before the inbox: nothing is handed in after closing)
+                queue.take_in()
                 oldest = queue.oldest()
                 if oldest is None:   # nothing to look at (what is parked comes back with an answer)
-                    if self.closing and not queue.parked_count:
+                    if queue.inbox:   # handed in just now
+                        continue
+                    if closed and not queue.parked_count:
                         # Nothing more will come: the other senders, waiting for work, end now
                         # too (not when their wait times out: every run ended 0.1 s late).
                         queue.cond.notify_all()
@@ -338,7 +335,7 @@ class RecombeeSender:
                     continue
                 now = time.monotonic()
                 # Closing, or the queue full (reading waits for room: no fuller Batch will come).
-                closing = self.closing or queue.waiting() >= self.capacity
+                closing = closed or queue.waiting() >= self.capacity
                 idle = now - queue.last_put >= LINGER_SECONDS   # the input is slower than the sending
                 # Look for an overdue request at most every LINGER_SECONDS: the oldest may be one
                 # that waits for its user's Batch in flight, while the rest fill the next Batch.

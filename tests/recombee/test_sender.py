@@ -495,6 +495,28 @@ def test_a_signal_while_submit_waits_for_room_leaves_the_queue_lock_sound():
     assert problems == []
 
 
+def test_submit_does_not_wait_for_a_sender_that_holds_the_queue():
+    """The thread that reads and translates hands its requests on without waiting for the queue's
+    lock, which a sender holds while it builds a Batch: at 150 ms a call that wait was 1.25 s of a
+    6.3 s replay, and the translating workers waited with it. What it handed on is all sent."""
+    with Emulator(DB, TOKEN, fast=True) as emu:
+        client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=5)
+        sender = RecombeeSender(client, batch_size=2, concurrency=2, retry=RETRY)
+        tickets = [_view(f"u{n}", n + 1) for n in range(5)]
+        try:
+            with sender.queue.cond:   # as a sender building a Batch holds it
+                feeding = threading.Thread(target=lambda: [sender.submit(t) for t in tickets], daemon=True)
+                feeding.start()
+                feeding.join(10)
+                assert not feeding.is_alive(), "submit waited for the queue's lock"
+            finished = sender.close()
+        finally:
+            sender.abort()
+        assert emu.stats.sub_requests == 5
+    assert sorted(id(t) for t in finished) == sorted(id(t) for t in tickets)
+    assert all(set(t.codes) <= {200, 201} for t in tickets)
+
+
 def test_a_closing_sender_ends_when_the_last_answer_is_in_not_when_its_idle_senders_look_again(monkeypatch):
     """A sender with nothing to look at waits IDLE_WAIT_SECONDS before it looks again, and each answer
     wakes one of them. Closing, the senders that waited for a parked request to come back were not

@@ -324,6 +324,22 @@ def test_held_back_counts_each_request_that_waited_for_an_answer_once():
     assert queue.held_back == 2
 
 
+def test_what_is_put_while_a_sender_holds_the_queue_waits_in_order_for_the_next_holder():
+    """The thread that feeds the queue never waits for its lock (a sender holds it for
+    milliseconds while it builds a Batch far from Recombee, with thousands parked): what it puts
+    meanwhile waits in input order, counted as waiting, and the next holder takes it in first."""
+    queue = SendQueue()
+    queue.put([_interaction(0, "u", "p")], 1.0, 10)
+    assert [i.ticket.n for i in queue.queue] == [0]
+    with queue.cond:                                          # a sender holds the lock
+        queue.put([_interaction(1, "v", "p"), _interaction(2, "u", "p2")], 2.0, 10)   # no wait
+        assert [i.ticket.n for i in queue.queue] == [0] and queue.waiting() == 3 and queue.last_put == 2.0
+        queue.take_in()
+    assert [i.ticket.n for i in queue.queue] == [0, 1, 2] and not queue.inbox
+    queue.put([_interaction(3, "w", "p")], 3.0, 10)           # the lock free again: straight in
+    assert [i.ticket.n for i in queue.queue] == [0, 1, 2, 3]
+
+
 def test_parked_requests_keep_input_order_whatever_order_the_answers_come_in():
     """Many lanes, answers in any order (the slowest call is not always the oldest): per user,
     what does not commute goes in input order, never beside or while another Batch in flight
