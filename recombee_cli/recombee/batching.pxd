@@ -38,3 +38,4 @@ cdef class Built:
 
 
 cdef object _decrement(dict counts, object key)
+cdef bint _in_flight(list flying, object user)

@@ -24,10 +24,13 @@ deletion, values). A request waits:
   requests would otherwise overtake the merge, and a deletion of the target would come before the
   merge that the next run sends).
 
-A request that waits for a Batch in flight is *parked* beside the user it waits for, out of the
-queue that every build reads, and comes back (in input order) when a Batch of that user is answered:
-far from Recombee thousands wait behind merges in flight, and every build looked at them again (at
-150 ms a call, the builds of a 300k replay looked at 649k requests for 247k sent; now 258k).
+A request that waits for a Batch in flight is *parked* beside what it waits for, out of the
+queue that every build reads, and comes back (in input order) when that is answered: an
+interaction beside its pair (user and item) or its user's whole (a merge of theirs in flight),
+each held by one Batch; a merge or user deletion beside a user, when no Batch in flight holds that
+user any more (`_unpark`). Far from Recombee thousands wait behind merges in flight, and every
+build looked at them again (at 150 ms a call, the builds of a 300k replay looked at 649k requests
+for 247k sent; then 258k).
 Parking never reorders: a request is parked only when no earlier request of its users stays in the
 queue, and what is parked holds back the later requests of its users exactly as a waiting request
 does. Only a build whose Batch goes parks (its Batch then leaves the queue too).
@@ -54,6 +57,7 @@ GROWN_CONCURRENCY = 32    # the most the default grows to (lanes.py): about 1 MB
 LINGER_SECONDS = 0.5   # a queue given nothing new for this long lets a partly filled Batch go...
 HOLD_SECONDS = 2.0     # ...as does a request that may go and has waited this long
 SCAN_LIMIT = 8         # a build looks at most this many Batches' worth of the queue (unless told)
+WHOLE = "\0"           # after a user's id: where what waits for a Batch taking that user whole is parked
 
 _ORDER = count()       # the order items are made in: a sender makes them in input order
 _BY_ORDER = attrgetter("seq")
@@ -135,7 +139,7 @@ def bodies_of(items: list[Item]) -> list[bytes]:
 class Built:
     """What `SendQueue.build` chose: the batch, its users, the users it takes whole, the parts it
     touches, the dropped items, the kept items (of the queue and of the ready list), the items to
-    park (each beside the user it waits for), and how many it looked at."""
+    park (each beside what it waits for: SendQueue.parked), and how many it looked at."""
 
     __slots__ = ("batch", "users", "wholes", "parts", "dropped", "kept", "scanned", "skipped", "blocked", "poisoned",
                  "kept_ready", "ready_scanned", "parking")
@@ -169,11 +173,11 @@ class SendQueue:
     Condition.wait: see RecombeeSender.submit).
 
     A request waits in one of three places: `queue` (new ones, and those a build kept), `parked`
-    (beside the user whose Batch in flight it waits for) or `ready` (parked ones whose user had a
-    Batch answered since, in input order; a build looks at them first); a chunk may also wait in
-    `inbox` for a moment (`put`). For each user, whatever is in `ready` or `parked` comes before
-    anything of that user in `queue` (a request is parked only when no earlier one of its users is
-    kept), so looking at `ready` first keeps input order."""
+    (beside what in flight it waits for) or `ready` (parked ones whose wait may be over, in input
+    order; a build looks at them first); a chunk may also wait in `inbox` for a moment (`put`).
+    For each user, whatever is in `ready` or `parked` comes before anything of that user in
+    `queue` (a request is parked only when no earlier one of its users is kept), so looking at
+    `ready` first keeps input order."""
 
     def __init__(self) -> None:
         self.queue: deque[Item] = deque()
@@ -181,7 +185,8 @@ class SendQueue:
         # them to the end of `queue`, in order (`take_in`), before it looks at the queue.
         self.inbox: deque[Item] = deque()
         self.ready: list[Item] = []
-        self.parked: dict[str, list[Item]] = {}          # user in flight -> the items waiting for them
+        # what in flight items wait for -> those items: a user, a user's whole (user + WHOLE), a pair
+        self.parked: dict[str, list[Item]] = {}
         self.parked_count = 0
         self.held_back = 0       # requests parked at least once: what waiting for answers cost (--report)
         # What the parked items hold back (as kept items do in a build): per user, per user taken
@@ -189,8 +194,8 @@ class SendQueue:
         self.parked_some: dict[str, int] = {}
         self.parked_whole: dict[str, int] = {}
         self.parked_parts: dict[str, int] = {}
-        # user -> the user in flight beside whom a request of theirs is parked: where their later
-        # requests wait too (absent when unknown: those are kept in the queue instead)
+        # user or pair -> where a request of theirs is parked (a key of `parked`): where their
+        # later requests wait too (absent when unknown: those are kept in the queue instead)
         self.parked_at: dict[str, str] = {}
         # The Batches in flight (at most one a sender): a user has a request in flight when one of
         # their `users` holds them. Asked only for requests that take their users whole (merges,
@@ -282,7 +287,7 @@ class SendQueue:
         parked_whole: dict[str, int] = self.parked_whole
         parked_parts: dict[str, int] = self.parked_parts
         parked_at: dict[str, str] = self.parked_at
-        parked_here: dict[str, str] = {}        # user -> where a request of theirs is parked by this build
+        parked_here: dict[str, str] = {}        # user or pair -> where one of theirs is parked by this build
         blocked_some: set[str]                  # users with an earlier request kept or parked
         blocked_whole: set[str]                 # ...kept or parked, that takes them whole
         blocked_parts: set[str]                 # ...kept or parked, of that part
@@ -317,8 +322,8 @@ class SendQueue:
             whole = item.whole
             pair = item.pair
             go = True
-            wait_for: str | None = None     # a user in flight this item waits for (to park it beside)
-            waits: str | None = None        # a user of it with an earlier request parked or kept
+            wait_for: str | None = None     # what in flight it waits for, to park it beside (`parked`'s keys)
+            waits: str | None = None        # a user or pair of it with an earlier request parked or kept
             if whole:
                 for user in users:
                     flown = False
@@ -339,13 +344,18 @@ class SendQueue:
                     go = users_in.isdisjoint(users)
             elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
                 user = users[0]
-                if (busy_whole and user in busy_whole) or pair in busy_parts:
+                if busy_whole and user in busy_whole:
                     go = False
-                    wait_for = user
-                elif ((blocked_whole and user in blocked_whole) or (blocked_parts and pair in blocked_parts)
-                        or (parked_whole and user in parked_whole) or (parked_parts and pair in parked_parts)):
+                    wait_for = user + WHOLE
+                elif pair in busy_parts:
+                    go = False
+                    wait_for = pair
+                elif (blocked_whole and user in blocked_whole) or (parked_whole and user in parked_whole):
                     go = False
                     waits = user
+                elif (blocked_parts and pair in blocked_parts) or (parked_parts and pair in parked_parts):
+                    go = False
+                    waits = pair
                 elif solo_users and user in solo_users:
                     go = False
             if go:
@@ -374,6 +384,8 @@ class SendQueue:
                         parking.append((wait_for, item))
                         for user in users:
                             parked_here[user] = wait_for
+                        if pair is not None:
+                            parked_here[pair] = wait_for
                         continue
                 kept_some.update(users)
                 if position > from_ready:
@@ -440,26 +452,33 @@ class SendQueue:
         parts: dict[str, int] = self.parked_parts
         at: dict[str, str] = self.parked_at
         item: Item
-        for user, item in parking:
+        for where, item in parking:
             if not item.held:
                 item.held = True
                 self.held_back += 1
-            beside = parked.get(user)
+            beside = parked.get(where)
             if beside is None:
-                parked[user] = [item]
+                parked[where] = [item]
             else:
                 beside.append(item)
             for one in item.users:
-                at[one] = user
+                at[one] = where
                 some[one] = some.get(one, 0) + 1
                 if item.whole:
                     whole[one] = whole.get(one, 0) + 1
             if item.pair is not None:
+                at[item.pair] = where
                 parts[item.pair] = parts.get(item.pair, 0) + 1
         self.parked_count += len(parking)
 
-    def _unpark(self, users: set[str]) -> None:
-        """The items parked beside these users are ready: they are looked at again, in input order."""
+    def _unpark(self, built: Built) -> None:
+        """The items parked beside what an answered Batch held are ready: beside its pairs, the
+        whole of the users it took whole, and its users that no other Batch in flight holds (what
+        waits beside a user waits for every Batch of theirs: a merge, and what follows it; at 150 ms
+        a call, a merge's target had Batches of other items in flight, and each answer brought the
+        merge back only to be parked again, with everything behind it), or of whom an earlier
+        request comes back now (it must not wait behind a later one parked). They are looked at
+        again, in input order."""
         parked: dict[str, list[Item]] = self.parked
         some: dict[str, int] = self.parked_some
         whole: dict[str, int] = self.parked_whole
@@ -468,22 +487,35 @@ class SendQueue:
         ready: list[Item] = self.ready
         item: Item
         before = len(ready)
-        if len(parked) < len(users):   # (a Batch's thousand users, a few parked beside: those)
-            users = {user for user in parked if user in users}
-        for user in users:
-            if user not in parked:   # (most users: a C call, not a method's)
-                continue
-            items = parked.pop(user)
-            ready += items
-            for item in items:
-                for one in item.users:
-                    if at.get(one) == user:
-                        del at[one]
-                    _decrement(some, one)
-                    if item.whole:
-                        _decrement(whole, one)
-                if item.pair is not None:
-                    _decrement(parts, item.pair)
+        flying: list[Built] = self.flying
+        wholes = [user + WHOLE for user in built.wholes] if built.wholes else []
+        back: set[str] = set()   # the users of what came back beside a pair or a whole
+        for group in range(3):
+            keys: Any = built.parts if group == 0 else wholes if group == 1 else built.users
+            if len(parked) < len(keys):   # (a Batch's thousand users, a few parked beside: those)
+                keys = [key for key in parked if key in keys]
+            for key in keys:
+                if key not in parked:   # (most: a C call, not a method's)
+                    continue
+                if group == 2 and key not in back and _in_flight(flying, key):
+                    continue
+                items = parked.pop(key)
+                ready += items
+                for item in items:
+                    if group != 2:
+                        back.update(item.users)
+                    for one in item.users:
+                        if at.get(one) == key:
+                            del at[one]
+                        _decrement(some, one)
+                        if item.whole:
+                            _decrement(whole, one)
+                    if item.pair is not None:
+                        if at.get(item.pair) == key:
+                            del at[item.pair]
+                        _decrement(parts, item.pair)
+            if not parked:
+                break
         if len(ready) != before:
             self.parked_count -= len(ready) - before
             ready.sort(key=_BY_ORDER)
@@ -500,10 +532,19 @@ class SendQueue:
             self.whole_in_flight.difference_update(built.wholes)
         self.parts_in_flight.difference_update(built.parts)
         if self.parked:
-            self._unpark(built.users)
+            self._unpark(built)
         self.releases += 1
         self.rescan = True
         self.cond.notify()
+
+
+def _in_flight(flying: list, user: Any) -> bool:
+    """Whether a Batch in flight holds a request of `user`."""
+    one: Built
+    for one in flying:
+        if user in one.users:
+            return True
+    return False
 
 
 def _decrement(counts: dict[Any, int], key: Any) -> None:

@@ -324,6 +324,57 @@ def test_held_back_counts_each_request_that_waited_for_an_answer_once():
     assert queue.held_back == 2
 
 
+def test_a_request_waiting_for_its_item_comes_back_with_that_items_answer_not_with_every_answer_of_its_user():
+    """A view of an item whose earlier view is in flight waits for that Batch alone. It waited
+    beside its user, and came back to be looked at (and set aside again) whenever any Batch of
+    that user was answered: far from Recombee, an active user has many in flight."""
+    queue = SendQueue()
+    queue.queue.extend([_interaction(0, "u", "p1")])
+    first = queue.build(1, frozenset())
+    queue.take(first)                                       # u's view of p1 in flight
+    queue.queue.extend([_interaction(1, "u", "p2")])
+    second = queue.build(1, frozenset())
+    queue.take(second)                                      # u's view of p2 in flight beside it
+    queue.queue.extend([_interaction(2, "u", "p1"), _interaction(3, "v", "p")])
+    third = queue.build(10, frozenset())
+    assert [i.ticket.n for i in third.batch] == [3]
+    queue.take(third)
+    with queue.cond:
+        queue.release(second)                               # u's other view answered
+    assert queue.parked_count == 1 and not queue.ready      # p1 again still waits, unseen
+    with queue.cond:
+        queue.release(first)
+    assert [i.ticket.n for i in queue.ready] == [2]
+    assert [i.ticket.n for i in queue.build(10, frozenset()).batch] == [2]
+
+
+def test_a_merge_waits_unseen_until_no_batch_of_its_user_is_in_flight():
+    """A merge waits for every Batch in flight that holds its users, and what comes later for
+    them waits behind it: they come back when the last of those Batches is answered, not at each
+    one (to be set aside again, all of them, each time)."""
+    queue = SendQueue()
+    in_flight = []
+    for n, product in enumerate(("p1", "p2", "p3")):        # three Batches of u's views, in flight
+        queue.queue.extend([_interaction(n, "u", product)])
+        built = queue.build(1, frozenset())
+        queue.take(built)
+        in_flight.append(built)
+    queue.queue.extend([_item(3, "w", "u"), _interaction(4, "u", "p9"), _interaction(5, "w", "p9"),
+                        _interaction(6, "v", "p")])
+    other = queue.build(10, frozenset())
+    assert [i.ticket.n for i in other.batch] == [6]          # the merge and what follows it wait
+    queue.take(other)
+    assert queue.parked_count == 3
+    with queue.cond:
+        queue.release(in_flight[2])
+        queue.release(in_flight[0])
+    assert queue.parked_count == 3 and not queue.ready       # u still has a Batch in flight
+    with queue.cond:
+        queue.release(in_flight[1])
+    assert [i.ticket.n for i in queue.ready] == [3, 4, 5]
+    assert [i.ticket.n for i in queue.build(10, frozenset()).batch] == [3]   # the merge, alone
+
+
 def test_what_is_put_while_a_sender_holds_the_queue_waits_in_order_for_the_next_holder():
     """The thread that feeds the queue never waits for its lock (a sender holds it for
     milliseconds while it builds a Batch far from Recombee, with thousands parked): what it puts
@@ -384,6 +435,7 @@ def test_parked_requests_keep_input_order_whatever_order_the_answers_come_in():
             assert step < 20_000, seed
         assert sorted(sent_at) == list(range(len(items))), seed
         assert queue.parked_count == 0 and not queue.ready and not queue.parked_some
+        assert not queue.parked and not queue.parked_at and not queue.parked_parts   # nothing left behind
         for user in people:   # per user, in input order: what does not commute went in order
             mine = [i for i in items if user in i.users]
             for k, a in enumerate(mine):
