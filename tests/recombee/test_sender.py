@@ -496,9 +496,10 @@ def test_a_signal_while_submit_waits_for_room_leaves_the_queue_lock_sound():
 
 
 def test_submit_does_not_wait_for_a_sender_that_holds_the_queue():
-    """The thread that reads and translates hands its requests on without waiting for the queue's
-    lock, which a sender holds while it builds a Batch: at 150 ms a call that wait was 1.25 s of a
-    6.3 s replay, and the translating workers waited with it. What it handed on is all sent."""
+    """While less than a Batch's worth may go, the thread that reads and translates hands its
+    requests on without waiting for the queue's lock, which a sender holds while it builds a
+    Batch: at 150 ms a call that wait was 1.25 s of a 6.3 s replay, and the translating workers
+    waited with it. What it handed on is all sent."""
     with Emulator(DB, TOKEN, fast=True) as emu:
         client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=5)
         sender = RecombeeSender(client, batch_size=2, concurrency=2, retry=RETRY)

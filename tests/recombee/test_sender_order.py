@@ -376,9 +376,10 @@ def test_a_merge_waits_unseen_until_no_batch_of_its_user_is_in_flight():
 
 
 def test_what_is_put_while_a_sender_holds_the_queue_waits_in_order_for_the_next_holder():
-    """The thread that feeds the queue never waits for its lock (a sender holds it for
-    milliseconds while it builds a Batch far from Recombee, with thousands parked): what it puts
-    meanwhile waits in input order, counted as waiting, and the next holder takes it in first."""
+    """While less than a Batch's worth may go, the thread that feeds the queue does not wait for
+    its lock (a sender holds it for milliseconds while it builds a Batch far from Recombee, with
+    thousands parked): what it puts meanwhile waits in input order, counted as waiting, and the
+    next holder takes it in first."""
     queue = SendQueue()
     queue.put([_interaction(0, "u", "p")], 1.0, 10)
     assert [i.ticket.n for i in queue.queue] == [0]
