@@ -127,12 +127,18 @@ def _send(requests: list[dict], sink, size: int, codes: Counter) -> tuple[int, C
     from recombee_cli.sinks.protocol import ChunkTicket
     from recombee_cli.sources.reader import Block
 
+    # Each chunk's spans (which event's requests are which: the recorder's, never read by a
+    # sender), made once per chunk length: until the fourteenth round this loop made them for every
+    # chunk, in Python, 0.16 us a request of the sender's row that no sender spends.
+    spans_of: dict[int, array] = {}
     try:
         for start in range(0, len(requests), 1000):   # a chunk: one event a line, one request an event
             chunk = requests[start:start + 1000]
             blob = b"\n".join([orjson.dumps(r) for r in chunk])
             routes = [route(r, sid(k, 0, 0)) for k, r in enumerate(chunk)]
-            spans = array("l", [n for k in range(len(chunk)) for n in (k, 0, k, k + 1)])
+            spans = spans_of.get(len(chunk))
+            if spans is None:
+                spans = spans_of[len(chunk)] = array("l", [n for k in range(len(chunk)) for n in (k, 0, k, k + 1)])
             block = Block("requests", start + 1, 0, data=blob)
             sink.submit(ChunkTicket(block, blob, spans, None, routes))
             for ticket in sink.poll():
