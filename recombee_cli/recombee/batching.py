@@ -28,9 +28,10 @@ A request that waits for a Batch in flight is *parked* beside what it waits for,
 queue that every build reads, and comes back (in input order) when that is answered: an
 interaction beside its pair (user and item) or its user's whole (a merge of theirs in flight),
 each held by one Batch; a merge or user deletion beside a user, when no Batch in flight holds that
-user any more (`_unpark`). Far from Recombee thousands wait behind merges in flight, and every
-build looked at them again (at 150 ms a call, the builds of a 300k replay looked at 649k requests
-for 247k sent; then 258k).
+user any more (`_unpark`). What waits for a solo request in the Batch being built is parked
+beside that Batch's users likewise (it is in flight once it goes). Far from Recombee thousands
+wait behind merges in flight, and every build looked at them again (at 150 ms a call, the builds
+of a 300k replay looked at 649k requests for 247k sent; then 258k).
 Parking never reorders: a request is parked only when no earlier request of its users stays in the
 queue, and what is parked holds back the later requests of its users exactly as a waiting request
 does. Only a build whose Batch goes parks (its Batch then leaves the queue too).
@@ -341,10 +342,13 @@ class SendQueue:
                     elif user in blocked_some or (parked_some and user in parked_some):
                         go = False
                         waits = user
-                    elif user in solo_users:
+                    elif user in solo_users:   # (this Batch, in flight when it goes, holds them)
                         go = False
-                if go and item.flags & SOLO:
-                    go = users_in.isdisjoint(users)
+                        if wait_for is None:
+                            wait_for = user
+                if go and item.flags & SOLO and not users_in.isdisjoint(users):
+                    go = False
+                    wait_for = next(user for user in users if user in users_in)
             elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
                 user = users[0]
                 if busy_whole and user in busy_whole:
@@ -359,8 +363,9 @@ class SendQueue:
                 elif (blocked_parts and pair in blocked_parts) or (parked_parts and pair in parked_parts):
                     go = False
                     waits = pair
-                elif solo_users and user in solo_users:
+                elif solo_users and user in solo_users:   # (this Batch takes them whole, in flight when it goes)
                     go = False
+                    wait_for = user + WHOLE
             if go:
                 key = item.key
                 if key is not None:

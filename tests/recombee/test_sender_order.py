@@ -375,6 +375,26 @@ def test_a_merge_waits_unseen_until_no_batch_of_its_user_is_in_flight():
     assert [i.ticket.n for i in queue.build(10, frozenset()).batch] == [3]   # the merge, alone
 
 
+def test_what_follows_a_merge_in_its_own_batch_waits_for_that_batch_unseen():
+    """A merge goes alone among its users' requests: what follows it for them waits for its
+    answer. It is set aside beside the merge's Batch when that Batch goes, not kept in the queue
+    to be looked at by every build until the answer comes."""
+    queue = SendQueue()
+    queue.queue.extend([_item(0, "u", "w"), _interaction(1, "u", "p1"), _interaction(2, "w", "p2"),
+                        _item(3, "w"), _interaction(4, "v", "p")])
+    first = queue.build(10, frozenset())
+    assert [i.ticket.n for i in first.batch] == [0, 4]
+    queue.take(first)
+    assert queue.parked_count == 3 and not queue.queue and not queue.ready
+    queue.queue.extend([_interaction(5, "x", "p")])
+    built = queue.build(10, frozenset())
+    assert [i.ticket.n for i in built.batch] == [5] and built.ready_scanned == 0 and built.scanned == 1
+    with queue.cond:
+        queue.release(first)
+    assert [i.ticket.n for i in queue.ready] == [1, 2, 3]
+    assert [i.ticket.n for i in queue.build(10, frozenset()).batch] == [1, 2, 3, 5]
+
+
 def test_what_is_put_while_a_sender_holds_the_queue_waits_in_order_for_the_next_holder():
     """While less than a Batch's worth may go, the thread that feeds the queue does not wait for
     its lock (a sender holds it for milliseconds while it builds a Batch far from Recombee, with
