@@ -465,9 +465,14 @@ class RecombeeSender:
     def _answered(self, todo: list[Item], results: list[dict[str, Any]], attempt: int, started: float,
                   report: BatchReport | None) -> list[Item]:
         """Read one answered call: settle what is final, return what goes again."""
-        codes = [result["code"] for result in results]   # ints: the client checked the answer
-        if codes.count(200) + codes.count(201) + codes.count(409) == len(codes):   # the common cases, quickly:
-            # stored, or there already (a request sent again): final as answered, no message (as BatchAnswer)
+        codes: list[int] = []   # ints: the client checked the answer
+        accepted_all = True     # the common cases: stored, or there already (a request sent again)
+        for result in results:  # (one pass, where three `count`s compared each code three times)
+            code = result["code"]
+            codes.append(code)
+            if code != 200 and code != 201 and code != 409:
+                accepted_all = False
+        if accepted_all:   # final as answered, no message (as BatchAnswer)
             self._settle(todo, codes, None, accepted_all=True)
             return []
         policy = self.retry
