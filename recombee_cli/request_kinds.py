@@ -38,6 +38,8 @@ from typing import Any
 
 LENIENT = 1
 SOLO = 2
+KEY_OF_PART = 4   # its duplicate key holds its user and its part (the interactions'): only a request of
+                  # the same (user, part) can have it (set by `route`, not a kind's own flag)
 
 Users = tuple[str, ...]
 # (ordering keys, flags, duplicate key or None, sid, part or None): what the sender needs of a
@@ -114,7 +116,8 @@ def register(kind: RequestKind) -> RequestKind:
         if kind.order == ("{userId}",):
             third = (kind.keyed[2] if len(kind.keyed) == 3 and kind.keyed[:2] == ("userId", kind.part)
                      and kind.part is not None else None)
-            others += ((kind.method, kind.path, kind.flags, kind.keyed, kind.part, third),)
+            others += ((kind.method, kind.path, kind.flags | (KEY_OF_PART if third is not None else 0), kind.keyed,
+                        kind.part, third),)
         if others:
             _QUICK[kind.path] = others
         else:

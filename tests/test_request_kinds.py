@@ -12,6 +12,7 @@ from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.request_kinds import (
+    KEY_OF_PART,
     LENIENT,
     SOLO,
     RequestKind,
@@ -32,7 +33,7 @@ DB, TOKEN = "kinds-db", "kinds-token-1c5e"
 
 def test_every_request_the_presets_build_has_its_kind():
     assert route({"method": "POST", "path": "/purchases/", "params": {"userId": "u", "itemId": "i", "timestamp": 3}}) \
-        == (("u",), 0, ("/purchases/", "u", "i", 3), -1, "i")
+        == (("u",), KEY_OF_PART, ("/purchases/", "u", "i", 3), -1, "i")
     assert route({"method": "DELETE", "path": "/bookmarks/", "params": {"userId": "u", "itemId": "i"}}, 7) \
         == (("u",), LENIENT, None, 7, "i")
     assert route({"method": "PUT", "path": "/users/t/merge/s", "params": {"cascadeCreate": True}}) \

@@ -50,7 +50,7 @@ from itertools import chain, count, islice
 from operator import attrgetter
 from typing import Any
 
-from recombee_cli.request_kinds import SOLO, Route, Users
+from recombee_cli.request_kinds import KEY_OF_PART, SOLO, Route, Users
 
 DEFAULT_CONCURRENCY = 16  # senders, each with at most one Batch call in flight (busy as the latency needs)
 MAX_CONCURRENCY = 64      # ...and the most there may be (--concurrency)
@@ -281,6 +281,7 @@ class SendQueue:
         kept_ready: list[Item] = []
         parking: list[tuple[str, Item]] = []
         keys: set[Any] = set()
+        pair_keys: dict[str, Any] = {}   # pair -> the duplicate key (or keys) of its requests in the Batch
         users_in: set[str] = set()
         wholes_in: set[str] = set()
         parts_in: set[str] = set()
@@ -368,7 +369,22 @@ class SendQueue:
                     wait_for = user + WHOLE
             if go:
                 key = item.key
-                if key is not None:
+                if key is None:
+                    pass
+                elif pair is not None and item.flags & KEY_OF_PART:
+                    # Only a request of its pair can have its key: looked up by the pair, whose hash
+                    # is kept, instead of hashing the key's tuple (a timestamp's float, each time).
+                    first = pair_keys.setdefault(pair, key)
+                    if first is not key:   # the Batch holds a request of this pair already
+                        if type(first) is set:
+                            go = key not in first
+                            if go:
+                                first.add(key)
+                        else:
+                            go = first != key
+                            if go:
+                                pair_keys[pair] = {first, key}
+                else:
                     known = len(keys)
                     keys.add(key)
                     go = len(keys) != known   # one key twice: the second waits for the next Batch

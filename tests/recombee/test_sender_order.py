@@ -24,7 +24,7 @@ from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.record.recorder import Recorder
 from recombee_cli.record.report import RunReport
-from recombee_cli.request_kinds import SOLO
+from recombee_cli.request_kinds import KEY_OF_PART, SOLO
 from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sources.reader import Line, expand_inputs
 
@@ -393,6 +393,24 @@ def test_what_follows_a_merge_in_its_own_batch_waits_for_that_batch_unseen():
         queue.release(first)
     assert [i.ticket.n for i in queue.ready] == [1, 2, 3]
     assert [i.ticket.n for i in queue.build(10, frozenset()).batch] == [1, 2, 3, 5]
+
+
+def test_requests_of_one_pair_share_a_batch_unless_they_share_a_duplicate_key():
+    """Recombee keeps the first interaction of a (user, item, timestamp) and answers 409 to the
+    next: two requests with one key never share a Batch. Views of one item at other times do."""
+    def view(n: int, user: str, item: str, when: int) -> Item:
+        return Item(SimpleNamespace(n=n), n, b"", (user,), KEY_OF_PART, ("/detailviews/", user, item, when), n,
+                    0.0, item)
+
+    queue = SendQueue()
+    queue.queue.extend([view(0, "u", "p", 1), view(1, "u", "p", 2), view(2, "u", "p", 3), view(3, "u", "p", 2),
+                        view(4, "v", "p", 1), view(5, "u", "q", 1)])
+    first = queue.build(10, frozenset())
+    assert [i.ticket.n for i in first.batch] == [0, 1, 2, 4, 5]   # the second view at time 2 waits
+    queue.take(first)
+    with queue.cond:
+        queue.release(first)
+    assert [i.ticket.n for i in queue.build(10, frozenset()).batch] == [3]
 
 
 def test_what_is_put_while_a_sender_holds_the_queue_waits_in_order_for_the_next_holder():
