@@ -1,8 +1,10 @@
 # Cython's view of batching.py (an "augmenting .pxd"): the items as C structs for the compiled
 # build, so that queueing a request and building a Batch read and write fields, not dictionaries.
 # The .py stays the reference and the pure build; nothing here changes what it computes.
+cimport cython
 
 
+@cython.no_gc   # an Item holds its ticket, body and route, none of which holds an Item: no cycle to find
 cdef class Item:
     cdef public object ticket
     cdef public Py_ssize_t index
@@ -39,3 +41,6 @@ cdef class Built:
 
 cdef object _decrement(dict counts, object key)
 cdef bint _in_flight(list flying, object user)
+
+@cython.locals(index=cython.Py_ssize_t)
+cpdef list queued_items(object ticket, list bodies, list routes, list codes, base, double enqueued)

@@ -50,7 +50,7 @@ from itertools import chain, count, islice
 from operator import attrgetter
 from typing import Any
 
-from recombee_cli.request_kinds import KEY_OF_PART, SOLO, Route, Users
+from recombee_cli.request_kinds import KEY_OF_PART, SOLO, Users
 
 DEFAULT_CONCURRENCY = 16  # senders, each with at most one Batch call in flight (busy as the latency needs)
 MAX_CONCURRENCY = 64      # ...and the most there may be (--concurrency)
@@ -96,11 +96,13 @@ class Item:
         self.held = False   # parked at least once (SendQueue.held_back counts it once)
 
 
-def queued_items(ticket: Any, bodies: list[bytes], routes: list[Route], codes: list[int], base: int,
-                 enqueued: float) -> list[Item]:
+def queued_items(ticket: Any, bodies: list, routes: list, codes: list, base: Any,
+                 enqueued: float) -> list:   # (bare types: as the .pxd declares it)
     """The Items of a ticket's requests that have no answer yet (code 0), in order: `bodies` and
-    `routes` are the ticket's, `base` turns a route's place into the file's sid. (Compiled, each
-    Item is made by C calls: the constructor's argument parsing cost as much as the rest.)"""
+    `routes` are the ticket's (bytes, request_kinds.Route and int codes), `base` (an int) turns a
+    route's place into the file's sid. (Compiled, each Item is made by C calls: the constructor's
+    argument parsing cost as much as the rest; and `index` is a C integer, not an int made per
+    request.)"""
     items: list[Item] = []
     item: Item
     route: tuple[Any, ...]
@@ -305,7 +307,6 @@ class SendQueue:
             blocked_some, blocked_whole, blocked_parts, kept_some = set(), set(), set(), set()
         reusable = True                                 # every item kept waits for an answer
         solo_users: set[str] = set()                    # users of a solo request in this Batch
-        scanned = skipped
         ready = self.ready
         from_ready = len(ready)
         append = batch.append
@@ -315,9 +316,7 @@ class SendQueue:
         item: Item   # (typed for the compiled build: its fields are read as a struct's)
         one: Built
         for item in (chain(ready, looked) if ready else looked):
-            position += 1
-            if position > from_ready:
-                scanned += 1
+            position += 1   # (the ready items first, then the queue's)
             users = item.users
             if poisoned and not poisoned.isdisjoint(users):
                 dropped.append(item)
@@ -428,6 +427,7 @@ class SendQueue:
                 parts_in.add(pair)
             if len(batch) >= size:
                 break
+        scanned = skipped + max(0, position - from_ready)   # (counted once: an int made per item cost as much)
         built = Built(batch, users_in, wholes_in, parts_in, dropped, kept, scanned)
         built.skipped = skipped
         built.blocked = (blocked_some, blocked_whole, blocked_parts, kept_some) if reusable else None
