@@ -21,7 +21,9 @@ Whatever depends on a request's kind reads it here, not from the path again:
 * its duplicate key (`keyed`): Recombee keeps the first interaction of a (user, item, timestamp)
   and answers 409 to the next; two requests with one key never share a Batch, or a retried first
   one would come back 409 behind the second and the store would keep the wrong one. View portions
-  are updated per (user, item, session): keyed likewise;
+  are updated per (user, item, session): keyed likewise. `route` marks a key that holds its user
+  and part (`KEY_OF_PART`): only a request of the same part can share it, which the sender looks
+  up by the part instead of hashing the key;
 * `table`: the interaction type it adds to or deletes from (`detailviews`…), for an export;
 * `values`: the entity (`users`, `items`) whose property values it sets, for the property gate.
 
