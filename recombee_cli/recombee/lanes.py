@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import threading
+import time
 
 GROW_WINDOW = 16   # full calls judged at a time
 GROW_STEP = 2      # a step multiplies the lanes by this (a far Recombee needs them soon)
@@ -69,6 +70,17 @@ def give_back_the_lock(before: float | None) -> None:
     changed nothing)."""
     if before is not None:
         sys.setswitchinterval(before)
+
+
+def sleep_where_signals_reach(seconds: float) -> None:
+    """Sleep `seconds`, from Python code (this module is never compiled). The kernel gives a
+    signal meant for the process (Ctrl-C, SIGTERM) to any of its threads, and Python runs its
+    handler in the main thread at that thread's next Python instruction. The feeding thread's wait
+    for room in a full queue is compiled, and calls only C (sleep, count, sleep): when a lane had
+    the signal, the run went on waiting until the queue had room, which never came while Recombee
+    held its calls (a replay ignored Ctrl-C for as long as the test waited, 60 s). Entering this
+    function is such an instruction: the handler runs within one wait."""
+    time.sleep(seconds)
 
 
 def queued_at_recombee(before: float, after: float, lanes_before: int, lanes_after: int) -> bool:

@@ -68,7 +68,13 @@ from recombee_cli.recombee.batching import (
 )
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
-from recombee_cli.recombee.lanes import Lanes, give_back_the_lock, hand_the_lock_sooner, share_malloc_arenas
+from recombee_cli.recombee.lanes import (
+    Lanes,
+    give_back_the_lock,
+    hand_the_lock_sooner,
+    share_malloc_arenas,
+    sleep_where_signals_reach,
+)
 from recombee_cli.recombee.service import MAX_BATCH
 from recombee_cli.request_kinds import SOLO, chunk_sid, route, sid
 from recombee_cli.segment.jsvalues import orjson_default
@@ -177,7 +183,7 @@ class RecombeeSender:
         # lock of the sender holding it: a run hung.
         while queue.waiting() > self.capacity and not self.stopping:
             self._raise_if_failed()
-            time.sleep(ROOM_POLL_SECONDS)
+            sleep_where_signals_reach(ROOM_POLL_SECONDS)   # (not time.sleep: see there)
 
     @property
     def database_id(self) -> str:

@@ -495,6 +495,46 @@ def test_a_signal_while_submit_waits_for_room_leaves_the_queue_lock_sound():
     assert problems == []
 
 
+def test_a_signal_given_to_another_thread_stops_a_submit_that_waits_for_room():
+    """The kernel gives a process's signal (Ctrl-C, SIGTERM) to any of its threads, and Python runs
+    the handler in the main thread at that thread's next Python instruction. The wait for room in a
+    full queue, compiled, called only C: with the signal given to another thread, a replay whose
+    calls Recombee held went on waiting (CI killed one after 60 s)."""
+    heeded = threading.Event()
+    unheeded: list[bool] = []
+
+    def signal_from_this_thread(sender: RecombeeSender) -> None:
+        deadline = time.monotonic() + 20
+        while sender.queue.waiting() <= sender.capacity and time.monotonic() < deadline:
+            time.sleep(0.01)   # until submit waits for room
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)   # this thread, not the main one
+        if not heeded.wait(30):
+            unheeded.append(True)
+            sender.abort()     # (lets the wait end, so that the test does)
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    try:
+        with Emulator(DB, TOKEN) as emu:
+            emu.hold_after = 0   # no call is answered: the queue stays full
+            client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=60)
+            sender = RecombeeSender(client, batch_size=2, concurrency=1, retry=RETRY)
+            other = threading.Thread(target=signal_from_this_thread, args=(sender,))
+            other.start()
+            try:
+                for n in range(100_000):
+                    sender.submit(_view(f"u{n}", n + 1))
+            except _Stop:
+                heeded.set()
+            other.join(60)
+            sender.abort()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert heeded.is_set() and unheeded == []
+
+
 def test_submit_does_not_wait_for_a_sender_that_holds_the_queue():
     """While less than a Batch's worth may go, the thread that reads and translates hands its
     requests on without waiting for the queue's lock, which a sender holds while it builds a
