@@ -607,10 +607,10 @@ class RecombeeSender:
         with self._lock:
             self.stats[name] += n
 
-    def _pause(self, seconds: float) -> None:
+    def _pause(self, seconds: float) -> None:   # (the main thread's too, in `define`: see lanes.py)
         end = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < end:
-            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+            sleep_where_signals_reach(min(0.05, max(0.0, end - time.monotonic())))
 
 
 __all__ = ["RecombeeSender", "DEFAULT_BATCH_SIZE", "DEFAULT_CONCURRENCY", "AuthenticationError",

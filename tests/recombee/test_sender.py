@@ -535,6 +535,42 @@ def test_a_signal_given_to_another_thread_stops_a_submit_that_waits_for_room():
     assert heeded.is_set() and unheeded == []
 
 
+def test_a_signal_given_to_another_thread_stops_a_definition_waiting_out_a_retry_after():
+    """Property definitions are sent from the main thread, and a 429's Retry-After (up to 120 s)
+    is waited out there: that wait, too, must let a signal given to another thread stop it."""
+    heeded = threading.Event()
+    unheeded: list[bool] = []
+
+    def signal_from_this_thread(emu: Emulator, sender: RecombeeSender) -> None:
+        deadline = time.monotonic() + 20
+        while not sum(emu.stats.faults.values()) and time.monotonic() < deadline:
+            time.sleep(0.01)   # until the first call was refused
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+        if not heeded.wait(30):
+            unheeded.append(True)
+            sender.abort()
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    try:
+        with Emulator(DB, TOKEN, faults=Faults(p_429=1.0, retry_after=100)) as emu:
+            client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=10)
+            sender = RecombeeSender(client, batch_size=2, concurrency=1, retry=RetryPolicy())
+            other = threading.Thread(target=signal_from_this_thread, args=(emu, sender))
+            other.start()
+            try:
+                sender.define([{"method": "PUT", "path": "/users/properties/age", "params": {"type": "int"}}])
+            except _Stop:
+                heeded.set()
+            other.join(60)
+            sender.abort()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert heeded.is_set() and unheeded == []
+
+
 def test_submit_does_not_wait_for_a_sender_that_holds_the_queue():
     """While less than a Batch's worth may go, the thread that reads and translates hands its
     requests on without waiting for the queue's lock, which a sender holds while it builds a
