@@ -495,18 +495,17 @@ def test_a_signal_while_submit_waits_for_room_leaves_the_queue_lock_sound():
     assert problems == []
 
 
-def test_a_signal_given_to_another_thread_stops_a_submit_that_waits_for_room():
-    """The kernel gives a process's signal (Ctrl-C, SIGTERM) to any of its threads, and Python runs
-    the handler in the main thread at that thread's next Python instruction. The wait for room in a
-    full queue, compiled, called only C: with the signal given to another thread, a replay whose
-    calls Recombee held went on waiting (CI killed one after 60 s)."""
+def _stopped_by_a_signal_from_another_thread(sender: RecombeeSender, ready, work) -> bool:
+    """Run `work` in the main thread; once `ready()` (at most 20 s), another thread sends itself
+    SIGUSR1, whose handler raises _Stop in the main thread. Whether `work` stopped on it while that
+    thread waited (30 s), not only once it gave up and aborted the sender (which ends the wait)."""
     heeded = threading.Event()
     unheeded: list[bool] = []
 
-    def signal_from_this_thread(sender: RecombeeSender) -> None:
+    def signal_from_this_thread() -> None:
         deadline = time.monotonic() + 20
-        while sender.queue.waiting() <= sender.capacity and time.monotonic() < deadline:
-            time.sleep(0.01)   # until submit waits for room
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
         signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)   # this thread, not the main one
         if not heeded.wait(30):
             unheeded.append(True)
@@ -517,58 +516,47 @@ def test_a_signal_given_to_another_thread_stops_a_submit_that_waits_for_room():
 
     previous = signal.signal(signal.SIGUSR1, stop)
     try:
-        with Emulator(DB, TOKEN) as emu:
-            emu.hold_after = 0   # no call is answered: the queue stays full
-            client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=60)
-            sender = RecombeeSender(client, batch_size=2, concurrency=1, retry=RETRY)
-            other = threading.Thread(target=signal_from_this_thread, args=(sender,))
-            other.start()
-            try:
-                for n in range(100_000):
-                    sender.submit(_view(f"u{n}", n + 1))
-            except _Stop:
-                heeded.set()
-            other.join(60)
-            sender.abort()
+        other = threading.Thread(target=signal_from_this_thread)
+        other.start()
+        try:
+            work()
+        except _Stop:
+            heeded.set()
+        other.join(60)
+        sender.abort()
     finally:
         signal.signal(signal.SIGUSR1, previous)
-    assert heeded.is_set() and unheeded == []
+    return heeded.is_set() and unheeded == []
+
+
+def test_a_signal_given_to_another_thread_stops_a_submit_that_waits_for_room():
+    """The kernel gives a process's signal (Ctrl-C, SIGTERM) to any of its threads, and Python runs
+    the handler in the main thread at that thread's next Python instruction. The wait for room in a
+    full queue, compiled, called only C: with the signal given to another thread, a replay whose
+    calls Recombee held went on waiting (CI killed one after 60 s)."""
+    with Emulator(DB, TOKEN) as emu:
+        emu.hold_after = 0   # no call is answered: the queue stays full
+        client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=60)
+        sender = RecombeeSender(client, batch_size=2, concurrency=1, retry=RETRY)
+
+        def submit_until_stopped() -> None:
+            for n in range(100_000):
+                sender.submit(_view(f"u{n}", n + 1))
+
+        assert _stopped_by_a_signal_from_another_thread(
+            sender, lambda: sender.queue.waiting() > sender.capacity, submit_until_stopped)   # submit waits for room
 
 
 def test_a_signal_given_to_another_thread_stops_a_definition_waiting_out_a_retry_after():
     """Property definitions are sent from the main thread, and a 429's Retry-After (up to 120 s)
     is waited out there: that wait, too, must let a signal given to another thread stop it."""
-    heeded = threading.Event()
-    unheeded: list[bool] = []
-
-    def signal_from_this_thread(emu: Emulator, sender: RecombeeSender) -> None:
-        deadline = time.monotonic() + 20
-        while not sum(emu.stats.faults.values()) and time.monotonic() < deadline:
-            time.sleep(0.01)   # until the first call was refused
-        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
-        if not heeded.wait(30):
-            unheeded.append(True)
-            sender.abort()
-
-    def stop(signum: int, frame: object) -> None:
-        raise _Stop
-
-    previous = signal.signal(signal.SIGUSR1, stop)
-    try:
-        with Emulator(DB, TOKEN, faults=Faults(p_429=1.0, retry_after=100)) as emu:
-            client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=10)
-            sender = RecombeeSender(client, batch_size=2, concurrency=1, retry=RetryPolicy())
-            other = threading.Thread(target=signal_from_this_thread, args=(emu, sender))
-            other.start()
-            try:
-                sender.define([{"method": "PUT", "path": "/users/properties/age", "params": {"type": "int"}}])
-            except _Stop:
-                heeded.set()
-            other.join(60)
-            sender.abort()
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
-    assert heeded.is_set() and unheeded == []
+    with Emulator(DB, TOKEN, faults=Faults(p_429=1.0, retry_after=100)) as emu:
+        client = RecombeeClient(DB, TOKEN, emu.base_uri, timeout=10)
+        sender = RecombeeSender(client, batch_size=2, concurrency=1, retry=RetryPolicy())
+        definition = {"method": "PUT", "path": "/users/properties/age", "params": {"type": "int"}}
+        assert _stopped_by_a_signal_from_another_thread(
+            sender, lambda: sum(emu.stats.faults.values()) > 0,   # the first call was refused
+            lambda: sender.define([definition]))
 
 
 def test_submit_does_not_wait_for_a_sender_that_holds_the_queue():
