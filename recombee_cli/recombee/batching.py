@@ -170,10 +170,11 @@ class Built:
 
 class SendQueue:
     """The requests waiting, in input order, and what the Batches in flight hold. Every method but
-    `build` is called under `cond`'s lock. Senders wait on `cond` and are woken one at a time (one
-    sender builds the next Batch; sixteen woken to find it gone cost each call a few context
-    switches); `submit` looks again every few milliseconds while the queue is full (never in
-    Condition.wait: see RecombeeSender.submit).
+    `build`, `put` (which takes the lock itself, or hands in without it) and `waiting` (read
+    unlocked too, a moment old at worst) is called under `cond`'s lock. Senders wait on `cond` and
+    are woken one at a time (one sender builds the next Batch; sixteen woken to find it gone cost
+    each call a few context switches); `submit` looks again every few milliseconds while the queue
+    is full (never in Condition.wait: see RecombeeSender.submit).
 
     A request waits in one of three places: `queue` (new ones, and those a build kept), `parked`
     (beside what in flight it waits for) or `ready` (parked ones whose wait may be over, in input
@@ -314,7 +315,6 @@ class SendQueue:
         # Looked at lazily: most builds stop at a full Batch, long before the limit.
         looked = islice(self.queue, skipped, max(skipped, limit or SCAN_LIMIT * size))
         item: Item   # (typed for the compiled build: its fields are read as a struct's)
-        one: Built
         for item in (chain(ready, looked) if ready else looked):
             position += 1   # (the ready items first, then the queue's)
             users = item.users
@@ -330,12 +330,7 @@ class SendQueue:
             waits: str | None = None        # a user or pair of it with an earlier request parked or kept
             if whole:
                 for user in users:
-                    flown = False
-                    for one in flying:
-                        if user in one.users:
-                            flown = True
-                            break
-                    if flown:
+                    if _in_flight(flying, user):
                         go = False
                         if wait_for is None:
                             wait_for = user
