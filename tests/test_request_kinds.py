@@ -14,6 +14,7 @@ from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.request_kinds import (
     KEY_OF_PART,
     LENIENT,
+    REMOVES,
     SOLO,
     RequestKind,
     action_of,
@@ -37,8 +38,17 @@ def test_every_request_the_presets_build_has_its_kind():
     assert route({"method": "DELETE", "path": "/bookmarks/", "params": {"userId": "u", "itemId": "i"}}, 7) \
         == (("u",), LENIENT, None, 7, "i")
     assert route({"method": "PUT", "path": "/users/t/merge/s", "params": {"cascadeCreate": True}}) \
-        == (("t", "s"), LENIENT | SOLO, None, -1, None)
-    assert route({"method": "DELETE", "path": "/users/u", "params": {}})[:2] == (("u",), LENIENT | SOLO)
+        == (("t", "s"), LENIENT | SOLO | REMOVES, None, -1, None)
+    assert route({"method": "DELETE", "path": "/users/u", "params": {}})[:2] == (("u",), LENIENT | SOLO | REMOVES)
+
+
+def test_only_a_merge_that_surely_removes_its_source_says_so():
+    # Without cascadeCreate a missing target leaves the source (404); a merge of a user into
+    # themselves is refused (400): neither may let a later merge of that source pass as moving nothing.
+    assert route({"method": "PUT", "path": "/users/t/merge/s", "params": {}})[1] == LENIENT | SOLO
+    assert route({"method": "PUT", "path": "/users/t/merge/s", "params": {"cascadeCreate": False}})[1] \
+        == LENIENT | SOLO
+    assert route({"method": "PUT", "path": "/users/s/merge/s", "params": {"cascadeCreate": True}})[1] == LENIENT | SOLO
     assert route({"method": "POST", "path": "/items/p", "params": {"a": 1}})[0] == ("/items/p",)
     assert route({"method": "PUT", "path": "/users/properties/age", "params": {"type": "int"}})[0] == ()
     assert value_target({"method": "POST", "path": "/users/properties", "params": {}}) == ("users", "properties")

@@ -15,6 +15,7 @@ cdef class Item:
     cdef public object sid
     cdef public double enqueued
     cdef public bint whole
+    cdef public tuple wholes
     cdef public object pair
     cdef public Py_ssize_t seq
     cdef public bint held
@@ -44,3 +45,6 @@ cdef bint _in_flight(list flying, object user)
 
 @cython.locals(index=cython.Py_ssize_t)
 cpdef list queued_items(object ticket, list bodies, list routes, list codes, base, double enqueued)
+
+@cython.locals(k=cython.Py_ssize_t, flags=cython.long)
+cpdef object mark_gone_sources(list routes, dict gone)

@@ -29,9 +29,8 @@ queue that every build reads, and comes back (in input order) when that is answe
 interaction beside its pair (user and item) or its user's whole (a merge of theirs in flight),
 each held by one Batch; a merge or user deletion beside a user, when no Batch in flight holds that
 user any more (`_unpark`). What waits for a solo request in the Batch being built is parked
-beside that Batch's users likewise (it is in flight once it goes). Far from Recombee thousands
-wait behind merges in flight, and every build looked at them again (at 150 ms a call, the builds
-of a 300k replay looked at 649k requests for 247k sent; then 258k).
+beside that Batch's users likewise (it is in flight once it goes): far from Recombee thousands
+wait behind merges in flight, and builds no longer look at them again and again.
 Parking never reorders: a request is parked only when no earlier request of its users stays in the
 queue, and what is parked holds back the later requests of its users exactly as a waiting request
 does. Only a build whose Batch goes parks (its Batch then leaves the queue too).
@@ -50,7 +49,7 @@ from itertools import chain, count, islice
 from operator import attrgetter
 from typing import Any
 
-from recombee_cli.request_kinds import KEY_OF_PART, SOLO, Users
+from recombee_cli.request_kinds import KEY_OF_PART, REMOVES, SOLO, SOURCE_GONE, Users
 
 DEFAULT_CONCURRENCY = 16  # senders, each with at most one Batch call in flight (busy as the latency needs)
 MAX_CONCURRENCY = 64      # ...and the most there may be (--concurrency)
@@ -59,6 +58,7 @@ LINGER_SECONDS = 0.5   # a queue given nothing new for this long lets a partly f
 HOLD_SECONDS = 2.0     # ...as does a request that may go and has waited this long
 SCAN_LIMIT = 8         # a build looks at most this many Batches' worth of the queue (unless told)
 WHOLE = "\0"           # after a user's id: where what waits for a Batch taking that user whole is parked
+GONE_LIMIT = 100_000   # users remembered as absent from the store (`mark_gone_sources`); then the newest half
 
 _ORDER = count()       # the order items are made in: a sender makes them in input order
 _BY_ORDER = attrgetter("seq")
@@ -66,15 +66,15 @@ _BY_ORDER = attrgetter("seq")
 
 class Item:
     """One request waiting to be sent: its ticket and index there, its body, its route and when it
-    was queued. `whole`: it takes its users whole (no part, solo, or more than one user); else
-    `pair` names its user and the part it touches (one string, "user\\0part": its hash is made
-    once, where a tuple's was made again at every look in a set; an id holding a NUL, which
-    Recombee refuses, could make two pairs one: more order, never less), or is None for a request
-    of no user. `seq`: its place in input order, by which parked requests come back; `held`: it
-    was parked at least once."""
+    was queued. `whole`: it takes its users (`wholes`: all, but a merge's source alone when that is
+    gone, request_kinds.SOURCE_GONE) whole (no part, solo, or more than one user); else `pair`
+    names its user and part (one string, "user\\0part", its hash made once; an id holding a NUL,
+    which Recombee refuses, could make two pairs one: more order, never less), or is None for a
+    request of no user. `seq`: its place in input order (parked requests come back by it);
+    `held`: it was parked at least once."""
 
-    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "pair", "seq",
-                 "held")
+    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "wholes", "pair",
+                 "seq", "held")
 
     def __init__(self, ticket: Any, index: int, body: bytes, users: Users, flags: int, key: Any, sid: int,
                  enqueued: float, part: str | None = None):
@@ -91,6 +91,7 @@ class Item:
         self.sid = sid
         self.enqueued = enqueued
         self.whole = part is None or bool(flags & SOLO) or len(users) > 1
+        self.wholes = users[1:] if flags & SOURCE_GONE else users
         self.pair: str | None = None if part is None or self.whole or not users else f"{users[0]}\0{part}"
         self.seq = next(_ORDER)
         self.held = False   # parked at least once (SendQueue.held_back counts it once)
@@ -117,6 +118,39 @@ def queued_items(ticket: Any, bodies: list, routes: list, codes: list, base: Any
                    enqueued, route[4])
         items.append(item)
     return items
+
+
+def mark_gone_sources(routes: list, gone: dict) -> None:
+    """Mark, in input order, the merges whose source is surely absent from the store when they
+    come (request_kinds.SOURCE_GONE): merged away or deleted before (REMOVES), nothing of theirs
+    since. Such a merge moves nothing: its target's interactions need not wait for it (`build`).
+    `routes`: all of a chunk's (those an earlier run answered too: their effect is in the store),
+    a marked one replaced in the list; `gone`: those users, oldest first, kept across chunks by
+    the thread that feeds the queue; beyond GONE_LIMIT the older half is forgotten."""
+    route: tuple[Any, ...]
+    users: tuple[Any, ...]
+    k = -1
+    for route in routes:   # (users, flags, duplicate key, place, part)
+        k += 1
+        flags = route[1]
+        if flags & REMOVES:   # a merge (target, source) or a user deletion (user): rare
+            users = route[0]
+            source = users[len(users) - 1]
+            if source in gone:
+                if len(users) == 2:
+                    routes[k] = (users, flags | SOURCE_GONE, route[2], route[3], route[4])
+                del gone[source]   # (set again below, as the newest)
+            if len(users) == 2:
+                gone.pop(users[0], None)   # a merge may create its target
+            gone[source] = None
+            if len(gone) > GONE_LIMIT:
+                newest = list(gone)[GONE_LIMIT // 2:]
+                gone.clear()
+                gone.update(dict.fromkeys(newest))
+        elif gone:
+            for user in route[0]:
+                if user in gone:   # (a C lookup compiled; most users were never merged away)
+                    del gone[user]
 
 
 def solo_count(items: list[Item]) -> int:
@@ -329,8 +363,18 @@ class SendQueue:
             wait_for: str | None = None     # what in flight it waits for, to park it beside (`parked`'s keys)
             waits: str | None = None        # a user or pair of it with an earlier request parked or kept
             if whole:
+                wholes = item.wholes
                 for user in users:
-                    if _in_flight(flying, user):
+                    if wholes is not users and user not in wholes:
+                        # its target, its source gone: waits as their interactions do, for wholes only
+                        if (busy_whole and user in busy_whole) or (solo_users and user in solo_users):
+                            go = False
+                            if wait_for is None:
+                                wait_for = user + WHOLE
+                        elif (blocked_whole and user in blocked_whole) or (parked_whole and user in parked_whole):
+                            go = False
+                            waits = user
+                    elif _in_flight(flying, user):
                         go = False
                         if wait_for is None:
                             wait_for = user
@@ -341,9 +385,9 @@ class SendQueue:
                         go = False
                         if wait_for is None:
                             wait_for = user
-                if go and item.flags & SOLO and not users_in.isdisjoint(users):
+                if go and item.flags & SOLO and not users_in.isdisjoint(wholes):
                     go = False
-                    wait_for = next(user for user in users if user in users_in)
+                    wait_for = next(user for user in wholes if user in users_in)
             elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
                 user = users[0]
                 if busy_whole and user in busy_whole:
@@ -385,7 +429,7 @@ class SendQueue:
             if not go:
                 if whole:
                     blocked_some.update(users)
-                    blocked_whole.update(users)
+                    blocked_whole.update(item.wholes)
                 elif pair is not None:
                     blocked_some.add(users[0])
                     blocked_parts.add(pair)
@@ -414,9 +458,9 @@ class SendQueue:
             append(item)
             if whole:
                 users_in.update(users)
-                wholes_in.update(users)
+                wholes_in.update(item.wholes)
                 if item.flags & SOLO:
-                    solo_users.update(users)
+                    solo_users.update(item.wholes)
             elif pair is not None:
                 users_in.add(users[0])
                 parts_in.add(pair)
@@ -483,7 +527,8 @@ class SendQueue:
             for one in item.users:
                 at[one] = where
                 some[one] = some.get(one, 0) + 1
-                if item.whole:
+            if item.whole:
+                for one in item.wholes:
                     whole[one] = whole.get(one, 0) + 1
             if item.pair is not None:
                 at[item.pair] = where
@@ -527,7 +572,8 @@ class SendQueue:
                         if at.get(one) == key:
                             del at[one]
                         _decrement(some, one)
-                        if item.whole:
+                    if item.whole:
+                        for one in item.wholes:
                             _decrement(whole, one)
                     if item.pair is not None:
                         if at.get(item.pair) == key:

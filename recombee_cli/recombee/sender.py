@@ -63,6 +63,7 @@ from recombee_cli.recombee.batching import (
     Item,
     SendQueue,
     bodies_of,
+    mark_gone_sources,
     queued_items,
     solo_count,
 )
@@ -134,6 +135,7 @@ class RecombeeSender:
         self.queue = SendQueue()
         # Users one of whose requests was not delivered (copied on write: builds read it unlocked).
         self._poisoned: frozenset[str] = frozenset()
+        self._gone: dict[str, None] = {}   # users surely absent from the store (batching.mark_gone_sources)
         self.stats = {"batches": 0, "retries": 0, "requests_retried": 0, "merges_ordered": 0, "nothing_to_do": 0}
         self.lane_count = concurrency
         self.lanes = Lanes(concurrency, grow_to or concurrency)   # (a step taken back leaves some idle)
@@ -151,13 +153,6 @@ class RecombeeSender:
         if len(codes) != n:   # else: some were answered by an earlier run (a resumed file)
             codes = ticket.codes = [0] * n
             ticket.messages = [None] * n
-        left = codes.count(0)
-        if not left:
-            with self._lock:
-                self._done.append(ticket)
-            return
-        with self._lock:
-            self._pending[id(ticket)] = [ticket, left]
         routes = ticket.routes
         if routes is None:   # an event's requests as objects (the Python API, tests): as the
             # translate stage does, serialised once and cut from one joined blob, each its size
@@ -167,6 +162,14 @@ class RecombeeSender:
             bodies = cut_lines(b"\n".join([orjson.dumps(r, default=orjson_default) for r in requests]))
         else:                # serialised and routed by the translate stage
             bodies = requests
+        mark_gone_sources(routes, self._gone)   # (all: what was answered before is in the store too)
+        left = codes.count(0)
+        if not left:
+            with self._lock:
+                self._done.append(ticket)
+            return
+        with self._lock:
+            self._pending[id(ticket)] = [ticket, left]
         base = chunk_sid(ticket.first_line)
         now = time.monotonic()
         items = queued_items(ticket, bodies, routes, codes, base, now)

@@ -18,13 +18,13 @@ from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.replay import run
-from recombee_cli.recombee.batching import Item, SendQueue
+from recombee_cli.recombee.batching import Item, SendQueue, mark_gone_sources
 from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator, Faults
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.record.recorder import Recorder
 from recombee_cli.record.report import RunReport
-from recombee_cli.request_kinds import KEY_OF_PART, SOLO
+from recombee_cli.request_kinds import KEY_OF_PART, LENIENT, REMOVES, SOLO, SOURCE_GONE
 from recombee_cli.sinks.protocol import EventTicket as Ticket
 from recombee_cli.sources.reader import Line, expand_inputs
 
@@ -140,6 +140,22 @@ def test_a_lost_reply_does_not_make_a_merge_take_what_its_source_was_given_after
 
 def _item(n: int, *users: str) -> Item:
     return Item(SimpleNamespace(n=n), n, b"", users, SOLO if len(users) > 1 else 0, None, n, 0.0)
+
+
+def _gone_merge(n: int, target: str, source: str) -> Item:
+    """A merge whose source was merged away before, with nothing of theirs since (SOURCE_GONE)."""
+    return Item(SimpleNamespace(n=n), n, b"", (target, source), SOLO | SOURCE_GONE, None, n, 0.0)
+
+
+def _ordered(a: Item, b: Item, user: str) -> bool:
+    """Whether `a` and `b`, both of `user`, must take effect in input order: one takes the user whole
+    (a merge whose source is gone takes its target as an interaction does: moving nothing, it
+    commutes with the target's interactions), or both touch one part of theirs."""
+    return _takes_whole(a, user) or _takes_whole(b, user) or (a.pair is not None and a.pair == b.pair)
+
+
+def _takes_whole(item: Item, user: str) -> bool:
+    return item.whole and user in item.wholes
 
 
 def lane_batches(items: list[Item], size: int) -> list[list[Item]]:
@@ -440,8 +456,10 @@ def test_parked_requests_keep_input_order_whatever_order_the_answers_come_in():
         items = []
         for n in range(800):
             roll = rng.random()
-            if roll < 0.06:
+            if roll < 0.04:
                 items.append(_item(n, *rng.sample(people, 2)))            # a merge
+            elif roll < 0.06:
+                items.append(_gone_merge(n, *rng.sample(people, 2)))      # ...of a source merged away before
             elif roll < 0.09:
                 items.append(_item(n, rng.choice(people)))                 # a user's deletion, values
             else:
@@ -461,10 +479,8 @@ def test_parked_requests_keep_input_order_whatever_order_the_answers_come_in():
                 queue.take(built)
                 for item in built.batch:
                     for other in (i for b in flying for i in b.batch):
-                        if item.whole or other.whole:
-                            assert set(other.users).isdisjoint(item.users), (seed, item.ticket.n, other.ticket.n)
-                        else:
-                            assert other.pair != item.pair, (seed, item.ticket.n, other.ticket.n)
+                        for user in set(other.users).intersection(item.users):
+                            assert not _ordered(item, other, user), (seed, item.ticket.n, other.ticket.n)
                     sent_at[item.ticket.n] = step
                 flying.append(built)
             if flying and (len(flying) >= 8 or not built.batch or rng.random() < 0.4):
@@ -479,7 +495,45 @@ def test_parked_requests_keep_input_order_whatever_order_the_answers_come_in():
             mine = [i for i in items if user in i.users]
             for k, a in enumerate(mine):
                 for b in mine[k + 1:]:
-                    if a.whole or b.whole or a.pair == b.pair:
+                    if _ordered(a, b, user):   # (a solo shares its Batch with nothing it takes whole)
                         assert sent_at[a.ticket.n] < sent_at[b.ticket.n] or (
-                            sent_at[a.ticket.n] == sent_at[b.ticket.n] and not (a.flags & SOLO or b.flags & SOLO)
+                            sent_at[a.ticket.n] == sent_at[b.ticket.n]
+                            and not (a.flags & SOLO and _takes_whole(a, user) or b.flags & SOLO and _takes_whole(b, user))
                         ), (seed, a.ticket.n, b.ticket.n)
+
+
+def test_a_merge_whose_source_is_gone_does_not_hold_back_its_targets_interactions():
+    """An alias sent again at every login: the second merge of anon-1 into u finds anon-1 gone
+    (merged away by the first, nothing of theirs since) and moves nothing. u's views go beside it
+    instead of waiting a round trip for it; what takes u whole (a deletion) still waits for it,
+    and what comes later for anon-1 too."""
+    queue = SendQueue()
+    queue.queue.extend([_item(0, "u", "anon-1"), _interaction(1, "u", "p1"), _gone_merge(2, "u", "anon-1"),
+                        _interaction(3, "u", "p2"), Item(SimpleNamespace(n=4), 4, b"", ("u",), SOLO, None, 4, 0.0),
+                        _interaction(5, "anon-1", "p3")])
+    first = queue.build(10, frozenset())
+    assert [i.ticket.n for i in first.batch] == [0]            # the first merge: what follows waits for it
+    queue.take(first)
+    with queue.cond:
+        queue.release(first)
+    second = queue.build(10, frozenset())
+    assert [i.ticket.n for i in second.batch] == [1, 2, 3]     # u's views beside the merge that moves nothing
+    queue.take(second)
+    with queue.cond:
+        queue.release(second)
+    assert [i.ticket.n for i in queue.build(10, frozenset()).batch] == [4, 5]
+
+
+def test_merges_of_a_source_merged_away_and_unused_since_are_marked_in_input_order():
+    merge = ((("u", "a"), SOLO | LENIENT | REMOVES, None, 0, None))
+    view_of_a = (("a",), KEY_OF_PART, ("/detailviews/", "a", "p", 1), 1, "p")
+    routes = [merge, merge, view_of_a, merge, merge, (("a",), SOLO | LENIENT | REMOVES, None, 5, None), merge]
+    gone: dict[str, None] = {}
+    mark_gone_sources(routes, gone)
+    # the first merge moves a's history; the second finds a gone; a's view makes a again, so the
+    # third moves it and the fourth finds a gone; a's deletion, and the merge after it moves nothing
+    assert [bool(r[1] & SOURCE_GONE) for r in routes] == [False, True, False, False, True, False, True]
+    assert list(gone) == ["a"]
+    later: list = [((("a", "w"), SOLO | LENIENT | REMOVES, None, 7, None))]   # a merge INTO a makes a again
+    mark_gone_sources(later, gone)
+    assert list(gone) == ["w"] and not later[0][1] & SOURCE_GONE
