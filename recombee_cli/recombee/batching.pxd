@@ -46,5 +46,5 @@ cdef bint _in_flight(list flying, object user)
 @cython.locals(index=cython.Py_ssize_t)
 cpdef list queued_items(object ticket, list bodies, list routes, list codes, base, double enqueued)
 
-@cython.locals(k=cython.Py_ssize_t, flags=cython.long)
+@cython.locals(k=cython.Py_ssize_t, flags=cython.long, removes=cython.long)
 cpdef object mark_gone_sources(list routes, dict gone)

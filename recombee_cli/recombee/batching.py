@@ -90,8 +90,8 @@ class Item:
         self.key = key
         self.sid = sid
         self.enqueued = enqueued
-        self.whole = part is None or bool(flags & SOLO) or len(users) > 1
-        self.wholes = users[1:] if flags & SOURCE_GONE else users
+        self.whole = part is None or bool(self.flags & SOLO) or len(users) > 1   # (self.flags: a C int)
+        self.wholes = users[1:] if self.flags & SOURCE_GONE else users
         self.pair: str | None = None if part is None or self.whole or not users else f"{users[0]}\0{part}"
         self.seq = next(_ORDER)
         self.held = False   # parked at least once (SendQueue.held_back counts it once)
@@ -130,16 +130,15 @@ def mark_gone_sources(routes: list, gone: dict) -> None:
     route: tuple[Any, ...]
     users: tuple[Any, ...]
     k = -1
+    removes = REMOVES   # (compiled: a C int, as `flags` is; a module's name was looked up each time)
     for route in routes:   # (users, flags, duplicate key, place, part)
         k += 1
         flags = route[1]
-        if flags & REMOVES:   # a merge (target, source) or a user deletion (user): rare
+        if flags & removes:   # a merge (target, source) or a user deletion (user): rare
             users = route[0]
             source = users[len(users) - 1]
-            if source in gone:
-                if len(users) == 2:
-                    routes[k] = (users, flags | SOURCE_GONE, route[2], route[3], route[4])
-                del gone[source]   # (set again below, as the newest)
+            if gone.pop(source, 0) is None and len(users) == 2:   # it was gone (set again below, as the newest)
+                routes[k] = (users, flags | SOURCE_GONE, route[2], route[3], route[4])
             if len(users) == 2:
                 gone.pop(users[0], None)   # a merge may create its target
             gone[source] = None
@@ -148,7 +147,8 @@ def mark_gone_sources(routes: list, gone: dict) -> None:
                 gone.clear()
                 gone.update(dict.fromkeys(newest))
         elif gone:
-            for user in route[0]:
+            users = route[0]
+            for user in users:
                 if user in gone:   # (a C lookup compiled; most users were never merged away)
                     del gone[user]
 
