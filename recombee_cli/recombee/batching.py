@@ -58,6 +58,7 @@ LINGER_SECONDS = 0.5   # a queue given nothing new for this long lets a partly f
 HOLD_SECONDS = 2.0     # ...as does a request that may go and has waited this long
 SCAN_LIMIT = 8         # a build looks at most this many Batches' worth of the queue (unless told)
 WHOLE = "\0"           # after a user's id: where what waits for a Batch taking that user whole is parked
+_SOLO, _KEY_OF_PART, _REMOVES, _SOURCE_GONE = SOLO, KEY_OF_PART, REMOVES, SOURCE_GONE   # (C ints compiled: .pxd)
 GONE_LIMIT = 100_000   # users remembered as absent from the store (`mark_gone_sources`); then the newest half
 
 _ORDER = count()       # the order items are made in: a sender makes them in input order
@@ -90,8 +91,8 @@ class Item:
         self.key = key
         self.sid = sid
         self.enqueued = enqueued
-        self.whole = part is None or bool(self.flags & SOLO) or len(users) > 1   # (self.flags: a C int)
-        self.wholes = users[1:] if self.flags & SOURCE_GONE else users
+        self.whole = part is None or bool(self.flags & _SOLO) or len(users) > 1
+        self.wholes = users[1:] if self.flags & _SOURCE_GONE else users
         self.pair: str | None = None if part is None or self.whole or not users else f"{users[0]}\0{part}"
         self.seq = next(_ORDER)
         self.held = False   # parked at least once (SendQueue.held_back counts it once)
@@ -130,15 +131,14 @@ def mark_gone_sources(routes: list, gone: dict) -> None:
     route: tuple[Any, ...]
     users: tuple[Any, ...]
     k = -1
-    removes = REMOVES   # (compiled: a C int, as `flags` is; a module's name was looked up each time)
     for route in routes:   # (users, flags, duplicate key, place, part)
         k += 1
         flags = route[1]
-        if flags & removes:   # a merge (target, source) or a user deletion (user): rare
+        if flags & _REMOVES:   # a merge (target, source) or a user deletion (user): rare
             users = route[0]
             source = users[len(users) - 1]
             if gone.pop(source, 0) is None and len(users) == 2:   # it was gone (set again below, as the newest)
-                routes[k] = (users, flags | SOURCE_GONE, route[2], route[3], route[4])
+                routes[k] = (users, flags | _SOURCE_GONE, route[2], route[3], route[4])
             if len(users) == 2:
                 gone.pop(users[0], None)   # a merge may create its target
             gone[source] = None
@@ -158,7 +158,7 @@ def solo_count(items: list[Item]) -> int:
     solos = 0
     item: Item
     for item in items:
-        if item.flags & SOLO:
+        if item.flags & _SOLO:
             solos += 1
     return solos
 
@@ -385,7 +385,7 @@ class SendQueue:
                         go = False
                         if wait_for is None:
                             wait_for = user
-                if go and item.flags & SOLO and not users_in.isdisjoint(wholes):
+                if go and item.flags & _SOLO and not users_in.isdisjoint(wholes):
                     go = False
                     wait_for = next(user for user in wholes if user in users_in)
             elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
@@ -409,7 +409,7 @@ class SendQueue:
                 key = item.key
                 if key is None:
                     pass
-                elif pair is not None and item.flags & KEY_OF_PART:
+                elif pair is not None and item.flags & _KEY_OF_PART:
                     # Only a request of its pair can have its key: looked up by the pair, whose hash
                     # is kept, instead of hashing the key's tuple (a timestamp's float, each time).
                     first = pair_keys.setdefault(pair, key)
@@ -459,7 +459,7 @@ class SendQueue:
             if whole:
                 users_in.update(users)
                 wholes_in.update(item.wholes)
-                if item.flags & SOLO:
+                if item.flags & _SOLO:
                     solo_users.update(item.wholes)
             elif pair is not None:
                 users_in.add(users[0])
