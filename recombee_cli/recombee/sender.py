@@ -522,7 +522,7 @@ class RecombeeSender:
                     if entry is None:
                         entry = answered[source] = ([], [0])
                     entry[0].append(item.sid)
-                    if item.flags & SOLO and (code == 200 or code == 201):
+                    if item.whole and item.flags & SOLO and (code == 200 or code == 201):   # (whole: a C test first)
                         entry[1][0] += 1
             if answered:
                 journal.record({source: (places, solos[0]) for source, (places, solos) in answered.items()})
