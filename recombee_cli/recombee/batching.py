@@ -137,15 +137,15 @@ def mark_gone_sources(routes: list, gone: dict) -> None:
         if flags & _REMOVES:   # a merge (target, source) or a user deletion (user): rare
             users = route[0]
             source = users[len(users) - 1]
-            if gone.pop(source, 0) is None and len(users) == 2:   # it was gone (set again below, as the newest)
-                routes[k] = (users, flags | _SOURCE_GONE, route[2], route[3], route[4])
-            if len(users) == 2:
-                gone.pop(users[0], None)   # a merge may create its target
+            if len(users) == 2:   # a merge: of a source gone, it moves nothing; it may create its target
+                if source in gone:
+                    routes[k] = (users, flags | _SOURCE_GONE, route[2], route[3], route[4])
+                gone.pop(users[0], None)
+            gone.pop(source, None)   # (set again, as the newest)
             gone[source] = None
-            if len(gone) > GONE_LIMIT:
-                newest = list(gone)[GONE_LIMIT // 2:]
-                gone.clear()
-                gone.update(dict.fromkeys(newest))
+            if len(gone) > GONE_LIMIT:   # the older half forgotten
+                for user in list(gone)[:GONE_LIMIT // 2]:
+                    del gone[user]
         elif gone:
             users = route[0]
             for user in users:
@@ -262,7 +262,7 @@ class SendQueue:
 
     def put(self, items: list[Item], now: float, size: int) -> None:
         """A chunk's items at the end of the queue, from the one thread that feeds it. While less
-        than a Batch's worth may go, it does not wait for the lock: while a sender holds it
+        than two Batches' worth may go, it does not wait for the lock: while a sender holds it
         (building a Batch, or letting one go, which takes milliseconds far from Recombee, with
         thousands parked), the items wait in `inbox` for the next holder. At 150 ms a call the
         feeding thread waited 1.25 s of a 6.3 s run for that lock, and the translating workers with

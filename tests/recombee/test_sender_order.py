@@ -14,6 +14,7 @@ import orjson
 import pytest
 from helpers import RETRY, history
 
+import recombee_cli.recombee.batching as batching
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
@@ -537,3 +538,15 @@ def test_merges_of_a_source_merged_away_and_unused_since_are_marked_in_input_ord
     later: list = [((("a", "w"), SOLO | LENIENT | REMOVES, None, 7, None))]   # a merge INTO a makes a again
     mark_gone_sources(later, gone)
     assert list(gone) == ["w"] and not later[0][1] & SOURCE_GONE
+
+
+def test_beyond_the_limit_the_oldest_half_of_the_gone_users_is_forgotten(monkeypatch):
+    """Memory stays bounded: past GONE_LIMIT users, the older half is forgotten, and a later merge
+    of one of them is ordered as any merge is (more order, never less)."""
+    monkeypatch.setattr(batching, "GONE_LIMIT", 4)
+    gone: dict[str, None] = {}
+    mark_gone_sources([((f"u{n}",), SOLO | LENIENT | REMOVES, None, n, None) for n in range(5)], gone)
+    assert list(gone) == ["u2", "u3", "u4"]
+    merges = [(("t", "u1"), SOLO | LENIENT | REMOVES, None, 5, None), (("t", "u3"), SOLO | LENIENT | REMOVES, None, 6, None)]
+    mark_gone_sources(merges, gone)
+    assert [bool(r[1] & SOURCE_GONE) for r in merges] == [False, True]
