@@ -45,6 +45,7 @@ from recombee_cli.segment.mappingkit import has_directive as _has_directive
 from recombee_cli.segment.mappingkit import is_directive
 from recombee_cli.segment.timestamps import fast_canonical as _fast_canonical
 from recombee_cli.segment.timestamps import first_epoch_seconds, to_epoch_seconds
+from recombee_cli.sources.scan import decoded_key
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -305,7 +306,8 @@ def _program_node(node: Any, fallback: Callable[[dict[str, Any]], Any]) -> tuple
 def _program_path(path: str, fallback: Callable[[dict[str, Any]], Any]) -> tuple[Any, ...]:
     compiled = _compile_path(path.replace("$.", "", 1))
     assert compiled   # (_inlinable checked it)
-    return (mapcore.PATH, tuple(k for k, _ in compiled), fallback)
+    # (each key the object orjson makes of it: an event's lookups are then found by identity)
+    return (mapcore.PATH, tuple(decoded_key(k) if type(k) is str else k for k, _ in compiled), fallback)
 
 
 def _emit_add(w: _Writer, build: AddBuilder, fields: list[tuple[str, str, bool]]) -> None:

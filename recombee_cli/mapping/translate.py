@@ -34,7 +34,7 @@ from recombee_cli.segment.trigger_programs import Program, compile_selector, dec
 from recombee_cli.segment.triggers import key_only
 from recombee_cli.sources import scan
 from recombee_cli.sources.decode import REJECT_MARKER, decode
-from recombee_cli.sources.scan import Reads, restrict
+from recombee_cli.sources.scan import Reads, decoded_key, restrict
 
 _CACHE_LIMIT = 4096
 VALUE_ACTIONS = ("setUserValues", "setUserValue", "setItemValues")
@@ -156,6 +156,8 @@ class BlockResult:
 
 
 _MISSING = object()
+# The keys read of every event, as the objects orjson makes of them (scan.decoded_key: found by identity)
+_EVENT, _TYPE, _TIMESTAMP = decoded_key("event"), decoded_key("type"), decoded_key("timestamp")
 
 # A step of a plan: (mapping position, its trigger or None when the key already decided it, the
 # mapping's compiled function). A plan: its steps, and a selector of their triggers
@@ -275,7 +277,7 @@ class Translator:
         fields: dict[str, Any] = event   # (typed for the compiled build: its lookups are then C calls)
         plans: dict[tuple[object, object], Plan] = self._plans
         try:   # the plan cached for the event's (event, type), without a call
-            plan = plans[(fields.get("event", _MISSING), fields.get("type", _MISSING))]
+            plan = plans[(fields.get(_EVENT, _MISSING), fields.get(_TYPE, _MISSING))]
         except (KeyError, TypeError):
             plan = self.plan(event)
         steps: tuple[Step, ...] = plan[0]
@@ -442,7 +444,7 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                 continue
             # The event's hour, read from the text when it is Segment's own UTC form of the last hour.
             fields = event   # (a dict: decode gives dicts and the reasons, str, of what is none)
-            stamp = fields.get("timestamp")
+            stamp = fields.get(_TIMESTAMP)
             if type(stamp) is str and len(stamp) >= 20:
                 text = stamp
                 if text[13] == ":" and text.startswith(last_prefix) and (

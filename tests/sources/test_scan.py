@@ -283,3 +283,19 @@ def test_a_stop_at_every_place_of_a_word_is_seen(stop):
             line = b'{"z":"' + b"x" * before + stop + b"y" * after + b'","a":"' + b"w" * before + b'"}'
             check_line(scan.restrict, line)
             assert scan_pure.restrict(line, READS) == scan.restrict(line, READS), line
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=70))
+@example("userId")
+@example("\ud800")    # a lone surrogate: orjson cannot write it
+@example("k" * 65)    # longer than orjson keeps
+def test_a_decoded_key_is_the_key_and_orjsons_own_object_where_it_keeps_one(key):
+    """The mapping programs look up an event's members with these keys: each must equal the key
+    it stands for, whatever the text; where orjson keeps its key objects (short keys) it is the
+    very object a decoded event holds, so that the lookup is found by identity."""
+    found = scan.decoded_key(key)
+    assert found == key and type(found) is str
+    if key == "userId":
+        event = orjson.loads(b'{"type":"track","userId":"u1"}')
+        assert [k for k in event if k == "userId"][0] is found
