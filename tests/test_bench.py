@@ -105,3 +105,14 @@ def test_callgrind_count_on_a_tiny_program(tmp_path):
     failed = run.callgrind_count(["false"], dict(os.environ), tmp_path)   # exit 1 is accepted (recombee-cli's)
     assert isinstance(failed, int)
     assert isinstance(run.callgrind_count(["sh", "-c", "exit 3"], dict(os.environ), tmp_path), str)
+
+
+def test_copies_run_together_are_counted_once_each_and_their_exit_codes_judged():
+    """The parallel rows' N copies: every copy's CPU summed; an exit code outside `ok` is an
+    error, and recombee-cli's 1 (invalid events in the input) is accepted where asked."""
+    spin = [sys.executable, "-c", "import sys, time\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.05: pass\nsys.exit(int(sys.argv[1]))"]
+    together = run.run_together([*spin, "0"], 2)
+    assert not isinstance(together, str) and together.cpu_seconds >= 0.1
+    assert isinstance(run.run_together([*spin, "1"], 2), str)
+    assert not isinstance(run.run_together([*spin, "1"], 2, ok=run.CLI_EXIT_OK), str)
