@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 
 from recombee_cli.errors import ConfigError, LiquidMissing, MappingError, TriggerSyntaxError
 from recombee_cli.mapping.config import Config, MappingSpec
-from recombee_cli.mapping.fastpath import compile_mapping_function
+from recombee_cli.mapping.fastpath import compile_mapping_function, written_function
 from recombee_cli.mapping.fieldcheck import field_problems
 from recombee_cli.segment.actions import ACTIONS, Action, make_preparer
 from recombee_cli.segment.mappingkit import compile_value, validate_mapping
@@ -39,6 +39,9 @@ class CompiledMapping:
     spec: MappingSpec
     prepare: Callable[[Event], Event]      # event -> payload ready for the action (the reference)
     run: Callable[[Event], list[Event]] | None = None   # event -> requests, compiled (the hot path)
+    # `run` where only the requests' bytes are wanted: add-type requests may come as their JSON
+    # bytes (fastpath.written_function)
+    write: Callable[[Event], list[Any]] | None = None
 
 
 def compile_mapping(spec: MappingSpec) -> CompiledMapping:
@@ -81,7 +84,8 @@ def compile_mapping(spec: MappingSpec) -> CompiledMapping:
             raise ConfigError(str(exc), field=name, **where) from None
     compiled = CompiledMapping(spec.name, trigger, action, tuple(resolvers), spec,
                                make_preparer(action, resolvers))
-    return dataclasses.replace(compiled, run=compile_mapping_function(compiled))
+    run = compile_mapping_function(compiled)
+    return dataclasses.replace(compiled, run=run, write=written_function(compiled, run))
 
 
 def liquid_installed() -> bool:

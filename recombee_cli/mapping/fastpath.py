@@ -176,6 +176,15 @@ def compile_mapping_function(mapping: Any) -> MappingFunction:
     return program_function(mapping) if mapcore.COMPILED else source_function(mapping)
 
 
+def written_function(mapping: Any, run: MappingFunction) -> Callable[[dict[str, Any]], list[Any]]:
+    """`run` (the mapping's compile_mapping_function) as a replay that only needs the requests'
+    bytes calls it: where `run` is a program, the same program by mapcore.run_written (an
+    add-type request as its JSON bytes, written without building its dicts); else `run` itself."""
+    if isinstance(run, partial) and run.func is mapcore.run_program:
+        return partial(mapcore.run_written, *run.args)
+    return run
+
+
 def _unmapped(mapping: Any) -> MappingFunction | None:
     """A mapping that leaves a required field unmapped: Segment refuses every event of it, so
     there is no need for speed: the interpreter runs it."""
@@ -270,7 +279,11 @@ def compile_program(mapping: Any) -> tuple[Any, ...]:
     ids = () if first is not None else tuple((name, at[name], required[name]) for name in mapcore.ID_FIELDS
                                              if name in at)
     extras = tuple(at[name] for name in ("additionalData", "internalAdditionalData") if name in at)
-    builder = (mapcore.ADD, check, first, at.get("timestamp", -1), extras, build.path, body, ids)
+    named = [name for name, _, _ in body]
+    # (a body key the dict sets again in place, or twice, is left to the dict: the writer appends)
+    shell = None if {"timestamp", "cascadeCreate", "additionalData"} & set(named) or len(set(named)) < len(named) \
+        else mapcore.request_shell(build.path, named)
+    builder = (mapcore.ADD, check, first, at.get("timestamp", -1), extras, build.path, body, ids, shell)
     return tuple(fields), builder
 
 

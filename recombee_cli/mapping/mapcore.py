@@ -16,13 +16,24 @@ A program (built by fastpath.compile_program):
              | (OBJECT, ((key, node), ...)) | (CALL, resolver)
              | (ARRAY, keys, fallback, shape node, shape resolver)   `@arrayPath` with an inlinable shape
     builder: (GENERIC, names, build)   the payload of the present fields, to the action's builder
-           | (ADD, check, first, stamp, extras, path, body, ids)   actions.AddBuilder, inlined
+           | (ADD, check, first, stamp, extras, path, body, ids, shell)   actions.AddBuilder, inlined
+
+`run_written` runs a program as `run_program` does, but where this module runs compiled it gives
+a single add-type request as the bytes `orjson.dumps` makes of its dict, written by mapcore.pxd's
+C writer straight from the resolved values without building the dicts (`shell`: the request's
+fixed bytes, from `request_shell`). What the writer does not know how to write exactly as orjson
+does (text other than printable ASCII, a number orjson writes with an exponent or refuses, a
+value nested deeper than additionalData's own members) it leaves to the dicts and orjson. A
+replay that only prints the requests (no routes to read, no values to describe) runs it;
+tests/mapping/test_fastpath.py checks its bytes against `orjson.dumps` of run_program's dicts.
 """
 
 from __future__ import annotations
 
 import types
 from typing import Any
+
+import orjson
 
 from recombee_cli.errors import PayloadInvalid
 from recombee_cli.segment.actions import FALLBACK_TIMESTAMPS, NO_TIMESTAMP, check_id, coerce_field, is_valid_id
@@ -103,6 +114,16 @@ def _resolve(node: tuple, event: dict) -> Any:   # type: ignore[type-arg]  # (Cy
 def run_program(program: tuple, event: dict) -> list[dict[str, Any]]:   # type: ignore[type-arg]
     """A mapping's requests for an event, or the first PayloadInvalid/MappingError, as the
     interpreter gives them."""
+    return _run(program, event, False)
+
+
+def run_written(program: tuple, event: dict) -> list[Any]:   # type: ignore[type-arg]
+    """run_program's requests, an add-type request as its JSON bytes where it can be written
+    directly (see the module's doc), else as the dict."""
+    return _run(program, event, True)
+
+
+def _run(program: tuple, event: dict, written: bool) -> list[Any]:   # type: ignore[type-arg]
     fields: tuple = program[0]   # type: ignore[type-arg]
     builder: tuple = program[1]  # type: ignore[type-arg]
     values: list[Any] = []
@@ -126,7 +147,7 @@ def run_program(program: tuple, event: dict) -> list[dict[str, Any]]:   # type: 
             if value is not None or fields[i][1]:
                 payload[names[i]] = value
         return builder[2](payload, event)   # type: ignore[no-any-return]
-    return _build_add(builder, values, event)
+    return _build_add(builder, values, event, written)
 
 
 def clocks_given(stamps: tuple, event: dict) -> bool:   # type: ignore[type-arg]
@@ -168,9 +189,10 @@ def clock_stamp(node: tuple) -> tuple:   # type: ignore[type-arg]
     return node, None, None
 
 
-def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]]:   # type: ignore[type-arg]
-    """actions.AddBuilder and actions._add_params, step for step, on the resolved values."""
-    _, check, first, stamp_at, extras, path, body, ids = builder
+def _build_add(builder: tuple, values: list, event: dict, written: bool) -> list[Any]:   # type: ignore[type-arg]
+    """actions.AddBuilder and actions._add_params, step for step, on the resolved values;
+    `written`: each request as its JSON bytes where run_written can (see the module's doc)."""
+    _, check, first, stamp_at, extras, path, body, ids, shell = builder
     if check is not None:
         check[0](values[check[1]])
     firsts: list[Any] | None = None
@@ -204,15 +226,19 @@ def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]
         extra = {}
     valid: set[str] = VALID_IDS
     if firsts is None:
+        for name, at, required in ids:
+            value = values[at]
+            if (required or value is not None) and (COMPILED or value not in valid):
+                _check_id(name, value)
+        if written and COMPILED and shell is not None:   # (mapcore.pxd's C writer; pure Python: the dicts)
+            text = _write_add(shell, ts, extra, body, values)  # type: ignore[name-defined]  # noqa: F821
+            if text is not None:
+                return [text]
         params = {"timestamp": ts, "cascadeCreate": True, "additionalData": extra}
         for name, at, required in body:
             value = values[at]
             if required or value is not None:
                 params[name] = value
-        for name, at, required in ids:
-            value = values[at]
-            if (required or value is not None) and (COMPILED or value not in valid):
-                _check_id(name, value)
         return [{"method": "POST", "path": path, "params": params}]
     requests = []
     for one in firsts:
@@ -230,6 +256,15 @@ def _build_add(builder: tuple, values: list, event: dict) -> list[dict[str, Any]
                     _check_id(name, value)
         requests.append({"method": "POST", "path": path, "params": params})
     return requests
+
+
+def request_shell(path: str, names: Any) -> tuple[bytes, bytes, tuple[bytes, ...], Any]:
+    """The fixed bytes of an add-type request to `path` as orjson writes its dict, for the C
+    writer: up to the timestamp's value, from there to additionalData's, and each of `names` (the
+    builder's body, in its order) as it follows a value; and orjson.dumps, for a float's digits."""
+    head = b'{"method":"POST","path":' + orjson.dumps(path) + b',"params":{"timestamp":'
+    return (head, b',"cascadeCreate":true,"additionalData":', tuple(b"," + orjson.dumps(n) + b":" for n in names),
+            orjson.dumps)
 
 
 def _check_id(name: str, value: Any) -> None:

@@ -192,10 +192,13 @@ class Translator:
         # in a dry run): values must fit them, and they need no definition.
         self.database_types: dict[str, dict[str, str]] | None = None
         self._runs: list[Callable[[dict[str, Any]], list[Request]]] = []
+        # Each mapping's run where a replay wants only the requests' bytes (apply's `written`)
+        self._writes: list[Callable[[dict[str, Any]], list[Any]]] = []
         for mapping in mappings:
             if mapping.run is None:
                 raise ValueError(f"mapping {mapping.name!r} is not compiled (use mapping.config.compile_config)")
             self._runs.append(mapping.run)
+            self._writes.append(mapping.write or mapping.run)
         self._by_event: dict[str, list[int]] = {}
         self._by_type: dict[str, list[int]] = {}
         self._always: list[int] = []
@@ -268,12 +271,14 @@ class Translator:
         decided = decided_results(selector)
         return (tuple(steps), selector) if decided is None else (decided, None)
 
-    def apply(self, event: dict[str, Any], counts: list[list[int]]) -> Applied | None:
+    def apply(self, event: dict[str, Any], counts: list[list[int]], written: bool = False) -> Applied | None:
         """What an event becomes: None when no trigger matches it; else its requests (None when
         no mapping built any), its mappings' failures (None when none failed; a mapping that
         built nothing fails with NOTHING_TO_SEND), and its value requests described for the
         PropertyGate when the mappings set values. `counts[position]` (matched, built) is
-        counted per mapping. Every translation of an event comes here: keep it quick."""
+        counted per mapping. `written`: a request may come as the JSON bytes orjson.dumps would
+        make of it (mapcore.run_written), for a caller that wants only those and sets no values.
+        Every translation of an event comes here: keep it quick."""
         fields: dict[str, Any] = event   # (typed for the compiled build: its lookups are then C calls)
         plans: dict[tuple[object, object], Plan] = self._plans
         try:   # the plan cached for the event's (event, type), without a call
@@ -285,6 +290,7 @@ class Translator:
             steps = select(plan[1], fields)
         if not steps:
             return None
+        writes = self._writes if written else None
         matched = False
         requests: list[Request] | None = None
         errors: list[MappingFailure] | None = None
@@ -296,7 +302,7 @@ class Translator:
             entry: list[int] = counts[position]
             entry[0] += 1
             try:
-                built = run(event)
+                built = run(event) if writes is None else writes[position](event)
             except (PayloadInvalid, MappingError) as exc:
                 (errors := errors or []).append((self.names[position], str(exc)))
                 continue
@@ -365,6 +371,9 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
     sources/scan.py) where it holds one plain event; any other line, or any doubt, is decoded
     whole, as it always was (so invalid JSON is told by orjson, with its reasons)."""
     apply = translator.apply
+    # Requests wanted only as bytes (no routes to read, no values to describe): the add-type ones
+    # written directly by their programs, without their dicts (mapcore.run_written)
+    written = not routes and not translator.sets_values
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
     # The lean table where nothing but the mappings and the event's hour reads the event; an event
     # decoded with it that may need a stand-in clock (or `messageId`: never, without --dedupe) is
@@ -474,7 +483,7 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                     filtered += 1
                     times.append(keys[0])
                     continue
-            applied = apply(event, counts)
+            applied = apply(event, counts, written)
             if applied is None:
                 name = unmatched_name(event)
                 unmatched[name] = unmatched.get(name, 0) + 1
@@ -494,7 +503,8 @@ def translate_block(lines: Iterable[bytes], translator: Translator, *, window_fi
                 values.extend((first + j, mapping, entity, pairs, notes)
                               for j, mapping, entity, pairs, notes in described)
             for ordinal, request in enumerate(requests):
-                bodies.append(dumps(request, default=orjson_default))
+                made: Any = request   # (written, an add-type request comes as its bytes: mapcore.run_written)
+                bodies.append(made if type(made) is bytes else dumps(request, default=orjson_default))
                 if routes:   # its place: the line (in the block), the event's index there, its own
                     request_routes.append(route(request, sid(number, index, ordinal)))
             if errors:

@@ -17,16 +17,16 @@ from recombee_cli.errors import MappingError, PayloadInvalid
 from recombee_cli.mapping import mapcore
 from recombee_cli.mapping.compile import compile_mapping
 from recombee_cli.mapping.config import MappingSpec
-from recombee_cli.mapping.fastpath import program_function, source_function
-from recombee_cli.segment.actions import is_valid_id
+from recombee_cli.mapping.fastpath import program_function, source_function, written_function
+from recombee_cli.segment.actions import is_valid_id, recombee_id_rule
 from recombee_cli.segment.jsvalues import orjson_default
 from recombee_cli.segment.presets import PRESETS
 
 
 def _outcome(fn, event):
     """What a user sees: the requests as printed (key order matters), or the error."""
-    try:
-        return "requests", [orjson.dumps(r, default=orjson_default) for r in fn(event)]
+    try:   # (mapcore.run_written gives an add-type request as its bytes already)
+        return "requests", [r if type(r) is bytes else orjson.dumps(r, default=orjson_default) for r in fn(event)]
     except (PayloadInvalid, MappingError) as exc:
         return type(exc).__name__, str(exc)
 
@@ -37,7 +37,9 @@ def _reference(mapping):
 
 # Both fast paths, whichever the build runs: the generated source (the pure build's) and the
 # program run by mapcore (the compiled build's; pure Python here under RECOMBEE_CLI_PURE=1).
-FAST_PATHS = {"source": source_function, "program": program_function}
+# "written": the program run by mapcore.run_written, as a replay that only prints or sends bytes runs it.
+FAST_PATHS = {"source": source_function, "program": program_function,
+              "written": lambda mapping: written_function(mapping, program_function(mapping))}
 
 
 def test_a_replay_runs_the_fast_path_of_its_build():
@@ -208,6 +210,7 @@ _EVENTS = st.builds(
 _CUSTOM_MAPPINGS = [compile_mapping(MappingSpec(f"custom {i}", 'type = "track"', action, fields, "test"))
                     for i, (action, fields) in enumerate(_CUSTOM)]
 _CUSTOM_PROGRAMS = [program_function(mapping) for mapping in _CUSTOM_MAPPINGS]
+_CUSTOM_WRITTEN = [written_function(mapping, program) for mapping, program in zip(_CUSTOM_MAPPINGS, _CUSTOM_PROGRAMS)]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -215,10 +218,11 @@ _CUSTOM_PROGRAMS = [program_function(mapping) for mapping in _CUSTOM_MAPPINGS]
 @example({"type": "track", "event": "Anything", "userId": "u1", "properties": {"lines": []}})  # no clock, nothing to send
 @example({"type": "track", "event": "Anything", "userId": "u1", "properties": {"price": 0, "rating": 1}})
 def test_custom_mappings_agree_with_the_interpreter_on_any_event_shape(event):
-    for mapping, program in zip(_CUSTOM_MAPPINGS, _CUSTOM_PROGRAMS):
+    for mapping, program, written in zip(_CUSTOM_MAPPINGS, _CUSTOM_PROGRAMS, _CUSTOM_WRITTEN):
         expected = _outcome(_reference(mapping), event)
         assert _outcome(source_function(mapping), event) == expected, mapping.spec.fields
         assert _outcome(program, event) == expected, mapping.spec.fields
+        assert _outcome(written, event) == expected, mapping.spec.fields
 
 
 def test_custom_mappings_produce_requests_for_a_well_formed_event():
@@ -281,3 +285,83 @@ def test_the_compiled_id_check_is_the_id_pattern(value):
     """The character loop the compiled build checks IDs with accepts exactly what actions.ID_PATTERN
     accepts (an ID Recombee refuses would fail the whole Batch)."""
     assert mapcore.id_chars_ok(value) == bool(is_valid_id(value))
+
+
+# --- requests written as bytes (mapcore.run_written) -------------------------------------------
+
+
+def test_an_add_type_request_is_written_as_orjsons_bytes_without_its_dicts():
+    """What a dry run prints of a view: compiled, the program writes the bytes (pure Python builds
+    the dicts), and they are orjson's bytes of the dict run_program builds. A cart addition, whose
+    items make their own parameters, is left to its dicts."""
+    event = {"type": "track", "event": "Product Viewed", "userId": "u1", "timestamp": "2024-03-01T12:00:00.123Z",
+             "properties": {"product_id": "p1", "price": 3.5, "quantity": 2}}
+    by_name = {mapping.name: mapping for mapping in _preset_mappings()}
+    for name, added, as_bytes in (("Ecommerce - Product Viewed", "Product Viewed", mapcore.COMPILED),
+                                  ("Ecommerce - Product Added", "Product Added", False)):
+        mapping = by_name[name]
+        event = dict(event, event=added)
+        written = written_function(mapping, program_function(mapping))(event)
+        assert written and [type(r) is bytes for r in written] == [as_bytes] * len(written)
+        assert _outcome(lambda _: written, event) == ("requests", [orjson.dumps(r) for r in program_function(mapping)(event)])
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=6) | st.sampled_from(['a"b', "a\\b", "\x00", "\x7f", "é", "\u2028"])
+
+
+# Mappings whose requests the C writer writes whole (flat additionalData, no items of their own),
+# with numbers of the event in them: a rating, a portion and additionalData's members.
+_FLAT = [compile_mapping(MappingSpec(f"flat {i}", 'type = "track"', action, fields, "test")) for i, (action, fields) in
+         enumerate([("addRating", {"userId": {"@path": "$.userId"}, "itemId": {"@path": "$.properties.item.id"},
+                                   "rating": {"@path": "$.properties.rating"}, "timestamp": {"@path": "$.properties.when"},
+                                   "recommId": {"@path": "$.properties.recomm_id"},
+                                   "additionalData": {"n": {"@path": "$.properties.price"}, "s": {"@path": "$.userId"},
+                                                      "b": True, "z": None, "i": 7}}),
+                    ("setViewPortion", {"userId": {"@path": "$.userId"}, "itemId": {"@path": "$.properties.source"},
+                                        "portion": {"@path": "$.properties.rating"},
+                                        "sessionId": {"@path": "$.properties.session"},
+                                        "timestamp": {"@path": "$.properties.when"},
+                                        "internalAdditionalData": {"q": {"@path": "$.properties.quantity"}}})])]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_TEXT, _TEXT, _TEXT,
+       st.sampled_from([0, 1.5, -0.0, 1e300, 1e-05, 1e16, 5e-324, 2 ** 63 - 1, -2 ** 63, 2 ** 64, "2", True, None])
+       | st.floats(allow_nan=False, allow_infinity=False) | st.integers(),
+       st.sampled_from(["2024-03-01T12:00:00.000Z", "2024-03-01T12:00:00.1Z"]) | st.floats(0, 4e12) | st.integers(0, 4e12))
+@example("u1", "p1", "s1", 1.5, 1709251203.619)
+@example("u1", "p1", "s1", 1e-05, "2024-03-01T12:00:00.000Z")   # orjson: 1e-5, Python's repr: 1e-05
+def test_written_requests_are_orjsons_bytes_for_ids_of_any_text(user, item, session, number, stamp):
+    """With Recombee's ID rule off (a file export), an ID may hold any character: quotes,
+    backslashes, control characters, non-ASCII, all of which orjson escapes or writes its way; a
+    number of any size (orjson's digits, with or without an exponent) and a timestamp of any
+    form; a number orjson refuses (past 64 bits) fails as it does without run_written."""
+    event = {"type": "track", "event": "Product Added", "userId": user, "timestamp": stamp,
+             "properties": {"product_id": item, "sku": item, "price": number, "quantity": number, "session": session,
+                            "item": {"id": item}, "source": item, "rating": number, "recomm_id": session,
+                            "products": [{"product_id": item, "price": number}], "when": stamp,
+                            "lines": [{"id": item, "b": number, "x": number}], "total_length": 2, "position": number},
+             "originalTimestamp": "2024-03-01T12:00:00.000Z"}
+    mappings = _preset_mappings() + _CUSTOM_MAPPINGS + _FLAT
+    with recombee_id_rule(False):
+        for mapping in mappings:
+            written = written_function(mapping, program_function(mapping))
+            for shape in (event, dict(event, event="Product Viewed"), dict(event, event="Order Completed")):
+                try:
+                    expected = _outcome(_reference(mapping), shape)
+                except TypeError as exc:   # orjson refuses a number: so must the written path's caller
+                    with pytest.raises(TypeError):
+                        _outcome(written, shape)
+                    assert "64-bit" in str(exc)
+                    continue
+                assert _outcome(written, shape) == expected, (mapping.name, shape)
+
+
+def test_the_flat_mappings_are_written_by_the_program():
+    """So that the property test above compares the writer's bytes, not only dicts."""
+    event = {"type": "track", "userId": "u1", "properties": {"item": {"id": "p1"}, "rating": 0.5, "price": 1e-05,
+                                                            "when": "2024-03-01T12:00:00.000Z", "source": "p1",
+                                                            "quantity": 2, "session": "s1"}}
+    for mapping in _FLAT:
+        written = written_function(mapping, program_function(mapping))(event)
+        assert [type(r) for r in written] == [bytes if mapcore.COMPILED else dict]

@@ -4,9 +4,10 @@ of `Translator.translate`'s, joined by newlines, and its routes are `request_kin
 on events whose values are awkward (unicode, escapes, control characters, surrogate pairs, big
 integers, floats of every size, booleans, objects where a text is expected) through the presets.
 
-Issue 28 asked for the ADD builder's requests written as bytes without their dicts; the designs
-measured cost more instructions than the dicts (CHANGELOG), so none is in. This is the contract a
-future one must keep, and it holds the partial decoding (sources/scan.py) to the whole one.
+Issue 28 asked for the ADD builder's requests written as bytes without their dicts: compiled, a
+block without routes (this test's) writes an add-type request of one item by mapcore.pxd's C
+writer (docs/architecture.md). This is the contract it keeps, and it holds the partial decoding
+(sources/scan.py) to the whole one.
 """
 
 from __future__ import annotations
