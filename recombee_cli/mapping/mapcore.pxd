@@ -120,7 +120,9 @@ cdef extern from *:
             Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 1));
             if (at < 0 || at >= PyList_GET_SIZE(values)) { PyErr_Clear(); Py_RETURN_NONE; }
             PyObject *value = PyList_GET_ITEM(values, at);
-            if (PyTuple_GET_ITEM(entry, 2) != Py_True && value == Py_None) continue;
+            int required = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 2));   /* (as `if required` reads it) */
+            if (required < 0) { PyErr_Clear(); Py_RETURN_NONE; }
+            if (!required && value == Py_None) continue;
             if (!mapcore_bytes(&b, PyTuple_GET_ITEM(keys, i)) || !mapcore_value(&b, value, dumps)) Py_RETURN_NONE;
         }
         if (!mapcore_put(&b, "}}", 2)) Py_RETURN_NONE;
