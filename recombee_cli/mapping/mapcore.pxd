@@ -40,14 +40,49 @@ cdef extern from *:
         return PyBytes_CheckExact(o) && mapcore_put(b, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o));
     }
 
+    /* A finite float's shortest digits, as Python's repr and orjson write them (they agree where
+       repr has no exponent: 1e-4 <= |d| < 1e16), for the common case: the fewest decimals k
+       (1..9) whose k-digit decimal reads back as d. r / 10^k is then exact IEEE division of two
+       exact doubles (r < 2^53), so it equals what parsing the decimal gives; and with
+       ulp(d) * 10^k < 0.5 no other k-digit decimal reads back as d, nor did a shorter one (the
+       rounding of d * 10^k cannot have missed it): so these are repr's digits. 0: not written
+       so (orjson's dumps writes it). */
+    static int mapcore_float(mapcore_buf *b, double d) {
+        static const double scales[10] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+        double a = fabs(d);
+        if (!isfinite(d) || a < 1e-4 || a >= 1e15) return 0;
+        double ulp = nextafter(a, INFINITY) - a;
+        int k;
+        for (k = 1; k <= 9; k++) {
+            double m = a * scales[k];
+            if (ulp * scales[k] >= 0.5 || m >= 9007199254740992.0) return 0;
+            double r = nearbyint(m);
+            if (r / scales[k] != a) continue;
+            unsigned long long digits = (unsigned long long)r, unit = (unsigned long long)scales[k];
+            unsigned long long whole = digits / unit, part = digits % unit;
+            char text[48];
+            int n = 0, i;
+            if (d < 0) text[n++] = '-';
+            char rev[24];
+            int w = 0;
+            do { rev[w++] = (char)('0' + whole % 10); whole /= 10; } while (whole);
+            while (w) text[n++] = rev[--w];
+            text[n++] = '.';
+            for (i = k - 1; i >= 0; i--) { text[n + i] = (char)('0' + part % 10); part /= 10; }
+            return mapcore_put(b, text, n + k);
+        }
+        return 0;
+    }
+
     /* Bytes orjson writes as they are inside quotes: printable ASCII but the quote and the backslash. */
     static unsigned char mapcore_plain[256];
     static int mapcore_plain_ready = 0;
 
     /* A str, float, int, bool or None as orjson writes it; 0: not written (left to orjson). Text:
        printable ASCII without a quote or backslash, which orjson writes as it is. A float: by
-       orjson itself (`dumps`, its shortest digits; Python's repr agrees without an exponent but
-       its dtoa costs about ten times the instructions). An int: within 64 bits. */
+       mapcore_float, else by orjson itself (`dumps`, its shortest digits; Python's repr agrees
+       without an exponent, but its dtoa costs about ten times the instructions). An int: within
+       64 bits. */
     static int mapcore_scalar(mapcore_buf *b, PyObject *v, PyObject *dumps) {
         if (PyUnicode_CheckExact(v)) {
             if (!PyUnicode_IS_ASCII(v)) return 0;
@@ -67,6 +102,7 @@ cdef extern from *:
             return 1;
         }
         if (PyFloat_CheckExact(v)) {
+            if (mapcore_float(b, PyFloat_AS_DOUBLE(v))) return 1;
             PyObject *text = PyObject_CallOneArg(dumps, v);
             if (text == NULL) { PyErr_Clear(); return 0; }
             int ok = mapcore_bytes(b, text);

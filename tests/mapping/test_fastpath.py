@@ -365,3 +365,32 @@ def test_the_flat_mappings_are_written_by_the_program():
     for mapping in _FLAT:
         written = written_function(mapping, program_function(mapping))(event)
         assert [type(r) for r in written] == [bytes if mapcore.COMPILED else dict]
+
+
+def test_the_writer_writes_floats_with_orjsons_digits():
+    """A float's digits, written by the C writer where it can (mapcore_float) and by orjson where
+    not, against orjson's: random doubles of every magnitude, timestamps to the millisecond and
+    the microsecond, prices to the cent, and the edges of the writer's own range."""
+    import random
+    import struct
+
+    draw = random.Random(28)
+    floats = [1e-4, 9.999e-5, 1e15, 999999999999999.9, 0.1, 0.3, 2.675, 1.005, -0.0, 0.0, 5e-324, 1e-05,
+              4503599627370495.5, 1709251203.619, 1709251203.0, -1709251203.5, 123456.000001, 1e-4 + 1e-19]
+    while len(floats) < 6000:
+        value = struct.unpack("<d", struct.pack("<Q", draw.getrandbits(64)))[0]
+        if value == value and abs(value) != float("inf"):
+            floats.append(value)
+    floats += [draw.randrange(10 ** 12, 2 * 10 ** 12) / 1000 for _ in range(4000)]
+    floats += [draw.randrange(10 ** 15, 2 * 10 ** 15) / 10 ** 6 for _ in range(2000)]
+    floats += [draw.randrange(0, 10 ** 6) / 100 for _ in range(2000)]
+    floats += [draw.uniform(-1e6, 1e6) for _ in range(2000)]
+    mapping = _FLAT[0]
+    written, reference = written_function(mapping, program_function(mapping)), _reference(mapping)
+    event = {"type": "track", "userId": "u1", "properties": {"item": {"id": "p1"}, "rating": 0.5,
+                                                            "when": "2024-03-01T12:00:00.000Z"}}
+    for value in floats:
+        shaped = dict(event, properties=dict(event["properties"], price=value))
+        got = written(shaped)
+        assert [type(r) for r in got] == [bytes if mapcore.COMPILED else dict]
+        assert _outcome(lambda _: got, shaped) == _outcome(reference, shaped), value
