@@ -196,7 +196,7 @@ def users_of(request: dict[str, Any]) -> Users:
     return _order_keys(kind, names, request.get("params") or {})
 
 
-def route(request: dict[str, Any], sid: int = -1) -> Route:
+def route(request: dict[str, Any], sid: Any = -1) -> Route:   # (`sid` an int: bare for request_kinds.pxd)
     """(ordering keys, flags, duplicate key, sid, part) of a request: the sender's whole view of it."""
     # (typed locals: the compiled build calls the dictionaries' C functions, not their methods)
     given = request.get("params")
