@@ -45,6 +45,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "recombee_cli.sources.scan",           # decoding only what is read: a check of every byte
     "recombee_cli.outcomes",               # unmatched_name, once per unmatched event
     "recombee_cli.request_kinds",          # each request's route, when sending
+    "recombee_cli.recombee.items",         # an Item made for every request queued
     "recombee_cli.recombee.batching",      # building each Batch: a look at every request
     "recombee_cli.recombee.sender",        # queueing every request, reading every answer
 )

@@ -129,24 +129,26 @@ def test_a_source_changed_after_the_build_runs_instead_of_its_compiled_copy(tmp_
 
 
 def test_a_changed_module_takes_the_modules_compiled_against_it_to_their_source(tmp_path):
-    """sender.pxd cimports batching's Item: compiled, the sender reads Item as a C struct, so it
-    cannot run beside a batching.py edited since the build (Python would refuse the import). An
-    edit to batching.py runs both from their source; the sender still imports and sends."""
+    """batching.pxd and sender.pxd cimport items' Item: compiled, they read Item as a C struct, so
+    they cannot run beside an items.py edited since the build (Python would refuse the import). An
+    edit to items.py runs all three from their source; the sender still imports and sends."""
     tree = _copy_of_the_package(tmp_path)
     before = _which(pure=False, pythonpath=tree, cwd=tmp_path)
-    source = tree / "recombee_cli/recombee/batching.py"
+    source = tree / "recombee_cli/recombee/items.py"
     source.write_text(source.read_text() + "\nEDITED_AFTER_THE_BUILD = True\n")
     check = ("import json, recombee_cli.recombee.sender as s, recombee_cli.recombee.batching as b; "
-             "from recombee_cli.recombee.batching import queued_items; "
-             "items = queued_items(None, [b'{}'], [(('u',), 0, None, 0, 'i')], [0], 0, 0.0); "
-             "print(json.dumps([s.__file__.endswith('.py'), b.__file__.endswith('.py'), items[0].pair]))")
+             "import recombee_cli.recombee.items as i; "
+             "items = i.queued_items(None, [b'{}'], [(('u',), 0, None, 0, 'i')], [0], 0, 0.0); "
+             "print(json.dumps([m.__file__.endswith('.py') for m in (s, b, i)] + [items[0].pair]))")
     done = _run(["-c", check], pure=False, pythonpath=tree, cwd=tmp_path)
     assert done.returncode == 0, done.stderr.decode()
-    assert json.loads(done.stdout) == [True, True, "u\u0000i"]
+    assert json.loads(done.stdout) == [True, True, True, "u\u0000i"]
     after = _which(pure=False, pythonpath=tree, cwd=tmp_path)
-    assert after == {**before, "recombee_cli.recombee.batching": False, "recombee_cli.recombee.sender": False}
+    assert after == {**before, "recombee_cli.recombee.items": False, "recombee_cli.recombee.batching": False,
+                     "recombee_cli.recombee.sender": False}
     if EXPECT_COMPILED:
-        assert sum(map(bool, after.values())) == len(COMPILED_MODULES) - 2
+        assert sum(map(bool, after.values())) == len(COMPILED_MODULES) - 3
+
 
 def test_an_install_that_could_not_compile_says_why(tmp_path):
     tree = _copy_of_the_package(tmp_path)
@@ -168,3 +170,19 @@ def test_the_compiled_build_is_what_ci_expects():
     assert HAS_EXTENSIONS, "RECOMBEE_CLI_EXPECT_COMPILED=1 but the install compiled nothing"
     record = json.loads((PACKAGE / RECORD_NAME).read_text())
     assert sorted(record["modules"]) == sorted(COMPILED_MODULES), record.get("note")
+
+
+def test_a_queued_request_is_left_out_of_the_garbage_collectors_walks_where_compiled():
+    """items.py's Item is `@cython.no_gc` (an Item is in no reference cycle): compiled, the collector
+    never tracks the thousands a sender keeps; as Python, the same class is an ordinary one. Until
+    the decorator moved from items.pxd, where Cython ignores it, every compiled Item was tracked."""
+    check = ("import gc, json; from recombee_cli.build import is_compiled; import recombee_cli.recombee.items as i; "
+             "item = i.Item(None, 0, b'{}', ('u',), 0, None, 0, 0.0, 'x'); "
+             "print(json.dumps([is_compiled(i), gc.is_tracked(item), item.pair]))")
+    for pure in (False, True):
+        done = _run(["-c", check], pure=pure)
+        assert done.returncode == 0, done.stderr.decode()
+        compiled, tracked, pair = json.loads(done.stdout)
+        assert compiled == (HAS_EXTENSIONS and not pure)
+        assert tracked == (not compiled)
+        assert pair == "u\u0000x"

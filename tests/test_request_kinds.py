@@ -7,9 +7,10 @@ import orjson
 import pytest
 
 import recombee_cli.request_kinds as request_kinds
-from recombee_cli.recombee.batching import Item, SendQueue
+from recombee_cli.recombee.batching import SendQueue
 from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator
+from recombee_cli.recombee.items import Item
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.request_kinds import (
     KEY_OF_PART,

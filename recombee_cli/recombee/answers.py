@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from recombee_cli.outcomes import NO_ANSWER, accepted, recorded_code, retryable
-from recombee_cli.recombee.batching import Item
+from recombee_cli.recombee.items import Item
 from recombee_cli.request_kinds import LENIENT
 
 

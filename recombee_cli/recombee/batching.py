@@ -45,11 +45,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from itertools import chain, count, islice
+from itertools import chain, islice
 from operator import attrgetter
 from typing import Any
 
-from recombee_cli.request_kinds import KEY_OF_PART, REMOVES, SOLO, SOURCE_GONE, Users
+from recombee_cli.recombee.items import Item
+from recombee_cli.request_kinds import KEY_OF_PART, SOLO
 
 DEFAULT_CONCURRENCY = 16  # senders, each with at most one Batch call in flight (busy as the latency needs)
 MAX_CONCURRENCY = 64      # ...and the most there may be (--concurrency)
@@ -58,119 +59,8 @@ LINGER_SECONDS = 0.5   # a queue given nothing new for this long lets a partly f
 HOLD_SECONDS = 2.0     # ...as does a request that may go and has waited this long
 SCAN_LIMIT = 8         # a build looks at most this many Batches' worth of the queue (unless told)
 WHOLE = "\0"           # after a user's id: where what waits for a Batch taking that user whole is parked
-_SOLO, _KEY_OF_PART, _REMOVES, _SOURCE_GONE = SOLO, KEY_OF_PART, REMOVES, SOURCE_GONE   # (C ints compiled: .pxd)
-GONE_LIMIT = 100_000   # users remembered as absent from the store (`mark_gone_sources`); then the newest half
-
-_ORDER = count()       # the order items are made in: a sender makes them in input order
+_SOLO, _KEY_OF_PART = SOLO, KEY_OF_PART   # (C ints compiled: batching.pxd)
 _BY_ORDER = attrgetter("seq")
-
-
-class Item:
-    """One request waiting to be sent: its ticket and index there, its body, its route and when it
-    was queued. `whole`: it takes its users (`wholes`: all, but a merge's source alone when that is
-    gone, request_kinds.SOURCE_GONE) whole (no part, solo, or more than one user); else `pair`
-    names its user and part (one string, "user\\0part", its hash made once; an id holding a NUL,
-    which Recombee refuses, could make two pairs one: more order, never less), or is None for a
-    request of no user. `seq`: its place in input order (parked requests come back by it);
-    `held`: it was parked at least once."""
-
-    __slots__ = ("ticket", "index", "body", "users", "flags", "key", "sid", "enqueued", "whole", "wholes", "pair",
-                 "seq", "held")
-
-    def __init__(self, ticket: Any, index: int, body: bytes, users: Users, flags: int, key: Any, sid: int,
-                 enqueued: float, part: str | None = None):
-        self._fill(ticket, index, body, users, flags, key, sid, enqueued, part)
-
-    def _fill(self, ticket: Any, index: Any, body: Any, users: Any, flags: Any, key: Any, sid: Any,
-              enqueued: Any, part: Any) -> None:   # (Any: Cython would read `int` as a clash with the .pxd)
-        self.ticket = ticket
-        self.index = index
-        self.body = body
-        self.users = users
-        self.flags = flags
-        self.key = key
-        self.sid = sid
-        self.enqueued = enqueued
-        self.whole = part is None or bool(self.flags & _SOLO) or len(users) > 1
-        self.wholes = users[1:] if self.flags & _SOURCE_GONE else users
-        self.pair: str | None = None if part is None or self.whole or not users else f"{users[0]}\0{part}"
-        self.seq = next(_ORDER)
-        self.held = False   # parked at least once (SendQueue.held_back counts it once)
-
-
-def queued_items(ticket: Any, bodies: list, routes: list, codes: list, base: Any,
-                 enqueued: float) -> list:   # (bare types: as the .pxd declares it)
-    """The Items of a ticket's requests that have no answer yet (code 0), in order: `bodies` and
-    `routes` are the ticket's (bytes, request_kinds.Route and int codes), `base` (an int) turns a
-    route's place into the file's sid. (Compiled, each Item is made by C calls: the constructor's
-    argument parsing cost as much as the rest; and `index` is a C integer, not an int made per
-    request.)"""
-    items: list[Item] = []
-    item: Item
-    route: tuple[Any, ...]
-    index = -1
-    for route in routes:   # (users, flags, duplicate key, place, part)
-        index += 1
-        if codes[index]:
-            continue
-        place = route[3]
-        item = Item.__new__(Item)
-        item._fill(ticket, index, bodies[index], route[0], route[1], route[2], base + place if place >= 0 else -1,
-                   enqueued, route[4])
-        items.append(item)
-    return items
-
-
-def mark_gone_sources(routes: list, gone: dict) -> None:
-    """Mark, in input order, the merges whose source is surely absent from the store when they
-    come (request_kinds.SOURCE_GONE): merged away or deleted before (REMOVES), nothing of theirs
-    since. Such a merge moves nothing: its target's interactions need not wait for it (`build`).
-    `routes`: all of a chunk's (those an earlier run answered too: their effect is in the store),
-    a marked one replaced in the list; `gone`: those users, oldest first, kept across chunks by
-    the thread that feeds the queue; beyond GONE_LIMIT the older half is forgotten."""
-    route: tuple[Any, ...]
-    users: tuple[Any, ...]
-    k = -1
-    for route in routes:   # (users, flags, duplicate key, place, part)
-        k += 1
-        flags = route[1]
-        if flags & _REMOVES:   # a merge (target, source) or a user deletion (user): rare
-            users = route[0]
-            source = users[len(users) - 1]
-            if len(users) == 2:   # a merge: of a source gone, it moves nothing; it may create its target
-                if source in gone:
-                    routes[k] = (users, flags | _SOURCE_GONE, route[2], route[3], route[4])
-                gone.pop(users[0], None)
-            gone.pop(source, None)   # (set again, as the newest)
-            gone[source] = None
-            if len(gone) > GONE_LIMIT:   # the older half forgotten
-                for user in list(gone)[:GONE_LIMIT // 2]:
-                    del gone[user]
-        elif gone:
-            users = route[0]
-            for user in users:
-                if user in gone:   # (a C lookup compiled; most users were never merged away)
-                    del gone[user]
-
-
-def solo_count(items: list[Item]) -> int:
-    """How many of `items` are solo (request_kinds.SOLO; compiled, a typed loop, once a chunk)."""
-    solos = 0
-    item: Item
-    for item in items:
-        if item.flags & _SOLO:
-            solos += 1
-    return solos
-
-
-def bodies_of(items: list[Item]) -> list[bytes]:
-    """The serialised requests of `items`, in order (compiled, each read from its Item's struct,
-    not through an attribute lookup: once per request sent)."""
-    bodies: list[bytes] = []
-    item: Item
-    for item in items:
-        bodies.append(item.body)
-    return bodies
 
 
 class Built:
@@ -312,169 +202,7 @@ class SendQueue:
         of poisoned users, not to be sent; the items that stay; the items to park; how many were
         looked at (at most `limit`, else SCAN_LIMIT Batches' worth, of the queue). `take` commits
         the choice."""
-        batch: list[Item] = []
-        dropped: list[Item] = []
-        kept: list[Item] = []
-        kept_ready: list[Item] = []
-        parking: list[tuple[str, Item]] = []
-        keys: set[Any] = set()
-        pair_keys: dict[str, Any] = {}   # pair -> the duplicate key (or keys) of its requests in the Batch
-        users_in: set[str] = set()
-        wholes_in: set[str] = set()
-        parts_in: set[str] = set()
-        flying: list[Built] = self.flying
-        busy_whole: set[str] = self.whole_in_flight
-        busy_parts: set[str] = self.parts_in_flight
-        parked_some: dict[str, int] = self.parked_some
-        parked_whole: dict[str, int] = self.parked_whole
-        parked_parts: dict[str, int] = self.parked_parts
-        parked_at: dict[str, str] = self.parked_at
-        parked_here: dict[str, str] = {}        # user or pair -> where one of theirs is parked by this build
-        blocked_some: set[str]                  # users with an earlier request kept or parked
-        blocked_whole: set[str]                 # ...kept or parked, that takes them whole
-        blocked_parts: set[str]                 # ...kept or parked, of that part
-        kept_some: set[str]                     # users with an earlier request kept (not parked)
-        skipped = 0
-        if self.held and self.held_at == self.releases and self.held_poisoned is poisoned:
-            skipped = self.held   # nothing answered since they were found waiting: they still wait
-            blocked_some, blocked_whole, blocked_parts, kept_some = (set(held) for held in self.held_blocked)
-        else:
-            blocked_some, blocked_whole, blocked_parts, kept_some = set(), set(), set(), set()
-        reusable = True                                 # every item kept waits for an answer
-        solo_users: set[str] = set()                    # users of a solo request in this Batch
-        ready = self.ready
-        from_ready = len(ready)
-        append = batch.append
-        position = 0
-        # Looked at lazily: most builds stop at a full Batch, long before the limit.
-        looked = islice(self.queue, skipped, max(skipped, limit or SCAN_LIMIT * size))
-        item: Item   # (typed for the compiled build: its fields are read as a struct's)
-        for item in (chain(ready, looked) if ready else looked):
-            position += 1   # (the ready items first, then the queue's)
-            users = item.users
-            if poisoned and not poisoned.isdisjoint(users):
-                dropped.append(item)
-                if not poisoned.issuperset(users):   # a merge: what comes later for its other user
-                    poisoned = poisoned.union(users)   # must not overtake it either
-                continue
-            whole = item.whole
-            pair = item.pair
-            go = True
-            wait_for: str | None = None     # what in flight it waits for, to park it beside (`parked`'s keys)
-            waits: str | None = None        # a user or pair of it with an earlier request parked or kept
-            if whole:
-                wholes = item.wholes
-                for user in users:
-                    if wholes is not users and user not in wholes:
-                        # its target, its source gone: waits as their interactions do, for wholes only
-                        if (busy_whole and user in busy_whole) or (solo_users and user in solo_users):
-                            go = False
-                            if wait_for is None:
-                                wait_for = user + WHOLE
-                        elif (blocked_whole and user in blocked_whole) or (parked_whole and user in parked_whole):
-                            go = False
-                            waits = user
-                    elif _in_flight(flying, user):
-                        go = False
-                        if wait_for is None:
-                            wait_for = user
-                    elif user in blocked_some or (parked_some and user in parked_some):
-                        go = False
-                        waits = user
-                    elif user in solo_users:   # (this Batch, in flight when it goes, holds them)
-                        go = False
-                        if wait_for is None:
-                            wait_for = user
-                if go and item.flags & _SOLO and not users_in.isdisjoint(wholes):
-                    go = False
-                    wait_for = next(user for user in wholes if user in users_in)
-            elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
-                user = users[0]
-                if busy_whole and user in busy_whole:
-                    go = False
-                    wait_for = user + WHOLE
-                elif pair in busy_parts:
-                    go = False
-                    wait_for = pair
-                elif (blocked_whole and user in blocked_whole) or (parked_whole and user in parked_whole):
-                    go = False
-                    waits = user
-                elif (blocked_parts and pair in blocked_parts) or (parked_parts and pair in parked_parts):
-                    go = False
-                    waits = pair
-                elif solo_users and user in solo_users:   # (this Batch takes them whole, in flight when it goes)
-                    go = False
-                    wait_for = user + WHOLE
-            if go:
-                key = item.key
-                if key is None:
-                    pass
-                elif pair is not None and item.flags & _KEY_OF_PART:
-                    # Only a request of its pair can have its key: looked up by the pair, whose hash
-                    # is kept, instead of hashing the key's tuple (a timestamp's float, each time).
-                    first = pair_keys.setdefault(pair, key)
-                    if first is not key:   # the Batch holds a request of this pair already
-                        if type(first) is set:
-                            go = key not in first
-                            if go:
-                                first.add(key)
-                        else:
-                            go = first != key
-                            if go:
-                                pair_keys[pair] = {first, key}
-                else:
-                    known = len(keys)
-                    keys.add(key)
-                    go = len(keys) != known   # one key twice: the second waits for the next Batch
-            if not go:
-                if whole:
-                    blocked_some.update(users)
-                    blocked_whole.update(item.wholes)
-                elif pair is not None:
-                    blocked_some.add(users[0])
-                    blocked_parts.add(pair)
-                else:   # (a request of no user kept for its key: nothing in flight holds it back)
-                    reusable = False
-                # Parked beside a user in flight it waits for, or beside an earlier parked request
-                # of its users; only when nothing earlier of its users stays in the queue.
-                if (wait_for is not None or waits is not None) and kept_some.isdisjoint(users):
-                    if wait_for is None and waits is not None:
-                        wait_for = parked_here.get(waits)
-                        if wait_for is None:
-                            wait_for = parked_at.get(waits)
-                    if wait_for is not None:
-                        parking.append((wait_for, item))
-                        for user in users:
-                            parked_here[user] = wait_for
-                        if pair is not None:
-                            parked_here[pair] = wait_for
-                        continue
-                kept_some.update(users)
-                if position > from_ready:
-                    kept.append(item)
-                else:
-                    kept_ready.append(item)
-                continue
-            append(item)
-            if whole:
-                users_in.update(users)
-                wholes_in.update(item.wholes)
-                if item.flags & _SOLO:
-                    solo_users.update(item.wholes)
-            elif pair is not None:
-                users_in.add(users[0])
-                parts_in.add(pair)
-            if len(batch) >= size:
-                break
-        scanned = skipped + max(0, position - from_ready)   # (counted once: an int made per item cost as much)
-        built = Built(batch, users_in, wholes_in, parts_in, dropped, kept, scanned)
-        built.skipped = skipped
-        built.blocked = (blocked_some, blocked_whole, blocked_parts, kept_some) if reusable else None
-        built.poisoned = poisoned
-        built.kept_ready = kept_ready
-        built.ready_scanned = min(position, from_ready)
-        built.parking = parking
-        return built
+        return choose_batch(self, size, poisoned, limit)
 
     def take(self, built: Built, *, send: bool = True) -> None:
         """Remove a build's dropped items, and its batch unless not `send` (what it holds is then
@@ -601,6 +329,174 @@ class SendQueue:
         self.releases += 1
         self.rescan = True
         self.cond.notify()
+
+
+def choose_batch(queue: SendQueue, size: Any, poisoned: frozenset, limit: Any = 0) -> Built:   # (bare: the .pxd's)
+    """SendQueue.build's choice: a function, so that the compiled build types its locals (batching.pxd),
+    which a method of SendQueue, a Python class, cannot."""
+    batch: list[Item] = []
+    dropped: list[Item] = []
+    kept: list[Item] = []
+    kept_ready: list[Item] = []
+    parking: list[tuple[str, Item]] = []
+    keys: set[Any] = set()
+    pair_keys: dict[str, Any] = {}   # pair -> the duplicate key (or keys) of its requests in the Batch
+    users_in: set[str] = set()
+    wholes_in: set[str] = set()
+    parts_in: set[str] = set()
+    flying: list[Built] = queue.flying
+    busy_whole: set[str] = queue.whole_in_flight
+    busy_parts: set[str] = queue.parts_in_flight
+    parked_some: dict[str, int] = queue.parked_some
+    parked_whole: dict[str, int] = queue.parked_whole
+    parked_parts: dict[str, int] = queue.parked_parts
+    parked_at: dict[str, str] = queue.parked_at
+    parked_here: dict[str, str] = {}        # user or pair -> where one of theirs is parked by this build
+    blocked_some: set[str]                  # users with an earlier request kept or parked
+    blocked_whole: set[str]                 # ...kept or parked, that takes them whole
+    blocked_parts: set[str]                 # ...kept or parked, of that part
+    kept_some: set[str]                     # users with an earlier request kept (not parked)
+    skipped = 0
+    if queue.held and queue.held_at == queue.releases and queue.held_poisoned is poisoned:
+        skipped = queue.held   # nothing answered since they were found waiting: they still wait
+        held = queue.held_blocked   # (no generator: the compiled function has no closure)
+        blocked_some, blocked_whole, blocked_parts, kept_some = set(held[0]), set(held[1]), set(held[2]), set(held[3])
+    else:
+        blocked_some, blocked_whole, blocked_parts, kept_some = set(), set(), set(), set()
+    reusable = True                                 # every item kept waits for an answer
+    solo_users: set[str] = set()                    # users of a solo request in this Batch
+    ready = queue.ready
+    from_ready = len(ready)
+    position = 0
+    # Looked at lazily: most builds stop at a full Batch, long before the limit.
+    looked = islice(queue.queue, skipped, max(skipped, limit or SCAN_LIMIT * size))
+    item: Item   # (typed for the compiled build: its fields are read as a struct's)
+    for item in (chain(ready, looked) if ready else looked):
+        position += 1   # (the ready items first, then the queue's)
+        users = item.users
+        if poisoned and not poisoned.isdisjoint(users):
+            dropped.append(item)
+            if not poisoned.issuperset(users):   # a merge: what comes later for its other user
+                poisoned = poisoned.union(users)   # must not overtake it either
+            continue
+        whole = item.whole
+        pair = item.pair
+        go = True
+        wait_for: str | None = None     # what in flight it waits for, to park it beside (`parked`'s keys)
+        waits: str | None = None        # a user or pair of it with an earlier request parked or kept
+        if whole:
+            wholes = item.wholes
+            for user in users:
+                if wholes is not users and user not in wholes:
+                    # its target, its source gone: waits as their interactions do, for wholes only
+                    if (busy_whole and user in busy_whole) or (solo_users and user in solo_users):
+                        go = False
+                        if wait_for is None:
+                            wait_for = user + WHOLE
+                    elif (blocked_whole and user in blocked_whole) or (parked_whole and user in parked_whole):
+                        go = False
+                        waits = user
+                elif _in_flight(flying, user):
+                    go = False
+                    if wait_for is None:
+                        wait_for = user
+                elif user in blocked_some or (parked_some and user in parked_some):
+                    go = False
+                    waits = user
+                elif user in solo_users:   # (this Batch, in flight when it goes, holds them)
+                    go = False
+                    if wait_for is None:
+                        wait_for = user
+            if go and item.flags & _SOLO and not users_in.isdisjoint(wholes):
+                go = False
+                wait_for = min(users_in.intersection(wholes), key=wholes.index)   # (its first such user)
+        elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
+            user = users[0]
+            if busy_whole and user in busy_whole:
+                go = False
+                wait_for = user + WHOLE
+            elif pair in busy_parts:
+                go = False
+                wait_for = pair
+            elif (blocked_whole and user in blocked_whole) or (parked_whole and user in parked_whole):
+                go = False
+                waits = user
+            elif (blocked_parts and pair in blocked_parts) or (parked_parts and pair in parked_parts):
+                go = False
+                waits = pair
+            elif solo_users and user in solo_users:   # (this Batch takes them whole, in flight when it goes)
+                go = False
+                wait_for = user + WHOLE
+        if go:
+            key = item.key
+            if key is None:
+                pass
+            elif pair is not None and item.flags & _KEY_OF_PART:
+                # Only a request of its pair can have its key: looked up by the pair, whose hash
+                # is kept, instead of hashing the key's tuple (a timestamp's float, each time).
+                first = pair_keys.setdefault(pair, key)
+                if first is not key:   # the Batch holds a request of this pair already
+                    if type(first) is set:
+                        go = key not in first
+                        if go:
+                            first.add(key)
+                    else:
+                        go = first != key
+                        if go:
+                            pair_keys[pair] = {first, key}
+            else:
+                known = len(keys)
+                keys.add(key)
+                go = len(keys) != known   # one key twice: the second waits for the next Batch
+        if not go:
+            if whole:
+                blocked_some.update(users)
+                blocked_whole.update(item.wholes)
+            elif pair is not None:
+                blocked_some.add(users[0])
+                blocked_parts.add(pair)
+            else:   # (a request of no user kept for its key: nothing in flight holds it back)
+                reusable = False
+            # Parked beside a user in flight it waits for, or beside an earlier parked request
+            # of its users; only when nothing earlier of its users stays in the queue.
+            if (wait_for is not None or waits is not None) and kept_some.isdisjoint(users):
+                if wait_for is None and waits is not None:
+                    wait_for = parked_here.get(waits)
+                    if wait_for is None:
+                        wait_for = parked_at.get(waits)
+                if wait_for is not None:
+                    parking.append((wait_for, item))
+                    for user in users:
+                        parked_here[user] = wait_for
+                    if pair is not None:
+                        parked_here[pair] = wait_for
+                    continue
+            kept_some.update(users)
+            if position > from_ready:
+                kept.append(item)
+            else:
+                kept_ready.append(item)
+            continue
+        batch.append(item)
+        if whole:
+            users_in.update(users)
+            wholes_in.update(item.wholes)
+            if item.flags & _SOLO:
+                solo_users.update(item.wholes)
+        elif pair is not None:
+            users_in.add(users[0])
+            parts_in.add(pair)
+        if len(batch) >= size:
+            break
+    scanned = skipped + max(0, position - from_ready)   # (counted once: an int made per item cost as much)
+    built = Built(batch, users_in, wholes_in, parts_in, dropped, kept, scanned)
+    built.skipped = skipped
+    built.blocked = (blocked_some, blocked_whole, blocked_parts, kept_some) if reusable else None
+    built.poisoned = poisoned
+    built.kept_ready = kept_ready
+    built.ready_scanned = min(position, from_ready)
+    built.parking = parking
+    return built
 
 
 def _in_flight(flying: list, user: Any) -> bool:

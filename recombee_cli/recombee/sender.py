@@ -60,15 +60,11 @@ from recombee_cli.recombee.batching import (
     HOLD_SECONDS,
     LINGER_SECONDS,
     Built,
-    Item,
     SendQueue,
-    bodies_of,
-    mark_gone_sources,
-    queued_items,
-    solo_count,
 )
 from recombee_cli.recombee.breaker import Breaker, Circuit
 from recombee_cli.recombee.client import CallFailed, RecombeeClient, Retryable, RetryPolicy, TransportFailure
+from recombee_cli.recombee.items import Item, bodies_of, mark_gone_sources, queued_items, solo_count
 from recombee_cli.recombee.lanes import (
     Lanes,
     give_back_the_lock,
@@ -135,7 +131,7 @@ class RecombeeSender:
         self.queue = SendQueue()
         # Users one of whose requests was not delivered (copied on write: builds read it unlocked).
         self._poisoned: frozenset[str] = frozenset()
-        self._gone: dict[str, None] = {}   # users surely absent from the store (batching.mark_gone_sources)
+        self._gone: dict[str, None] = {}   # users surely absent from the store (items.mark_gone_sources)
         self.stats = {"batches": 0, "retries": 0, "requests_retried": 0, "merges_ordered": 0, "nothing_to_do": 0}
         self.lane_count = concurrency
         self.lanes = Lanes(concurrency, grow_to or concurrency)   # (a step taken back leaves some idle)

@@ -14,14 +14,15 @@ import orjson
 import pytest
 from helpers import RETRY, history
 
-import recombee_cli.recombee.batching as batching
+import recombee_cli.recombee.items as item_module
 from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.replay import run
-from recombee_cli.recombee.batching import Item, SendQueue, mark_gone_sources
+from recombee_cli.recombee.batching import SendQueue
 from recombee_cli.recombee.client import RecombeeClient
 from recombee_cli.recombee.emulator import Emulator, Faults
+from recombee_cli.recombee.items import Item, mark_gone_sources
 from recombee_cli.recombee.sender import RecombeeSender
 from recombee_cli.record.recorder import Recorder
 from recombee_cli.record.report import RunReport
@@ -543,7 +544,7 @@ def test_merges_of_a_source_merged_away_and_unused_since_are_marked_in_input_ord
 def test_beyond_the_limit_the_oldest_half_of_the_gone_users_is_forgotten(monkeypatch):
     """Memory stays bounded: past GONE_LIMIT users, the older half is forgotten, and a later merge
     of one of them is ordered as any merge is (more order, never less)."""
-    monkeypatch.setattr(batching, "GONE_LIMIT", 4)
+    monkeypatch.setattr(item_module, "GONE_LIMIT", 4)
     gone: dict[str, None] = {}
     mark_gone_sources([((f"u{n}",), SOLO | LENIENT | REMOVES, None, n, None) for n in range(5)], gone)
     assert list(gone) == ["u2", "u3", "u4"]
