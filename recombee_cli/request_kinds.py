@@ -171,13 +171,24 @@ def kind_of(request: dict[str, Any]) -> RequestKind | None:
 def _order_keys(kind: RequestKind, names: dict[str, str], params: dict[str, Any]) -> Users:
     keys = []
     for template in kind.order:
+        sole = _SOLE.get(template, template)   # (a template of one name, `{userId}`, is its value)
+        if sole is template:
+            sole = _SOLE[template] = (found := _NAME.fullmatch(template)) and found.group(1)
         try:
-            key = _NAME.sub(lambda m: _text(names[m.group(1)] if m.group(1) in names else params[m.group(1)]),
-                            template)
+            if sole:
+                key = _text(names[sole] if sole in names else params[sole])
+            else:
+                key = _NAME.sub(lambda m: _text(names[m.group(1)] if m.group(1) in names else params[m.group(1)]),
+                                template)
         except KeyError:   # a key the request lacks (a Recombee refusal to come): no order to keep
             continue
         keys.append(key)
     return tuple(keys)
+
+
+# template -> its one name, or None: a merge's two keys were two regular-expression substitutions,
+# each calling back into Python (26k instructions a merge routed, 1.4 % of the requests sent)
+_SOLE: dict[str, str | None] = {}
 
 
 def _text(value: Any) -> str:

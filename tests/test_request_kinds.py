@@ -57,6 +57,19 @@ def test_only_a_merge_that_surely_removes_its_source_says_so():
     assert action_of({"method": "PUT", "path": "/users/t/merge/s"}) == "mergeUsers"
 
 
+def test_ordering_keys_come_from_the_path_or_the_params_and_only_as_text(delete_item, monkeypatch):
+    """A template of one name (`{userId}`) is that value, from the path or else the params; one with
+    more text (`/items/{itemId}`) is the text with the value put in; a key the request lacks, or one
+    that is not a string, orders nothing (Recombee will refuse the request)."""
+    monkeypatch.setattr(request_kinds, "KINDS", list(request_kinds.KINDS))
+    monkeypatch.setattr(request_kinds, "_TEMPLATED", list(request_kinds._TEMPLATED))
+    request_kinds.register(RequestKind("tagThing", "PUT", "/things/{thingId}", order=("{userId}", "/t/{thingId}")))
+    assert route({"method": "PUT", "path": "/users/t/merge/s", "params": {"cascadeCreate": True}})[0] == ("t", "s")
+    assert route({"method": "DELETE", "path": "/items/p1", "params": {}})[0] == ("/items/p1",)
+    for params, keys in (({"userId": "u1"}, ("u1", "/t/x1")), ({}, ("/t/x1",)), ({"userId": 7}, ("/t/x1",))):
+        assert route({"method": "PUT", "path": "/things/x1", "params": params})[0] == keys
+
+
 # A value of each field type, and of the object fields the actions have, to build every action's requests.
 _SAMPLES = {"string": "x1", "datetime": "2024-03-01T06:42:07.728Z", "integer": 3, "number": 0.5, "any": "v"}
 _OBJECTS = {"item": {"itemId": "p1", "amount": 1, "price": 2.0},
