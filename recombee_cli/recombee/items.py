@@ -82,7 +82,8 @@ def queued_items(ticket: Any, bodies: list, routes: list, codes: list, base: Any
 def mark_gone_sources(routes: list, gone: dict) -> None:
     """Mark, in input order, the merges whose source is surely absent from the store when they
     come (request_kinds.SOURCE_GONE): merged away or deleted before (REMOVES), nothing of theirs
-    since. Such a merge moves nothing: its target's interactions need not wait for it (`build`).
+    since. Such a merge moves nothing: its target's interactions need not wait for it
+    (batching.choose_batch).
     `routes`: all of a chunk's (those an earlier run answered too: their effect is in the store),
     a marked one replaced in the list; `gone`: those users, oldest first, kept across chunks by
     the thread that feeds the queue; beyond GONE_LIMIT the older half is forgotten."""
