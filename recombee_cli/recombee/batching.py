@@ -409,7 +409,10 @@ def choose_batch(queue: SendQueue, size: Any, poisoned: frozenset, limit: Any = 
                         wait_for = user
             if go and item.flags & _SOLO and not users_in.isdisjoint(wholes):
                 go = False
-                wait_for = min(users_in.intersection(wholes), key=wholes.index)   # (its first such user)
+                for user in wholes:   # (the first of its users the Batch holds)
+                    if user in users_in:
+                        wait_for = user
+                        break
         elif pair is not None:   # (the sets are tested only when they hold anything: most are empty)
             user = users[0]
             if busy_whole and user in busy_whole:

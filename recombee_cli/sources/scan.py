@@ -108,6 +108,7 @@ def restrict(data: bytes, reads: Reads) -> bytes | None:
 # restricted lines, and a string's plain bytes are skipped sixteen at a time (scan.pxd's C
 # function; the pure build never reaches that call).
 COMPILED = not isinstance(restrict, types.FunctionType)
+_FAST = COMPILED
 
 
 def decoded_key(key: str) -> str:
@@ -125,7 +126,6 @@ def decoded_key(key: str) -> str:
     except (TypeError, ValueError):   # (a lone surrogate orjson cannot write)
         return key
     return next(iter(found)) if type(found) is dict and len(found) == 1 else key
-_FAST = COMPILED
 
 
 def _space(p: bytes, n: int, i: int) -> int:
