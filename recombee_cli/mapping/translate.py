@@ -16,6 +16,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Protocol
 
 import orjson
@@ -154,6 +155,11 @@ class BlockResult:
     def request_count(self) -> int:
         return self.spans[-1] if self.spans else 0
 
+
+# Of an invalid event as `BlockResult.invalid` holds it: its (reason, mapping), and its mapping (None:
+# the line holds no event), taken in C (the accounting counts a chunk's by distinct reason).
+REASON_AND_MAPPING = itemgetter(2, 3)
+MAPPING_OF_INVALID = itemgetter(3)
 
 _MISSING = object()
 # The keys read of every event, as the objects orjson makes of them (scan.decoded_key: found by identity)

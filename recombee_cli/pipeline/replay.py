@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
@@ -220,10 +221,11 @@ class _Replay:
         for name, (matched, built) in result.mappings.items():
             stats[name].matched += matched
             stats[name].built += built
-        for name, reason in result.mapping_errors:
-            bounded_add(stats[name].invalid, reason)
-        for number, index, reason, mapping in result.invalid:
-            self.recorder.invalid_in(block, number, reason, mapping, index)
+        if result.mapping_errors:   # counted once per distinct failure (a chunk repeats a few)
+            for (name, reason), n in Counter(result.mapping_errors).items():
+                bounded_add(stats[name].invalid, reason, n)
+        if result.invalid:
+            self.recorder.invalid_of(block, result.invalid)
         report.timeline.block(source.name, result)
         if result.requests:   # the serialised requests, joined by newlines
             ticket = ChunkTicket(block, result.requests, result.spans, result.event_errors, result.routes or None)

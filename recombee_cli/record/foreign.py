@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from recombee_cli.mapping.compile import SEGMENT_TYPES
-from recombee_cli.mapping.translate import BlockResult
+from recombee_cli.mapping.translate import MAPPING_OF_INVALID, BlockResult
 from recombee_cli.sources.reader import Source, display_name
 
 NAMED_LIMIT = 100   # sources named in the report; the rest are counted
@@ -39,7 +39,7 @@ class ForeignSources:
         self._events = self._segment = self._not_json = 0
 
     def block(self, result: BlockResult) -> None:
-        not_events = sum(1 for _, _, _, mapping in result.invalid if mapping is None)
+        not_events = list(map(MAPPING_OF_INVALID, result.invalid)).count(None) if result.invalid else 0
         foreign = sum(n for name, n in result.unmatched.items() if _foreign_name(name))
         self._events += result.events
         self._not_json += not_events

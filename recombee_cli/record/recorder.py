@@ -3,10 +3,11 @@ its requests' answers (outcomes.answered_outcome), counted once."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from recombee_cli.mapping.translate import NO_HOUR
+from recombee_cli.mapping.translate import NO_HOUR, REASON_AND_MAPPING
 from recombee_cli.outcomes import answered_outcome, mapping_error, request_outcome
 from recombee_cli.record.rejects import RejectsWriter
 from recombee_cli.record.report import RunReport, bounded_add
@@ -44,18 +45,22 @@ class Recorder:
                 event = event_at(line, index)
             self.rejects.write(line, event, "invalid", text, mapping=mapping, index=index)
 
-    def invalid_in(self, block: Block, position: int, reason: str, mapping: str | None = None,
-                   index: int = 0) -> None:
-        """An invalid event of a block's line; the Line is made only for the rejects file."""
-        if self.rejects is None:
-            self._count_invalid(reason, mapping)
-        else:
-            self.invalid(block.line(position), None, reason, mapping, index, decodable=mapping is not None)
+    def invalid_of(self, block: Block, invalid: list[tuple[int, int, str, str | None]]) -> None:
+        """A translated block's invalid events, each (line, index in the line, reason, mapping):
+        written to the rejects file one by one when there is one (a Line is made only for it),
+        else counted once per distinct reason (a chunk's are mostly a few, repeated: a page name
+        given as an item id; with --workers this process counts what two others translate)."""
+        if self.rejects is not None:
+            for position, index, reason, mapping in invalid:
+                self.invalid(block.line(position), None, reason, mapping, index, decodable=mapping is not None)
+            return
+        for (reason, mapping), n in Counter(map(REASON_AND_MAPPING, invalid)).items():
+            self._count_invalid(reason, mapping, n)
 
-    def _count_invalid(self, reason: str, mapping: str | None) -> str:
-        self.report.outcomes["invalid"] += 1
+    def _count_invalid(self, reason: str, mapping: str | None, n: int = 1) -> str:
+        self.report.outcomes["invalid"] += n
         text = mapping_error(mapping, reason) if mapping else reason
-        bounded_add(self.report.invalid_reasons, text)
+        bounded_add(self.report.invalid_reasons, text, n)
         return text
 
     def finished(self, ticket: Ticket) -> None:

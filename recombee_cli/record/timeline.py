@@ -21,7 +21,7 @@ import datetime
 from collections import Counter
 from typing import Any, Protocol
 
-from recombee_cli.mapping.translate import NO_HOUR, BlockResult, hours_of_spans, span_hour_counts
+from recombee_cli.mapping.translate import NO_HOUR, REASON_AND_MAPPING, BlockResult, hours_of_spans, span_hour_counts
 from recombee_cli.outcomes import OUTCOMES, mapping_error
 from recombee_cli.record.reasons import kind_of
 from recombee_cli.sinks.protocol import Ticket
@@ -117,8 +117,10 @@ class Timeline:
         self._decided.update(result.times)
         if len(self._decided) > _FOLD:
             self._fold()
-        for (_, _, reason, mapping), hour in zip(result.invalid, result.invalid_hours):
-            self._reason(hour, "invalid", mapping_error(mapping, reason) if mapping else reason, 1)
+        if result.invalid:   # each distinct (reason, hour) once: a chunk's repeat a few
+            for ((reason, mapping), hour), n in Counter(zip(map(REASON_AND_MAPPING, result.invalid),
+                                                            result.invalid_hours)).items():
+                self._reason(hour, "invalid", mapping_error(mapping, reason) if mapping else reason, n)
 
     def submitted(self, ticket: Ticket, result: BlockResult) -> None:
         """The hours of a ticket's events, counted when their answers come (`all_sent`, `event`)."""

@@ -223,3 +223,41 @@ def test_a_long_sending_run_keeps_its_calls_in_a_bounded_series():
     assert len(series["calls"]) <= BUCKETS and series["bucket_seconds"] * len(series["calls"]) >= 3600
     assert sum(series["calls"]) == 4 * 3600 and sum(series["answers"]["429"]) == 4 * 3600
     assert series["latency_ms"] == {"p50_at_most": 50, "p90_at_most": 50, "p99_at_most": 50, "max": 40.0}
+
+
+def test_a_chunks_repeated_reasons_are_each_counted_for_every_event(tmp_path):
+    """The accounting counts a chunk's invalid events once per distinct reason (and hour): each
+    count must still be the number of events, in the summary's reasons, the mapping's, the
+    timeline's days and the rejects file, with and without workers."""
+    def page(name: str, day: int) -> bytes:
+        return orjson.dumps({"type": "page", "name": name, "userId": "u1", "properties": {},
+                             "timestamp": f"2024-03-0{day}T10:00:00.000Z"})
+    # (page name, day, events): names with a space are no Recombee ID, so each such page is invalid.
+    plan = [("Home Page", 1, 7), ("Cart Page", 1, 3), ("home", 1, 2), ("Home Page", 2, 5), ("Cart Page", 2, 1)]
+    lines = [page(name, day) for name, day, n in plan for _ in range(n)] + [b"not json"] * 4
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    reason = "itemId {!r} is not a valid Recombee ID (allowed: letters, digits, _ - : @ .)".format
+    per_reason: dict[str, int] = {}
+    per_day: dict[str, int] = {}
+    for name, day, n in plan:
+        if " " in name:
+            per_reason[reason(name)] = per_reason.get(reason(name), 0) + n
+            per_day[f"2024-03-0{day}"] = per_day.get(f"2024-03-0{day}", 0) + n
+    invalid = sum(per_reason.values()) + 4
+    for workers in ("1", "2"):
+        report_path, rejects = tmp_path / f"run-{workers}.json", tmp_path / f"rejects-{workers}.ndjson"
+        for extra in ([], ["--rejects", str(rejects)]):
+            invoke(["replay", "--dry-run", "--quiet", "--workers", workers, "--report", str(report_path), *extra,
+                    str(path)])
+            report = json.loads(report_path.read_text())
+            assert report["outcomes"]["invalid"] == invalid
+            assert report["mappings"]["Page - Viewed"]["invalid"] == per_reason
+            reasons = report["invalid_reasons"]
+            not_json = [text for text in reasons if text.startswith("not JSON")]
+            assert len(not_json) == 1 and reasons.pop(not_json[0]) == 4
+            assert reasons == {f"mapping 'Page - Viewed': {text}": n for text, n in per_reason.items()}
+            kinds = report["timeline"]["reason_kinds"]["invalid"]
+            assert sum(kinds.pop("not JSON").values()) == 4
+            assert list(kinds.values()) == [per_day]
+        assert len(rejects.read_text().splitlines()) == invalid
