@@ -58,15 +58,18 @@ class DryRunPrinter(LocalSink):
         return ticket
 
     def _flush(self, handed_on: bool = False) -> None:
-        if self._pending:
-            self._pending.append(b"")
-            data = b"\n".join(self._pending)
+        pending = self._pending
+        if pending:
             self._pending = []
-            self._write(data, handed_on)
+            if len(pending) == 1:   # a chunk's requests, joined: written as they are, not copied for a newline
+                self._write((pending[0], b"\n"), handed_on)
+            else:
+                pending.append(b"")
+                self._write((b"\n".join(pending),), handed_on)
 
-    def _write(self, data: bytes, handed_on: bool = False) -> None:
+    def _write(self, parts: tuple[bytes, ...], handed_on: bool = False) -> None:
         try:
-            self._out.write(data)
+            self._out.writelines(parts)
             if handed_on:
                 self._out.flush()
         except BrokenPipeError:
