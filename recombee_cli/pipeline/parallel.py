@@ -24,6 +24,7 @@ import os
 import pickle
 import queue
 import signal
+import struct
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -137,6 +138,33 @@ class _OpenFile:
         if self.path is not None:
             os.close(self.fd)
             self.path, self.fd = None, -1
+
+
+_LENGTH, _LONG_LENGTH = struct.Struct("!i"), struct.Struct("!Q")
+
+
+def _read_message(fd: int) -> bytes:
+    """One message as Connection.send_bytes frames it (its length in 4 bytes, big-endian; -1 then
+    8 bytes from 2 GiB), read straight from the pipe: Connection.recv_bytes copies it through a
+    BytesIO, here a copy of every chunk's requests in the process that does the accounting."""
+    size = _LENGTH.unpack(_read_exact(fd, 4))[0]
+    if size == -1:
+        size = _LONG_LENGTH.unpack(_read_exact(fd, 8))[0]
+    return _read_exact(fd, size)
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    data = os.read(fd, size)   # usually all of it: the worker wrote it whole into a wide pipe
+    if len(data) == size:
+        return data
+    parts, got = [data], len(data)
+    while got < size:
+        if not data:
+            raise EOFError
+        data = os.read(fd, size - got)
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
 
 
 class TranslatorPool:
@@ -291,8 +319,9 @@ class TranslatorPool:
     @staticmethod
     def _answer(conn: Connection) -> tuple[object, bytes]:
         try:
-            head = pickle.loads(conn.recv_bytes())
-            blob = conn.recv_bytes()
+            fd = conn.fileno()
+            head = pickle.loads(_read_message(fd))
+            blob = _read_message(fd)
         except (EOFError, OSError):
             raise WorkerError("a translator worker process died (out of memory?); "
                               "what was acknowledged is saved, run the same command to go on") from None

@@ -20,7 +20,7 @@ from recombee_cli.mapping.compile import compile_config
 from recombee_cli.mapping.config import Config
 from recombee_cli.mapping.translate import Translator
 from recombee_cli.pipeline.engines import InlineEngine, Reading
-from recombee_cli.pipeline.parallel import TranslatorPool
+from recombee_cli.pipeline.parallel import RESULTS_PIPE, TranslatorPool
 from recombee_cli.sources.reader import Source, expand_inputs, plain_ranges, read_blocks
 
 DIRTY = DATA / "segment-export-dirty-20k.ndjson.gz"
@@ -236,3 +236,31 @@ def test_asking_for_the_next_file_before_reading_the_last_is_refused(tmp_path):
             next(files)
     finally:
         pool.close()
+
+
+def test_a_chunks_requests_longer_than_the_results_pipe_come_back_whole(tmp_path):
+    """A worker writes a chunk's requests into its results pipe while the main process reads
+    them (straight from the pipe, in as many reads as it takes): more than the pipe holds in one
+    chunk, a gzip file's (read here) and a plain file's (read by the workers), come back byte for
+    byte as one process makes them."""
+    view = {"type": "track", "event": "Product Viewed", "userId": "u1", "timestamp": "2024-03-01T10:00:00Z",
+            "properties": {"product_id": "p" * 600}}
+    lines = [json.dumps({**view, "userId": f"u{k}"}).encode() for k in range(12_000)]
+    plain = tmp_path / "big-chunk.ndjson"
+    plain.write_bytes(b"\n".join(lines) + b"\n")
+    packed = tmp_path / "big-chunk.ndjson.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    translator = Translator(compile_config(Config()))
+    reading = Reading(chunk_lines=100_000)   # a chunk as long as a block read
+    pool = TranslatorPool(translator, 2)
+    try:
+        got = [(source.name, [r.requests for _, r in results])
+               for source, results in pool.translate(((s, 0) for s in expand_inputs([str(plain), str(packed)])),
+                                                     reading)]
+    finally:
+        pool.close()
+    alone = [(source.name, [r.requests for _, r in results])
+             for source, results in InlineEngine(translator).translate(
+                 ((s, 0) for s in expand_inputs([str(plain), str(packed)])), reading)]
+    assert all(max(map(len, blobs)) > RESULTS_PIPE for _, blobs in got)
+    assert got == alone
