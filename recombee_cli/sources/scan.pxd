@@ -36,6 +36,40 @@ cdef extern from *:
     """
     Py_ssize_t _plain16 "scan_plain16" (cbytes p, Py_ssize_t n, Py_ssize_t i) noexcept
 
+cdef extern from *:
+    """
+    /* A restricted line is written into one bytearray made with room for the whole line (the
+       part is never longer): each piece is one copy, where a list of slices joined at the end
+       made and freed an object a piece and copied every byte twice. */
+    static inline PyObject *scan_empty_room(Py_ssize_t n) {
+        PyObject *out = PyByteArray_FromStringAndSize(NULL, n);
+        if (out != NULL) {
+            Py_SET_SIZE(out, 0);
+            PyByteArray_AS_STRING(out)[0] = '\0';
+        }
+        return out;
+    }
+    static inline int scan_append(PyObject *out, const unsigned char *p, Py_ssize_t start, Py_ssize_t end) {
+        Py_ssize_t size = PyByteArray_GET_SIZE(out), k = end - start;
+        if (size + k >= ((PyByteArrayObject *)out)->ob_alloc) {   /* no room (never, from restrict) */
+            if (PyByteArray_Resize(out, size + k) < 0)
+                return -1;
+        } else {
+            Py_SET_SIZE(out, size + k);
+        }
+        char *s = PyByteArray_AS_STRING(out);
+        memcpy(s + size, p + start, (size_t)k);
+        s[size + k] = '\0';
+        return 0;
+    }
+    """
+    bytearray _empty_room "scan_empty_room" (Py_ssize_t n)
+    int _append "scan_append" (bytearray out, cbytes p, Py_ssize_t start, Py_ssize_t end) except -1
+
+cdef bytearray _room(Py_ssize_t n)
+
+cdef int _put(bytearray out, cbytes p, Py_ssize_t start, Py_ssize_t end) except -1
+
 @cython.locals(n=cython.Py_ssize_t, i=cython.Py_ssize_t)
 cpdef object restrict(bytes data, tuple reads)
 
@@ -47,8 +81,8 @@ cdef Py_ssize_t _space(cbytes p, Py_ssize_t n, Py_ssize_t i) noexcept
 
 @cython.locals(mask=bytes, kept=cython.Py_ssize_t, run=cython.Py_ssize_t, run_end=cython.Py_ssize_t,
                start=cython.Py_ssize_t, end=cython.Py_ssize_t, escaped=cython.bint, k=cython.Py_ssize_t,
-               at=cython.Py_ssize_t, size=cython.Py_ssize_t, c=cython.uchar)
-cdef Py_ssize_t _object(cbytes p, Py_ssize_t n, Py_ssize_t i, cbytes stops, tuple node, int depth, list out,
+               at=cython.Py_ssize_t, size=cython.Py_ssize_t, c=cython.uchar, comma=cython.Py_ssize_t)
+cdef Py_ssize_t _object(cbytes p, Py_ssize_t n, Py_ssize_t i, cbytes stops, tuple node, int depth, bytearray out,
                         bint top)
 
 @cython.locals(c=cython.uchar)

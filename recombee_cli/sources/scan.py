@@ -87,20 +87,24 @@ def _child(p: bytes, start: int, size: int, node: Reads) -> Any:
     return _SKIP
 
 
-def restrict(data: bytes, reads: Reads) -> bytes | None:
+def restrict(data: bytes, reads: Reads) -> bytearray | None:
     """The JSON text of the object `data` holds with only the members `reads` names (see the
     module's docstring), or None where orjson might not decode `data` as this says, or where a
     top-level key is a stop: the caller then decodes the line whole."""
-    out: list[bytes] = [b"{"]
     stops = _STRING_STOPS   # (a local: the compiled build reads its bytes through a pointer)
     n = len(data)
     i = _space(data, n, 0)
     if i >= n or data[i] != 123:   # {
         return None
+    # The text given is made of the line's own bytes, each used at most once (every `{`, `,` and
+    # `}` it keeps is one of the line's), so it is never longer than the line: compiled, `out` is
+    # made with that room and each piece is one copy into it.
+    out = _room(n)
+    _put(out, data, i, i + 1)
     i = _object(data, n, i, stops, reads, 0, out, True)
     if i < 0 or _space(data, n, i) != n:
         return None
-    return b"".join(out)
+    return out
 
 
 # Whether this module runs compiled: then restrict is a C function, not a Python one, whatever the
@@ -128,6 +132,21 @@ def decoded_key(key: str) -> str:
     return next(iter(found)) if type(found) is dict and len(found) == 1 else key
 
 
+def _room(n: int) -> bytearray:
+    """An empty bytearray for a part of a line of `n` bytes (compiled: with room for them)."""
+    if _FAST:
+        return _empty_room(n)  # type: ignore[name-defined]  # noqa: F821
+    return bytearray()
+
+
+def _put(out: bytearray, p: bytes, start: int, end: int) -> None:
+    """`p[start:end]` added to `out` (compiled: copied into its room, scan.pxd's C function)."""
+    if _FAST:
+        _append(out, p, start, end)  # type: ignore[name-defined]  # noqa: F821
+    else:
+        out += p[start:end]
+
+
 def _space(p: bytes, n: int, i: int) -> int:
     while i < n:
         c = p[i]
@@ -137,17 +156,18 @@ def _space(p: bytes, n: int, i: int) -> int:
     return i
 
 
-def _object(p: bytes, n: int, i: int, stops: bytes, node: Reads, depth: int, out: list[bytes],
+def _object(p: bytes, n: int, i: int, stops: bytes, node: Reads, depth: int, out: bytearray,
             top: bool) -> int:
     """The object at `i` (its `{`) read in part: its kept members appended to `out` (whose
     caller appended the `{`), then `}`. The index after the object, or -1."""
     kept = 0
     run = -1            # where the members kept whole since the last one left out start
     run_end = 0
+    comma = 0           # where the `,` before the member being read is
     mask = node[2]
     i = _space(p, n, i + 1)
     if i < n and p[i] == 125:   # }
-        out.append(b"}")
+        _put(out, p, i, i + 1)
         return i + 1
     while True:
         if i >= n or p[i] != 34:   # "
@@ -181,12 +201,12 @@ def _object(p: bytes, n: int, i: int, stops: bytes, node: Reads, depth: int, out
                 return -1
             if child is _SKIP:
                 if run >= 0:
-                    out.append(p[run:run_end])
+                    _put(out, p, run, run_end)
                     run = -1
             else:
                 if run < 0:
-                    if kept:
-                        out.append(b",")
+                    if kept:   # (not the first member: a `,` came before it)
+                        _put(out, p, comma, comma + 1)
                     kept += 1
                     run = start
                 run_end = i
@@ -194,12 +214,12 @@ def _object(p: bytes, n: int, i: int, stops: bytes, node: Reads, depth: int, out
             if depth + 1 > MAX_DEPTH:
                 return -1
             if run >= 0:
-                out.append(p[run:run_end])
+                _put(out, p, run, run_end)
                 run = -1
             if kept:
-                out.append(b",")
+                _put(out, p, comma, comma + 1)
             kept += 1
-            out.append(p[start:at + 1])
+            _put(out, p, start, at + 1)
             i = _object(p, n, at, stops, child, depth + 1, out, False)
             if i < 0:
                 return -1
@@ -208,13 +228,14 @@ def _object(p: bytes, n: int, i: int, stops: bytes, node: Reads, depth: int, out
             return -1
         c = p[i]
         if c == 44:   # ,
+            comma = i
             i = _space(p, n, i + 1)
             continue
         if c != 125:  # }
             return -1
         if run >= 0:
-            out.append(p[run:run_end])
-        out.append(b"}")
+            _put(out, p, run, run_end)
+        _put(out, p, i, i + 1)
         return i + 1
 
 
