@@ -17,6 +17,11 @@ from typing import Any
 from recombee_cli.errors import PayloadInvalid
 from recombee_cli.segment.jsvalues import js_to_number
 
+try:   # compiled, Cython's directives; else decorators that do nothing
+    import cython  # type: ignore[import-not-found, unused-ignore]
+except ImportError:
+    from recombee_cli import pure as cython  # type: ignore[no-redef, unused-ignore]
+
 # [0-9], not \d: Python's \d (and int()) also read Arabic-Indic and full-width digits.
 _HAS_ZONE = re.compile(r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)\Z")
 _DATE = re.compile(
@@ -98,6 +103,9 @@ _EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 
 _HOUR_MILLIS: dict[str, int | None] = {}   # "2024-03-01T12" -> epoch ms of that hour (None: invalid)
 _HOUR_CACHE_LIMIT = 1 << 16                # an hour per entry: about 7 years of history
+# The hour _fast_canonical found last, as (its 13 characters, epoch ms): checked first, without
+# cutting the text or hashing it ("\x00" starts no timestamp it is given).
+_LAST_HOUR: tuple[str, int] = ("\x00", 0)
 
 
 def _hour_millis(prefix: str) -> int | None:
@@ -108,6 +116,8 @@ def _hour_millis(prefix: str) -> int | None:
     return ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600) * 1000
 
 
+@cython.boundscheck(False)   # (every index read is below the length checked first)
+@cython.wraparound(False)
 def _fast_canonical(text: str) -> float | int | None:
     """Segment's own format, `2024-03-01T12:00:00.123Z` (or `+00:00`): nearly every timestamp in
     an archive looks like this. The shape is checked, the hour looked up in a cache (an archive
@@ -128,16 +138,28 @@ def _fast_canonical(text: str) -> float | int | None:
     if not (0 <= m1 <= 5 and 0 <= m2 <= 9 and 0 <= s1 <= 5 and 0 <= s2 <= 9
             and 0 <= f1 <= 9 and 0 <= f2 <= 9 and 0 <= f3 <= 9):
         return None
-    base = _HOUR_MILLIS.get(text[:13], -1)
-    if base == -1:
-        base = _learn_hour(text[:13])
-    if base is None:
-        return None
+    last = _LAST_HOUR
+    if text.startswith(last[0]):   # the hour of the call before (an archive's events come hour by hour)
+        base = last[1]
+    else:
+        prefix = text[:13]
+        found = _HOUR_MILLIS.get(prefix, -1)
+        if found == -1:
+            found = _learn_hour(prefix)
+        if found is None:
+            return None
+        base = found
+        _remember_hour(prefix, base)
     offset = ((m1 * 10 + m2) * 60 + s1 * 10 + s2) * 1000
     millis = f1 * 100 + f2 * 10 + f3
     if millis:
         return (base + offset + millis) / 1000
     return (base + offset) // 1000
+
+
+def _remember_hour(prefix: str, base: int) -> None:
+    global _LAST_HOUR
+    _LAST_HOUR = (prefix, base)   # one tuple: read whole by a thread that reads it at any moment
 
 
 def _learn_hour(prefix: str) -> int | None:

@@ -101,3 +101,13 @@ def test_fast_path_reads_digits_only_where_the_general_parser_does():
         assert _fast_canonical(text) is None
     assert _fast_canonical("2024-03-01T12:34:56.789Z") == 1709296496.789
     assert _fast_canonical("2024-03-01T12:34:56.000+00:00") == 1709296496
+
+
+def test_the_fast_path_takes_each_hour_as_its_own_whatever_came_before():
+    """The fast path keeps the hour it found last: a timestamp of the same day, another hour,
+    of the next year with the same day and hour, or of an hour seen before, gets its own."""
+    texts = ["2024-03-01T10:59:59.999Z", "2024-03-01T10:00:00.000Z", "2024-03-01T11:00:00.000Z",
+             "2024-03-01T01:30:00.500+00:00", "2025-03-01T01:30:00.500Z", "2024-03-01T10:15:00.000Z",
+             "2024-03-02T10:15:00.000Z", "2024-03-01T10:15:00.000Z"]
+    for text in texts * 2:
+        assert _fast_canonical(text) == _normalise(_parse_date_string(text)), text
