@@ -104,8 +104,8 @@ _EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 _HOUR_MILLIS: dict[str, int | None] = {}   # "2024-03-01T12" -> epoch ms of that hour (None: invalid)
 _HOUR_CACHE_LIMIT = 1 << 16                # an hour per entry: about 7 years of history
 # The hour _fast_canonical found last, as (its 13 characters, epoch ms): checked first, without
-# cutting the text or hashing it ("\x00" starts no timestamp it is given).
-_LAST_HOUR: tuple[str, int] = ("\x00", 0)
+# cutting the text or hashing it. Before the first, a text longer than any it reads: none starts so.
+_LAST_HOUR: tuple[str, int] = ("\x00" * 30, 0)
 
 
 def _hour_millis(prefix: str) -> int | None:

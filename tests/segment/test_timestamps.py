@@ -1,5 +1,8 @@
 """Timestamp conversion: the table Segment's destination produced on Node 20 (destination-behaviour.md §2.3)."""
 
+import subprocess
+import sys
+
 import pytest
 
 from recombee_cli.errors import PayloadInvalid
@@ -111,3 +114,13 @@ def test_the_fast_path_takes_each_hour_as_its_own_whatever_came_before():
              "2024-03-02T10:15:00.000Z", "2024-03-01T10:15:00.000Z"]
     for text in texts * 2:
         assert _fast_canonical(text) == _normalise(_parse_date_string(text)), text
+
+
+def test_the_first_timestamp_read_is_checked_like_any_other():
+    """Before the fast path has found any hour, a text of Segment's shape whose hour is not one
+    (a NUL first, where the hour it keeps has nothing yet) is still left to the general parser."""
+    code = ("from recombee_cli.segment.timestamps import _fast_canonical; "
+            "print(_fast_canonical('\\x00' + '024-03-01T10:00:00.000Z'), "
+            "_fast_canonical('2024-03-01T10:00:00.000Z'))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.split() == ["None", "1709287200"]
