@@ -216,7 +216,10 @@ class Translator:
             table = self._by_event if hint[0] == "event" else self._by_type
             for value in hint[1]:
                 table.setdefault(value, []).append(position)
-        self._plans: dict[tuple[object, object], Plan] = {}
+        # Plans by `type`, then `event` (two lookups of a str each: a tuple of the two, fresh from
+        # every event, was made, hashed, compared and freed per event), and how many are kept.
+        self._plans: dict[object, dict[object, Plan]] = {}
+        self._plan_count = 0
         self._key_only = [key_only(m.trigger.ast) for m in mappings]
         # Whether a cached plan decides its triggers by a selector (segment/trigger_programs.py),
         # rather than by asking each trigger's closure: the faster in both builds (in C compiled;
@@ -249,8 +252,8 @@ class Translator:
         if not ((type(name) is str or name is _MISSING) and (type(kind) is str or kind is _MISSING)):
             # a null, number, list... as event or type: no cache, every candidate's trigger asked
             return tuple((p, self.mappings[p].trigger.matches, runs[p]) for p in self._positions(name, kind)), None
-        key = (name, kind)
-        plan = self._plans.get(key)
+        by_event = self._plans.get(kind)
+        plan = None if by_event is None else by_event.get(name)
         if plan is None:
             probe = {k: v for k, v in (("event", name), ("type", kind)) if v is not _MISSING}
             steps: list[Step] = []
@@ -261,8 +264,9 @@ class Translator:
                 elif mapping.trigger.matches(probe):
                     steps.append((position, None, runs[position]))
             plan = self._decided(steps, name, kind)
-            if len(self._plans) < _CACHE_LIMIT:
-                self._plans[key] = plan
+            if self._plan_count < _CACHE_LIMIT:
+                self._plans.setdefault(kind, {})[name] = plan
+                self._plan_count += 1
         return plan
 
     def _decided(self, steps: list[Step], name: object, kind: object) -> Plan:
@@ -286,9 +290,9 @@ class Translator:
         make of it (mapcore.run_written), for a caller that wants only those and sets no values.
         Every translation of an event comes here: keep it quick."""
         fields: dict[str, Any] = event   # (typed for the compiled build: its lookups are then C calls)
-        plans: dict[tuple[object, object], Plan] = self._plans
-        try:   # the plan cached for the event's (event, type), without a call
-            plan = plans[(fields.get(_EVENT, _MISSING), fields.get(_TYPE, _MISSING))]
+        plans: dict[object, dict[object, Plan]] = self._plans
+        try:   # the plan cached for the event's (type, event), without a call
+            plan = plans[fields.get(_TYPE, _MISSING)][fields.get(_EVENT, _MISSING)]
         except (KeyError, TypeError):
             plan = self.plan(event)
         steps: tuple[Step, ...] = plan[0]

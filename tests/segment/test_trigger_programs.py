@@ -202,4 +202,4 @@ def test_a_translator_with_selectors_translates_as_with_closures():
         assert by_programs.translate(event) == expected, event
         matched += bool(expected.matched)
     assert matched > len(events) // 2
-    assert any(selector is not None for _, selector in by_programs._plans.values())
+    assert any(selector is not None for by_event in by_programs._plans.values() for _, selector in by_event.values())
